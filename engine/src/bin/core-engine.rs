@@ -1,0 +1,31 @@
+//! The core engine as a standalone service. `--help` lists every flag and its environment variable.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use engine::core_engine::{self, EngineArgs};
+
+/// Market Intel Brain core engine: synthetic market data and analytics over gRPC, traced with
+/// OpenTelemetry (OTEL_* environment variables; OTEL_SDK_DISABLED=true turns tracing off).
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = engine::telemetry::init_logging() {
+        eprintln!("core-engine: RUST_LOG: {error}");
+        return ExitCode::from(2);
+    }
+    match core_engine::run(cli.engine).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "core engine failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The core engine: `CoreEngineService` over gRPC, the standard gRPC health service, and Prometheus
+//! metrics on a separate HTTP port.
+
+mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+pub use service::{CoreEngine, FETCH_METHOD, SERVICE_NAME};
+
+use crate::duration::parse_duration;
+use crate::faults::{FaultArgs, Faults};
+use crate::market::Limits;
+use crate::metrics::EngineMetrics;
+use crate::proto::core_engine_service_server::CoreEngineServiceServer;
+use crate::ready::Ready;
+use crate::telemetry::Telemetry;
+
+/// The name the engine reports as `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
+pub const DEFAULT_SERVICE_NAME: &str = "core-engine";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// Address for gRPC; port 0 picks a free port (reported on the ready line)
+    #[arg(long, env = "ENGINE_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
+    pub grpc_listen: SocketAddr,
+    /// Address for the Prometheus endpoint GET /metrics; port 0 picks a free port
+    #[arg(long, env = "ENGINE_METRICS_LISTEN", default_value = "127.0.0.1:50052")]
+    pub metrics_listen: SocketAddr,
+    /// Largest request message accepted, in bytes; larger ones fail with OUT_OF_RANGE
+    #[arg(long, env = "ENGINE_MAX_REQUEST_BYTES", default_value_t = 64 * 1024)]
+    pub max_request_bytes: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish
+    #[arg(long, env = "ENGINE_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Serves until SIGTERM or SIGINT, then drains and flushes within the shutdown timeout.
+pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
+    let faults = Faults::new(&args.faults).map_err(anyhow::Error::msg)?;
+    let telemetry = Arc::new(Telemetry::from_env(DEFAULT_SERVICE_NAME)?);
+    let metrics = Arc::new(EngineMetrics::default());
+
+    let grpc_listener = TcpListener::bind(args.grpc_listen)
+        .await
+        .with_context(|| format!("binding the gRPC address {}", args.grpc_listen))?;
+    let metrics_listener = TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("binding the metrics address {}", args.metrics_listen))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CoreEngineServiceServer<CoreEngine>>()
+        .await;
+    let engine = CoreEngine::new(
+        Arc::clone(&telemetry),
+        Arc::clone(&metrics),
+        faults,
+        Limits::default(),
+    );
+    let stop = CancellationToken::new();
+    let mut grpc = tokio::spawn(
+        Server::builder()
+            .add_service(health_service)
+            .add_service(
+                CoreEngineServiceServer::new(engine)
+                    .max_decoding_message_size(args.max_request_bytes),
+            )
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+                stop.clone().cancelled_owned(),
+            ),
+    );
+    let metrics_app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = Arc::clone(&metrics);
+            async move { metrics.response() }
+        }),
+    );
+    let mut metrics_server = tokio::spawn(
+        axum::serve(metrics_listener, metrics_app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future(),
+    );
+
+    Ready::new(
+        DEFAULT_SERVICE_NAME,
+        telemetry.is_enabled(),
+        &[("grpc", grpc_addr), ("metrics", metrics_addr)],
+    )
+    .announce()
+    .context("writing the ready line to stdout")?;
+    tracing::info!(%grpc_addr, %metrics_addr, tracing = telemetry.is_enabled(), "core engine ready");
+
+    let outcome = tokio::select! {
+        signal = crate::shutdown::signal_received() => {
+            tracing::info!(signal = signal?, "shutting down");
+            Ok(())
+        }
+        ended = &mut grpc => Err(anyhow::anyhow!("gRPC server stopped unexpectedly: {ended:?}")),
+        ended = &mut metrics_server => Err(anyhow::anyhow!("metrics server stopped unexpectedly: {ended:?}")),
+    };
+    health
+        .set_not_serving::<CoreEngineServiceServer<CoreEngine>>()
+        .await;
+    stop.cancel();
+    let drained = tokio::time::timeout(args.shutdown_timeout, async {
+        let _ = (&mut grpc).await;
+        let _ = (&mut metrics_server).await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(timeout = ?args.shutdown_timeout, "in-flight requests did not finish in time; stopping anyway");
+        grpc.abort();
+        metrics_server.abort();
+    }
+    telemetry.shutdown(Duration::from_secs(5)).await;
+    outcome
+}

@@ -1,0 +1,245 @@
+//! The `CoreEngineService` implementation: validation, fault injection, the business stages, and the
+//! telemetry around them (one SERVER span per RPC, an INTERNAL span per stage, metrics, a log line).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use opentelemetry::trace::{FutureExt, SpanKind, Status as SpanStatus};
+use opentelemetry::{Context, KeyValue};
+use tonic::{Code, Request, Response, Status};
+
+use crate::faults::Faults;
+use crate::market::{self, Limits, MarketDataQuery, TICK_INTERVAL_MS};
+use crate::metrics::EngineMetrics;
+use crate::proto::core_engine_service_server::CoreEngineService;
+use crate::proto::{self, FetchMarketDataRequest, FetchMarketDataResponse};
+use crate::status::{code_name, is_server_error};
+use crate::telemetry::{self, MetadataExtractor, Telemetry, semconv};
+
+pub const SERVICE_NAME: &str = "core_engine.v1.CoreEngineService";
+pub const FETCH_METHOD: &str = "FetchMarketData";
+const FETCH_SPAN_NAME: &str = "core_engine.v1.CoreEngineService/FetchMarketData";
+
+pub struct CoreEngine {
+    telemetry: Arc<Telemetry>,
+    metrics: Arc<EngineMetrics>,
+    faults: Faults,
+    limits: Limits,
+}
+
+impl CoreEngine {
+    pub fn new(
+        telemetry: Arc<Telemetry>,
+        metrics: Arc<EngineMetrics>,
+        faults: Faults,
+        limits: Limits,
+    ) -> Self {
+        CoreEngine {
+            telemetry,
+            metrics,
+            faults,
+            limits,
+        }
+    }
+
+    fn start_server_span(&self, request: &Request<FetchMarketDataRequest>) -> Option<Context> {
+        let parent = self
+            .telemetry
+            .extract(&MetadataExtractor(request.metadata()))?;
+        self.telemetry.start_span(
+            &parent,
+            FETCH_SPAN_NAME,
+            SpanKind::Server,
+            vec![
+                KeyValue::new(semconv::RPC_SYSTEM, "grpc"),
+                KeyValue::new(semconv::RPC_SERVICE, SERVICE_NAME),
+                KeyValue::new(semconv::RPC_METHOD, FETCH_METHOD),
+            ],
+        )
+    }
+
+    /// Everything after span creation; runs with the server span as the current context.
+    async fn serve(
+        &self,
+        request: FetchMarketDataRequest,
+        span: Option<&Context>,
+        received: Instant,
+    ) -> Result<FetchMarketDataResponse, Status> {
+        let result = self.fetch(request, span).await;
+        let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        let elapsed_us = received.elapsed().as_micros() as u64;
+        match &result {
+            Ok(_) => tracing::info!(
+                rpc.method = FETCH_METHOD,
+                rpc.grpc.status = code_name(code),
+                elapsed_us,
+                "rpc completed"
+            ),
+            Err(status) => tracing::warn!(
+                rpc.method = FETCH_METHOD,
+                rpc.grpc.status = code_name(code),
+                elapsed_us,
+                error = status.message(),
+                "rpc failed"
+            ),
+        }
+        result
+    }
+
+    async fn fetch(
+        &self,
+        request: FetchMarketDataRequest,
+        span: Option<&Context>,
+    ) -> Result<FetchMarketDataResponse, Status> {
+        let delay = self.faults.delay(Instant::now());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let query = MarketDataQuery::from_request(&request, &self.limits)
+            .map_err(|invalid| Status::invalid_argument(invalid.to_string()))?;
+        if let Some(code) = self.faults.injected_error() {
+            return Err(Status::new(code, "injected fault"));
+        }
+        if span.is_some_and(telemetry::is_recording) {
+            self.faults.burn_traced_cpu();
+        }
+
+        let stage = self.stage_span(
+            span,
+            "market_data.load",
+            vec![
+                KeyValue::new("market.source_id", query.source.id()),
+                KeyValue::new("market.symbol_count", query.symbols.len() as i64),
+                KeyValue::new("market.window", i64::from(query.window)),
+            ],
+        );
+        let series: Vec<Vec<market::Tick>> = query
+            .symbols
+            .iter()
+            .map(|symbol| {
+                let mut ticks = Vec::new();
+                market::load_ticks(
+                    query.source,
+                    symbol,
+                    query.window,
+                    query.as_of_unix_ms,
+                    &mut ticks,
+                );
+                ticks
+            })
+            .collect();
+        end_stage(stage);
+
+        let stage = self.stage_span(
+            span,
+            "analytics.compute",
+            vec![KeyValue::new(
+                "market.ma_period_count",
+                query.ma_periods.len() as i64,
+            )],
+        );
+        let quotes = query
+            .symbols
+            .iter()
+            .zip(&series)
+            .map(|(symbol, ticks)| quote(&query, symbol, ticks))
+            .collect();
+        end_stage(stage);
+
+        Ok(FetchMarketDataResponse {
+            quotes,
+            source_id: query.source.id().to_owned(),
+            window: query.window,
+            request_id: request.request_id,
+        })
+    }
+
+    fn stage_span(
+        &self,
+        parent: Option<&Context>,
+        name: &'static str,
+        attributes: Vec<KeyValue>,
+    ) -> Option<Context> {
+        self.telemetry
+            .start_span(parent?, name, SpanKind::Internal, attributes)
+    }
+}
+
+fn end_stage(stage: Option<Context>) {
+    if let Some(cx) = stage {
+        telemetry::end_span(&cx, [], SpanStatus::Unset);
+    }
+}
+
+fn quote(query: &MarketDataQuery, symbol: &str, ticks: &[market::Tick]) -> proto::Quote {
+    let analysis = market::analyse(ticks, &query.ma_periods);
+    let half_spread = analysis.close * query.source.half_spread();
+    proto::Quote {
+        symbol: symbol.to_owned(),
+        currency: "USD".into(),
+        last: analysis.close,
+        bid: analysis.close - half_spread,
+        ask: analysis.close + half_spread,
+        ohlc: Some(proto::Ohlc {
+            open: analysis.open,
+            high: analysis.high,
+            low: analysis.low,
+            close: analysis.close,
+        }),
+        vwap: analysis.vwap,
+        volume: analysis.volume,
+        moving_averages: analysis
+            .moving_averages
+            .iter()
+            .map(|ma| proto::MovingAverage {
+                period: ma.period,
+                sma: ma.sma,
+                ema: ma.ema,
+            })
+            .collect(),
+        tick_count: ticks.len() as u32,
+        window_start_unix_ms: query.as_of_unix_ms - i64::from(query.window) * TICK_INTERVAL_MS,
+        window_end_unix_ms: query.as_of_unix_ms,
+        change_percent: if analysis.open == 0.0 {
+            0.0
+        } else {
+            (analysis.close / analysis.open - 1.0) * 100.0
+        },
+    }
+}
+
+#[tonic::async_trait]
+impl CoreEngineService for CoreEngine {
+    async fn fetch_market_data(
+        &self,
+        request: Request<FetchMarketDataRequest>,
+    ) -> Result<Response<FetchMarketDataResponse>, Status> {
+        let received = Instant::now();
+        let span = self.start_server_span(&request);
+        let request = request.into_inner();
+        let result = match &span {
+            Some(cx) => {
+                self.serve(request, Some(cx), received)
+                    .with_context(cx.clone())
+                    .await
+            }
+            None => self.serve(request, None, received).await,
+        };
+        let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        if let Some(cx) = &span {
+            let status = match &result {
+                Err(status) if is_server_error(code) => {
+                    SpanStatus::error(status.message().to_owned())
+                }
+                _ => SpanStatus::Unset,
+            };
+            telemetry::end_span(
+                cx,
+                [KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, code as i64)],
+                status,
+            );
+        }
+        self.metrics.observe(FETCH_METHOD, code, received.elapsed());
+        result.map(Response::new)
+    }
+}

@@ -1,0 +1,226 @@
+//! Faults the engine can be told to inject, so that scenarios and tests can show the harness
+//! catches what it claims to catch. All are off by default.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tonic::Code;
+
+use crate::duration::parse_duration;
+use crate::status::code_from_name;
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Fault injection (for scenarios and tests)")]
+pub struct FaultArgs {
+    /// Latency added to every request
+    #[arg(long, env = "ENGINE_FAULT_LATENCY", value_parser = parse_duration, default_value = "0ms")]
+    pub fault_latency: Duration,
+    /// Stall periodically: once in every period, hold all requests for --fault-stall-for
+    #[arg(long, env = "ENGINE_FAULT_STALL_EVERY", value_parser = parse_duration, requires = "fault_stall_for")]
+    pub fault_stall_every: Option<Duration>,
+    /// Length of each stall (at the end of each --fault-stall-every period)
+    #[arg(long, env = "ENGINE_FAULT_STALL_FOR", value_parser = parse_duration, requires = "fault_stall_every")]
+    pub fault_stall_for: Option<Duration>,
+    /// Share of requests, 0 to 1, answered with --fault-error-code (exactly: every 1/ratio-th one)
+    #[arg(long, env = "ENGINE_FAULT_ERROR_RATIO", value_parser = parse_ratio, default_value = "0")]
+    pub fault_error_ratio: f64,
+    /// gRPC code of injected errors, by name (e.g. UNAVAILABLE, INTERNAL)
+    #[arg(long, env = "ENGINE_FAULT_ERROR_CODE", value_parser = parse_error_code, default_value = "UNAVAILABLE")]
+    pub fault_error_code: Code,
+    /// Calibration only: CPU microseconds burnt per request whose span is sampled, to emulate a
+    /// known tracing cost
+    #[arg(long, env = "ENGINE_CALIBRATION_TRACED_CPU_US", default_value_t = 0)]
+    pub calibration_traced_cpu_us: u64,
+}
+
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{text:?} is not a ratio between 0 and 1")),
+    }
+}
+
+fn parse_error_code(text: &str) -> Result<Code, String> {
+    match code_from_name(text.trim()) {
+        Some(Code::Ok) => Err("OK is not an error code".into()),
+        Some(code) => Ok(code),
+        None => Err(format!(
+            "{text:?} is not a gRPC code name such as UNAVAILABLE"
+        )),
+    }
+}
+
+/// The engine's active faults.
+#[derive(Debug)]
+pub struct Faults {
+    latency: Duration,
+    stall: Option<Stall>,
+    error_ratio: f64,
+    error_code: Code,
+    traced_cpu: Duration,
+    started: Instant,
+    requests: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Stall {
+    every: Duration,
+    length: Duration,
+}
+
+impl Faults {
+    pub fn new(args: &FaultArgs) -> Result<Self, String> {
+        let stall = match (args.fault_stall_every, args.fault_stall_for) {
+            (Some(every), Some(length)) if length >= every || every.is_zero() => {
+                return Err(format!(
+                    "--fault-stall-for ({length:?}) must be shorter than --fault-stall-every ({every:?})"
+                ));
+            }
+            (Some(every), Some(length)) => Some(Stall { every, length }),
+            _ => None,
+        };
+        Ok(Faults {
+            latency: args.fault_latency,
+            stall,
+            error_ratio: args.fault_error_ratio,
+            error_code: args.fault_error_code,
+            traced_cpu: Duration::from_micros(args.calibration_traced_cpu_us),
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// How long a request arriving at `now` must wait: the fixed latency, plus what remains of
+    /// the stall in progress, if any.
+    pub fn delay(&self, now: Instant) -> Duration {
+        let stalled = self.stall.map_or(Duration::ZERO, |stall| {
+            let elapsed = now.saturating_duration_since(self.started).as_nanos();
+            let phase = Duration::from_nanos((elapsed % stall.every.as_nanos()) as u64);
+            let stall_starts = stall.every - stall.length;
+            if phase >= stall_starts {
+                stall.every - phase
+            } else {
+                Duration::ZERO
+            }
+        });
+        self.latency + stalled
+    }
+
+    /// The injected error for this request, if it is one of the chosen share.
+    ///
+    /// Request n fails when `floor((n + 1) × ratio)` steps past `floor(n × ratio)`: exactly
+    /// `ratio × N` failures among the first N requests, spread evenly, so tests can count them.
+    pub fn injected_error(&self) -> Option<Code> {
+        if self.error_ratio <= 0.0 {
+            return None;
+        }
+        let n = self.requests.fetch_add(1, Ordering::Relaxed) as f64;
+        let fails = ((n + 1.0) * self.error_ratio).floor() > (n * self.error_ratio).floor();
+        fails.then_some(self.error_code)
+    }
+
+    /// Calibration only: burns the configured CPU time on this thread. Callers invoke it for
+    /// sampled requests only, so that it stands for a known per-traced-request cost.
+    pub fn burn_traced_cpu(&self) {
+        if !self.traced_cpu.is_zero() {
+            burn_thread_cpu(self.traced_cpu);
+        }
+    }
+}
+
+/// Spins until this thread has used `amount` of CPU time. Measured on the thread's CPU clock, not
+/// the wall clock, so that preemption on a busy machine does not shorten the burn.
+fn burn_thread_cpu(amount: Duration) {
+    use nix::time::{ClockId, clock_gettime};
+    let now = || clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map(Duration::from);
+    let Ok(start) = now() else { return };
+    let mut spins = 0u64;
+    while now().is_ok_and(|t| t.saturating_sub(start) < amount) {
+        spins = std::hint::black_box(spins.wrapping_add(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        faults: FaultArgs,
+    }
+
+    fn faults(args: &[&str]) -> Result<Faults, String> {
+        let cli = Cli::try_parse_from(std::iter::once("engine").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Faults::new(&cli.faults)
+    }
+
+    #[test]
+    fn no_faults_by_default() {
+        let f = faults(&[]).expect("defaults");
+        assert_eq!(f.delay(Instant::now()), Duration::ZERO);
+        assert!((0..1_000).all(|_| f.injected_error().is_none()));
+    }
+
+    #[test]
+    fn error_ratio_is_exact_and_evenly_spread() {
+        let f = faults(&[
+            "--fault-error-ratio",
+            "0.25",
+            "--fault-error-code",
+            "internal",
+        ])
+        .expect("valid");
+        let outcomes: Vec<_> = (0..100).map(|_| f.injected_error()).collect();
+        assert_eq!(outcomes.iter().filter(|o| o.is_some()).count(), 25);
+        assert_eq!(outcomes[..4], [None, None, None, Some(Code::Internal)]);
+    }
+
+    #[test]
+    fn stall_holds_requests_until_the_end_of_the_window() {
+        let f = faults(&[
+            "--fault-stall-every",
+            "5s",
+            "--fault-stall-for",
+            "1s",
+            "--fault-latency",
+            "10ms",
+        ])
+        .expect("valid");
+        let at = |ms: u64| f.delay(f.started + Duration::from_millis(ms));
+        assert_eq!(at(0), Duration::from_millis(10));
+        assert_eq!(at(3_999), Duration::from_millis(10));
+        assert_eq!(at(4_000), Duration::from_millis(1_010));
+        assert_eq!(at(4_750), Duration::from_millis(260));
+        assert_eq!(at(5_000), Duration::from_millis(10));
+        assert_eq!(at(9_500), Duration::from_millis(510));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_named() {
+        let err = faults(&["--fault-error-ratio", "1.5"]).expect_err("refused");
+        assert!(
+            err.contains("--fault-error-ratio") && err.contains("not a ratio"),
+            "{err}"
+        );
+        let err = faults(&["--fault-error-code", "OK"]).expect_err("refused");
+        assert!(err.contains("OK is not an error code"), "{err}");
+        let err =
+            faults(&["--fault-stall-every", "1s", "--fault-stall-for", "2s"]).expect_err("refused");
+        assert!(err.contains("must be shorter"), "{err}");
+        let err = faults(&["--fault-stall-every", "1s"]).expect_err("refused");
+        assert!(err.contains("--fault-stall-for"), "{err}");
+    }
+
+    #[test]
+    fn burn_uses_at_least_the_asked_cpu_time() {
+        use nix::time::{ClockId, clock_gettime};
+        let cpu =
+            || Duration::from(clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).expect("clock"));
+        let before = cpu();
+        burn_thread_cpu(Duration::from_millis(5));
+        assert!(cpu() - before >= Duration::from_millis(5));
+    }
+}

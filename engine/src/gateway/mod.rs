@@ -1,0 +1,155 @@
+//! The API gateway: JSON over HTTP in front of the core engine's gRPC.
+
+mod api;
+mod listener;
+mod observe;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::Uri;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+pub use observe::X_TRACE_ID;
+
+use crate::duration::parse_duration;
+use crate::metrics::GatewayMetrics;
+use crate::proto::core_engine_service_client::CoreEngineServiceClient;
+use crate::ready::Ready;
+use crate::telemetry::Telemetry;
+
+/// The name the gateway reports as `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
+pub const DEFAULT_SERVICE_NAME: &str = "api-gateway";
+pub const FETCH_ROUTE: &str = "/api/v1/market-data/fetch";
+pub const METRICS_ROUTE: &str = "/api/v1/metrics";
+pub const HEALTH_ROUTE: &str = "/health";
+/// The traced, measured routes: the only values the `path` label and `http.route` take.
+const ROUTES: &[&str] = &[FETCH_ROUTE];
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// Address for the HTTP API and its metrics; port 0 picks a free port (reported on the ready line)
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The core engine's gRPC URL
+    #[arg(
+        long,
+        env = "GATEWAY_ENGINE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub engine_url: Uri,
+    /// Deadline for each engine call; past it the client gets 504
+    #[arg(long, env = "GATEWAY_ENGINE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub engine_timeout: Duration,
+    /// Largest request body accepted, in bytes; larger ones get 413
+    #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish
+    #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub shutdown_timeout: Duration,
+    /// Calibration only: do not pass the trace context to the engine, breaking the trace at that hop
+    #[arg(
+        long,
+        env = "GATEWAY_CALIBRATION_DROP_TRACE_CONTEXT",
+        help_heading = "Fault injection (for scenarios and tests)"
+    )]
+    pub calibration_drop_trace_context: bool,
+}
+
+/// What every request handler shares.
+pub struct Gateway {
+    telemetry: Arc<Telemetry>,
+    metrics: Arc<GatewayMetrics>,
+    engine: CoreEngineServiceClient<Channel>,
+    engine_url: Uri,
+    engine_timeout: Duration,
+    drop_trace_context: bool,
+}
+
+fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route(FETCH_ROUTE, post(api::fetch_market_data))
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            observe::observe,
+        ))
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    Router::new()
+        .route(
+            METRICS_ROUTE,
+            get(|State(gateway): State<Arc<Gateway>>| async move { gateway.metrics.response() }),
+        )
+        .route(
+            HEALTH_ROUTE,
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .merge(api)
+        .with_state(gateway)
+}
+
+/// Serves until SIGTERM or SIGINT, then drains and flushes within the shutdown timeout.
+pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    let telemetry = Arc::new(Telemetry::from_env(DEFAULT_SERVICE_NAME)?);
+    let metrics = Arc::new(GatewayMetrics::default());
+    let channel = Endpoint::from(args.engine_url.clone())
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .connect_lazy();
+    let gateway = Arc::new(Gateway {
+        telemetry: Arc::clone(&telemetry),
+        metrics: Arc::clone(&metrics),
+        engine: CoreEngineServiceClient::new(channel),
+        engine_url: args.engine_url.clone(),
+        engine_timeout: args.engine_timeout,
+        drop_trace_context: args.calibration_drop_trace_context,
+    });
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding the HTTP address {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let mut server = tokio::spawn(
+        axum::serve(
+            listener::CountingListener::new(listener, metrics),
+            router(gateway, args.max_body_bytes),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future(),
+    );
+
+    Ready::new(
+        DEFAULT_SERVICE_NAME,
+        telemetry.is_enabled(),
+        &[("http", addr)],
+    )
+    .announce()
+    .context("writing the ready line to stdout")?;
+    tracing::info!(%addr, engine = %args.engine_url, tracing = telemetry.is_enabled(), "api gateway ready");
+
+    let outcome = tokio::select! {
+        signal = crate::shutdown::signal_received() => {
+            tracing::info!(signal = signal?, "shutting down");
+            Ok(())
+        }
+        ended = &mut server => Err(anyhow::anyhow!("HTTP server stopped unexpectedly: {ended:?}")),
+    };
+    stop.cancel();
+    if tokio::time::timeout(args.shutdown_timeout, &mut server)
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?args.shutdown_timeout, "in-flight requests did not finish in time; stopping anyway");
+        server.abort();
+    }
+    telemetry.shutdown(Duration::from_secs(5)).await;
+    outcome
+}

@@ -1,0 +1,373 @@
+//! Prometheus metrics of both services, with the names the platform's dashboards and alerts use.
+//!
+//! Durations are histograms in seconds. Label values come from closed sets (gRPC code names, route
+//! templates, standard HTTP methods), so cardinality stays bounded whatever clients send.
+
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tonic::Code;
+
+use crate::status::code_name;
+
+/// Bucket bounds in seconds: fine below 10 ms, where these services live, up to 10 s for stalls.
+pub const LATENCY_BUCKETS: [f64; 18] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+fn histogram_family<L: Clone + std::hash::Hash + Eq>() -> HistogramFamily<L> {
+    Family::new_with_constructor(latency_histogram)
+}
+
+/// The exposition as an HTTP response in Prometheus text format 0.0.4.
+fn exposition(registry: &Registry) -> Response {
+    let mut body = String::with_capacity(8 * 1024);
+    match prometheus_text::encode(&mut body, registry) {
+        Ok(()) => ([(CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], body).into_response(),
+        Err(_) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding metrics failed",
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrpcLabels {
+    method: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrpcErrorLabels {
+    method: &'static str,
+    error_type: String,
+}
+
+/// The core engine's metrics.
+pub struct EngineMetrics {
+    registry: Registry,
+    requests: Counter,
+    errors: Counter,
+    duration: Histogram,
+    grpc_requests: Family<GrpcLabels, Counter>,
+    grpc_duration: HistogramFamily<MethodLabels>,
+    grpc_errors: Family<GrpcErrorLabels, Counter>,
+}
+
+impl Default for EngineMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Counter::default();
+        let errors = Counter::default();
+        let duration = latency_histogram();
+        let grpc_requests = Family::default();
+        let grpc_duration = histogram_family();
+        let grpc_errors = Family::default();
+        registry.register("requests", "RPCs handled", requests.clone());
+        registry.register(
+            "errors",
+            "RPCs answered with a status other than OK",
+            errors.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to handle an RPC",
+            duration.clone(),
+        );
+        registry.register(
+            "grpc_requests",
+            "RPCs handled, by method and status code",
+            grpc_requests.clone(),
+        );
+        registry.register(
+            "grpc_request_duration_seconds",
+            "Time to handle an RPC, by method",
+            grpc_duration.clone(),
+        );
+        registry.register(
+            "grpc_errors",
+            "RPCs answered with a status other than OK, by method and error type",
+            grpc_errors.clone(),
+        );
+        EngineMetrics {
+            registry,
+            requests,
+            errors,
+            duration,
+            grpc_requests,
+            grpc_duration,
+            grpc_errors,
+        }
+    }
+}
+
+impl EngineMetrics {
+    pub fn observe(&self, method: &'static str, code: Code, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        self.requests.inc();
+        self.duration.observe(seconds);
+        let status = code_name(code);
+        self.grpc_requests
+            .get_or_create(&GrpcLabels { method, status })
+            .inc();
+        self.grpc_duration
+            .get_or_create(&MethodLabels { method })
+            .observe(seconds);
+        if code != Code::Ok {
+            self.errors.inc();
+            self.grpc_errors
+                .get_or_create(&GrpcErrorLabels {
+                    method,
+                    error_type: status.to_ascii_lowercase(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn response(&self) -> Response {
+        exposition(&self.registry)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: &'static str,
+    path: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    path: &'static str,
+}
+
+/// The API gateway's metrics.
+pub struct GatewayMetrics {
+    registry: Registry,
+    requests: Counter,
+    errors: Counter,
+    duration: Histogram,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily<RouteLabels>,
+    http_errors: Family<HttpLabels, Counter>,
+    connections_active: Gauge<i64, AtomicI64>,
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Counter::default();
+        let errors = Counter::default();
+        let duration = latency_histogram();
+        let http_requests = Family::default();
+        let http_duration = histogram_family();
+        let http_errors = Family::default();
+        let connections_active = Gauge::default();
+        registry.register("requests", "API requests handled", requests.clone());
+        registry.register(
+            "errors",
+            "API requests answered with status 400 or above",
+            errors.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to handle an API request",
+            duration.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "API requests handled, by method, route template and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to handle an API request, by method and route template",
+            http_duration.clone(),
+        );
+        registry.register(
+            "http_errors",
+            "API requests answered with status 400 or above, by method, route template and status",
+            http_errors.clone(),
+        );
+        registry.register(
+            "http_connections_active",
+            "Open client connections to the API port",
+            connections_active.clone(),
+        );
+        GatewayMetrics {
+            registry,
+            requests,
+            errors,
+            duration,
+            http_requests,
+            http_duration,
+            http_errors,
+            connections_active,
+        }
+    }
+}
+
+impl GatewayMetrics {
+    /// `method` and `path` must come from closed sets: see [`http_method_label`] and the router's
+    /// route templates.
+    pub fn observe(
+        &self,
+        method: &'static str,
+        path: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let seconds = elapsed.as_secs_f64();
+        self.requests.inc();
+        self.duration.observe(seconds);
+        let labels = HttpLabels {
+            method,
+            path,
+            status,
+        };
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_duration
+            .get_or_create(&RouteLabels { method, path })
+            .observe(seconds);
+        if status >= 400 {
+            self.errors.inc();
+            self.http_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Counts a connection as open until the returned guard drops.
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.connections_active.inc();
+        ConnectionGuard(self.connections_active.clone())
+    }
+
+    pub fn response(&self) -> Response {
+        exposition(&self.registry)
+    }
+}
+
+/// Decrements `http_connections_active` when the connection it belongs to closes.
+pub struct ConnectionGuard(Gauge<i64, AtomicI64>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The method as a label: the standard methods by name, anything else as `_OTHER` (as the HTTP
+/// semantic conventions do), so that clients cannot grow the label set.
+pub fn http_method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn engine_exposes_the_report_names() {
+        let metrics = EngineMetrics::default();
+        metrics.observe("FetchMarketData", Code::Ok, Duration::from_millis(2));
+        metrics.observe(
+            "FetchMarketData",
+            Code::InvalidArgument,
+            Duration::from_micros(50),
+        );
+        let text = body(metrics.response()).await;
+        for line in [
+            "requests_total 2",
+            "errors_total 1",
+            "request_duration_seconds_count 2",
+            "grpc_requests_total{method=\"FetchMarketData\",status=\"OK\"} 1",
+            "grpc_requests_total{method=\"FetchMarketData\",status=\"INVALID_ARGUMENT\"} 1",
+            "grpc_request_duration_seconds_count{method=\"FetchMarketData\"} 2",
+            "grpc_errors_total{method=\"FetchMarketData\",error_type=\"invalid_argument\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn gateway_exposes_the_report_names() {
+        let metrics = GatewayMetrics::default();
+        let path = "/api/v1/market-data/fetch";
+        metrics.observe("POST", path, 200, Duration::from_millis(3));
+        metrics.observe("POST", path, 503, Duration::from_millis(1));
+        let guard = metrics.connection_opened();
+        let text = body(metrics.response()).await;
+        for line in [
+            "requests_total 2",
+            "errors_total 1",
+            "request_duration_seconds_count 2",
+            "http_requests_total{method=\"POST\",path=\"/api/v1/market-data/fetch\",status=\"200\"} 1",
+            "http_errors_total{method=\"POST\",path=\"/api/v1/market-data/fetch\",status=\"503\"} 1",
+            "http_request_duration_seconds_count{method=\"POST\",path=\"/api/v1/market-data/fetch\"} 2",
+            "http_connections_active 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        drop(guard);
+        assert!(
+            body(metrics.response())
+                .await
+                .lines()
+                .any(|l| l == "http_connections_active 0")
+        );
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let odd = axum::http::Method::from_bytes(b"BREW").expect("token");
+        assert_eq!(http_method_label(&odd), "_OTHER");
+        assert_eq!(http_method_label(&axum::http::Method::POST), "POST");
+    }
+}

@@ -1,0 +1,190 @@
+//! OpenTelemetry tracing for both services, through the OTel API directly.
+//!
+//! The `tracing` bridge costs 2.5–4× as much per span (see ECOSYSTEM.md), so spans are made with the
+//! OTel API and `tracing` is used for logs only. With `OTEL_SDK_DISABLED=true` no provider exists and
+//! every entry point here returns before doing any span or propagation work.
+
+mod logging;
+mod propagation;
+pub mod semconv;
+
+use std::time::Duration;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, TracerProvider};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+
+pub use logging::init_logging;
+pub use propagation::{MetadataExtractor, MetadataInjector};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("building the OTLP span exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+}
+
+/// The tracing state of one service: present when tracing is on, absent (and free) when it is off.
+pub struct Telemetry {
+    tracing: Option<Tracing>,
+}
+
+struct Tracing {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    propagator: TraceContextPropagator,
+}
+
+impl Telemetry {
+    /// Sets tracing up from the standard `OTEL_*` environment variables.
+    ///
+    /// The SDK reads the exporter endpoint, sampler, batch settings and resource attributes itself;
+    /// nothing is set in code that the environment should be able to override. Must be called inside
+    /// a Tokio runtime, which the gRPC exporter needs.
+    pub fn from_env(default_service_name: &str) -> Result<Self, TelemetryError> {
+        if sdk_disabled(std::env::var("OTEL_SDK_DISABLED").ok().as_deref()) {
+            return Ok(Telemetry::disabled());
+        }
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?;
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource(default_service_name))
+            .build();
+        let tracer = provider.tracer(default_service_name.to_owned());
+        Ok(Telemetry {
+            tracing: Some(Tracing {
+                provider,
+                tracer,
+                propagator: TraceContextPropagator::new(),
+            }),
+        })
+    }
+
+    pub fn disabled() -> Self {
+        Telemetry { tracing: None }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.tracing.is_some()
+    }
+
+    /// The remote parent carried by `carrier`, or `None` when tracing is off.
+    pub fn extract(&self, carrier: &dyn Extractor) -> Option<Context> {
+        let tracing = self.tracing.as_ref()?;
+        Some(tracing.propagator.extract(carrier))
+    }
+
+    /// Writes `cx`'s span into `carrier` as W3C `traceparent`/`tracestate`.
+    pub fn inject(&self, cx: &Context, carrier: &mut dyn Injector) {
+        if let Some(tracing) = &self.tracing {
+            tracing.propagator.inject_context(cx, carrier);
+        }
+    }
+
+    /// Starts a span under `parent` and returns the context that holds it; end it with
+    /// [`end_span`]. `None` when tracing is off.
+    pub fn start_span(
+        &self,
+        parent: &Context,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+    ) -> Option<Context> {
+        let tracing = self.tracing.as_ref()?;
+        let span = SpanBuilder::from_name(name)
+            .with_kind(kind)
+            .with_attributes(attributes)
+            .start_with_context(&tracing.tracer, parent);
+        Some(parent.with_span(span))
+    }
+
+    /// Flushes queued spans and stops the exporter, giving up after `timeout`.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let Some(tracing) = &self.tracing else { return };
+        let provider = tracing.provider.clone();
+        // The SDK's shutdown blocks on the exporter's thread; keep it off the async workers.
+        let flushed =
+            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
+        match flushed {
+            Ok(Ok(())) => tracing::info!("trace exporter flushed and stopped"),
+            Ok(Err(error)) => tracing::warn!(%error, "trace exporter did not shut down cleanly"),
+            Err(error) => tracing::warn!(%error, "trace exporter shutdown task failed"),
+        }
+    }
+}
+
+/// Records the outcome on the span held by `cx` and ends it.
+pub fn end_span(cx: &Context, attributes: impl IntoIterator<Item = KeyValue>, status: Status) {
+    let span = cx.span();
+    span.set_attributes(attributes);
+    if status != Status::Unset {
+        span.set_status(status);
+    }
+    span.end();
+}
+
+/// Hex trace id of the sampled or unsampled span in `cx`, if it has a valid one.
+pub fn trace_id(cx: &Context) -> Option<String> {
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| sc.trace_id().to_string())
+}
+
+/// Whether the span in `cx` is being recorded (sampled in), i.e. its work is real.
+pub fn is_recording(cx: &Context) -> bool {
+    cx.span().is_recording()
+}
+
+/// `OTEL_SDK_DISABLED` as the specification reads it: only a case-insensitive `true` disables.
+fn sdk_disabled(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// The SDK's resource from the environment, with our own service name where the environment gives
+/// none (the SDK's fallback would be `unknown_service`).
+fn resource(default_service_name: &str) -> Resource {
+    let from_env = Resource::builder().build();
+    let named = from_env
+        .get(&opentelemetry::Key::from_static_str("service.name"))
+        .is_some_and(|name| !name.as_str().starts_with("unknown_service"));
+    if named {
+        from_env
+    } else {
+        Resource::builder()
+            .with_service_name(default_service_name.to_owned())
+            .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_true_disables_the_sdk() {
+        assert!(sdk_disabled(Some("true")));
+        assert!(sdk_disabled(Some(" TRUE ")));
+        for value in [None, Some(""), Some("false"), Some("1"), Some("yes")] {
+            assert!(!sdk_disabled(value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn disabled_telemetry_does_no_span_work() {
+        let telemetry = Telemetry::disabled();
+        let headers = std::collections::HashMap::from([(
+            "traceparent".to_owned(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+        )]);
+        assert!(telemetry.extract(&headers).is_none());
+        assert!(
+            telemetry
+                .start_span(&Context::new(), "x", SpanKind::Server, vec![])
+                .is_none()
+        );
+    }
+}
