@@ -21,7 +21,7 @@ pub struct FaultArgs {
     /// Length of each stall (at the end of each --fault-stall-every period)
     #[arg(long, env = "ENGINE_FAULT_STALL_FOR", value_parser = parse_duration, requires = "fault_stall_every")]
     pub fault_stall_for: Option<Duration>,
-    /// Share of requests, 0 to 1, answered with --fault-error-code (exactly: every 1/ratio-th one)
+    /// Share of valid requests, 0 to 1, answered with --fault-error-code (exactly: every 1/ratio-th one)
     #[arg(long, env = "ENGINE_FAULT_ERROR_RATIO", value_parser = parse_ratio, default_value = "0")]
     pub fault_error_ratio: f64,
     /// gRPC code of injected errors, by name (e.g. UNAVAILABLE, INTERNAL)

@@ -4,6 +4,7 @@
 //! templates, standard HTTP methods), so cardinality stays bounded whatever clients send.
 
 use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::header::CONTENT_TYPE;
@@ -62,7 +63,7 @@ struct MethodLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GrpcErrorLabels {
     method: &'static str,
-    error_type: String,
+    error_type: &'static str,
 }
 
 /// The core engine's metrics.
@@ -71,6 +72,7 @@ pub struct EngineMetrics {
     requests: Counter,
     errors: Counter,
     duration: Histogram,
+    in_flight: Gauge<i64, AtomicI64>,
     grpc_requests: Family<GrpcLabels, Counter>,
     grpc_duration: HistogramFamily<MethodLabels>,
     grpc_errors: Family<GrpcErrorLabels, Counter>,
@@ -82,6 +84,7 @@ impl Default for EngineMetrics {
         let requests = Counter::default();
         let errors = Counter::default();
         let duration = latency_histogram();
+        let in_flight = Gauge::default();
         let grpc_requests = Family::default();
         let grpc_duration = histogram_family();
         let grpc_errors = Family::default();
@@ -95,6 +98,11 @@ impl Default for EngineMetrics {
             "request_duration_seconds",
             "Time to handle an RPC",
             duration.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "RPCs being handled now",
+            in_flight.clone(),
         );
         registry.register(
             "grpc_requests",
@@ -116,6 +124,7 @@ impl Default for EngineMetrics {
             requests,
             errors,
             duration,
+            in_flight,
             grpc_requests,
             grpc_duration,
             grpc_errors,
@@ -124,30 +133,96 @@ impl Default for EngineMetrics {
 }
 
 impl EngineMetrics {
-    pub fn observe(&self, method: &'static str, code: Code, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        self.requests.inc();
-        self.duration.observe(seconds);
-        let status = code_name(code);
-        self.grpc_requests
-            .get_or_create(&GrpcLabels { method, status })
-            .inc();
-        self.grpc_duration
-            .get_or_create(&MethodLabels { method })
-            .observe(seconds);
-        if code != Code::Ok {
-            self.errors.inc();
-            self.grpc_errors
-                .get_or_create(&GrpcErrorLabels {
-                    method,
-                    error_type: status.to_ascii_lowercase(),
-                })
-                .inc();
+    /// Handles for one RPC method, so that the request path touches atomics only.
+    pub fn rpc(self: &Arc<Self>, method: &'static str) -> RpcMetrics {
+        RpcMetrics {
+            method,
+            duration: self
+                .grpc_duration
+                .get_or_create(&MethodLabels { method })
+                .clone(),
+            by_code: std::array::from_fn(|_| OnceLock::new()),
+            errors_by_code: std::array::from_fn(|_| OnceLock::new()),
+            all: Arc::clone(self),
         }
     }
 
     pub fn response(&self) -> Response {
         exposition(&self.registry)
+    }
+}
+
+const GRPC_CODES: usize = 17;
+
+/// One method's metric handles, created on first use per status code and cached.
+pub struct RpcMetrics {
+    method: &'static str,
+    duration: Histogram,
+    by_code: [OnceLock<Counter>; GRPC_CODES],
+    errors_by_code: [OnceLock<Counter>; GRPC_CODES],
+    all: Arc<EngineMetrics>,
+}
+
+impl RpcMetrics {
+    /// Counts an RPC as in flight until [`RpcMetrics::finished`].
+    pub fn started(&self) {
+        self.all.in_flight.inc();
+    }
+
+    pub fn finished(&self, code: Code, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let all = &self.all;
+        all.in_flight.dec();
+        all.requests.inc();
+        all.duration.observe(seconds);
+        self.duration.observe(seconds);
+        let index = (code as usize).min(GRPC_CODES - 1);
+        self.by_code[index]
+            .get_or_init(|| {
+                all.grpc_requests
+                    .get_or_create(&GrpcLabels {
+                        method: self.method,
+                        status: code_name(code),
+                    })
+                    .clone()
+            })
+            .inc();
+        if code != Code::Ok {
+            all.errors.inc();
+            self.errors_by_code[index]
+                .get_or_init(|| {
+                    all.grpc_errors
+                        .get_or_create(&GrpcErrorLabels {
+                            method: self.method,
+                            error_type: error_type(code),
+                        })
+                        .clone()
+                })
+                .inc();
+        }
+    }
+}
+
+/// The `error_type` label: the code name in lower case.
+fn error_type(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
     }
 }
 
@@ -309,13 +384,12 @@ mod tests {
 
     #[tokio::test]
     async fn engine_exposes_the_report_names() {
-        let metrics = EngineMetrics::default();
-        metrics.observe("FetchMarketData", Code::Ok, Duration::from_millis(2));
-        metrics.observe(
-            "FetchMarketData",
-            Code::InvalidArgument,
-            Duration::from_micros(50),
-        );
+        let metrics = Arc::new(EngineMetrics::default());
+        let rpc = metrics.rpc("FetchMarketData");
+        for code in [Code::Ok, Code::InvalidArgument] {
+            rpc.started();
+            rpc.finished(code, Duration::from_micros(50));
+        }
         let text = body(metrics.response()).await;
         for line in [
             "requests_total 2",
@@ -325,11 +399,24 @@ mod tests {
             "grpc_requests_total{method=\"FetchMarketData\",status=\"INVALID_ARGUMENT\"} 1",
             "grpc_request_duration_seconds_count{method=\"FetchMarketData\"} 2",
             "grpc_errors_total{method=\"FetchMarketData\",error_type=\"invalid_argument\"} 1",
+            "requests_in_flight 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
             );
+        }
+        assert!(
+            !text.contains("UNAVAILABLE"),
+            "no series for codes never seen"
+        );
+    }
+
+    #[test]
+    fn error_types_are_the_lower_case_code_names() {
+        for i in 0..GRPC_CODES as i32 {
+            let code = Code::from_i32(i);
+            assert_eq!(error_type(code), code_name(code).to_ascii_lowercase());
         }
     }
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-pub use service::{CoreEngine, FETCH_METHOD, SERVICE_NAME};
+pub use service::{CoreEngine, FETCH_METHOD, FETCH_SPAN_NAME, SERVICE_NAME};
 
 use crate::duration::parse_duration;
 use crate::faults::{FaultArgs, Faults};
@@ -23,6 +23,7 @@ use crate::market::Limits;
 use crate::metrics::EngineMetrics;
 use crate::proto::core_engine_service_server::CoreEngineServiceServer;
 use crate::ready::Ready;
+use crate::shutdown::{Signals, drain, unexpected_stop};
 use crate::telemetry::Telemetry;
 
 /// The name the engine reports as `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
@@ -46,6 +47,9 @@ pub struct EngineArgs {
     pub faults: FaultArgs,
 }
 
+/// How long queued spans may take to reach the exporter's endpoint at shutdown.
+pub(crate) const SPAN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves until SIGTERM or SIGINT, then drains and flushes within the shutdown timeout.
 pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     let faults = Faults::new(&args.faults).map_err(anyhow::Error::msg)?;
@@ -65,25 +69,19 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     health
         .set_serving::<CoreEngineServiceServer<CoreEngine>>()
         .await;
-    let engine = CoreEngine::new(
-        Arc::clone(&telemetry),
-        Arc::clone(&metrics),
-        faults,
-        Limits::default(),
-    );
+    let engine = CoreEngine::new(Arc::clone(&telemetry), &metrics, faults, Limits::default());
+    let mut signals = Signals::install().context("installing the SIGTERM and SIGINT handlers")?;
     let stop = CancellationToken::new();
-    let mut grpc = tokio::spawn(
-        Server::builder()
-            .add_service(health_service)
-            .add_service(
-                CoreEngineServiceServer::new(engine)
-                    .max_decoding_message_size(args.max_request_bytes),
-            )
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
-                stop.clone().cancelled_owned(),
-            ),
-    );
+    let grpc_server = Server::builder()
+        .add_service(health_service)
+        .add_service(
+            CoreEngineServiceServer::new(engine).max_decoding_message_size(args.max_request_bytes),
+        )
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+            stop.clone().cancelled_owned(),
+        );
+    let mut grpc = tokio::spawn(async move { grpc_server.await.context("gRPC server") });
     let metrics_app = Router::new().route(
         "/metrics",
         get(move || {
@@ -91,11 +89,10 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
             async move { metrics.response() }
         }),
     );
-    let mut metrics_server = tokio::spawn(
-        axum::serve(metrics_listener, metrics_app)
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .into_future(),
-    );
+    let metrics_http = axum::serve(metrics_listener, metrics_app)
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let mut metrics_server =
+        tokio::spawn(async move { metrics_http.await.context("metrics server") });
 
     Ready::new(
         DEFAULT_SERVICE_NAME,
@@ -107,27 +104,18 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     tracing::info!(%grpc_addr, %metrics_addr, tracing = telemetry.is_enabled(), "core engine ready");
 
     let outcome = tokio::select! {
-        signal = crate::shutdown::signal_received() => {
-            tracing::info!(signal = signal?, "shutting down");
+        signal = signals.recv() => {
+            tracing::info!(signal, "shutting down");
             Ok(())
         }
-        ended = &mut grpc => Err(anyhow::anyhow!("gRPC server stopped unexpectedly: {ended:?}")),
-        ended = &mut metrics_server => Err(anyhow::anyhow!("metrics server stopped unexpectedly: {ended:?}")),
+        ended = &mut grpc => Err(unexpected_stop(ended)),
+        ended = &mut metrics_server => Err(unexpected_stop(ended)),
     };
     health
         .set_not_serving::<CoreEngineServiceServer<CoreEngine>>()
         .await;
     stop.cancel();
-    let drained = tokio::time::timeout(args.shutdown_timeout, async {
-        let _ = (&mut grpc).await;
-        let _ = (&mut metrics_server).await;
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(timeout = ?args.shutdown_timeout, "in-flight requests did not finish in time; stopping anyway");
-        grpc.abort();
-        metrics_server.abort();
-    }
-    telemetry.shutdown(Duration::from_secs(5)).await;
+    drain(args.shutdown_timeout, [grpc, metrics_server]).await;
+    telemetry.shutdown(SPAN_FLUSH_TIMEOUT).await;
     outcome
 }

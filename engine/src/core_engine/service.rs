@@ -10,7 +10,7 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::faults::Faults;
 use crate::market::{self, Limits, MarketDataQuery, TICK_INTERVAL_MS};
-use crate::metrics::EngineMetrics;
+use crate::metrics::{EngineMetrics, RpcMetrics};
 use crate::proto::core_engine_service_server::CoreEngineService;
 use crate::proto::{self, FetchMarketDataRequest, FetchMarketDataResponse};
 use crate::status::{code_name, is_server_error};
@@ -18,11 +18,17 @@ use crate::telemetry::{self, MetadataExtractor, Telemetry, semconv};
 
 pub const SERVICE_NAME: &str = "core_engine.v1.CoreEngineService";
 pub const FETCH_METHOD: &str = "FetchMarketData";
-const FETCH_SPAN_NAME: &str = "core_engine.v1.CoreEngineService/FetchMarketData";
+/// The RPC span name, `{service}/{method}` as the RPC conventions have it.
+pub const FETCH_SPAN_NAME: &str = "core_engine.v1.CoreEngineService/FetchMarketData";
+
+/// Requests loading more ticks than this run on the blocking pool, so that a multi-millisecond
+/// computation does not hold one of the few async workers (and, with it, other requests, health
+/// checks and scrapes). Smaller ones run inline, where a thread hand-off would cost more than the work.
+const INLINE_WORK_MAX_TICKS: u64 = 100_000;
 
 pub struct CoreEngine {
     telemetry: Arc<Telemetry>,
-    metrics: Arc<EngineMetrics>,
+    metrics: RpcMetrics,
     faults: Faults,
     limits: Limits,
 }
@@ -30,13 +36,13 @@ pub struct CoreEngine {
 impl CoreEngine {
     pub fn new(
         telemetry: Arc<Telemetry>,
-        metrics: Arc<EngineMetrics>,
+        metrics: &Arc<EngineMetrics>,
         faults: Faults,
         limits: Limits,
     ) -> Self {
         CoreEngine {
             telemetry,
-            metrics,
+            metrics: metrics.rpc(FETCH_METHOD),
             faults,
             limits,
         }
@@ -104,8 +110,39 @@ impl CoreEngine {
             self.faults.burn_traced_cpu();
         }
 
+        let (source_id, window) = (query.source.id().to_owned(), query.window);
+        let work = Work {
+            telemetry: Arc::clone(&self.telemetry),
+            span: span.cloned(),
+            query,
+        };
+        let quotes = if work.query.total_ticks() <= INLINE_WORK_MAX_TICKS {
+            work.run()
+        } else {
+            tokio::task::spawn_blocking(move || work.run())
+                .await
+                .map_err(|error| Status::internal(format!("computation failed: {error}")))?
+        };
+        Ok(FetchMarketDataResponse {
+            quotes,
+            source_id,
+            window,
+            request_id: request.request_id,
+        })
+    }
+}
+
+/// The business stages of one request, each under its own INTERNAL span.
+struct Work {
+    telemetry: Arc<Telemetry>,
+    span: Option<Context>,
+    query: MarketDataQuery,
+}
+
+impl Work {
+    fn run(self) -> Vec<proto::Quote> {
+        let query = &self.query;
         let stage = self.stage_span(
-            span,
             "market_data.load",
             vec![
                 KeyValue::new("market.source_id", query.source.id()),
@@ -131,7 +168,6 @@ impl CoreEngine {
         end_stage(stage);
 
         let stage = self.stage_span(
-            span,
             "analytics.compute",
             vec![KeyValue::new(
                 "market.ma_period_count",
@@ -142,26 +178,15 @@ impl CoreEngine {
             .symbols
             .iter()
             .zip(&series)
-            .map(|(symbol, ticks)| quote(&query, symbol, ticks))
+            .map(|(symbol, ticks)| quote(query, symbol, ticks))
             .collect();
         end_stage(stage);
-
-        Ok(FetchMarketDataResponse {
-            quotes,
-            source_id: query.source.id().to_owned(),
-            window: query.window,
-            request_id: request.request_id,
-        })
+        quotes
     }
 
-    fn stage_span(
-        &self,
-        parent: Option<&Context>,
-        name: &'static str,
-        attributes: Vec<KeyValue>,
-    ) -> Option<Context> {
+    fn stage_span(&self, name: &'static str, attributes: Vec<KeyValue>) -> Option<Context> {
         self.telemetry
-            .start_span(parent?, name, SpanKind::Internal, attributes)
+            .start_span(self.span.as_ref()?, name, SpanKind::Internal, attributes)
     }
 }
 
@@ -215,9 +240,10 @@ impl CoreEngineService for CoreEngine {
         request: Request<FetchMarketDataRequest>,
     ) -> Result<Response<FetchMarketDataResponse>, Status> {
         let received = Instant::now();
-        let span = self.start_server_span(&request);
+        let mut rpc =
+            RpcObservation::start(&self.metrics, self.start_server_span(&request), received);
         let request = request.into_inner();
-        let result = match &span {
+        let result = match &rpc.span {
             Some(cx) => {
                 self.serve(request, Some(cx), received)
                     .with_context(cx.clone())
@@ -225,12 +251,44 @@ impl CoreEngineService for CoreEngine {
             }
             None => self.serve(request, None, received).await,
         };
-        let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
-        if let Some(cx) = &span {
-            let status = match &result {
-                Err(status) if is_server_error(code) => {
-                    SpanStatus::error(status.message().to_owned())
-                }
+        rpc.finish(&result);
+        result.map(Response::new)
+    }
+}
+
+/// Records an RPC's metrics and ends its span exactly once: when it completes, or, if its future
+/// is dropped first (the caller's deadline passed, the connection reset), as CANCELLED, so that
+/// abandoned requests are counted too.
+struct RpcObservation<'a> {
+    metrics: &'a RpcMetrics,
+    span: Option<Context>,
+    received: Instant,
+    finished: bool,
+}
+
+impl<'a> RpcObservation<'a> {
+    fn start(metrics: &'a RpcMetrics, span: Option<Context>, received: Instant) -> Self {
+        metrics.started();
+        RpcObservation {
+            metrics,
+            span,
+            received,
+            finished: false,
+        }
+    }
+
+    fn finish<T>(&mut self, result: &Result<T, Status>) {
+        match result {
+            Ok(_) => self.record(Code::Ok, None),
+            Err(status) => self.record(status.code(), Some(status.message())),
+        }
+    }
+
+    fn record(&mut self, code: Code, message: Option<&str>) {
+        self.finished = true;
+        if let Some(cx) = &self.span {
+            let status = match message {
+                Some(message) if is_server_error(code) => SpanStatus::error(message.to_owned()),
                 _ => SpanStatus::Unset,
             };
             telemetry::end_span(
@@ -239,7 +297,16 @@ impl CoreEngineService for CoreEngine {
                 status,
             );
         }
-        self.metrics.observe(FETCH_METHOD, code, received.elapsed());
-        result.map(Response::new)
+        self.metrics.finished(code, self.received.elapsed());
+    }
+}
+
+impl Drop for RpcObservation<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _attached = self.span.clone().map(Context::attach);
+            tracing::warn!(rpc.method = FETCH_METHOD, "rpc abandoned before completion");
+            self.record(Code::Cancelled, Some("abandoned before completion"));
+        }
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tonic::Code;
 
 use super::Gateway;
-use crate::core_engine::{FETCH_METHOD, SERVICE_NAME};
+use crate::core_engine::{FETCH_METHOD, FETCH_SPAN_NAME, SERVICE_NAME};
 use crate::proto;
 use crate::status::{code_name, http_status};
 use crate::telemetry::{self, MetadataInjector, semconv};
@@ -198,6 +198,7 @@ pub async fn fetch_market_data(
 ) -> Result<Json<FetchResponse>, ApiError> {
     let Json(body) = body?;
     let mut request = tonic::Request::new(proto::FetchMarketDataRequest::from(body));
+    // Tell the engine the deadline too, so that it stops working on an answer nobody awaits.
     request.set_timeout(gateway.engine_timeout);
     let span = start_client_span(&gateway);
     if let Some(cx) = &span {
@@ -209,7 +210,15 @@ pub async fn fetch_market_data(
                 .inject(cx, &mut MetadataInjector(request.metadata_mut()));
         }
     }
-    let result = gateway.engine.clone().fetch_market_data(request).await;
+    let mut engine = gateway.engine.clone();
+    let call = engine.fetch_market_data(request);
+    let result = match tokio::time::timeout(gateway.engine_timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+            "the engine did not answer within {:?}",
+            gateway.engine_timeout
+        ))),
+    };
     if let Some(cx) = &span {
         let code = result
             .as_ref()
@@ -236,25 +245,41 @@ fn start_client_span(gateway: &Gateway) -> Option<Context> {
     if !gateway.telemetry.is_enabled() {
         return None;
     }
-    let mut attributes = vec![
+    let mut attributes = Vec::with_capacity(3 + gateway.engine_peer.len());
+    attributes.extend([
         KeyValue::new(semconv::RPC_SYSTEM, "grpc"),
         KeyValue::new(semconv::RPC_SERVICE, SERVICE_NAME),
         KeyValue::new(semconv::RPC_METHOD, FETCH_METHOD),
-    ];
-    if let Some(host) = gateway.engine_url.host() {
-        attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
-    }
-    if let Some(port) = gateway.engine_url.port_u16() {
-        attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
-    }
+    ]);
+    attributes.extend(gateway.engine_peer.iter().cloned());
     gateway.telemetry.start_span(
         &Context::current(),
-        format!("{SERVICE_NAME}/{FETCH_METHOD}"),
+        FETCH_SPAN_NAME,
         SpanKind::Client,
         attributes,
     )
 }
 
+/// `server.address` and `server.port` of the engine, computed once.
+pub(super) fn peer_attributes(engine_url: &axum::http::Uri) -> Vec<KeyValue> {
+    let mut attributes = Vec::new();
+    if let Some(host) = engine_url.host() {
+        attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+    }
+    if let Some(port) = engine_url.port_u16() {
+        attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+    }
+    attributes
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "this route takes POST",
+    )
 }

@@ -19,10 +19,12 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use observe::X_TRACE_ID;
 
+use crate::core_engine::SPAN_FLUSH_TIMEOUT;
 use crate::duration::parse_duration;
 use crate::metrics::GatewayMetrics;
 use crate::proto::core_engine_service_client::CoreEngineServiceClient;
 use crate::ready::Ready;
+use crate::shutdown::{Signals, drain, unexpected_stop};
 use crate::telemetry::Telemetry;
 
 /// The name the gateway reports as `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
@@ -30,8 +32,21 @@ pub const DEFAULT_SERVICE_NAME: &str = "api-gateway";
 pub const FETCH_ROUTE: &str = "/api/v1/market-data/fetch";
 pub const METRICS_ROUTE: &str = "/api/v1/metrics";
 pub const HEALTH_ROUTE: &str = "/health";
-/// The traced, measured routes: the only values the `path` label and `http.route` take.
-const ROUTES: &[&str] = &[FETCH_ROUTE];
+/// A traced, measured route.
+struct Route {
+    /// The `path` label and `http.route`; the routes take no parameters, so it is also the path.
+    template: &'static str,
+    method: axum::http::Method,
+    /// `{method} {template}`, kept here so that naming a span allocates nothing.
+    span_name: &'static str,
+}
+
+/// The only values the `path` label and `http.route` take (besides `unmatched`).
+const ROUTES: &[Route] = &[Route {
+    template: FETCH_ROUTE,
+    method: axum::http::Method::POST,
+    span_name: "POST /api/v1/market-data/fetch",
+}];
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayArgs {
@@ -45,7 +60,7 @@ pub struct GatewayArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     pub engine_url: Uri,
-    /// Deadline for each engine call; past it the client gets 504
+    /// Deadline for each engine call; past it the gateway gives up and answers 504
     #[arg(long, env = "GATEWAY_ENGINE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
     pub engine_timeout: Duration,
     /// Largest request body accepted, in bytes; larger ones get 413
@@ -68,14 +83,18 @@ pub struct Gateway {
     telemetry: Arc<Telemetry>,
     metrics: Arc<GatewayMetrics>,
     engine: CoreEngineServiceClient<Channel>,
-    engine_url: Uri,
+    /// `server.address` and `server.port` of the engine, for every CLIENT span.
+    engine_peer: Vec<opentelemetry::KeyValue>,
     engine_timeout: Duration,
     drop_trace_context: bool,
 }
 
 fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
     let api = Router::new()
-        .route(FETCH_ROUTE, post(api::fetch_market_data))
+        .route(
+            FETCH_ROUTE,
+            post(api::fetch_market_data).fallback(api::method_not_allowed),
+        )
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&gateway),
@@ -107,7 +126,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         telemetry: Arc::clone(&telemetry),
         metrics: Arc::clone(&metrics),
         engine: CoreEngineServiceClient::new(channel),
-        engine_url: args.engine_url.clone(),
+        engine_peer: api::peer_attributes(&args.engine_url),
         engine_timeout: args.engine_timeout,
         drop_trace_context: args.calibration_drop_trace_context,
     });
@@ -116,15 +135,14 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the HTTP address {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let mut signals = Signals::install().context("installing the SIGTERM and SIGINT handlers")?;
     let stop = CancellationToken::new();
-    let mut server = tokio::spawn(
-        axum::serve(
-            listener::CountingListener::new(listener, metrics),
-            router(gateway, args.max_body_bytes),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .into_future(),
-    );
+    let http = axum::serve(
+        listener::CountingListener::new(listener, metrics),
+        router(gateway, args.max_body_bytes),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let mut server = tokio::spawn(async move { http.await.context("HTTP server") });
 
     Ready::new(
         DEFAULT_SERVICE_NAME,
@@ -136,20 +154,14 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, engine = %args.engine_url, tracing = telemetry.is_enabled(), "api gateway ready");
 
     let outcome = tokio::select! {
-        signal = crate::shutdown::signal_received() => {
-            tracing::info!(signal = signal?, "shutting down");
+        signal = signals.recv() => {
+            tracing::info!(signal, "shutting down");
             Ok(())
         }
-        ended = &mut server => Err(anyhow::anyhow!("HTTP server stopped unexpectedly: {ended:?}")),
+        ended = &mut server => Err(unexpected_stop(ended)),
     };
     stop.cancel();
-    if tokio::time::timeout(args.shutdown_timeout, &mut server)
-        .await
-        .is_err()
-    {
-        tracing::warn!(timeout = ?args.shutdown_timeout, "in-flight requests did not finish in time; stopping anyway");
-        server.abort();
-    }
-    telemetry.shutdown(Duration::from_secs(5)).await;
+    drain(args.shutdown_timeout, [server]).await;
+    telemetry.shutdown(SPAN_FLUSH_TIMEOUT).await;
     outcome
 }

@@ -12,7 +12,7 @@ use opentelemetry::trace::{FutureExt, SpanKind, Status as SpanStatus};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_http::HeaderExtractor;
 
-use super::Gateway;
+use super::{Gateway, ROUTES, Route};
 use crate::metrics::http_method_label;
 use crate::telemetry::{self, semconv};
 
@@ -21,75 +21,114 @@ pub static X_TRACE_ID: HeaderName = HeaderName::from_static("x-trace-id");
 /// Route label for requests that matched no route, so that unknown URLs cannot grow label sets.
 const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// Status recorded for a request whose client went away before the answer (nginx's convention).
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
 pub async fn observe(
     State(gateway): State<Arc<Gateway>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let started = Instant::now();
     let method = http_method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .and_then(|matched| {
-            super::ROUTES
-                .iter()
-                .copied()
-                .find(|r| *r == matched.as_str())
-        });
+        .and_then(|matched| ROUTES.iter().find(|r| r.template == matched.as_str()));
     let span = start_server_span(&gateway, &request, method, route);
-
-    let mut response = match &span {
+    let mut exchange = Exchange {
+        gateway: &gateway,
+        span,
+        method,
+        path: route.map_or(UNMATCHED_ROUTE, |r| r.template),
+        started: Instant::now(),
+        finished: false,
+    };
+    let mut response = match &exchange.span {
         Some(cx) => next.run(request).with_context(cx.clone()).await,
         None => next.run(request).await,
     };
+    if let Some(id) = exchange
+        .span
+        .as_ref()
+        .and_then(telemetry::trace_id)
+        .and_then(|id| HeaderValue::from_str(&id).ok())
+    {
+        response.headers_mut().insert(X_TRACE_ID.clone(), id);
+    }
+    exchange.finish(response.status().as_u16());
+    response
+}
 
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    if let Some(cx) = &span {
-        if let Some(id) = telemetry::trace_id(cx).and_then(|id| HeaderValue::from_str(&id).ok()) {
-            response.headers_mut().insert(X_TRACE_ID.clone(), id);
+/// Records one request's outcome exactly once: when its response is ready, or, if the client
+/// disconnects first and the future is dropped, as status 499, so that every request is counted.
+struct Exchange<'a> {
+    gateway: &'a Gateway,
+    span: Option<Context>,
+    method: &'static str,
+    path: &'static str,
+    started: Instant,
+    finished: bool,
+}
+
+impl Exchange<'_> {
+    fn finish(&mut self, status: u16) {
+        self.finished = true;
+        let elapsed = self.started.elapsed();
+        if let Some(cx) = &self.span {
+            // Per the HTTP conventions a server span is an error for 5xx only: 4xx is the caller's.
+            let span_status = if status >= 500 {
+                SpanStatus::error(format!("HTTP {status}"))
+            } else {
+                SpanStatus::Unset
+            };
+            telemetry::end_span(
+                cx,
+                [KeyValue::new(
+                    semconv::HTTP_RESPONSE_STATUS_CODE,
+                    i64::from(status),
+                )],
+                span_status,
+            );
         }
-        // Per the HTTP conventions a server span is an error for 5xx only: 4xx is the caller's.
-        let span_status = if status >= 500 {
-            SpanStatus::error(format!("HTTP {status}"))
-        } else {
-            SpanStatus::Unset
-        };
-        telemetry::end_span(
-            cx,
-            [KeyValue::new(
-                semconv::HTTP_RESPONSE_STATUS_CODE,
-                i64::from(status),
-            )],
-            span_status,
+        self.gateway
+            .metrics
+            .observe(self.method, self.path, status, elapsed);
+        let _attached = self.span.clone().map(Context::attach);
+        tracing::info!(
+            http.method = self.method,
+            http.route = self.path,
+            http.status = status,
+            elapsed_us = elapsed.as_micros() as u64,
+            "request completed"
         );
     }
-    let path = route.unwrap_or(UNMATCHED_ROUTE);
-    gateway.metrics.observe(method, path, status, elapsed);
-    let _attached = span.map(Context::attach);
-    tracing::info!(
-        http.method = method,
-        http.route = path,
-        http.status = status,
-        elapsed_us = elapsed.as_micros() as u64,
-        "request completed"
-    );
-    response
+}
+
+impl Drop for Exchange<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish(CLIENT_CLOSED_REQUEST);
+        }
+    }
 }
 
 fn start_server_span(
     gateway: &Gateway,
     request: &Request,
     method: &'static str,
-    route: Option<&'static str>,
+    route: Option<&'static Route>,
 ) -> Option<Context> {
     let parent = gateway
         .telemetry
         .extract(&HeaderExtractor(request.headers()))?;
+    let path = request.uri().path();
     let mut attributes = vec![
         KeyValue::new(semconv::HTTP_REQUEST_METHOD, method),
-        KeyValue::new(semconv::URL_PATH, request.uri().path().to_owned()),
+        // A matched route has no parameters: its template is the path, with no copy to make.
+        match route {
+            Some(route) => KeyValue::new(semconv::URL_PATH, route.template),
+            None => KeyValue::new(semconv::URL_PATH, path.to_owned()),
+        },
         KeyValue::new(semconv::URL_SCHEME, "http"),
         KeyValue::new(
             semconv::NETWORK_PROTOCOL_VERSION,
@@ -97,7 +136,7 @@ fn start_server_span(
         ),
     ];
     if let Some(route) = route {
-        attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route));
+        attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.template));
     }
     if let Some(agent) = request
         .headers()
@@ -110,9 +149,10 @@ fn start_server_span(
         ));
     }
     // `{method} {route}`, or the method alone when no route matched (HTTP span-name convention).
-    let name = match route {
-        Some(route) => format!("{method} {route}"),
-        None => method.to_owned(),
+    let name: std::borrow::Cow<'static, str> = match route {
+        Some(route) if request.method() == route.method => route.span_name.into(),
+        Some(route) => format!("{method} {}", route.template).into(),
+        None => method.into(),
     };
     gateway
         .telemetry

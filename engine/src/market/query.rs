@@ -115,7 +115,11 @@ fn parse_source(id: &str) -> Result<Source, InvalidArgument> {
         let known: Vec<_> = Source::ALL.iter().map(|s| s.id()).collect();
         invalid(
             "source_id",
-            format!("unknown source {id:?}; known sources: {}", known.join(", ")),
+            format!(
+                "unknown source {}; known sources: {}",
+                quoted(id),
+                known.join(", ")
+            ),
         )
     })
 }
@@ -150,7 +154,8 @@ fn parse_symbol(symbol: &str) -> Result<String, String> {
     }
     if symbol.chars().count() > MAX_SYMBOL_LEN {
         return Err(format!(
-            "{symbol:?} is longer than {MAX_SYMBOL_LEN} characters"
+            "{} is longer than {MAX_SYMBOL_LEN} characters",
+            quoted(symbol)
         ));
     }
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '^' | '=');
@@ -162,13 +167,25 @@ fn parse_symbol(symbol: &str) -> Result<String, String> {
     Ok(symbol.to_ascii_uppercase())
 }
 
+/// `text` quoted for an error message, cut to a few characters: messages travel in gRPC trailers,
+/// logs and response bodies, none of which should carry a client's megabytes back.
+fn quoted(text: &str) -> String {
+    const SHOWN: usize = 16;
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{:?}… ({} characters)", &text[..cut], text.chars().count()),
+        None => format!("{text:?}"),
+    }
+}
+
 fn parse_periods(
     periods: &[u32],
     window: u32,
     limits: &Limits,
 ) -> Result<Vec<u32>, InvalidArgument> {
     if periods.is_empty() {
-        return Ok(DEFAULT_MA_PERIODS.iter().map(|&p| p.min(window)).collect());
+        let mut periods: Vec<u32> = DEFAULT_MA_PERIODS.iter().map(|&p| p.min(window)).collect();
+        periods.dedup();
+        return Ok(periods);
     }
     if periods.len() > limits.max_ma_periods {
         return Err(invalid(
@@ -230,6 +247,25 @@ mod tests {
         req.window = 10;
         let query = MarketDataQuery::from_request(&req, &Limits::default()).expect("valid");
         assert_eq!(query.ma_periods, [5, 10]);
+        req.window = 3;
+        let query = MarketDataQuery::from_request(&req, &Limits::default()).expect("valid");
+        assert_eq!(query.ma_periods, [3]);
+    }
+
+    #[test]
+    fn long_input_is_not_echoed_whole() {
+        let long = "X".repeat(10_000);
+        let message = error(request(&[&long], "polygon"));
+        assert_eq!(
+            message,
+            "symbols[0]: \"XXXXXXXXXXXXXXXX\"… (10000 characters) is longer than 12 characters"
+        );
+        let message = error(request(&["AAPL"], &long));
+        assert!(
+            message
+                .starts_with("source_id: unknown source \"XXXXXXXXXXXXXXXX\"… (10000 characters);"),
+            "{message}"
+        );
     }
 
     #[test]

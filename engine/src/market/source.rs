@@ -1,5 +1,3 @@
-use std::fmt;
-
 /// A data source the engine can serve. Each one gives its series a different character, so that the
 /// same symbol differs by source as it would with real vendors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +48,6 @@ impl Source {
             Source::Polygon => 0.0001,
             Source::IexCloud => 0.00025,
         }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
     }
 }
 

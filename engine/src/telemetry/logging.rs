@@ -1,13 +1,13 @@
 //! JSON logs, one object per line on stderr, carrying the current OTel `trace_id` and `span_id`.
 //!
-//! Spans are made with the OTel API (see the module above), so the ids come from the OTel context
+//! Spans are made with the OTel API (see the parent module), so the ids come from the OTel context
 //! that the services attach to each request's future, not from `tracing` spans.
 
 use std::fmt;
 
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
-use serde_json::{Map, Value};
+use serde::ser::{SerializeMap, Serializer as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -44,51 +44,85 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut timestamp = String::new();
+        let mut timestamp = String::with_capacity(32);
         SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
         let meta = event.metadata();
-        let mut line = Map::new();
-        line.insert("timestamp".into(), timestamp.into());
-        line.insert("level".into(), meta.level().as_str().into());
-        line.insert("target".into(), meta.target().into());
         let cx = Context::current();
         let span = cx.span();
         let sc = span.span_context();
+
+        let mut line = Vec::with_capacity(256);
+        let mut serializer = serde_json::Serializer::new(&mut line);
+        let mut map = serializer.serialize_map(None).map_err(|_| fmt::Error)?;
+        map.serialize_entry("timestamp", &timestamp)
+            .and_then(|()| map.serialize_entry("level", meta.level().as_str()))
+            .and_then(|()| map.serialize_entry("target", meta.target()))
+            .map_err(|_| fmt::Error)?;
         if sc.is_valid() {
-            line.insert("trace_id".into(), sc.trace_id().to_string().into());
-            line.insert("span_id".into(), sc.span_id().to_string().into());
+            map.serialize_entry("trace_id", &sc.trace_id().to_string())
+                .and_then(|()| map.serialize_entry("span_id", &sc.span_id().to_string()))
+                .map_err(|_| fmt::Error)?;
         }
-        event.record(&mut JsonFields(&mut line));
-        writeln!(writer, "{}", Value::Object(line))
+        let mut fields = JsonFields {
+            map: &mut map,
+            failed: false,
+        };
+        event.record(&mut fields);
+        if fields.failed {
+            return Err(fmt::Error);
+        }
+        map.end().map_err(|_| fmt::Error)?;
+        // serde_json writes UTF-8 only.
+        writer.write_str(std::str::from_utf8(&line).map_err(|_| fmt::Error)?)?;
+        writer.write_char('\n')
     }
 }
 
-struct JsonFields<'a>(&'a mut Map<String, Value>);
+/// Streams an event's fields into the line's JSON object, with no intermediate map.
+struct JsonFields<'a, M> {
+    map: &'a mut M,
+    failed: bool,
+}
 
-impl Visit for JsonFields<'_> {
+impl<M: SerializeMap> JsonFields<'_, M> {
+    fn entry(&mut self, field: &Field, value: impl serde::Serialize) {
+        self.failed |= self.map.serialize_entry(field.name(), &value).is_err();
+    }
+}
+
+impl<M: SerializeMap> Visit for JsonFields<'_, M> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
+        self.entry(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.entry(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.entry(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.entry(field, value);
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
+        self.entry(field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.entry(field, AsDebugString(value));
+    }
+}
+
+/// Serializes a value's `Debug` text as a JSON string, without an intermediate `String`.
+/// (The event's message arrives here, as `format_args!` output, whose `Debug` is its text.)
+struct AsDebugString<'a>(&'a dyn fmt::Debug);
+
+impl serde::Serialize for AsDebugString<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{:?}", self.0))
     }
 }
 
@@ -96,6 +130,7 @@ impl Visit for JsonFields<'_> {
 mod tests {
     use super::*;
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    use serde_json::Value;
     use std::sync::{Arc, Mutex};
     use tracing_subscriber::fmt::MakeWriter;
 

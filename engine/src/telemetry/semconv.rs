@@ -16,4 +16,3 @@ pub const RPC_SYSTEM: &str = "rpc.system";
 pub const RPC_SERVICE: &str = "rpc.service";
 pub const RPC_METHOD: &str = "rpc.method";
 pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
-pub const ERROR_TYPE: &str = "error.type";

@@ -1,7 +1,5 @@
 //! Real service processes on ephemeral ports, and what the tests need around them.
 
-#![allow(dead_code)] // each test binary uses its own part of the support code
-
 pub mod otlp;
 
 use std::collections::HashMap;
@@ -18,7 +16,6 @@ use tokio::process::{Child, Command};
 
 pub const ENGINE: &str = env!("CARGO_BIN_EXE_core-engine");
 pub const GATEWAY: &str = env!("CARGO_BIN_EXE_api-gateway");
-pub const TRACEPARENT_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 pub const TRACEPARENT_SPAN_ID: &str = "00f067aa0ba902b7";
 
 /// A random trace id per call, so tests sharing a receiver never mix their traces.
@@ -41,12 +38,16 @@ pub struct Service {
     child: Child,
     pub ready: Ready,
     logs: Arc<Mutex<Vec<String>>>,
+    log_reader: tokio::task::JoinHandle<()>,
 }
 
 impl Service {
     pub async fn start(program: &str, args: &[String], env: &[(String, String)]) -> Service {
         let mut command = Command::new(program);
+        // Nothing inherited: an OTEL_*, ENGINE_* or GATEWAY_* variable of the caller's must not
+        // change what a test sees.
         command
+            .env_clear()
             .args(args)
             .env("RUST_LOG", "info")
             .env("OTEL_BSP_SCHEDULE_DELAY", "100")
@@ -71,7 +72,7 @@ impl Service {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().expect("piped stderr");
         let sink = Arc::clone(&logs);
-        tokio::spawn(async move {
+        let log_reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 sink.lock().expect("log lock").push(line);
@@ -92,14 +93,19 @@ impl Service {
         let line =
             first.unwrap_or_else(|| panic!("{program} closed stdout; logs: {:?}", logs.lock()));
         let ready = Ready::parse(&line).unwrap_or_else(|| panic!("not a ready line: {line}"));
-        Service { child, ready, logs }
+        Service {
+            child,
+            ready,
+            logs,
+            log_reader,
+        }
     }
 
     pub fn addr(&self, listener: &str) -> SocketAddr {
         self.ready.listen[listener]
     }
 
-    pub fn pid(&self) -> Pid {
+    fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id().expect("running") as i32)
     }
 
@@ -137,13 +143,19 @@ impl Service {
         kill(self.pid(), signal).expect("sending a signal");
     }
 
-    /// SIGTERM, then the exit status; panics if the process outlives `timeout`.
-    pub async fn stop(mut self, timeout: Duration) -> ExitStatus {
+    /// SIGTERM, then the exit status and every log line; panics if the process outlives `timeout`.
+    pub async fn stop(mut self, timeout: Duration) -> (ExitStatus, Vec<serde_json::Value>) {
         self.signal(Signal::SIGTERM);
-        tokio::time::timeout(timeout, self.child.wait())
+        let status = tokio::time::timeout(timeout, self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("service did not exit within {timeout:?} of SIGTERM"))
-            .expect("waiting for the service")
+            .expect("waiting for the service");
+        // The reader ends at end of file, once the process has gone: no line is missed.
+        tokio::time::timeout(timeout, &mut self.log_reader)
+            .await
+            .expect("stderr closes when the process exits")
+            .expect("log reader");
+        (status, self.logs())
     }
 }
 
@@ -218,18 +230,20 @@ impl System {
     }
 
     pub async fn engine_metrics(&self) -> Metrics {
-        scrape(
-            &self.http,
-            &format!("http://{}/metrics", self.engine.addr("metrics")),
-        )
-        .await
+        scrape(&self.http, &self.engine_metrics_url()).await
     }
 
-    pub async fn stop(self) {
-        let gateway = self.gateway.stop(Duration::from_secs(20)).await;
-        let engine = self.engine.stop(Duration::from_secs(20)).await;
+    pub fn engine_metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.engine.addr("metrics"))
+    }
+
+    /// Stops both services, asserts they exited cleanly, and returns their logs (gateway, engine).
+    pub async fn stop(self) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        let (gateway, gateway_logs) = self.gateway.stop(Duration::from_secs(20)).await;
+        let (engine, engine_logs) = self.engine.stop(Duration::from_secs(20)).await;
         assert!(gateway.success(), "gateway exited with {gateway}");
         assert!(engine.success(), "engine exited with {engine}");
+        (gateway_logs, engine_logs)
     }
 }
 
@@ -243,6 +257,28 @@ pub struct Metrics(pub HashMap<String, f64>);
 impl Metrics {
     pub fn get(&self, series: &str) -> f64 {
         self.0.get(series).copied().unwrap_or(0.0)
+    }
+
+    /// Waits until `series` in a fresh scrape of `url` equals `value`; panics after `timeout`.
+    pub async fn wait_for(
+        http: &reqwest::Client,
+        url: &str,
+        series: &str,
+        value: f64,
+        timeout: Duration,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let seen = scrape(http, url).await.get(series);
+            if seen == value {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{series} is {seen}, not {value}, after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn has_family(&self, name: &str) -> bool {
