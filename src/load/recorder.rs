@@ -1,0 +1,282 @@
+//! What the load produced: HdrHistograms per request kind (latency from the intended send time and
+//! service time from the actual send), counts by outcome, and a per-second timeline.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// Longest latency a histogram holds; longer ones are recorded as this (an hour, in µs).
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+const SIGNIFICANT_DIGITS: u8 = 3;
+
+pub fn new_histogram() -> Histogram<u64> {
+    // Bounds and precision are constants known to be valid.
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_DIGITS)
+        .expect("constant histogram bounds are valid")
+}
+
+/// How one request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// An HTTP response with this status.
+    Status(u16),
+    /// A gRPC response with this status code.
+    Code(tonic::Code),
+    /// No answer within the request timeout.
+    Timeout,
+    /// The request could not be sent or its answer not read (connection refused, reset, ...).
+    Transport(String),
+}
+
+impl Outcome {
+    /// The key under which outcomes are counted: `200`, `INVALID_ARGUMENT`, `timeout`, `transport`.
+    pub fn label(&self) -> String {
+        match self {
+            Outcome::Status(status) => status.to_string(),
+            Outcome::Code(code) => engine::status::code_name(*code).to_owned(),
+            Outcome::Timeout => "timeout".to_owned(),
+            Outcome::Transport(_) => "transport".to_owned(),
+        }
+    }
+}
+
+/// One finished request, as the driver task reports it.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub kind: usize,
+    pub intended: Instant,
+    pub sent: Instant,
+    pub finished: Instant,
+    pub outcome: Outcome,
+    /// Whether the outcome is what the kind expects.
+    pub expected: bool,
+}
+
+/// Counts and histograms of one request kind.
+#[derive(Debug, Clone)]
+pub struct KindStats {
+    pub name: String,
+    pub latency: Histogram<u64>,
+    pub service_time: Histogram<u64>,
+    pub sent: u64,
+    pub dropped: u64,
+    pub completed: u64,
+    /// Completed with an outcome other than the expected one, including timeouts and transport errors.
+    pub unexpected: u64,
+    pub outcomes: BTreeMap<String, u64>,
+    /// The first few transport errors, verbatim, for diagnosis.
+    pub transport_errors: Vec<String>,
+}
+
+impl KindStats {
+    fn new(name: String) -> Self {
+        KindStats {
+            name,
+            latency: new_histogram(),
+            service_time: new_histogram(),
+            sent: 0,
+            dropped: 0,
+            completed: 0,
+            unexpected: 0,
+            outcomes: BTreeMap::new(),
+            transport_errors: Vec::new(),
+        }
+    }
+}
+
+/// One second of the run, by completion time (sends and drops by their own time).
+#[derive(Debug, Clone)]
+pub struct Second {
+    pub sent: u64,
+    pub completed: u64,
+    pub unexpected: u64,
+    pub dropped: u64,
+    pub latency: Histogram<u64>,
+}
+
+impl Second {
+    fn new() -> Self {
+        Second {
+            sent: 0,
+            completed: 0,
+            unexpected: 0,
+            dropped: 0,
+            latency: new_histogram(),
+        }
+    }
+}
+
+/// Accumulates a run. Owned by one task: the drivers' completions reach it over a channel, so no
+/// histogram is ever shared or locked.
+#[derive(Debug)]
+pub struct Recorder {
+    t0: Instant,
+    pub kinds: Vec<KindStats>,
+    pub timeline: Vec<Second>,
+}
+
+const KEPT_TRANSPORT_ERRORS: usize = 5;
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl Recorder {
+    pub fn new(t0: Instant, kind_names: impl IntoIterator<Item = String>) -> Self {
+        Recorder {
+            t0,
+            kinds: kind_names.into_iter().map(KindStats::new).collect(),
+            timeline: Vec::new(),
+        }
+    }
+
+    fn second(&mut self, at: Instant) -> &mut Second {
+        let index = at.saturating_duration_since(self.t0).as_secs() as usize;
+        if self.timeline.len() <= index {
+            self.timeline.resize_with(index + 1, Second::new);
+        }
+        &mut self.timeline[index]
+    }
+
+    pub fn sent(&mut self, kind: usize, at: Instant) {
+        self.kinds[kind].sent += 1;
+        self.second(at).sent += 1;
+    }
+
+    pub fn dropped(&mut self, kind: usize, due: Instant) {
+        self.kinds[kind].dropped += 1;
+        self.second(due).dropped += 1;
+    }
+
+    pub fn completed(&mut self, c: Completion) {
+        let latency = micros(c.finished.saturating_duration_since(c.intended)).max(1);
+        let service = micros(c.finished.saturating_duration_since(c.sent)).max(1);
+        let stats = &mut self.kinds[c.kind];
+        stats.completed += 1;
+        stats.latency.saturating_record(latency);
+        stats.service_time.saturating_record(service);
+        *stats.outcomes.entry(c.outcome.label()).or_default() += 1;
+        if !c.expected {
+            stats.unexpected += 1;
+        }
+        if let Outcome::Transport(error) = &c.outcome
+            && stats.transport_errors.len() < KEPT_TRANSPORT_ERRORS
+        {
+            stats.transport_errors.push(error.clone());
+        }
+        let second = self.second(c.finished);
+        second.completed += 1;
+        second.latency.saturating_record(latency);
+        if !c.expected {
+            second.unexpected += 1;
+        }
+    }
+
+    /// All kinds' latency merged: percentiles of the whole run, never averaged.
+    pub fn merged_latency(&self) -> Histogram<u64> {
+        self.merged(|k| &k.latency)
+    }
+
+    pub fn merged_service_time(&self) -> Histogram<u64> {
+        self.merged(|k| &k.service_time)
+    }
+
+    fn merged(&self, pick: impl Fn(&KindStats) -> &Histogram<u64>) -> Histogram<u64> {
+        let mut all = new_histogram();
+        for kind in &self.kinds {
+            // Same bounds everywhere, so adding cannot fail.
+            let _ = all.add(pick(kind));
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completion(
+        kind: usize,
+        t0: Instant,
+        intended_ms: u64,
+        sent_ms: u64,
+        finished_ms: u64,
+        outcome: Outcome,
+        expected: bool,
+    ) -> Completion {
+        let at = |ms| t0 + Duration::from_millis(ms);
+        Completion {
+            kind,
+            intended: at(intended_ms),
+            sent: at(sent_ms),
+            finished: at(finished_ms),
+            outcome,
+            expected,
+        }
+    }
+
+    #[test]
+    fn latency_counts_from_the_intended_time_and_service_time_from_the_send() {
+        let t0 = Instant::now();
+        let mut recorder = Recorder::new(t0, ["quote".to_owned()]);
+        recorder.sent(0, t0 + Duration::from_millis(900));
+        // Due at 0, held up until 900 ms (a stalled sender or server), answered at 1000 ms.
+        recorder.completed(completion(0, t0, 0, 900, 1_000, Outcome::Status(200), true));
+        let stats = &recorder.kinds[0];
+        assert_eq!(
+            stats.latency.max(),
+            stats.latency.highest_equivalent(1_000_000)
+        );
+        assert_eq!(
+            stats.service_time.max(),
+            stats.service_time.highest_equivalent(100_000)
+        );
+        assert_eq!(recorder.timeline.len(), 2);
+        assert_eq!(
+            (recorder.timeline[0].sent, recorder.timeline[1].completed),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn outcomes_are_counted_by_label_and_expectation() {
+        let t0 = Instant::now();
+        let mut recorder = Recorder::new(t0, ["ok".to_owned(), "bad".to_owned()]);
+        recorder.completed(completion(0, t0, 0, 0, 5, Outcome::Status(200), true));
+        recorder.completed(completion(0, t0, 0, 0, 5, Outcome::Status(503), false));
+        recorder.completed(completion(
+            1,
+            t0,
+            0,
+            0,
+            5,
+            Outcome::Code(tonic::Code::InvalidArgument),
+            true,
+        ));
+        recorder.completed(completion(1, t0, 0, 0, 5, Outcome::Timeout, false));
+        recorder.completed(completion(
+            1,
+            t0,
+            0,
+            0,
+            5,
+            Outcome::Transport("refused".into()),
+            false,
+        ));
+        recorder.dropped(1, t0);
+        let [ok, bad] = &recorder.kinds[..] else {
+            panic!("two kinds")
+        };
+        assert_eq!((ok.completed, ok.unexpected), (2, 1));
+        assert_eq!(
+            ok.outcomes,
+            BTreeMap::from([("200".into(), 1), ("503".into(), 1)])
+        );
+        assert_eq!((bad.completed, bad.unexpected, bad.dropped), (3, 2, 1));
+        assert_eq!(bad.outcomes["INVALID_ARGUMENT"], 1);
+        assert_eq!(bad.transport_errors, ["refused"]);
+        assert_eq!(recorder.merged_latency().len(), 5);
+        assert_eq!(recorder.timeline[0].unexpected, 3);
+    }
+}

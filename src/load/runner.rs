@@ -1,0 +1,364 @@
+//! The open-loop run: send each request when it is due, whatever became of the earlier ones.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::distr::Distribution;
+use rand::distr::weighted::WeightedIndex;
+use rand::rngs::StdRng;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::driver::Driver;
+use super::recorder::{Completion, Outcome, Recorder};
+use super::schedule::{Arrivals, RatePhase, Schedule};
+
+/// One kind of request in the mix.
+pub struct LoadKind<P> {
+    pub name: String,
+    pub weight: u32,
+    /// Prepared variants (e.g. one per symbol drawn); each send picks one uniformly.
+    pub payloads: Vec<P>,
+    /// The outcome that counts as success for this kind.
+    pub expect: Outcome,
+}
+
+/// Everything the load core needs; nothing about where it came from.
+pub struct LoadPlan<P> {
+    pub kinds: Vec<LoadKind<P>>,
+    pub phases: Vec<RatePhase>,
+    pub arrivals: Arrivals,
+    /// Seeds the request mix and the choice of payload variants.
+    pub seed: u64,
+    /// A request due while this many are in flight is dropped, never delayed.
+    pub max_in_flight: usize,
+    /// How long to wait for requests still in flight after the last send.
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("the plan has no request kinds")]
+    NoKinds,
+    #[error("request kind {0:?} has no payloads")]
+    NoPayloads(String),
+    #[error("request weights must be positive and sum to more than zero")]
+    Weights,
+}
+
+/// Why a run ended before its schedule did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    Completed,
+    Interrupted,
+}
+
+/// A finished (or interrupted) run.
+#[derive(Debug)]
+pub struct RunReport {
+    pub recorder: Recorder,
+    /// From the first due time to the last send (or the interruption).
+    pub send_duration: Duration,
+    /// Requests the schedule asked for in that time.
+    pub scheduled: u64,
+    pub stop: Stop,
+    /// Requests that never completed, even after the drain timeout.
+    pub abandoned: u64,
+}
+
+/// Runs `plan` against `driver` until the schedule ends or `stop` is cancelled. `on_tick` is
+/// called about once a second with the recorder, for progress output.
+pub async fn run<D: Driver>(
+    driver: Arc<D>,
+    plan: LoadPlan<D::Payload>,
+    stop: CancellationToken,
+    mut on_tick: impl FnMut(&Recorder, Duration),
+) -> Result<RunReport, PlanError> {
+    if plan.kinds.is_empty() {
+        return Err(PlanError::NoKinds);
+    }
+    if let Some(kind) = plan.kinds.iter().find(|k| k.payloads.is_empty()) {
+        return Err(PlanError::NoPayloads(kind.name.clone()));
+    }
+    let mix =
+        WeightedIndex::new(plan.kinds.iter().map(|k| k.weight)).map_err(|_| PlanError::Weights)?;
+    let mut rng = StdRng::seed_from_u64(plan.seed);
+    let kinds = Arc::new(plan.kinds);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
+
+    let t0 = Instant::now();
+    let mut recorder = Recorder::new(t0.into_std(), kinds.iter().map(|k| k.name.clone()));
+    let mut next_tick = t0 + Duration::from_secs(1);
+    let mut scheduled = 0u64;
+    let mut stopped = Stop::Completed;
+    let mut last_due = t0;
+
+    'schedule: for arrival in Schedule::new(plan.phases, plan.arrivals) {
+        let due = t0 + arrival.offset;
+        // Wait for the due time, taking in completions meanwhile. A due time already past is not
+        // waited for: everything due is sent at once (timers wake at millisecond granularity).
+        while Instant::now() < due {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => {
+                    stopped = Stop::Interrupted;
+                    break 'schedule;
+                }
+                Some(completion) = done_rx.recv() => recorder.completed(completion),
+                () = sleep_until(due) => {}
+            }
+        }
+        while let Ok(completion) = done_rx.try_recv() {
+            recorder.completed(completion);
+        }
+        if stop.is_cancelled() {
+            stopped = Stop::Interrupted;
+            break;
+        }
+        scheduled += 1;
+        last_due = due;
+        let kind = mix.sample(&mut rng);
+        if in_flight.load(Ordering::Acquire) >= plan.max_in_flight {
+            recorder.dropped(kind, due.into_std());
+            continue;
+        }
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        let variant = rand::Rng::random_range(&mut rng, 0..kinds[kind].payloads.len());
+        let sent = Instant::now();
+        recorder.sent(kind, sent.into_std());
+        let (driver, kinds, in_flight, done_tx) = (
+            Arc::clone(&driver),
+            Arc::clone(&kinds),
+            Arc::clone(&in_flight),
+            done_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let spec = &kinds[kind];
+            let outcome = driver.send(&spec.payloads[variant]).await;
+            let finished = Instant::now();
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            let _ = done_tx.send(Completion {
+                kind,
+                intended: due.into_std(),
+                sent: sent.into_std(),
+                finished: finished.into_std(),
+                expected: outcome == spec.expect,
+                outcome,
+            });
+        });
+        if Instant::now() >= next_tick {
+            on_tick(&recorder, t0.elapsed());
+            next_tick += Duration::from_secs(1);
+        }
+    }
+    let send_duration = match stopped {
+        Stop::Completed => last_due.duration_since(t0),
+        Stop::Interrupted => t0.elapsed(),
+    };
+
+    // Let what is in flight finish: its latency belongs to the run.
+    drop(done_tx);
+    let drain_deadline = Instant::now() + plan.drain_timeout;
+    while in_flight.load(Ordering::Acquire) > 0 || !done_rx.is_empty() {
+        tokio::select! {
+            Some(completion) = done_rx.recv() => recorder.completed(completion),
+            () = sleep_until(drain_deadline) => break,
+        }
+    }
+    while let Ok(completion) = done_rx.try_recv() {
+        recorder.completed(completion);
+    }
+    on_tick(&recorder, t0.elapsed());
+    Ok(RunReport {
+        recorder,
+        send_duration,
+        scheduled,
+        stop: stopped,
+        abandoned: in_flight.load(Ordering::Acquire) as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Answers after a fixed delay, remembering when each request was sent (in paused time).
+    struct SlowDriver {
+        delay: Duration,
+        sends: Mutex<Vec<Instant>>,
+    }
+
+    impl Driver for SlowDriver {
+        type Payload = u16;
+
+        async fn send(&self, status: &u16) -> Outcome {
+            self.sends.lock().expect("lock").push(Instant::now());
+            tokio::time::sleep(self.delay).await;
+            Outcome::Status(*status)
+        }
+    }
+
+    fn plan(rate: f64, seconds: u64, max_in_flight: usize) -> LoadPlan<u16> {
+        LoadPlan {
+            kinds: vec![LoadKind {
+                name: "only".into(),
+                weight: 1,
+                payloads: vec![200],
+                expect: Outcome::Status(200),
+            }],
+            phases: vec![RatePhase::constant(rate, Duration::from_secs(seconds))],
+            arrivals: Arrivals::Uniform,
+            seed: 1,
+            max_in_flight,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_on_schedule_however_slow_the_answers() {
+        // 100/s for 2 s against a server that takes 1 s to answer: a closed loop of 10 workers
+        // would send 20; an open loop sends all 200, each on time.
+        let driver = Arc::new(SlowDriver {
+            delay: Duration::from_secs(1),
+            sends: Mutex::new(Vec::new()),
+        });
+        let start = Instant::now();
+        let report = run(
+            Arc::clone(&driver),
+            plan(100.0, 2, 10_000),
+            CancellationToken::new(),
+            |_, _| {},
+        )
+        .await
+        .expect("valid plan");
+        let sends = driver.sends.lock().expect("lock").clone();
+        assert_eq!(sends.len(), 200);
+        for (i, sent) in sends.iter().enumerate() {
+            let due = start + Duration::from_millis(10 * i as u64);
+            let late = sent.saturating_duration_since(due);
+            assert!(
+                late <= Duration::from_millis(1),
+                "request {i} sent {late:?} late"
+            );
+        }
+        let stats = &report.recorder.kinds[0];
+        assert_eq!(
+            (stats.sent, stats.completed, stats.dropped, stats.unexpected),
+            (200, 200, 0, 0)
+        );
+        assert_eq!(report.scheduled, 200);
+        assert_eq!(report.stop, Stop::Completed);
+        // Every latency is the 1 s service time (to histogram precision), none accumulates.
+        assert!(
+            stats.latency.value_at_quantile(1.0) <= stats.latency.highest_equivalent(1_002_000)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_in_flight_cap_drops_instead_of_delaying() {
+        // 100/s for 1 s, each answer takes 1 s, at most 30 in flight: 30 sent, 70 dropped.
+        let driver = Arc::new(SlowDriver {
+            delay: Duration::from_secs(1),
+            sends: Mutex::new(Vec::new()),
+        });
+        let report = run(
+            driver,
+            plan(100.0, 1, 30),
+            CancellationToken::new(),
+            |_, _| {},
+        )
+        .await
+        .expect("valid plan");
+        let stats = &report.recorder.kinds[0];
+        assert_eq!((stats.sent, stats.dropped, stats.completed), (30, 70, 30));
+        assert_eq!(report.recorder.timeline[0].dropped, 70);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_server_shows_in_latency_not_in_the_send_rate() {
+        // The first answer takes 2 s, the rest 1 ms; with a cap of 1 in flight the run drops what
+        // falls due during the stall rather than queueing it behind.
+        struct StallOnce(Mutex<bool>);
+        impl Driver for StallOnce {
+            type Payload = u16;
+            async fn send(&self, _: &u16) -> Outcome {
+                let first = std::mem::replace(&mut *self.0.lock().expect("lock"), false);
+                let delay = if first { 2_000 } else { 1 };
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                Outcome::Status(200)
+            }
+        }
+        let report = run(
+            Arc::new(StallOnce(Mutex::new(true))),
+            plan(10.0, 3, 1),
+            CancellationToken::new(),
+            |_, _| {},
+        )
+        .await
+        .expect("valid plan");
+        let stats = &report.recorder.kinds[0];
+        assert_eq!(stats.sent + stats.dropped, 30);
+        assert_eq!(
+            stats.dropped, 20,
+            "sends due during the 2 s stall are dropped"
+        );
+        assert!(stats.latency.max() >= 2_000_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelling_stops_sending_and_keeps_what_was_measured() {
+        let driver = Arc::new(SlowDriver {
+            delay: Duration::from_millis(5),
+            sends: Mutex::new(Vec::new()),
+        });
+        let stop = CancellationToken::new();
+        let canceller = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1_005)).await;
+            canceller.cancel();
+        });
+        let report = run(driver, plan(100.0, 10, 1_000), stop, |_, _| {})
+            .await
+            .expect("valid plan");
+        assert_eq!(report.stop, Stop::Interrupted);
+        let stats = &report.recorder.kinds[0];
+        assert!((100..=102).contains(&stats.sent), "{}", stats.sent);
+        assert_eq!(
+            stats.completed, stats.sent,
+            "in-flight requests were drained"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_mix_follows_the_weights() {
+        struct Echo;
+        impl Driver for Echo {
+            type Payload = u16;
+            async fn send(&self, status: &u16) -> Outcome {
+                Outcome::Status(*status)
+            }
+        }
+        let mut plan = plan(1_000.0, 10, 1_000);
+        plan.kinds.push(LoadKind {
+            name: "rare".into(),
+            weight: 3,
+            payloads: vec![400],
+            expect: Outcome::Status(400),
+        });
+        plan.kinds[0].weight = 7;
+        let report = run(Arc::new(Echo), plan, CancellationToken::new(), |_, _| {})
+            .await
+            .expect("valid plan");
+        let [common, rare] = &report.recorder.kinds[..] else {
+            panic!("two kinds")
+        };
+        assert_eq!(common.sent + rare.sent, 10_000);
+        assert!((2_800..3_200).contains(&rare.sent), "{}", rare.sent);
+        assert_eq!(common.unexpected + rare.unexpected, 0);
+    }
+}

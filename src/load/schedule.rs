@@ -1,0 +1,261 @@
+//! When each request is due: the open-loop schedule.
+//!
+//! Request i is due at `t0 + offset(i)` whatever happened to earlier requests. Offsets come from
+//! the phases alone (uniform) or from a seeded Poisson process over them, so a schedule is fully
+//! determined before the first request leaves.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// One phase of the target rate: constant when `from == to`, else a linear ramp.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatePhase {
+    /// Requests per second at the start of the phase.
+    pub from: f64,
+    /// Requests per second at the end of the phase.
+    pub to: f64,
+    pub duration: Duration,
+}
+
+impl RatePhase {
+    pub fn constant(rate: f64, duration: Duration) -> Self {
+        RatePhase {
+            from: rate,
+            to: rate,
+            duration,
+        }
+    }
+
+    /// Requests due in the first `t` seconds of the phase: the integral of the rate.
+    fn arrivals_by(&self, t: f64) -> f64 {
+        let total = self.duration.as_secs_f64();
+        self.from * t + (self.to - self.from) * t * t / (2.0 * total)
+    }
+
+    /// Requests due over the whole phase.
+    pub fn expected_requests(&self) -> f64 {
+        self.arrivals_by(self.duration.as_secs_f64())
+    }
+
+    /// The time within the phase at which `n` requests have become due (inverse of `arrivals_by`).
+    fn time_of(&self, n: f64) -> f64 {
+        let total = self.duration.as_secs_f64();
+        let slope = (self.to - self.from) / total;
+        if slope.abs() < 1e-12 {
+            return n / self.from;
+        }
+        // from·t + slope·t²/2 = n  →  t = (−from + √(from² + 2·slope·n)) / slope
+        let discriminant = (self.from * self.from + 2.0 * slope * n).max(0.0);
+        (discriminant.sqrt() - self.from) / slope
+    }
+
+    fn rate_at(&self, t: f64) -> f64 {
+        self.from + (self.to - self.from) * (t / self.duration.as_secs_f64()).clamp(0.0, 1.0)
+    }
+}
+
+/// How arrivals are spread within the rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrivals {
+    /// Evenly spaced, as wrk2 does: the cleanest signal for latency percentiles.
+    Uniform,
+    /// Exponential gaps (a Poisson process following the rate), as independent users arrive.
+    Poisson { seed: u64 },
+}
+
+/// One scheduled request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Arrival {
+    /// Sequence number from 0.
+    pub index: u64,
+    /// Due time from the start of the schedule.
+    pub offset: Duration,
+    /// The phase it belongs to.
+    pub phase: usize,
+}
+
+/// The arrivals of a sequence of phases, in order.
+pub struct Schedule {
+    phases: Vec<RatePhase>,
+    arrivals: Arrivals,
+    rng: StdRng,
+    phase: usize,
+    phase_start: f64,
+    /// Arrivals emitted within the current phase (uniform) or time reached in it (Poisson).
+    within: f64,
+    index: u64,
+}
+
+impl Schedule {
+    pub fn new(phases: Vec<RatePhase>, arrivals: Arrivals) -> Self {
+        let seed = match arrivals {
+            Arrivals::Poisson { seed } => seed,
+            Arrivals::Uniform => 0,
+        };
+        Schedule {
+            phases,
+            arrivals,
+            rng: StdRng::seed_from_u64(seed),
+            phase: 0,
+            phase_start: 0.0,
+            within: 0.0,
+            index: 0,
+        }
+    }
+
+    /// Total length of the schedule.
+    pub fn duration(&self) -> Duration {
+        self.phases.iter().map(|p| p.duration).sum()
+    }
+
+    /// Start offset of each phase, for reports.
+    pub fn phase_starts(&self) -> Vec<Duration> {
+        self.phases
+            .iter()
+            .scan(Duration::ZERO, |start, p| {
+                let this = *start;
+                *start += p.duration;
+                Some(this)
+            })
+            .collect()
+    }
+
+    fn next_in_phase(&mut self, phase: &RatePhase) -> Option<f64> {
+        let length = phase.duration.as_secs_f64();
+        match self.arrivals {
+            Arrivals::Uniform => {
+                // The k-th arrival of a phase is due when k requests' worth of rate has passed,
+                // so a phase of N expected requests sends requests 0..N at 0, 1/r, 2/r, ...
+                let t = phase.time_of(self.within);
+                (t < length && t.is_finite()).then(|| {
+                    self.within += 1.0;
+                    t
+                })
+            }
+            Arrivals::Poisson { .. } => {
+                let rate = phase.rate_at(self.within);
+                if rate <= 0.0 {
+                    return None;
+                }
+                // Exponential gap at the current rate: accurate while the rate moves little over
+                // one gap, which holds for any ramp a scenario can ask.
+                let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
+                self.within += -u.ln() / rate;
+                (self.within < length).then_some(self.within)
+            }
+        }
+    }
+}
+
+impl Iterator for Schedule {
+    type Item = Arrival;
+
+    fn next(&mut self) -> Option<Arrival> {
+        while let Some(&phase) = self.phases.get(self.phase) {
+            if let Some(t) = self.next_in_phase(&phase) {
+                let arrival = Arrival {
+                    index: self.index,
+                    offset: Duration::from_secs_f64(self.phase_start + t),
+                    phase: self.phase,
+                };
+                self.index += 1;
+                return Some(arrival);
+            }
+            self.phase_start += phase.duration.as_secs_f64();
+            self.phase += 1;
+            self.within = 0.0;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn constant_rate_is_evenly_spaced() {
+        let arrivals: Vec<_> =
+            Schedule::new(vec![RatePhase::constant(4.0, secs(1.0))], Arrivals::Uniform).collect();
+        let offsets: Vec<_> = arrivals.iter().map(|a| a.offset).collect();
+        assert_eq!(offsets, [secs(0.0), secs(0.25), secs(0.5), secs(0.75)]);
+        assert!(
+            arrivals
+                .iter()
+                .enumerate()
+                .all(|(i, a)| a.index == i as u64)
+        );
+    }
+
+    #[test]
+    fn phases_follow_each_other() {
+        let schedule = Schedule::new(
+            vec![
+                RatePhase::constant(2.0, secs(1.0)),
+                RatePhase::constant(4.0, secs(0.5)),
+            ],
+            Arrivals::Uniform,
+        );
+        assert_eq!(schedule.phase_starts(), [secs(0.0), secs(1.0)]);
+        let arrivals: Vec<_> = schedule.map(|a| (a.offset, a.phase)).collect();
+        assert_eq!(
+            arrivals,
+            [
+                (secs(0.0), 0),
+                (secs(0.5), 0),
+                (secs(1.0), 1),
+                (secs(1.25), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn ramp_sends_the_integral_of_its_rate_and_speeds_up() {
+        let ramp = RatePhase {
+            from: 100.0,
+            to: 300.0,
+            duration: secs(10.0),
+        };
+        assert_eq!(ramp.expected_requests(), 2_000.0);
+        let offsets: Vec<f64> = Schedule::new(vec![ramp], Arrivals::Uniform)
+            .map(|a| a.offset.as_secs_f64())
+            .collect();
+        assert_eq!(offsets.len(), 2_000);
+        let first_gap = offsets[1] - offsets[0];
+        let last_gap = offsets[1_999] - offsets[1_998];
+        assert!((first_gap - 1.0 / 100.0).abs() < 1e-4, "{first_gap}");
+        assert!((last_gap - 1.0 / 300.0).abs() < 1e-4, "{last_gap}");
+        // Half the requests of a 100 → 300 ramp are due once the rate has covered half its area.
+        assert!((offsets[1_000] - ramp.time_of(1_000.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_falling_ramp_ends_where_it_should() {
+        let ramp = RatePhase {
+            from: 300.0,
+            to: 100.0,
+            duration: secs(10.0),
+        };
+        let n = Schedule::new(vec![ramp], Arrivals::Uniform).count();
+        assert_eq!(n, 2_000);
+    }
+
+    #[test]
+    fn poisson_is_seeded_and_keeps_the_mean_rate() {
+        let phases = vec![RatePhase::constant(1_000.0, secs(20.0))];
+        let a: Vec<_> = Schedule::new(phases.clone(), Arrivals::Poisson { seed: 7 }).collect();
+        let b: Vec<_> = Schedule::new(phases.clone(), Arrivals::Poisson { seed: 7 }).collect();
+        let c: Vec<_> = Schedule::new(phases, Arrivals::Poisson { seed: 8 }).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        // 20,000 expected; the standard deviation of a Poisson count is √20000 ≈ 141.
+        assert!((a.len() as f64 - 20_000.0).abs() < 600.0, "{}", a.len());
+        assert!(a.windows(2).all(|w| w[0].offset <= w[1].offset));
+    }
+}
