@@ -1,0 +1,304 @@
+//! `result.json`: everything a run measured, in one versioned structure. Reports, gates and
+//! comparisons read only this; histograms are stored whole (HdrHistogram V2, base64) so that runs
+//! can be merged and compared later without loss.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::load::{KindStats, RunReport, Stop};
+
+/// Bumped on any change that an older reader would misread.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub scenario: ScenarioEcho,
+    pub environment: Environment,
+    /// `completed`, `interrupted` or `failed`; with `reason` when not completed.
+    pub status: RunStatus,
+    pub started_at_unix_ms: u64,
+    pub load: LoadSummary,
+    pub kinds: Vec<KindResult>,
+    pub timeline: Vec<SecondResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioEcho {
+    pub name: String,
+    pub path: String,
+    /// The file as it was run (after `--set` overrides), so a result explains itself.
+    pub source: String,
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RunStatus {
+    Completed,
+    Interrupted { reason: String },
+    Failed { reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadSummary {
+    pub target_rate: f64,
+    pub achieved_rate: f64,
+    pub scheduled: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub completed: u64,
+    pub unexpected: u64,
+    /// Still in flight when the run gave up waiting for them.
+    pub abandoned: u64,
+    pub send_duration_s: f64,
+    pub latency: Percentiles,
+    pub service_time: Percentiles,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    pub count: u64,
+    pub min: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        Percentiles {
+            count: h.len(),
+            min: h.min(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KindResult {
+    pub name: String,
+    pub sent: u64,
+    pub dropped: u64,
+    pub completed: u64,
+    pub unexpected: u64,
+    pub outcomes: BTreeMap<String, u64>,
+    pub transport_errors: Vec<String>,
+    pub latency: Percentiles,
+    pub service_time: Percentiles,
+    /// HdrHistogram V2 serialization, base64: latency from the intended send time, µs.
+    pub latency_histogram: String,
+    pub service_time_histogram: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecondResult {
+    pub second: u64,
+    pub sent: u64,
+    pub completed: u64,
+    pub unexpected: u64,
+    pub dropped: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Environment {
+    pub harness_version: String,
+    pub git_sha: Option<String>,
+    pub cpu_model: Option<String>,
+    pub cores: usize,
+    pub kernel: Option<String>,
+}
+
+impl Environment {
+    pub fn detect() -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            });
+        let kernel = nix::sys::utsname::uname().ok().map(|u| {
+            format!(
+                "{} {}",
+                u.sysname().to_string_lossy(),
+                u.release().to_string_lossy()
+            )
+        });
+        let git_sha = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        Environment {
+            harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+            git_sha,
+            cpu_model,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kernel,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistogramError {
+    #[error("histogram is not valid base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("histogram is not a valid HdrHistogram V2 serialization: {0}")]
+    Decode(#[from] hdrhistogram::serialization::DeserializeError),
+}
+
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    // Serializing into memory cannot fail for a valid histogram.
+    let _ = V2Serializer::new().serialize(h, &mut bytes);
+    BASE64.encode(bytes)
+}
+
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramError> {
+    let bytes = BASE64.decode(text)?;
+    Ok(Deserializer::new().deserialize(&mut bytes.as_slice())?)
+}
+
+impl KindResult {
+    fn from_stats(stats: &KindStats) -> Self {
+        KindResult {
+            name: stats.name.clone(),
+            sent: stats.sent,
+            dropped: stats.dropped,
+            completed: stats.completed,
+            unexpected: stats.unexpected,
+            outcomes: stats.outcomes.clone(),
+            transport_errors: stats.transport_errors.clone(),
+            latency: Percentiles::of(&stats.latency),
+            service_time: Percentiles::of(&stats.service_time),
+            latency_histogram: encode_histogram(&stats.latency),
+            service_time_histogram: encode_histogram(&stats.service_time),
+        }
+    }
+}
+
+impl LoadSummary {
+    /// `expected_requests` and `duration` are what the schedule asked for.
+    pub fn from_report(report: &RunReport, target_rate: f64) -> Self {
+        let kinds = &report.recorder.kinds;
+        let sum = |f: fn(&KindStats) -> u64| kinds.iter().map(f).sum::<u64>();
+        let sent = sum(|k| k.sent);
+        let seconds = report.send_duration.as_secs_f64();
+        LoadSummary {
+            target_rate,
+            // Sends per second over the send window; the window of n evenly spaced sends is n − 1
+            // gaps long, so count from the second send.
+            achieved_rate: if seconds > 0.0 {
+                (sent.saturating_sub(1)) as f64 / seconds
+            } else {
+                0.0
+            },
+            scheduled: report.scheduled,
+            sent,
+            dropped: sum(|k| k.dropped),
+            completed: sum(|k| k.completed),
+            unexpected: sum(|k| k.unexpected),
+            abandoned: report.abandoned,
+            send_duration_s: seconds,
+            latency: Percentiles::of(&report.recorder.merged_latency()),
+            service_time: Percentiles::of(&report.recorder.merged_service_time()),
+        }
+    }
+
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.sent > 0).then(|| (self.unexpected + self.abandoned) as f64 / self.sent as f64)
+    }
+
+    pub fn dropped_rate(&self) -> Option<f64> {
+        (self.scheduled > 0).then(|| self.dropped as f64 / self.scheduled as f64)
+    }
+}
+
+impl RunResult {
+    pub fn new(
+        scenario: ScenarioEcho,
+        started: SystemTime,
+        target_rate: f64,
+        report: &RunReport,
+        failure: Option<String>,
+    ) -> Self {
+        let status = match (failure, &report.stop) {
+            (Some(reason), _) => RunStatus::Failed { reason },
+            (None, Stop::Interrupted) => RunStatus::Interrupted {
+                reason: "interrupted (SIGINT or SIGTERM)".to_owned(),
+            },
+            (None, Stop::Completed) => RunStatus::Completed,
+        };
+        RunResult {
+            schema_version: SCHEMA_VERSION,
+            scenario,
+            environment: Environment::detect(),
+            status,
+            started_at_unix_ms: started
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .as_millis() as u64,
+            load: LoadSummary::from_report(report, target_rate),
+            kinds: report
+                .recorder
+                .kinds
+                .iter()
+                .map(KindResult::from_stats)
+                .collect(),
+            timeline: report
+                .recorder
+                .timeline
+                .iter()
+                .enumerate()
+                .map(|(i, s)| SecondResult {
+                    second: i as u64,
+                    sent: s.sent,
+                    completed: s.completed,
+                    unexpected: s.unexpected,
+                    dropped: s.dropped,
+                    p50_us: s.latency.value_at_quantile(0.5),
+                    p99_us: s.latency.value_at_quantile(0.99),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::recorder::new_histogram;
+
+    #[test]
+    fn histograms_round_trip_through_base64() {
+        let mut h = new_histogram();
+        for v in [1, 150, 2_000, 35_000, 1_000_000] {
+            h.record(v).expect("in range");
+        }
+        let back = decode_histogram(&encode_histogram(&h)).expect("decodes");
+        assert_eq!(back, h);
+        assert_eq!(Percentiles::of(&back), Percentiles::of(&h));
+        assert!(decode_histogram("not base64!").is_err());
+        assert!(decode_histogram("AAAA").is_err());
+    }
+}

@@ -1,0 +1,260 @@
+//! The bundled engine and gateway as child processes of the harness, on ephemeral loopback ports.
+//!
+//! The services are this same executable's `engine` and `gateway` subcommands, so that a fresh
+//! clone needs one build. Each child gets its own process group (a terminal's Ctrl-C reaches only
+//! the harness, which stops the load first and the services after), dies with the harness (parent
+//! death signal), is killed if dropped, and logs to a file in the output directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use engine::ready::Ready;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long a service may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a service may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How to launch one service: extra flags and environment on top of the harness's own.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceLaunch {
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    #[error("starting the {service}: {source}")]
+    Spawn {
+        service: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "the {service} exited before it was ready ({status}); its log, {log}, ends with:\n{tail}"
+    )]
+    Exited {
+        service: &'static str,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("the {service} printed no ready line within {timeout:?}; see {log}")]
+    NotReady {
+        service: &'static str,
+        timeout: Duration,
+        log: PathBuf,
+    },
+    #[error("the {service}'s ready line names no {listener:?} listener")]
+    MissingListener {
+        service: &'static str,
+        listener: &'static str,
+    },
+    #[error("creating the log file {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A running service.
+pub struct ServiceProcess {
+    name: &'static str,
+    child: Child,
+    pub ready: Ready,
+    pub log: PathBuf,
+}
+
+impl ServiceProcess {
+    async fn start(
+        name: &'static str,
+        subcommand: &str,
+        args: Vec<String>,
+        env: &BTreeMap<String, String>,
+        log_dir: &Path,
+    ) -> Result<Self, SystemError> {
+        let log = log_dir.join(format!("{subcommand}.log"));
+        let log_file = std::fs::File::create(&log).map_err(|source| SystemError::Log {
+            path: log.clone(),
+            source,
+        })?;
+        let exe = std::env::current_exe().map_err(|source| SystemError::Spawn {
+            service: name,
+            source,
+        })?;
+        let mut command = Command::new(exe);
+        command
+            .arg(subcommand)
+            .args(args)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: the closure runs in the child between fork and exec and only makes one
+        // async-signal-safe system call (prctl), allocating nothing.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
+        let mut child = command.spawn().map_err(|source| SystemError::Spawn {
+            service: name,
+            source,
+        })?;
+        let Some(stdout) = child.stdout.take() else {
+            unreachable!("stdout is piped")
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(READY_TIMEOUT, lines.next_line()).await;
+        let ready = match first {
+            Ok(Ok(Some(line))) => Ready::parse(&line),
+            Ok(_) => None,
+            Err(_) => {
+                return Err(SystemError::NotReady {
+                    service: name,
+                    timeout: READY_TIMEOUT,
+                    log,
+                });
+            }
+        };
+        match ready {
+            Some(ready) => Ok(ServiceProcess {
+                name,
+                child,
+                ready,
+                log,
+            }),
+            None => {
+                let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await
+                {
+                    Ok(Ok(status)) => status.to_string(),
+                    _ => "still running, killed".to_owned(),
+                };
+                Err(SystemError::Exited {
+                    service: name,
+                    status,
+                    tail: tail(&log, 20),
+                    log,
+                })
+            }
+        }
+    }
+
+    /// The bound address of one of the service's listeners, as its ready line names them.
+    pub fn address(&self, listener: &'static str) -> Result<std::net::SocketAddr, SystemError> {
+        self.ready
+            .listen
+            .get(listener)
+            .copied()
+            .ok_or(SystemError::MissingListener {
+                service: self.name,
+                listener,
+            })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Whether the process has exited (a crash during the run).
+    pub fn try_exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within the stop timeout.
+    pub async fn stop(mut self) -> Option<ExitStatus> {
+        if let Some(pid) = self.child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => {
+                eprintln!(
+                    "harness: the {} did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it",
+                    self.name
+                );
+                let _ = self.child.kill().await;
+                None
+            }
+        }
+    }
+}
+
+/// The last `lines` lines of a log file, for error messages.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The engine and gateway, started and wired together.
+pub struct ManagedSystem {
+    pub engine: ServiceProcess,
+    pub gateway: ServiceProcess,
+}
+
+impl ManagedSystem {
+    /// Starts the engine, then the gateway pointed at it; both on ephemeral loopback ports.
+    /// `common_env` goes to both (tracing settings); each launch adds its own flags and environment.
+    pub async fn start(
+        common_env: &BTreeMap<String, String>,
+        engine: &ServiceLaunch,
+        gateway: &ServiceLaunch,
+        log_dir: &Path,
+    ) -> Result<Self, SystemError> {
+        let mut engine_env = common_env.clone();
+        engine_env.extend(engine.env.clone());
+        let mut engine_args = vec![
+            "--grpc-listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--metrics-listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ];
+        engine_args.extend(engine.args.iter().cloned());
+        let engine_process =
+            ServiceProcess::start("core engine", "engine", engine_args, &engine_env, log_dir)
+                .await?;
+
+        match Self::start_gateway(&engine_process, common_env, gateway, log_dir).await {
+            Ok(gateway_process) => Ok(ManagedSystem {
+                engine: engine_process,
+                gateway: gateway_process,
+            }),
+            Err(error) => {
+                engine_process.stop().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn start_gateway(
+        engine: &ServiceProcess,
+        common_env: &BTreeMap<String, String>,
+        gateway: &ServiceLaunch,
+        log_dir: &Path,
+    ) -> Result<ServiceProcess, SystemError> {
+        let mut env = common_env.clone();
+        env.extend(gateway.env.clone());
+        let mut args = vec![
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--engine-url".to_owned(),
+            format!("http://{}", engine.address("grpc")?),
+        ];
+        args.extend(gateway.args.iter().cloned());
+        ServiceProcess::start("API gateway", "gateway", args, &env, log_dir).await
+    }
+
+    /// Stops the gateway first (no new engine calls), then the engine.
+    pub async fn stop(self) {
+        self.gateway.stop().await;
+        self.engine.stop().await;
+    }
+}
