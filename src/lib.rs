@@ -1,5 +1,7 @@
 //! The harness: open-loop load at a traced system, with verification of its traces and metrics.
 //! The binary (`src/main.rs`) is the command line over these modules.
+
 pub mod load;
 pub mod result;
 pub mod system;
+pub mod threshold;
