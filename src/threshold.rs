@@ -59,7 +59,7 @@ pub enum Metric {
 
 /// The unit a metric's bound and measurement are in; also written to `result.json` so a reader
 /// knows what `measured` and `bound` mean.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Unit {
     #[serde(rename = "us")]
     Micros,
@@ -324,7 +324,7 @@ impl<'de> Deserialize<'de> for Threshold {
 }
 
 /// The outcome of one threshold, as reported and written to `result.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Evaluation {
     pub expression: String,
     /// In `unit`; `None` when nothing was measured.

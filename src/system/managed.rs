@@ -72,6 +72,7 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     async fn start(
+        exe: &Path,
         name: &'static str,
         subcommand: &str,
         args: Vec<String>,
@@ -81,10 +82,6 @@ impl ServiceProcess {
         let log = log_dir.join(format!("{subcommand}.log"));
         let log_file = std::fs::File::create(&log).map_err(|source| SystemError::Log {
             path: log.clone(),
-            source,
-        })?;
-        let exe = std::env::current_exe().map_err(|source| SystemError::Spawn {
-            service: name,
             source,
         })?;
         let mut command = Command::new(exe);
@@ -201,9 +198,11 @@ pub struct ManagedSystem {
 }
 
 impl ManagedSystem {
-    /// Starts the engine, then the gateway pointed at it; both on ephemeral loopback ports.
-    /// `common_env` goes to both (tracing settings); each launch adds its own flags and environment.
+    /// Starts the engine, then the gateway pointed at it; both on ephemeral loopback ports, both
+    /// as subcommands of `exe` (the harness binary). `common_env` goes to both (tracing settings);
+    /// each launch adds its own flags and environment.
     pub async fn start(
+        exe: &Path,
         common_env: &BTreeMap<String, String>,
         engine: &ServiceLaunch,
         gateway: &ServiceLaunch,
@@ -218,11 +217,17 @@ impl ManagedSystem {
             "127.0.0.1:0".to_owned(),
         ];
         engine_args.extend(engine.args.iter().cloned());
-        let engine_process =
-            ServiceProcess::start("core engine", "engine", engine_args, &engine_env, log_dir)
-                .await?;
+        let engine_process = ServiceProcess::start(
+            exe,
+            "core engine",
+            "engine",
+            engine_args,
+            &engine_env,
+            log_dir,
+        )
+        .await?;
 
-        match Self::start_gateway(&engine_process, common_env, gateway, log_dir).await {
+        match Self::start_gateway(exe, &engine_process, common_env, gateway, log_dir).await {
             Ok(gateway_process) => Ok(ManagedSystem {
                 engine: engine_process,
                 gateway: gateway_process,
@@ -235,6 +240,7 @@ impl ManagedSystem {
     }
 
     async fn start_gateway(
+        exe: &Path,
         engine: &ServiceProcess,
         common_env: &BTreeMap<String, String>,
         gateway: &ServiceLaunch,
@@ -249,7 +255,7 @@ impl ManagedSystem {
             format!("http://{}", engine.address("grpc")?),
         ];
         args.extend(gateway.args.iter().cloned());
-        ServiceProcess::start("API gateway", "gateway", args, &env, log_dir).await
+        ServiceProcess::start(exe, "API gateway", "gateway", args, &env, log_dir).await
     }
 
     /// Stops the gateway first (no new engine calls), then the engine.

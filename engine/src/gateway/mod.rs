@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+pub use api::FetchRequest;
 pub use observe::X_TRACE_ID;
 
 use crate::core_engine::SPAN_FLUSH_TIMEOUT;
