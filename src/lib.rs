@@ -5,3 +5,5 @@ pub mod load;
 pub mod result;
 pub mod system;
 pub mod threshold;
+pub mod run;
+pub mod summary;

@@ -2,16 +2,35 @@
 //! report. Also hosts the bundled services (`harness engine`, `harness gateway`), so that the
 //! managed system needs no build beyond this binary.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use harness::result::RunStatus;
+use harness::run::{RunError, RunOptions};
+use hyper::Uri;
+use tokio_util::sync::CancellationToken;
 use engine::core_engine::EngineArgs;
 use engine::gateway::GatewayArgs;
 
 /// Load-generating trace verification harness: how fast a traced system is under load, what its
 /// tracing costs, and whether every sampled trace arrives complete and linked.
 #[derive(Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Examples:
+  harness run scenarios/baseline.yaml
+  harness run scenarios/smoke.yaml --set load.phases.0.constant.rate=500 --out /tmp/reports
+  harness run scenarios/baseline.yaml --gateway http://127.0.0.1:8080
+  harness validate scenarios/*.yaml
+
+Exit codes:
+  0  every threshold and check passed
+  1  a threshold or check failed
+  2  bad input (scenario, flags)
+  3  the run could not be completed (a service would not start or crashed, the target was
+     unreachable, the run was interrupted)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,11 +38,43 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario: load the system, measure, evaluate thresholds, write result.json
+    Run(RunArgs),
+    /// Check scenario files without running them
+    Validate {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
     /// Run the bundled core engine (gRPC) in the foreground, as the `core-engine` binary does
     Engine(EngineArgs),
     /// Run the bundled API gateway (HTTP) in the foreground, as the `api-gateway` binary does
     Gateway(GatewayArgs),
 }
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The scenario file
+    scenario: PathBuf,
+    /// Directory for results; each run writes into OUT/<scenario name>/
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// Override a scalar of the scenario, e.g. --set load.phases.0.constant.rate=500
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Load an external gateway at this URL instead of launching the bundled services
+    #[arg(long)]
+    gateway: Option<Uri>,
+    /// Load an external engine at this URL (protocol grpc) instead of launching the bundled services
+    #[arg(long)]
+    engine: Option<Uri>,
+    /// No progress lines
+    #[arg(long)]
+    quiet: bool,
+}
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_INCOMPLETE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -35,6 +86,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Run(args) => runtime.block_on(run(args)),
+        Command::Validate { scenarios } => validate(&scenarios),
         Command::Engine(args) => serve(
             "core engine",
             runtime.block_on(async {
@@ -62,4 +115,58 @@ fn serve(service: &str, outcome: anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let options = RunOptions {
+        out_dir: args.out,
+        overrides: args.overrides,
+        gateway: args.gateway,
+        engine: args.engine,
+        quiet: args.quiet,
+    };
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        if let Ok(mut signals) = engine::shutdown::Signals::install() {
+            let signal = signals.recv().await;
+            eprintln!("harness: {signal}: stopping the load; results so far will be written");
+            on_signal.cancel();
+        }
+    });
+    match harness::run::run(&args.scenario, &options, stop).await {
+        Ok(finished) => {
+            print!("{}", harness::summary::render(&finished.result));
+            println!("result: {}", finished.result_path.display());
+            if !matches!(finished.result.status, RunStatus::Completed) {
+                ExitCode::from(EXIT_INCOMPLETE)
+            } else if finished.thresholds_passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILED)
+            }
+        }
+        Err(RunError::BadInput(message)) => {
+            eprintln!("harness: {message}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(error @ RunError::Incomplete(_)) => {
+            eprintln!("harness: the run could not be completed: {error}");
+            ExitCode::from(EXIT_INCOMPLETE)
+        }
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> ExitCode {
+    let mut bad = false;
+    for path in paths {
+        match harness::scenario::load(path, &[]) {
+            Ok(scenario) => println!("{}: ok ({})", path.display(), scenario.name),
+            Err(error) => {
+                bad = true;
+                eprintln!("{error}");
+            }
+        }
+    }
+    if bad { ExitCode::from(EXIT_BAD_INPUT) } else { ExitCode::SUCCESS }
 }

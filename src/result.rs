@@ -12,6 +12,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::load::{KindStats, RunReport, Stop};
+use crate::threshold::Evaluation;
 
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -27,6 +28,16 @@ pub struct RunResult {
     pub load: LoadSummary,
     pub kinds: Vec<KindResult>,
     pub timeline: Vec<SecondResult>,
+    /// Every threshold of the scenario with what was measured against it.
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// `overall`, or the request kind the threshold is declared on.
+    pub scope: String,
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,6 +291,7 @@ impl RunResult {
                     p99_us: s.latency.value_at_quantile(0.99),
                 })
                 .collect(),
+            thresholds: Vec::new(),
         }
     }
 }

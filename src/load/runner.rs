@@ -17,6 +17,7 @@ use super::recorder::{Completion, Outcome, Recorder};
 use super::schedule::{Arrivals, RatePhase, Schedule};
 
 /// One kind of request in the mix.
+#[derive(Clone)]
 pub struct LoadKind<P> {
     pub name: String,
     pub weight: u32,

@@ -156,6 +156,10 @@ impl ServiceProcess {
             })
     }
 
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }

@@ -1,0 +1,368 @@
+//! `harness run`: a scenario from file to exit code. Launch (or reach) the system, warm up, run the
+//! measured load, stop the system, evaluate thresholds, and always write `result.json`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use hyper::Uri;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio_util::sync::CancellationToken;
+
+use crate::load::{self, Driver, GrpcDriver, HttpDriver, LoadKind, LoadPlan, Outcome, RatePhase, RunReport};
+use crate::result::{RunResult, ScenarioEcho, ThresholdResult};
+use crate::scenario::{self, Phase, Protocol, Scenario, System};
+use crate::system::{ManagedSystem, ServiceLaunch};
+use crate::threshold::{Evaluation, Metric, Threshold};
+
+/// Payload variants rendered per request kind whose body draws from `vars`.
+const VARIANTS_PER_KIND: usize = 64;
+/// How long requests still in flight after the last send may take, past their own timeout.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Where a run goes wrong, by the exit code it calls for.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Exit 2: the scenario or flags are wrong.
+    #[error("{0}")]
+    BadInput(String),
+    /// Exit 3: the run could not be completed.
+    #[error("{0:#}")]
+    Incomplete(anyhow::Error),
+}
+
+/// The flags of `harness run` besides the scenario path.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub overrides: Vec<String>,
+    pub gateway: Option<Uri>,
+    pub engine: Option<Uri>,
+    pub quiet: bool,
+}
+
+/// What became of a run.
+pub struct Finished {
+    pub result: RunResult,
+    pub result_path: PathBuf,
+}
+
+impl Finished {
+    pub fn thresholds_passed(&self) -> bool {
+        self.result.thresholds.iter().all(|t| t.evaluation.is_pass())
+    }
+}
+
+pub async fn run(path: &Path, options: &RunOptions, stop: CancellationToken) -> Result<Finished, RunError> {
+    let overrides = options
+        .overrides
+        .iter()
+        .map(|o| o.parse::<scenario::Override>().map_err(|e| RunError::BadInput(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let scenario = scenario::load(path, &overrides).map_err(|e| RunError::BadInput(e.to_string()))?;
+    let thresholds = parse_thresholds(&scenario)?;
+    let echo = ScenarioEcho {
+        name: scenario.name.clone(),
+        path: path.display().to_string(),
+        source: std::fs::read_to_string(path).unwrap_or_default(),
+        overrides: options.overrides.clone(),
+    };
+    let out_dir = options.out_dir.join(&scenario.name);
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("creating the output directory {}", out_dir.display()))
+        .map_err(RunError::Incomplete)?;
+
+    let started = SystemTime::now();
+    let (managed, target) = start_system(&scenario, options, &out_dir).await?;
+    let outcome = drive(&scenario, &target, &stop, options.quiet).await;
+    let mut managed = managed;
+    let crashed = managed.as_mut().and_then(system_failure);
+    if let Some(system) = managed {
+        system.stop().await;
+    }
+    let report = outcome?;
+    let target_rate = target_rate(&scenario.load.phases);
+    let mut result = RunResult::new(echo, started, target_rate, &report, crashed);
+    result.thresholds = evaluate(&thresholds, &report, &result);
+    let result_path = out_dir.join("result.json");
+    let json = serde_json::to_string_pretty(&result)
+        .context("serializing the result")
+        .map_err(RunError::Incomplete)?;
+    std::fs::write(&result_path, json)
+        .with_context(|| format!("writing {}", result_path.display()))
+        .map_err(RunError::Incomplete)?;
+    Ok(Finished { result, result_path })
+}
+
+/// The address the load goes to.
+enum Target {
+    Http(Uri),
+    Grpc(Uri),
+}
+
+async fn start_system(
+    scenario: &Scenario,
+    options: &RunOptions,
+    out_dir: &Path,
+) -> Result<(Option<ManagedSystem>, Target), RunError> {
+    let protocol = scenario.load.protocol;
+    let (file_gateway, file_engine) = match &scenario.system {
+        System::External { gateway, engine } => (gateway.clone(), engine.clone()),
+        System::Managed(_) => (None, None),
+    };
+    // --gateway / --engine switch to an external system whatever the file says.
+    let managed = match &scenario.system {
+        System::Managed(managed) if options.gateway.is_none() && options.engine.is_none() => managed,
+        _ => {
+            let target = match protocol {
+                Protocol::Http => {
+                    let base = options.gateway.clone().or(file_gateway).ok_or_else(|| {
+                        RunError::BadInput(
+                            "protocol http needs a gateway URL (--gateway or system.external.gateway)".into(),
+                        )
+                    })?;
+                    Target::Http(fetch_url(base)?)
+                }
+                Protocol::Grpc => Target::Grpc(options.engine.clone().or(file_engine).ok_or_else(|| {
+                    RunError::BadInput(
+                        "protocol grpc needs an engine URL (--engine or system.external.engine)".into(),
+                    )
+                })?),
+            };
+            return Ok((None, target));
+        }
+    };
+    let exe = std::env::current_exe()
+        .context("finding the harness executable to launch the services")
+        .map_err(RunError::Incomplete)?;
+    let mut env = std::collections::BTreeMap::new();
+    if !managed.tracing {
+        env.insert("OTEL_SDK_DISABLED".to_owned(), "true".to_owned());
+    }
+    let launch = |spec: &scenario::ServiceSpec| ServiceLaunch {
+        args: spec.args.clone(),
+        env: spec.env.clone(),
+    };
+    let system = ManagedSystem::start(&exe, &env, &launch(&managed.engine), &launch(&managed.gateway), out_dir)
+        .await
+        .map_err(|e| RunError::Incomplete(e.into()))?;
+    let address = |service: &crate::system::ServiceProcess, listener| {
+        service.address(listener).map_err(|e| RunError::Incomplete(e.into()))
+    };
+    let target = match protocol {
+        Protocol::Http => Target::Http(fetch_url(http_uri(address(&system.gateway, "http")?)?)?),
+        Protocol::Grpc => Target::Grpc(http_uri(address(&system.engine, "grpc")?)?),
+    };
+    Ok((Some(system), target))
+}
+
+fn http_uri(addr: std::net::SocketAddr) -> Result<Uri, RunError> {
+    format!("http://{addr}")
+        .parse()
+        .map_err(|e| RunError::Incomplete(anyhow::anyhow!("service address {addr}: {e}")))
+}
+
+/// The gateway's fetch endpoint under a base URL.
+fn fetch_url(base: Uri) -> Result<Uri, RunError> {
+    let text = base.to_string();
+    format!("{}{}", text.trim_end_matches('/'), engine::gateway::FETCH_ROUTE)
+        .parse()
+        .map_err(|e| RunError::BadInput(format!("gateway URL {text}: {e}")))
+}
+
+/// Why the managed system failed during the run, if it did: a service that exited on its own.
+fn system_failure(system: &mut ManagedSystem) -> Option<String> {
+    [&mut system.engine, &mut system.gateway].into_iter().find_map(|service| {
+        service.try_exited().map(|status| {
+            format!("the {} exited during the run ({status}); see {}", service.name(), service.log.display())
+        })
+    })
+}
+
+async fn drive(scenario: &Scenario, target: &Target, stop: &CancellationToken, quiet: bool) -> Result<RunReport, RunError> {
+    let load = &scenario.load;
+    match target {
+        Target::Http(url) => {
+            let driver = Arc::new(HttpDriver::new(url.clone(), load.connections, load.timeout));
+            let kinds = kinds(scenario, |value| Ok(Bytes::from(serde_json::to_vec(value)?)), |e| Outcome::Status(e.status))?;
+            warm_up_and_run(scenario, driver, kinds, stop, quiet).await
+        }
+        Target::Grpc(uri) => {
+            let endpoint = tonic::transport::Endpoint::from(uri.clone());
+            let driver = Arc::new(GrpcDriver::new(endpoint, load.connections, load.timeout));
+            let kinds = kinds(
+                scenario,
+                |value| {
+                    let body: engine::gateway::FetchRequest = serde_json::from_value(value.clone())?;
+                    Ok(Arc::new(engine::proto::FetchMarketDataRequest::from(body)))
+                },
+                |e| Outcome::Code(e.code),
+            )?;
+            warm_up_and_run(scenario, driver, kinds, stop, quiet).await
+        }
+    }
+}
+
+/// Renders each kind's payload variants up front, so that sending does no rendering.
+fn kinds<P>(
+    scenario: &Scenario,
+    prepare: impl Fn(&serde_json::Value) -> Result<P, serde_json::Error>,
+    expect: impl Fn(&scenario::Expect) -> Outcome,
+) -> Result<Vec<LoadKind<P>>, RunError> {
+    let mut rng = StdRng::seed_from_u64(scenario.load.seed);
+    scenario
+        .requests
+        .iter()
+        .map(|kind| {
+            let variants = if kind.vars.is_empty() { 1 } else { VARIANTS_PER_KIND };
+            let payloads = (0..variants)
+                .map(|_| {
+                    prepare(&kind.render(&mut rng)).map_err(|e| {
+                        RunError::BadInput(format!("requests.{}.body: not a FetchMarketData request: {e}", kind.name))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(LoadKind {
+                name: kind.name.clone(),
+                weight: kind.weight,
+                payloads,
+                expect: expect(&kind.expect),
+            })
+        })
+        .collect()
+}
+
+async fn warm_up_and_run<D: Driver>(
+    scenario: &Scenario,
+    driver: Arc<D>,
+    kinds: Vec<LoadKind<D::Payload>>,
+    stop: &CancellationToken,
+    quiet: bool,
+) -> Result<RunReport, RunError>
+where
+    D::Payload: Clone,
+{
+    let load = &scenario.load;
+    let plan = |phases: Vec<RatePhase>, kinds: Vec<LoadKind<D::Payload>>| LoadPlan {
+        kinds,
+        phases,
+        arrivals: match load.arrivals {
+            scenario::Arrivals::Uniform => load::Arrivals::Uniform,
+            scenario::Arrivals::Poisson => load::Arrivals::Poisson { seed: load.seed },
+        },
+        seed: load.seed,
+        max_in_flight: load.max_in_flight,
+        drain_timeout: load.timeout + DRAIN_GRACE,
+    };
+    if !load.warmup.is_zero() {
+        let rate = load.phases.first().map_or(1.0, Phase::start_rate);
+        let warm_kinds = kinds.iter().map(LoadKind::clone).collect();
+        progress(quiet, format_args!("warm-up: {:?} at {rate}/s", load.warmup));
+        load::run(Arc::clone(&driver), plan(vec![RatePhase::constant(rate, load.warmup)], warm_kinds), stop.clone(), |_, _| {})
+            .await
+            .map_err(|e| RunError::BadInput(e.to_string()))?;
+    }
+    let phases = load.phases.iter().map(rate_phase).collect();
+    let report = load::run(driver, plan(phases, kinds), stop.clone(), |recorder, elapsed| {
+        if !quiet {
+            let latency = recorder.merged_latency();
+            let (sent, unexpected, dropped) = recorder.kinds.iter().fold((0, 0, 0), |(s, u, d), k| (s + k.sent, u + k.unexpected, d + k.dropped));
+            progress(
+                quiet,
+                format_args!(
+                    "[{:>5.1}s] sent {sent}  p99 {}  unexpected {unexpected}  dropped {dropped}",
+                    elapsed.as_secs_f64(),
+                    crate::summary::micros(latency.value_at_quantile(0.99)),
+                ),
+            );
+        }
+    })
+    .await
+    .map_err(|e| RunError::BadInput(e.to_string()))?;
+    Ok(report)
+}
+
+fn progress(quiet: bool, line: std::fmt::Arguments<'_>) {
+    if !quiet {
+        eprintln!("{line}");
+    }
+}
+
+fn rate_phase(phase: &Phase) -> RatePhase {
+    match *phase {
+        Phase::Constant { rate, duration } => RatePhase::constant(rate, duration),
+        Phase::Ramp { from, to, duration } => RatePhase { from, to, duration },
+    }
+}
+
+/// Requests per second the phases ask for on average.
+fn target_rate(phases: &[Phase]) -> f64 {
+    let seconds: f64 = phases.iter().map(|p| p.duration().as_secs_f64()).sum();
+    let requests: f64 = phases.iter().map(Phase::expected_requests).sum();
+    if seconds > 0.0 { requests / seconds } else { 0.0 }
+}
+
+/// The scenario's thresholds, parsed: `(scope, threshold)` with scope `None` for the whole run.
+fn parse_thresholds(scenario: &Scenario) -> Result<Vec<(Option<usize>, Threshold)>, RunError> {
+    let overall = scenario.thresholds.iter().enumerate().map(|(i, t)| (None, format!("thresholds[{i}]"), t));
+    let per_kind = scenario.requests.iter().enumerate().flat_map(|(k, kind)| {
+        kind.thresholds.iter().enumerate().map(move |(i, t)| (Some(k), format!("requests.{}.thresholds[{i}]", kind.name), t))
+    });
+    overall
+        .chain(per_kind)
+        .map(|(scope, key, text)| {
+            Threshold::parse(text)
+                .map(|t| (scope, t))
+                .map_err(|e| RunError::BadInput(format!("{}: {key}: {e}", scenario.name)))
+        })
+        .collect()
+}
+
+fn evaluate(thresholds: &[(Option<usize>, Threshold)], report: &RunReport, result: &RunResult) -> Vec<ThresholdResult> {
+    let overall_latency = report.recorder.merged_latency();
+    let overall_service = report.recorder.merged_service_time();
+    thresholds
+        .iter()
+        .map(|(scope, threshold)| {
+            let (name, latency, service, sent, unexpected, dropped) = match scope {
+                Some(k) => {
+                    let kind = &report.recorder.kinds[*k];
+                    (kind.name.clone(), &kind.latency, &kind.service_time, kind.sent, kind.unexpected, kind.dropped)
+                }
+                None => (
+                    "overall".to_owned(),
+                    &overall_latency,
+                    &overall_service,
+                    result.load.sent,
+                    result.load.unexpected + result.load.abandoned,
+                    result.load.dropped,
+                ),
+            };
+            let measured = measure(&threshold.metric, latency, service, sent, unexpected, dropped, result);
+            ThresholdResult {
+                scope: name,
+                evaluation: threshold.evaluate(measured),
+            }
+        })
+        .collect()
+}
+
+fn measure(metric: &Metric, latency: &Histogram<u64>, service: &Histogram<u64>, sent: u64, unexpected: u64, dropped: u64, result: &RunResult) -> Option<f64> {
+    let has = |h: &Histogram<u64>| (!h.is_empty()).then_some(());
+    match *metric {
+        Metric::LatencyPercentile(p) => has(latency).map(|()| latency.value_at_quantile(p / 100.0) as f64),
+        Metric::ServicePercentile(p) => has(service).map(|()| service.value_at_quantile(p / 100.0) as f64),
+        Metric::Avg => has(latency).map(|()| latency.mean()),
+        Metric::Min => has(latency).map(|()| latency.min() as f64),
+        Metric::Max => has(latency).map(|()| latency.max() as f64),
+        Metric::Med => has(latency).map(|()| latency.value_at_quantile(0.5) as f64),
+        Metric::ErrorRate => (sent > 0).then(|| unexpected as f64 / sent as f64),
+        Metric::DroppedRate => (sent + dropped > 0).then(|| dropped as f64 / (sent + dropped) as f64),
+        Metric::AchievedRate => (result.load.target_rate > 0.0).then(|| result.load.achieved_rate / result.load.target_rate),
+        Metric::Rps => Some(result.load.achieved_rate),
+    }
+}

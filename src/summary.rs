@@ -1,0 +1,94 @@
+//! The end-of-run summary on stdout: the table a person reads first.
+
+use std::fmt::Write as _;
+
+use crate::result::{Percentiles, RunResult, RunStatus};
+
+/// A latency in microseconds, in the largest unit that keeps it readable: `850µs`, `12.3ms`, `1.52s`.
+pub fn micros(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us}µs"),
+        1_000..1_000_000 => format!("{:.2}ms", us as f64 / 1e3),
+        _ => format!("{:.2}s", us as f64 / 1e6),
+    }
+}
+
+fn row(out: &mut String, name: &str, sent: u64, unexpected: u64, dropped: u64, p: &Percentiles) {
+    let _ = writeln!(
+        out,
+        "{name:<20} {sent:>9} {unexpected:>10} {dropped:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        micros(p.p50),
+        micros(p.p90),
+        micros(p.p99),
+        micros(p.p999),
+        micros(p.max),
+    );
+}
+
+pub fn render(result: &RunResult) -> String {
+    let mut out = String::new();
+    let load = &result.load;
+    let _ = writeln!(out, "scenario {}: {}", result.scenario.name, status_line(&result.status));
+    let _ = writeln!(
+        out,
+        "rate: target {:.1}/s, achieved {:.1}/s ({:.1}%) over {:.1}s; {} scheduled, {} sent, {} dropped",
+        load.target_rate,
+        load.achieved_rate,
+        if load.target_rate > 0.0 { 100.0 * load.achieved_rate / load.target_rate } else { 0.0 },
+        load.send_duration_s,
+        load.scheduled,
+        load.sent,
+        load.dropped,
+    );
+    let _ = writeln!(out, "latency from the intended send time:");
+    let _ = writeln!(
+        out,
+        "{:<20} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "kind", "sent", "unexpected", "dropped", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for kind in &result.kinds {
+        row(&mut out, &kind.name, kind.sent, kind.unexpected, kind.dropped, &kind.latency);
+    }
+    row(&mut out, "all", load.sent, load.unexpected, load.dropped, &load.latency);
+    let _ = writeln!(
+        out,
+        "service time (from the actual send): p50 {}, p99 {}, max {}",
+        micros(load.service_time.p50),
+        micros(load.service_time.p99),
+        micros(load.service_time.max),
+    );
+    for kind in result.kinds.iter().filter(|k| k.unexpected > 0) {
+        let outcomes: Vec<String> = kind.outcomes.iter().map(|(o, n)| format!("{o}: {n}")).collect();
+        let _ = writeln!(out, "outcomes of {}: {}", kind.name, outcomes.join(", "));
+        for error in &kind.transport_errors {
+            let _ = writeln!(out, "  transport error: {error}");
+        }
+    }
+    if !result.thresholds.is_empty() {
+        let _ = writeln!(out, "thresholds:");
+        for t in &result.thresholds {
+            let _ = writeln!(out, "  [{}] {}", t.scope, t.evaluation);
+        }
+    }
+    out
+}
+
+fn status_line(status: &RunStatus) -> String {
+    match status {
+        RunStatus::Completed => "completed".to_owned(),
+        RunStatus::Interrupted { reason } => format!("INTERRUPTED: {reason}"),
+        RunStatus::Failed { reason } => format!("FAILED: {reason}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_read_naturally() {
+        assert_eq!(micros(850), "850µs");
+        assert_eq!(micros(12_345), "12.35ms");
+        assert_eq!(micros(1_520_000), "1.52s");
+    }
+}
