@@ -1,9 +1,11 @@
 //! The harness: open-loop load at a traced system, with verification of its traces and metrics.
-//! The binary (`src/main.rs`) is the command line over these modules.
+//! The binary (`src/main.rs`) is the command line over these modules; data flows scenario → system
+//! → load → result → thresholds → summary.
 
 pub mod load;
 pub mod result;
+pub mod run;
+pub mod scenario;
+pub mod summary;
 pub mod system;
 pub mod threshold;
-pub mod run;
-pub mod summary;

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use engine::core_engine::EngineArgs;
+use engine::gateway::GatewayArgs;
 use harness::result::RunStatus;
 use harness::run::{RunError, RunOptions};
 use hyper::Uri;
 use tokio_util::sync::CancellationToken;
-use engine::core_engine::EngineArgs;
-use engine::gateway::GatewayArgs;
 
 /// Load-generating trace verification harness: how fast a traced system is under load, what its
 /// tracing costs, and whether every sampled trace arrives complete and linked.
@@ -160,7 +160,14 @@ async fn run(args: RunArgs) -> ExitCode {
 fn validate(paths: &[PathBuf]) -> ExitCode {
     let mut bad = false;
     for path in paths {
-        match harness::scenario::load(path, &[]) {
+        let checked = harness::scenario::load(path, &[])
+            .map_err(|e| e.to_string())
+            .and_then(|scenario| {
+                harness::run::parse_thresholds(&scenario)
+                    .map(|_| scenario)
+                    .map_err(|e| e.to_string())
+            });
+        match checked {
             Ok(scenario) => println!("{}: ok ({})", path.display(), scenario.name),
             Err(error) => {
                 bad = true;
@@ -168,5 +175,9 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             }
         }
     }
-    if bad { ExitCode::from(EXIT_BAD_INPUT) } else { ExitCode::SUCCESS }
+    if bad {
+        ExitCode::from(EXIT_BAD_INPUT)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

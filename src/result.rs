@@ -44,7 +44,7 @@ pub struct ThresholdResult {
 pub struct ScenarioEcho {
     pub name: String,
     pub path: String,
-    /// The file as it was run (after `--set` overrides), so a result explains itself.
+    /// The file as it was read; with `overrides`, what was run, so that a result explains itself.
     pub source: String,
     pub overrides: Vec<String>,
 }

@@ -13,11 +13,13 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio_util::sync::CancellationToken;
 
-use crate::load::{self, Driver, GrpcDriver, HttpDriver, LoadKind, LoadPlan, Outcome, RatePhase, RunReport};
+use crate::load::{
+    self, Driver, GrpcDriver, HttpDriver, LoadKind, LoadPlan, Outcome, RatePhase, RunReport,
+};
 use crate::result::{RunResult, ScenarioEcho, ThresholdResult};
 use crate::scenario::{self, Phase, Protocol, Scenario, System};
 use crate::system::{ManagedSystem, ServiceLaunch};
-use crate::threshold::{Evaluation, Metric, Threshold};
+use crate::threshold::{Metric, Threshold};
 
 /// Payload variants rendered per request kind whose body draws from `vars`.
 const VARIANTS_PER_KIND: usize = 64;
@@ -53,17 +55,28 @@ pub struct Finished {
 
 impl Finished {
     pub fn thresholds_passed(&self) -> bool {
-        self.result.thresholds.iter().all(|t| t.evaluation.is_pass())
+        self.result
+            .thresholds
+            .iter()
+            .all(|t| t.evaluation.is_pass())
     }
 }
 
-pub async fn run(path: &Path, options: &RunOptions, stop: CancellationToken) -> Result<Finished, RunError> {
+pub async fn run(
+    path: &Path,
+    options: &RunOptions,
+    stop: CancellationToken,
+) -> Result<Finished, RunError> {
     let overrides = options
         .overrides
         .iter()
-        .map(|o| o.parse::<scenario::Override>().map_err(|e| RunError::BadInput(e.to_string())))
+        .map(|o| {
+            o.parse::<scenario::Override>()
+                .map_err(|e| RunError::BadInput(e.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let scenario = scenario::load(path, &overrides).map_err(|e| RunError::BadInput(e.to_string()))?;
+    let scenario =
+        scenario::load(path, &overrides).map_err(|e| RunError::BadInput(e.to_string()))?;
     let thresholds = parse_thresholds(&scenario)?;
     let echo = ScenarioEcho {
         name: scenario.name.clone(),
@@ -77,7 +90,28 @@ pub async fn run(path: &Path, options: &RunOptions, stop: CancellationToken) -> 
         .map_err(RunError::Incomplete)?;
 
     let started = SystemTime::now();
-    let (managed, target) = start_system(&scenario, options, &out_dir).await?;
+    let target_rate = target_rate(&scenario.load.phases);
+    let write = |result: &RunResult| -> Result<PathBuf, RunError> {
+        let path = out_dir.join("result.json");
+        let json = serde_json::to_string_pretty(result)
+            .context("serializing the result")
+            .map_err(RunError::Incomplete)?;
+        std::fs::write(&path, json)
+            .with_context(|| format!("writing {}", path.display()))
+            .map_err(RunError::Incomplete)?;
+        Ok(path)
+    };
+    let (managed, target) = match start_system(&scenario, options, &out_dir).await {
+        Ok(started) => started,
+        Err(error) => {
+            // Nothing was measured, but CI still gets a result saying why.
+            let empty = RunReport::empty(scenario.requests.iter().map(|k| k.name.clone()));
+            let result =
+                RunResult::new(echo, started, target_rate, &empty, Some(error.to_string()));
+            write(&result)?;
+            return Err(error);
+        }
+    };
     let outcome = drive(&scenario, &target, &stop, options.quiet).await;
     let mut managed = managed;
     let crashed = managed.as_mut().and_then(system_failure);
@@ -85,17 +119,14 @@ pub async fn run(path: &Path, options: &RunOptions, stop: CancellationToken) -> 
         system.stop().await;
     }
     let report = outcome?;
-    let target_rate = target_rate(&scenario.load.phases);
+    let crashed = crashed.or_else(|| unanswered(&report));
     let mut result = RunResult::new(echo, started, target_rate, &report, crashed);
     result.thresholds = evaluate(&thresholds, &report, &result);
-    let result_path = out_dir.join("result.json");
-    let json = serde_json::to_string_pretty(&result)
-        .context("serializing the result")
-        .map_err(RunError::Incomplete)?;
-    std::fs::write(&result_path, json)
-        .with_context(|| format!("writing {}", result_path.display()))
-        .map_err(RunError::Incomplete)?;
-    Ok(Finished { result, result_path })
+    let result_path = write(&result)?;
+    Ok(Finished {
+        result,
+        result_path,
+    })
 }
 
 /// The address the load goes to.
@@ -116,7 +147,9 @@ async fn start_system(
     };
     // --gateway / --engine switch to an external system whatever the file says.
     let managed = match &scenario.system {
-        System::Managed(managed) if options.gateway.is_none() && options.engine.is_none() => managed,
+        System::Managed(managed) if options.gateway.is_none() && options.engine.is_none() => {
+            managed
+        }
         _ => {
             let target = match protocol {
                 Protocol::Http => {
@@ -133,6 +166,7 @@ async fn start_system(
                     )
                 })?),
             };
+            reachable(&target).await?;
             return Ok((None, target));
         }
     };
@@ -147,17 +181,59 @@ async fn start_system(
         args: spec.args.clone(),
         env: spec.env.clone(),
     };
-    let system = ManagedSystem::start(&exe, &env, &launch(&managed.engine), &launch(&managed.gateway), out_dir)
-        .await
-        .map_err(|e| RunError::Incomplete(e.into()))?;
+    let system = ManagedSystem::start(
+        &exe,
+        &env,
+        &launch(&managed.engine),
+        &launch(&managed.gateway),
+        out_dir,
+    )
+    .await
+    .map_err(|e| RunError::Incomplete(e.into()))?;
     let address = |service: &crate::system::ServiceProcess, listener| {
-        service.address(listener).map_err(|e| RunError::Incomplete(e.into()))
+        service
+            .address(listener)
+            .map_err(|e| RunError::Incomplete(e.into()))
     };
     let target = match protocol {
         Protocol::Http => Target::Http(fetch_url(http_uri(address(&system.gateway, "http")?)?)?),
         Protocol::Grpc => Target::Grpc(http_uri(address(&system.engine, "grpc")?)?),
     };
     Ok((Some(system), target))
+}
+
+/// Fails fast, before any load, when nothing listens at the target.
+async fn reachable(target: &Target) -> Result<(), RunError> {
+    let uri = match target {
+        Target::Http(uri) | Target::Grpc(uri) => uri,
+    };
+    let host = uri.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
+    let port = uri.port_u16().unwrap_or(80);
+    let connect = tokio::net::TcpStream::connect((host, port));
+    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(RunError::Incomplete(anyhow::anyhow!(
+            "cannot reach {uri}: {error}"
+        ))),
+        Err(_) => Err(RunError::Incomplete(anyhow::anyhow!(
+            "cannot reach {uri}: no answer within 3 s"
+        ))),
+    }
+}
+
+/// A run in which no request got any answer did not measure the system: it failed.
+fn unanswered(report: &RunReport) -> Option<String> {
+    let kinds = &report.recorder.kinds;
+    let sent: u64 = kinds.iter().map(|k| k.sent).sum();
+    let answered = kinds
+        .iter()
+        .flat_map(|k| k.outcomes.keys())
+        .any(|label| label != "timeout" && label != "transport");
+    let first_error = kinds.iter().flat_map(|k| k.transport_errors.first()).next();
+    (sent > 0 && !answered).then(|| match first_error {
+        Some(error) => format!("no request got an answer; the first failed with: {error}"),
+        None => "no request got an answer before its timeout".to_owned(),
+    })
 }
 
 fn http_uri(addr: std::net::SocketAddr) -> Result<Uri, RunError> {
@@ -169,26 +245,45 @@ fn http_uri(addr: std::net::SocketAddr) -> Result<Uri, RunError> {
 /// The gateway's fetch endpoint under a base URL.
 fn fetch_url(base: Uri) -> Result<Uri, RunError> {
     let text = base.to_string();
-    format!("{}{}", text.trim_end_matches('/'), engine::gateway::FETCH_ROUTE)
-        .parse()
-        .map_err(|e| RunError::BadInput(format!("gateway URL {text}: {e}")))
+    format!(
+        "{}{}",
+        text.trim_end_matches('/'),
+        engine::gateway::FETCH_ROUTE
+    )
+    .parse()
+    .map_err(|e| RunError::BadInput(format!("gateway URL {text}: {e}")))
 }
 
 /// Why the managed system failed during the run, if it did: a service that exited on its own.
 fn system_failure(system: &mut ManagedSystem) -> Option<String> {
-    [&mut system.engine, &mut system.gateway].into_iter().find_map(|service| {
-        service.try_exited().map(|status| {
-            format!("the {} exited during the run ({status}); see {}", service.name(), service.log.display())
+    [&mut system.engine, &mut system.gateway]
+        .into_iter()
+        .find_map(|service| {
+            service.try_exited().map(|status| {
+                format!(
+                    "the {} exited during the run ({status}); see {}",
+                    service.name(),
+                    service.log.display()
+                )
+            })
         })
-    })
 }
 
-async fn drive(scenario: &Scenario, target: &Target, stop: &CancellationToken, quiet: bool) -> Result<RunReport, RunError> {
+async fn drive(
+    scenario: &Scenario,
+    target: &Target,
+    stop: &CancellationToken,
+    quiet: bool,
+) -> Result<RunReport, RunError> {
     let load = &scenario.load;
     match target {
         Target::Http(url) => {
             let driver = Arc::new(HttpDriver::new(url.clone(), load.connections, load.timeout));
-            let kinds = kinds(scenario, |value| Ok(Bytes::from(serde_json::to_vec(value)?)), |e| Outcome::Status(e.status))?;
+            let kinds = kinds(
+                scenario,
+                |value| Ok(Bytes::from(serde_json::to_vec(value)?)),
+                |e| Outcome::Status(e.status),
+            )?;
             warm_up_and_run(scenario, driver, kinds, stop, quiet).await
         }
         Target::Grpc(uri) => {
@@ -197,7 +292,8 @@ async fn drive(scenario: &Scenario, target: &Target, stop: &CancellationToken, q
             let kinds = kinds(
                 scenario,
                 |value| {
-                    let body: engine::gateway::FetchRequest = serde_json::from_value(value.clone())?;
+                    let body: engine::gateway::FetchRequest =
+                        serde_json::from_value(value.clone())?;
                     Ok(Arc::new(engine::proto::FetchMarketDataRequest::from(body)))
                 },
                 |e| Outcome::Code(e.code),
@@ -218,11 +314,18 @@ fn kinds<P>(
         .requests
         .iter()
         .map(|kind| {
-            let variants = if kind.vars.is_empty() { 1 } else { VARIANTS_PER_KIND };
+            let variants = if kind.vars.is_empty() {
+                1
+            } else {
+                VARIANTS_PER_KIND
+            };
             let payloads = (0..variants)
                 .map(|_| {
                     prepare(&kind.render(&mut rng)).map_err(|e| {
-                        RunError::BadInput(format!("requests.{}.body: not a FetchMarketData request: {e}", kind.name))
+                        RunError::BadInput(format!(
+                            "requests.{}.body: not a FetchMarketData request: {e}",
+                            kind.name
+                        ))
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -261,10 +364,18 @@ where
     if !load.warmup.is_zero() {
         let rate = load.phases.first().map_or(1.0, Phase::start_rate);
         let warm_kinds = kinds.iter().map(LoadKind::clone).collect();
-        progress(quiet, format_args!("warm-up: {:?} at {rate}/s", load.warmup));
-        load::run(Arc::clone(&driver), plan(vec![RatePhase::constant(rate, load.warmup)], warm_kinds), stop.clone(), |_, _| {})
-            .await
-            .map_err(|e| RunError::BadInput(e.to_string()))?;
+        progress(
+            quiet,
+            format_args!("warm-up: {:?} at {rate}/s", load.warmup),
+        );
+        load::run(
+            Arc::clone(&driver),
+            plan(vec![RatePhase::constant(rate, load.warmup)], warm_kinds),
+            stop.clone(),
+            |_, _| {},
+        )
+        .await
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
     }
     let phases = load.phases.iter().map(rate_phase).collect();
     let report = load::run(driver, plan(phases, kinds), stop.clone(), |recorder, elapsed| {
@@ -303,14 +414,28 @@ fn rate_phase(phase: &Phase) -> RatePhase {
 fn target_rate(phases: &[Phase]) -> f64 {
     let seconds: f64 = phases.iter().map(|p| p.duration().as_secs_f64()).sum();
     let requests: f64 = phases.iter().map(Phase::expected_requests).sum();
-    if seconds > 0.0 { requests / seconds } else { 0.0 }
+    if seconds > 0.0 {
+        requests / seconds
+    } else {
+        0.0
+    }
 }
 
 /// The scenario's thresholds, parsed: `(scope, threshold)` with scope `None` for the whole run.
-fn parse_thresholds(scenario: &Scenario) -> Result<Vec<(Option<usize>, Threshold)>, RunError> {
-    let overall = scenario.thresholds.iter().enumerate().map(|(i, t)| (None, format!("thresholds[{i}]"), t));
+pub fn parse_thresholds(scenario: &Scenario) -> Result<Vec<(Option<usize>, Threshold)>, RunError> {
+    let overall = scenario
+        .thresholds
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (None, format!("thresholds[{i}]"), t));
     let per_kind = scenario.requests.iter().enumerate().flat_map(|(k, kind)| {
-        kind.thresholds.iter().enumerate().map(move |(i, t)| (Some(k), format!("requests.{}.thresholds[{i}]", kind.name), t))
+        kind.thresholds.iter().enumerate().map(move |(i, t)| {
+            (
+                Some(k),
+                format!("requests.{}.thresholds[{i}]", kind.name),
+                t,
+            )
+        })
     });
     overall
         .chain(per_kind)
@@ -322,7 +447,11 @@ fn parse_thresholds(scenario: &Scenario) -> Result<Vec<(Option<usize>, Threshold
         .collect()
 }
 
-fn evaluate(thresholds: &[(Option<usize>, Threshold)], report: &RunReport, result: &RunResult) -> Vec<ThresholdResult> {
+fn evaluate(
+    thresholds: &[(Option<usize>, Threshold)],
+    report: &RunReport,
+    result: &RunResult,
+) -> Vec<ThresholdResult> {
     let overall_latency = report.recorder.merged_latency();
     let overall_service = report.recorder.merged_service_time();
     thresholds
@@ -331,7 +460,14 @@ fn evaluate(thresholds: &[(Option<usize>, Threshold)], report: &RunReport, resul
             let (name, latency, service, sent, unexpected, dropped) = match scope {
                 Some(k) => {
                     let kind = &report.recorder.kinds[*k];
-                    (kind.name.clone(), &kind.latency, &kind.service_time, kind.sent, kind.unexpected, kind.dropped)
+                    (
+                        kind.name.clone(),
+                        &kind.latency,
+                        &kind.service_time,
+                        kind.sent,
+                        kind.unexpected,
+                        kind.dropped,
+                    )
                 }
                 None => (
                     "overall".to_owned(),
@@ -342,7 +478,15 @@ fn evaluate(thresholds: &[(Option<usize>, Threshold)], report: &RunReport, resul
                     result.load.dropped,
                 ),
             };
-            let measured = measure(&threshold.metric, latency, service, sent, unexpected, dropped, result);
+            let measured = measure(
+                &threshold.metric,
+                latency,
+                service,
+                sent,
+                unexpected,
+                dropped,
+                result,
+            );
             ThresholdResult {
                 scope: name,
                 evaluation: threshold.evaluate(measured),
@@ -351,18 +495,33 @@ fn evaluate(thresholds: &[(Option<usize>, Threshold)], report: &RunReport, resul
         .collect()
 }
 
-fn measure(metric: &Metric, latency: &Histogram<u64>, service: &Histogram<u64>, sent: u64, unexpected: u64, dropped: u64, result: &RunResult) -> Option<f64> {
+fn measure(
+    metric: &Metric,
+    latency: &Histogram<u64>,
+    service: &Histogram<u64>,
+    sent: u64,
+    unexpected: u64,
+    dropped: u64,
+    result: &RunResult,
+) -> Option<f64> {
     let has = |h: &Histogram<u64>| (!h.is_empty()).then_some(());
     match *metric {
-        Metric::LatencyPercentile(p) => has(latency).map(|()| latency.value_at_quantile(p / 100.0) as f64),
-        Metric::ServicePercentile(p) => has(service).map(|()| service.value_at_quantile(p / 100.0) as f64),
+        Metric::LatencyPercentile(p) => {
+            has(latency).map(|()| latency.value_at_quantile(p / 100.0) as f64)
+        }
+        Metric::ServicePercentile(p) => {
+            has(service).map(|()| service.value_at_quantile(p / 100.0) as f64)
+        }
         Metric::Avg => has(latency).map(|()| latency.mean()),
         Metric::Min => has(latency).map(|()| latency.min() as f64),
         Metric::Max => has(latency).map(|()| latency.max() as f64),
         Metric::Med => has(latency).map(|()| latency.value_at_quantile(0.5) as f64),
         Metric::ErrorRate => (sent > 0).then(|| unexpected as f64 / sent as f64),
-        Metric::DroppedRate => (sent + dropped > 0).then(|| dropped as f64 / (sent + dropped) as f64),
-        Metric::AchievedRate => (result.load.target_rate > 0.0).then(|| result.load.achieved_rate / result.load.target_rate),
+        Metric::DroppedRate => {
+            (sent + dropped > 0).then(|| dropped as f64 / (sent + dropped) as f64)
+        }
+        Metric::AchievedRate => (result.load.target_rate > 0.0)
+            .then(|| result.load.achieved_rate / result.load.target_rate),
         Metric::Rps => Some(result.load.achieved_rate),
     }
 }

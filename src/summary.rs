@@ -28,13 +28,22 @@ fn row(out: &mut String, name: &str, sent: u64, unexpected: u64, dropped: u64, p
 pub fn render(result: &RunResult) -> String {
     let mut out = String::new();
     let load = &result.load;
-    let _ = writeln!(out, "scenario {}: {}", result.scenario.name, status_line(&result.status));
+    let _ = writeln!(
+        out,
+        "scenario {}: {}",
+        result.scenario.name,
+        status_line(&result.status)
+    );
     let _ = writeln!(
         out,
         "rate: target {:.1}/s, achieved {:.1}/s ({:.1}%) over {:.1}s; {} scheduled, {} sent, {} dropped",
         load.target_rate,
         load.achieved_rate,
-        if load.target_rate > 0.0 { 100.0 * load.achieved_rate / load.target_rate } else { 0.0 },
+        if load.target_rate > 0.0 {
+            100.0 * load.achieved_rate / load.target_rate
+        } else {
+            0.0
+        },
         load.send_duration_s,
         load.scheduled,
         load.sent,
@@ -47,9 +56,23 @@ pub fn render(result: &RunResult) -> String {
         "kind", "sent", "unexpected", "dropped", "p50", "p90", "p99", "p99.9", "max"
     );
     for kind in &result.kinds {
-        row(&mut out, &kind.name, kind.sent, kind.unexpected, kind.dropped, &kind.latency);
+        row(
+            &mut out,
+            &kind.name,
+            kind.sent,
+            kind.unexpected,
+            kind.dropped,
+            &kind.latency,
+        );
     }
-    row(&mut out, "all", load.sent, load.unexpected, load.dropped, &load.latency);
+    row(
+        &mut out,
+        "all",
+        load.sent,
+        load.unexpected,
+        load.dropped,
+        &load.latency,
+    );
     let _ = writeln!(
         out,
         "service time (from the actual send): p50 {}, p99 {}, max {}",
@@ -58,7 +81,11 @@ pub fn render(result: &RunResult) -> String {
         micros(load.service_time.max),
     );
     for kind in result.kinds.iter().filter(|k| k.unexpected > 0) {
-        let outcomes: Vec<String> = kind.outcomes.iter().map(|(o, n)| format!("{o}: {n}")).collect();
+        let outcomes: Vec<String> = kind
+            .outcomes
+            .iter()
+            .map(|(o, n)| format!("{o}: {n}"))
+            .collect();
         let _ = writeln!(out, "outcomes of {}: {}", kind.name, outcomes.join(", "));
         for error in &kind.transport_errors {
             let _ = writeln!(out, "  transport error: {error}");

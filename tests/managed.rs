@@ -50,10 +50,8 @@ mod tempdir {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_loop_load_through_the_managed_gateway() {
-    let dir = log_dir();
-    let system = ManagedSystem::start(
+async fn start_default(dir: &tempdir::Dir) -> ManagedSystem {
+    ManagedSystem::start(
         Path::new(HARNESS),
         &tracing_off(),
         &ServiceLaunch::default(),
@@ -61,7 +59,13 @@ async fn open_loop_load_through_the_managed_gateway() {
         &dir.0,
     )
     .await
-    .expect("system starts");
+    .expect("system starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_load_through_the_managed_gateway() {
+    let dir = log_dir();
+    let system = start_default(&dir).await;
     let pids = [system.engine.pid(), system.gateway.pid()].map(|p| p.expect("running"));
     let url = format!(
         "http://{}/api/v1/market-data/fetch",
@@ -147,15 +151,7 @@ async fn a_service_that_fails_to_start_is_reported_with_its_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_system_leaves_no_process_behind() {
     let dir = log_dir();
-    let system = ManagedSystem::start(
-        Path::new(HARNESS),
-        &tracing_off(),
-        &ServiceLaunch::default(),
-        &ServiceLaunch::default(),
-        &dir.0,
-    )
-    .await
-    .expect("system starts");
+    let system = start_default(&dir).await;
     let pids = [system.engine.pid(), system.gateway.pid()].map(|p| p.expect("running"));
     drop(system);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -492,6 +492,16 @@ async fn bad_input_gets_the_exact_status_and_message() {
         json!({"error": {"code": "NOT_FOUND", "message": "no such route"}})
     );
 
+    let response = system
+        .http
+        .get(system.fetch_url())
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(response.status(), 405);
+    let error: Value = response.json().await.expect("JSON error body");
+    assert_eq!(error["error"]["code"], "METHOD_NOT_ALLOWED");
+
     // Straight to the engine: a message over the size limit is refused before any work.
     let mut client =
         CoreEngineServiceClient::connect(format!("http://{}", system.engine.addr("grpc")))
@@ -567,12 +577,13 @@ async fn health_and_results_are_served() {
     assert_eq!(quote["symbol"], "BRK.B");
     assert_eq!(quote["tick_count"], 500);
     assert_eq!(quote["moving_averages"][1]["period"], 50);
-    let (low, high, vwap) = (
-        quote["low"].as_f64(),
-        quote["high"].as_f64(),
-        quote["vwap"].as_f64(),
-    );
-    assert!(low <= vwap && vwap <= high, "{quote}");
+    let number = |field: &str| {
+        quote[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field} in {quote}"))
+    };
+    let (low, high, vwap) = (number("low"), number("high"), number("vwap"));
+    assert!(0.0 < low && low <= vwap && vwap <= high, "{quote}");
     system.stop().await;
 }
 

@@ -70,6 +70,19 @@ pub struct RunReport {
     pub abandoned: u64,
 }
 
+impl RunReport {
+    /// A run that sent nothing (the system never came up), for results that must still be written.
+    pub fn empty(kind_names: impl IntoIterator<Item = String>) -> Self {
+        RunReport {
+            recorder: Recorder::new(std::time::Instant::now(), kind_names),
+            send_duration: Duration::ZERO,
+            scheduled: 0,
+            stop: Stop::Completed,
+            abandoned: 0,
+        }
+    }
+}
+
 /// Runs `plan` against `driver` until the schedule ends or `stop` is cancelled. `on_tick` is
 /// called about once a second with the recorder, for progress output.
 pub async fn run<D: Driver>(

@@ -212,12 +212,17 @@ pub async fn fetch_market_data(
     }
     let mut engine = gateway.engine.clone();
     let call = engine.fetch_market_data(request);
+    let called = std::time::Instant::now();
     let result = match tokio::time::timeout(gateway.engine_timeout, call).await {
+        // The engine enforces the same deadline and may answer CANCELLED just before ours fires:
+        // either way the deadline passed.
+        Err(_) => Err(deadline_exceeded(gateway.engine_timeout)),
+        Ok(Err(status))
+            if status.code() == Code::Cancelled && called.elapsed() >= gateway.engine_timeout =>
+        {
+            Err(deadline_exceeded(gateway.engine_timeout))
+        }
         Ok(result) => result,
-        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
-            "the engine did not answer within {:?}",
-            gateway.engine_timeout
-        ))),
     };
     if let Some(cx) = &span {
         let code = result
@@ -238,6 +243,10 @@ pub async fn fetch_market_data(
         Ok(response) => Ok(Json(response.into_inner().into())),
         Err(status) => Err(ApiError::from_grpc(&status)),
     }
+}
+
+fn deadline_exceeded(timeout: std::time::Duration) -> tonic::Status {
+    tonic::Status::deadline_exceeded(format!("the engine did not answer within {timeout:?}"))
 }
 
 /// The CLIENT span around the engine call, child of the SERVER span the middleware made current.

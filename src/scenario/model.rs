@@ -1,0 +1,239 @@
+//! The validated scenario: every field typed, every default filled in, every cross-field rule
+//! checked. Code downstream of [`super::parse`] can rely on these invariants instead of rechecking.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hyper::Uri;
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use serde_json::Value;
+
+/// One scenario file, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// `[a-z0-9_-]+`, safe to use in report file names.
+    pub name: String,
+    pub description: String,
+    pub system: System,
+    pub load: Load,
+    /// At least one kind, names unique.
+    pub requests: Vec<RequestKind>,
+    /// Threshold expressions over all kinds, unparsed: the threshold module owns their syntax.
+    pub thresholds: Vec<String>,
+}
+
+/// The system under test.
+#[derive(Clone, Debug, PartialEq)]
+pub enum System {
+    /// The bundled engine and gateway, launched by the harness as child processes.
+    Managed(Managed),
+    /// An already running system. The URL the protocol needs is guaranteed present.
+    External {
+        /// `http://` URL of the gateway, for protocol http.
+        gateway: Option<Uri>,
+        /// `http://` URL of the engine's gRPC endpoint, for protocol grpc.
+        engine: Option<Uri>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Managed {
+    /// `false` launches both services with `OTEL_SDK_DISABLED=true`.
+    pub tracing: bool,
+    pub engine: ServiceSpec,
+    pub gateway: ServiceSpec,
+}
+
+/// Extra command-line flags and environment for one managed service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// JSON through the gateway.
+    Http,
+    /// Protobuf straight to the engine.
+    Grpc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrivals {
+    /// Evenly spaced sends at the target rate.
+    Uniform,
+    /// Exponential gaps with the target rate as mean, seeded by [`Load::seed`].
+    Poisson,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Load {
+    pub protocol: Protocol,
+    /// Run at the first phase's starting rate before recording; may be zero.
+    pub warmup: Duration,
+    /// At least one phase, run in order.
+    pub phases: Vec<Phase>,
+    pub arrivals: Arrivals,
+    /// Seeds Poisson gaps and the request mix, so runs are repeatable.
+    pub seed: u64,
+    /// A send due while this many requests are in flight is dropped (and counted), never queued:
+    /// queuing would hide the overload an open-loop test exists to show. At least 1.
+    pub max_in_flight: usize,
+    /// Per-request timeout, > 0.
+    pub timeout: Duration,
+    /// HTTP keep-alive connections or gRPC channels, at least 1.
+    pub connections: usize,
+}
+
+/// A stretch of the load profile. Rates are requests per second, finite and > 0; durations > 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Phase {
+    Constant {
+        rate: f64,
+        duration: Duration,
+    },
+    /// Linear from `from` to `to` over `duration`.
+    Ramp {
+        from: f64,
+        to: f64,
+        duration: Duration,
+    },
+}
+
+impl Phase {
+    pub fn duration(&self) -> Duration {
+        match *self {
+            Phase::Constant { duration, .. } | Phase::Ramp { duration, .. } => duration,
+        }
+    }
+
+    /// The rate the phase starts at; warm-up runs at the first phase's.
+    pub fn start_rate(&self) -> f64 {
+        match *self {
+            Phase::Constant { rate, .. } => rate,
+            Phase::Ramp { from, .. } => from,
+        }
+    }
+
+    /// The target rate `elapsed` into the phase (clamped to the phase's end).
+    pub fn rate_at(&self, elapsed: Duration) -> f64 {
+        match *self {
+            Phase::Constant { rate, .. } => rate,
+            Phase::Ramp { from, to, duration } => {
+                let f = (elapsed.as_secs_f64() / duration.as_secs_f64()).clamp(0.0, 1.0);
+                from + (to - from) * f
+            }
+        }
+    }
+
+    /// Requests the phase asks for in total (the area under its rate curve).
+    pub fn expected_requests(&self) -> f64 {
+        let secs = self.duration().as_secs_f64();
+        match *self {
+            Phase::Constant { rate, .. } => rate * secs,
+            Phase::Ramp { from, to, .. } => (from + to) / 2.0 * secs,
+        }
+    }
+}
+
+/// One kind of request in the weighted mix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestKind {
+    /// `[a-z0-9_]+`, unique within the scenario.
+    pub name: String,
+    /// > 0; the kind's share is `weight / sum of weights`.
+    pub weight: u32,
+    /// The request as JSON (gateway field names), possibly with `"{{var}}"` placeholders.
+    pub body: Value,
+    /// Values to draw from for each placeholder. Every placeholder in `body` has a non-empty entry
+    /// here and every entry is used.
+    pub vars: BTreeMap<String, Vec<String>>,
+    pub expect: Expect,
+    /// Threshold expressions for this kind only, unparsed.
+    pub thresholds: Vec<String>,
+}
+
+/// The outcome that counts as success for a kind; anything else is an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expect {
+    /// For protocol http; 100..=599.
+    pub status: u16,
+    /// For protocol grpc.
+    pub code: tonic::Code,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            status: 200,
+            code: tonic::Code::Ok,
+        }
+    }
+}
+
+impl Scenario {
+    /// The recorded part of the run: all phases, without the warm-up.
+    pub fn total_duration(&self) -> Duration {
+        self.load.phases.iter().map(Phase::duration).sum()
+    }
+
+    /// The sum of the kinds' weights, to turn a weight into a share.
+    pub fn total_weight(&self) -> u64 {
+        self.requests
+            .iter()
+            .map(|kind| u64::from(kind.weight))
+            .sum()
+    }
+}
+
+impl RequestKind {
+    /// The body with every whole-string `"{{var}}"` (at any depth) replaced by a uniform draw from
+    /// `vars[var]`. A placeholder without values is left as is; validation rules that out for
+    /// parsed scenarios.
+    pub fn render(&self, rng: &mut impl Rng) -> Value {
+        if self.vars.is_empty() {
+            return self.body.clone();
+        }
+        render_value(&self.body, &self.vars, rng)
+    }
+}
+
+fn render_value(value: &Value, vars: &BTreeMap<String, Vec<String>>, rng: &mut impl Rng) -> Value {
+    match value {
+        Value::String(text) => placeholder(text)
+            .and_then(|var| vars.get(var))
+            .and_then(|values| values.choose(rng))
+            .map_or_else(|| value.clone(), |drawn| Value::String(drawn.clone())),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| render_value(item, vars, rng))
+                .collect(),
+        ),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, item)| (key.clone(), render_value(item, vars, rng)))
+                .collect(),
+        ),
+        _ => value.clone(),
+    }
+}
+
+/// The variable name of a whole-string placeholder: `"{{symbol}}"` gives `symbol`.
+pub(crate) fn placeholder(text: &str) -> Option<&str> {
+    let name = text.strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    (!name.is_empty() && name.bytes().all(is_var_byte)).then_some(name)
+}
+
+/// `[A-Za-z0-9_]`: variable names.
+pub(crate) fn is_var_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// `[a-z0-9_]`: request and variable names.
+pub(crate) fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
+}

@@ -1,0 +1,663 @@
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::json;
+
+use super::*;
+
+/// A small valid file; bad cases edit one line of it so positions stay easy to check.
+const BASE: &str = "\
+name: base
+system:
+  managed: {}
+load:
+  protocol: http
+  phases:
+    - constant: {rate: 50, duration: 2s}
+requests:
+  - name: quote
+    weight: 1
+    body: {symbols: [\"{{symbol}}\"], source_id: yahoo_finance}
+    vars: {symbol: [AAPL, MSFT]}
+    expect: {status: 200}
+";
+
+fn sets(overrides: &[&str]) -> Vec<Override> {
+    overrides
+        .iter()
+        .map(|o| o.parse().expect("test override parses"))
+        .collect()
+}
+
+fn error(text: &str, overrides: &[&str]) -> String {
+    match parse("x.yaml", text, &sets(overrides)) {
+        Ok(scenario) => panic!("expected an error, parsed {scenario:#?}"),
+        Err(err) => err.to_string(),
+    }
+}
+
+/// `BASE` with each `from` replaced by `to` (each `from` must occur exactly once).
+fn edit(edits: &[(&str, &str)]) -> String {
+    let mut text = BASE.to_owned();
+    for (from, to) in edits {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{from:?} is not unique in BASE"
+        );
+        text = text.replace(from, to);
+    }
+    text
+}
+
+#[test]
+fn base_parses_with_defaults() {
+    let s = parse("x.yaml", BASE, &[]).expect("BASE is valid");
+    assert_eq!(s.name, "base");
+    assert_eq!(s.description, "");
+    assert_eq!(
+        s.system,
+        System::Managed(Managed {
+            tracing: true,
+            engine: ServiceSpec::default(),
+            gateway: ServiceSpec::default(),
+        })
+    );
+    assert_eq!(
+        s.load,
+        Load {
+            protocol: Protocol::Http,
+            warmup: Duration::ZERO,
+            phases: vec![Phase::Constant {
+                rate: 50.0,
+                duration: Duration::from_secs(2)
+            }],
+            arrivals: Arrivals::Uniform,
+            seed: 1,
+            max_in_flight: 1000,
+            timeout: Duration::from_secs(5),
+            connections: 2,
+        }
+    );
+    let kind = &s.requests[0];
+    assert_eq!(kind.name, "quote");
+    assert_eq!(kind.weight, 1);
+    assert_eq!(
+        kind.body,
+        json!({"symbols": ["{{symbol}}"], "source_id": "yahoo_finance"})
+    );
+    assert_eq!(kind.vars["symbol"], ["AAPL", "MSFT"]);
+    assert_eq!(kind.expect, Expect::default());
+    assert_eq!(kind.expect.code, tonic::Code::Ok);
+    assert!(kind.thresholds.is_empty());
+    assert!(s.thresholds.is_empty());
+    assert_eq!(s.total_duration(), Duration::from_secs(2));
+}
+
+#[test]
+fn full_file_reads_every_field() {
+    let text = "\
+name: full-run_2
+description: everything set
+system:
+  external:
+    gateway: http://127.0.0.1:8080
+    engine: http://10.0.0.2:50051/
+load:
+  protocol: grpc
+  warmup: 500ms
+  phases:
+    - constant: {rate: 2.5, duration: 1m}
+    - ramp: {from: 100, to: 1000, duration: 20s}
+  arrivals: poisson
+  seed: 18446744073709551615
+  max_in_flight: 1
+  timeout: 250us
+  connections: 8
+requests:
+  - name: a
+    weight: 3
+    body: {window: 1000, nested: {deep: [1, \"{{x}}\", {y: \"{{ y }}\"}], f: 1.5, n: ~, t: true}}
+    vars:
+      x: [\"1\", two]
+      y: [NO]
+    expect: {code: unavailable}
+    thresholds: [\"p(99) < 50ms\"]
+  - name: b
+    weight: 4294967295
+    body: {}
+thresholds: [\"error_rate < 1%\", \"rps > 10\"]
+";
+    let s = parse("full.yaml", text, &[]).expect("valid");
+    let System::External { gateway, engine } = &s.system else {
+        panic!("external expected: {:?}", s.system);
+    };
+    assert_eq!(
+        gateway.as_ref().map(|u| u.to_string()).as_deref(),
+        Some("http://127.0.0.1:8080/")
+    );
+    assert_eq!(
+        engine.as_ref().and_then(|u| u.port_u16()),
+        Some(50051),
+        "{engine:?}"
+    );
+    assert_eq!(s.load.protocol, Protocol::Grpc);
+    assert_eq!(s.load.warmup, Duration::from_millis(500));
+    assert_eq!(
+        s.load.phases,
+        [
+            Phase::Constant {
+                rate: 2.5,
+                duration: Duration::from_secs(60)
+            },
+            Phase::Ramp {
+                from: 100.0,
+                to: 1000.0,
+                duration: Duration::from_secs(20)
+            }
+        ]
+    );
+    assert_eq!(s.load.arrivals, Arrivals::Poisson);
+    assert_eq!(s.load.seed, u64::MAX);
+    assert_eq!(s.load.max_in_flight, 1);
+    assert_eq!(s.load.timeout, Duration::from_micros(250));
+    assert_eq!(s.load.connections, 8);
+    assert_eq!(s.total_duration(), Duration::from_secs(80));
+    assert_eq!(s.total_weight(), 3 + u64::from(u32::MAX));
+    let a = &s.requests[0];
+    assert_eq!(
+        a.body,
+        json!({"window": 1000, "nested": {"deep": [1, "{{x}}", {"y": "{{ y }}"}], "f": 1.5, "n": null, "t": true}})
+    );
+    assert_eq!(a.vars["x"], ["1", "two"]);
+    assert_eq!(
+        a.vars["y"],
+        ["NO"],
+        "YAML 1.2 booleans only: NO stays a string"
+    );
+    assert_eq!(
+        a.expect,
+        Expect {
+            status: 200,
+            code: tonic::Code::Unavailable
+        }
+    );
+    assert_eq!(a.thresholds, ["p(99) < 50ms"]);
+    assert_eq!(s.requests[1].body, json!({}));
+    assert_eq!(s.thresholds, ["error_rate < 1%", "rps > 10"]);
+}
+
+#[test]
+fn managed_services_take_args_and_env() {
+    let text = edit(&[(
+        "  managed: {}\n",
+        "  managed:\n    tracing: false\n    engine:\n      args: [--fault-stall-every, 5s, --port, 50051]\n      env: {RUST_LOG: warn, N: 1}\n    gateway:\n",
+    )]);
+    let s = parse("x.yaml", &text, &[]).expect("valid");
+    let System::Managed(m) = s.system else {
+        panic!("managed expected")
+    };
+    assert!(!m.tracing);
+    assert_eq!(
+        m.engine.args,
+        ["--fault-stall-every", "5s", "--port", "50051"]
+    );
+    assert_eq!(m.engine.env["RUST_LOG"], "warn");
+    assert_eq!(m.engine.env["N"], "1");
+    assert_eq!(m.gateway, ServiceSpec::default());
+}
+
+#[test]
+fn bad_files_say_where_and_what() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        // Syntax and structure.
+        (
+            &[("  protocol: http", "  protocol: [http")],
+            "x.yaml:6:9: illegal placement of ':' indicator",
+        ),
+        (
+            &[("load:\n", "laod:\n")],
+            "x.yaml:4:1: laod: unknown key; expected one of: name, description, system, load, requests, thresholds\n\
+             x.yaml:1:1: load: required key is missing",
+        ),
+        (
+            &[("    weight: 1", "    weight: 1\n    wieght: 2")],
+            "x.yaml:11:5: requests[0].wieght: unknown key; expected one of: name, weight, body, vars, expect, thresholds",
+        ),
+        (
+            &[("  protocol: http", "  protocol: http\n  protocol: grpc")],
+            "x.yaml:6:3: load.protocol: duplicate key (first at x.yaml:5:3)",
+        ),
+        (
+            &[("rate: 50", "rate: fifty")],
+            "x.yaml:7:24: load.phases[0].constant.rate: expected a number > 0, got \"fifty\"",
+        ),
+        // Name pattern.
+        (
+            &[("name: base", "name: Base Line")],
+            "x.yaml:1:7: name: expected a name matching [a-z0-9_-]+, got \"Base Line\"",
+        ),
+        (
+            &[("name: quote", "name: quote-2")],
+            "x.yaml:9:11: requests[0].name: expected a name matching [a-z0-9_]+, got \"quote-2\"",
+        ),
+        // Phases.
+        (
+            &[("    - constant: {rate: 50, duration: 2s}", "    []")],
+            "x.yaml:7:5: load.phases: expected at least one phase, got an empty sequence",
+        ),
+        (
+            &[("rate: 50", "rate: -5")],
+            "x.yaml:7:24: load.phases[0].constant.rate: expected a number > 0, got -5",
+        ),
+        (
+            &[("rate: 50", "rate: .inf")],
+            "x.yaml:7:24: load.phases[0].constant.rate: expected a number > 0, got .inf",
+        ),
+        (
+            &[(
+                "- constant: {rate: 50, duration: 2s}",
+                "- ramp: {from: 0, to: 10, duration: 2s}",
+            )],
+            "x.yaml:7:20: load.phases[0].ramp.from: expected a number > 0, got 0",
+        ),
+        (
+            &[("duration: 2s", "duration: 0s")],
+            "x.yaml:7:38: load.phases[0].constant.duration: expected a duration > 0, got \"0s\"",
+        ),
+        (
+            &[("duration: 2s", "duration: 2h")],
+            "x.yaml:7:38: load.phases[0].constant.duration: \"2h\" has unknown unit \"h\"; use us, ms, s or m",
+        ),
+        (
+            &[("duration: 2s", "duration: 2")],
+            "x.yaml:7:38: load.phases[0].constant.duration: \"2\" has no unit; write e.g. 250ms, 1.5s, 500us or 2m",
+        ),
+        (
+            &[(
+                "constant: {rate: 50, duration: 2s}",
+                "{constant: {rate: 50}, ramp: {}}",
+            )],
+            "x.yaml:7:7: load.phases[0]: expected exactly one of constant, ramp",
+        ),
+        (
+            &[("constant: {rate: 50, duration: 2s}", "constant: {rate: 50}")],
+            "x.yaml:7:17: load.phases[0].constant.duration: required key is missing",
+        ),
+        // Request kinds.
+        (
+            &[(
+                "  - name: quote",
+                "  - name: quote\n    weight: 1\n    body: {}\n  - name: quote",
+            )],
+            "x.yaml:12:11: requests[1].name: duplicate request name \"quote\" (also requests[0])",
+        ),
+        (
+            &[("weight: 1", "weight: 0")],
+            "x.yaml:10:13: requests[0].weight: expected an integer > 0, got 0",
+        ),
+        (
+            &[("weight: 1", "weight: 1.5")],
+            "x.yaml:10:13: requests[0].weight: expected an integer > 0, got 1.5",
+        ),
+        (
+            &[("weight: 1", "weight: 4294967296")],
+            "x.yaml:10:13: requests[0].weight: expected an integer <= 4294967295, got 4294967296",
+        ),
+        (
+            &[("[\"{{symbol}}\"]", "[\"{{symbol}}\", \"{{venue}}\"]")],
+            "x.yaml:11:36: requests[0].body.symbols[1]: \"{{venue}}\" needs a non-empty requests[0].vars.venue",
+        ),
+        (
+            &[(
+                "vars: {symbol: [AAPL, MSFT]}",
+                "vars: {symbol: [AAPL], venue: [X]}",
+            )],
+            "x.yaml:12:28: requests[0].vars.venue: unused: the body has no \"{{venue}}\"",
+        ),
+        (
+            &[("vars: {symbol: [AAPL, MSFT]}", "vars: {symbol: []}")],
+            "x.yaml:12:20: requests[0].vars.symbol: expected a non-empty sequence of strings, got an empty sequence",
+        ),
+        (
+            &[("[\"{{symbol}}\"]", "[\"x-{{symbol}}\"]")],
+            "x.yaml:11:22: requests[0].body.symbols[0]: expected a whole-string placeholder such as \"{{symbol}}\", got \"x-{{symbol}}\"",
+        ),
+        (
+            &[("{status: 200}", "{status: 200, code: TEAPOT}")],
+            "x.yaml:13:33: requests[0].expect.code: expected a gRPC code name such as OK, INVALID_ARGUMENT or UNAVAILABLE, got \"TEAPOT\"",
+        ),
+        (
+            &[("{status: 200}", "{status: 42}")],
+            "x.yaml:13:22: requests[0].expect.status: expected an HTTP status from 100 to 599, got 42",
+        ),
+        // System.
+        (
+            &[(
+                "  managed: {}",
+                "  managed: {}\n  external: {gateway: http://h:1}",
+            )],
+            "x.yaml:3:3: system: expected exactly one of managed, external, got both",
+        ),
+        (
+            &[("  managed: {}", "  {}")],
+            "x.yaml:3:3: system: expected exactly one of managed, external, got neither",
+        ),
+        (
+            &[("  managed: {}", "  external: {gateway: https://h:1}")],
+            "x.yaml:3:23: system.external.gateway: expected an http:// URL such as http://127.0.0.1:8080, got \"https://h:1\"",
+        ),
+        (
+            &[("  managed: {}", "  external: {engine: http://h:1}")],
+            "x.yaml:3:13: system.external.gateway: required when load.protocol is http",
+        ),
+        (
+            &[("  managed: {}", "  managed: {tracing: maybe}")],
+            "x.yaml:3:22: system.managed.tracing: expected true or false, got \"maybe\"",
+        ),
+        // Load settings.
+        (
+            &[("  protocol: http", "  protocol: http\n  max_in_flight: 0")],
+            "x.yaml:6:18: load.max_in_flight: expected an integer > 0, got 0",
+        ),
+        (
+            &[("  protocol: http", "  protocol: http\n  connections: -1")],
+            "x.yaml:6:16: load.connections: expected an integer > 0, got -1",
+        ),
+        (
+            &[("  protocol: http", "  protocol: tcp")],
+            "x.yaml:5:13: load.protocol: expected http or grpc, got \"tcp\"",
+        ),
+        (
+            &[("  protocol: http", "  protocol: http\n  arrivals: bursty")],
+            "x.yaml:6:13: load.arrivals: expected uniform or poisson, got \"bursty\"",
+        ),
+        (
+            &[("  protocol: http", "  protocol: http\n  timeout: 0ms")],
+            "x.yaml:6:12: load.timeout: expected a duration > 0, got \"0ms\"",
+        ),
+        (
+            &[("  protocol: http", "  protocol: http\n  warmup: -1s")],
+            "x.yaml:6:11: load.warmup: \"-1s\" does not start with a number",
+        ),
+        // Several problems are all reported.
+        (
+            &[("name: base", "name: \"\""), ("weight: 1", "weight: x")],
+            "x.yaml:1:7: name: expected a name matching [a-z0-9_-]+, got \"\"\n\
+             x.yaml:10:13: requests[0].weight: expected an integer > 0, got \"x\"",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (edits, expected) in cases {
+        let got = error(&edit(edits), &[]);
+        if got != *expected {
+            failures.push(format!(
+                "edits {edits:?}\n  expected: {expected}\n       got: {got}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn documents_that_are_not_mappings() {
+    assert_eq!(
+        error("", &[]),
+        "x.yaml:1:1: expected a mapping at the top level, got null"
+    );
+    assert_eq!(
+        error("- a\n", &[]),
+        "x.yaml:1:1: expected a mapping at the top level, got a sequence"
+    );
+    assert_eq!(
+        error("a: 1\n---\nb: 2\n", &[]),
+        "x.yaml:3:1: only single YAML document expected but multiple found"
+    );
+}
+
+#[test]
+fn set_overrides_values_and_errors_name_the_set() {
+    let s = parse(
+        "x.yaml",
+        BASE,
+        &sets(&[
+            "load.phases.0.constant.rate=500",
+            "load.warmup=1.5s",
+            "load.phases.1.ramp.from=1",
+            "load.phases.1.ramp.to=2",
+            "load.phases.1.ramp.duration=1s",
+            "requests.0.vars.symbol.2=NVDA",
+            "requests.0.expect.code=NOT_FOUND",
+            "system.managed.engine.args.0=--x",
+            "description=",
+            "thresholds.0=p(99) < 50ms",
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(
+        s.load.phases,
+        [
+            Phase::Constant {
+                rate: 500.0,
+                duration: Duration::from_secs(2)
+            },
+            Phase::Ramp {
+                from: 1.0,
+                to: 2.0,
+                duration: Duration::from_secs(1)
+            }
+        ]
+    );
+    assert_eq!(s.load.warmup, Duration::from_millis(1500));
+    assert_eq!(s.requests[0].vars["symbol"], ["AAPL", "MSFT", "NVDA"]);
+    assert_eq!(s.requests[0].expect.code, tonic::Code::NotFound);
+    assert_eq!(s.thresholds, ["p(99) < 50ms"]);
+    let System::Managed(m) = s.system else {
+        panic!("managed")
+    };
+    assert_eq!(m.engine.args, ["--x"]);
+
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["load.phases.0.constant.rate=-5"],
+            "--set load.phases.0.constant.rate: load.phases[0].constant.rate: expected a number > 0, got -5",
+        ),
+        (
+            &["load.rate=5"],
+            "--set load.rate: load.rate: unknown key; expected one of: protocol, warmup, phases, arrivals, seed, max_in_flight, timeout, connections",
+        ),
+        (
+            &["load.phases.3.constant.rate=5"],
+            "--set load.phases.3.constant.rate: load.phases: index 3 is out of range: the sequence has 1 items (1 appends)",
+        ),
+        (
+            &["load.phases.first.constant.rate=5"],
+            "--set load.phases.first.constant.rate: load.phases: expected an index into the sequence, got \"first\"",
+        ),
+        (
+            &["name.first=5"],
+            "--set name.first: name: is \"base\", which has no key \"first\" to set",
+        ),
+        (
+            &["load.phases.1.constant.rate=5"],
+            "--set load.phases.1.constant.rate: load.phases[1].constant.duration: required key is missing",
+        ),
+        (
+            &["load.timeout=\"5\""],
+            "--set load.timeout: load.timeout: \"5\" has no unit; write e.g. 250ms, 1.5s, 500us or 2m",
+        ),
+        (
+            &["requests.0.weight=500", "requests.0.weight=0"],
+            "--set requests.0.weight: requests[0].weight: expected an integer > 0, got 0",
+        ),
+    ];
+    for (overrides, expected) in cases {
+        assert_eq!(error(BASE, overrides), *expected, "{overrides:?}");
+    }
+}
+
+#[test]
+fn bad_set_syntax() {
+    let err = |text: &str| match text.parse::<Override>() {
+        Ok(o) => panic!("expected an error, got {o}"),
+        Err(err) => err.to_string(),
+    };
+    assert_eq!(
+        err("load.seed"),
+        "--set load.seed: expected KEY=VALUE, e.g. load.phases.0.constant.rate=500"
+    );
+    assert_eq!(
+        err("load..seed=1"),
+        "--set load..seed: expected a dotted key path such as load.phases.0.constant.rate"
+    );
+    assert_eq!(
+        err("requests.0.body.symbols.0={{x}}"),
+        "--set requests.0.body.symbols.0: expected a YAML scalar value, got a mapping (quote a string such as '\"{{symbol}}\"')"
+    );
+    assert!(
+        err("name=\"unterminated").starts_with("--set name: the value is not valid YAML: "),
+        "{}",
+        err("name=\"unterminated")
+    );
+    let ok: Override = "a.b.0=\"{{x}}\""
+        .parse()
+        .expect("quoted placeholder is a scalar");
+    assert_eq!(ok.to_string(), "a.b.0=\"{{x}}\"");
+    assert_eq!(ok.path(), "a.b.0");
+}
+
+#[test]
+fn render_draws_every_placeholder_from_its_vars() {
+    let text = edit(&[(
+        "    body: {symbols: [\"{{symbol}}\"], source_id: yahoo_finance}\n    vars: {symbol: [AAPL, MSFT]}",
+        "    body: {symbols: [\"{{symbol}}\", \"{{symbol}}\"], source_id: \"{{src}}\", keep: \"{x}\", deep: [{s: \"{{symbol}}\"}], n: 3}\n    vars: {symbol: [AAPL, MSFT], src: [yahoo_finance]}",
+    )]);
+    let s = parse("x.yaml", &text, &[]).expect("valid");
+    let kind = &s.requests[0];
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let body = kind.render(&mut rng);
+        for symbol in [
+            &body["symbols"][0],
+            &body["symbols"][1],
+            &body["deep"][0]["s"],
+        ] {
+            let symbol = symbol.as_str().expect("a string");
+            assert!(["AAPL", "MSFT"].contains(&symbol), "{body}");
+            seen.insert(symbol.to_owned());
+        }
+        assert_eq!(body["source_id"], "yahoo_finance");
+        assert_eq!(body["keep"], "{x}");
+        assert_eq!(body["n"], 3);
+    }
+    assert_eq!(seen.len(), 2, "both values drawn");
+
+    // Same seed, same sequence of bodies: runs are repeatable.
+    let draw = |seed| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..20).map(|_| kind.render(&mut rng)).collect::<Vec<_>>()
+    };
+    assert_eq!(draw(1), draw(1));
+
+    // No vars: the body as is.
+    let plain = RequestKind {
+        vars: Default::default(),
+        ..kind.clone()
+    };
+    assert_eq!(plain.render(&mut rng), plain.body);
+}
+
+#[test]
+fn phase_helpers() {
+    let ramp = Phase::Ramp {
+        from: 100.0,
+        to: 300.0,
+        duration: Duration::from_secs(10),
+    };
+    assert_eq!(ramp.start_rate(), 100.0);
+    assert_eq!(ramp.rate_at(Duration::from_secs(5)), 200.0);
+    assert_eq!(ramp.rate_at(Duration::from_secs(50)), 300.0);
+    assert_eq!(ramp.expected_requests(), 2000.0);
+    let constant = Phase::Constant {
+        rate: 50.0,
+        duration: Duration::from_secs(2),
+    };
+    assert_eq!(constant.rate_at(Duration::from_secs(1)), 50.0);
+    assert_eq!(constant.expected_requests(), 100.0);
+}
+
+/// Every shipped scenario, and the example in the format's documentation, must stay valid.
+#[test]
+fn shipped_scenarios_and_the_documented_example_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("scenarios/ exists") {
+        let path = entry.expect("readable entry").path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            load(&path, &[]).unwrap_or_else(|err| panic!("{err}"));
+            count += 1;
+        }
+    }
+    assert!(count >= 1, "no scenarios in {}", dir.display());
+
+    let smoke = load(&dir.join("smoke.yaml"), &[]).expect("smoke parses");
+    assert_eq!(
+        smoke.load.warmup + smoke.total_duration(),
+        Duration::from_secs(3)
+    );
+
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scenario.md"))
+            .expect("docs/scenario.md");
+    let example = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a yaml block in docs/scenario.md");
+    let s = parse("docs/scenario.md", example, &[]).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(s.name, "baseline");
+    assert_eq!(s.requests.len(), 2);
+    assert_eq!(s.total_duration(), Duration::from_secs(50));
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let err = load(Path::new("/nonexistent/x.yaml"), &[]).expect_err("no such file");
+    assert!(
+        err.to_string().starts_with("/nonexistent/x.yaml: "),
+        "{err}"
+    );
+    assert!(err.problems().is_empty());
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let text = format!("name: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let err = error(&text, &[]);
+    assert!(err.starts_with("x.yaml:"), "{err}");
+}
+
+/// `--set` is meant for clap: `Vec<Override>` must work as a repeated option.
+#[test]
+fn overrides_parse_as_clap_arguments() {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[arg(long = "set")]
+        set: Vec<Override>,
+    }
+    let cli = Cli::try_parse_from(["harness", "--set", "load.seed=2", "--set", "name=x"])
+        .expect("valid overrides");
+    assert_eq!(cli.set.len(), 2);
+    let err = Cli::try_parse_from(["harness", "--set", "load.seed"])
+        .err()
+        .expect("no value");
+    assert!(
+        err.to_string()
+            .contains("--set load.seed: expected KEY=VALUE"),
+        "{err}"
+    );
+}

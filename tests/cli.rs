@@ -1,0 +1,246 @@
+//! `harness` as users and CI run it: exit codes, result.json, and no process left behind, whether
+//! the run passes, fails a threshold, meets bad input, cannot start, or is interrupted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
+
+/// A scratch output directory, and a marker in the environment of everything the run starts, so
+/// that leftover processes can be found.
+struct Run {
+    out: PathBuf,
+    marker: String,
+}
+
+impl Run {
+    fn new(name: &str) -> Self {
+        let marker = format!("harness-cli-{name}-{}", std::process::id());
+        let out = std::env::temp_dir().join(&marker);
+        let _ = std::fs::remove_dir_all(&out);
+        Run { out, marker }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(HARNESS);
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .args(["--out", &self.out.display().to_string(), "--quiet"])
+            .env("HARNESS_TEST_MARKER", &self.marker)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("harness runs")
+    }
+
+    fn result(&self, scenario: &str) -> Value {
+        let path = self.out.join(scenario).join("result.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).expect("result.json is JSON")
+    }
+
+    /// Processes still running with this run's marker in their environment.
+    fn leftovers(&self) -> Vec<u32> {
+        let marker = format!("HARNESS_TEST_MARKER={}", self.marker);
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .map(|env| env.split(|&b| b == 0).any(|var| var == marker.as_bytes()))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    fn assert_no_leftovers(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.leftovers().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "processes left behind: {:?}",
+                self.leftovers()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.out);
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_smoke_scenario_passes_and_writes_its_result() {
+    let run = Run::new("smoke");
+    let output = run.run(&["run", "scenarios/smoke.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("scenario smoke: completed"), "{stdout}");
+
+    let result = run.result("smoke");
+    assert_eq!(result["schema_version"], 1);
+    assert_eq!(result["status"]["state"], "completed");
+    assert_eq!(result["load"]["scheduled"], 100);
+    assert_eq!(result["load"]["sent"], 100);
+    assert_eq!(result["load"]["completed"], 100);
+    assert_eq!(result["load"]["unexpected"], 0);
+    let kinds = result["kinds"].as_array().expect("kinds");
+    assert_eq!(kinds.len(), 2);
+    for kind in kinds {
+        let histogram = kind["latency_histogram"].as_str().expect("histogram");
+        let decoded = harness::result::decode_histogram(histogram).expect("decodes");
+        assert_eq!(decoded.len(), kind["completed"].as_u64().expect("count"));
+    }
+    assert_eq!(result["thresholds"][0]["passed"], true);
+    assert!(Path::new(&run.out).join("smoke/engine.log").exists());
+    run.assert_no_leftovers();
+}
+
+#[test]
+fn a_failed_threshold_exits_1() {
+    let run = Run::new("threshold");
+    let output = run.run(&[
+        "run",
+        "scenarios/smoke.yaml",
+        "--set",
+        "thresholds.0=p(99) < 1us",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let result = run.result("smoke");
+    assert_eq!(result["thresholds"][0]["expression"], "p(99) < 1us");
+    assert_eq!(result["thresholds"][0]["passed"], false);
+    run.assert_no_leftovers();
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_place() {
+    let run = Run::new("bad-input");
+    let output = run.run(&[
+        "run",
+        "scenarios/smoke.yaml",
+        "--set",
+        "load.phases.0.constant.rate=-5",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("load.phases[0].constant.rate: expected a number > 0, got -5"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run.run(&[
+        "run",
+        "scenarios/smoke.yaml",
+        "--set",
+        "thresholds.0=p99 < 5ms",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("thresholds[0]"),
+        "{}",
+        stderr(&output)
+    );
+    let output = Command::new(HARNESS)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["validate", "scenarios/smoke.yaml", "Cargo.toml"])
+        .output()
+        .expect("harness runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).starts_with("Cargo.toml:"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_service_that_will_not_start_exits_3_with_a_result() {
+    let run = Run::new("no-start");
+    let output = run.run(&[
+        "run",
+        "scenarios/smoke.yaml",
+        "--set",
+        "system.managed.engine.args.0=--no-such-flag",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("core engine exited before it was ready"),
+        "{}",
+        stderr(&output)
+    );
+    let result = run.result("smoke");
+    assert_eq!(result["status"]["state"], "failed");
+    run.assert_no_leftovers();
+}
+
+#[test]
+fn an_unreachable_target_exits_3() {
+    let run = Run::new("unreachable");
+    let output = run.run(&[
+        "run",
+        "scenarios/smoke.yaml",
+        "--gateway",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot reach http://127.0.0.1:9"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn sigint_stops_the_run_keeps_the_measurements_and_leaves_nothing_behind() {
+    let run = Run::new("sigint");
+    let mut child = run
+        .command(&[
+            "run",
+            "scenarios/smoke.yaml",
+            "--set",
+            "load.phases.0.constant.duration=60s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("harness starts");
+    // Past the warm-up and into the measured phase.
+    std::thread::sleep(Duration::from_secs(4));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("signal");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "harness still running 30 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(3));
+    let result = run.result("smoke");
+    assert_eq!(result["status"]["state"], "interrupted");
+    let sent = result["load"]["sent"].as_u64().expect("sent");
+    assert!(sent > 50 && sent < 3_000, "{sent}");
+    assert_eq!(
+        result["load"]["completed"], sent,
+        "in-flight requests were waited for"
+    );
+    run.assert_no_leftovers();
+}
