@@ -71,6 +71,8 @@ pub struct LoadSummary {
     pub send_duration_s: f64,
     pub latency: Percentiles,
     pub service_time: Percentiles,
+    /// Actual minus intended send time: the harness's own lateness, part of every latency.
+    pub send_lag: Percentiles,
 }
 
 /// Latency percentiles in microseconds.
@@ -233,6 +235,7 @@ impl LoadSummary {
             send_duration_s: seconds,
             latency: Percentiles::of(&report.recorder.merged_latency()),
             service_time: Percentiles::of(&report.recorder.merged_service_time()),
+            send_lag: Percentiles::of(&report.recorder.send_lag),
         }
     }
 

@@ -80,6 +80,13 @@ pub fn render(result: &RunResult) -> String {
         micros(load.service_time.p99),
         micros(load.service_time.max),
     );
+    let _ = writeln!(
+        out,
+        "send lag (actual minus intended send, included above): p50 {}, p99 {}, max {}",
+        micros(load.send_lag.p50),
+        micros(load.send_lag.p99),
+        micros(load.send_lag.max),
+    );
     for kind in result.kinds.iter().filter(|k| k.unexpected > 0) {
         let outcomes: Vec<String> = kind
             .outcomes

@@ -113,6 +113,9 @@ impl Second {
 pub struct Recorder {
     t0: Instant,
     pub kinds: Vec<KindStats>,
+    /// How late requests left against their intended time: the harness's own scheduling error,
+    /// included in every latency (which is measured from the intended time).
+    pub send_lag: Histogram<u64>,
     pub timeline: Vec<Second>,
 }
 
@@ -127,6 +130,7 @@ impl Recorder {
         Recorder {
             t0,
             kinds: kind_names.into_iter().map(KindStats::new).collect(),
+            send_lag: new_histogram(),
             timeline: Vec::new(),
         }
     }
@@ -152,6 +156,8 @@ impl Recorder {
     pub fn completed(&mut self, c: Completion) {
         let latency = micros(c.finished.saturating_duration_since(c.intended)).max(1);
         let service = micros(c.finished.saturating_duration_since(c.sent)).max(1);
+        let lag = micros(c.sent.saturating_duration_since(c.intended)).max(1);
+        self.send_lag.saturating_record(lag);
         let stats = &mut self.kinds[c.kind];
         stats.completed += 1;
         stats.latency.saturating_record(latency);

@@ -16,6 +16,9 @@ use super::driver::Driver;
 use super::recorder::{Completion, Outcome, Recorder};
 use super::schedule::{Arrivals, RatePhase, Schedule};
 
+/// Granularity of the runtime's timers: waits shorter than this are done with a thread sleep.
+const TIMER_RESOLUTION: Duration = Duration::from_millis(2);
+
 /// One kind of request in the mix.
 #[derive(Clone)]
 pub struct LoadKind<P> {
@@ -104,6 +107,15 @@ pub async fn run<D: Driver>(
     let in_flight = Arc::new(AtomicUsize::new(0));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
 
+    // Precise waits block the thread driving this future: fine where that thread is not one of the
+    // runtime's workers (a multi-threaded runtime's block_on), never in a single-threaded runtime
+    // (where the tests run on paused time).
+    let precise = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread;
+    if precise {
+        // Linux's default 50 µs of timer slack would be most of the remaining error.
+        let _ = nix::sys::prctl::set_timerslack(1);
+    }
     let t0 = Instant::now();
     let mut recorder = Recorder::new(t0.into_std(), kinds.iter().map(|k| k.name.clone()));
     let mut next_tick = t0 + Duration::from_secs(1);
@@ -115,7 +127,21 @@ pub async fn run<D: Driver>(
         let due = t0 + arrival.offset;
         // Wait for the due time, taking in completions meanwhile. A due time already past is not
         // waited for: everything due is sent at once (timers wake at millisecond granularity).
-        while Instant::now() < due {
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            if precise && due - now <= TIMER_RESOLUTION {
+                // The runtime's timers wake up to a millisecond late; the last stretch is slept
+                // on this thread, which in a multi-threaded runtime is not a worker.
+                while let Ok(completion) = done_rx.try_recv() {
+                    recorder.completed(completion);
+                }
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                break;
+            }
+            let wake = if precise { due - TIMER_RESOLUTION } else { due };
             tokio::select! {
                 biased;
                 () = stop.cancelled() => {
@@ -123,7 +149,7 @@ pub async fn run<D: Driver>(
                     break 'schedule;
                 }
                 Some(completion) = done_rx.recv() => recorder.completed(completion),
-                () = sleep_until(due) => {}
+                () = sleep_until(wake) => {}
             }
         }
         while let Ok(completion) = done_rx.try_recv() {
