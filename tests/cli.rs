@@ -244,3 +244,65 @@ fn sigint_stops_the_run_keeps_the_measurements_and_leaves_nothing_behind() {
     );
     run.assert_no_leftovers();
 }
+
+/// Latency percentile from result.json, in µs.
+fn percentile(result: &Value, series: &str, p: &str) -> u64 {
+    result["load"][series][p]
+        .as_u64()
+        .unwrap_or_else(|| panic!("load.{series}.{p} in {result}"))
+}
+
+#[test]
+fn a_stall_shows_in_intended_time_latency_and_its_absence_does_not() {
+    // The engine holds every request for 1 s in every 3 s; 100 requests/s for 6 s.
+    let run = Run::new("stall");
+    let output = run.run(&[
+        "run",
+        "scenarios/stall.yaml",
+        "--set",
+        "system.managed.engine.args.1=3s",
+        "--set",
+        "load.warmup=0s",
+        "--set",
+        "load.phases.0.constant.duration=6s",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "the stall fails p(99) < 100ms: {}",
+        stderr(&output)
+    );
+    let stalled = run.result("stall");
+    assert_eq!(stalled["load"]["dropped"], 0);
+    // A third of the requests arrive during a stall and wait up to a second.
+    assert!(
+        percentile(&stalled, "latency", "p99") >= 500_000,
+        "{}",
+        stalled["load"]
+    );
+    assert!(
+        percentile(&stalled, "latency", "p50") < 100_000,
+        "{}",
+        stalled["load"]
+    );
+
+    // The same load without the stall: nothing near it in the tail.
+    let calm = Run::new("calm");
+    let output = calm.run(&[
+        "run",
+        "scenarios/smoke.yaml",
+        "--set",
+        "load.warmup=0s",
+        "--set",
+        "load.phases.0.constant.rate=100",
+        "--set",
+        "load.phases.0.constant.duration=6s",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let result = calm.result("smoke");
+    assert!(
+        percentile(&result, "latency", "p99") < 200_000,
+        "{}",
+        result["load"]
+    );
+}
