@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::load::{
     self, Driver, GrpcDriver, HttpDriver, LoadKind, LoadPlan, Outcome, RatePhase, RunReport,
 };
+use crate::progress::Progress;
 use crate::result::{RunResult, ScenarioEcho, ThresholdResult};
 use crate::scenario::{self, Phase, Protocol, Scenario, System};
 use crate::system::{ManagedSystem, ServiceLaunch};
@@ -361,13 +362,27 @@ where
         max_in_flight: load.max_in_flight,
         drain_timeout: load.timeout + DRAIN_GRACE,
     };
+    let phase_starts = load.phases.iter().scan(Duration::ZERO, |start, phase| {
+        let this = *start;
+        *start += phase.duration();
+        Some(this)
+    });
+    let labels = load
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(i, phase)| match phase {
+            Phase::Constant { rate, .. } => format!("[phase {} constant {rate}/s]", i + 1),
+            Phase::Ramp { from, to, .. } => format!("[phase {} ramp {from}->{to}/s]", i + 1),
+        });
+    let progress = Progress::new(quiet, phase_starts.zip(labels).collect());
     if !load.warmup.is_zero() {
         let rate = load.phases.first().map_or(1.0, Phase::start_rate);
         let warm_kinds = kinds.iter().map(LoadKind::clone).collect();
-        progress(
-            quiet,
-            format_args!("warm-up: {:?} at {rate}/s", load.warmup),
-        );
+        progress.note(&format!(
+            "warm-up: {:?} at {rate}/s (not recorded)",
+            load.warmup
+        ));
         load::run(
             Arc::clone(&driver),
             plan(vec![RatePhase::constant(rate, load.warmup)], warm_kinds),
@@ -378,29 +393,16 @@ where
         .map_err(|e| RunError::BadInput(e.to_string()))?;
     }
     let phases = load.phases.iter().map(rate_phase).collect();
-    let report = load::run(driver, plan(phases, kinds), stop.clone(), |recorder, elapsed| {
-        if !quiet {
-            let latency = recorder.merged_latency();
-            let (sent, unexpected, dropped) = recorder.kinds.iter().fold((0, 0, 0), |(s, u, d), k| (s + k.sent, u + k.unexpected, d + k.dropped));
-            progress(
-                quiet,
-                format_args!(
-                    "[{:>5.1}s] sent {sent}  p99 {}  unexpected {unexpected}  dropped {dropped}",
-                    elapsed.as_secs_f64(),
-                    crate::summary::micros(latency.value_at_quantile(0.99)),
-                ),
-            );
-        }
-    })
+    let report = load::run(
+        driver,
+        plan(phases, kinds),
+        stop.clone(),
+        |recorder, elapsed| progress.tick(recorder, elapsed),
+    )
     .await
     .map_err(|e| RunError::BadInput(e.to_string()))?;
+    progress.finish();
     Ok(report)
-}
-
-fn progress(quiet: bool, line: std::fmt::Arguments<'_>) {
-    if !quiet {
-        eprintln!("{line}");
-    }
 }
 
 fn rate_phase(phase: &Phase) -> RatePhase {
