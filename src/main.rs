@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("harness: starting the async runtime: {error}");
-            return ExitCode::from(3);
+            return ExitCode::from(EXIT_INCOMPLETE);
         }
     };
     match cli.command {
@@ -132,6 +132,10 @@ async fn run(args: RunArgs) -> ExitCode {
             let signal = signals.recv().await;
             eprintln!("harness: {signal}: stopping the load; results so far will be written");
             on_signal.cancel();
+            // A second one means now: exiting ends the services too (they die with the harness).
+            let signal = signals.recv().await;
+            eprintln!("harness: {signal} again: exiting without waiting");
+            std::process::exit(i32::from(EXIT_INCOMPLETE));
         }
     });
     match harness::run::run(&args.scenario, &options, stop).await {
@@ -164,6 +168,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|scenario| {
                 harness::run::parse_thresholds(&scenario)
+                    .and_then(|_| harness::run::prepare(&scenario))
                     .map(|_| scenario)
                     .map_err(|e| e.to_string())
             });

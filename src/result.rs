@@ -126,8 +126,9 @@ pub struct SecondResult {
     pub completed: u64,
     pub unexpected: u64,
     pub dropped: u64,
-    pub p50_us: u64,
-    pub p99_us: u64,
+    /// `None` for a second in which nothing completed (a full stall), never a misleading 0.
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,8 +183,9 @@ pub enum HistogramError {
 
 pub fn encode_histogram(h: &Histogram<u64>) -> String {
     let mut bytes = Vec::new();
-    // Serializing into memory cannot fail for a valid histogram.
-    let _ = V2Serializer::new().serialize(h, &mut bytes);
+    V2Serializer::new()
+        .serialize(h, &mut bytes)
+        .expect("serializing a histogram into memory cannot fail");
     BASE64.encode(bytes)
 }
 
@@ -211,7 +213,7 @@ impl KindResult {
 }
 
 impl LoadSummary {
-    /// `expected_requests` and `duration` are what the schedule asked for.
+    /// `target_rate` is what the schedule asked for, in requests per second.
     pub fn from_report(report: &RunReport, target_rate: f64) -> Self {
         let kinds = &report.recorder.kinds;
         let sum = |f: fn(&KindStats) -> u64| kinds.iter().map(f).sum::<u64>();
@@ -219,8 +221,7 @@ impl LoadSummary {
         let seconds = report.send_duration.as_secs_f64();
         LoadSummary {
             target_rate,
-            // Sends per second over the send window; the window of n evenly spaced sends is n − 1
-            // gaps long, so count from the second send.
+            // Sends per second from the first dispatch to the last: n sends span n − 1 gaps.
             achieved_rate: if seconds > 0.0 {
                 (sent.saturating_sub(1)) as f64 / seconds
             } else {
@@ -237,14 +238,6 @@ impl LoadSummary {
             service_time: Percentiles::of(&report.recorder.merged_service_time()),
             send_lag: Percentiles::of(&report.recorder.send_lag),
         }
-    }
-
-    pub fn error_rate(&self) -> Option<f64> {
-        (self.sent > 0).then(|| (self.unexpected + self.abandoned) as f64 / self.sent as f64)
-    }
-
-    pub fn dropped_rate(&self) -> Option<f64> {
-        (self.scheduled > 0).then(|| self.dropped as f64 / self.scheduled as f64)
     }
 }
 
@@ -290,8 +283,8 @@ impl RunResult {
                     completed: s.completed,
                     unexpected: s.unexpected,
                     dropped: s.dropped,
-                    p50_us: s.latency.value_at_quantile(0.5),
-                    p99_us: s.latency.value_at_quantile(0.99),
+                    p50_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.5)),
+                    p99_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.99)),
                 })
                 .collect(),
             thresholds: Vec::new(),

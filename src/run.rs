@@ -79,6 +79,7 @@ pub async fn run(
     let scenario =
         scenario::load(path, &overrides).map_err(|e| RunError::BadInput(e.to_string()))?;
     let thresholds = parse_thresholds(&scenario)?;
+    let mix = prepare(&scenario)?;
     let echo = ScenarioEcho {
         name: scenario.name.clone(),
         path: path.display().to_string(),
@@ -113,13 +114,26 @@ pub async fn run(
             return Err(error);
         }
     };
-    let outcome = drive(&scenario, &target, &stop, options.quiet).await;
+    let outcome = drive(&scenario, mix, &target, &stop, options.quiet).await;
     let mut managed = managed;
     let crashed = managed.as_mut().and_then(system_failure);
     if let Some(system) = managed {
         system.stop().await;
     }
-    let report = outcome?;
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => {
+            let empty = RunReport::empty(scenario.requests.iter().map(|k| k.name.clone()));
+            write(&RunResult::new(
+                echo,
+                started,
+                target_rate,
+                &empty,
+                Some(error.to_string()),
+            ))?;
+            return Err(error);
+        }
+    };
     let crashed = crashed.or_else(|| unanswered(&report));
     let mut result = RunResult::new(echo, started, target_rate, &report, crashed);
     result.thresholds = evaluate(&thresholds, &report, &result);
@@ -270,37 +284,52 @@ fn system_failure(system: &mut ManagedSystem) -> Option<String> {
         })
 }
 
+/// The request mix rendered for the protocol, before anything starts: a body that does not fit
+/// is bad input, found before any service is launched.
+pub enum PreparedMix {
+    Http(Vec<LoadKind<Bytes>>),
+    Grpc(Vec<LoadKind<Arc<engine::proto::FetchMarketDataRequest>>>),
+}
+
+pub fn prepare(scenario: &Scenario) -> Result<PreparedMix, RunError> {
+    Ok(match scenario.load.protocol {
+        Protocol::Http => PreparedMix::Http(kinds(
+            scenario,
+            |value| Ok(Bytes::from(serde_json::to_vec(value)?)),
+            |e| Outcome::Status(e.status),
+        )?),
+        Protocol::Grpc => PreparedMix::Grpc(kinds(
+            scenario,
+            |value| {
+                let body: engine::gateway::FetchRequest = serde_json::from_value(value.clone())?;
+                Ok(Arc::new(engine::proto::FetchMarketDataRequest::from(body)))
+            },
+            |e| Outcome::Code(e.code),
+        )?),
+    })
+}
+
 async fn drive(
     scenario: &Scenario,
+    mix: PreparedMix,
     target: &Target,
     stop: &CancellationToken,
     quiet: bool,
 ) -> Result<RunReport, RunError> {
     let load = &scenario.load;
-    match target {
-        Target::Http(url) => {
+    match (target, mix) {
+        (Target::Http(url), PreparedMix::Http(kinds)) => {
             let driver = Arc::new(HttpDriver::new(url.clone(), load.connections, load.timeout));
-            let kinds = kinds(
-                scenario,
-                |value| Ok(Bytes::from(serde_json::to_vec(value)?)),
-                |e| Outcome::Status(e.status),
-            )?;
             warm_up_and_run(scenario, driver, kinds, stop, quiet).await
         }
-        Target::Grpc(uri) => {
+        (Target::Grpc(uri), PreparedMix::Grpc(kinds)) => {
             let endpoint = tonic::transport::Endpoint::from(uri.clone());
             let driver = Arc::new(GrpcDriver::new(endpoint, load.connections, load.timeout));
-            let kinds = kinds(
-                scenario,
-                |value| {
-                    let body: engine::gateway::FetchRequest =
-                        serde_json::from_value(value.clone())?;
-                    Ok(Arc::new(engine::proto::FetchMarketDataRequest::from(body)))
-                },
-                |e| Outcome::Code(e.code),
-            )?;
             warm_up_and_run(scenario, driver, kinds, stop, quiet).await
         }
+        _ => Err(RunError::Incomplete(anyhow::anyhow!(
+            "the target and the prepared requests are for different protocols"
+        ))),
     }
 }
 
@@ -442,9 +471,15 @@ pub fn parse_thresholds(scenario: &Scenario) -> Result<Vec<(Option<usize>, Thres
     overall
         .chain(per_kind)
         .map(|(scope, key, text)| {
-            Threshold::parse(text)
-                .map(|t| (scope, t))
-                .map_err(|e| RunError::BadInput(format!("{}: {key}: {e}", scenario.name)))
+            let threshold = Threshold::parse(text)
+                .map_err(|e| RunError::BadInput(format!("{}: {key}: {e}", scenario.name)))?;
+            if scope.is_some() && matches!(threshold.metric, Metric::AchievedRate | Metric::Rps) {
+                return Err(RunError::BadInput(format!(
+                    "{}: {key}: {} is a property of the whole run; declare it under thresholds",
+                    scenario.name, threshold.metric
+                )));
+            }
+            Ok((scope, threshold))
         })
         .collect()
 }
@@ -467,7 +502,8 @@ fn evaluate(
                         &kind.latency,
                         &kind.service_time,
                         kind.sent,
-                        kind.unexpected,
+                        // Never answered counts as unexpected, as for the whole run.
+                        kind.unexpected + (kind.sent - kind.completed),
                         kind.dropped,
                     )
                 }

@@ -49,6 +49,20 @@ pub fn render(result: &RunResult) -> String {
         load.sent,
         load.dropped,
     );
+    if load.sent > 1 && load.achieved_rate < 0.99 * load.target_rate {
+        let _ = writeln!(
+            out,
+            "WARNING: the target rate was not held ({:.1}% of it); latencies describe a lighter load",
+            100.0 * load.achieved_rate / load.target_rate
+        );
+    }
+    if load.send_lag.p99 > 5_000 {
+        let _ = writeln!(
+            out,
+            "WARNING: the harness sent late (send lag p99 {}): the machine is short of CPU, and every latency includes that lag",
+            micros(load.send_lag.p99)
+        );
+    }
     let _ = writeln!(out, "latency from the intended send time:");
     let _ = writeln!(
         out,

@@ -203,24 +203,42 @@ fn an_unreachable_target_exits_3() {
         "{}",
         stderr(&output)
     );
+    assert_eq!(run.result("smoke")["status"]["state"], "failed");
 }
 
 #[test]
 fn sigint_stops_the_run_keeps_the_measurements_and_leaves_nothing_behind() {
     let run = Run::new("sigint");
-    let mut child = run
-        .command(&[
+    let mut child = Command::new(HARNESS)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
             "run",
             "scenarios/smoke.yaml",
             "--set",
             "load.phases.0.constant.duration=60s",
         ])
-        .stdout(Stdio::piped())
+        .args(["--out", &run.out.display().to_string()])
+        .env("HARNESS_TEST_MARKER", &run.marker)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("harness starts");
-    // Past the warm-up and into the measured phase.
-    std::thread::sleep(Duration::from_secs(4));
+    // Wait for the measured phase's second progress line (plain lines: stderr is not a terminal).
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut phase_lines = 0;
+    while phase_lines < 2 {
+        let line = lines
+            .next()
+            .expect("progress before the end")
+            .expect("utf-8");
+        if line.starts_with("[phase 1") {
+            phase_lines += 1;
+        }
+    }
+    // Keep draining stderr so that the harness never blocks on it.
+    std::thread::spawn(move || lines.for_each(drop));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("signal");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {

@@ -19,8 +19,16 @@ fn tracing_off() -> BTreeMap<String, String> {
     BTreeMap::from([("OTEL_SDK_DISABLED".to_owned(), "true".to_owned())])
 }
 
+/// Running, and not a zombie waiting to be reaped.
 fn alive(pid: u32) -> bool {
     kill(Pid::from_raw(pid as i32), None).is_ok()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| !rest.starts_with('Z'))
+            })
+            .unwrap_or(false)
 }
 
 fn log_dir() -> tempdir::Dir {

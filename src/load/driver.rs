@@ -35,8 +35,8 @@ pub struct HttpDriver {
 }
 
 impl HttpDriver {
-    /// `connections` is how many idle keep-alive connections are kept; more open while more
-    /// requests are in flight at once.
+    /// `connections` is how many idle keep-alive connections are kept between requests; HTTP/1.1
+    /// needs one connection per request in flight, so more open while more are in flight.
     pub fn new(url: Uri, connections: usize, timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -106,8 +106,9 @@ impl Driver for GrpcDriver {
     async fn send(&self, payload: &Arc<FetchMarketDataRequest>) -> Outcome {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         let mut client = self.clients[i].clone();
-        let mut request = tonic::Request::new(FetchMarketDataRequest::clone(payload));
-        request.set_timeout(self.timeout);
+        // No grpc-timeout header: the server would enforce it and answer CANCELLED, racing this
+        // side's timeout and turning timeouts into answers.
+        let request = tonic::Request::new(FetchMarketDataRequest::clone(payload));
         match tokio::time::timeout(self.timeout, client.fetch_market_data(request)).await {
             Ok(Ok(_)) => Outcome::Code(tonic::Code::Ok),
             // Transport failures surface as UNAVAILABLE (or UNKNOWN) statuses with a source.

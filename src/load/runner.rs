@@ -53,7 +53,7 @@ pub enum PlanError {
     Weights,
 }
 
-/// Why a run ended before its schedule did.
+/// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
     Completed,
@@ -64,7 +64,7 @@ pub enum Stop {
 #[derive(Debug)]
 pub struct RunReport {
     pub recorder: Recorder,
-    /// From the first due time to the last send (or the interruption).
+    /// From the first request dispatched to the last.
     pub send_duration: Duration,
     /// Requests the schedule asked for in that time.
     pub scheduled: u64,
@@ -121,12 +121,14 @@ pub async fn run<D: Driver>(
     let mut next_tick = t0 + Duration::from_secs(1);
     let mut scheduled = 0u64;
     let mut stopped = Stop::Completed;
-    let mut last_due = t0;
+    // When the first and the last request were dispatched: the achieved rate is measured over
+    // what really happened, so a harness that falls behind shows it.
+    let mut dispatched: Option<(Instant, Instant)> = None;
 
     'schedule: for arrival in Schedule::new(plan.phases, plan.arrivals) {
         let due = t0 + arrival.offset;
         // Wait for the due time, taking in completions meanwhile. A due time already past is not
-        // waited for: everything due is sent at once (timers wake at millisecond granularity).
+        // waited for: everything due is sent at once.
         loop {
             let now = Instant::now();
             if now >= due {
@@ -134,7 +136,7 @@ pub async fn run<D: Driver>(
             }
             if precise && due - now <= TIMER_RESOLUTION {
                 // The runtime's timers wake up to a millisecond late; the last stretch is slept
-                // on this thread, which in a multi-threaded runtime is not a worker.
+                // on this thread, which in a multi-threaded runtime's block_on is not a worker.
                 while let Ok(completion) = done_rx.try_recv() {
                     recorder.completed(completion);
                 }
@@ -159,17 +161,23 @@ pub async fn run<D: Driver>(
             stopped = Stop::Interrupted;
             break;
         }
+        let now = Instant::now();
+        if now >= next_tick {
+            on_tick(&recorder, now.duration_since(t0));
+            next_tick = now + Duration::from_secs(1);
+        }
         scheduled += 1;
-        last_due = due;
+        // Drawn whether or not the request is dropped, so the sequence of requests is the same
+        // for a given seed however the system behaves.
         let kind = mix.sample(&mut rng);
+        let variant = rand::Rng::random_range(&mut rng, 0..kinds[kind].payloads.len());
         if in_flight.load(Ordering::Acquire) >= plan.max_in_flight {
             recorder.dropped(kind, due.into_std());
             continue;
         }
         in_flight.fetch_add(1, Ordering::AcqRel);
-        let variant = rand::Rng::random_range(&mut rng, 0..kinds[kind].payloads.len());
-        let sent = Instant::now();
-        recorder.sent(kind, sent.into_std());
+        dispatched = Some((dispatched.map_or(now, |(first, _)| first), now));
+        recorder.sent(kind, now.into_std());
         let (driver, kinds, in_flight, done_tx) = (
             Arc::clone(&driver),
             Arc::clone(&kinds),
@@ -178,9 +186,11 @@ pub async fn run<D: Driver>(
         );
         tokio::spawn(async move {
             let spec = &kinds[kind];
+            // Stamped here, not at dispatch: a task that waits for a worker is the harness being
+            // late (send lag), not the system being slow (service time).
+            let sent = Instant::now();
             let outcome = driver.send(&spec.payloads[variant]).await;
             let finished = Instant::now();
-            in_flight.fetch_sub(1, Ordering::AcqRel);
             let _ = done_tx.send(Completion {
                 kind,
                 intended: due.into_std(),
@@ -189,36 +199,33 @@ pub async fn run<D: Driver>(
                 expected: outcome == spec.expect,
                 outcome,
             });
+            // After the completion is queued, so that nobody sees zero in flight and an empty
+            // queue while a result is on its way.
+            in_flight.fetch_sub(1, Ordering::AcqRel);
         });
-        if Instant::now() >= next_tick {
-            on_tick(&recorder, t0.elapsed());
-            next_tick += Duration::from_secs(1);
-        }
     }
-    let send_duration = match stopped {
-        Stop::Completed => last_due.duration_since(t0),
-        Stop::Interrupted => t0.elapsed(),
-    };
+    let send_duration = dispatched.map_or(Duration::ZERO, |(first, last)| last - first);
 
-    // Let what is in flight finish: its latency belongs to the run.
+    // Let what is in flight finish: its latency belongs to the run. The channel closes when the
+    // last task has sent its completion and dropped its sender.
     drop(done_tx);
-    let drain_deadline = Instant::now() + plan.drain_timeout;
-    while in_flight.load(Ordering::Acquire) > 0 || !done_rx.is_empty() {
-        tokio::select! {
-            Some(completion) = done_rx.recv() => recorder.completed(completion),
-            () = sleep_until(drain_deadline) => break,
-        }
-    }
-    while let Ok(completion) = done_rx.try_recv() {
+    let drain_deadline = Instant::now()
+        .checked_add(plan.drain_timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
+    while let Ok(Some(completion)) = tokio::time::timeout_at(drain_deadline, done_rx.recv()).await {
         recorder.completed(completion);
     }
     on_tick(&recorder, t0.elapsed());
+    let (sent, completed) = recorder
+        .kinds
+        .iter()
+        .fold((0, 0), |(s, c), k| (s + k.sent, c + k.completed));
     Ok(RunReport {
         recorder,
         send_duration,
         scheduled,
         stop: stopped,
-        abandoned: in_flight.load(Ordering::Acquire) as u64,
+        abandoned: sent - completed,
     })
 }
 

@@ -50,10 +50,6 @@ impl RatePhase {
         let discriminant = (self.from * self.from + 2.0 * slope * n).max(0.0);
         (discriminant.sqrt() - self.from) / slope
     }
-
-    fn rate_at(&self, t: f64) -> f64 {
-        self.from + (self.to - self.from) * (t / self.duration.as_secs_f64()).clamp(0.0, 1.0)
-    }
 }
 
 /// How arrivals are spread within the rate.
@@ -83,7 +79,7 @@ pub struct Schedule {
     rng: StdRng,
     phase: usize,
     phase_start: f64,
-    /// Arrivals emitted within the current phase (uniform) or time reached in it (Poisson).
+    /// Expected arrivals passed within the current phase (the rate's integral so far).
     within: f64,
     index: u64,
 }
@@ -135,15 +131,13 @@ impl Schedule {
                 })
             }
             Arrivals::Poisson { .. } => {
-                let rate = phase.rate_at(self.within);
-                if rate <= 0.0 {
-                    return None;
-                }
-                // Exponential gap at the current rate: accurate while the rate moves little over
-                // one gap, which holds for any ramp a scenario can ask.
+                // A Poisson process with a varying rate is a unit-rate one in "expected arrivals"
+                // time: add an exponential gap there and map it back through the same inverse the
+                // uniform schedule uses, exact for ramps of any steepness.
                 let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
-                self.within += -u.ln() / rate;
-                (self.within < length).then_some(self.within)
+                self.within += -u.ln();
+                let t = phase.time_of(self.within);
+                (t < length && t.is_finite()).then_some(t)
             }
         }
     }
@@ -244,6 +238,26 @@ mod tests {
         };
         let n = Schedule::new(vec![ramp], Arrivals::Uniform).count();
         assert_eq!(n, 2_000);
+    }
+
+    #[test]
+    fn poisson_follows_a_steep_ramp() {
+        // 0.01 → 1000/s over 10 s: about 5,000 arrivals, most of them late in the ramp.
+        let ramp = RatePhase {
+            from: 0.01,
+            to: 1_000.0,
+            duration: secs(10.0),
+        };
+        let offsets: Vec<f64> = Schedule::new(vec![ramp], Arrivals::Poisson { seed: 3 })
+            .map(|a| a.offset.as_secs_f64())
+            .collect();
+        assert!(
+            (offsets.len() as f64 - 5_000.0).abs() < 300.0,
+            "{}",
+            offsets.len()
+        );
+        let second_half = offsets.iter().filter(|&&t| t >= 5.0).count() as f64;
+        assert!((second_half / offsets.len() as f64 - 0.75).abs() < 0.03);
     }
 
     #[test]

@@ -94,11 +94,19 @@ impl ServiceProcess {
             .stderr(log_file)
             .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: the closure runs in the child between fork and exec and only makes one
-        // async-signal-safe system call (prctl), allocating nothing.
+        // SAFETY: the closure runs in the child between fork and exec and only makes
+        // async-signal-safe system calls (prctl, getppid), allocating nothing. The parent-death
+        // signal fires when the forking thread exits: the harness forks from the thread that runs
+        // the whole command (block_on on the main thread), so that is when the harness exits.
         unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            let parent = nix::unistd::getpid();
+            command.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                // The harness may have died before the signal was armed.
+                if nix::unistd::getppid() != parent {
+                    return Err(std::io::Error::other("the harness exited during launch"));
+                }
+                Ok(())
             });
         }
         let mut child = command.spawn().map_err(|source| SystemError::Spawn {
@@ -121,6 +129,8 @@ impl ServiceProcess {
                 });
             }
         };
+        // Keep reading stdout, so that a service writing to it later never meets a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         match ready {
             Some(ready) => Ok(ServiceProcess {
                 name,
