@@ -324,3 +324,36 @@ fn a_stall_shows_in_intended_time_latency_and_its_absence_does_not() {
         result["load"]
     );
 }
+
+#[test]
+fn grpc_straight_to_the_engine_counts_codes() {
+    let run = Run::new("grpc");
+    let output = run.run(&[
+        "run",
+        "scenarios/grpc-direct.yaml",
+        "--set",
+        "load.warmup=0s",
+        "--set",
+        "load.phases.0.constant.rate=200",
+        "--set",
+        "load.phases.0.constant.duration=2s",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let result = run.result("grpc-direct");
+    assert_eq!(result["load"]["sent"], 400);
+    assert_eq!(result["load"]["unexpected"], 0);
+    let kinds = result["kinds"].as_array().expect("kinds");
+    let outcomes = |name: &str| {
+        kinds
+            .iter()
+            .find(|k| k["name"] == name)
+            .map(|k| k["outcomes"].clone())
+            .expect("kind")
+    };
+    let ok = outcomes("quote")["OK"].as_u64().expect("OK count");
+    let invalid = outcomes("unknown_source")["INVALID_ARGUMENT"]
+        .as_u64()
+        .expect("INVALID_ARGUMENT count");
+    assert_eq!(ok + invalid, 400);
+    run.assert_no_leftovers();
+}
