@@ -28,6 +28,24 @@ pub struct ServiceLaunch {
     pub env: BTreeMap<String, String>,
 }
 
+impl ServiceLaunch {
+    /// The harness's own flags then the scenario's (later flags win in clap), and the common
+    /// environment overridden by the scenario's.
+    fn merged<const N: usize>(
+        &self,
+        own_args: [String; N],
+        common_env: &BTreeMap<String, String>,
+    ) -> (Vec<String>, BTreeMap<String, String>) {
+        let args = own_args
+            .into_iter()
+            .chain(self.args.iter().cloned())
+            .collect();
+        let mut env = common_env.clone();
+        env.extend(self.env.clone());
+        (args, env)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {
     #[error("starting the {service}: {source}")]
@@ -222,15 +240,16 @@ impl ManagedSystem {
         gateway: &ServiceLaunch,
         log_dir: &Path,
     ) -> Result<Self, SystemError> {
-        let mut engine_env = common_env.clone();
-        engine_env.extend(engine.env.clone());
-        let mut engine_args = vec![
-            "--grpc-listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
-            "--metrics-listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        ];
-        engine_args.extend(engine.args.iter().cloned());
+        let (engine_args, engine_env) = engine.merged(
+            [
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ]
+            .map(String::from),
+            common_env,
+        );
         let engine_process = ServiceProcess::start(
             exe,
             "core engine",
@@ -260,15 +279,16 @@ impl ManagedSystem {
         gateway: &ServiceLaunch,
         log_dir: &Path,
     ) -> Result<ServiceProcess, SystemError> {
-        let mut env = common_env.clone();
-        env.extend(gateway.env.clone());
-        let mut args = vec![
-            "--listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
-            "--engine-url".to_owned(),
-            format!("http://{}", engine.address("grpc")?),
-        ];
-        args.extend(gateway.args.iter().cloned());
+        let engine_url = format!("http://{}", engine.address("grpc")?);
+        let (args, env) = gateway.merged(
+            [
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--engine-url".into(),
+                engine_url,
+            ],
+            common_env,
+        );
         ServiceProcess::start(exe, "API gateway", "gateway", args, &env, log_dir).await
     }
 
