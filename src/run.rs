@@ -391,11 +391,8 @@ where
         max_in_flight: load.max_in_flight,
         drain_timeout: load.timeout + DRAIN_GRACE,
     };
-    let phase_starts = load.phases.iter().scan(Duration::ZERO, |start, phase| {
-        let this = *start;
-        *start += phase.duration();
-        Some(this)
-    });
+    let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
+    let phase_starts = load::schedule::phase_starts(&rate_phases);
     let labels = load
         .phases
         .iter()
@@ -404,7 +401,7 @@ where
             Phase::Constant { rate, .. } => format!("[phase {} constant {rate}/s]", i + 1),
             Phase::Ramp { from, to, .. } => format!("[phase {} ramp {from}->{to}/s]", i + 1),
         });
-    let progress = Progress::new(quiet, phase_starts.zip(labels).collect());
+    let progress = Progress::new(quiet, phase_starts.into_iter().zip(labels).collect());
     if !load.warmup.is_zero() {
         let rate = load.phases.first().map_or(1.0, Phase::start_rate);
         let warm_kinds = kinds.iter().map(LoadKind::clone).collect();
@@ -443,8 +440,9 @@ fn rate_phase(phase: &Phase) -> RatePhase {
 
 /// Requests per second the phases ask for on average.
 fn target_rate(phases: &[Phase]) -> f64 {
-    let seconds: f64 = phases.iter().map(|p| p.duration().as_secs_f64()).sum();
-    let requests: f64 = phases.iter().map(Phase::expected_requests).sum();
+    let phases: Vec<RatePhase> = phases.iter().map(rate_phase).collect();
+    let seconds: f64 = phases.iter().map(|p| p.duration.as_secs_f64()).sum();
+    let requests: f64 = phases.iter().map(RatePhase::expected_requests).sum();
     if seconds > 0.0 {
         requests / seconds
     } else {

@@ -72,6 +72,18 @@ pub struct Arrival {
     pub phase: usize,
 }
 
+/// Start offset of each phase, for reports and progress.
+pub fn phase_starts(phases: &[RatePhase]) -> Vec<Duration> {
+    phases
+        .iter()
+        .scan(Duration::ZERO, |start, p| {
+            let this = *start;
+            *start += p.duration;
+            Some(this)
+        })
+        .collect()
+}
+
 /// The arrivals of a sequence of phases, in order.
 pub struct Schedule {
     phases: Vec<RatePhase>,
@@ -99,23 +111,6 @@ impl Schedule {
             within: 0.0,
             index: 0,
         }
-    }
-
-    /// Total length of the schedule.
-    pub fn duration(&self) -> Duration {
-        self.phases.iter().map(|p| p.duration).sum()
-    }
-
-    /// Start offset of each phase, for reports.
-    pub fn phase_starts(&self) -> Vec<Duration> {
-        self.phases
-            .iter()
-            .scan(Duration::ZERO, |start, p| {
-                let this = *start;
-                *start += p.duration;
-                Some(this)
-            })
-            .collect()
     }
 
     fn next_in_phase(&mut self, phase: &RatePhase) -> Option<f64> {
@@ -189,14 +184,12 @@ mod tests {
 
     #[test]
     fn phases_follow_each_other() {
-        let schedule = Schedule::new(
-            vec![
-                RatePhase::constant(2.0, secs(1.0)),
-                RatePhase::constant(4.0, secs(0.5)),
-            ],
-            Arrivals::Uniform,
-        );
-        assert_eq!(schedule.phase_starts(), [secs(0.0), secs(1.0)]);
+        let phases = vec![
+            RatePhase::constant(2.0, secs(1.0)),
+            RatePhase::constant(4.0, secs(0.5)),
+        ];
+        assert_eq!(phase_starts(&phases), [secs(0.0), secs(1.0)]);
+        let schedule = Schedule::new(phases, Arrivals::Uniform);
         let arrivals: Vec<_> = schedule.map(|a| (a.offset, a.phase)).collect();
         assert_eq!(
             arrivals,

@@ -116,26 +116,6 @@ impl Phase {
             Phase::Ramp { from, .. } => from,
         }
     }
-
-    /// The target rate `elapsed` into the phase (clamped to the phase's end).
-    pub fn rate_at(&self, elapsed: Duration) -> f64 {
-        match *self {
-            Phase::Constant { rate, .. } => rate,
-            Phase::Ramp { from, to, duration } => {
-                let f = (elapsed.as_secs_f64() / duration.as_secs_f64()).clamp(0.0, 1.0);
-                from + (to - from) * f
-            }
-        }
-    }
-
-    /// Requests the phase asks for in total (the area under its rate curve).
-    pub fn expected_requests(&self) -> f64 {
-        let secs = self.duration().as_secs_f64();
-        match *self {
-            Phase::Constant { rate, .. } => rate * secs,
-            Phase::Ramp { from, to, .. } => (from + to) / 2.0 * secs,
-        }
-    }
 }
 
 /// One kind of request in the weighted mix.
