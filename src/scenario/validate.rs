@@ -260,45 +260,38 @@ fn name(cx: &mut Cx, node: &Node, path: &str, extra: &[u8]) -> Option<String> {
     }
 }
 
-fn strings(cx: &mut Cx, node: Option<&Node>, path: &str, scalars: bool) -> Vec<String> {
-    let Some(node) = node else {
-        return Vec::new();
-    };
-    let Some(items) = sequence(cx, node, path) else {
+/// An optional sequence, each item read by `item`; items that fail are reported and skipped.
+fn list<T>(
+    cx: &mut Cx,
+    node: Option<&Node>,
+    path: &str,
+    item: impl Fn(&mut Cx, &Node, &str) -> Option<T>,
+) -> Vec<T> {
+    let Some(items) = node.and_then(|node| sequence(cx, node, path)) else {
         return Vec::new();
     };
     items
         .iter()
         .enumerate()
-        .filter_map(|(i, item)| {
-            if scalars {
-                text(cx, item, &index(path, i))
-            } else {
-                string(cx, item, &index(path, i))
-            }
-        })
+        .filter_map(|(i, node)| item(cx, node, &index(path, i)))
         .collect()
 }
 
+fn strings(cx: &mut Cx, node: Option<&Node>, path: &str, scalars: bool) -> Vec<String> {
+    list(cx, node, path, |cx, item, at| {
+        if scalars {
+            text(cx, item, at)
+        } else {
+            string(cx, item, at)
+        }
+    })
+}
+
 fn thresholds(cx: &mut Cx, node: Option<&Node>, path: &str) -> Vec<String> {
-    let Some(node) = node else {
-        return Vec::new();
-    };
-    let Some(items) = sequence(cx, node, path) else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| match &item.value {
-            Value::Str(s) if !s.trim().is_empty() => Some(s.clone()),
-            _ => cx.expected(
-                item,
-                &index(path, i),
-                "a threshold such as \"p(99) < 50ms\"",
-            ),
-        })
-        .collect()
+    list(cx, node, path, |cx, item, at| match &item.value {
+        Value::Str(s) if !s.trim().is_empty() => Some(s.clone()),
+        _ => cx.expected(item, at, "a threshold such as \"p(99) < 50ms\""),
+    })
 }
 
 /// The whole document.
