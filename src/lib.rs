@@ -10,3 +10,4 @@ pub mod scenario;
 pub mod summary;
 pub mod system;
 pub mod threshold;
+pub mod trace;

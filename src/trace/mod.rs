@@ -1,0 +1,36 @@
+//! Trace verification: where traces come from (the embedded OTLP receiver or Jaeger's query API),
+//! one normalised shape for them, and the checks run on every sampled request's trace.
+
+pub mod model;
+
+pub use model::{AttrValue, Span, SpanId, SpanKind, SpanStatus, Trace, TraceId};
+
+use std::future::Future;
+
+/// Where finished traces can be looked up by id. Two implementations: the harness's own OTLP
+/// receiver and a Jaeger query API.
+pub trait TraceSource: Send + Sync {
+    /// What the report calls this source: `embedded OTLP receiver`, `jaeger v3 http://…`.
+    fn describe(&self) -> String;
+
+    /// The spans stored so far for `id`, or `None` when the source knows nothing of it yet. A trace
+    /// still being exported comes back partial: callers poll until it is complete.
+    fn fetch(&self, id: TraceId)
+    -> impl Future<Output = Result<Option<Trace>, SourceError>> + Send;
+}
+
+/// Why a source could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{url} answered HTTP {status}, expected {expected}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        expected: &'static str,
+        body: String,
+    },
+    #[error("{url}: unexpected response: {detail}")]
+    Malformed { url: String, detail: String },
+}

@@ -1,0 +1,196 @@
+//! One shape for a trace, whatever the source: ids as numbers (so that hex, zero-stripped hex and
+//! base64 encodings compare equal), span kinds and statuses as enums, attributes as typed values.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// A 128-bit W3C trace id. Displayed as 32 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TraceId(pub u128);
+
+/// A 64-bit span id. Displayed as 16 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpanId(pub u64);
+
+/// Why an id string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a {bits}-bit hex id")]
+pub struct BadId {
+    pub text: String,
+    pub bits: u32,
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Hex, 1 to 32 digits, any case: shorter forms are the zero-stripped encodings of old Jaeger.
+impl FromStr for TraceId {
+    type Err = BadId;
+    fn from_str(text: &str) -> Result<Self, BadId> {
+        parse_hex(text, 32).map(TraceId).ok_or_else(|| BadId {
+            text: text.to_owned(),
+            bits: 128,
+        })
+    }
+}
+
+/// Hex, 1 to 16 digits, any case.
+impl FromStr for SpanId {
+    type Err = BadId;
+    fn from_str(text: &str) -> Result<Self, BadId> {
+        parse_hex(text, 16)
+            .and_then(|value| u64::try_from(value).ok())
+            .map(SpanId)
+            .ok_or_else(|| BadId {
+                text: text.to_owned(),
+                bits: 64,
+            })
+    }
+}
+
+fn parse_hex(text: &str, max_digits: usize) -> Option<u128> {
+    let valid =
+        !text.is_empty() && text.len() <= max_digits && text.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then(|| u128::from_str_radix(text, 16).ok()).flatten()
+}
+
+impl TraceId {
+    /// From the 16 big-endian bytes of OTLP protobuf (and base64 JSON); `None` for another length.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        <[u8; 16]>::try_from(bytes)
+            .ok()
+            .map(|b| TraceId(u128::from_be_bytes(b)))
+    }
+}
+
+impl SpanId {
+    /// From the 8 big-endian bytes of OTLP protobuf; `None` for another length.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        <[u8; 8]>::try_from(bytes)
+            .ok()
+            .map(|b| SpanId(u64::from_be_bytes(b)))
+    }
+}
+
+/// OTLP span kinds (Jaeger v1 spells them as a `span.kind` tag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpanKind {
+    Unspecified,
+    Internal,
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
+
+impl SpanKind {
+    /// Lower case, as scenarios and reports write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpanKind::Unspecified => "unspecified",
+            SpanKind::Internal => "internal",
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+            SpanKind::Producer => "producer",
+            SpanKind::Consumer => "consumer",
+        }
+    }
+}
+
+impl fmt::Display for SpanKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpanStatus {
+    Unset,
+    Ok,
+    Error,
+}
+
+/// An attribute value. Arrays, maps and bytes are kept as their JSON text: checks compare
+/// scalars only.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    String(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Other(String),
+}
+
+impl fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttrValue::String(s) | AttrValue::Other(s) => f.write_str(s),
+            AttrValue::Bool(b) => write!(f, "{b}"),
+            AttrValue::Int(i) => write!(f, "{i}"),
+            AttrValue::Double(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+/// One span, with its service resolved from the resource (or Jaeger process) it came with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Span {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    /// `None` for a root; a parent in another process is still `Some`.
+    pub parent: Option<SpanId>,
+    /// The `service.name` resource attribute; empty when the source gave none.
+    pub service: String,
+    pub name: String,
+    pub kind: SpanKind,
+    pub status: SpanStatus,
+    pub attributes: BTreeMap<String, AttrValue>,
+    pub start_unix_nanos: u64,
+    pub end_unix_nanos: u64,
+}
+
+/// The spans of one trace, in no particular order (sources do not sort them topologically).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trace {
+    pub spans: Vec<Span>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_compare_as_numbers_whatever_the_encoding() {
+        let short: TraceId = "0000000000000001".parse().expect("hex");
+        let long: TraceId = "00000000000000000000000000000001".parse().expect("hex");
+        let stripped: TraceId = "1".parse().expect("hex");
+        assert_eq!(short, long);
+        assert_eq!(stripped, long);
+        assert_eq!(long.to_string(), "00000000000000000000000000000001");
+        let upper: SpanId = "00F067AA0BA902B7".parse().expect("hex");
+        assert_eq!(upper.to_string(), "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn bad_ids_are_refused() {
+        for text in ["", "xyz", "0123456789abcdef0123456789abcdef0", "-1", "+1"] {
+            assert!(text.parse::<TraceId>().is_err(), "{text:?}");
+        }
+        assert!("0123456789abcdef0".parse::<SpanId>().is_err());
+        assert_eq!(TraceId::from_bytes(&[0; 15]), None);
+        assert_eq!(
+            SpanId::from_bytes(&[0, 0, 0, 0, 0, 0, 0, 7]),
+            Some(SpanId(7))
+        );
+    }
+}
