@@ -364,6 +364,7 @@ fn kinds<P>(
                 weight: kind.weight,
                 payloads,
                 expect: expect(&kind.expect),
+                sampling: load::Sampling::NONE,
             })
         })
         .collect()
@@ -390,6 +391,7 @@ where
         seed: load.seed,
         max_in_flight: load.max_in_flight,
         drain_timeout: load.timeout + DRAIN_GRACE,
+        announce: None,
     };
     let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
     let phase_starts = load::schedule::phase_starts(&rate_phases);

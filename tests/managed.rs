@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use harness::load::{Arrivals, HttpDriver, LoadKind, LoadPlan, Outcome, RatePhase, Stop, run};
+use harness::load::{
+    Arrivals, HttpDriver, LoadKind, LoadPlan, Outcome, RatePhase, Sampling, Stop, run,
+};
 use harness::system::{ManagedSystem, ServiceLaunch, SystemError};
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
@@ -95,12 +97,14 @@ async fn open_loop_load_through_the_managed_gateway() {
                     body(r#"{"symbols":["MSFT"],"source_id":"polygon","window":100}"#),
                 ],
                 expect: Outcome::Status(200),
+                sampling: Sampling::NONE,
             },
             LoadKind {
                 name: "bad_symbol".into(),
                 weight: 1,
                 payloads: vec![body(r#"{"symbols":[""],"source_id":"yahoo_finance"}"#)],
                 expect: Outcome::Status(400),
+                sampling: Sampling::NONE,
             },
         ],
         phases: vec![RatePhase::constant(100.0, Duration::from_secs(2))],
@@ -108,6 +112,7 @@ async fn open_loop_load_through_the_managed_gateway() {
         seed: 3,
         max_in_flight: 1_000,
         drain_timeout: Duration::from_secs(10),
+        announce: None,
     };
     let report = run(driver, plan, CancellationToken::new(), |_, _| {})
         .await

@@ -1,12 +1,15 @@
 //! The load core: an open-loop schedule, protocol drivers, and the recorder of what came back.
-//! It knows nothing of traces or scenario files: it takes a [`LoadPlan`] and returns a [`RunReport`].
+//! It knows nothing of trace checks or scenario files (it only stamps sampled requests with a
+//! `traceparent`): it takes a [`LoadPlan`] and returns a [`RunReport`].
 
 pub mod driver;
 pub mod recorder;
 pub mod runner;
+pub mod sample;
 pub mod schedule;
 
-pub use driver::{Driver, GrpcDriver, HttpDriver};
+pub use driver::{Driver, GrpcDriver, HttpDriver, Reply};
 pub use recorder::{Completion, KindStats, Outcome, Recorder};
 pub use runner::{LoadKind, LoadPlan, PlanError, RunReport, Stop, run};
+pub use sample::{Announce, SampledRequest, Sampling, TraceParent};
 pub use schedule::{Arrival, Arrivals, RatePhase, Schedule};

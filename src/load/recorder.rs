@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::sample::{SampledRequest, TraceParent};
+
 /// Longest latency a histogram holds; longer ones are recorded as this (an hour, in µs).
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 const SIGNIFICANT_DIGITS: u8 = 3;
@@ -51,6 +53,8 @@ pub struct Completion {
     pub outcome: Outcome,
     /// Whether the outcome is what the kind expects.
     pub expected: bool,
+    /// For a sampled request: its trace context and the trace id header that came back.
+    pub trace: Option<(TraceParent, Option<String>)>,
 }
 
 /// Counts and histograms of one request kind.
@@ -117,6 +121,8 @@ pub struct Recorder {
     /// included in every latency (which is measured from the intended time).
     pub send_lag: Histogram<u64>,
     pub timeline: Vec<Second>,
+    /// Every sampled request that completed, in completion order.
+    pub samples: Vec<SampledRequest>,
 }
 
 const KEPT_TRANSPORT_ERRORS: usize = 5;
@@ -132,6 +138,7 @@ impl Recorder {
             kinds: kind_names.into_iter().map(KindStats::new).collect(),
             send_lag: new_histogram(),
             timeline: Vec::new(),
+            samples: Vec::new(),
         }
     }
 
@@ -153,7 +160,7 @@ impl Recorder {
         self.second(due).dropped += 1;
     }
 
-    pub fn completed(&mut self, c: Completion) {
+    pub fn completed(&mut self, mut c: Completion) {
         let latency = micros(c.finished.saturating_duration_since(c.intended)).max(1);
         let service = micros(c.finished.saturating_duration_since(c.sent)).max(1);
         let lag = micros(c.sent.saturating_duration_since(c.intended)).max(1);
@@ -170,6 +177,17 @@ impl Recorder {
             && stats.transport_errors.len() < KEPT_TRANSPORT_ERRORS
         {
             stats.transport_errors.push(error.clone());
+        }
+        if let Some((trace, trace_header)) = c.trace.take() {
+            self.samples.push(SampledRequest {
+                kind: c.kind,
+                trace,
+                intended: c.intended,
+                sent: c.sent,
+                finished: c.finished,
+                outcome: c.outcome.clone(),
+                trace_header,
+            });
         }
         let second = self.second(c.finished);
         second.completed += 1;
@@ -219,6 +237,7 @@ mod tests {
             finished: at(finished_ms),
             outcome,
             expected,
+            trace: None,
         }
     }
 

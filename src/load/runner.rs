@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::driver::Driver;
 use super::recorder::{Completion, Outcome, Recorder};
+use super::sample::{Announce, Sampler, Sampling, TraceParent};
 use super::schedule::{Arrivals, RatePhase, Schedule};
 
 /// Granularity of the runtime's timers: waits shorter than this are done with a thread sleep.
@@ -28,6 +29,8 @@ pub struct LoadKind<P> {
     pub payloads: Vec<P>,
     /// The outcome that counts as success for this kind.
     pub expect: Outcome,
+    /// Which of this kind's requests carry the harness's own `traceparent`.
+    pub sampling: Sampling,
 }
 
 /// Everything the load core needs; nothing about where it came from.
@@ -41,6 +44,8 @@ pub struct LoadPlan<P> {
     pub max_in_flight: usize,
     /// How long to wait for requests still in flight after the last send.
     pub drain_timeout: Duration,
+    /// Told each sampled trace id before its request is sent.
+    pub announce: Option<Announce>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +108,10 @@ pub async fn run<D: Driver>(
     let mix =
         WeightedIndex::new(plan.kinds.iter().map(|k| k.weight)).map_err(|_| PlanError::Weights)?;
     let mut rng = StdRng::seed_from_u64(plan.seed);
+    // Trace ids must be fresh in every run (a store may still hold an earlier run's traces), and
+    // drawing them must not disturb the seeded request sequence.
+    let mut trace_rng = StdRng::from_os_rng();
+    let mut sampler = Sampler::new(plan.kinds.iter().map(|k| k.sampling));
     let kinds = Arc::new(plan.kinds);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
@@ -175,6 +184,12 @@ pub async fn run<D: Driver>(
             recorder.dropped(kind, due.into_std());
             continue;
         }
+        let trace = sampler
+            .decide(kind)
+            .then(|| TraceParent::random(&mut trace_rng));
+        if let (Some(trace), Some(announce)) = (&trace, &plan.announce) {
+            announce(trace.trace_id);
+        }
         in_flight.fetch_add(1, Ordering::AcqRel);
         dispatched = Some((dispatched.map_or(now, |(first, _)| first), now));
         recorder.sent(kind, now.into_std());
@@ -189,15 +204,16 @@ pub async fn run<D: Driver>(
             // Stamped here, not at dispatch: a task that waits for a worker is the harness being
             // late (send lag), not the system being slow (service time).
             let sent = Instant::now();
-            let outcome = driver.send(&spec.payloads[variant]).await;
+            let reply = driver.send(&spec.payloads[variant], trace.as_ref()).await;
             let finished = Instant::now();
             let _ = done_tx.send(Completion {
                 kind,
                 intended: due.into_std(),
                 sent: sent.into_std(),
                 finished: finished.into_std(),
-                expected: outcome == spec.expect,
-                outcome,
+                expected: reply.outcome == spec.expect,
+                outcome: reply.outcome,
+                trace: trace.map(|trace| (trace, reply.trace_header)),
             });
             // After the completion is queued, so that nobody sees zero in flight and an empty
             // queue while a result is on its way.
@@ -232,6 +248,7 @@ pub async fn run<D: Driver>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::driver::Reply;
     use std::sync::Mutex;
 
     /// Answers after a fixed delay, remembering when each request was sent (in paused time).
@@ -243,10 +260,10 @@ mod tests {
     impl Driver for SlowDriver {
         type Payload = u16;
 
-        async fn send(&self, status: &u16) -> Outcome {
+        async fn send(&self, status: &u16, _: Option<&TraceParent>) -> Reply {
             self.sends.lock().expect("lock").push(Instant::now());
             tokio::time::sleep(self.delay).await;
-            Outcome::Status(*status)
+            Outcome::Status(*status).into()
         }
     }
 
@@ -257,12 +274,14 @@ mod tests {
                 weight: 1,
                 payloads: vec![200],
                 expect: Outcome::Status(200),
+                sampling: Sampling::NONE,
             }],
             phases: vec![RatePhase::constant(rate, Duration::from_secs(seconds))],
             arrivals: Arrivals::Uniform,
             seed: 1,
             max_in_flight,
             drain_timeout: Duration::from_secs(30),
+            announce: None,
         }
     }
 
@@ -333,11 +352,11 @@ mod tests {
         struct StallOnce(Mutex<bool>);
         impl Driver for StallOnce {
             type Payload = u16;
-            async fn send(&self, _: &u16) -> Outcome {
+            async fn send(&self, _: &u16, _: Option<&TraceParent>) -> Reply {
                 let first = std::mem::replace(&mut *self.0.lock().expect("lock"), false);
                 let delay = if first { 2_000 } else { 1 };
                 tokio::time::sleep(Duration::from_millis(delay)).await;
-                Outcome::Status(200)
+                Outcome::Status(200).into()
             }
         }
         let report = run(
@@ -386,8 +405,8 @@ mod tests {
         struct Echo;
         impl Driver for Echo {
             type Payload = u16;
-            async fn send(&self, status: &u16) -> Outcome {
-                Outcome::Status(*status)
+            async fn send(&self, status: &u16, _: Option<&TraceParent>) -> Reply {
+                Outcome::Status(*status).into()
             }
         }
         let mut plan = plan(1_000.0, 10, 1_000);
@@ -396,6 +415,7 @@ mod tests {
             weight: 3,
             payloads: vec![400],
             expect: Outcome::Status(400),
+            sampling: Sampling::NONE,
         });
         plan.kinds[0].weight = 7;
         let report = run(Arc::new(Echo), plan, CancellationToken::new(), |_, _| {})
@@ -407,5 +427,52 @@ mod tests {
         assert_eq!(common.sent + rare.sent, 10_000);
         assert!((2_800..3_200).contains(&rare.sent), "{}", rare.sent);
         assert_eq!(common.unexpected + rare.unexpected, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sampled_requests_carry_a_traceparent_announced_before_sending() {
+        /// Echoes back, as the trace header, the trace id it was sent.
+        struct Tracing(Mutex<Vec<Option<TraceParent>>>);
+        impl Driver for Tracing {
+            type Payload = u16;
+            async fn send(&self, status: &u16, trace: Option<&TraceParent>) -> Reply {
+                self.0.lock().expect("lock").push(trace.copied());
+                Reply {
+                    outcome: Outcome::Status(*status),
+                    trace_header: trace.map(|t| format!("{:032x}", t.trace_id)),
+                }
+            }
+        }
+        let announced = Arc::new(Mutex::new(Vec::new()));
+        let mut plan = plan(100.0, 1, 1_000);
+        plan.kinds[0].sampling = Sampling {
+            ratio: 0.25,
+            max: 20,
+        };
+        let sink = Arc::clone(&announced);
+        plan.announce = Some(Arc::new(move |id| sink.lock().expect("lock").push(id)));
+        let driver = Arc::new(Tracing(Mutex::new(Vec::new())));
+        let report = run(
+            Arc::clone(&driver),
+            plan,
+            CancellationToken::new(),
+            |_, _| {},
+        )
+        .await
+        .expect("valid plan");
+        let sends = driver.0.lock().expect("lock").clone();
+        let traced: Vec<u128> = sends.iter().flatten().map(|t| t.trace_id).collect();
+        assert_eq!(sends.len(), 100);
+        assert_eq!(traced.len(), 20, "25% of 100, capped at 20");
+        assert_eq!(*announced.lock().expect("lock"), traced);
+        let samples = &report.recorder.samples;
+        assert_eq!(samples.len(), 20);
+        for sample in samples {
+            assert_eq!(
+                sample.trace_header.as_deref(),
+                Some(format!("{:032x}", sample.trace.trace_id).as_str())
+            );
+            assert_eq!(sample.outcome, Outcome::Status(200));
+        }
     }
 }
