@@ -10,6 +10,7 @@ mod error;
 mod model;
 mod tree;
 mod validate;
+mod verify;
 
 use std::fmt;
 use std::path::Path;
@@ -17,8 +18,11 @@ use std::str::FromStr;
 
 pub use error::{At, Problem, ScenarioError};
 pub use model::{
-    Arrivals, Expect, Load, Managed, Phase, Protocol, RequestKind, Scenario, ServiceSpec, System,
+    Arrivals, ChainStep, ErrorRule, Expect, Load, Managed, MetricsChecks, Phase, PrometheusSpec,
+    Protocol, RequestKind, SampleShare, Scenario, ServiceSpec, System, TraceChecks,
+    TraceSourceSpec, Verify,
 };
+pub use verify::bundled_trace_checks;
 
 use serde_saphyr::MessageFormatter;
 use tree::{Node, Origin, Value};

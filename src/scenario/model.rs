@@ -21,6 +21,96 @@ pub struct Scenario {
     pub requests: Vec<RequestKind>,
     /// Threshold expressions over all kinds, unparsed: the threshold module owns their syntax.
     pub thresholds: Vec<String>,
+    /// What to check besides latency: traces and metrics. Nothing when the section is absent.
+    pub verify: Verify,
+}
+
+/// The `verify:` section.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Verify {
+    pub traces: Option<TraceChecks>,
+    pub metrics: Option<MetricsChecks>,
+}
+
+/// Which sampled requests' traces to check, where to find them, and what they must look like.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceChecks {
+    /// The share of each kind's requests that is sampled, unless the kind says otherwise.
+    pub sample: SampleShare,
+    pub source: TraceSourceSpec,
+    /// How long after the load ends a trace may take to arrive complete.
+    pub timeout: Duration,
+    /// The response header that must carry the trace id; `None` skips that check.
+    pub response_header: Option<String>,
+    /// Check that the managed services' logs carry each sampled trace id.
+    pub logs: bool,
+    /// Every one of these services must contribute spans (the `service.name` resource attribute).
+    pub services: Vec<String>,
+    /// The expected path from the harness's span downwards, one span per step, each a child of
+    /// the step before; the first step's parent is the harness's own span.
+    pub chain: Vec<ChainStep>,
+}
+
+/// A count (`50`: that many, spread over the run) or a ratio (`10%` or `0.1`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SampleShare {
+    Count(u64),
+    /// In `[0, 1]`.
+    Ratio(f64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TraceSourceSpec {
+    /// The harness's own OTLP receiver; managed services export to it.
+    Embedded,
+    /// A Jaeger query API: `api` is `auto`, `v3` or `v1`.
+    Jaeger { url: String, api: String },
+}
+
+/// One expected span of the chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainStep {
+    pub service: String,
+    pub kind: crate::trace::SpanKind,
+    /// The span name, when it matters.
+    pub name: Option<String>,
+    /// Attribute values as text; `{status}` stands for the HTTP status the harness received and
+    /// `{code}` for the gRPC code number.
+    pub attributes: BTreeMap<String, String>,
+    pub error: ErrorRule,
+    /// `true`: the span exists only when the request succeeded (e.g. work skipped on bad input).
+    pub only_on_success: bool,
+}
+
+/// When a span must carry ERROR status, judged from the outcome the harness received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorRule {
+    /// ERROR exactly when the request failed on the server side (HTTP 5xx, a server-fault code).
+    Server,
+    /// ERROR exactly when the request did not succeed (HTTP 4xx or 5xx, any code but OK).
+    Any,
+    /// Never ERROR.
+    Never,
+}
+
+/// How the services' metrics are compared with what the harness counted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricsChecks {
+    /// Scrape the services' own endpoints before and after the run. For an external system the
+    /// URLs must be given.
+    pub scrape: bool,
+    pub gateway_metrics: Option<String>,
+    pub engine_metrics: Option<String>,
+    pub prometheus: Option<PrometheusSpec>,
+}
+
+/// Instant queries against a Prometheus server that scrapes the services.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrometheusSpec {
+    pub url: String,
+    /// Series selectors for each service's metrics, e.g. `{job="api-gateway"}`.
+    pub gateway: String,
+    pub engine: String,
 }
 
 /// The system under test.
@@ -133,6 +223,8 @@ pub struct RequestKind {
     pub expect: Expect,
     /// Threshold expressions for this kind only, unparsed.
     pub thresholds: Vec<String>,
+    /// This kind's trace sampling, instead of `verify.traces.sample`.
+    pub trace_sample: Option<SampleShare>,
 }
 
 /// The outcome that counts as success for a kind; anything else is an error.

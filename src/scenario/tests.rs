@@ -218,12 +218,12 @@ fn bad_files_say_where_and_what() {
         ),
         (
             &[("load:\n", "laod:\n")],
-            "x.yaml:4:1: laod: unknown key; expected one of: name, description, system, load, requests, thresholds\n\
+            "x.yaml:4:1: laod: unknown key; expected one of: name, description, system, load, requests, thresholds, verify\n\
              x.yaml:1:1: load: required key is missing",
         ),
         (
             &[("    weight: 1", "    weight: 1\n    wieght: 2")],
-            "x.yaml:11:5: requests[0].wieght: unknown key; expected one of: name, weight, body, vars, expect, thresholds",
+            "x.yaml:11:5: requests[0].wieght: unknown key; expected one of: name, weight, body, vars, expect, thresholds, trace_sample",
         ),
         (
             &[("  protocol: http", "  protocol: http\n  protocol: grpc")],
@@ -658,4 +658,119 @@ fn overrides_parse_as_clap_arguments() {
             .contains("--set load.seed: expected KEY=VALUE"),
         "{err}"
     );
+}
+
+#[test]
+fn verify_defaults_fit_the_bundled_system() {
+    let text = format!("{BASE}verify:\n  traces: {{}}\n  metrics:\n");
+    let s = parse("x.yaml", &text, &[]).expect("valid");
+    let traces = s.verify.traces.expect("traces");
+    assert_eq!(traces.sample, SampleShare::Ratio(0.1));
+    assert_eq!(traces.source, TraceSourceSpec::Embedded);
+    assert_eq!(traces.response_header.as_deref(), Some("X-Trace-ID"));
+    assert!(traces.logs);
+    assert_eq!(traces.services, ["api-gateway", "core-engine"]);
+    let kinds: Vec<_> = traces
+        .chain
+        .iter()
+        .map(|step| (step.service.as_str(), step.kind.name(), step.error))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("api-gateway", "server", ErrorRule::Server),
+            ("api-gateway", "client", ErrorRule::Any),
+            ("core-engine", "server", ErrorRule::Server),
+            ("core-engine", "internal", ErrorRule::Never),
+        ]
+    );
+    assert_eq!(
+        traces.chain[0].attributes["http.response.status_code"],
+        "{status}"
+    );
+    let metrics = s.verify.metrics.expect("metrics");
+    assert!(metrics.scrape && metrics.prometheus.is_none());
+    // Without the section nothing is checked.
+    assert_eq!(parse("x.yaml", BASE, &[]).expect("valid").verify, Verify::default());
+}
+
+#[test]
+fn verify_reads_every_field() {
+    let text = format!(
+        "{BASE}    trace_sample: 25
+verify:
+  traces:
+    sample: 5%
+    source: jaeger
+    jaeger: {{url: http://127.0.0.1:16686/, api: v3}}
+    timeout: 4s
+    response_header:
+    logs: false
+    services: [api-gateway]
+    chain:
+      - {{service: api-gateway, kind: server, name: GET /x, attributes: {{http.response.status_code: 200}}, error: any, only_on_success: true}}
+  metrics:
+    scrape: false
+    prometheus: {{url: http://127.0.0.1:9090, gateway: '{{job=\"gw\"}}'}}
+"
+    );
+    let s = parse("x.yaml", &text, &[]).expect("valid");
+    assert_eq!(s.requests[0].trace_sample, Some(SampleShare::Count(25)));
+    let traces = s.verify.traces.expect("traces");
+    assert_eq!(traces.sample, SampleShare::Ratio(0.05));
+    assert_eq!(
+        traces.source,
+        TraceSourceSpec::Jaeger {
+            url: "http://127.0.0.1:16686".into(),
+            api: "v3".into()
+        }
+    );
+    assert_eq!(traces.timeout, Duration::from_secs(4));
+    assert_eq!((traces.response_header, traces.logs), (None, false));
+    assert_eq!(traces.chain.len(), 1);
+    let step = &traces.chain[0];
+    assert_eq!(step.name.as_deref(), Some("GET /x"));
+    assert_eq!(step.attributes["http.response.status_code"], "200");
+    assert!(step.only_on_success && step.error == ErrorRule::Any);
+    let prometheus = s.verify.metrics.and_then(|m| m.prometheus).expect("prometheus");
+    assert_eq!(prometheus.gateway, "{job=\"gw\"}");
+    assert_eq!(prometheus.engine, "{job=\"core-engine\"}");
+}
+
+#[test]
+fn bad_verify_sections_say_where_and_what() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "verify:\n  traces: {sample: 150%}\n",
+            "x.yaml:15:20: verify.traces.sample: expected a count such as 50 or a share such as 10% or 0.1, got \"150%\"",
+        ),
+        (
+            "verify:\n  traces: {source: jaeger}\n",
+            "x.yaml:15:11: verify.traces.jaeger: required when source is jaeger (or pass --jaeger URL)",
+        ),
+        (
+            "verify:\n  traces: {jaeger: {url: ftp://x}, source: jaeger}\n",
+            "x.yaml:15:26: verify.traces.jaeger.url: expected an http:// URL such as http://127.0.0.1:16686, got \"ftp://x\"",
+        ),
+        (
+            "verify:\n  traces: {chain: [{service: a, kind: sever}]}\n",
+            "x.yaml:15:39: verify.traces.chain[0].kind: expected server or client or internal or producer or consumer, got \"sever\"",
+        ),
+        (
+            "verify:\n  traces: {chain: []}\n",
+            "x.yaml:15:19: verify.traces.chain: expected at least one step, got an empty sequence",
+        ),
+        (
+            "verify:\n  metrics: {prometheus: {gateway: x}}\n",
+            "x.yaml:15:25: verify.metrics.prometheus.url: required key is missing",
+        ),
+        (
+            "verify:\n  trace: {}\n",
+            "x.yaml:15:3: verify.trace: unknown key; expected one of: traces, metrics",
+        ),
+    ];
+    for (tail, expected) in cases {
+        let text = format!("{BASE}{tail}");
+        assert_eq!(error(&text, &[]), *expected, "{tail}");
+    }
 }

@@ -10,7 +10,7 @@ use hyper::Uri;
 use super::error::{At, Problem};
 use super::model::{
     Arrivals, Expect, Load, Managed, Phase, Protocol, RequestKind, Scenario, ServiceSpec, System,
-    is_name_byte, placeholder,
+    Verify, is_name_byte, placeholder,
 };
 use super::tree::{Node, Origin, Value};
 
@@ -44,7 +44,7 @@ impl Cx<'_> {
     }
 
     /// Records "expected X, got Y" and yields `None`, the shape of most problems.
-    fn expected<T>(&mut self, node: &Node, key: &str, what: &str) -> Option<T> {
+    pub(super) fn expected<T>(&mut self, node: &Node, key: &str, what: &str) -> Option<T> {
         self.err(
             node.origin,
             key,
@@ -67,15 +67,15 @@ pub(crate) fn index(path: &str, i: usize) -> String {
 }
 
 /// A mapping's entries after the key checks (string keys, allowed, not repeated).
-struct Fields<'n> {
+pub(super) struct Fields<'n> {
     path: String,
     origin: Origin,
-    entries: Vec<(&'n Node, &'n str, &'n Node)>,
+    pub(super) entries: Vec<(&'n Node, &'n str, &'n Node)>,
 }
 
 impl<'n> Fields<'n> {
     /// A present, non-null value: null means "use the default", as an empty `key:` reads.
-    fn get(&self, key: &str) -> Option<&'n Node> {
+    pub(super) fn get(&self, key: &str) -> Option<&'n Node> {
         self.entries
             .iter()
             .find(|(_, k, value)| *k == key && !matches!(value.value, Value::Null))
@@ -83,15 +83,15 @@ impl<'n> Fields<'n> {
     }
 
     /// Whether the key is written at all, even with an empty value.
-    fn has(&self, key: &str) -> bool {
+    pub(super) fn has(&self, key: &str) -> bool {
         self.entries.iter().any(|(_, k, _)| *k == key)
     }
 
-    fn path(&self, key: &str) -> String {
+    pub(super) fn path(&self, key: &str) -> String {
         join(&self.path, key)
     }
 
-    fn required(&self, cx: &mut Cx, key: &str) -> Option<&'n Node> {
+    pub(super) fn required(&self, cx: &mut Cx, key: &str) -> Option<&'n Node> {
         let found = self
             .entries
             .iter()
@@ -106,7 +106,7 @@ impl<'n> Fields<'n> {
 
 /// Reads a mapping; `allowed` lists the schema's keys (`None`: any key, as for `env` or `vars`).
 /// A null node reads as an empty mapping, so `managed:` alone means "all defaults".
-fn mapping<'n>(
+pub(super) fn mapping<'n>(
     cx: &mut Cx,
     node: &'n Node,
     path: &str,
@@ -152,14 +152,14 @@ fn mapping<'n>(
     Some(fields)
 }
 
-fn sequence<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<&'n [Node]> {
+pub(super) fn sequence<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<&'n [Node]> {
     match &node.value {
         Value::Seq(items) => Some(items),
         _ => cx.expected(node, path, "a sequence"),
     }
 }
 
-fn string(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
+pub(super) fn string(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
     match &node.value {
         Value::Str(s) => Some(s.clone()),
         _ => cx.expected(node, path, "a string"),
@@ -168,7 +168,7 @@ fn string(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
 
 /// Any scalar as text, for command-line arguments and environment values where `8080` is as
 /// natural as `"8080"`.
-fn text(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
+pub(super) fn text(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
     match &node.value {
         Value::Str(s) => Some(s.clone()),
         Value::Int(_) | Value::Float(_) | Value::Bool(_) => Some(node.value.to_string()),
@@ -176,7 +176,7 @@ fn text(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
     }
 }
 
-fn boolean(cx: &mut Cx, node: &Node, path: &str) -> Option<bool> {
+pub(super) fn boolean(cx: &mut Cx, node: &Node, path: &str) -> Option<bool> {
     match node.value {
         Value::Bool(b) => Some(b),
         _ => cx.expected(node, path, "true or false"),
@@ -197,7 +197,7 @@ fn rate(cx: &mut Cx, node: &Node, path: &str) -> Option<f64> {
 }
 
 /// An integer in `min..=max`; the message names the bound that was crossed.
-fn integer(cx: &mut Cx, node: &Node, path: &str, min: i128, max: i128) -> Option<i128> {
+pub(super) fn integer(cx: &mut Cx, node: &Node, path: &str, min: i128, max: i128) -> Option<i128> {
     let lower = if min == 1 {
         "an integer > 0".to_owned()
     } else {
@@ -215,7 +215,7 @@ fn count(cx: &mut Cx, node: &Node, path: &str) -> Option<usize> {
     integer(cx, node, path, 1, usize::MAX as i128).and_then(|i| usize::try_from(i).ok())
 }
 
-fn duration(cx: &mut Cx, node: &Node, path: &str, positive: bool) -> Option<Duration> {
+pub(super) fn duration(cx: &mut Cx, node: &Node, path: &str, positive: bool) -> Option<Duration> {
     let text = match &node.value {
         Value::Str(s) => s.clone(),
         // A bare number is a duration without its unit: parse_duration explains that.
@@ -233,7 +233,12 @@ fn duration(cx: &mut Cx, node: &Node, path: &str, positive: bool) -> Option<Dura
 }
 
 /// One of a fixed set of words, e.g. `http | grpc`.
-fn word<T: Copy>(cx: &mut Cx, node: &Node, path: &str, choices: &[(&str, T)]) -> Option<T> {
+pub(super) fn word<T: Copy>(
+    cx: &mut Cx,
+    node: &Node,
+    path: &str,
+    choices: &[(&str, T)],
+) -> Option<T> {
     if let Value::Str(s) = &node.value
         && let Some(&(_, value)) = choices.iter().find(|(name, _)| name == s)
     {
@@ -261,7 +266,7 @@ fn name(cx: &mut Cx, node: &Node, path: &str, extra: &[u8]) -> Option<String> {
 }
 
 /// An optional sequence, each item read by `item`; items that fail are reported and skipped.
-fn list<T>(
+pub(super) fn list<T>(
     cx: &mut Cx,
     node: Option<&Node>,
     path: &str,
@@ -277,7 +282,7 @@ fn list<T>(
         .collect()
 }
 
-fn strings(cx: &mut Cx, node: Option<&Node>, path: &str, scalars: bool) -> Vec<String> {
+pub(super) fn strings(cx: &mut Cx, node: Option<&Node>, path: &str, scalars: bool) -> Vec<String> {
     list(cx, node, path, |cx, item, at| {
         if scalars {
             text(cx, item, at)
@@ -303,6 +308,7 @@ pub(crate) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
         "load",
         "requests",
         "thresholds",
+        "verify",
     ];
     if !matches!(root.value, Value::Map(_)) {
         return cx.expected(root, "", "a mapping at the top level");
@@ -323,6 +329,17 @@ pub(crate) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
         .required(cx, "requests")
         .and_then(|n| requests(cx, n));
     let thresholds = thresholds(cx, fields.get("thresholds"), "thresholds");
+    // The defaults of the checks depend on the protocol and the kind of system.
+    let verify = match (fields.get("verify"), &load, &system) {
+        (Some(node), Some(load), Some(system)) => super::verify::verify(
+            cx,
+            node,
+            load.protocol,
+            matches!(system, System::Managed(_)),
+        ),
+        (Some(_), _, _) => None,
+        (None, _, _) => Some(Verify::default()),
+    };
     Some(Scenario {
         name: name?,
         description: description?,
@@ -330,6 +347,7 @@ pub(crate) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
         load: load?,
         requests: requests?,
         thresholds,
+        verify: verify?,
     })
 }
 
@@ -595,7 +613,15 @@ fn requests(cx: &mut Cx, node: &Node) -> Option<Vec<RequestKind>> {
 
 /// One kind, and the node its name came from (for the uniqueness check).
 fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, &'n Node)> {
-    const KEYS: &[&str] = &["name", "weight", "body", "vars", "expect", "thresholds"];
+    const KEYS: &[&str] = &[
+        "name",
+        "weight",
+        "body",
+        "vars",
+        "expect",
+        "thresholds",
+        "trace_sample",
+    ];
     let fields = mapping(cx, node, path, Some(KEYS))?;
     let name_node = fields.required(cx, "name");
     let name = name_node.and_then(|n| name(cx, n, &fields.path("name"), b""));
@@ -618,6 +644,14 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
         expect(cx, n, &fields.path("expect"))
     });
     let thresholds = thresholds(cx, fields.get("thresholds"), &fields.path("thresholds"));
+    let trace_sample = match fields.get("trace_sample") {
+        Some(n) => Some(super::verify::sample_share(
+            cx,
+            n,
+            &fields.path("trace_sample"),
+        )?),
+        None => None,
+    };
 
     let (body, placeholders) = body?;
     let vars = vars?;
@@ -653,6 +687,7 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
             .collect(),
         expect: expect?,
         thresholds,
+        trace_sample,
     };
     ok.then_some((kind, name_node?))
 }
