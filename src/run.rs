@@ -392,6 +392,7 @@ where
         max_in_flight: load.max_in_flight,
         drain_timeout: load.timeout + DRAIN_GRACE,
         announce: None,
+        samples: None,
     };
     let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
     let phase_starts = load::schedule::phase_starts(&rate_phases);

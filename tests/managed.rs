@@ -113,6 +113,7 @@ async fn open_loop_load_through_the_managed_gateway() {
         max_in_flight: 1_000,
         drain_timeout: Duration::from_secs(10),
         announce: None,
+        samples: None,
     };
     let report = run(driver, plan, CancellationToken::new(), |_, _| {})
         .await

@@ -121,9 +121,13 @@ pub struct Recorder {
     /// included in every latency (which is measured from the intended time).
     pub send_lag: Histogram<u64>,
     pub timeline: Vec<Second>,
-    /// Every sampled request that completed, in completion order.
-    pub samples: Vec<SampledRequest>,
+    /// Where sampled requests go as they complete, so that their traces can be looked for while
+    /// the load goes on.
+    sample_sink: Option<SampleSink>,
 }
+
+/// Receives each sampled request when it completes.
+pub type SampleSink = tokio::sync::mpsc::UnboundedSender<SampledRequest>;
 
 const KEPT_TRANSPORT_ERRORS: usize = 5;
 
@@ -138,8 +142,13 @@ impl Recorder {
             kinds: kind_names.into_iter().map(KindStats::new).collect(),
             send_lag: new_histogram(),
             timeline: Vec::new(),
-            samples: Vec::new(),
+            sample_sink: None,
         }
+    }
+
+    /// Sends every sampled request to `sink` as it completes.
+    pub fn forward_samples(&mut self, sink: SampleSink) {
+        self.sample_sink = Some(sink);
     }
 
     fn second(&mut self, at: Instant) -> &mut Second {
@@ -178,8 +187,9 @@ impl Recorder {
         {
             stats.transport_errors.push(error.clone());
         }
-        if let Some((trace, trace_header)) = c.trace.take() {
-            self.samples.push(SampledRequest {
+        if let (Some((trace, trace_header)), Some(sink)) = (c.trace.take(), &self.sample_sink) {
+            // A verifier that stopped listening only loses what it no longer wants.
+            let _ = sink.send(SampledRequest {
                 kind: c.kind,
                 trace,
                 intended: c.intended,

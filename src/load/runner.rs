@@ -13,7 +13,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::Driver;
-use super::recorder::{Completion, Outcome, Recorder};
+use super::recorder::{Completion, Outcome, Recorder, SampleSink};
 use super::sample::{Announce, Sampler, Sampling, TraceParent};
 use super::schedule::{Arrivals, RatePhase, Schedule};
 
@@ -46,6 +46,8 @@ pub struct LoadPlan<P> {
     pub drain_timeout: Duration,
     /// Told each sampled trace id before its request is sent.
     pub announce: Option<Announce>,
+    /// Receives each sampled request when it completes.
+    pub samples: Option<SampleSink>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +129,9 @@ pub async fn run<D: Driver>(
     }
     let t0 = Instant::now();
     let mut recorder = Recorder::new(t0.into_std(), kinds.iter().map(|k| k.name.clone()));
+    if let Some(sink) = plan.samples {
+        recorder.forward_samples(sink);
+    }
     let mut next_tick = t0 + Duration::from_secs(1);
     let mut scheduled = 0u64;
     let mut stopped = Stop::Completed;
@@ -282,6 +287,7 @@ mod tests {
             max_in_flight,
             drain_timeout: Duration::from_secs(30),
             announce: None,
+            samples: None,
         }
     }
 
@@ -451,8 +457,10 @@ mod tests {
         };
         let sink = Arc::clone(&announced);
         plan.announce = Some(Arc::new(move |id| sink.lock().expect("lock").push(id)));
+        let (samples_tx, mut samples_rx) = mpsc::unbounded_channel();
+        plan.samples = Some(samples_tx);
         let driver = Arc::new(Tracing(Mutex::new(Vec::new())));
-        let report = run(
+        run(
             Arc::clone(&driver),
             plan,
             CancellationToken::new(),
@@ -465,7 +473,10 @@ mod tests {
         assert_eq!(sends.len(), 100);
         assert_eq!(traced.len(), 20, "25% of 100, capped at 20");
         assert_eq!(*announced.lock().expect("lock"), traced);
-        let samples = &report.recorder.samples;
+        let mut samples = Vec::new();
+        while let Ok(sample) = samples_rx.try_recv() {
+            samples.push(sample);
+        }
         assert_eq!(samples.len(), 20);
         for sample in samples {
             assert_eq!(

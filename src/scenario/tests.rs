@@ -691,7 +691,10 @@ fn verify_defaults_fit_the_bundled_system() {
     let metrics = s.verify.metrics.expect("metrics");
     assert!(metrics.scrape && metrics.prometheus.is_none());
     // Without the section nothing is checked.
-    assert_eq!(parse("x.yaml", BASE, &[]).expect("valid").verify, Verify::default());
+    assert_eq!(
+        parse("x.yaml", BASE, &[]).expect("valid").verify,
+        Verify::default()
+    );
 }
 
 #[test]
@@ -732,7 +735,11 @@ verify:
     assert_eq!(step.name.as_deref(), Some("GET /x"));
     assert_eq!(step.attributes["http.response.status_code"], "200");
     assert!(step.only_on_success && step.error == ErrorRule::Any);
-    let prometheus = s.verify.metrics.and_then(|m| m.prometheus).expect("prometheus");
+    let prometheus = s
+        .verify
+        .metrics
+        .and_then(|m| m.prometheus)
+        .expect("prometheus");
     assert_eq!(prometheus.gateway, "{job=\"gw\"}");
     assert_eq!(prometheus.engine, "{job=\"core-engine\"}");
 }
