@@ -1,6 +1,7 @@
 //! Trace verification: where traces come from (the embedded OTLP receiver or Jaeger's query API),
 //! one normalised shape for them, and the checks run on every sampled request's trace.
 
+pub mod check;
 pub mod model;
 
 pub use model::{AttrValue, Span, SpanId, SpanKind, SpanStatus, Trace, TraceId};
