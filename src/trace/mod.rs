@@ -3,8 +3,10 @@
 
 pub mod check;
 pub mod model;
+pub mod receiver;
 
 pub use model::{AttrValue, Span, SpanId, SpanKind, SpanStatus, Trace, TraceId};
+pub use receiver::{Receiver, ReceiverConfig, ReceiverError, ReceiverHandle, ReceiverStats};
 
 use std::future::Future;
 
