@@ -2,8 +2,10 @@
 //! one normalised shape for them, and the checks run on every sampled request's trace.
 
 pub mod model;
+pub mod poll;
 
 pub use model::{AttrValue, Span, SpanId, SpanKind, SpanStatus, Trace, TraceId};
+pub use poll::{Polled, wait_for};
 
 use std::future::Future;
 
