@@ -1,9 +1,11 @@
 //! Trace verification: where traces come from (the embedded OTLP receiver or Jaeger's query API),
 //! one normalised shape for them, and the checks run on every sampled request's trace.
 
+pub mod jaeger;
 pub mod model;
 pub mod poll;
 
+pub use jaeger::{JaegerApi, JaegerSource};
 pub use model::{AttrValue, Span, SpanId, SpanKind, SpanStatus, Trace, TraceId};
 pub use poll::{Polled, wait_for};
 
