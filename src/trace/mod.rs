@@ -2,10 +2,14 @@
 //! one normalised shape for them, and the checks run on every sampled request's trace.
 
 pub mod check;
+pub mod jaeger;
 pub mod model;
+pub mod poll;
 pub mod receiver;
 
+pub use jaeger::{JaegerApi, JaegerSource};
 pub use model::{AttrValue, Span, SpanId, SpanKind, SpanStatus, Trace, TraceId};
+pub use poll::{Polled, wait_for};
 pub use receiver::{Receiver, ReceiverConfig, ReceiverError, ReceiverHandle, ReceiverStats};
 
 use std::future::Future;
