@@ -3,6 +3,7 @@
 //! → load → result → thresholds → summary.
 
 pub mod load;
+pub mod metrics;
 pub mod progress;
 pub mod result;
 pub mod run;

@@ -249,6 +249,8 @@ pub struct GatewayMetrics {
     http_duration: HistogramFamily<RouteLabels>,
     http_errors: Family<HttpLabels, Counter>,
     connections_active: Gauge<i64, AtomicI64>,
+    /// Calibration only: the route whose requests `http_requests_total` counts twice.
+    double_counted_route: Option<&'static str>,
 }
 
 impl Default for GatewayMetrics {
@@ -301,11 +303,22 @@ impl Default for GatewayMetrics {
             http_duration,
             http_errors,
             connections_active,
+            double_counted_route: None,
         }
     }
 }
 
 impl GatewayMetrics {
+    /// Calibration only: metrics that count every request to `route` twice in
+    /// `http_requests_total` (and nowhere else), a known fault for the harness's metrics
+    /// reconciliation to catch.
+    pub fn double_counting(route: &'static str) -> Self {
+        GatewayMetrics {
+            double_counted_route: Some(route),
+            ..GatewayMetrics::default()
+        }
+    }
+
     /// `method` and `path` must come from closed sets: see [`http_method_label`] and the router's
     /// route templates.
     pub fn observe(
@@ -323,7 +336,12 @@ impl GatewayMetrics {
             path,
             status,
         };
-        self.http_requests.get_or_create(&labels).inc();
+        let requests = self.http_requests.get_or_create(&labels);
+        requests.inc();
+        if self.double_counted_route == Some(path) {
+            requests.inc();
+        }
+        drop(requests);
         self.http_duration
             .get_or_create(&RouteLabels { method, path })
             .observe(seconds);
@@ -449,6 +467,30 @@ mod tests {
                 .lines()
                 .any(|l| l == "http_connections_active 0")
         );
+    }
+
+    #[tokio::test]
+    async fn double_counting_touches_only_http_requests_total_of_its_route() {
+        let fetch = "/api/v1/market-data/fetch";
+        let metrics = GatewayMetrics::double_counting(fetch);
+        metrics.observe("POST", fetch, 200, Duration::from_millis(1));
+        metrics.observe("POST", fetch, 400, Duration::from_millis(1));
+        metrics.observe("GET", "unmatched", 404, Duration::from_millis(1));
+        let text = body(metrics.response()).await;
+        for line in [
+            "http_requests_total{method=\"POST\",path=\"/api/v1/market-data/fetch\",status=\"200\"} 2",
+            "http_requests_total{method=\"POST\",path=\"/api/v1/market-data/fetch\",status=\"400\"} 2",
+            "http_requests_total{method=\"GET\",path=\"unmatched\",status=\"404\"} 1",
+            "http_errors_total{method=\"POST\",path=\"/api/v1/market-data/fetch\",status=\"400\"} 1",
+            "http_request_duration_seconds_count{method=\"POST\",path=\"/api/v1/market-data/fetch\"} 2",
+            "requests_total 3",
+            "errors_total 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
     }
 
     #[test]

@@ -77,6 +77,14 @@ pub struct GatewayArgs {
         help_heading = "Fault injection (for scenarios and tests)"
     )]
     pub calibration_drop_trace_context: bool,
+    /// Calibration only: count every fetch request twice in http_requests_total (no other metric),
+    /// so that a metrics reconciliation must fail
+    #[arg(
+        long,
+        env = "GATEWAY_CALIBRATION_DOUBLE_COUNT",
+        help_heading = "Fault injection (for scenarios and tests)"
+    )]
+    pub calibration_double_count: bool,
 }
 
 /// What every request handler shares.
@@ -118,7 +126,12 @@ fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
 /// Serves until SIGTERM or SIGINT, then drains and flushes within the shutdown timeout.
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let telemetry = Arc::new(Telemetry::from_env(DEFAULT_SERVICE_NAME)?);
-    let metrics = Arc::new(GatewayMetrics::default());
+    let metrics = Arc::new(if args.calibration_double_count {
+        tracing::warn!("calibration: every fetch request counts twice in http_requests_total");
+        GatewayMetrics::double_counting(FETCH_ROUTE)
+    } else {
+        GatewayMetrics::default()
+    });
     let channel = Endpoint::from(args.engine_url.clone())
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
