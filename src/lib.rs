@@ -1,6 +1,6 @@
 //! The harness: open-loop load at a traced system, with verification of its traces and metrics.
 //! The binary (`src/main.rs`) is the command line over these modules; data flows scenario → system
-//! → load → result → thresholds → summary.
+//! → load → verification (trace, metrics) → result → thresholds → summary.
 
 pub mod load;
 pub mod metrics;
@@ -12,3 +12,4 @@ pub mod summary;
 pub mod system;
 pub mod threshold;
 pub mod trace;
+pub mod verification;

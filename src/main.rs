@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
   harness run scenarios/baseline.yaml
   harness run scenarios/smoke.yaml --set load.phases.0.constant.rate=500 --out /tmp/reports
   harness run scenarios/baseline.yaml --gateway http://127.0.0.1:8080
+  harness run scenarios/baseline.yaml --jaeger http://127.0.0.1:16686 --prometheus http://127.0.0.1:9090
   harness validate scenarios/*.yaml
 
 Exit codes:
@@ -67,6 +68,17 @@ struct RunArgs {
     /// Load an external engine at this URL (protocol grpc) instead of launching the bundled services
     #[arg(long)]
     engine: Option<Uri>,
+    /// Look sampled traces up in this Jaeger query service (e.g. http://127.0.0.1:16686) instead
+    /// of the embedded OTLP receiver; switches trace checks on
+    #[arg(long, value_name = "URL")]
+    jaeger: Option<String>,
+    /// Which Jaeger query API to use
+    #[arg(long, value_name = "API", value_parser = ["auto", "v3", "v1"], requires = "jaeger")]
+    jaeger_api: Option<String>,
+    /// Reconcile metrics through this Prometheus server's HTTP API too (e.g.
+    /// http://127.0.0.1:9090); switches metrics checks on
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
     /// No progress lines
     #[arg(long)]
     quiet: bool,
@@ -124,6 +136,11 @@ async fn run(args: RunArgs) -> ExitCode {
         gateway: args.gateway,
         engine: args.engine,
         quiet: args.quiet,
+        apis: harness::verification::QueryApis {
+            jaeger: args.jaeger,
+            jaeger_api: args.jaeger_api,
+            prometheus: args.prometheus,
+        },
     };
     let stop = CancellationToken::new();
     let on_signal = stop.clone();

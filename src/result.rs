@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::load::{KindStats, RunReport, Stop};
 use crate::threshold::Evaluation;
+use crate::verification::VerificationResult;
 
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -30,6 +31,9 @@ pub struct RunResult {
     pub timeline: Vec<SecondResult>,
     /// Every threshold of the scenario with what was measured against it.
     pub thresholds: Vec<ThresholdResult>,
+    /// Trace and metrics checks, when the scenario asks for them.
+    #[serde(default)]
+    pub verification: VerificationResult,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -288,6 +292,7 @@ impl RunResult {
                 })
                 .collect(),
             thresholds: Vec::new(),
+            verification: VerificationResult::default(),
         }
     }
 }

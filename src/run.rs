@@ -21,6 +21,7 @@ use crate::result::{RunResult, ScenarioEcho, ThresholdResult};
 use crate::scenario::{self, Phase, Protocol, Scenario, System};
 use crate::system::{ManagedSystem, ServiceLaunch};
 use crate::threshold::{Metric, Threshold};
+use crate::verification::{LogFiles, QueryApis, Verifier};
 
 /// Payload variants rendered per request kind whose body draws from `vars`.
 const VARIANTS_PER_KIND: usize = 64;
@@ -46,6 +47,8 @@ pub struct RunOptions {
     pub gateway: Option<Uri>,
     pub engine: Option<Uri>,
     pub quiet: bool,
+    /// `--jaeger`, `--prometheus`: query APIs of a real deployment.
+    pub apis: QueryApis,
 }
 
 /// What became of a run.
@@ -76,9 +79,11 @@ pub async fn run(
                 .map_err(|e| RunError::BadInput(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let scenario =
+    let mut scenario =
         scenario::load(path, &overrides).map_err(|e| RunError::BadInput(e.to_string()))?;
-    let thresholds = parse_thresholds(&scenario)?;
+    options.apis.apply(&mut scenario);
+    let mut thresholds = parse_thresholds(&scenario)?;
+    thresholds.extend(implicit_thresholds(&scenario, &thresholds));
     let mix = prepare(&scenario)?;
     let echo = ScenarioEcho {
         name: scenario.name.clone(),
@@ -103,23 +108,66 @@ pub async fn run(
             .map_err(RunError::Incomplete)?;
         Ok(path)
     };
-    let (managed, target) = match start_system(&scenario, options, &out_dir).await {
+    let kind_names: Vec<String> = scenario.requests.iter().map(|k| k.name.clone()).collect();
+    let started_system = match Verifier::prepare(&scenario) {
+        Ok(verifier) => start_system(&scenario, options, &out_dir, &verifier)
+            .await
+            .map(|system| (verifier, system)),
+        Err(error) => Err(error),
+    };
+    let (mut verifier, (managed, target, scrape_targets)) = match started_system {
         Ok(started) => started,
         Err(error) => {
             // Nothing was measured, but CI still gets a result saying why.
-            let empty = RunReport::empty(scenario.requests.iter().map(|k| k.name.clone()));
+            let empty = RunReport::empty(kind_names.iter().cloned());
             let result =
                 RunResult::new(echo, started, target_rate, &empty, Some(error.to_string()));
             write(&result)?;
             return Err(error);
         }
     };
-    let outcome = drive(&scenario, mix, &target, &stop, options.quiet).await;
+    let outcome = drive(
+        &scenario,
+        mix,
+        &target,
+        &stop,
+        options.quiet,
+        &mut verifier,
+        scrape_targets,
+    )
+    .await;
+    let metrics = match &outcome {
+        Ok(report) => verifier.after_load(report).await,
+        Err(_) => None,
+    };
+    let log_files: Vec<(&str, PathBuf)> = managed
+        .iter()
+        .flat_map(|system| {
+            [
+                (
+                    engine::core_engine::DEFAULT_SERVICE_NAME,
+                    system.engine.log.clone(),
+                ),
+                (
+                    engine::gateway::DEFAULT_SERVICE_NAME,
+                    system.gateway.log.clone(),
+                ),
+            ]
+        })
+        .collect();
+    let log_refs: Vec<(&str, &Path)> = log_files.iter().map(|(s, p)| (*s, p.as_path())).collect();
+    let logs = LogFiles {
+        services: &log_refs,
+    };
+    let traces = verifier
+        .finish_traces(&kind_names, managed.is_some().then_some(&logs))
+        .await;
     let mut managed = managed;
     let crashed = managed.as_mut().and_then(system_failure);
     if let Some(system) = managed {
         system.stop().await;
     }
+    verifier.shutdown().await;
     let report = match outcome {
         Ok(report) => report,
         Err(error) => {
@@ -136,6 +184,8 @@ pub async fn run(
     };
     let crashed = crashed.or_else(|| unanswered(&report));
     let mut result = RunResult::new(echo, started, target_rate, &report, crashed);
+    result.verification.traces = traces;
+    result.verification.metrics = metrics;
     result.thresholds = evaluate(&thresholds, &report, &result);
     let result_path = write(&result)?;
     Ok(Finished {
@@ -150,11 +200,16 @@ enum Target {
     Grpc(Uri),
 }
 
+/// The managed system (if the harness launched one), where the load goes, and where the services'
+/// metrics can be scraped (gateway, engine) when the harness knows.
+type Started = (Option<ManagedSystem>, Target, Option<(String, String)>);
+
 async fn start_system(
     scenario: &Scenario,
     options: &RunOptions,
     out_dir: &Path,
-) -> Result<(Option<ManagedSystem>, Target), RunError> {
+    verifier: &Verifier,
+) -> Result<Started, RunError> {
     let protocol = scenario.load.protocol;
     let (file_gateway, file_engine) = match &scenario.system {
         System::External { gateway, engine } => (gateway.clone(), engine.clone()),
@@ -182,7 +237,7 @@ async fn start_system(
                 })?),
             };
             reachable(&target).await?;
-            return Ok((None, target));
+            return Ok((None, target, None));
         }
     };
     let exe = std::env::current_exe()
@@ -191,6 +246,8 @@ async fn start_system(
     let mut env = std::collections::BTreeMap::new();
     if !managed.tracing {
         env.insert("OTEL_SDK_DISABLED".to_owned(), "true".to_owned());
+    } else if let Some(endpoint) = verifier.otlp_endpoint() {
+        env.insert("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint);
     }
     let launch = |spec: &scenario::ServiceSpec| ServiceLaunch {
         args: spec.args.clone(),
@@ -210,11 +267,16 @@ async fn start_system(
             .address(listener)
             .map_err(|e| RunError::Incomplete(e.into()))
     };
+    let gateway_http = address(&system.gateway, "http")?;
     let target = match protocol {
-        Protocol::Http => Target::Http(fetch_url(http_uri(address(&system.gateway, "http")?)?)?),
+        Protocol::Http => Target::Http(fetch_url(http_uri(gateway_http)?)?),
         Protocol::Grpc => Target::Grpc(http_uri(address(&system.engine, "grpc")?)?),
     };
-    Ok((Some(system), target))
+    let scrape = (
+        format!("http://{gateway_http}{}", engine::gateway::METRICS_ROUTE),
+        format!("http://{}/metrics", address(&system.engine, "metrics")?),
+    );
+    Ok((Some(system), target, Some(scrape)))
 }
 
 /// Fails fast, before any load, when nothing listens at the target.
@@ -315,17 +377,32 @@ async fn drive(
     target: &Target,
     stop: &CancellationToken,
     quiet: bool,
+    verifier: &mut Verifier,
+    scrape_targets: Option<(String, String)>,
 ) -> Result<RunReport, RunError> {
     let load = &scenario.load;
+    let verify = Verify {
+        verifier,
+        scrape_targets,
+    };
     match (target, mix) {
         (Target::Http(url), PreparedMix::Http(kinds)) => {
-            let driver = Arc::new(HttpDriver::new(url.clone(), load.connections, load.timeout));
-            warm_up_and_run(scenario, driver, kinds, stop, quiet).await
+            let mut driver = HttpDriver::new(url.clone(), load.connections, load.timeout);
+            if let Some(name) = scenario
+                .verify
+                .traces
+                .as_ref()
+                .and_then(|t| t.response_header.as_deref())
+                .and_then(|h| hyper::header::HeaderName::from_bytes(h.as_bytes()).ok())
+            {
+                driver = driver.with_trace_header(name);
+            }
+            warm_up_and_run(scenario, Arc::new(driver), kinds, stop, quiet, verify).await
         }
         (Target::Grpc(uri), PreparedMix::Grpc(kinds)) => {
             let endpoint = tonic::transport::Endpoint::from(uri.clone());
             let driver = Arc::new(GrpcDriver::new(endpoint, load.connections, load.timeout));
-            warm_up_and_run(scenario, driver, kinds, stop, quiet).await
+            warm_up_and_run(scenario, driver, kinds, stop, quiet, verify).await
         }
         _ => Err(RunError::Incomplete(anyhow::anyhow!(
             "the target and the prepared requests are for different protocols"
@@ -370,18 +447,25 @@ fn kinds<P>(
         .collect()
 }
 
+/// The verifier and what it needs between the warm-up and the measured load.
+struct Verify<'a> {
+    verifier: &'a mut Verifier,
+    scrape_targets: Option<(String, String)>,
+}
+
 async fn warm_up_and_run<D: Driver>(
     scenario: &Scenario,
     driver: Arc<D>,
-    kinds: Vec<LoadKind<D::Payload>>,
+    mut kinds: Vec<LoadKind<D::Payload>>,
     stop: &CancellationToken,
     quiet: bool,
+    verify: Verify<'_>,
 ) -> Result<RunReport, RunError>
 where
     D::Payload: Clone,
 {
     let load = &scenario.load;
-    let plan = |phases: Vec<RatePhase>, kinds: Vec<LoadKind<D::Payload>>| LoadPlan {
+    let plan = |phases: Vec<RatePhase>, kinds: Vec<LoadKind<D::Payload>>| LoadPlan::<D::Payload> {
         kinds,
         phases,
         arrivals: match load.arrivals {
@@ -421,20 +505,26 @@ where
         .await
         .map_err(|e| RunError::BadInput(e.to_string()))?;
     }
+    // The metrics baseline is what the warm-up left; sampling starts with the measured load.
+    verify.verifier.before_load(verify.scrape_targets).await;
+    for (kind, sampling) in kinds.iter_mut().zip(verify.verifier.sampling(scenario)) {
+        kind.sampling = sampling;
+    }
+    let (announce, samples) = verify.verifier.start_traces();
     let phases = load.phases.iter().map(rate_phase).collect();
-    let report = load::run(
-        driver,
-        plan(phases, kinds),
-        stop.clone(),
-        |recorder, elapsed| progress.tick(recorder, elapsed),
-    )
+    let mut measured = plan(phases, kinds);
+    measured.announce = announce;
+    measured.samples = samples;
+    let report = load::run(driver, measured, stop.clone(), |recorder, elapsed| {
+        progress.tick(recorder, elapsed)
+    })
     .await
     .map_err(|e| RunError::BadInput(e.to_string()))?;
     progress.finish();
     Ok(report)
 }
 
-fn rate_phase(phase: &Phase) -> RatePhase {
+pub(crate) fn rate_phase(phase: &Phase) -> RatePhase {
     match *phase {
         Phase::Constant { rate, duration } => RatePhase::constant(rate, duration),
         Phase::Ramp { from, to, duration } => RatePhase { from, to, duration },
@@ -474,7 +564,16 @@ pub fn parse_thresholds(scenario: &Scenario) -> Result<Vec<(Option<usize>, Thres
         .map(|(scope, key, text)| {
             let threshold = Threshold::parse(text)
                 .map_err(|e| RunError::BadInput(format!("{}: {key}: {e}", scenario.name)))?;
-            if scope.is_some() && matches!(threshold.metric, Metric::AchievedRate | Metric::Rps) {
+            let whole_run = matches!(
+                threshold.metric,
+                Metric::AchievedRate
+                    | Metric::Rps
+                    | Metric::TracesComplete
+                    | Metric::TracesPassed
+                    | Metric::TracesVisible(_)
+                    | Metric::MetricsReconciled
+            );
+            if scope.is_some() && whole_run {
                 return Err(RunError::BadInput(format!(
                     "{}: {key}: {} is a property of the whole run; declare it under thresholds",
                     scenario.name, threshold.metric
@@ -482,6 +581,36 @@ pub fn parse_thresholds(scenario: &Scenario) -> Result<Vec<(Option<usize>, Thres
             }
             Ok((scope, threshold))
         })
+        .collect()
+}
+
+/// Checks gate the run even when no threshold names them: a scenario that verifies traces and
+/// declares no `traces.*` threshold requires every sampled trace to pass, and one that verifies
+/// metrics without `metrics.reconciled` requires them to reconcile.
+fn implicit_thresholds(
+    scenario: &Scenario,
+    declared: &[(Option<usize>, Threshold)],
+) -> Vec<(Option<usize>, Threshold)> {
+    let declares = |wanted: fn(&Metric) -> bool| declared.iter().any(|(_, t)| wanted(&t.metric));
+    let mut implicit = Vec::new();
+    let traces = |m: &Metric| {
+        matches!(
+            m,
+            Metric::TracesComplete | Metric::TracesPassed | Metric::TracesVisible(_)
+        )
+    };
+    if scenario.verify.traces.is_some() && !declares(traces) {
+        implicit.push("traces.passed >= 100%");
+    }
+    if scenario.verify.metrics.is_some()
+        && !declares(|m: &Metric| matches!(m, Metric::MetricsReconciled))
+    {
+        implicit.push("metrics.reconciled");
+    }
+    implicit
+        .into_iter()
+        .filter_map(|text| Threshold::parse(text).ok())
+        .map(|threshold| (None, threshold))
         .collect()
 }
 
@@ -544,6 +673,7 @@ fn measure(
     result: &RunResult,
 ) -> Option<f64> {
     let has = |h: &Histogram<u64>| (!h.is_empty()).then_some(());
+    let traces = result.verification.traces.as_ref();
     match *metric {
         Metric::LatencyPercentile(p) => {
             has(latency).map(|()| latency.value_at_quantile(p / 100.0) as f64)
@@ -562,5 +692,18 @@ fn measure(
         Metric::AchievedRate => (result.load.target_rate > 0.0)
             .then(|| result.load.achieved_rate / result.load.target_rate),
         Metric::Rps => Some(result.load.achieved_rate),
+        Metric::TracesComplete => traces.and_then(|t| t.completeness),
+        Metric::TracesPassed => traces
+            .filter(|t| t.sampled > 0)
+            .map(|t| t.passed as f64 / t.sampled as f64),
+        Metric::TracesVisible(p) => traces
+            .and_then(|t| t.visible_histogram.as_deref())
+            .and_then(|h| crate::result::decode_histogram(h).ok())
+            .map(|h| h.value_at_quantile(p / 100.0) as f64),
+        Metric::MetricsReconciled => result
+            .verification
+            .metrics
+            .as_ref()
+            .map(|m| if m.reconciled { 1.0 } else { 0.0 }),
     }
 }

@@ -112,6 +112,7 @@ pub fn render(result: &RunResult) -> String {
             let _ = writeln!(out, "  transport error: {error}");
         }
     }
+    verification(&mut out, result);
     if !result.thresholds.is_empty() {
         let _ = writeln!(out, "thresholds:");
         for t in &result.thresholds {
@@ -119,6 +120,77 @@ pub fn render(result: &RunResult) -> String {
         }
     }
     out
+}
+
+/// Examples of failures printed; the rest are in result.json.
+const SHOWN_FAILURES: usize = 5;
+
+fn verification(out: &mut String, result: &RunResult) {
+    if let Some(traces) = &result.verification.traces {
+        let _ = writeln!(
+            out,
+            "traces ({}): {} sampled, {} complete ({}), {} passed every check",
+            traces.source,
+            traces.sampled,
+            traces.complete,
+            traces
+                .completeness
+                .map_or_else(|| "n/a".to_owned(), |c| format!("{:.1}%", c * 100.0)),
+            traces.passed,
+        );
+        if let Some(visible) = &traces.visible {
+            let _ = writeln!(
+                out,
+                "  visible after: p50 {}, p90 {}, p99 {}, max {}",
+                micros(visible.p50),
+                micros(visible.p90),
+                micros(visible.p99),
+                micros(visible.max),
+            );
+        }
+        for (check, count) in &traces.failed_checks {
+            let _ = writeln!(out, "  failed {check:?}: {count} trace(s)");
+        }
+        for failing in traces.failing.iter().take(SHOWN_FAILURES) {
+            for failure in &failing.failures {
+                let _ = writeln!(
+                    out,
+                    "  {} [{} {}] {:?}: {}",
+                    failing.trace_id, failing.kind, failing.outcome, failure.check, failure.detail
+                );
+            }
+        }
+    }
+    if let Some(metrics) = &result.verification.metrics {
+        let _ = writeln!(
+            out,
+            "metrics: {}",
+            if metrics.reconciled {
+                "reconciled"
+            } else {
+                "NOT reconciled"
+            }
+        );
+        for source in &metrics.sources {
+            let passed = source.checks.iter().filter(|c| c.passed).count();
+            let _ = writeln!(
+                out,
+                "  {}: {passed}/{} checks passed",
+                source.source,
+                source.checks.len()
+            );
+            if let Some(error) = &source.error {
+                let _ = writeln!(out, "    error: {error}");
+            }
+            for check in source.checks.iter().filter(|c| !c.passed) {
+                let _ = writeln!(
+                    out,
+                    "    {} {}: {}",
+                    check.service, check.metric, check.detail
+                );
+            }
+        }
+    }
 }
 
 fn status_line(status: &RunStatus) -> String {

@@ -11,8 +11,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The metrics, listed in every "unknown metric" error so the fix is in the message.
-const METRICS: &str =
-    "p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, achieved_rate, rps";
+const METRICS: &str = "p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, \
+     achieved_rate, rps, traces.complete, traces.passed, traces.visible_pN, metrics.reconciled";
 const OPERATORS: &str = "<, <=, >, >=, ==";
 
 /// One parsed threshold: `METRIC OP VALUE`.
@@ -55,6 +55,15 @@ pub enum Metric {
     AchievedRate,
     /// Achieved requests per second.
     Rps,
+    /// Sampled requests whose trace arrived complete / sampled requests.
+    TracesComplete,
+    /// Sampled requests whose trace passed every check / sampled requests.
+    TracesPassed,
+    /// `traces.visible_pN`: percentile of the time from sending a sampled request until its trace
+    /// was complete in the trace source.
+    TracesVisible(f64),
+    /// Whether every metrics check held: `metrics.reconciled` alone, or `== true|false`.
+    MetricsReconciled,
 }
 
 /// The unit a metric's bound and measurement are in; also written to `result.json` so a reader
@@ -67,6 +76,9 @@ pub enum Unit {
     Ratio,
     #[serde(rename = "req/s")]
     PerSecond,
+    /// 1 for true, 0 for false.
+    #[serde(rename = "bool")]
+    Bool,
 }
 
 impl Metric {
@@ -78,9 +90,15 @@ impl Metric {
             | Metric::Avg
             | Metric::Min
             | Metric::Max
-            | Metric::Med => Unit::Micros,
-            Metric::ErrorRate | Metric::DroppedRate | Metric::AchievedRate => Unit::Ratio,
+            | Metric::Med
+            | Metric::TracesVisible(_) => Unit::Micros,
+            Metric::ErrorRate
+            | Metric::DroppedRate
+            | Metric::AchievedRate
+            | Metric::TracesComplete
+            | Metric::TracesPassed => Unit::Ratio,
             Metric::Rps => Unit::PerSecond,
+            Metric::MetricsReconciled => Unit::Bool,
         }
     }
 
@@ -100,6 +118,9 @@ impl Metric {
             "dropped_rate" => Metric::DroppedRate,
             "achieved_rate" => Metric::AchievedRate,
             "rps" => Metric::Rps,
+            "traces.complete" => Metric::TracesComplete,
+            "traces.passed" => Metric::TracesPassed,
+            "metrics.reconciled" => Metric::MetricsReconciled,
             _ => return None,
         })
     }
@@ -118,6 +139,10 @@ impl fmt::Display for Metric {
             Metric::DroppedRate => f.write_str("dropped_rate"),
             Metric::AchievedRate => f.write_str("achieved_rate"),
             Metric::Rps => f.write_str("rps"),
+            Metric::TracesComplete => f.write_str("traces.complete"),
+            Metric::TracesPassed => f.write_str("traces.passed"),
+            Metric::TracesVisible(n) => write!(f, "{VISIBLE}{n}"),
+            Metric::MetricsReconciled => f.write_str("metrics.reconciled"),
         }
     }
 }
@@ -239,7 +264,12 @@ pub enum Problem {
     UnitOnRps { unit: String },
     #[error("unexpected {rest:?} after the value; a threshold is a single METRIC OP VALUE")]
     TrailingGarbage { rest: String },
+    #[error("metrics.reconciled is true or false: write it alone, or == true, or == false")]
+    NotABool,
 }
+
+/// The prefix of the trace visibility percentiles, `traces.visible_p99`.
+const VISIBLE: &str = "traces.visible_p";
 
 /// Microseconds per duration unit; the units `engine::duration::parse_duration` accepts. Parsed
 /// here rather than through it so the bound stays exact (no rounding through `Duration`'s
@@ -263,6 +293,15 @@ impl Threshold {
             problem,
         };
         let (metric, rest) = parse_metric(expression).map_err(fail)?;
+        if metric.unit() == Unit::Bool {
+            let (op, bound) = parse_truth(rest).map_err(fail)?;
+            return Ok(Threshold {
+                expression: expression.to_owned(),
+                metric,
+                op,
+                bound,
+            });
+        }
         let (op, rest) = parse_op(&metric, rest).map_err(fail)?;
         let bound = parse_bound(metric, op, rest).map_err(fail)?;
         Ok(Threshold {
@@ -304,6 +343,7 @@ impl fmt::Display for Threshold {
             Unit::Micros => f.write_str(&exact_duration(self.bound)),
             Unit::Ratio => f.write_str(&exact_percentage(self.bound)),
             Unit::PerSecond => write!(f, "{}", self.bound),
+            Unit::Bool => f.write_str(if self.bound == 1.0 { "true" } else { "false" }),
         }
     }
 }
@@ -353,6 +393,7 @@ impl fmt::Display for Evaluation {
                     Unit::Micros => readable_duration(value),
                     Unit::Ratio => format!("{}%", readable(value * 100.0)),
                     Unit::PerSecond => readable(value),
+                    Unit::Bool => (if value == 1.0 { "true" } else { "false" }).to_owned(),
                 };
                 write!(f, "{}: {shown} {mark}", self.expression)
             }
@@ -366,9 +407,15 @@ fn parse_metric(expression: &str) -> Result<(Metric, &str), Problem> {
         return Err(Problem::Empty);
     }
     let name_end = expression
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
         .unwrap_or(expression.len());
     let (name, after_name) = expression.split_at(name_end);
+    if let Some(percentile) = name.strip_prefix(VISIBLE) {
+        return Ok((
+            Metric::TracesVisible(parse_percentile(percentile)?),
+            after_name,
+        ));
+    }
     if name.is_empty() {
         if expression.starts_with(is_op_char) {
             return Err(Problem::MissingMetric);
@@ -439,6 +486,10 @@ fn static_name(metric: Metric) -> &'static str {
         Metric::Rps => "rps",
         Metric::LatencyPercentile(_) => "p",
         Metric::ServicePercentile(_) => "service_p",
+        Metric::TracesComplete => "traces.complete",
+        Metric::TracesPassed => "traces.passed",
+        Metric::TracesVisible(_) => VISIBLE,
+        Metric::MetricsReconciled => "metrics.reconciled",
     }
 }
 
@@ -466,6 +517,19 @@ fn is_op_char(c: char) -> bool {
     matches!(c, '<' | '>' | '=' | '!')
 }
 
+/// The rest of a boolean threshold: nothing (`== true`), `== true` or `== false`.
+fn parse_truth(rest: &str) -> Result<(Op, f64), Problem> {
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return Ok((Op::Eq, 1.0));
+    }
+    match rest.strip_prefix("==").map(str::trim) {
+        Some("true") => Ok((Op::Eq, 1.0)),
+        Some("false") => Ok((Op::Eq, 0.0)),
+        _ => Err(Problem::NotABool),
+    }
+}
+
 fn parse_op<'a>(metric: &Metric, rest: &'a str) -> Result<(Op, &'a str), Problem> {
     let rest = rest.trim_start();
     if rest.is_empty() {
@@ -491,6 +555,7 @@ fn parse_bound(metric: Metric, op: Op, rest: &str) -> Result<f64, Problem> {
         Unit::Micros => "a duration such as 50ms",
         Unit::Ratio => "a percentage such as 1% or a ratio such as 0.01",
         Unit::PerSecond => "a number of requests per second such as 100",
+        Unit::Bool => "true or false",
     };
     let rest = rest.trim();
     if rest.is_empty() {
@@ -587,6 +652,8 @@ fn parse_bound(metric: Metric, op: Op, rest: &str) -> Result<f64, Problem> {
             "" => value,
             _ => return Err(Problem::UnitOnRps { unit: unit_token }),
         },
+        // Parsed by `parse_truth`, never here.
+        Unit::Bool => return Err(Problem::NotABool),
     };
     if !bound.is_finite() {
         return Err(Problem::TooLarge { text: token(rest) });

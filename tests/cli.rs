@@ -1,7 +1,7 @@
 //! `harness` as users and CI run it: exit codes, result.json, and no process left behind, whether
 //! the run passes, fails a threshold, meets bad input, cannot start, or is interrupted.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,77 +9,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
+mod support;
 
-/// A scratch output directory, and a marker in the environment of everything the run starts, so
-/// that leftover processes can be found.
-struct Run {
-    out: PathBuf,
-    marker: String,
-}
-
-impl Run {
-    fn new(name: &str) -> Self {
-        let marker = format!("harness-cli-{name}-{}", std::process::id());
-        let out = std::env::temp_dir().join(&marker);
-        let _ = std::fs::remove_dir_all(&out);
-        Run { out, marker }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(HARNESS);
-        command
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(args)
-            .args(["--out", &self.out.display().to_string(), "--quiet"])
-            .env("HARNESS_TEST_MARKER", &self.marker)
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("harness runs")
-    }
-
-    fn result(&self, scenario: &str) -> Value {
-        let path = self.out.join(scenario).join("result.json");
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        serde_json::from_str(&text).expect("result.json is JSON")
-    }
-
-    /// Processes still running with this run's marker in their environment.
-    fn leftovers(&self) -> Vec<u32> {
-        let marker = format!("HARNESS_TEST_MARKER={}", self.marker);
-        std::fs::read_dir("/proc")
-            .expect("/proc")
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/environ"))
-                    .map(|env| env.split(|&b| b == 0).any(|var| var == marker.as_bytes()))
-                    .unwrap_or(false)
-            })
-            .collect()
-    }
-
-    fn assert_no_leftovers(&self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.leftovers().is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "processes left behind: {:?}",
-                self.leftovers()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.out);
-    }
-}
+use support::run::{HARNESS, Run};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

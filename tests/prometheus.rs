@@ -2,9 +2,7 @@
 //! endpoints and through a real Prometheus scraping them every second. A known mix of requests must
 //! reconcile exactly; a gateway that double-counts must be caught, naming the metric.
 
-mod support {
-    pub mod prometheus;
-}
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -73,7 +71,7 @@ impl Client {
         let body = Bytes::from_static(body.as_bytes());
         for _ in 0..n {
             let sent = Instant::now();
-            let outcome = self.http.send(&body).await;
+            let outcome = self.http.send(&body, None).await.outcome;
             self.service_times.push(sent.elapsed());
             let Outcome::Status(status) = outcome else {
                 panic!("fetch failed: {outcome:?}")
@@ -91,7 +89,7 @@ impl Client {
         });
         for _ in 0..n {
             let sent = Instant::now();
-            let outcome = self.grpc.send(&request).await;
+            let outcome = self.grpc.send(&request, None).await.outcome;
             self.service_times.push(sent.elapsed());
             let Outcome::Code(code) = outcome else {
                 panic!("call failed: {outcome:?}")

@@ -151,6 +151,11 @@ impl Recorder {
         self.sample_sink = Some(sink);
     }
 
+    /// Closes the sink: its receiver then knows that no more samples will come.
+    pub fn stop_forwarding(&mut self) {
+        self.sample_sink = None;
+    }
+
     fn second(&mut self, at: Instant) -> &mut Second {
         let index = at.saturating_duration_since(self.t0).as_secs() as usize;
         if self.timeline.len() <= index {

@@ -236,6 +236,7 @@ pub async fn run<D: Driver>(
     while let Ok(Some(completion)) = tokio::time::timeout_at(drain_deadline, done_rx.recv()).await {
         recorder.completed(completion);
     }
+    recorder.stop_forwarding();
     on_tick(&recorder, t0.elapsed());
     let (sent, completed) = recorder
         .kinds

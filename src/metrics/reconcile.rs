@@ -48,7 +48,7 @@ impl Default for Received {
 }
 
 /// One comparison, with enough context to read on its own in a report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Check {
     pub service: String,
     pub metric: String,

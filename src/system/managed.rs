@@ -29,20 +29,19 @@ pub struct ServiceLaunch {
 }
 
 impl ServiceLaunch {
-    /// The harness's own flags then the scenario's (later flags win in clap), and the common
-    /// environment overridden by the scenario's.
+    /// The scenario's flags, and an environment of the common variables, then the harness's own
+    /// settings, then the scenario's variables. The harness's settings (ephemeral ports, the
+    /// engine's address) go through the environment because clap refuses a flag given twice,
+    /// while a flag beats its environment variable: a scenario can still set any of them.
     fn merged<const N: usize>(
         &self,
-        own_args: [String; N],
+        own_env: [(&str, String); N],
         common_env: &BTreeMap<String, String>,
     ) -> (Vec<String>, BTreeMap<String, String>) {
-        let args = own_args
-            .into_iter()
-            .chain(self.args.iter().cloned())
-            .collect();
         let mut env = common_env.clone();
+        env.extend(own_env.map(|(key, value)| (key.to_owned(), value)));
         env.extend(self.env.clone());
-        (args, env)
+        (self.args.clone(), env)
     }
 }
 
@@ -242,12 +241,9 @@ impl ManagedSystem {
     ) -> Result<Self, SystemError> {
         let (engine_args, engine_env) = engine.merged(
             [
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-            ]
-            .map(String::from),
+                ("ENGINE_GRPC_LISTEN", "127.0.0.1:0".to_owned()),
+                ("ENGINE_METRICS_LISTEN", "127.0.0.1:0".to_owned()),
+            ],
             common_env,
         );
         let engine_process = ServiceProcess::start(
@@ -282,10 +278,8 @@ impl ManagedSystem {
         let engine_url = format!("http://{}", engine.address("grpc")?);
         let (args, env) = gateway.merged(
             [
-                "--listen".into(),
-                "127.0.0.1:0".into(),
-                "--engine-url".into(),
-                engine_url,
+                ("GATEWAY_LISTEN", "127.0.0.1:0".to_owned()),
+                ("GATEWAY_ENGINE_URL", engine_url),
             ],
             common_env,
         );

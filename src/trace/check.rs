@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tonic::Code;
 
 use super::model::{Span, SpanId, SpanStatus, Trace, TraceId};
@@ -58,7 +58,7 @@ pub struct Sampled {
 }
 
 /// Which check failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
     /// The source has no span of the trace.
@@ -76,7 +76,7 @@ pub enum CheckKind {
 }
 
 /// A failed check, with what was wrong in words a reader can act on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     pub check: CheckKind,
     pub detail: String,

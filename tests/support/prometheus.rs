@@ -61,6 +61,14 @@ pub struct PrometheusServer {
 impl PrometheusServer {
     /// Starts Prometheus and returns once it is ready and has scraped every target successfully.
     pub async fn start(binary: &Path, targets: &[ScrapeTarget<'_>]) -> PrometheusServer {
+        let server = Self::launch(binary, targets).await;
+        server.wait_first_scrapes(targets).await;
+        server
+    }
+
+    /// Starts Prometheus and returns once it is ready, whether or not its targets are up yet (for
+    /// services that something else starts later).
+    pub async fn launch(binary: &Path, targets: &[ScrapeTarget<'_>]) -> PrometheusServer {
         let dir = ScratchDir::new();
         std::fs::create_dir_all(dir.0.join("data")).expect("Prometheus directory");
         let config = dir.0.join("prometheus.yml");
@@ -75,11 +83,7 @@ impl PrometheusServer {
             let url = format!("http://127.0.0.1:{port}/");
             let mut child = spawn(binary, &dir.0, &config, port);
             match wait_ready(&mut child, &url, &dir).await {
-                Ok(()) => {
-                    let server = PrometheusServer { child, dir, url };
-                    server.wait_first_scrapes(targets).await;
-                    return server;
-                }
+                Ok(()) => return PrometheusServer { child, dir, url },
                 Err(exited) if attempt < ATTEMPTS => {
                     eprintln!("Prometheus on port {port} exited ({exited}); trying another port");
                 }

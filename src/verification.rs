@@ -1,0 +1,465 @@
+//! The Verify stage of a run: it owns the trace source and the metrics sources, tells the load
+//! which requests to sample, looks traces up while the load runs, takes the metrics snapshots on
+//! either side of the measured load, and reads the managed services' logs at the end. The load
+//! core sees only a sampling share per kind, an announce hook and a sink.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::load::{self, Announce, RunReport, SampleSink};
+use crate::metrics::prometheus::PrometheusSource;
+use crate::metrics::reconcile::{Check, Received, reconcile};
+use crate::metrics::scrape::ScrapeSource;
+use crate::metrics::{MetricsSource, Snapshot};
+use crate::run::RunError;
+use crate::scenario::{
+    MetricsChecks, Protocol, SampleShare, Scenario, System, TraceChecks, TraceSourceSpec,
+};
+use crate::trace::jaeger::{JaegerApi, JaegerSource};
+use crate::trace::logs::LogIndex;
+use crate::trace::receiver::{Receiver, ReceiverConfig};
+use crate::trace::verify::{self, Judged, TraceReport};
+use crate::trace::{TraceId, TraceSource};
+
+/// The standard OTLP ports, where an external system's exporters look for a collector.
+const OTLP_GRPC_PORT: u16 = 4317;
+const OTLP_HTTP_PORT: u16 = 4318;
+/// How long one query API request may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for Prometheus to scrape past a moment, in scrape intervals... at most this.
+const PROMETHEUS_WAIT: Duration = Duration::from_secs(60);
+
+/// What the checks found, as `result.json` holds it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VerificationResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TraceReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsReport>,
+}
+
+/// Metrics reconciliation, per source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsReport {
+    /// Every source agreed with the harness's counts.
+    pub reconciled: bool,
+    pub sources: Vec<SourceReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceReport {
+    pub source: String,
+    /// Why the source could not be read; its checks are then empty and it does not reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+}
+
+enum Source {
+    Embedded(Receiver),
+    Jaeger(Arc<JaegerSource>),
+}
+
+struct Traces {
+    checks: Arc<TraceChecks>,
+    source: Source,
+    task: Option<JoinHandle<Vec<Judged>>>,
+}
+
+enum Metrics {
+    Scrape(ScrapeSource),
+    Prometheus(PrometheusSource),
+}
+
+impl Metrics {
+    fn describe(&self) -> String {
+        match self {
+            Metrics::Scrape(s) => s.describe(),
+            Metrics::Prometheus(p) => p.describe(),
+        }
+    }
+}
+
+/// One metrics source with its snapshot from before the load.
+struct Reconciler {
+    description: String,
+    /// `None` when the source could not even be built (its error is in `before`).
+    source: Option<Metrics>,
+    before: Result<Vec<Snapshot>, String>,
+}
+
+/// The verification of one run, from before the system starts to after it stops.
+pub struct Verifier {
+    traces: Option<Traces>,
+    metrics_spec: Option<MetricsChecks>,
+    metrics: Vec<Reconciler>,
+    protocol: Protocol,
+}
+
+/// `--jaeger` and `--prometheus`: a real deployment's query APIs, overriding the scenario.
+#[derive(Debug, Clone, Default)]
+pub struct QueryApis {
+    pub jaeger: Option<String>,
+    pub jaeger_api: Option<String>,
+    pub prometheus: Option<String>,
+}
+
+impl QueryApis {
+    /// Applies the flags: each switches its checks on with the bundled system's defaults.
+    pub fn apply(&self, scenario: &mut Scenario) {
+        let managed = matches!(scenario.system, System::Managed(_));
+        if let Some(url) = &self.jaeger {
+            let traces = scenario.verify.traces.get_or_insert_with(|| {
+                crate::scenario::bundled_trace_checks(scenario.load.protocol, managed)
+            });
+            traces.source = TraceSourceSpec::Jaeger {
+                url: url.trim_end_matches('/').to_owned(),
+                api: self.jaeger_api.clone().unwrap_or_else(|| "auto".to_owned()),
+            };
+        }
+        if let Some(url) = &self.prometheus {
+            let metrics = scenario
+                .verify
+                .metrics
+                .get_or_insert_with(|| MetricsChecks {
+                    scrape: managed,
+                    ..MetricsChecks::default()
+                });
+            let spec = metrics
+                .prometheus
+                .get_or_insert_with(|| crate::scenario::PrometheusSpec {
+                    url: String::new(),
+                    gateway: format!("{{job=\"{}\"}}", engine::gateway::DEFAULT_SERVICE_NAME),
+                    engine: format!("{{job=\"{}\"}}", engine::core_engine::DEFAULT_SERVICE_NAME),
+                });
+            spec.url = url.trim_end_matches('/').to_owned();
+        }
+    }
+}
+
+impl Verifier {
+    /// Opens the trace source: the embedded receiver listens from here on, so managed services can
+    /// be pointed at it.
+    pub fn prepare(scenario: &Scenario) -> Result<Verifier, RunError> {
+        let managed = match &scenario.system {
+            System::Managed(m) => Some(m),
+            System::External { .. } => None,
+        };
+        let traces = match &scenario.verify.traces {
+            None => None,
+            Some(checks) => {
+                if managed.is_some_and(|m| !m.tracing) {
+                    return Err(RunError::BadInput(format!(
+                        "{}: verify.traces needs system.managed.tracing: true",
+                        scenario.name
+                    )));
+                }
+                let source = match &checks.source {
+                    TraceSourceSpec::Embedded => {
+                        let mut config = ReceiverConfig::default();
+                        if managed.is_none() {
+                            config.grpc_addr.set_port(OTLP_GRPC_PORT);
+                            config.http_addr.set_port(OTLP_HTTP_PORT);
+                        }
+                        let receiver = Receiver::start(config).map_err(|e| {
+                            RunError::Incomplete(anyhow::anyhow!(
+                                "starting the embedded OTLP receiver: {e}"
+                            ))
+                        })?;
+                        Source::Embedded(receiver)
+                    }
+                    TraceSourceSpec::Jaeger { url, api } => {
+                        let api: JaegerApi = api
+                            .parse()
+                            .map_err(|e| RunError::BadInput(format!("jaeger api: {e}")))?;
+                        let source = JaegerSource::new(url, api, QUERY_TIMEOUT)
+                            .map_err(|e| RunError::BadInput(e.to_string()))?;
+                        Source::Jaeger(Arc::new(source))
+                    }
+                };
+                Some(Traces {
+                    checks: Arc::new(checks.clone()),
+                    source,
+                    task: None,
+                })
+            }
+        };
+        Ok(Verifier {
+            traces,
+            metrics_spec: scenario.verify.metrics.clone(),
+            metrics: Vec::new(),
+            protocol: scenario.load.protocol,
+        })
+    }
+
+    /// Where managed services should export spans, when the harness receives them itself.
+    pub fn otlp_endpoint(&self) -> Option<String> {
+        match &self.traces.as_ref()?.source {
+            Source::Embedded(receiver) => Some(receiver.grpc_endpoint()),
+            Source::Jaeger(_) => None,
+        }
+    }
+
+    /// The sampling share of each kind, as the load core takes it.
+    pub fn sampling(&self, scenario: &Scenario) -> Vec<load::Sampling> {
+        let Some(traces) = &self.traces else {
+            return vec![load::Sampling::NONE; scenario.requests.len()];
+        };
+        let total_weight = scenario.total_weight().max(1) as f64;
+        let expected_total: f64 = scenario
+            .load
+            .phases
+            .iter()
+            .map(|p| crate::run::rate_phase(p).expected_requests())
+            .sum();
+        scenario
+            .requests
+            .iter()
+            .map(
+                |kind| match kind.trace_sample.unwrap_or(traces.checks.sample) {
+                    SampleShare::Ratio(ratio) => load::Sampling {
+                        ratio,
+                        max: u64::MAX,
+                    },
+                    SampleShare::Count(count) => {
+                        let expected = expected_total * f64::from(kind.weight) / total_weight;
+                        load::Sampling {
+                            ratio: if expected > 0.0 {
+                                (count as f64 / expected).min(1.0)
+                            } else {
+                                1.0
+                            },
+                            max: count,
+                        }
+                    }
+                },
+            )
+            .collect()
+    }
+
+    /// Starts looking up traces as sampled requests complete; returns what the load needs.
+    pub fn start_traces(&mut self) -> (Option<Announce>, Option<SampleSink>) {
+        let Some(traces) = &mut self.traces else {
+            return (None, None);
+        };
+        let (sink, samples) = mpsc::unbounded_channel();
+        let checks = Arc::clone(&traces.checks);
+        let (announce, task): (Option<Announce>, _) = match &traces.source {
+            Source::Embedded(receiver) => {
+                let handle = receiver.handle();
+                let wanted = handle.clone();
+                let announce: Announce = Arc::new(move |id| {
+                    wanted.want(TraceId(id));
+                });
+                (
+                    Some(announce),
+                    tokio::spawn(verify::verify(Arc::new(handle), checks, samples)),
+                )
+            }
+            Source::Jaeger(source) => (
+                None,
+                tokio::spawn(verify::verify(Arc::clone(source), checks, samples)),
+            ),
+        };
+        traces.task = Some(task);
+        (announce, Some(sink))
+    }
+
+    /// Builds the metrics sources and takes their first snapshot, after the warm-up: what the
+    /// measured load adds is the difference from here.
+    pub async fn before_load(&mut self, scrape_targets: Option<(String, String)>) {
+        let Some(spec) = self.metrics_spec.clone() else {
+            return;
+        };
+        let gateway = engine::gateway::DEFAULT_SERVICE_NAME.to_owned();
+        let engine_name = engine::core_engine::DEFAULT_SERVICE_NAME.to_owned();
+        let mut sources: Vec<(String, Result<Metrics, String>)> = Vec::new();
+        if spec.scrape {
+            let urls = scrape_targets
+                .or_else(|| Some((spec.gateway_metrics.clone()?, spec.engine_metrics.clone()?)));
+            if let Some((gateway_url, engine_url)) = urls {
+                let description = format!("scrape of {gateway_url} and {engine_url}");
+                let source = ScrapeSource::new(vec![
+                    (gateway.clone(), gateway_url),
+                    (engine_name.clone(), engine_url),
+                ]);
+                sources.push((
+                    description,
+                    source.map(Metrics::Scrape).map_err(|e| e.to_string()),
+                ));
+            }
+        }
+        if let Some(prometheus) = &spec.prometheus {
+            let source = PrometheusSource::new(
+                &prometheus.url,
+                vec![
+                    (gateway.clone(), prometheus.gateway.clone()),
+                    (engine_name.clone(), prometheus.engine.clone()),
+                ],
+            );
+            sources.push((
+                format!("prometheus {}", prometheus.url),
+                source.map(Metrics::Prometheus).map_err(|e| e.to_string()),
+            ));
+        }
+        let now = SystemTime::now();
+        for (description, source) in sources {
+            let reconciler = match source {
+                Ok(source) => Reconciler {
+                    description: source.describe(),
+                    before: snapshot_after(&source, now).await,
+                    source: Some(source),
+                },
+                Err(error) => Reconciler {
+                    description,
+                    source: None,
+                    before: Err(error),
+                },
+            };
+            self.metrics.push(reconciler);
+        }
+    }
+
+    /// Takes the second snapshots and reconciles them with what the harness received.
+    pub async fn after_load(&mut self, report: &RunReport) -> Option<MetricsReport> {
+        self.metrics_spec.as_ref()?;
+        let received = received(report, self.protocol);
+        let now = SystemTime::now();
+        let mut sources = Vec::new();
+        for reconciler in &self.metrics {
+            let after = match (&reconciler.source, &reconciler.before) {
+                (Some(source), Ok(_)) => snapshot_after(source, now).await,
+                (_, Err(error)) => Err(error.clone()),
+                (None, Ok(_)) => Err("no source".to_owned()),
+            };
+            let report = match (&reconciler.before, after) {
+                (Ok(before), Ok(after)) => {
+                    let reconciliation = reconcile(before, &after, &received);
+                    SourceReport {
+                        source: reconciler.description.clone(),
+                        error: None,
+                        passed: reconciliation.passed,
+                        checks: reconciliation.checks,
+                    }
+                }
+                (Err(error), _) => SourceReport {
+                    source: reconciler.description.clone(),
+                    error: Some(error.clone()),
+                    passed: false,
+                    checks: Vec::new(),
+                },
+                (_, Err(error)) => SourceReport {
+                    source: reconciler.description.clone(),
+                    error: Some(error),
+                    passed: false,
+                    checks: Vec::new(),
+                },
+            };
+            sources.push(report);
+        }
+        Some(MetricsReport {
+            reconciled: !sources.is_empty() && sources.iter().all(|s| s.passed),
+            sources,
+        })
+    }
+
+    /// Waits for the last lookups (each has its own deadline), checks the logs of a managed
+    /// system, and sums up.
+    pub async fn finish_traces(
+        &mut self,
+        kind_names: &[String],
+        logs: Option<&LogFiles<'_>>,
+    ) -> Option<TraceReport> {
+        let traces = self.traces.as_mut()?;
+        let mut judged = match traces.task.take() {
+            Some(task) => task.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let mut log_error = None;
+        if traces.checks.logs
+            && let Some(files) = logs
+        {
+            let mut index = LogIndex::default();
+            for (service, path) in files.services {
+                if let Err(error) = index.add_file(service, path) {
+                    log_error = Some(format!("reading {}: {error}", path.display()));
+                }
+            }
+            verify::check_logs(&mut judged, &index);
+        }
+        let (description, stats) = match &traces.source {
+            Source::Embedded(receiver) => (
+                receiver.describe(),
+                serde_json::to_value(receiver.stats()).ok(),
+            ),
+            Source::Jaeger(source) => (source.describe(), None),
+        };
+        let mut report = TraceReport::new(description, &judged, kind_names);
+        report.source_stats = stats;
+        if let Some(error) = log_error {
+            report.source = format!("{} (logs: {error})", report.source);
+        }
+        Some(report)
+    }
+
+    /// Stops the embedded receiver, if any.
+    pub async fn shutdown(self) {
+        if let Some(Traces {
+            source: Source::Embedded(receiver),
+            ..
+        }) = self.traces
+        {
+            let _ = receiver.shutdown().await;
+        }
+    }
+}
+
+/// The managed services' log files, by service name.
+pub struct LogFiles<'a> {
+    pub services: &'a [(&'a str, &'a Path)],
+}
+
+/// A snapshot that reflects the services at `t` or later: Prometheus must first scrape past it.
+async fn snapshot_after(source: &Metrics, t: SystemTime) -> Result<Vec<Snapshot>, String> {
+    match source {
+        Metrics::Scrape(scrape) => scrape.snapshot().await.map_err(|e| e.to_string()),
+        Metrics::Prometheus(prometheus) => {
+            prometheus
+                .wait_for_scrape_after(t, PROMETHEUS_WAIT)
+                .await
+                .map_err(|e| e.to_string())?;
+            prometheus.snapshot().await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// What the harness received in the measured run, by HTTP status and gRPC code.
+fn received(report: &RunReport, protocol: Protocol) -> Received {
+    let mut received = Received::default();
+    for kind in &report.recorder.kinds {
+        for (label, count) in &kind.outcomes {
+            match protocol {
+                Protocol::Http => {
+                    if let Ok(status) = label.parse::<u16>() {
+                        *received.http.entry(status).or_default() += count;
+                    }
+                }
+                Protocol::Grpc => {
+                    if engine::status::code_from_name(label).is_some() {
+                        *received.grpc.entry(label.clone()).or_default() += count;
+                    }
+                }
+            }
+        }
+    }
+    let service = report.recorder.merged_service_time();
+    received.client_p99 =
+        (!service.is_empty()).then(|| Duration::from_micros(service.value_at_quantile(0.99)));
+    received
+}

@@ -1,0 +1,222 @@
+//! Trace and metrics verification end to end, through `harness run` as users run it: a clean run
+//! passes every check, and each injected fault is caught and named (calibration).
+
+mod support;
+
+use serde_json::Value;
+use support::run::Run;
+
+/// `scenarios/verify.yaml` with `edit` applied to its text (each `from` must occur exactly once).
+fn scenario(run: &Run, edits: &[(&str, &str)]) -> String {
+    let base = include_str!("../scenarios/verify.yaml");
+    let mut text = base.to_owned();
+    for (from, to) in edits {
+        assert_eq!(text.matches(from).count(), 1, "{from:?} not unique");
+        text = text.replace(from, to);
+    }
+    run.write_scenario("verify.yaml", &text)
+}
+
+fn traces(result: &Value) -> &Value {
+    &result["verification"]["traces"]
+}
+
+fn failed_checks(result: &Value) -> Vec<(String, String)> {
+    traces(result)["failing"]
+        .as_array()
+        .expect("failing list")
+        .iter()
+        .flat_map(|t| t["failures"].as_array().expect("failures").iter())
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap_or_default().to_owned(),
+                f["detail"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_clean_run_passes_every_check() {
+    let run = Run::new("verify-clean");
+    let output = run.run(&["run", "scenarios/verify.yaml"]);
+    let result = run.result("verify");
+    let traces = traces(&result);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{traces:#}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let sampled = traces["sampled"].as_u64().expect("sampled");
+    // 20% of ~200 quotes and 50% of ~50 bad symbols.
+    assert!((50..=80).contains(&sampled), "{sampled}");
+    assert_eq!(traces["complete"], sampled);
+    assert_eq!(traces["passed"], sampled);
+    assert_eq!(traces["failing"], Value::Array(Vec::new()));
+    let stats = &traces["source_stats"];
+    assert!(stats["spans_kept"].as_u64() >= Some(sampled * 3), "{stats}");
+    let metrics = &result["verification"]["metrics"];
+    assert_eq!(metrics["reconciled"], true, "{metrics:#}");
+    let checks = metrics["sources"][0]["checks"].as_array().expect("checks");
+    assert!(checks.len() >= 10, "{metrics:#}");
+    run.assert_no_leftovers();
+}
+
+#[test]
+fn a_hop_that_drops_the_trace_context_is_named() {
+    let run = Run::new("verify-drop");
+    let path = scenario(
+        &run,
+        &[(
+            "    gateway:\n      env:",
+            "    gateway:\n      args: [--calibration-drop-trace-context]\n      env:",
+        )],
+    );
+    let output = run.run(&["run", &path, "--set", "verify.traces.timeout=2s"]);
+    assert_eq!(output.status.code(), Some(1));
+    let result = run.result("verify");
+    assert_eq!(traces(&result)["complete"], 0, "{:#}", traces(&result));
+    let failures = failed_checks(&result);
+    assert!(
+        failures.iter().any(|(check, detail)| check == "chain"
+            && detail.starts_with("broken at api-gateway client -> core-engine server")),
+        "{failures:#?}"
+    );
+    // Everything above the broken hop is fine: no failure names the gateway's own spans.
+    assert!(
+        !failures
+            .iter()
+            .any(|(check, _)| check == "response_header" || check == "orphans"),
+        "{failures:#?}"
+    );
+}
+
+#[test]
+fn a_service_exporting_nowhere_lowers_completeness_and_is_named() {
+    let run = Run::new("verify-nowhere");
+    let path = scenario(
+        &run,
+        &[(
+            "      env: {RUST_LOG: info, OTEL_BSP_SCHEDULE_DELAY: \"200\"}\n    gateway:",
+            "      env: {RUST_LOG: info, OTEL_BSP_SCHEDULE_DELAY: \"200\", OTEL_EXPORTER_OTLP_ENDPOINT: \"http://127.0.0.1:9\"}\n    gateway:",
+        )],
+    );
+    let output = run.run(&["run", &path, "--set", "verify.traces.timeout=2s"]);
+    assert_eq!(output.status.code(), Some(1));
+    let result = run.result("verify");
+    let completeness = traces(&result)["completeness"]
+        .as_f64()
+        .expect("completeness");
+    assert!(completeness < 1.0, "{completeness}");
+    let failures = failed_checks(&result);
+    assert!(
+        failures
+            .iter()
+            .any(|(check, detail)| check == "services" && detail == "no spans from core-engine"),
+        "{failures:#?}"
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("traces.complete >= 100%"), "{summary}");
+}
+
+#[test]
+fn a_double_counting_metric_fails_reconciliation_naming_it() {
+    let run = Run::new("verify-double");
+    let path = scenario(
+        &run,
+        &[(
+            "    gateway:\n      env:",
+            "    gateway:\n      args: [--calibration-double-count]\n      env:",
+        )],
+    );
+    let output = run.run(&["run", &path]);
+    assert_eq!(output.status.code(), Some(1));
+    let result = run.result("verify");
+    let metrics = &result["verification"]["metrics"];
+    assert_eq!(metrics["reconciled"], false);
+    let failed: Vec<&str> = metrics["sources"][0]["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .filter_map(|c| c["metric"].as_str())
+        .collect();
+    assert!(failed.contains(&"http_requests_total"), "{metrics:#}");
+    // The traces are untouched by the fault.
+    assert_eq!(traces(&result)["failing"], Value::Array(Vec::new()));
+}
+
+/// A free loopback port (free when chosen).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_reconcile_through_a_real_prometheus() {
+    let Some(binary) = support::prometheus::binary("metrics_reconcile_through_a_real_prometheus")
+    else {
+        return;
+    };
+    // Prometheus must know the targets before the harness launches them: fixed ports.
+    let (gateway_port, engine_metrics_port) = (free_port(), free_port());
+    let localhost = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let targets = [
+        support::prometheus::ScrapeTarget {
+            job: "api-gateway",
+            address: localhost(gateway_port),
+            metrics_path: engine::gateway::METRICS_ROUTE,
+        },
+        support::prometheus::ScrapeTarget {
+            job: "core-engine",
+            address: localhost(engine_metrics_port),
+            metrics_path: "/metrics",
+        },
+    ];
+    let prometheus = support::prometheus::PrometheusServer::launch(&binary, &targets).await;
+    let run = Run::new("verify-prometheus");
+    let path = scenario(
+        &run,
+        &[
+            (
+                "    engine:\n      # Export",
+                &format!(
+                    "    engine:\n      args: [--metrics-listen, \"127.0.0.1:{engine_metrics_port}\"]\n      # Export"
+                ),
+            ),
+            (
+                "    gateway:\n      env:",
+                &format!(
+                    "    gateway:\n      args: [--listen, \"127.0.0.1:{gateway_port}\"]\n      env:"
+                ),
+            ),
+        ],
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        let output = run.run(&["run", &path, "--prometheus", &prometheus.url]);
+        (output, run.result("verify"), prometheus)
+    })
+    .await
+    .expect("run");
+    let (output, result, _prometheus) = output;
+    let metrics = &result["verification"]["metrics"];
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}\n{metrics:#}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sources: Vec<&str> = metrics["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .filter_map(|s| s["source"].as_str())
+        .collect();
+    assert_eq!(sources.len(), 2, "{metrics:#}");
+    assert!(sources[1].starts_with("Prometheus at"), "{sources:?}");
+    assert_eq!(metrics["sources"][1]["passed"], true, "{metrics:#}");
+}
