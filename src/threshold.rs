@@ -793,7 +793,8 @@ mod tests {
     #[test]
     fn bad_expressions_say_what_is_wrong() {
         let expected = "expected one of p(N), service_p(N), avg, min, max, med, error_rate, \
-                        dropped_rate, achieved_rate, rps";
+                        dropped_rate, achieved_rate, rps, traces.complete, traces.passed, \
+                        traces.visible_pN, metrics.reconciled";
         let table: &[(&str, String)] = &[
             (
                 "",
@@ -1247,5 +1248,58 @@ mod tests {
                 .collect();
             let _ = Threshold::parse(&text);
         }
+    }
+
+    #[test]
+    fn verification_metrics_parse_and_evaluate() {
+        let complete = Threshold::parse("traces.complete >= 100%").expect("parses");
+        assert_eq!(
+            (complete.metric, complete.op, complete.bound),
+            (Metric::TracesComplete, Op::Ge, 1.0)
+        );
+        assert!(complete.evaluate(Some(1.0)).is_pass());
+        assert!(!complete.evaluate(Some(0.98)).is_pass());
+        let visible = Threshold::parse("traces.visible_p99 < 5s").expect("parses");
+        assert_eq!(visible.metric, Metric::TracesVisible(99.0));
+        assert_eq!(visible.bound, 5e6);
+        assert_eq!(visible.to_string(), "traces.visible_p99 < 5s");
+        for (text, bound) in [
+            ("metrics.reconciled", 1.0),
+            ("metrics.reconciled == true", 1.0),
+            ("metrics.reconciled==false", 0.0),
+        ] {
+            let t = Threshold::parse(text).expect("parses");
+            assert_eq!(
+                (t.metric, t.op, t.bound),
+                (Metric::MetricsReconciled, Op::Eq, bound)
+            );
+            assert_eq!(Threshold::parse(&t.to_string()).expect("round trip"), t);
+        }
+        let reconciled = Threshold::parse("metrics.reconciled").expect("parses");
+        assert!(reconciled.evaluate(Some(1.0)).is_pass());
+        assert!(!reconciled.evaluate(Some(0.0)).is_pass());
+        assert!(
+            !reconciled.evaluate(None).is_pass(),
+            "no metrics checked is not a pass"
+        );
+        assert_eq!(
+            reconciled.evaluate(Some(0.0)).to_string(),
+            "metrics.reconciled: false ✗"
+        );
+        for bad in [
+            "metrics.reconciled < 1",
+            "metrics.reconciled == yes",
+            "traces.visible_p < 1s",
+            "traces.visible_p101 < 1s",
+            "traces.complete < 5s",
+        ] {
+            assert!(Threshold::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Threshold::parse("metrics.reconciled == 1")
+                .expect_err("not a bool")
+                .to_string(),
+            "\"metrics.reconciled == 1\": metrics.reconciled is true or false: write it alone, or == true, or == false"
+        );
     }
 }
