@@ -137,7 +137,7 @@ pub async fn run(
     )
     .await;
     let metrics = match &outcome {
-        Ok(report) => verifier.after_load(report).await,
+        Ok(report) => verifier.after_load(report, &stop).await,
         Err(_) => None,
     };
     let log_files: Vec<(&str, PathBuf)> = managed
@@ -506,11 +506,14 @@ where
         .map_err(|e| RunError::BadInput(e.to_string()))?;
     }
     // The metrics baseline is what the warm-up left; sampling starts with the measured load.
-    verify.verifier.before_load(verify.scrape_targets).await;
+    verify
+        .verifier
+        .before_load(verify.scrape_targets, stop)
+        .await;
     for (kind, sampling) in kinds.iter_mut().zip(verify.verifier.sampling(scenario)) {
         kind.sampling = sampling;
     }
-    let (announce, samples) = verify.verifier.start_traces();
+    let (announce, samples) = verify.verifier.start_traces(stop);
     let phases = load.phases.iter().map(rate_phase).collect();
     let mut measured = plan(phases, kinds);
     measured.announce = announce;
@@ -593,12 +596,8 @@ fn implicit_thresholds(
 ) -> Vec<(Option<usize>, Threshold)> {
     let declares = |wanted: fn(&Metric) -> bool| declared.iter().any(|(_, t)| wanted(&t.metric));
     let mut implicit = Vec::new();
-    let traces = |m: &Metric| {
-        matches!(
-            m,
-            Metric::TracesComplete | Metric::TracesPassed | Metric::TracesVisible(_)
-        )
-    };
+    // Visibility percentiles count complete traces only: they cannot stand in for completeness.
+    let traces = |m: &Metric| matches!(m, Metric::TracesComplete | Metric::TracesPassed);
     if scenario.verify.traces.is_some() && !declares(traces) {
         implicit.push("traces.passed >= 100%");
     }
@@ -609,8 +608,12 @@ fn implicit_thresholds(
     }
     implicit
         .into_iter()
-        .filter_map(|text| Threshold::parse(text).ok())
-        .map(|threshold| (None, threshold))
+        .map(|text| {
+            (
+                None,
+                Threshold::parse(text).expect("implicit thresholds are valid"),
+            )
+        })
         .collect()
 }
 

@@ -138,6 +138,13 @@ fn verification(out: &mut String, result: &RunResult) {
                 .map_or_else(|| "n/a".to_owned(), |c| format!("{:.1}%", c * 100.0)),
             traces.passed,
         );
+        if traces.not_judged > 0 {
+            let _ = writeln!(
+                out,
+                "  {} sampled request(s) failed in transport and were not judged",
+                traces.not_judged
+            );
+        }
         if let Some(visible) = &traces.visible {
             let _ = writeln!(
                 out,
@@ -149,13 +156,13 @@ fn verification(out: &mut String, result: &RunResult) {
             );
         }
         for (check, count) in &traces.failed_checks {
-            let _ = writeln!(out, "  failed {check:?}: {count} trace(s)");
+            let _ = writeln!(out, "  failed {check}: {count} trace(s)");
         }
         for failing in traces.failing.iter().take(SHOWN_FAILURES) {
             for failure in &failing.failures {
                 let _ = writeln!(
                     out,
-                    "  {} [{} {}] {:?}: {}",
+                    "  {} [{} {}] {}: {}",
                     failing.trace_id, failing.kind, failing.outcome, failure.check, failure.detail
                 );
             }

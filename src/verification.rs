@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::load::{self, Announce, RunReport, SampleSink};
 use crate::metrics::prometheus::PrometheusSource;
@@ -23,7 +24,7 @@ use crate::scenario::{
 use crate::trace::jaeger::{JaegerApi, JaegerSource};
 use crate::trace::logs::LogIndex;
 use crate::trace::receiver::{Receiver, ReceiverConfig};
-use crate::trace::verify::{self, Judged, TraceReport};
+use crate::trace::verify::{self, TraceReport, Verdicts};
 use crate::trace::{TraceId, TraceSource};
 
 /// The standard OTLP ports, where an external system's exporters look for a collector.
@@ -69,7 +70,7 @@ enum Source {
 struct Traces {
     checks: Arc<TraceChecks>,
     source: Source,
-    task: Option<JoinHandle<Vec<Judged>>>,
+    task: Option<JoinHandle<Verdicts>>,
 }
 
 enum Metrics {
@@ -243,8 +244,12 @@ impl Verifier {
             .collect()
     }
 
-    /// Starts looking up traces as sampled requests complete; returns what the load needs.
-    pub fn start_traces(&mut self) -> (Option<Announce>, Option<SampleSink>) {
+    /// Starts looking up traces as sampled requests complete; returns what the load needs. After
+    /// `stop`, traces are no longer waited for.
+    pub fn start_traces(
+        &mut self,
+        stop: &CancellationToken,
+    ) -> (Option<Announce>, Option<SampleSink>) {
         let Some(traces) = &mut self.traces else {
             return (None, None);
         };
@@ -259,12 +264,22 @@ impl Verifier {
                 });
                 (
                     Some(announce),
-                    tokio::spawn(verify::verify(Arc::new(handle), checks, samples)),
+                    tokio::spawn(verify::verify(
+                        Arc::new(handle),
+                        checks,
+                        samples,
+                        stop.clone(),
+                    )),
                 )
             }
             Source::Jaeger(source) => (
                 None,
-                tokio::spawn(verify::verify(Arc::clone(source), checks, samples)),
+                tokio::spawn(verify::verify(
+                    Arc::clone(source),
+                    checks,
+                    samples,
+                    stop.clone(),
+                )),
             ),
         };
         traces.task = Some(task);
@@ -273,7 +288,11 @@ impl Verifier {
 
     /// Builds the metrics sources and takes their first snapshot, after the warm-up: what the
     /// measured load adds is the difference from here.
-    pub async fn before_load(&mut self, scrape_targets: Option<(String, String)>) {
+    pub async fn before_load(
+        &mut self,
+        scrape_targets: Option<(String, String)>,
+        stop: &CancellationToken,
+    ) {
         let Some(spec) = self.metrics_spec.clone() else {
             return;
         };
@@ -313,7 +332,7 @@ impl Verifier {
             let reconciler = match source {
                 Ok(source) => Reconciler {
                     description: source.describe(),
-                    before: snapshot_after(&source, now).await,
+                    before: snapshot_after(&source, now, stop).await,
                     source: Some(source),
                 },
                 Err(error) => Reconciler {
@@ -327,14 +346,18 @@ impl Verifier {
     }
 
     /// Takes the second snapshots and reconciles them with what the harness received.
-    pub async fn after_load(&mut self, report: &RunReport) -> Option<MetricsReport> {
+    pub async fn after_load(
+        &mut self,
+        report: &RunReport,
+        stop: &CancellationToken,
+    ) -> Option<MetricsReport> {
         self.metrics_spec.as_ref()?;
         let received = received(report, self.protocol);
         let now = SystemTime::now();
         let mut sources = Vec::new();
         for reconciler in &self.metrics {
             let after = match (&reconciler.source, &reconciler.before) {
-                (Some(source), Ok(_)) => snapshot_after(source, now).await,
+                (Some(source), Ok(_)) => snapshot_after(source, now, stop).await,
                 (_, Err(error)) => Err(error.clone()),
                 (None, Ok(_)) => Err("no source".to_owned()),
             };
@@ -377,21 +400,21 @@ impl Verifier {
         logs: Option<&LogFiles<'_>>,
     ) -> Option<TraceReport> {
         let traces = self.traces.as_mut()?;
-        let mut judged = match traces.task.take() {
+        let mut verdicts = match traces.task.take() {
             Some(task) => task.await.unwrap_or_default(),
-            None => Vec::new(),
+            None => Verdicts::default(),
         };
-        let mut log_error = None;
         if traces.checks.logs
             && let Some(files) = logs
         {
             let mut index = LogIndex::default();
+            let mut unreadable = Vec::new();
             for (service, path) in files.services {
                 if let Err(error) = index.add_file(service, path) {
-                    log_error = Some(format!("reading {}: {error}", path.display()));
+                    unreadable.push(format!("{service} ({}: {error})", path.display()));
                 }
             }
-            verify::check_logs(&mut judged, &index);
+            verify::check_logs(&mut verdicts.judged, &index, &unreadable);
         }
         let (description, stats) = match &traces.source {
             Source::Embedded(receiver) => (
@@ -400,11 +423,8 @@ impl Verifier {
             ),
             Source::Jaeger(source) => (source.describe(), None),
         };
-        let mut report = TraceReport::new(description, &judged, kind_names);
+        let mut report = TraceReport::new(description, &verdicts, kind_names);
         report.source_stats = stats;
-        if let Some(error) = log_error {
-            report.source = format!("{} (logs: {error})", report.source);
-        }
         Some(report)
     }
 
@@ -426,14 +446,23 @@ pub struct LogFiles<'a> {
 }
 
 /// A snapshot that reflects the services at `t` or later: Prometheus must first scrape past it.
-async fn snapshot_after(source: &Metrics, t: SystemTime) -> Result<Vec<Snapshot>, String> {
+/// An interrupted run does not wait for that.
+async fn snapshot_after(
+    source: &Metrics,
+    t: SystemTime,
+    stop: &CancellationToken,
+) -> Result<Vec<Snapshot>, String> {
     match source {
         Metrics::Scrape(scrape) => scrape.snapshot().await.map_err(|e| e.to_string()),
         Metrics::Prometheus(prometheus) => {
-            prometheus
-                .wait_for_scrape_after(t, PROMETHEUS_WAIT)
-                .await
-                .map_err(|e| e.to_string())?;
+            tokio::select! {
+                waited = prometheus.wait_for_scrape_after(t, PROMETHEUS_WAIT) => {
+                    waited.map_err(|e| e.to_string())?;
+                }
+                () = stop.cancelled() => {
+                    return Err("interrupted before Prometheus had scraped the services".to_owned());
+                }
+            }
             prometheus.snapshot().await.map_err(|e| e.to_string())
         }
     }

@@ -76,7 +76,13 @@ fn a_hop_that_drops_the_trace_context_is_named() {
     let output = run.run(&["run", &path, "--set", "verify.traces.timeout=2s"]);
     assert_eq!(output.status.code(), Some(1));
     let result = run.result("verify");
-    assert_eq!(traces(&result)["complete"], 0, "{:#}", traces(&result));
+    let traces = traces(&result);
+    assert_eq!(traces["complete"], 0, "{traces:#}");
+    // Every sampled trace is broken there, not just some.
+    assert_eq!(
+        traces["failed_checks"]["chain"], traces["sampled"],
+        "{traces:#}"
+    );
     let failures = failed_checks(&result);
     assert!(
         failures.iter().any(|(check, detail)| check == "chain"

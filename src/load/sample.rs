@@ -81,10 +81,11 @@ impl Sampler {
         let Some(k) = self.kinds.get_mut(kind) else {
             return false;
         };
-        let ratio = k.sampling.ratio.clamp(0.0, 1.0);
-        let before = (k.seen as f64 * ratio).floor();
+        // In parts per million, in integers: float products would round 29% of 100 down to 28.
+        let ppm = (k.sampling.ratio.clamp(0.0, 1.0) * 1e6).round() as u128;
+        let before = u128::from(k.seen) * ppm / 1_000_000;
         k.seen += 1;
-        let after = (k.seen as f64 * ratio).floor();
+        let after = u128::from(k.seen) * ppm / 1_000_000;
         let take = after > before && k.sampled < k.sampling.max;
         if take {
             k.sampled += 1;
@@ -120,6 +121,14 @@ mod tests {
         let picks: Vec<usize> = (0..100).filter(|_| sampler.decide(0)).collect();
         assert_eq!(picks.len(), 10);
         assert!(picks.windows(2).all(|w| w[1] - w[0] == 10), "{picks:?}");
+        for percent in 1..=100u32 {
+            let mut sampler = Sampler::new([Sampling {
+                ratio: f64::from(percent) / 100.0,
+                max: u64::MAX,
+            }]);
+            let taken = (0..100).filter(|_| sampler.decide(0)).count();
+            assert_eq!(taken, percent as usize, "{percent}%");
+        }
     }
 
     #[test]

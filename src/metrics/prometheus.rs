@@ -566,10 +566,7 @@ mod tests {
     const URL: &str = "http://127.0.0.1:9090/api/v1/query";
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/prometheus/"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/prometheus/");
         std::fs::read(format!("{path}{name}")).expect("fixture")
     }
 

@@ -227,10 +227,7 @@ mod tests {
     use std::sync::Arc;
 
     fn fixture(name: &str) -> String {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/prometheus/"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/prometheus/");
         std::fs::read_to_string(format!("{path}{name}")).expect("fixture")
     }
 

@@ -38,7 +38,7 @@ pub struct TraceChecks {
     /// The share of each kind's requests that is sampled, unless the kind says otherwise.
     pub sample: SampleShare,
     pub source: TraceSourceSpec,
-    /// How long after the load ends a trace may take to arrive complete.
+    /// How long after its request's response a trace may take to arrive complete.
     pub timeout: Duration,
     /// The response header that must carry the trace id; `None` skips that check.
     pub response_header: Option<String>,

@@ -772,6 +772,18 @@ fn bad_verify_sections_say_where_and_what() {
             "x.yaml:15:25: verify.metrics.prometheus.url: required key is missing",
         ),
         (
+            "verify:\n  traces: {chain: [{service: a, kind: server, attributes: {x: \"{stauts}\"}}]}\n",
+            "x.yaml:15:63: verify.traces.chain[0].attributes.x: expected a value, or {status} (the HTTP status received) or {code} (the gRPC code), got \"{stauts}\"",
+        ),
+        (
+            "verify:\n  metrics: {scrape: false}\n",
+            "x.yaml:15:12: verify.metrics: nothing to read the metrics from: scrape is false and no prometheus is given",
+        ),
+        (
+            "    trace_sample: 5\n",
+            "x.yaml:1:1: requests[0].trace_sample: given, but there is no verify.traces section",
+        ),
+        (
             "verify:\n  trace: {}\n",
             "x.yaml:15:3: verify.trace: unknown key; expected one of: traces, metrics",
         ),

@@ -340,6 +340,24 @@ pub(crate) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
         (Some(_), _, _) => None,
         (None, _, _) => Some(Verify::default()),
     };
+    let traced = matches!(
+        &verify,
+        Some(Verify {
+            traces: Some(_),
+            ..
+        })
+    );
+    if let (false, Some(kinds)) = (traced, &requests) {
+        for (i, kind) in kinds.iter().enumerate() {
+            if kind.trace_sample.is_some() {
+                cx.err(
+                    root.origin,
+                    &format!("requests[{i}].trace_sample"),
+                    "given, but there is no verify.traces section",
+                );
+            }
+        }
+    }
     Some(Scenario {
         name: name?,
         description: description?,

@@ -15,6 +15,8 @@ use crate::trace::SpanKind;
 /// How long a trace may take to arrive after the load ends, unless the scenario says.
 const DEFAULT_TRACE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_SAMPLE: SampleShare = SampleShare::Ratio(0.1);
+/// What an expected attribute value may stand for: the outcome the harness received.
+const PLACEHOLDERS: &[&str] = &["{status}", "{code}"];
 
 pub(super) fn verify(
     cx: &mut Cx,
@@ -302,10 +304,20 @@ fn chain_step(cx: &mut Cx, node: &Node, path: &str) -> Option<ChainStep> {
     if let Some(n) = fields.get("attributes") {
         let at = fields.path("attributes");
         if let Some(map) = mapping(cx, n, &at, None) {
-            for &(_, key, value) in &map.entries {
-                if let Some(value) = text(cx, value, &super::validate::join(&at, key)) {
-                    attributes.insert(key.to_owned(), value);
+            for &(_, key, node) in &map.entries {
+                let key_path = super::validate::join(&at, key);
+                let Some(value) = text(cx, node, &key_path) else {
+                    continue;
+                };
+                if value.starts_with('{') && !PLACEHOLDERS.contains(&value.as_str()) {
+                    cx.expected::<()>(
+                        node,
+                        &key_path,
+                        "a value, or {status} (the HTTP status received) or {code} (the gRPC code)",
+                    );
+                    continue;
                 }
+                attributes.insert(key.to_owned(), value);
             }
         }
     }
@@ -372,7 +384,13 @@ fn metrics(
     if let Some(n) = fields.get("prometheus") {
         checks.prometheus = prometheus(cx, n, &fields.path("prometheus"));
     }
-    if checks.scrape
+    if !checks.scrape && checks.prometheus.is_none() {
+        cx.err(
+            node.origin,
+            path,
+            "nothing to read the metrics from: scrape is false and no prometheus is given",
+        );
+    } else if checks.scrape
         && !managed
         && (checks.gateway_metrics.is_none() || checks.engine_metrics.is_none())
     {

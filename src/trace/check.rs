@@ -82,6 +82,22 @@ pub struct Failure {
     pub detail: String,
 }
 
+/// As scenario files and `result.json` spell it: `chain`, `error_status`.
+impl std::fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CheckKind::Exists => "exists",
+            CheckKind::Services => "services",
+            CheckKind::Chain => "chain",
+            CheckKind::Orphans => "orphans",
+            CheckKind::Attributes => "attributes",
+            CheckKind::ErrorStatus => "error_status",
+            CheckKind::ResponseHeader => "response_header",
+            CheckKind::Logs => "logs",
+        })
+    }
+}
+
 impl Failure {
     fn new(check: CheckKind, detail: impl Into<String>) -> Self {
         Failure {

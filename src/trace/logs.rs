@@ -2,7 +2,7 @@
 //! whose id appears in no log line means logs and traces cannot be joined in an incident.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 
 use super::model::TraceId;
@@ -16,13 +16,16 @@ pub struct LogIndex {
 impl LogIndex {
     /// Reads one service's log file. Lines that are not JSON objects (a panic message, output of a
     /// dependency) are skipped: they carry no trace id either way.
+    /// A line that is not valid UTF-8 is read lossily, so one bad byte cannot hide the rest.
     pub fn add_file(&mut self, service: &str, path: &Path) -> std::io::Result<()> {
-        let file = std::fs::File::open(path)?;
+        let mut reader = BufReader::new(std::fs::File::open(path)?);
         let ids = self.services.entry(service.to_owned()).or_default();
-        for line in BufReader::new(file).lines() {
-            if let Some(id) = trace_id_of(&line?) {
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line)? > 0 {
+            if let Some(id) = trace_id_of(&String::from_utf8_lossy(&line)) {
                 ids.insert(id);
             }
+            line.clear();
         }
         Ok(())
     }
@@ -54,7 +57,8 @@ mod tests {
         let engine = dir.join("engine.log");
         std::fs::write(
             &gateway,
-            "{\"level\":\"INFO\",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\"}\nnot json\n{\"level\":\"INFO\"}\n",
+            // A line of bad UTF-8 first: the lines after it are still read.
+            b"not json \xff\n{\"level\":\"INFO\",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\"}\n{\"level\":\"INFO\"}\n",
         )
         .expect("write");
         std::fs::write(

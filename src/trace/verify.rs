@@ -9,15 +9,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use super::TraceSource;
 use super::check::{self, CheckKind, Failure, Observed, Sampled};
 use super::logs::LogIndex;
+use super::model::Trace;
 use super::model::{SpanId, TraceId};
 use super::poll;
+use super::{SourceError, TraceSource};
 use crate::load::recorder::new_histogram;
 use crate::load::{Outcome, SampledRequest};
 use crate::result::{Percentiles, encode_histogram};
 use crate::scenario::TraceChecks;
+use tokio_util::sync::CancellationToken;
 
 /// How many traces are looked up at once: enough to follow hundreds of samples per second, few
 /// enough not to flood a Jaeger query service.
@@ -37,39 +39,98 @@ pub struct Judged {
     pub failures: Vec<Failure>,
 }
 
+/// What became of the sampled requests.
+#[derive(Debug, Default)]
+pub struct Verdicts {
+    pub judged: Vec<Judged>,
+    /// Sampled requests that failed in transport (they may never have reached the system): not
+    /// judged, so that tracing is not blamed for them.
+    pub not_judged: u64,
+}
+
 /// Looks up and checks the trace of every sampled request that arrives on `samples`, until the
-/// sender closes; each trace gets `checks.timeout` from its request's completion to arrive.
+/// sender closes; each trace gets `checks.timeout` from its request's completion to arrive. Once
+/// `stop` is cancelled, each trace still awaited is looked up once more and judged as it is.
 pub async fn verify<S: TraceSource + 'static>(
     source: Arc<S>,
     checks: Arc<TraceChecks>,
     mut samples: mpsc::UnboundedReceiver<SampledRequest>,
-) -> Vec<Judged> {
-    let permits = Arc::new(Semaphore::new(CONCURRENT_LOOKUPS));
+    stop: CancellationToken,
+) -> Verdicts {
+    let source = Arc::new(Limited {
+        source,
+        permits: Semaphore::new(CONCURRENT_LOOKUPS),
+    });
     let mut lookups = JoinSet::new();
-    let mut judged = Vec::new();
+    let mut verdicts = Verdicts::default();
+    let take = |verdicts: &mut Verdicts, joined: Result<Judged, tokio::task::JoinError>| {
+        match joined {
+            Ok(verdict) => verdicts.judged.push(verdict),
+            // A lookup that panicked is not silently left out of the totals.
+            Err(error) => verdicts.judged.push(Judged::lost(&error)),
+        }
+    };
     loop {
         tokio::select! {
             sample = samples.recv() => {
                 let Some(sample) = sample else { break };
-                let (source, checks, permits) =
-                    (Arc::clone(&source), Arc::clone(&checks), Arc::clone(&permits));
-                lookups.spawn(async move {
-                    let _permit = permits.acquire_owned().await;
-                    judge(&*source, &checks, sample).await
-                });
+                if matches!(sample.outcome, Outcome::Transport(_)) {
+                    verdicts.not_judged += 1;
+                    continue;
+                }
+                let (source, checks, stop) =
+                    (Arc::clone(&source), Arc::clone(&checks), stop.clone());
+                lookups.spawn(async move { judge(&*source, &checks, sample, &stop).await });
             }
-            Some(Ok(verdict)) = lookups.join_next(), if !lookups.is_empty() => judged.push(verdict),
+            Some(joined) = lookups.join_next(), if !lookups.is_empty() => take(&mut verdicts, joined),
         }
     }
-    while let Some(verdict) = lookups.join_next().await {
-        if let Ok(verdict) = verdict {
-            judged.push(verdict);
-        }
+    while let Some(joined) = lookups.join_next().await {
+        take(&mut verdicts, joined);
     }
-    judged
+    verdicts
 }
 
-async fn judge<S: TraceSource>(source: &S, checks: &TraceChecks, sample: SampledRequest) -> Judged {
+/// A source that lets only so many fetches run at once (a lookup holds a permit only while it
+/// fetches, not while it waits between attempts).
+struct Limited<S> {
+    source: Arc<S>,
+    permits: Semaphore,
+}
+
+impl<S: TraceSource> TraceSource for Limited<S> {
+    fn describe(&self) -> String {
+        self.source.describe()
+    }
+
+    async fn fetch(&self, id: TraceId) -> Result<Option<Trace>, SourceError> {
+        let _permit = self.permits.acquire().await;
+        self.source.fetch(id).await
+    }
+}
+
+impl Judged {
+    fn lost(error: &tokio::task::JoinError) -> Self {
+        Judged {
+            kind: usize::MAX,
+            trace_id: TraceId(0),
+            outcome: String::new(),
+            complete: false,
+            visible_after: None,
+            failures: vec![Failure {
+                check: CheckKind::Exists,
+                detail: format!("the lookup failed: {error}"),
+            }],
+        }
+    }
+}
+
+async fn judge<S: TraceSource>(
+    source: &S,
+    checks: &TraceChecks,
+    sample: SampledRequest,
+    stop: &CancellationToken,
+) -> Judged {
     let sampled = Sampled {
         trace_id: TraceId(sample.trace.trace_id),
         parent: SpanId(sample.trace.parent_span_id),
@@ -81,10 +142,20 @@ async fn judge<S: TraceSource>(source: &S, checks: &TraceChecks, sample: Sampled
         trace_header: sample.trace_header.clone(),
     };
     let deadline = tokio::time::Instant::from_std(sample.finished) + checks.timeout;
-    let polled = poll::wait_for(source, sampled.trace_id, deadline, |trace| {
-        check::is_complete(trace, checks, &sampled)
-    })
-    .await;
+    let is_complete = |trace: &Trace| check::is_complete(trace, checks, &sampled);
+    let polled = tokio::select! {
+        polled = poll::wait_for(source, sampled.trace_id, deadline, is_complete) => polled,
+        () = stop.cancelled() => {
+            // Interrupted: one last look, judged as it is, with no visibility time.
+            let fetched = source.fetch(sampled.trace_id).await;
+            let (trace, last_error) = match fetched {
+                Ok(trace) => (trace, None),
+                Err(error) => (None, Some(error)),
+            };
+            poll::Polled { trace, complete_at: None, last_error, attempts: 1 }
+        }
+    };
+    let complete = polled.trace.as_ref().is_some_and(is_complete);
     let mut failures = check::check(polled.trace.as_ref(), checks, &sampled);
     if polled.trace.is_none()
         && let Some(error) = &polled.last_error
@@ -98,7 +169,7 @@ async fn judge<S: TraceSource>(source: &S, checks: &TraceChecks, sample: Sampled
         kind: sample.kind,
         trace_id: sampled.trace_id,
         outcome: sample.outcome.label(),
-        complete: polled.complete_at.is_some(),
+        complete,
         visible_after: polled
             .complete_at
             .map(|at| at.into_std().saturating_duration_since(sample.sent)),
@@ -106,14 +177,21 @@ async fn judge<S: TraceSource>(source: &S, checks: &TraceChecks, sample: Sampled
     }
 }
 
-/// Adds a logs failure to every judged trace whose id is missing from some service's log.
-pub fn check_logs(judged: &mut [Judged], logs: &LogIndex) {
+/// Adds a logs failure to every judged trace whose id is missing from some service's log; a log
+/// that could not be read (`unreadable`, described) fails every trace.
+pub fn check_logs(judged: &mut [Judged], logs: &LogIndex, unreadable: &[String]) {
     for verdict in judged {
         let missing = logs.missing(verdict.trace_id);
         if !missing.is_empty() {
             verdict.failures.push(Failure {
                 check: CheckKind::Logs,
                 detail: format!("no log line with this trace_id from {}", missing.join(", ")),
+            });
+        }
+        if !unreadable.is_empty() {
+            verdict.failures.push(Failure {
+                check: CheckKind::Logs,
+                detail: format!("log not readable: {}", unreadable.join("; ")),
             });
         }
     }
@@ -139,6 +217,10 @@ pub struct TraceReport {
     pub failed_checks: BTreeMap<CheckKind, u64>,
     /// The first failing traces, with every failed check.
     pub failing: Vec<FailingTrace>,
+    /// Sampled requests that failed in transport: not judged (they may never have reached the
+    /// system).
+    #[serde(default)]
+    pub not_judged: u64,
     /// Counters of the trace source, e.g. the embedded receiver's span counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_stats: Option<serde_json::Value>,
@@ -153,7 +235,8 @@ pub struct FailingTrace {
 }
 
 impl TraceReport {
-    pub fn new(source: String, judged: &[Judged], kind_names: &[String]) -> Self {
+    pub fn new(source: String, verdicts: &Verdicts, kind_names: &[String]) -> Self {
+        let judged = &verdicts.judged;
         let mut visible = new_histogram();
         let mut failed_checks = BTreeMap::new();
         let mut failing = Vec::new();
@@ -189,7 +272,158 @@ impl TraceReport {
             visible_histogram: (!visible.is_empty()).then(|| encode_histogram(&visible)),
             failed_checks,
             failing,
+            not_judged: verdicts.not_judged,
             source_stats: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::TraceParent;
+    use crate::scenario::{Protocol, bundled_trace_checks};
+    use crate::trace::model::{Span, SpanKind, SpanStatus};
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    /// Traces that become visible at a given time after the test starts.
+    struct Fake {
+        start: tokio::time::Instant,
+        traces: HashMap<TraceId, (Duration, Trace)>,
+    }
+
+    impl TraceSource for Fake {
+        fn describe(&self) -> String {
+            "fake".to_owned()
+        }
+
+        async fn fetch(&self, id: TraceId) -> Result<Option<Trace>, SourceError> {
+            Ok(self
+                .traces
+                .get(&id)
+                .filter(|(after, _)| self.start.elapsed() >= *after)
+                .map(|(_, trace)| trace.clone()))
+        }
+    }
+
+    /// The spans of a healthy gRPC request straight to the engine.
+    fn engine_trace(harness: &TraceParent) -> Trace {
+        let span = |id, parent, kind, name: &str| Span {
+            trace_id: TraceId(harness.trace_id),
+            span_id: SpanId(id),
+            parent: Some(SpanId(parent)),
+            service: "core-engine".to_owned(),
+            name: name.to_owned(),
+            kind,
+            status: SpanStatus::Unset,
+            attributes: [
+                ("rpc.system", "grpc"),
+                ("rpc.service", engine::core_engine::SERVICE_NAME),
+                ("rpc.method", engine::core_engine::FETCH_METHOD),
+                ("rpc.grpc.status_code", "0"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), crate::trace::AttrValue::String(v.to_owned())))
+            .collect(),
+            start_unix_nanos: 0,
+            end_unix_nanos: 1,
+        };
+        Trace {
+            spans: vec![
+                span(
+                    10,
+                    harness.parent_span_id,
+                    SpanKind::Server,
+                    engine::core_engine::FETCH_SPAN_NAME,
+                ),
+                span(11, 10, SpanKind::Internal, "market_data.load"),
+            ],
+        }
+    }
+
+    fn sample(trace_id: u128, outcome: Outcome) -> SampledRequest {
+        let now = Instant::now();
+        SampledRequest {
+            kind: 0,
+            trace: TraceParent {
+                trace_id,
+                parent_span_id: 7,
+            },
+            intended: now,
+            sent: now,
+            finished: now,
+            outcome,
+            trace_header: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_sample_is_judged_once_and_counted() {
+        let visible = sample(1, Outcome::Code(tonic::Code::Ok));
+        let late = sample(2, Outcome::Code(tonic::Code::Ok));
+        let missing = sample(3, Outcome::Code(tonic::Code::Ok));
+        let unsent = sample(4, Outcome::Transport("refused".into()));
+        let mut checks = bundled_trace_checks(Protocol::Grpc, false);
+        checks.timeout = Duration::from_secs(2);
+        let source = Fake {
+            start: tokio::time::Instant::now(),
+            traces: HashMap::from([
+                (
+                    TraceId(1),
+                    (Duration::from_millis(300), engine_trace(&visible.trace)),
+                ),
+                // Arrives after its deadline: incomplete.
+                (
+                    TraceId(2),
+                    (Duration::from_secs(5), engine_trace(&late.trace)),
+                ),
+            ]),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        for s in [visible, late, missing, unsent] {
+            tx.send(s).expect("open");
+        }
+        drop(tx);
+        let verdicts = verify(
+            Arc::new(source),
+            Arc::new(checks),
+            rx,
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!((verdicts.judged.len(), verdicts.not_judged), (3, 1));
+        let report = TraceReport::new("fake".into(), &verdicts, &["only".to_owned()]);
+        assert_eq!((report.sampled, report.complete, report.passed), (3, 1, 1));
+        assert_eq!(report.not_judged, 1);
+        assert_eq!(report.failed_checks[&CheckKind::Exists], 2);
+        let visible = report.visible.expect("one visible trace");
+        // First looked up at once, then after 50, 100, 200 ms: seen complete at 350 ms.
+        assert!((300_000..=400_000).contains(&visible.max), "{visible:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_interrupted_run_stops_waiting() {
+        let mut checks = bundled_trace_checks(Protocol::Grpc, false);
+        checks.timeout = Duration::from_secs(3600);
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(sample(1, Outcome::Code(tonic::Code::Ok)))
+            .expect("open");
+        drop(tx);
+        let stop = CancellationToken::new();
+        let canceller = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            canceller.cancel();
+        });
+        let started = tokio::time::Instant::now();
+        let source = Fake {
+            start: started,
+            traces: HashMap::new(),
+        };
+        let verdicts = verify(Arc::new(source), Arc::new(checks), rx, stop).await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(verdicts.judged.len(), 1);
+        assert!(!verdicts.judged[0].complete);
     }
 }

@@ -15,7 +15,7 @@ use super::*;
 use crate::trace::poll::wait_for;
 use crate::trace::{AttrValue, SpanId, SpanKind, SpanStatus};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/jaeger/");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jaeger/");
 
 pub(super) fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{FIXTURES}{name}");
