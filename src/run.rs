@@ -171,7 +171,7 @@ pub async fn run(
     let report = match outcome {
         Ok(report) => report,
         Err(error) => {
-            let empty = RunReport::empty(scenario.requests.iter().map(|k| k.name.clone()));
+            let empty = RunReport::empty(kind_names.iter().cloned());
             write(&RunResult::new(
                 echo,
                 started,

@@ -19,7 +19,8 @@ use crate::metrics::scrape::ScrapeSource;
 use crate::metrics::{MetricsSource, Snapshot};
 use crate::run::RunError;
 use crate::scenario::{
-    MetricsChecks, Protocol, SampleShare, Scenario, System, TraceChecks, TraceSourceSpec,
+    MetricsChecks, PrometheusSpec, Protocol, SampleShare, Scenario, System, TraceChecks,
+    TraceSourceSpec,
 };
 use crate::trace::jaeger::{JaegerApi, JaegerSource};
 use crate::trace::logs::LogIndex;
@@ -132,14 +133,11 @@ impl QueryApis {
                     scrape: managed,
                     ..MetricsChecks::default()
                 });
-            let spec = metrics
-                .prometheus
-                .get_or_insert_with(|| crate::scenario::PrometheusSpec {
-                    url: String::new(),
-                    gateway: format!("{{job=\"{}\"}}", engine::gateway::DEFAULT_SERVICE_NAME),
-                    engine: format!("{{job=\"{}\"}}", engine::core_engine::DEFAULT_SERVICE_NAME),
-                });
-            spec.url = url.trim_end_matches('/').to_owned();
+            let url = url.trim_end_matches('/').to_owned();
+            match &mut metrics.prometheus {
+                Some(spec) => spec.url = url,
+                None => metrics.prometheus = Some(PrometheusSpec::bundled(url)),
+            }
         }
     }
 }

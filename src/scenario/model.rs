@@ -113,6 +113,22 @@ pub struct PrometheusSpec {
     pub engine: String,
 }
 
+impl PrometheusSpec {
+    /// The selector of a scrape job named after the service, as the bundled configuration has it.
+    pub fn job_selector(service: &str) -> String {
+        format!("{{job=\"{service}\"}}")
+    }
+
+    /// `url`, with each bundled service's metrics under a job of its name.
+    pub fn bundled(url: String) -> Self {
+        PrometheusSpec {
+            url,
+            gateway: Self::job_selector(engine::gateway::DEFAULT_SERVICE_NAME),
+            engine: Self::job_selector(engine::core_engine::DEFAULT_SERVICE_NAME),
+        }
+    }
+}
+
 /// The system under test.
 #[derive(Clone, Debug, PartialEq)]
 pub enum System {

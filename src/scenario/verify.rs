@@ -411,7 +411,7 @@ fn prometheus(cx: &mut Cx, node: &Node, path: &str) -> Option<PrometheusSpec> {
     let selector = |cx: &mut Cx, key: &str, job: &str| {
         fields
             .get(key)
-            .map_or(Some(format!("{{job=\"{job}\"}}")), |n| {
+            .map_or(Some(PrometheusSpec::job_selector(job)), |n| {
                 string(cx, n, &fields.path(key))
             })
     };
