@@ -9,7 +9,7 @@ pub mod sample;
 pub mod schedule;
 
 pub use driver::{Driver, GrpcDriver, HttpDriver, Reply};
-pub use recorder::{Completion, KindStats, Outcome, Recorder, SampleSink};
+pub use recorder::{Completion, KindStats, Outcome, Recorder};
 pub use runner::{LoadKind, LoadPlan, PlanError, RunReport, Stop, run};
-pub use sample::{Announce, SampledRequest, Sampling, TraceParent};
+pub use sample::{Announce, SampleSink, SampledRequest, Sampling, TraceParent};
 pub use schedule::{Arrival, Arrivals, RatePhase, Schedule};

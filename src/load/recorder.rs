@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::sample::{SampledRequest, TraceParent};
+use super::sample::TraceParent;
 
 /// Longest latency a histogram holds; longer ones are recorded as this (an hour, in µs).
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -121,13 +121,7 @@ pub struct Recorder {
     /// included in every latency (which is measured from the intended time).
     pub send_lag: Histogram<u64>,
     pub timeline: Vec<Second>,
-    /// Where sampled requests go as they complete, so that their traces can be looked for while
-    /// the load goes on.
-    sample_sink: Option<SampleSink>,
 }
-
-/// Receives each sampled request when it completes.
-pub type SampleSink = tokio::sync::mpsc::UnboundedSender<SampledRequest>;
 
 const KEPT_TRANSPORT_ERRORS: usize = 5;
 
@@ -142,18 +136,7 @@ impl Recorder {
             kinds: kind_names.into_iter().map(KindStats::new).collect(),
             send_lag: new_histogram(),
             timeline: Vec::new(),
-            sample_sink: None,
         }
-    }
-
-    /// Sends every sampled request to `sink` as it completes.
-    pub fn forward_samples(&mut self, sink: SampleSink) {
-        self.sample_sink = Some(sink);
-    }
-
-    /// Closes the sink: its receiver then knows that no more samples will come.
-    pub fn stop_forwarding(&mut self) {
-        self.sample_sink = None;
     }
 
     fn second(&mut self, at: Instant) -> &mut Second {
@@ -174,7 +157,7 @@ impl Recorder {
         self.second(due).dropped += 1;
     }
 
-    pub fn completed(&mut self, mut c: Completion) {
+    pub fn completed(&mut self, c: Completion) {
         let latency = micros(c.finished.saturating_duration_since(c.intended)).max(1);
         let service = micros(c.finished.saturating_duration_since(c.sent)).max(1);
         let lag = micros(c.sent.saturating_duration_since(c.intended)).max(1);
@@ -191,18 +174,6 @@ impl Recorder {
             && stats.transport_errors.len() < KEPT_TRANSPORT_ERRORS
         {
             stats.transport_errors.push(error.clone());
-        }
-        if let (Some((trace, trace_header)), Some(sink)) = (c.trace.take(), &self.sample_sink) {
-            // A verifier that stopped listening only loses what it no longer wants.
-            let _ = sink.send(SampledRequest {
-                kind: c.kind,
-                trace,
-                intended: c.intended,
-                sent: c.sent,
-                finished: c.finished,
-                outcome: c.outcome.clone(),
-                trace_header,
-            });
         }
         let second = self.second(c.finished);
         second.completed += 1;

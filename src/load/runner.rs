@@ -13,8 +13,8 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::Driver;
-use super::recorder::{Completion, Outcome, Recorder, SampleSink};
-use super::sample::{Announce, Sampler, Sampling, TraceParent};
+use super::recorder::{Completion, Outcome, Recorder};
+use super::sample::{Announce, SampleSink, SampledRequest, Sampler, Sampling, TraceParent};
 use super::schedule::{Arrivals, RatePhase, Schedule};
 
 /// Granularity of the runtime's timers: waits shorter than this are done with a thread sleep.
@@ -129,9 +129,8 @@ pub async fn run<D: Driver>(
     }
     let t0 = Instant::now();
     let mut recorder = Recorder::new(t0.into_std(), kinds.iter().map(|k| k.name.clone()));
-    if let Some(sink) = plan.samples {
-        recorder.forward_samples(sink);
-    }
+    // Dropped when the run returns, however it ends: the receiver then sees the channel close.
+    let samples = plan.samples;
     let mut next_tick = t0 + Duration::from_secs(1);
     let mut scheduled = 0u64;
     let mut stopped = Stop::Completed;
@@ -152,7 +151,7 @@ pub async fn run<D: Driver>(
                 // The runtime's timers wake up to a millisecond late; the last stretch is slept
                 // on this thread, which in a multi-threaded runtime's block_on is not a worker.
                 while let Ok(completion) = done_rx.try_recv() {
-                    recorder.completed(completion);
+                    take_in(&mut recorder, samples.as_ref(), completion);
                 }
                 std::thread::sleep(due.saturating_duration_since(Instant::now()));
                 break;
@@ -164,12 +163,12 @@ pub async fn run<D: Driver>(
                     stopped = Stop::Interrupted;
                     break 'schedule;
                 }
-                Some(completion) = done_rx.recv() => recorder.completed(completion),
+                Some(completion) = done_rx.recv() => take_in(&mut recorder, samples.as_ref(), completion),
                 () = sleep_until(wake) => {}
             }
         }
         while let Ok(completion) = done_rx.try_recv() {
-            recorder.completed(completion);
+            take_in(&mut recorder, samples.as_ref(), completion);
         }
         if stop.is_cancelled() {
             stopped = Stop::Interrupted;
@@ -234,9 +233,8 @@ pub async fn run<D: Driver>(
         .checked_add(plan.drain_timeout)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
     while let Ok(Some(completion)) = tokio::time::timeout_at(drain_deadline, done_rx.recv()).await {
-        recorder.completed(completion);
+        take_in(&mut recorder, samples.as_ref(), completion);
     }
-    recorder.stop_forwarding();
     on_tick(&recorder, t0.elapsed());
     let (sent, completed) = recorder
         .kinds
@@ -249,6 +247,23 @@ pub async fn run<D: Driver>(
         stop: stopped,
         abandoned: sent - completed,
     })
+}
+
+/// Records a completion, and passes a sampled one on to the sink.
+fn take_in(recorder: &mut Recorder, samples: Option<&SampleSink>, mut completion: Completion) {
+    if let (Some((trace, trace_header)), Some(sink)) = (completion.trace.take(), samples) {
+        // A verifier that stopped listening only loses what it no longer wants.
+        let _ = sink.send(SampledRequest {
+            kind: completion.kind,
+            trace,
+            intended: completion.intended,
+            sent: completion.sent,
+            finished: completion.finished,
+            outcome: completion.outcome.clone(),
+            trace_header,
+        });
+    }
+    recorder.completed(completion);
 }
 
 #[cfg(test)]

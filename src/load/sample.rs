@@ -44,6 +44,10 @@ impl Sampling {
     pub const NONE: Sampling = Sampling { ratio: 0.0, max: 0 };
 }
 
+/// Receives each sampled request when it completes, so that its trace can be looked for while the
+/// load goes on.
+pub type SampleSink = tokio::sync::mpsc::UnboundedSender<SampledRequest>;
+
 /// Called with each sampled trace id just before its request leaves, so that a trace store can
 /// start keeping that trace's spans.
 pub type Announce = Arc<dyn Fn(u128) + Send + Sync>;
