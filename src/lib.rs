@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod metrics;
+pub mod overhead;
 pub mod progress;
 pub mod result;
 pub mod run;

@@ -12,6 +12,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::load::{KindStats, RunReport, Stop};
+use crate::overhead::OverheadResult;
 use crate::threshold::Evaluation;
 use crate::verification::VerificationResult;
 
@@ -34,6 +35,10 @@ pub struct RunResult {
     /// Trace and metrics checks, when the scenario asks for them.
     #[serde(default)]
     pub verification: VerificationResult,
+    /// The tracing-overhead experiment, when the scenario is one. `load`, `kinds` and `timeline`
+    /// then describe its treatment arm's trials, one after another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead: Option<OverheadResult>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -293,6 +298,7 @@ impl RunResult {
                 .collect(),
             thresholds: Vec::new(),
             verification: VerificationResult::default(),
+            overhead: None,
         }
     }
 }

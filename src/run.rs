@@ -58,11 +58,19 @@ pub struct Finished {
 }
 
 impl Finished {
-    pub fn thresholds_passed(&self) -> bool {
-        self.result
-            .thresholds
-            .iter()
-            .all(|t| t.evaluation.is_pass())
+    /// Every threshold passed and, in an overhead experiment, the claim held.
+    pub fn passed(&self) -> bool {
+        let claim_held = self
+            .result
+            .overhead
+            .as_ref()
+            .is_none_or(|o| o.verdict == crate::overhead::Verdict::Pass);
+        claim_held
+            && self
+                .result
+                .thresholds
+                .iter()
+                .all(|t| t.evaluation.is_pass())
     }
 }
 
@@ -109,6 +117,43 @@ pub async fn run(
         Ok(path)
     };
     let kind_names: Vec<String> = scenario.requests.iter().map(|k| k.name.clone()).collect();
+    if scenario.overhead.is_some() {
+        if options.gateway.is_some() || options.engine.is_some() {
+            return Err(RunError::BadInput(format!(
+                "{}: the overhead experiment launches its own two systems; --gateway and \
+                 --engine do not apply",
+                scenario.name
+            )));
+        }
+        let points = crate::overhead::points(path, &overrides, &scenario)?;
+        drop(mix);
+        let measured =
+            crate::overhead::run(&scenario, points, &out_dir, options.quiet, &stop).await;
+        let measured = match measured {
+            Ok(measured) => measured,
+            Err(error) => {
+                let empty = RunReport::empty(kind_names);
+                let result =
+                    RunResult::new(echo, started, target_rate, &empty, Some(error.to_string()));
+                write(&result)?;
+                return Err(error);
+            }
+        };
+        let mut result = RunResult::new(
+            echo,
+            started,
+            target_rate,
+            &measured.treatment,
+            measured.failure,
+        );
+        result.overhead = Some(measured.result);
+        result.thresholds = evaluate(&thresholds, &measured.treatment, &result);
+        let result_path = write(&result)?;
+        return Ok(Finished {
+            result,
+            result_path,
+        });
+    }
     let started_system = match Verifier::prepare(&scenario) {
         Ok(verifier) => start_system(&scenario, options, &out_dir, &verifier)
             .await
@@ -313,14 +358,14 @@ fn unanswered(report: &RunReport) -> Option<String> {
     })
 }
 
-fn http_uri(addr: std::net::SocketAddr) -> Result<Uri, RunError> {
+pub(crate) fn http_uri(addr: std::net::SocketAddr) -> Result<Uri, RunError> {
     format!("http://{addr}")
         .parse()
         .map_err(|e| RunError::Incomplete(anyhow::anyhow!("service address {addr}: {e}")))
 }
 
 /// The gateway's fetch endpoint under a base URL.
-fn fetch_url(base: Uri) -> Result<Uri, RunError> {
+pub(crate) fn fetch_url(base: Uri) -> Result<Uri, RunError> {
     let text = base.to_string();
     format!(
         "{}{}",
@@ -465,19 +510,7 @@ where
     D::Payload: Clone,
 {
     let load = &scenario.load;
-    let plan = |phases: Vec<RatePhase>, kinds: Vec<LoadKind<D::Payload>>| LoadPlan::<D::Payload> {
-        kinds,
-        phases,
-        arrivals: match load.arrivals {
-            scenario::Arrivals::Uniform => load::Arrivals::Uniform,
-            scenario::Arrivals::Poisson => load::Arrivals::Poisson { seed: load.seed },
-        },
-        seed: load.seed,
-        max_in_flight: load.max_in_flight,
-        drain_timeout: load.timeout + DRAIN_GRACE,
-        announce: None,
-        samples: None,
-    };
+    let plan = |phases, kinds| load_plan(load, phases, kinds);
     let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
     let phase_starts = load::schedule::phase_starts(&rate_phases);
     let labels = load
@@ -527,6 +560,27 @@ where
     Ok(report)
 }
 
+/// The load core's plan for `phases` of the scenario's load, without trace sampling.
+pub(crate) fn load_plan<P>(
+    load: &scenario::Load,
+    phases: Vec<RatePhase>,
+    kinds: Vec<LoadKind<P>>,
+) -> LoadPlan<P> {
+    LoadPlan {
+        kinds,
+        phases,
+        arrivals: match load.arrivals {
+            scenario::Arrivals::Uniform => load::Arrivals::Uniform,
+            scenario::Arrivals::Poisson => load::Arrivals::Poisson { seed: load.seed },
+        },
+        seed: load.seed,
+        max_in_flight: load.max_in_flight,
+        drain_timeout: load.timeout + DRAIN_GRACE,
+        announce: None,
+        samples: None,
+    }
+}
+
 pub(crate) fn rate_phase(phase: &Phase) -> RatePhase {
     match *phase {
         Phase::Constant { rate, duration } => RatePhase::constant(rate, duration),
@@ -535,7 +589,7 @@ pub(crate) fn rate_phase(phase: &Phase) -> RatePhase {
 }
 
 /// Requests per second the phases ask for on average.
-fn target_rate(phases: &[Phase]) -> f64 {
+pub(crate) fn target_rate(phases: &[Phase]) -> f64 {
     let phases: Vec<RatePhase> = phases.iter().map(rate_phase).collect();
     let seconds: f64 = phases.iter().map(|p| p.duration.as_secs_f64()).sum();
     let requests: f64 = phases.iter().map(RatePhase::expected_requests).sum();

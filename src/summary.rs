@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
+use crate::overhead::{ArmResult, Effect, OverheadResult};
 use crate::result::{Percentiles, RunResult, RunStatus};
+use crate::scenario::ClaimMetric;
 
 /// A latency in microseconds, in the largest unit that keeps it readable: `850µs`, `12.3ms`, `1.52s`.
 pub fn micros(us: u64) -> String {
@@ -113,6 +115,9 @@ pub fn render(result: &RunResult) -> String {
         }
     }
     verification(&mut out, result);
+    if let Some(experiment) = &result.overhead {
+        overhead(&mut out, experiment);
+    }
     if !result.thresholds.is_empty() {
         let _ = writeln!(out, "thresholds:");
         for t in &result.thresholds {
@@ -197,6 +202,140 @@ fn verification(out: &mut String, result: &RunResult) {
                 );
             }
         }
+    }
+}
+
+fn overhead(out: &mut String, experiment: &OverheadResult) {
+    let arm = |arm: &ArmResult| {
+        let tracing = if arm.tracing {
+            "tracing on"
+        } else {
+            "tracing off"
+        };
+        std::iter::once(tracing.to_owned())
+            .chain(arm.extras.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let _ = writeln!(
+        out,
+        "overhead: control ({}) against treatment ({}), {} trials each in A B B A order",
+        arm(&experiment.control),
+        arm(&experiment.treatment),
+        experiment.trials_per_arm,
+    );
+    let claim = &experiment.claim;
+    let metric = match claim.metric {
+        ClaimMetric::Cpu => "CPU per request",
+        ClaimMetric::P50 => "latency p50",
+        ClaimMetric::P90 => "latency p90",
+        ClaimMetric::P99 => "latency p99",
+    };
+    let _ = writeln!(
+        out,
+        "  claim: {metric} rises by less than {}: {}",
+        percent(claim.bound),
+        experiment.verdict
+    );
+    if let Some(spans) = experiment.spans_received {
+        let _ = writeln!(out, "  spans received from the tracing arm(s): {spans}");
+    }
+    for point in &experiment.points {
+        let a = &point.analysis;
+        if let Some(setting) = &point.setting {
+            let _ = writeln!(out, "  at {setting}:");
+        }
+        let judged = match claim.metric {
+            ClaimMetric::Cpu => a.cpu,
+            ClaimMetric::P50 => a.p50,
+            ClaimMetric::P90 => a.p90,
+            ClaimMetric::P99 => a.p99,
+        };
+        let _ = writeln!(
+            out,
+            "    {}: {metric} {} over {} pairs; smallest detectable effect {}",
+            a.verdict,
+            effect(judged.as_ref(), percent),
+            a.pairs,
+            a.smallest_detectable
+                .map_or_else(|| "n/a".to_owned(), |r| format!("±{}", percent(r))),
+        );
+        if let (Some(control), Some(treatment)) = (a.control_cpu_us, a.treatment_cpu_us) {
+            let _ = writeln!(
+                out,
+                "    CPU per request: control {control:.1}µs, treatment {treatment:.1}µs; cost {}",
+                effect(a.cpu_cost_us.as_ref(), |us| format!("{us:.2}µs"))
+            );
+        }
+        if let Some(break_even) = a.break_even_us {
+            let range = a.break_even_range_us.map_or(String::new(), |(low, high)| {
+                format!(" (95%: {} to {})", cpu_time(low), cpu_time(high))
+            });
+            let _ = writeln!(
+                out,
+                "    the cost is under {} only for requests of at least {} CPU{range}",
+                percent(claim.bound),
+                cpu_time(break_even),
+            );
+        }
+        let services: Vec<String> = a
+            .services
+            .iter()
+            .map(|(name, e)| {
+                format!(
+                    "{name} {} ({})",
+                    effect(e.relative.as_ref(), percent),
+                    effect(e.cost_us.as_ref(), |us| format!("{us:.2}µs"))
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "    per service: {}", services.join("; "));
+        let _ = writeln!(
+            out,
+            "    latency: p50 {}, p90 {}, p99 {}",
+            effect(a.p50.as_ref(), percent),
+            effect(a.p90.as_ref(), percent),
+            effect(a.p99.as_ref(), percent),
+        );
+    }
+}
+
+/// `+12.3% [10.1%, 14.0%]`: an estimate and its 95% interval.
+fn effect(effect: Option<&Effect>, show: impl Fn(f64) -> String) -> String {
+    match effect {
+        Some(e) => format!(
+            "{} [{}, {}]",
+            signed(show(e.estimate)),
+            show(e.low),
+            show(e.high)
+        ),
+        None => "n/a (too few pairs)".to_owned(),
+    }
+}
+
+fn signed(text: String) -> String {
+    if text.starts_with('-') {
+        text
+    } else {
+        format!("+{text}")
+    }
+}
+
+fn percent(ratio: f64) -> String {
+    let p = ratio * 100.0;
+    if p.abs() >= 10.0 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.2}%")
+    }
+}
+
+/// CPU time given in microseconds, in the unit that reads best.
+fn cpu_time(us: f64) -> String {
+    if us >= 1_000.0 {
+        format!("{:.2}ms", us / 1_000.0)
+    } else {
+        format!("{us:.1}µs")
     }
 }
 

@@ -125,6 +125,11 @@ pub struct Recorder {
 
 const KEPT_TRANSPORT_ERRORS: usize = 5;
 
+fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    into.add(from)
+        .expect("histograms with the same bounds always add");
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -181,6 +186,27 @@ impl Recorder {
         if !c.expected {
             second.unexpected += 1;
         }
+    }
+
+    /// Adds a later run of the same kinds (another trial of an experiment): counts add,
+    /// histograms merge, and its seconds follow this run's on the timeline.
+    pub fn absorb(&mut self, later: Recorder) {
+        for (mine, theirs) in self.kinds.iter_mut().zip(later.kinds) {
+            add(&mut mine.latency, &theirs.latency);
+            add(&mut mine.service_time, &theirs.service_time);
+            mine.sent += theirs.sent;
+            mine.dropped += theirs.dropped;
+            mine.completed += theirs.completed;
+            mine.unexpected += theirs.unexpected;
+            for (label, count) in theirs.outcomes {
+                *mine.outcomes.entry(label).or_default() += count;
+            }
+            let room = KEPT_TRANSPORT_ERRORS.saturating_sub(mine.transport_errors.len());
+            mine.transport_errors
+                .extend(theirs.transport_errors.into_iter().take(room));
+        }
+        add(&mut self.send_lag, &later.send_lag);
+        self.timeline.extend(later.timeline);
     }
 
     /// All kinds' latency merged: percentiles of the whole run, never averaged.
@@ -248,6 +274,27 @@ mod tests {
             (recorder.timeline[0].sent, recorder.timeline[1].completed),
             (1, 1)
         );
+    }
+
+    #[test]
+    fn a_later_run_adds_its_counts_histograms_and_seconds() {
+        let t0 = Instant::now();
+        let run = |finished_ms, outcome, expected| {
+            let mut recorder = Recorder::new(t0, ["quote".to_owned()]);
+            recorder.sent(0, t0);
+            recorder.completed(completion(0, t0, 0, 0, finished_ms, outcome, expected));
+            recorder
+        };
+        let mut first = run(10, Outcome::Status(200), true);
+        first.absorb(run(1_500, Outcome::Status(503), false));
+        let stats = &first.kinds[0];
+        assert_eq!((stats.sent, stats.completed, stats.unexpected), (2, 2, 1));
+        assert_eq!(stats.latency.len(), 2);
+        assert_eq!(stats.outcomes.get("503"), Some(&1));
+        assert_eq!(stats.outcomes.get("200"), Some(&1));
+        // One second from the first run, then the later run's two.
+        assert_eq!(first.timeline.len(), 3);
+        assert_eq!(first.send_lag.len(), 2);
     }
 
     #[test]

@@ -93,6 +93,19 @@ impl RunReport {
     }
 }
 
+impl RunReport {
+    /// Adds a later run of the same plan's kinds: an experiment's trials of one arm, as one run.
+    pub fn absorb(&mut self, later: RunReport) {
+        self.recorder.absorb(later.recorder);
+        self.send_duration += later.send_duration;
+        self.scheduled += later.scheduled;
+        self.abandoned += later.abandoned;
+        if later.stop == Stop::Interrupted {
+            self.stop = Stop::Interrupted;
+        }
+    }
+}
+
 /// Runs `plan` against `driver` until the schedule ends or `stop` is cancelled. `on_tick` is
 /// called about once a second with the recorder, for progress output.
 pub async fn run<D: Driver>(

@@ -8,6 +8,7 @@
 
 mod error;
 mod model;
+mod overhead;
 mod tree;
 mod validate;
 mod verify;
@@ -18,9 +19,9 @@ use std::str::FromStr;
 
 pub use error::{At, Problem, ScenarioError};
 pub use model::{
-    Arrivals, ChainStep, ErrorRule, Expect, Load, Managed, MetricsChecks, Phase, PrometheusSpec,
-    Protocol, RequestKind, SampleShare, Scenario, ServiceSpec, System, TraceChecks,
-    TraceSourceSpec, Verify,
+    Arm, Arrivals, ChainStep, Claim, ClaimMetric, ErrorRule, Expect, Load, Managed, MetricsChecks,
+    Overhead, Phase, PrometheusSpec, Protocol, RequestKind, SampleShare, Scenario, ServiceSpec,
+    Sweep, System, TraceChecks, TraceSourceSpec, Verify,
 };
 pub use verify::bundled_trace_checks;
 

@@ -23,6 +23,76 @@ pub struct Scenario {
     pub thresholds: Vec<String>,
     /// What to check besides latency: traces and metrics. Nothing when the section is absent.
     pub verify: Verify,
+    /// Turns the run into the tracing-overhead experiment. Only with a managed system and no
+    /// `verify` section.
+    pub overhead: Option<Overhead>,
+}
+
+/// The `overhead:` section: two arms of the managed system that differ only in tracing, the
+/// scenario's load alternated between them, and a claim about what the difference may be.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Overhead {
+    /// Trials per arm, run in A B B A order; at least [`crate::overhead::MIN_PAIRS`], each one the
+    /// scenario's whole load profile.
+    pub trials: usize,
+    /// Quiet time after each trial's load that still counts to its CPU, so that spans batched
+    /// during the trial are exported inside its window. Longer than the batch delay.
+    pub settle: Duration,
+    pub claim: Claim,
+    /// Arm A: by default the services with tracing off.
+    pub control: Arm,
+    /// Arm B: by default the services with tracing on, every request sampled.
+    pub treatment: Arm,
+    /// Where tracing arms export (an OTLP/gRPC `http://` URL); `None` for the harness's own
+    /// receiver.
+    pub export: Option<String>,
+    /// The experiment repeated at each value of one scenario key.
+    pub sweep: Option<Sweep>,
+}
+
+/// "The treatment costs less than `bound` more than the control", measured on `metric`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Claim {
+    pub metric: ClaimMetric,
+    /// A relative increase, e.g. 0.01 for 1%.
+    pub bound: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimMetric {
+    /// CPU time per request of all services together.
+    Cpu,
+    /// A latency percentile from intended send times.
+    P50,
+    P90,
+    P99,
+}
+
+impl ClaimMetric {
+    pub const NAMES: &[(&str, ClaimMetric)] = &[
+        ("cpu", ClaimMetric::Cpu),
+        ("p50", ClaimMetric::P50),
+        ("p90", ClaimMetric::P90),
+        ("p99", ClaimMetric::P99),
+    ];
+}
+
+/// One arm of the experiment: tracing on or off, and flags or environment on top of
+/// `system.managed`'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Arm {
+    pub tracing: bool,
+    pub engine: ServiceSpec,
+    pub gateway: ServiceSpec,
+}
+
+/// A scenario key (as `--set` takes it) and the values it takes in turn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sweep {
+    pub key: String,
+    /// At least one; each is applied like `--set KEY=VALUE`.
+    pub values: Vec<String>,
 }
 
 /// The `verify:` section.

@@ -218,7 +218,7 @@ fn bad_files_say_where_and_what() {
         ),
         (
             &[("load:\n", "laod:\n")],
-            "x.yaml:4:1: laod: unknown key; expected one of: name, description, system, load, requests, thresholds, verify\n\
+            "x.yaml:4:1: laod: unknown key; expected one of: name, description, system, load, requests, thresholds, verify, overhead\n\
              x.yaml:1:1: load: required key is missing",
         ),
         (
@@ -792,4 +792,119 @@ fn bad_verify_sections_say_where_and_what() {
         let text = format!("{BASE}{tail}");
         assert_eq!(error(&text, &[]), *expected, "{tail}");
     }
+}
+
+#[test]
+fn overhead_defaults_to_tracing_off_against_on_and_a_one_percent_cpu_claim() {
+    let text = format!("{BASE}overhead: {{}}\n");
+    let overhead = parse("x.yaml", &text, &[])
+        .expect("valid")
+        .overhead
+        .expect("an experiment");
+    assert_eq!(overhead.trials, 10);
+    assert_eq!(overhead.settle, Duration::from_secs(1));
+    assert_eq!(
+        overhead.claim,
+        Claim {
+            metric: ClaimMetric::Cpu,
+            bound: 0.01
+        }
+    );
+    assert!(!overhead.control.tracing && overhead.treatment.tracing);
+    assert_eq!((overhead.export, overhead.sweep), (None, None));
+    assert_eq!(parse("x.yaml", BASE, &[]).expect("valid").overhead, None);
+}
+
+#[test]
+fn overhead_reads_arms_claims_and_sweeps() {
+    let text = format!(
+        "{BASE}overhead:
+  trials: 6
+  settle: 500ms
+  claim: {{metric: p99, bound: 5%}}
+  export: http://127.0.0.1:4317
+  control: {{tracing: true}}
+  treatment:
+    engine: {{args: [--calibration-traced-cpu-us, 100], env: {{A: 1}}}}
+  sweep: {{set: requests.0.body.window, values: [100, 1000]}}
+"
+    );
+    let overhead = parse("x.yaml", &text, &[])
+        .expect("valid")
+        .overhead
+        .expect("an experiment");
+    assert_eq!(overhead.trials, 6);
+    assert_eq!(overhead.settle, Duration::from_millis(500));
+    assert_eq!(overhead.claim.metric, ClaimMetric::P99);
+    assert!((overhead.claim.bound - 0.05).abs() < 1e-12);
+    assert_eq!(overhead.export.as_deref(), Some("http://127.0.0.1:4317"));
+    assert!(overhead.control.tracing && overhead.treatment.tracing);
+    assert_eq!(
+        overhead.treatment.engine.args,
+        ["--calibration-traced-cpu-us", "100"]
+    );
+    assert_eq!(overhead.treatment.engine.env["A"], "1");
+    let sweep = overhead.sweep.expect("a sweep");
+    assert_eq!(sweep.key, "requests.0.body.window");
+    assert_eq!(sweep.values, ["100", "1000"]);
+}
+
+#[test]
+fn bad_overhead_sections_say_where_and_what() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "overhead: {trials: 5}",
+            "x.yaml:14:20: overhead.trials: expected an integer >= 6, got 5",
+        ),
+        (
+            "overhead: {claim: {bound: 0}}",
+            "x.yaml:14:27: overhead.claim.bound: expected a share > 0 such as 1% or 0.01, got 0",
+        ),
+        (
+            "overhead: {claim: {metric: p95}}",
+            "x.yaml:14:28: overhead.claim.metric: expected cpu or p50 or p90 or p99, got \"p95\"",
+        ),
+        (
+            "overhead: {sweep: {set: system.managed.tracing, values: [true]}}",
+            "x.yaml:14:25: overhead.sweep.set: \"system.managed.tracing\" cannot be swept: the \
+             arms are launched once, so only keys under requests. or load. (but not \
+             load.protocol) may vary",
+        ),
+        (
+            "overhead: {sweep: {set: load.connections, values: []}}",
+            "x.yaml:14:51: overhead.sweep.values: expected at least one value",
+        ),
+        (
+            "overhead: {}\nverify: {metrics: {}}",
+            "x.yaml:14:11: overhead: cannot be combined with verify: sampled requests would add \
+             work to one arm only; verify tracing in a scenario of its own",
+        ),
+        (
+            "overhead: {export: grpc://x}",
+            "x.yaml:14:20: overhead.export: expected an http:// URL such as \
+             http://127.0.0.1:16686, got \"grpc://x\"",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (section, expected) in cases {
+        let got = error(&format!("{BASE}{section}\n"), &[]);
+        if got != *expected {
+            failures.push(format!(
+                "{section}\n  expected: {expected}\n       got: {got}"
+            ));
+        }
+    }
+    let external = edit(&[(
+        "  managed: {}",
+        "  external: {gateway: http://127.0.0.1:8080}",
+    )]);
+    let got = error(&format!("{external}overhead: {{}}\n"), &[]);
+    let expected = "x.yaml:14:11: overhead: needs system.managed: the harness launches both \
+                    arms itself";
+    if got != expected {
+        failures.push(format!(
+            "external\n  expected: {expected}\n       got: {got}"
+        ));
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }

@@ -309,6 +309,7 @@ pub(crate) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
         "requests",
         "thresholds",
         "verify",
+        "overhead",
     ];
     if !matches!(root.value, Value::Map(_)) {
         return cx.expected(root, "", "a mapping at the top level");
@@ -358,6 +359,25 @@ pub(crate) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
             }
         }
     }
+    let overhead = fields.get("overhead").and_then(|node| {
+        let managed = matches!(system, Some(System::Managed(_)));
+        if !managed && system.is_some() {
+            cx.err(
+                node.origin,
+                "overhead",
+                "needs system.managed: the harness launches both arms itself",
+            );
+        }
+        if fields.has("verify") {
+            cx.err(
+                node.origin,
+                "overhead",
+                "cannot be combined with verify: sampled requests would add work to one arm \
+                     only; verify tracing in a scenario of its own",
+            );
+        }
+        super::overhead::overhead(cx, node)
+    });
     Some(Scenario {
         name: name?,
         description: description?,
@@ -366,6 +386,7 @@ pub(crate) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
         requests: requests?,
         thresholds,
         verify: verify?,
+        overhead,
     })
 }
 
@@ -412,7 +433,7 @@ fn managed(cx: &mut Cx, node: &Node) -> Option<Managed> {
     })
 }
 
-fn service(cx: &mut Cx, node: Option<&Node>, path: &str) -> Option<ServiceSpec> {
+pub(super) fn service(cx: &mut Cx, node: Option<&Node>, path: &str) -> Option<ServiceSpec> {
     let Some(node) = node else {
         return Some(ServiceSpec::default());
     };

@@ -248,7 +248,7 @@ fn jaeger(cx: &mut Cx, node: &Node, path: &str) -> Option<TraceSourceSpec> {
 }
 
 /// An `http(s)://host[:port][/prefix]` base URL for a query API.
-fn http_url(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
+pub(super) fn http_url(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
     if let Value::Str(s) = &node.value
         && let Ok(uri) = s.parse::<hyper::Uri>()
         && matches!(uri.scheme_str(), Some("http" | "https"))

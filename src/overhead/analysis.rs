@@ -1,0 +1,184 @@
+//! From trials to effects and a verdict.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::stats::{Effect, Verdict, median};
+use super::{ArmName, PointAnalysis, ServiceEffect, TrialResult};
+use crate::scenario::{Claim, ClaimMetric};
+
+/// The effects of one point's trials and the claim's verdict on them. Trials pair up by their
+/// `pair` number; a pair missing either arm (an interrupted run) is left out.
+pub fn analyse(trials: &[TrialResult], claim: Claim) -> PointAnalysis {
+    let arm = |name| -> BTreeMap<usize, &TrialResult> {
+        trials
+            .iter()
+            .filter(|t| t.arm == name && t.sent > 0)
+            .map(|t| (t.pair, t))
+            .collect()
+    };
+    let (control, treatment) = (arm(ArmName::Control), arm(ArmName::Treatment));
+    let pairs: Vec<(&TrialResult, &TrialResult)> = control
+        .iter()
+        .filter_map(|(pair, c)| treatment.get(pair).map(|t| (*c, *t)))
+        .collect();
+    let relative = |value: &dyn Fn(&TrialResult) -> f64| {
+        let differences: Vec<f64> = pairs
+            .iter()
+            .map(|(c, t)| value(t) / value(c) - 1.0)
+            .collect();
+        Effect::of(&differences)
+    };
+    let cpu = relative(&|t| t.cpu_us_total);
+    let cost: Vec<f64> = pairs
+        .iter()
+        .map(|(c, t)| t.cpu_us_total - c.cpu_us_total)
+        .collect();
+    let cpu_cost_us = Effect::of(&cost);
+    let service_names: BTreeSet<&String> = trials.iter().flat_map(|t| t.cpu_us.keys()).collect();
+    let services = service_names
+        .into_iter()
+        .map(|name| {
+            let used = |t: &TrialResult| t.cpu_us.get(name).copied().unwrap_or(f64::NAN);
+            let cost: Vec<f64> = pairs.iter().map(|(c, t)| used(t) - used(c)).collect();
+            let effect = ServiceEffect {
+                control_cpu_us: median(pairs.iter().map(|(c, _)| used(c))),
+                relative: relative(&used),
+                cost_us: Effect::of(&cost),
+            };
+            (name.clone(), effect)
+        })
+        .collect();
+    let p50 = relative(&|t| t.p50_us as f64);
+    let p90 = relative(&|t| t.p90_us as f64);
+    let p99 = relative(&|t| t.p99_us as f64);
+    let judged = match claim.metric {
+        ClaimMetric::Cpu => cpu,
+        ClaimMetric::P50 => p50,
+        ClaimMetric::P90 => p90,
+        ClaimMetric::P99 => p99,
+    };
+    let control_cpu_us = median(pairs.iter().map(|(c, _)| c.cpu_us_total));
+    // The request size at which the cost is the bound: cost / bound. Only a positive cost has one.
+    let break_even = |cost: f64| (cost > 0.0).then(|| cost / claim.bound);
+    PointAnalysis {
+        pairs: pairs.len(),
+        control_cpu_us,
+        treatment_cpu_us: median(pairs.iter().map(|(_, t)| t.cpu_us_total)),
+        cpu,
+        cpu_cost_us,
+        services,
+        p50,
+        p90,
+        p99,
+        verdict: Verdict::judge(judged.as_ref(), claim.bound),
+        smallest_detectable: judged.map(|e| e.resolution),
+        break_even_us: cpu_cost_us.and_then(|e| break_even(e.estimate)),
+        break_even_range_us: cpu_cost_us
+            .and_then(|e| Some((break_even(e.low).unwrap_or(0.0), break_even(e.high)?))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(arm: ArmName, pair: usize, engine_us: f64, gateway_us: f64, p99: u64) -> TrialResult {
+        TrialResult {
+            arm,
+            pair,
+            sent: 1000,
+            unexpected: 0,
+            dropped: 0,
+            achieved_rate: 200.0,
+            cpu_us: [
+                ("core-engine".to_owned(), engine_us),
+                ("api-gateway".to_owned(), gateway_us),
+            ]
+            .into(),
+            cpu_us_total: engine_us + gateway_us,
+            p50_us: p99 / 2,
+            p90_us: p99 * 9 / 10,
+            p99_us: p99,
+            peak_rss_bytes: BTreeMap::new(),
+        }
+    }
+
+    /// Control around 100 µs per request; the treatment adds `cost` to the engine, with a little
+    /// noise either way.
+    fn experiment(cost: f64) -> Vec<TrialResult> {
+        let noise = [0.4, -0.3, 0.1, -0.5, 0.2, 0.0, -0.1, 0.3];
+        noise
+            .iter()
+            .enumerate()
+            .flat_map(|(pair, n)| {
+                [
+                    trial(ArmName::Control, pair, 60.0 + n, 40.0, 1000),
+                    trial(ArmName::Treatment, pair, 60.0 + cost - n, 40.0, 1000),
+                ]
+            })
+            .collect()
+    }
+
+    const CLAIM: Claim = Claim {
+        metric: ClaimMetric::Cpu,
+        bound: 0.01,
+    };
+
+    #[test]
+    fn a_cost_well_over_the_bound_fails_and_is_inside_the_interval() {
+        let analysis = analyse(&experiment(20.0), CLAIM);
+        assert_eq!(analysis.pairs, 8);
+        assert_eq!(analysis.verdict, Verdict::Fail);
+        let cost = analysis.cpu_cost_us.expect("eight pairs");
+        assert!(cost.contains(20.0), "{cost:?}");
+        assert!(analysis.cpu.expect("eight pairs").contains(0.2));
+        let engine = &analysis.services["core-engine"];
+        assert!(engine.relative.expect("eight pairs").contains(20.0 / 60.0));
+        assert!(engine.cost_us.expect("eight pairs").contains(20.0));
+        assert!((engine.control_cpu_us.expect("eight pairs") - 60.0).abs() < 0.1);
+        let gateway = &analysis.services["api-gateway"];
+        assert_eq!(gateway.relative.map(|e| e.estimate), Some(0.0));
+        assert_eq!(gateway.cost_us.map(|e| e.estimate), Some(0.0));
+        // 20 µs is 1% of a 2 ms request.
+        let break_even = analysis.break_even_us.expect("a positive cost");
+        assert!((break_even - 2000.0).abs() < 100.0, "{break_even}");
+    }
+
+    #[test]
+    fn no_difference_is_not_a_failure_and_its_interval_holds_zero() {
+        let analysis = analyse(&experiment(0.0), CLAIM);
+        assert_ne!(analysis.verdict, Verdict::Fail);
+        assert!(analysis.cpu.expect("eight pairs").contains(0.0));
+        assert!(analysis.smallest_detectable.expect("eight pairs") > 0.0);
+    }
+
+    #[test]
+    fn a_claim_on_latency_is_judged_on_latency() {
+        let mut trials = experiment(20.0);
+        let claim = Claim {
+            metric: ClaimMetric::P99,
+            bound: 0.05,
+        };
+        // CPU went up 20%, p99 did not move at all.
+        assert_eq!(analyse(&trials, claim).verdict, Verdict::Pass);
+        for t in trials.iter_mut().filter(|t| t.arm == ArmName::Treatment) {
+            t.p99_us = 1500;
+        }
+        assert_eq!(analyse(&trials, claim).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn unpaired_and_empty_trials_are_left_out() {
+        let mut trials = experiment(20.0);
+        trials.pop(); // the last treatment trial never ran
+        trials[0].sent = 0; // and the first control trial sent nothing
+        let analysis = analyse(&trials, CLAIM);
+        assert_eq!(analysis.pairs, 6);
+        assert_eq!(analysis.verdict, Verdict::Fail);
+        trials.truncate(6);
+        let analysis = analyse(&trials, CLAIM);
+        assert_eq!(analysis.pairs, 2);
+        assert_eq!(analysis.verdict, Verdict::Inconclusive);
+        assert_eq!(analysis.cpu, None);
+    }
+}

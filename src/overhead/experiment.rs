@@ -1,0 +1,518 @@
+//! Launching the two arms and running the trials between them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hyper::Uri;
+use tokio_util::sync::CancellationToken;
+
+use super::analysis::analyse;
+use super::process::ProcessProbe;
+use super::stats::Verdict;
+use super::{
+    ArmName, ArmResult, ClaimResult, OverheadResult, PointResult, ProbeError, TrialResult,
+};
+use crate::load::{self, Driver, GrpcDriver, HttpDriver, LoadKind, RatePhase, RunReport};
+use crate::progress::Progress;
+use crate::result::LoadSummary;
+use crate::run::{PreparedMix, RunError, fetch_url, http_uri, load_plan, prepare, rate_phase};
+use crate::scenario::{Arm, Managed, Overhead, Scenario, ServiceSpec, System};
+use crate::summary::micros;
+use crate::system::{ManagedSystem, ServiceLaunch};
+use crate::trace::receiver::{Receiver, ReceiverConfig};
+
+/// The experiment at one setting of the swept key (the only one without a sweep).
+pub struct Point {
+    /// `KEY=VALUE`.
+    pub setting: Option<String>,
+    pub scenario: Scenario,
+}
+
+/// What the experiment measured, however far it got.
+pub struct Measured {
+    pub result: OverheadResult,
+    /// The treatment arm's trials as one run: the load summary and the thresholds read it, since
+    /// the treatment is the system as it would be deployed.
+    pub treatment: RunReport,
+    /// Why the experiment ended early, if it did.
+    pub failure: Option<String>,
+}
+
+/// Launches both arms, runs every point's trials, stops the arms.
+pub async fn run(
+    base: &Scenario,
+    points: Vec<Point>,
+    out_dir: &Path,
+    quiet: bool,
+    stop: &CancellationToken,
+) -> Result<Measured, RunError> {
+    let (Some(overhead), System::Managed(managed)) = (&base.overhead, &base.system) else {
+        return Err(RunError::BadInput(format!(
+            "{}: the overhead experiment needs an overhead section and a managed system",
+            base.name
+        )));
+    };
+    // Every point's requests are rendered before anything is launched: bad input shows at once.
+    let mixes = points
+        .iter()
+        .map(|point| prepare(&point.scenario))
+        .collect::<Result<Vec<_>, _>>()?;
+    let traced = overhead.control.tracing || overhead.treatment.tracing;
+    let receiver = match (&overhead.export, traced) {
+        (None, true) => Some(
+            Receiver::start(ReceiverConfig::default())
+                .context("starting the OTLP receiver for the tracing arms")
+                .map_err(RunError::Incomplete)?,
+        ),
+        _ => None,
+    };
+    let endpoint = overhead
+        .export
+        .clone()
+        .or_else(|| receiver.as_ref().map(Receiver::grpc_endpoint));
+    let mut arms = launch_arms(managed, overhead, endpoint.as_deref(), base, out_dir).await?;
+
+    let progress = Progress::new(quiet, Vec::new());
+    let mut results = Vec::with_capacity(points.len());
+    let mut treatment: Option<RunReport> = None;
+    let mut failure = None;
+    for (point, mix) in points.iter().zip(mixes) {
+        let mut trials = Vec::new();
+        let measured = match mix {
+            PreparedMix::Http(kinds) => {
+                let load = &point.scenario.load;
+                let driver = |arm: &ArmProcess| {
+                    HttpDriver::new(arm.http.clone(), load.connections, load.timeout)
+                };
+                let drivers = [driver(&arms[0]), driver(&arms[1])].map(Arc::new);
+                let mut trial_run = TrialRun::new(point, overhead, &progress, stop);
+                trial_run
+                    .run(drivers, kinds, &mut arms, &mut trials, &mut treatment)
+                    .await
+            }
+            PreparedMix::Grpc(kinds) => {
+                let load = &point.scenario.load;
+                let driver = |arm: &ArmProcess| {
+                    let endpoint = tonic::transport::Endpoint::from(arm.grpc.clone());
+                    GrpcDriver::new(endpoint, load.connections, load.timeout)
+                };
+                let drivers = [driver(&arms[0]), driver(&arms[1])].map(Arc::new);
+                let mut trial_run = TrialRun::new(point, overhead, &progress, stop);
+                trial_run
+                    .run(drivers, kinds, &mut arms, &mut trials, &mut treatment)
+                    .await
+            }
+        };
+        let analysis = analyse(&trials, overhead.claim);
+        results.push(PointResult {
+            setting: point.setting.clone(),
+            trials,
+            analysis,
+        });
+        if let Err(reason) = measured {
+            failure = Some(reason);
+            break;
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+    }
+    let [control, treated] = arms;
+    control.system.stop().await;
+    treated.system.stop().await;
+    let spans_received = match receiver {
+        Some(receiver) => {
+            let spans = receiver.stats().spans_received;
+            let _ = receiver.shutdown().await;
+            Some(spans)
+        }
+        None => None,
+    };
+    // A tracing arm that exported nothing measured an experiment without tracing in it.
+    let sent: u64 = results.iter().flat_map(|p| &p.trials).map(|t| t.sent).sum();
+    if spans_received == Some(0) && sent > 0 && failure.is_none() {
+        failure = Some(
+            "the tracing arm exported no spans to the harness's receiver: the services did not \
+             trace, so the experiment measured nothing of tracing"
+                .to_owned(),
+        );
+    }
+    let kind_names = base.requests.iter().map(|k| k.name.clone());
+    let result = OverheadResult {
+        claim: ClaimResult {
+            metric: overhead.claim.metric,
+            bound: overhead.claim.bound,
+        },
+        control: arm_result(&overhead.control),
+        treatment: arm_result(&overhead.treatment),
+        trials_per_arm: overhead.trials,
+        settle_s: overhead.settle.as_secs_f64(),
+        verdict: Verdict::combine(results.iter().map(|p| p.analysis.verdict)),
+        points: results,
+        spans_received,
+    };
+    Ok(Measured {
+        result,
+        treatment: treatment.unwrap_or_else(|| RunReport::empty(kind_names)),
+        failure,
+    })
+}
+
+/// One arm's running services and what is known about them.
+struct ArmProcess {
+    name: ArmName,
+    system: ManagedSystem,
+    /// The gateway's fetch URL and the engine's gRPC URL.
+    http: Uri,
+    grpc: Uri,
+    /// Each service's name and probe.
+    probes: Vec<(String, ProcessProbe)>,
+}
+
+impl ArmProcess {
+    /// Why the arm can no longer be measured: a service exited.
+    fn crashed(&mut self) -> Option<String> {
+        let name = self.name;
+        [&mut self.system.engine, &mut self.system.gateway]
+            .into_iter()
+            .find_map(|service| {
+                service.try_exited().map(|status| {
+                    format!(
+                        "the {:?} arm's {} exited during the experiment ({status}); see {}",
+                        name,
+                        service.name(),
+                        service.log.display()
+                    )
+                })
+            })
+    }
+
+    fn cpu(&self) -> Result<Vec<Duration>, ProbeError> {
+        self.probes.iter().map(|(_, probe)| probe.cpu()).collect()
+    }
+}
+
+async fn launch_arms(
+    managed: &Managed,
+    overhead: &Overhead,
+    endpoint: Option<&str>,
+    base: &Scenario,
+    out_dir: &Path,
+) -> Result<[ArmProcess; 2], RunError> {
+    let control = launch(
+        managed,
+        &overhead.control,
+        ArmName::Control,
+        endpoint,
+        out_dir,
+    )
+    .await?;
+    match launch(
+        managed,
+        &overhead.treatment,
+        ArmName::Treatment,
+        endpoint,
+        out_dir,
+    )
+    .await
+    {
+        Ok(treatment) => Ok([control, treatment]),
+        Err(error) => {
+            control.system.stop().await;
+            Err(match error {
+                RunError::Incomplete(e) => {
+                    RunError::Incomplete(e.context(format!("{}: treatment arm", base.name)))
+                }
+                other => other,
+            })
+        }
+    }
+}
+
+/// Starts one arm's engine and gateway, logging into `out_dir/<arm>/`.
+async fn launch(
+    managed: &Managed,
+    arm: &Arm,
+    name: ArmName,
+    endpoint: Option<&str>,
+    out_dir: &Path,
+) -> Result<ArmProcess, RunError> {
+    let incomplete = |e: anyhow::Error| RunError::Incomplete(e);
+    let exe = std::env::current_exe()
+        .context("finding the harness executable to launch the services")
+        .map_err(incomplete)?;
+    let log_dir = out_dir.join(match name {
+        ArmName::Control => "control",
+        ArmName::Treatment => "treatment",
+    });
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("creating {}", log_dir.display()))
+        .map_err(incomplete)?;
+    let mut env = BTreeMap::new();
+    match (arm.tracing, endpoint) {
+        (true, Some(endpoint)) => {
+            // Every request traced: the claim is about tracing as configured to keep everything.
+            env.insert("OTEL_TRACES_SAMPLER".to_owned(), "always_on".to_owned());
+            env.insert(
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                endpoint.to_owned(),
+            );
+        }
+        (true, None) => {}
+        (false, _) => {
+            env.insert("OTEL_SDK_DISABLED".to_owned(), "true".to_owned());
+        }
+    }
+    let system = ManagedSystem::start(
+        &exe,
+        &env,
+        &combined(&managed.engine, &arm.engine),
+        &combined(&managed.gateway, &arm.gateway),
+        &log_dir,
+    )
+    .await
+    .map_err(|e| incomplete(e.into()))?;
+    let address = |service: &crate::system::ServiceProcess, listener| {
+        service.address(listener).map_err(|e| incomplete(e.into()))
+    };
+    let http = fetch_url(http_uri(address(&system.gateway, "http")?)?)?;
+    let grpc = http_uri(address(&system.engine, "grpc")?)?;
+    let mut probes = Vec::new();
+    for (service, process) in [
+        (engine::core_engine::DEFAULT_SERVICE_NAME, &system.engine),
+        (engine::gateway::DEFAULT_SERVICE_NAME, &system.gateway),
+    ] {
+        if let Some(pid) = process.pid() {
+            probes.push((service.to_owned(), ProcessProbe::new(pid)));
+        }
+    }
+    Ok(ArmProcess {
+        name,
+        system,
+        http,
+        grpc,
+        probes,
+    })
+}
+
+/// `system.managed`'s settings for a service with the arm's on top.
+fn combined(base: &ServiceSpec, arm: &ServiceSpec) -> ServiceLaunch {
+    let mut env = base.env.clone();
+    env.extend(arm.env.clone());
+    ServiceLaunch {
+        args: base.args.iter().chain(&arm.args).cloned().collect(),
+        env,
+    }
+}
+
+fn arm_result(arm: &Arm) -> ArmResult {
+    let mut extras = Vec::new();
+    for (service, spec) in [("engine", &arm.engine), ("gateway", &arm.gateway)] {
+        if !spec.args.is_empty() {
+            extras.push(format!("{service}: {}", spec.args.join(" ")));
+        }
+        for (key, value) in &spec.env {
+            extras.push(format!("{service}: {key}={value}"));
+        }
+    }
+    ArmResult {
+        tracing: arm.tracing,
+        extras,
+    }
+}
+
+/// The trials of one point.
+struct TrialRun<'a> {
+    point: &'a Point,
+    overhead: &'a Overhead,
+    progress: &'a Progress,
+    stop: &'a CancellationToken,
+}
+
+impl<'a> TrialRun<'a> {
+    fn new(
+        point: &'a Point,
+        overhead: &'a Overhead,
+        progress: &'a Progress,
+        stop: &'a CancellationToken,
+    ) -> Self {
+        TrialRun {
+            point,
+            overhead,
+            progress,
+            stop,
+        }
+    }
+
+    /// Warms both arms up, then runs the trials in A B B A order, appending each to `trials` and
+    /// the treatment's loads to `treatment`. Ends early, with what it has, when the run is
+    /// interrupted; an arm that fails is the error.
+    async fn run<D: Driver>(
+        &mut self,
+        drivers: [Arc<D>; 2],
+        kinds: Vec<LoadKind<D::Payload>>,
+        arms: &mut [ArmProcess; 2],
+        trials: &mut Vec<TrialResult>,
+        treatment: &mut Option<RunReport>,
+    ) -> Result<(), String>
+    where
+        D::Payload: Clone,
+    {
+        let load = &self.point.scenario.load;
+        let setting = self
+            .point
+            .setting
+            .as_ref()
+            .map_or(String::new(), |s| format!("[{s}] "));
+        if !load.warmup.is_zero() {
+            let rate = load.phases.first().map_or(1.0, |p| p.start_rate());
+            self.progress.note(&format!(
+                "{setting}warm-up: {:?} at {rate}/s on each arm (not recorded)",
+                load.warmup
+            ));
+            for driver in &drivers {
+                let plan = load_plan(
+                    load,
+                    vec![RatePhase::constant(rate, load.warmup)],
+                    kinds.clone(),
+                );
+                load::run(Arc::clone(driver), plan, self.stop.clone(), |_, _| {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
+        let target_rate = crate::run::target_rate(&load.phases);
+        let total = self.overhead.trials * 2;
+        for pair in 0..self.overhead.trials {
+            let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
+            for a in order {
+                if self.stop.is_cancelled() {
+                    return Ok(());
+                }
+                let arm = &mut arms[a];
+                for (_, probe) in &arm.probes {
+                    probe.reset_peak_rss();
+                }
+                let before = arm.cpu().map_err(|e| e.to_string())?;
+                let plan = load_plan(load, phases.clone(), kinds.clone());
+                let report = load::run(Arc::clone(&drivers[a]), plan, self.stop.clone(), |_, _| {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // Spans batched during the trial are exported within its window.
+                tokio::select! {
+                    () = tokio::time::sleep(self.overhead.settle) => {}
+                    () = self.stop.cancelled() => {}
+                }
+                if let Some(reason) = arm.crashed() {
+                    return Err(reason);
+                }
+                let after = arm.cpu().map_err(|e| e.to_string())?;
+                let interrupted = report.stop == load::Stop::Interrupted;
+                let trial = trial_result(arm, pair, &report, target_rate, &before, &after);
+                if arm.name == ArmName::Treatment {
+                    match treatment {
+                        Some(all) => all.absorb(report),
+                        None => *treatment = Some(report),
+                    }
+                }
+                // An interrupted trial measured part of a load: it pairs with nothing.
+                if interrupted {
+                    return Ok(());
+                }
+                self.progress.note(&format!(
+                    "{setting}trial {:>2}/{total} {:<9} {:>6} sent  {:>7.1} µs CPU/request  p99 {}",
+                    trials.len() + 1,
+                    format!("{:?}", trial.arm).to_lowercase(),
+                    trial.sent,
+                    trial.cpu_us_total,
+                    micros(trial.p99_us),
+                ));
+                trials.push(trial);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn trial_result(
+    arm: &ArmProcess,
+    pair: usize,
+    report: &RunReport,
+    target_rate: f64,
+    before: &[Duration],
+    after: &[Duration],
+) -> TrialResult {
+    let summary = LoadSummary::from_report(report, target_rate);
+    let per_request = |used: Duration| {
+        if summary.sent == 0 {
+            f64::NAN
+        } else {
+            used.as_secs_f64() * 1e6 / summary.sent as f64
+        }
+    };
+    let cpu_us: BTreeMap<String, f64> = arm
+        .probes
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|((name, _), (b, a))| (name.clone(), per_request(a.saturating_sub(*b))))
+        .collect();
+    let peak_rss_bytes = arm
+        .probes
+        .iter()
+        .filter_map(|(name, probe)| probe.peak_rss().ok().map(|rss| (name.clone(), rss)))
+        .collect();
+    TrialResult {
+        arm: arm.name,
+        pair,
+        sent: summary.sent,
+        unexpected: summary.unexpected + summary.abandoned,
+        dropped: summary.dropped,
+        achieved_rate: summary.achieved_rate,
+        cpu_us_total: cpu_us.values().sum(),
+        cpu_us,
+        p50_us: summary.latency.p50,
+        p90_us: summary.latency.p90,
+        p99_us: summary.latency.p99,
+        peak_rss_bytes,
+    }
+}
+
+/// The points of a scenario's sweep, each the scenario file read again with the user's `--set`s
+/// and then the sweep's own; without a sweep, the scenario itself.
+pub fn points(
+    path: &Path,
+    overrides: &[crate::scenario::Override],
+    scenario: &Scenario,
+) -> Result<Vec<Point>, RunError> {
+    let Some(sweep) = scenario.overhead.as_ref().and_then(|o| o.sweep.as_ref()) else {
+        return Ok(vec![Point {
+            setting: None,
+            scenario: scenario.clone(),
+        }]);
+    };
+    sweep
+        .values
+        .iter()
+        .map(|value| {
+            let setting = format!("{}={value}", sweep.key);
+            let mut all = overrides.to_vec();
+            all.push(
+                setting
+                    .parse()
+                    .map_err(|e: crate::scenario::ScenarioError| {
+                        RunError::BadInput(e.to_string())
+                    })?,
+            );
+            let scenario = crate::scenario::load(path, &all)
+                .map_err(|e| RunError::BadInput(format!("overhead.sweep at {setting}: {e}")))?;
+            Ok(Point {
+                setting: Some(setting),
+                scenario,
+            })
+        })
+        .collect()
+}

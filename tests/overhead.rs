@@ -1,0 +1,134 @@
+//! The overhead experiment end to end, through `harness run` as users run it, with real services:
+//! a known CPU cost per traced request is found and measured (calibration), an A/A run finds no
+//! difference, and a tracing arm that exports nothing is refused as a measurement of tracing.
+//!
+//! The experiments run one at a time: two running at once on a two-core machine would measure
+//! each other.
+
+mod support;
+
+use std::sync::Mutex;
+
+use serde_json::Value;
+use support::run::Run;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// CPU µs per traced request the engine burns in the calibration run.
+const INJECTED_US: f64 = 400.0;
+
+/// `scenarios/overhead-quick.yaml` with its `overhead:` section extended by `arms`.
+fn scenario(run: &Run, arms: &str) -> String {
+    let base = include_str!("../scenarios/overhead-quick.yaml");
+    let anchor = "  claim: {metric: cpu, bound: 1%}\n";
+    assert_eq!(base.matches(anchor).count(), 1);
+    let text = base.replace(anchor, &format!("{anchor}{arms}"));
+    run.write_scenario("overhead-quick.yaml", &text)
+}
+
+fn experiment(run: &Run, arms: &str) -> (Option<i32>, Value, String) {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let path = scenario(run, arms);
+    let output = run.run(&["run", &path]);
+    run.assert_no_leftovers();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code(), run.result("overhead-quick"), stdout)
+}
+
+fn effect(value: &Value) -> (f64, f64, f64) {
+    let number = |key: &str| value[key].as_f64().unwrap_or(f64::NAN);
+    (number("estimate"), number("low"), number("high"))
+}
+
+#[test]
+fn an_injected_cost_per_traced_request_fails_the_claim_and_is_measured() {
+    let run = Run::new("overhead-calibration");
+    // Both arms trace; only the treatment's engine burns the known cost on each traced request,
+    // so the difference between the arms is exactly what was injected.
+    let arms = format!(
+        "  control: {{tracing: true}}\n  treatment:\n    engine: {{args: \
+         [--calibration-traced-cpu-us, \"{INJECTED_US}\"]}}\n"
+    );
+    let (code, result, stdout) = experiment(&run, &arms);
+    let overhead = &result["overhead"];
+    assert_eq!(code, Some(1), "{stdout}");
+    assert_eq!(result["status"]["state"], "completed", "{stdout}");
+    assert_eq!(overhead["verdict"], "FAIL", "{stdout}");
+    let point = &overhead["points"][0];
+    assert_eq!(point["pairs"], 6, "{stdout}");
+    // The injection must be a large share of a request for the calibration to mean anything.
+    let control_us = point["control_cpu_us"].as_f64().expect("control CPU");
+    assert!(
+        INJECTED_US >= 0.2 * control_us,
+        "{control_us} µs per request"
+    );
+    // The cost lands in the engine, and the system's interval holds it too.
+    let (_, low, high) = effect(&point["services"]["core-engine"]["cost_us"]);
+    assert!(
+        low <= INJECTED_US && INJECTED_US <= high,
+        "engine [{low}, {high}]\n{stdout}"
+    );
+    let (_, low, high) = effect(&point["cpu_cost_us"]);
+    assert!(
+        low <= INJECTED_US && INJECTED_US <= high,
+        "total [{low}, {high}]\n{stdout}"
+    );
+    let (_, low, _) = effect(&point["cpu"]);
+    assert!(low > 0.01, "relative low {low}\n{stdout}");
+    assert!(overhead["spans_received"].as_u64() > Some(0), "{stdout}");
+    // Every trial measured both services, and the load summary is the treatment's trials.
+    let trials = point["trials"].as_array().expect("trials");
+    assert_eq!(trials.len(), 12);
+    for trial in trials {
+        assert!(trial["sent"].as_u64() > Some(300), "{trial}");
+        assert!(
+            trial["peak_rss_bytes"]["core-engine"].as_u64() > Some(0),
+            "{trial}"
+        );
+        assert!(
+            trial["cpu_us"]["api-gateway"].as_f64() > Some(0.0),
+            "{trial}"
+        );
+    }
+    let sent: u64 = trials
+        .iter()
+        .filter(|t| t["arm"] == "treatment")
+        .map(|t| t["sent"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(result["load"]["sent"].as_u64(), Some(sent));
+    assert!(stdout.contains("FAIL: CPU per request +"), "{stdout}");
+}
+
+#[test]
+fn an_a_a_run_does_not_fail_and_its_interval_holds_zero() {
+    let run = Run::new("overhead-a-a");
+    let (code, result, stdout) = experiment(&run, "  treatment: {tracing: false}\n");
+    let overhead = &result["overhead"];
+    assert_eq!(result["status"]["state"], "completed", "{stdout}");
+    assert_ne!(overhead["verdict"], "FAIL", "{stdout}");
+    // PASS exits 0; INCONCLUSIVE (an interval wider than the bound) fails the gate.
+    let expected = if overhead["verdict"] == "PASS" { 0 } else { 1 };
+    assert_eq!(code, Some(expected), "{stdout}");
+    let point = &overhead["points"][0];
+    let (_, low, high) = effect(&point["cpu"]);
+    assert!(low <= 0.0 && 0.0 <= high, "[{low}, {high}]\n{stdout}");
+    let (_, low, high) = effect(&point["cpu_cost_us"]);
+    assert!(low <= 0.0 && 0.0 <= high, "[{low}, {high}]\n{stdout}");
+    // Nothing traced, so no receiver was needed.
+    assert_eq!(overhead["spans_received"], Value::Null);
+}
+
+#[test]
+fn a_tracing_arm_that_exports_nothing_is_not_a_measurement_of_tracing() {
+    let run = Run::new("overhead-no-export");
+    // The treatment traces but exports to a port where nothing listens.
+    let arms = "  treatment:\n    engine: {env: {OTEL_EXPORTER_OTLP_ENDPOINT: \
+                \"http://127.0.0.1:9\"}}\n    gateway: {env: {OTEL_EXPORTER_OTLP_ENDPOINT: \
+                \"http://127.0.0.1:9\"}}\n";
+    let (code, result, stdout) = experiment(&run, arms);
+    assert_eq!(code, Some(3), "{stdout}");
+    assert_eq!(result["status"]["state"], "failed");
+    let reason = result["status"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("exported no spans"), "{reason}");
+    assert_eq!(result["overhead"]["spans_received"], 0);
+}
