@@ -185,8 +185,13 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|scenario| {
                 harness::run::parse_thresholds(&scenario)
-                    .and_then(|_| harness::run::prepare(&scenario))
-                    .map(|_| scenario)
+                    .and_then(|_| harness::overhead::points(path, &[], &scenario))
+                    .and_then(|points| {
+                        points
+                            .iter()
+                            .try_for_each(|point| harness::run::prepare(&point.scenario).map(drop))
+                    })
+                    .map(|()| scenario)
                     .map_err(|e| e.to_string())
             });
         match checked {

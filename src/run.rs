@@ -208,7 +208,7 @@ pub async fn run(
         .finish_traces(&kind_names, managed.is_some().then_some(&logs))
         .await;
     let mut managed = managed;
-    let crashed = managed.as_mut().and_then(system_failure);
+    let crashed = managed.as_mut().and_then(ManagedSystem::exited);
     if let Some(system) = managed {
         system.stop().await;
     }
@@ -374,21 +374,6 @@ pub(crate) fn fetch_url(base: Uri) -> Result<Uri, RunError> {
     )
     .parse()
     .map_err(|e| RunError::BadInput(format!("gateway URL {text}: {e}")))
-}
-
-/// Why the managed system failed during the run, if it did: a service that exited on its own.
-fn system_failure(system: &mut ManagedSystem) -> Option<String> {
-    [&mut system.engine, &mut system.gateway]
-        .into_iter()
-        .find_map(|service| {
-            service.try_exited().map(|status| {
-                format!(
-                    "the {} exited during the run ({status}); see {}",
-                    service.name(),
-                    service.log.display()
-                )
-            })
-        })
 }
 
 /// The request mix rendered for the protocol, before anything starts: a body that does not fit

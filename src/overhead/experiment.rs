@@ -141,6 +141,11 @@ pub async fn run(
         );
     }
     let kind_names = base.requests.iter().map(|k| k.name.clone());
+    let mut treatment = treatment.unwrap_or_else(|| RunReport::empty(kind_names));
+    // Interrupted in a control trial or between trials, the treatment's own loads all completed.
+    if stop.is_cancelled() {
+        treatment.stop = load::Stop::Interrupted;
+    }
     let result = OverheadResult {
         claim: ClaimResult {
             metric: overhead.claim.metric,
@@ -156,7 +161,7 @@ pub async fn run(
     };
     Ok(Measured {
         result,
-        treatment: treatment.unwrap_or_else(|| RunReport::empty(kind_names)),
+        treatment,
         failure,
     })
 }
@@ -176,18 +181,9 @@ impl ArmProcess {
     /// Why the arm can no longer be measured: a service exited.
     fn crashed(&mut self) -> Option<String> {
         let name = self.name;
-        [&mut self.system.engine, &mut self.system.gateway]
-            .into_iter()
-            .find_map(|service| {
-                service.try_exited().map(|status| {
-                    format!(
-                        "the {:?} arm's {} exited during the experiment ({status}); see {}",
-                        name,
-                        service.name(),
-                        service.log.display()
-                    )
-                })
-            })
+        self.system
+            .exited()
+            .map(|reason| format!("{} arm: {reason}", name.as_str()))
     }
 
     fn cpu(&self) -> Result<Vec<Duration>, ProbeError> {
@@ -244,10 +240,7 @@ async fn launch(
     let exe = std::env::current_exe()
         .context("finding the harness executable to launch the services")
         .map_err(incomplete)?;
-    let log_dir = out_dir.join(match name {
-        ArmName::Control => "control",
-        ArmName::Treatment => "treatment",
-    });
+    let log_dir = out_dir.join(name.as_str());
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("creating {}", log_dir.display()))
         .map_err(incomplete)?;
@@ -426,7 +419,7 @@ impl<'a> TrialRun<'a> {
                 self.progress.note(&format!(
                     "{setting}trial {:>2}/{total} {:<9} {:>6} sent  {:>7.1} µs CPU/request  p99 {}",
                     trials.len() + 1,
-                    format!("{:?}", trial.arm).to_lowercase(),
+                    trial.arm.as_str(),
                     trial.sent,
                     trial.cpu_us_total,
                     micros(trial.p99_us),

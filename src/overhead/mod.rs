@@ -63,6 +63,15 @@ pub enum ArmName {
     Treatment,
 }
 
+impl ArmName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArmName::Control => "control",
+            ArmName::Treatment => "treatment",
+        }
+    }
+}
+
 /// The experiment at one setting (the only one without a sweep).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PointResult {

@@ -618,6 +618,15 @@ fn shipped_scenarios_and_the_documented_example_parse() {
     assert_eq!(s.name, "baseline");
     assert_eq!(s.requests.len(), 2);
     assert_eq!(s.total_duration(), Duration::from_secs(50));
+
+    let overhead = doc
+        .split("```yaml\n")
+        .nth(2)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the overhead example in docs/scenario.md");
+    let s = parse("docs/scenario.md", overhead, &[]).unwrap_or_else(|err| panic!("{err}"));
+    let overhead = s.overhead.expect("an experiment");
+    assert_eq!(overhead.sweep.expect("a sweep").values.len(), 4);
 }
 
 #[test]

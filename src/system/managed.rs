@@ -286,6 +286,21 @@ impl ManagedSystem {
         ServiceProcess::start(exe, "API gateway", "gateway", args, &env, log_dir).await
     }
 
+    /// Why the system can no longer be measured, if a service has exited on its own.
+    pub fn exited(&mut self) -> Option<String> {
+        [&mut self.engine, &mut self.gateway]
+            .into_iter()
+            .find_map(|service| {
+                service.try_exited().map(|status| {
+                    format!(
+                        "the {} exited during the run ({status}); see {}",
+                        service.name(),
+                        service.log.display()
+                    )
+                })
+            })
+    }
+
     /// Stops the gateway first (no new engine calls), then the engine.
     pub async fn stop(self) {
         self.gateway.stop().await;
