@@ -1,7 +1,10 @@
 //! Prometheus metrics of both services, with the names the platform's dashboards and alerts use.
 //!
 //! Durations are histograms in seconds. Label values come from closed sets (gRPC code names, route
-//! templates, standard HTTP methods), so cardinality stays bounded whatever clients send.
+//! templates, standard HTTP methods), so cardinality stays bounded whatever clients send. Both
+//! services also export the standard `process_*` metrics, for the resource alerts.
+
+mod process;
 
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, OnceLock};
@@ -88,6 +91,7 @@ impl Default for EngineMetrics {
         let grpc_requests = Family::default();
         let grpc_duration = histogram_family();
         let grpc_errors = Family::default();
+        registry.register_collector(Box::new(process::ProcessCollector));
         registry.register("requests", "RPCs handled", requests.clone());
         registry.register(
             "errors",
@@ -263,6 +267,7 @@ impl Default for GatewayMetrics {
         let http_duration = histogram_family();
         let http_errors = Family::default();
         let connections_active = Gauge::default();
+        registry.register_collector(Box::new(process::ProcessCollector));
         registry.register("requests", "API requests handled", requests.clone());
         registry.register(
             "errors",

@@ -28,16 +28,25 @@ pub struct ScrapeTarget<'a> {
 /// The `prometheus` executable on `PATH`, if any; panics instead of returning `None` when the
 /// environment requires Prometheus.
 pub fn binary(test: &str) -> Option<PathBuf> {
-    let found = find_on_path("prometheus");
+    required("prometheus", test)
+}
+
+/// `promtool`, which the same Debian package ships; `None` and panics as for [`binary`].
+pub fn promtool(test: &str) -> Option<PathBuf> {
+    required("promtool", test)
+}
+
+fn required(program: &str, test: &str) -> Option<PathBuf> {
+    let found = find_on_path(program);
     if found.is_none() {
         if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1") {
             panic!(
-                "{test}: `prometheus` is not on PATH but {REQUIRE_VAR}=1 requires it; \
+                "{test}: `{program}` is not on PATH but {REQUIRE_VAR}=1 requires it; \
                  scripts/test installs it with `apt-get install -y prometheus`"
             );
         }
         eprintln!(
-            "note: {test}: skipping the Prometheus part, `prometheus` is not on PATH \
+            "note: {test}: skipping the Prometheus part, `{program}` is not on PATH \
              (install Debian's `prometheus` package, or run scripts/test)"
         );
     }

@@ -28,14 +28,19 @@ use crate::telemetry::Telemetry;
 
 /// The name the engine reports as `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
 pub const DEFAULT_SERVICE_NAME: &str = "core-engine";
+/// The default addresses and the metrics path, named so that deployment files can be checked
+/// against them (`tests/observability`).
+pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:50051";
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:50052";
+pub const METRICS_ROUTE: &str = "/metrics";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
     /// Address for gRPC; port 0 picks a free port (reported on the ready line)
-    #[arg(long, env = "ENGINE_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "ENGINE_GRPC_LISTEN", default_value = DEFAULT_GRPC_LISTEN)]
     pub grpc_listen: SocketAddr,
     /// Address for the Prometheus endpoint GET /metrics; port 0 picks a free port
-    #[arg(long, env = "ENGINE_METRICS_LISTEN", default_value = "127.0.0.1:50052")]
+    #[arg(long, env = "ENGINE_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN)]
     pub metrics_listen: SocketAddr,
     /// Largest request message accepted, in bytes; larger ones fail with OUT_OF_RANGE
     #[arg(long, env = "ENGINE_MAX_REQUEST_BYTES", default_value_t = 64 * 1024)]
@@ -83,7 +88,7 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
         );
     let mut grpc = tokio::spawn(async move { grpc_server.await.context("gRPC server") });
     let metrics_app = Router::new().route(
-        "/metrics",
+        METRICS_ROUTE,
         get(move || {
             let metrics = Arc::clone(&metrics);
             async move { metrics.response() }

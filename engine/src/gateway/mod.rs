@@ -30,6 +30,9 @@ use crate::telemetry::Telemetry;
 
 /// The name the gateway reports as `service.name` unless `OTEL_SERVICE_NAME` says otherwise.
 pub const DEFAULT_SERVICE_NAME: &str = "api-gateway";
+/// The default addresses, named so that deployment files can be checked against them.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_ENGINE_URL: &str = "http://127.0.0.1:50051";
 pub const FETCH_ROUTE: &str = "/api/v1/market-data/fetch";
 pub const METRICS_ROUTE: &str = "/api/v1/metrics";
 pub const HEALTH_ROUTE: &str = "/health";
@@ -52,14 +55,10 @@ const ROUTES: &[Route] = &[Route {
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayArgs {
     /// Address for the HTTP API and its metrics; port 0 picks a free port (reported on the ready line)
-    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// The core engine's gRPC URL
-    #[arg(
-        long,
-        env = "GATEWAY_ENGINE_URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
+    #[arg(long, env = "GATEWAY_ENGINE_URL", default_value = DEFAULT_ENGINE_URL)]
     pub engine_url: Uri,
     /// Deadline for each engine call; past it the gateway gives up and answers 504
     #[arg(long, env = "GATEWAY_ENGINE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
