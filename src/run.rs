@@ -89,6 +89,25 @@ pub async fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let mut scenario =
         scenario::load(path, &overrides).map_err(|e| RunError::BadInput(e.to_string()))?;
+    if scenario.overhead.is_some() && (options.gateway.is_some() || options.engine.is_some()) {
+        return Err(RunError::BadInput(format!(
+            "{}: the overhead experiment launches its own two systems; --gateway and --engine \
+             do not apply",
+            scenario.name
+        )));
+    }
+    // --gateway / --engine switch to an external system whatever the file says, before anything
+    // (the trace checks, the receiver's ports, the metrics sources) is chosen for the system.
+    if options.gateway.is_some() || options.engine.is_some() {
+        let (file_gateway, file_engine) = match &scenario.system {
+            System::External { gateway, engine } => (gateway.clone(), engine.clone()),
+            System::Managed(_) => (None, None),
+        };
+        scenario.system = System::External {
+            gateway: options.gateway.clone().or(file_gateway),
+            engine: options.engine.clone().or(file_engine),
+        };
+    }
     options.apis.apply(&mut scenario);
     let mut thresholds = parse_thresholds(&scenario)?;
     thresholds.extend(implicit_thresholds(&scenario, &thresholds));
@@ -118,13 +137,6 @@ pub async fn run(
     };
     let kind_names: Vec<String> = scenario.requests.iter().map(|k| k.name.clone()).collect();
     if scenario.overhead.is_some() {
-        if options.gateway.is_some() || options.engine.is_some() {
-            return Err(RunError::BadInput(format!(
-                "{}: the overhead experiment launches its own two systems; --gateway and \
-                 --engine do not apply",
-                scenario.name
-            )));
-        }
         let points = crate::overhead::points(path, &overrides, &scenario)?;
         drop(mix);
         let measured =
@@ -155,7 +167,7 @@ pub async fn run(
         });
     }
     let started_system = match Verifier::prepare(&scenario) {
-        Ok(verifier) => start_system(&scenario, options, &out_dir, &verifier)
+        Ok(verifier) => start_system(&scenario, &out_dir, &verifier)
             .await
             .map(|system| (verifier, system)),
         Err(error) => Err(error),
@@ -251,33 +263,29 @@ type Started = (Option<ManagedSystem>, Target, Option<(String, String)>);
 
 async fn start_system(
     scenario: &Scenario,
-    options: &RunOptions,
     out_dir: &Path,
     verifier: &Verifier,
 ) -> Result<Started, RunError> {
     let protocol = scenario.load.protocol;
-    let (file_gateway, file_engine) = match &scenario.system {
-        System::External { gateway, engine } => (gateway.clone(), engine.clone()),
-        System::Managed(_) => (None, None),
-    };
-    // --gateway / --engine switch to an external system whatever the file says.
     let managed = match &scenario.system {
-        System::Managed(managed) if options.gateway.is_none() && options.engine.is_none() => {
-            managed
-        }
-        _ => {
+        System::Managed(managed) => managed,
+        System::External {
+            gateway: file_gateway,
+            engine: file_engine,
+        } => {
             let target = match protocol {
                 Protocol::Http => {
-                    let base = options.gateway.clone().or(file_gateway).ok_or_else(|| {
+                    let base = file_gateway.clone().ok_or_else(|| {
                         RunError::BadInput(
                             "protocol http needs a gateway URL (--gateway or system.external.gateway)".into(),
                         )
                     })?;
                     Target::Http(fetch_url(base)?)
                 }
-                Protocol::Grpc => Target::Grpc(options.engine.clone().or(file_engine).ok_or_else(|| {
+                Protocol::Grpc => Target::Grpc(file_engine.clone().ok_or_else(|| {
                     RunError::BadInput(
-                        "protocol grpc needs an engine URL (--engine or system.external.engine)".into(),
+                        "protocol grpc needs an engine URL (--engine or system.external.engine)"
+                            .into(),
                     )
                 })?),
             };

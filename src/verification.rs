@@ -310,6 +310,16 @@ impl Verifier {
                     description,
                     source.map(Metrics::Scrape).map_err(|e| e.to_string()),
                 ));
+            } else {
+                // An external system's endpoints are not known: say so rather than check nothing.
+                sources.push((
+                    "scrape".to_owned(),
+                    Err(
+                        "the services' metrics URLs are not known for an external system: set \
+                         verify.metrics.gateway_metrics and engine_metrics, or use --prometheus"
+                            .to_owned(),
+                    ),
+                ));
             }
         }
         if let Some(prometheus) = &spec.prometheus {

@@ -226,3 +226,59 @@ async fn metrics_reconcile_through_a_real_prometheus() {
     assert!(sources[1].starts_with("Prometheus at"), "{sources:?}");
     assert_eq!(metrics["sources"][1]["passed"], true, "{metrics:#}");
 }
+
+/// `--gateway` on a scenario written for the managed system: the harness loads the running
+/// services, receives their spans on the standard OTLP port, and says which metrics it cannot
+/// reach rather than checking nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_system_exports_to_the_receiver_on_the_standard_port() {
+    let logs = Run::new("verify-external-services");
+    std::fs::create_dir_all(&logs.out).expect("log directory");
+    let env = std::collections::BTreeMap::from([
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+            "http://127.0.0.1:4317".to_owned(),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "200".to_owned()),
+        ("HARNESS_TEST_MARKER".to_owned(), logs.marker.clone()),
+    ]);
+    let system = harness::system::ManagedSystem::start(
+        std::path::Path::new(support::run::HARNESS),
+        &env,
+        &harness::system::ServiceLaunch::default(),
+        &harness::system::ServiceLaunch::default(),
+        &logs.out,
+    )
+    .await
+    .expect("services start");
+    let gateway = system.gateway.address("http").expect("gateway address");
+
+    let run = Run::new("verify-external");
+    let output = tokio::task::spawn_blocking(move || {
+        run.run(&[
+            "run",
+            "scenarios/verify.yaml",
+            "--gateway",
+            &format!("http://{gateway}"),
+        ]);
+        run
+    })
+    .await
+    .expect("harness ran");
+    let result = output.result("verify");
+    system.stop().await;
+    let traces = traces(&result);
+    let sampled = traces["sampled"].as_u64().expect("sampled");
+    assert!(sampled > 0, "{traces:#}");
+    assert_eq!(traces["passed"], sampled, "{traces:#}");
+    assert!(
+        traces["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("127.0.0.1:4317")),
+        "{traces:#}"
+    );
+    let metrics = &result["verification"]["metrics"];
+    assert_eq!(metrics["reconciled"], false);
+    let error = metrics["sources"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("metrics URLs are not known"), "{metrics:#}");
+}
