@@ -5,7 +5,7 @@
 # No protoc is needed: engine/build.rs compiles the proto with protox.
 
 # The workspace's rust-version (Cargo.toml).
-ARG RUST_VERSION=1.88.0
+ARG RUST_VERSION=1.89.0
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /workspace
