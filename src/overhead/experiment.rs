@@ -19,7 +19,7 @@ use crate::load::{self, Driver, GrpcDriver, HttpDriver, LoadKind, RatePhase, Run
 use crate::progress::Progress;
 use crate::result::LoadSummary;
 use crate::run::{PreparedMix, RunError, fetch_url, http_uri, load_plan, prepare, rate_phase};
-use crate::scenario::{Arm, Managed, Overhead, Scenario, ServiceSpec, System};
+use crate::scenario::{Arm, Managed, Overhead, Relaunch, Scenario, ServiceSpec, System};
 use crate::summary::micros;
 use crate::system::{ManagedSystem, ServiceLaunch};
 use crate::trace::receiver::{Receiver, ReceiverConfig};
@@ -73,7 +73,13 @@ pub async fn run(
         .export
         .clone()
         .or_else(|| receiver.as_ref().map(Receiver::grpc_endpoint));
-    let mut arms = launch_arms(managed, overhead, endpoint.as_deref(), base, out_dir).await?;
+    let mut arms = Arms {
+        managed,
+        overhead,
+        endpoint,
+        out_dir,
+        running: None,
+    };
 
     let progress = Progress::new(quiet, Vec::new());
     let mut results = Vec::with_capacity(points.len());
@@ -81,29 +87,28 @@ pub async fn run(
     let mut failure = None;
     for (point, mix) in points.iter().zip(mixes) {
         let mut trials = Vec::new();
+        let load = &point.scenario.load;
+        let mut trial_run = TrialRun {
+            point,
+            overhead,
+            progress: &progress,
+            stop,
+            trials: &mut trials,
+            treatment: &mut treatment,
+        };
         let measured = match mix {
             PreparedMix::Http(kinds) => {
-                let load = &point.scenario.load;
                 let driver = |arm: &ArmProcess| {
                     HttpDriver::new(arm.http.clone(), load.connections, load.timeout)
                 };
-                let drivers = [driver(&arms[0]), driver(&arms[1])].map(Arc::new);
-                let mut trial_run = TrialRun::new(point, overhead, &progress, stop);
-                trial_run
-                    .run(drivers, kinds, &mut arms, &mut trials, &mut treatment)
-                    .await
+                trial_run.run(driver, kinds, &mut arms).await
             }
             PreparedMix::Grpc(kinds) => {
-                let load = &point.scenario.load;
                 let driver = |arm: &ArmProcess| {
                     let endpoint = tonic::transport::Endpoint::from(arm.grpc.clone());
                     GrpcDriver::new(endpoint, load.connections, load.timeout)
                 };
-                let drivers = [driver(&arms[0]), driver(&arms[1])].map(Arc::new);
-                let mut trial_run = TrialRun::new(point, overhead, &progress, stop);
-                trial_run
-                    .run(drivers, kinds, &mut arms, &mut trials, &mut treatment)
-                    .await
+                trial_run.run(driver, kinds, &mut arms).await
             }
         };
         let analysis = analyse(&trials, overhead.claim);
@@ -120,9 +125,7 @@ pub async fn run(
             break;
         }
     }
-    let [control, treated] = arms;
-    control.system.stop().await;
-    treated.system.stop().await;
+    arms.stop().await;
     let spans_received = match receiver {
         Some(receiver) => {
             let spans = receiver.stats().spans_received;
@@ -191,39 +194,65 @@ impl ArmProcess {
     }
 }
 
-async fn launch_arms(
-    managed: &Managed,
-    overhead: &Overhead,
-    endpoint: Option<&str>,
-    base: &Scenario,
-    out_dir: &Path,
-) -> Result<[ArmProcess; 2], RunError> {
-    let control = launch(
-        managed,
-        &overhead.control,
-        ArmName::Control,
-        endpoint,
-        out_dir,
-    )
-    .await?;
-    match launch(
-        managed,
-        &overhead.treatment,
-        ArmName::Treatment,
-        endpoint,
-        out_dir,
-    )
-    .await
-    {
-        Ok(treatment) => Ok([control, treatment]),
-        Err(error) => {
-            control.system.stop().await;
-            Err(match error {
-                RunError::Incomplete(e) => {
-                    RunError::Incomplete(e.context(format!("{}: treatment arm", base.name)))
+/// The two arms' processes: launched for the first pair and, unless the experiment keeps them,
+/// afresh for every pair after.
+struct Arms<'a> {
+    managed: &'a Managed,
+    overhead: &'a Overhead,
+    endpoint: Option<String>,
+    out_dir: &'a Path,
+    running: Option<[ArmProcess; 2]>,
+}
+
+impl Arms<'_> {
+    /// The arms for `pair`, and whether they were just launched (and so need warming up). A new
+    /// pair gets new processes unless `relaunch: never`; the arm launched first alternates.
+    async fn for_pair(&mut self, pair: usize) -> Result<(&mut [ArmProcess; 2], bool), String> {
+        if self.overhead.relaunch == Relaunch::EveryPair && pair > 0 {
+            self.stop().await;
+        }
+        let fresh = self.running.is_none();
+        if fresh {
+            let endpoint = self.endpoint.as_deref();
+            let (first, second) = if pair.is_multiple_of(2) {
+                (ArmName::Control, ArmName::Treatment)
+            } else {
+                (ArmName::Treatment, ArmName::Control)
+            };
+            let first = self.launch(first, endpoint).await?;
+            let second = match self.launch(second, endpoint).await {
+                Ok(second) => second,
+                Err(error) => {
+                    first.system.stop().await;
+                    return Err(error);
                 }
-                other => other,
-            })
+            };
+            self.running = Some(match first.name {
+                ArmName::Control => [first, second],
+                ArmName::Treatment => [second, first],
+            });
+        }
+        match &mut self.running {
+            Some(arms) => Ok((arms, fresh)),
+            None => Err("the arms were not launched".to_owned()),
+        }
+    }
+
+    async fn launch(&self, name: ArmName, endpoint: Option<&str>) -> Result<ArmProcess, String> {
+        let arm = match name {
+            ArmName::Control => &self.overhead.control,
+            ArmName::Treatment => &self.overhead.treatment,
+        };
+        launch(self.managed, arm, name, endpoint, self.out_dir)
+            .await
+            .map_err(|e| format!("launching the {} arm: {e}", name.as_str()))
+    }
+
+    async fn stop(&mut self) {
+        if let Some(arms) = self.running.take() {
+            for arm in arms {
+                arm.system.stop().await;
+            }
         }
     }
 }
@@ -323,33 +352,20 @@ struct TrialRun<'a> {
     overhead: &'a Overhead,
     progress: &'a Progress,
     stop: &'a CancellationToken,
+    /// Where each trial goes.
+    trials: &'a mut Vec<TrialResult>,
+    /// The treatment arm's loads, as one run.
+    treatment: &'a mut Option<RunReport>,
 }
 
-impl<'a> TrialRun<'a> {
-    fn new(
-        point: &'a Point,
-        overhead: &'a Overhead,
-        progress: &'a Progress,
-        stop: &'a CancellationToken,
-    ) -> Self {
-        TrialRun {
-            point,
-            overhead,
-            progress,
-            stop,
-        }
-    }
-
-    /// Warms both arms up, then runs the trials in A B B A order, appending each to `trials` and
-    /// the treatment's loads to `treatment`. Ends early, with what it has, when the run is
-    /// interrupted; an arm that fails is the error.
+impl TrialRun<'_> {
+    /// Runs the pairs, A B then B A, warming freshly launched arms up first. Ends early, with
+    /// what it has, when the run is interrupted; an arm that fails is the error.
     async fn run<D: Driver>(
         &mut self,
-        drivers: [Arc<D>; 2],
+        make_driver: impl Fn(&ArmProcess) -> D,
         kinds: Vec<LoadKind<D::Payload>>,
-        arms: &mut [ArmProcess; 2],
-        trials: &mut Vec<TrialResult>,
-        treatment: &mut Option<RunReport>,
+        arms: &mut Arms<'_>,
     ) -> Result<(), String>
     where
         D::Payload: Clone,
@@ -360,33 +376,33 @@ impl<'a> TrialRun<'a> {
             .setting
             .as_ref()
             .map_or(String::new(), |s| format!("[{s}] "));
-        if !load.warmup.is_zero() {
-            let rate = load.phases.first().map_or(1.0, |p| p.start_rate());
-            self.progress.note(&format!(
-                "{setting}warm-up: {:?} at {rate}/s on each arm (not recorded)",
-                load.warmup
-            ));
-            for driver in &drivers {
-                let plan = load_plan(
-                    load,
-                    vec![RatePhase::constant(rate, load.warmup)],
-                    kinds.clone(),
-                );
-                load::run(Arc::clone(driver), plan, self.stop.clone(), |_, _| {})
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-        }
         let phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
         let target_rate = crate::run::target_rate(&load.phases);
         let total = self.overhead.trials * 2;
+        let mut drivers: Option<[Arc<D>; 2]> = None;
         for pair in 0..self.overhead.trials {
-            let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
+            if self.stop.is_cancelled() {
+                return Ok(());
+            }
+            let (running, fresh) = arms.for_pair(pair).await?;
+            let drivers = match &drivers {
+                Some(drivers) if !fresh => drivers,
+                _ => {
+                    let made = [make_driver(&running[0]), make_driver(&running[1])].map(Arc::new);
+                    self.warm_up(&made, &kinds, &setting).await?;
+                    drivers.insert(made)
+                }
+            };
+            let order = if pair.is_multiple_of(2) {
+                [0, 1]
+            } else {
+                [1, 0]
+            };
             for a in order {
                 if self.stop.is_cancelled() {
                     return Ok(());
                 }
-                let arm = &mut arms[a];
+                let arm = &mut running[a];
                 for (_, probe) in &arm.probes {
                     probe.reset_peak_rss();
                 }
@@ -407,9 +423,9 @@ impl<'a> TrialRun<'a> {
                 let interrupted = report.stop == load::Stop::Interrupted;
                 let trial = trial_result(arm, pair, &report, target_rate, &before, &after);
                 if arm.name == ArmName::Treatment {
-                    match treatment {
+                    match self.treatment {
                         Some(all) => all.absorb(report),
-                        None => *treatment = Some(report),
+                        None => *self.treatment = Some(report),
                     }
                 }
                 // An interrupted trial measured part of a load: it pairs with nothing.
@@ -418,14 +434,46 @@ impl<'a> TrialRun<'a> {
                 }
                 self.progress.note(&format!(
                     "{setting}trial {:>2}/{total} {:<9} {:>6} sent  {:>7.1} µs CPU/request  p99 {}",
-                    trials.len() + 1,
+                    self.trials.len() + 1,
                     trial.arm.as_str(),
                     trial.sent,
                     trial.cpu_us_total,
                     micros(trial.p99_us),
                 ));
-                trials.push(trial);
+                self.trials.push(trial);
             }
+        }
+        Ok(())
+    }
+
+    /// The first phase's rate on each freshly launched arm for the warm-up time, not recorded.
+    async fn warm_up<D: Driver>(
+        &self,
+        drivers: &[Arc<D>; 2],
+        kinds: &[LoadKind<D::Payload>],
+        setting: &str,
+    ) -> Result<(), String>
+    where
+        D::Payload: Clone,
+    {
+        let load = &self.point.scenario.load;
+        if load.warmup.is_zero() {
+            return Ok(());
+        }
+        let rate = load.phases.first().map_or(1.0, |p| p.start_rate());
+        self.progress.note(&format!(
+            "{setting}warm-up: {:?} at {rate}/s on each arm (not recorded)",
+            load.warmup
+        ));
+        for driver in drivers {
+            let plan = load_plan(
+                load,
+                vec![RatePhase::constant(rate, load.warmup)],
+                kinds.to_vec(),
+            );
+            load::run(Arc::clone(driver), plan, self.stop.clone(), |_, _| {})
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }

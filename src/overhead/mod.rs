@@ -1,9 +1,10 @@
 //! What tracing costs: the scenario's load alternated between two arms of the managed system that
 //! differ only in tracing, and a verdict on a claim such as "under 1%".
 //!
-//! Both arms are launched once and kept alive; after a warm-up of each, trials run in A B B A
-//! order, so that drift of the machine (other work, frequency changes, caches warming) falls on
-//! both arms alike. Each trial measures each service's CPU time per request over the trial's load
+//! Trials run in A B B A order, so that drift of the machine (other work, frequency changes,
+//! caches warming) falls on both arms alike; by default each pair gets freshly launched, warmed-up
+//! processes, because two long-lived processes differ by more than tracing costs (see
+//! [`crate::scenario::Relaunch`]). Each trial measures each service's CPU time per request over the trial's load
 //! plus a settle time in which the batched spans are exported, the latency percentiles from the
 //! intended send times, the achieved rate and the peak resident memory. Pairs of trials (one of
 //! each arm, adjacent in time) give the relative differences, and [`stats`] puts a rank-based

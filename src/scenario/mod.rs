@@ -20,8 +20,8 @@ use std::str::FromStr;
 pub use error::{At, Problem, ScenarioError};
 pub use model::{
     Arm, Arrivals, ChainStep, Claim, ClaimMetric, ErrorRule, Expect, Load, Managed, MetricsChecks,
-    Overhead, Phase, PrometheusSpec, Protocol, RequestKind, SampleShare, Scenario, ServiceSpec,
-    Sweep, System, TraceChecks, TraceSourceSpec, Verify,
+    Overhead, Phase, PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario,
+    ServiceSpec, Sweep, System, TraceChecks, TraceSourceSpec, Verify,
 };
 pub use verify::bundled_trace_checks;
 

@@ -35,6 +35,8 @@ pub struct Overhead {
     /// Trials per arm, run in A B B A order; at least [`crate::overhead::MIN_PAIRS`], each one the
     /// scenario's whole load profile.
     pub trials: usize,
+    /// Whether each pair gets freshly launched processes.
+    pub relaunch: Relaunch,
     /// Quiet time after each trial's load that still counts to its CPU, so that spans batched
     /// during the trial are exported inside its window. Longer than the batch delay.
     pub settle: Duration,
@@ -48,6 +50,20 @@ pub struct Overhead {
     pub export: Option<String>,
     /// The experiment repeated at each value of one scenario key.
     pub sweep: Option<Sweep>,
+}
+
+/// When the arms' processes are replaced.
+///
+/// Two identical processes can differ by tens of percent in CPU per request for as long as they
+/// live (which worker thread owns which connection, memory layout): an A/A comparison of two
+/// long-lived processes finds a "difference" that is only which process is which. Fresh processes
+/// for each pair turn that into noise between pairs, which the interval then accounts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relaunch {
+    /// New processes for both arms before every pair (the default).
+    EveryPair,
+    /// Launch once and keep them for the whole experiment.
+    Never,
 }
 
 /// "The treatment costs less than `bound` more than the control", measured on `metric`.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::model::{Arm, Claim, ClaimMetric, Overhead, ServiceSpec, Sweep};
+use super::model::{Arm, Claim, ClaimMetric, Overhead, Relaunch, ServiceSpec, Sweep};
 use super::tree::{Node, Value};
 use super::validate::{Cx, boolean, duration, integer, list, mapping, service, string, text, word};
 use super::verify::http_url;
@@ -23,6 +23,7 @@ const SWEEPABLE: &[&str] = &["requests.", "load."];
 pub(super) fn overhead(cx: &mut Cx, node: &Node) -> Option<Overhead> {
     const KEYS: &[&str] = &[
         "trials",
+        "relaunch",
         "settle",
         "claim",
         "control",
@@ -42,6 +43,18 @@ pub(super) fn overhead(cx: &mut Cx, node: &Node) -> Option<Overhead> {
         )
         .and_then(|n| usize::try_from(n).ok()),
         None => Some(DEFAULT_TRIALS),
+    };
+    let relaunch = match fields.get("relaunch") {
+        Some(node) => word(
+            cx,
+            node,
+            &fields.path("relaunch"),
+            &[
+                ("every_pair", Relaunch::EveryPair),
+                ("never", Relaunch::Never),
+            ],
+        ),
+        None => Some(Relaunch::EveryPair),
     };
     let settle = match fields.get("settle") {
         Some(node) => duration(cx, node, &fields.path("settle"), false),
@@ -64,6 +77,7 @@ pub(super) fn overhead(cx: &mut Cx, node: &Node) -> Option<Overhead> {
     }
     Some(Overhead {
         trials: trials?,
+        relaunch: relaunch?,
         settle: settle?,
         claim: claim?,
         control: control?,

@@ -811,6 +811,7 @@ fn overhead_defaults_to_tracing_off_against_on_and_a_one_percent_cpu_claim() {
         .overhead
         .expect("an experiment");
     assert_eq!(overhead.trials, 10);
+    assert_eq!(overhead.relaunch, Relaunch::EveryPair);
     assert_eq!(overhead.settle, Duration::from_secs(1));
     assert_eq!(
         overhead.claim,
@@ -829,6 +830,7 @@ fn overhead_reads_arms_claims_and_sweeps() {
     let text = format!(
         "{BASE}overhead:
   trials: 6
+  relaunch: never
   settle: 500ms
   claim: {{metric: p99, bound: 5%}}
   export: http://127.0.0.1:4317
@@ -843,6 +845,7 @@ fn overhead_reads_arms_claims_and_sweeps() {
         .overhead
         .expect("an experiment");
     assert_eq!(overhead.trials, 6);
+    assert_eq!(overhead.relaunch, Relaunch::Never);
     assert_eq!(overhead.settle, Duration::from_millis(500));
     assert_eq!(overhead.claim.metric, ClaimMetric::P99);
     assert!((overhead.claim.bound - 0.05).abs() < 1e-12);
