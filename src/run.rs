@@ -89,10 +89,14 @@ pub async fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let mut scenario =
         scenario::load(path, &overrides).map_err(|e| RunError::BadInput(e.to_string()))?;
-    if scenario.overhead.is_some() && (options.gateway.is_some() || options.engine.is_some()) {
+    let apis = &options.apis;
+    let elsewhere = options.gateway.is_some() || options.engine.is_some();
+    if scenario.overhead.is_some()
+        && (elsewhere || apis.jaeger.is_some() || apis.prometheus.is_some())
+    {
         return Err(RunError::BadInput(format!(
-            "{}: the overhead experiment launches its own two systems; --gateway and --engine \
-             do not apply",
+            "{}: the overhead experiment launches its own two systems and verifies nothing; \
+             --gateway, --engine, --jaeger and --prometheus do not apply",
             scenario.name
         )));
     }

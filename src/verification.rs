@@ -315,8 +315,10 @@ impl Verifier {
                 sources.push((
                     "scrape".to_owned(),
                     Err(
-                        "the services' metrics URLs are not known for an external system: set \
-                         verify.metrics.gateway_metrics and engine_metrics, or use --prometheus"
+                        "the services' metrics URLs are not known for an external system (the \
+                         scenario's own, or one given with --gateway/--engine): set \
+                         verify.metrics.gateway_metrics and engine_metrics, or \
+                         verify.metrics.scrape=false to use only --prometheus"
                             .to_owned(),
                     ),
                 ));

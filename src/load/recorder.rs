@@ -192,6 +192,7 @@ impl Recorder {
     /// histograms merge, and its seconds follow this run's on the timeline.
     pub fn absorb(&mut self, later: Recorder) {
         for (mine, theirs) in self.kinds.iter_mut().zip(later.kinds) {
+            debug_assert_eq!(mine.name, theirs.name, "runs of the same kinds");
             add(&mut mine.latency, &theirs.latency);
             add(&mut mine.service_time, &theirs.service_time);
             mine.sent += theirs.sent;

@@ -72,8 +72,12 @@ pub fn analyse(trials: &[TrialResult], claim: Claim) -> PointAnalysis {
         p99,
         verdict: Verdict::judge(judged.as_ref(), claim.bound),
         smallest_detectable: judged.map(|e| e.resolution),
-        break_even_us: cpu_cost_us.and_then(|e| break_even(e.estimate)),
+        // A CPU cost over a latency bound would mean nothing.
+        break_even_us: cpu_cost_us
+            .filter(|_| claim.metric == ClaimMetric::Cpu)
+            .and_then(|e| break_even(e.estimate)),
         break_even_range_us: cpu_cost_us
+            .filter(|_| claim.metric == ClaimMetric::Cpu)
             .and_then(|e| Some((break_even(e.low).unwrap_or(0.0), break_even(e.high)?))),
     }
 }

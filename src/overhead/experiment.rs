@@ -135,8 +135,17 @@ pub async fn run(
         None => None,
     };
     // A tracing arm that exported nothing measured an experiment without tracing in it.
-    let sent: u64 = results.iter().flat_map(|p| &p.trials).map(|t| t.sent).sum();
-    if spans_received == Some(0) && sent > 0 && failure.is_none() {
+    let tracing = |arm: ArmName| match arm {
+        ArmName::Control => overhead.control.tracing,
+        ArmName::Treatment => overhead.treatment.tracing,
+    };
+    let traced_sent: u64 = results
+        .iter()
+        .flat_map(|p| &p.trials)
+        .filter(|t| tracing(t.arm))
+        .map(|t| t.sent)
+        .sum();
+    if spans_received == Some(0) && traced_sent > 0 && failure.is_none() && !stop.is_cancelled() {
         failure = Some(
             "the tracing arm exported no spans to the harness's receiver: the services did not \
              trace, so the experiment measured nothing of tracing"
@@ -205,11 +214,19 @@ struct Arms<'a> {
 }
 
 impl Arms<'_> {
-    /// The arms for `pair`, and whether they were just launched (and so need warming up). A new
-    /// pair gets new processes unless `relaunch: never`; the arm launched first alternates.
-    async fn for_pair(&mut self, pair: usize) -> Result<(&mut [ArmProcess; 2], bool), String> {
-        if self.overhead.relaunch == Relaunch::EveryPair && pair > 0 {
+    /// The arms for `pair`, and whether they were just launched (and so need warming up); `None`
+    /// when the run was interrupted meanwhile. Every pair (of every sweep point) gets new
+    /// processes unless `relaunch: never`; the arm launched first alternates.
+    async fn for_pair(
+        &mut self,
+        pair: usize,
+        stop: &CancellationToken,
+    ) -> Result<Option<(&mut [ArmProcess; 2], bool)>, String> {
+        if self.overhead.relaunch == Relaunch::EveryPair {
             self.stop().await;
+        }
+        if stop.is_cancelled() {
+            return Ok(None);
         }
         let fresh = self.running.is_none();
         if fresh {
@@ -233,7 +250,7 @@ impl Arms<'_> {
             });
         }
         match &mut self.running {
-            Some(arms) => Ok((arms, fresh)),
+            Some(arms) => Ok(Some((arms, fresh))),
             None => Err("the arms were not launched".to_owned()),
         }
     }
@@ -243,9 +260,16 @@ impl Arms<'_> {
             ArmName::Control => &self.overhead.control,
             ArmName::Treatment => &self.overhead.treatment,
         };
-        launch(self.managed, arm, name, endpoint, self.out_dir)
-            .await
-            .map_err(|e| format!("launching the {} arm: {e}", name.as_str()))
+        launch(
+            self.managed,
+            arm,
+            name,
+            endpoint,
+            self.overhead.settle,
+            self.out_dir,
+        )
+        .await
+        .map_err(|e| format!("launching the {} arm: {e}", name.as_str()))
     }
 
     async fn stop(&mut self) {
@@ -263,6 +287,7 @@ async fn launch(
     arm: &Arm,
     name: ArmName,
     endpoint: Option<&str>,
+    settle: Duration,
     out_dir: &Path,
 ) -> Result<ArmProcess, RunError> {
     let incomplete = |e: anyhow::Error| RunError::Incomplete(e);
@@ -274,19 +299,25 @@ async fn launch(
         .with_context(|| format!("creating {}", log_dir.display()))
         .map_err(incomplete)?;
     let mut env = BTreeMap::new();
-    match (arm.tracing, endpoint) {
-        (true, Some(endpoint)) => {
-            // Every request traced: the claim is about tracing as configured to keep everything.
-            env.insert("OTEL_TRACES_SAMPLER".to_owned(), "always_on".to_owned());
+    if arm.tracing {
+        // Every request traced: the claim is about tracing as configured to keep everything.
+        env.insert("OTEL_SDK_DISABLED".to_owned(), "false".to_owned());
+        env.insert("OTEL_TRACES_SAMPLER".to_owned(), "always_on".to_owned());
+        // Batches leave within the settle time, so that a trial's window holds their export
+        // (a scenario's own setting wins).
+        let delay = (settle / 2).max(Duration::from_millis(10));
+        env.insert(
+            "OTEL_BSP_SCHEDULE_DELAY".to_owned(),
+            delay.as_millis().to_string(),
+        );
+        if let Some(endpoint) = endpoint {
             env.insert(
                 "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
                 endpoint.to_owned(),
             );
         }
-        (true, None) => {}
-        (false, _) => {
-            env.insert("OTEL_SDK_DISABLED".to_owned(), "true".to_owned());
-        }
+    } else {
+        env.insert("OTEL_SDK_DISABLED".to_owned(), "true".to_owned());
     }
     let system = ManagedSystem::start(
         &exe,
@@ -297,6 +328,23 @@ async fn launch(
     )
     .await
     .map_err(|e| incomplete(e.into()))?;
+    // The services say in their ready line whether they trace: an environment that overrode the
+    // arm would otherwise go unnoticed.
+    let mismatch = [&system.engine, &system.gateway]
+        .into_iter()
+        .find(|service| service.ready.tracing != arm.tracing)
+        .map(|service| service.name());
+    if let Some(service) = mismatch {
+        system.stop().await;
+        let state = |on: bool| if on { "on" } else { "off" };
+        return Err(incomplete(anyhow::anyhow!(
+            "the {} started with tracing {}, but the arm asks for tracing {} (is \
+             OTEL_SDK_DISABLED set in the arm's environment?)",
+            service,
+            state(!arm.tracing),
+            state(arm.tracing)
+        )));
+    }
     let address = |service: &crate::system::ServiceProcess, listener| {
         service.address(listener).map_err(|e| incomplete(e.into()))
     };
@@ -384,19 +432,21 @@ impl TrialRun<'_> {
             if self.stop.is_cancelled() {
                 return Ok(());
             }
-            let (running, fresh) = arms.for_pair(pair).await?;
-            let drivers = match &drivers {
-                Some(drivers) if !fresh => drivers,
-                _ => {
-                    let made = [make_driver(&running[0]), make_driver(&running[1])].map(Arc::new);
-                    self.warm_up(&made, &kinds, &setting).await?;
-                    drivers.insert(made)
-                }
+            let Some((running, fresh)) = arms.for_pair(pair, self.stop).await? else {
+                return Ok(());
             };
             let order = if pair.is_multiple_of(2) {
                 [0, 1]
             } else {
                 [1, 0]
+            };
+            let drivers = match &drivers {
+                Some(drivers) if !fresh => drivers,
+                _ => {
+                    let made = [make_driver(&running[0]), make_driver(&running[1])].map(Arc::new);
+                    self.warm_up(&made, order, &kinds, &setting).await?;
+                    drivers.insert(made)
+                }
             };
             for a in order {
                 if self.stop.is_cancelled() {
@@ -412,15 +462,14 @@ impl TrialRun<'_> {
                     .await
                     .map_err(|e| e.to_string())?;
                 // Spans batched during the trial are exported within its window.
-                tokio::select! {
-                    () = tokio::time::sleep(self.overhead.settle) => {}
-                    () = self.stop.cancelled() => {}
-                }
+                self.settle().await;
                 if let Some(reason) = arm.crashed() {
                     return Err(reason);
                 }
                 let after = arm.cpu().map_err(|e| e.to_string())?;
-                let interrupted = report.stop == load::Stop::Interrupted;
+                // Cut short in its load or its settle time.
+                let interrupted =
+                    report.stop == load::Stop::Interrupted || self.stop.is_cancelled();
                 let trial = trial_result(arm, pair, &report, target_rate, &before, &after);
                 if arm.name == ArmName::Treatment {
                     match self.treatment {
@@ -446,10 +495,13 @@ impl TrialRun<'_> {
         Ok(())
     }
 
-    /// The first phase's rate on each freshly launched arm for the warm-up time, not recorded.
+    /// The first phase's rate on each freshly launched arm for the warm-up time, not recorded, in
+    /// the order the trials will run; then the settle time, so that the first trial's window
+    /// holds none of the warm-up's batched spans.
     async fn warm_up<D: Driver>(
         &self,
         drivers: &[Arc<D>; 2],
+        order: [usize; 2],
         kinds: &[LoadKind<D::Payload>],
         setting: &str,
     ) -> Result<(), String>
@@ -465,17 +517,26 @@ impl TrialRun<'_> {
             "{setting}warm-up: {:?} at {rate}/s on each arm (not recorded)",
             load.warmup
         ));
-        for driver in drivers {
+        for a in order {
             let plan = load_plan(
                 load,
                 vec![RatePhase::constant(rate, load.warmup)],
                 kinds.to_vec(),
             );
-            load::run(Arc::clone(driver), plan, self.stop.clone(), |_, _| {})
+            load::run(Arc::clone(&drivers[a]), plan, self.stop.clone(), |_, _| {})
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        self.settle().await;
         Ok(())
+    }
+
+    /// Waits the settle time, or until the run is interrupted.
+    async fn settle(&self) {
+        tokio::select! {
+            () = tokio::time::sleep(self.overhead.settle) => {}
+            () = self.stop.cancelled() => {}
+        }
     }
 }
 

@@ -4,11 +4,11 @@
 //! Trials run in A B B A order, so that drift of the machine (other work, frequency changes,
 //! caches warming) falls on both arms alike; by default each pair gets freshly launched, warmed-up
 //! processes, because two long-lived processes differ by more than tracing costs (see
-//! [`crate::scenario::Relaunch`]). Each trial measures each service's CPU time per request over the trial's load
-//! plus a settle time in which the batched spans are exported, the latency percentiles from the
-//! intended send times, the achieved rate and the peak resident memory. Pairs of trials (one of
-//! each arm, adjacent in time) give the relative differences, and [`stats`] puts a rank-based
-//! interval on their centre.
+//! [`crate::scenario::Relaunch`]). Each trial measures each service's CPU time per request over
+//! the trial's load plus a settle time in which the batched spans are exported, the latency
+//! percentiles from the intended send times, the achieved rate and the peak resident memory.
+//! Pairs of trials (one of each arm, adjacent in time) give the relative differences, and
+//! [`stats`] puts a rank-based interval on their centre.
 
 mod analysis;
 mod experiment;
@@ -140,7 +140,7 @@ pub struct TrialResult {
     pub p50_us: u64,
     pub p90_us: u64,
     pub p99_us: u64,
-    /// Peak resident memory of each service during the trial (its whole life where the kernel
-    /// would not reset the peak), bytes.
+    /// Peak resident memory of each service during the trial, bytes; where the kernel would not
+    /// reset the peak (`/proc/<pid>/clear_refs`), over the process's life so far.
     pub peak_rss_bytes: BTreeMap<String, u64>,
 }

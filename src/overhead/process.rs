@@ -60,8 +60,8 @@ impl ProcessProbe {
     }
 
     /// Restarts the peak resident set size from the current one, so that the next
-    /// [`Self::peak_rss`] covers only what follows. Best effort: where the kernel refuses, the
-    /// peak covers the process's whole life, which the report says.
+    /// [`Self::peak_rss`] covers only what follows. Best effort: where the kernel refuses
+    /// (`false`), the peak covers the process's whole life.
     pub fn reset_peak_rss(&self) -> bool {
         std::fs::write(self.proc_path("clear_refs"), "5").is_ok()
     }

@@ -17,7 +17,8 @@ const DEFAULT_CLAIM: Claim = Claim {
 };
 /// Upper limit on trials per arm: a bound on the run's length, not a statistical one.
 const MAX_TRIALS: i128 = 500;
-/// The keys a sweep may vary: the arms are launched once, so the system's settings are fixed.
+/// The keys a sweep may vary: every point launches its arms from the base scenario's system
+/// settings, so those cannot vary.
 const SWEEPABLE: &[&str] = &["requests.", "load."];
 
 pub(super) fn overhead(cx: &mut Cx, node: &Node) -> Option<Overhead> {
@@ -103,12 +104,12 @@ fn claim(cx: &mut Cx, node: &Node, path: &str) -> Option<Claim> {
     })
 }
 
-/// A positive relative bound: `1%` or `0.01`.
+/// A positive relative bound: `1%` or `0.01`. A bare number of 1 or more is refused: `bound: 1`
+/// more likely means 1% than 100%.
 fn ratio(cx: &mut Cx, node: &Node, path: &str) -> Option<f64> {
-    const WHAT: &str = "a share > 0 such as 1% or 0.01";
+    const WHAT: &str = "a share > 0 such as 1% or 0.01 (write 100% or more with %)";
     let value = match &node.value {
-        Value::Float(x) => Some(*x),
-        Value::Int(i) => Some(*i as f64),
+        Value::Float(x) if *x < 1.0 => Some(*x),
         Value::Str(s) => s
             .trim()
             .strip_suffix('%')
@@ -165,8 +166,8 @@ fn sweep(cx: &mut Cx, node: &Node, path: &str) -> Option<Sweep> {
             node.origin,
             &key_path,
             format!(
-                "{key:?} cannot be swept: the arms are launched once, so only keys under {} (but \
-                 not load.protocol) may vary",
+                "{key:?} cannot be swept: the arms are launched from the scenario's system \
+                 settings, so only keys under {} (but not load.protocol) may vary",
                 SWEEPABLE.join(" or ")
             ),
         );

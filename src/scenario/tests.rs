@@ -870,7 +870,13 @@ fn bad_overhead_sections_say_where_and_what() {
         ),
         (
             "overhead: {claim: {bound: 0}}",
-            "x.yaml:14:27: overhead.claim.bound: expected a share > 0 such as 1% or 0.01, got 0",
+            "x.yaml:14:27: overhead.claim.bound: expected a share > 0 such as 1% or 0.01 (write \
+             100% or more with %), got 0",
+        ),
+        (
+            "overhead: {claim: {bound: 1}}",
+            "x.yaml:14:27: overhead.claim.bound: expected a share > 0 such as 1% or 0.01 (write \
+             100% or more with %), got 1",
         ),
         (
             "overhead: {claim: {metric: p95}}",
@@ -879,8 +885,8 @@ fn bad_overhead_sections_say_where_and_what() {
         (
             "overhead: {sweep: {set: system.managed.tracing, values: [true]}}",
             "x.yaml:14:25: overhead.sweep.set: \"system.managed.tracing\" cannot be swept: the \
-             arms are launched once, so only keys under requests. or load. (but not \
-             load.protocol) may vary",
+             arms are launched from the scenario's system settings, so only keys under requests. \
+             or load. (but not load.protocol) may vary",
         ),
         (
             "overhead: {sweep: {set: load.connections, values: []}}",
@@ -905,6 +911,18 @@ fn bad_overhead_sections_say_where_and_what() {
                 "{section}\n  expected: {expected}\n       got: {got}"
             ));
         }
+    }
+    let sampler = edit(&[(
+        "  managed: {}",
+        "  managed: {engine: {env: {OTEL_TRACES_SAMPLER: always_off}}}",
+    )]);
+    let got = error(&format!("{sampler}overhead: {{}}\n"), &[]);
+    let expected = "x.yaml:14:11: system.managed.engine.env.OTEL_TRACES_SAMPLER: decided by the \
+                    overhead arms; set it under overhead.control or overhead.treatment";
+    if got != expected {
+        failures.push(format!(
+            "sampler\n  expected: {expected}\n       got: {got}"
+        ));
     }
     let external = edit(&[(
         "  managed: {}",

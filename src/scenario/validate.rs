@@ -368,6 +368,24 @@ pub(crate) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
                 "needs system.managed: the harness launches both arms itself",
             );
         }
+        // Tracing, its sampler and its destination are what the arms decide.
+        if let Some(System::Managed(m)) = &system {
+            for (service, spec) in [("engine", &m.engine), ("gateway", &m.gateway)] {
+                let decided = |key: &&String| {
+                    *key == "OTEL_SDK_DISABLED"
+                        || key.starts_with("OTEL_TRACES_SAMPLER")
+                        || key.starts_with("OTEL_EXPORTER_OTLP")
+                };
+                for key in spec.env.keys().filter(decided) {
+                    cx.err(
+                        node.origin,
+                        &format!("system.managed.{service}.env.{key}"),
+                        "decided by the overhead arms; set it under overhead.control or \
+                         overhead.treatment",
+                    );
+                }
+            }
+        }
         if fields.has("verify") {
             cx.err(
                 node.origin,
