@@ -192,3 +192,22 @@ fn sigint_ends_the_experiment_with_the_trials_it_measured() {
     assert_eq!(point["cpu"], Value::Null);
     run.assert_no_leftovers();
 }
+
+#[test]
+fn an_arm_whose_services_do_not_trace_as_asked_is_refused_at_launch() {
+    let run = Run::new("overhead-arm-mismatch");
+    // The treatment's own environment switches its engine's tracing off again.
+    let arms = "  treatment:\n    engine: {env: {OTEL_SDK_DISABLED: \"true\"}}\n";
+    let (code, result, stdout) = experiment(&run, arms, &[]);
+    assert_eq!(code, Some(3), "{stdout}");
+    assert_eq!(result["status"]["state"], "failed");
+    let reason = result["status"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("core engine started with tracing off, but the arm asks for tracing on"),
+        "{reason}"
+    );
+    assert_eq!(
+        result["overhead"]["points"][0]["trials"],
+        Value::Array(Vec::new())
+    );
+}
