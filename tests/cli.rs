@@ -2,11 +2,8 @@
 //! the run passes, fails a threshold, meets bad input, cannot start, or is interrupted.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::Value;
 
 mod support;
@@ -141,49 +138,18 @@ fn an_unreachable_target_exits_3() {
 #[test]
 fn sigint_stops_the_run_keeps_the_measurements_and_leaves_nothing_behind() {
     let run = Run::new("sigint");
-    let mut child = Command::new(HARNESS)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
+    // Interrupted at the measured phase's second progress line.
+    let code = run.interrupt_after(
+        &[
             "run",
             "scenarios/smoke.yaml",
             "--set",
             "load.phases.0.constant.duration=60s",
-        ])
-        .args(["--out", &run.out.display().to_string()])
-        .env("HARNESS_TEST_MARKER", &run.marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("harness starts");
-    // Wait for the measured phase's second progress line (plain lines: stderr is not a terminal).
-    let stderr = child.stderr.take().expect("piped stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let mut phase_lines = 0;
-    while phase_lines < 2 {
-        let line = lines
-            .next()
-            .expect("progress before the end")
-            .expect("utf-8");
-        if line.starts_with("[phase 1") {
-            phase_lines += 1;
-        }
-    }
-    // Keep draining stderr so that the harness never blocks on it.
-    std::thread::spawn(move || lines.for_each(drop));
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("signal");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "harness still running 30 s after SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(3));
+        ],
+        "[phase 1",
+        2,
+    );
+    assert_eq!(code, Some(3));
     let result = run.result("smoke");
     assert_eq!(result["status"]["state"], "interrupted");
     let sent = result["load"]["sent"].as_u64().expect("sent");

@@ -139,49 +139,12 @@ fn a_tracing_arm_that_exports_nothing_is_not_a_measurement_of_tracing() {
 
 #[test]
 fn sigint_ends_the_experiment_with_the_trials_it_measured() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = Run::new("overhead-sigint");
     let path = scenario(&run, "");
-    let mut child = Command::new(support::run::HARNESS)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", &path, "--out", &run.out.display().to_string()])
-        .env("HARNESS_TEST_MARKER", &run.marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("harness starts");
-    // Interrupt after the third trial.
-    let stderr = child.stderr.take().expect("piped stderr");
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let mut trials = 0;
-    while trials < 3 {
-        let line = lines
-            .next()
-            .expect("progress before the end")
-            .expect("utf-8");
-        if line.starts_with("trial ") {
-            trials += 1;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("signal");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running 30 s after SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(3));
+    // Interrupted after the third trial.
+    let code = run.interrupt_after(&["run", &path], "trial ", 3);
+    assert_eq!(code, Some(3));
     let result = run.result("overhead-quick");
     assert_eq!(result["status"]["state"], "interrupted");
     let point = &result["overhead"]["points"][0];

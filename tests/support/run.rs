@@ -84,6 +84,53 @@ impl Run {
     }
 }
 
+impl Run {
+    /// Starts `harness ARGS` with progress on, sends SIGINT once `count` progress lines starting
+    /// with `prefix` have appeared, and returns its exit code (it must exit within 30 s).
+    pub fn interrupt_after(&self, args: &[&str], prefix: &str, count: usize) -> Option<i32> {
+        use std::io::BufRead;
+
+        let mut child = Command::new(HARNESS)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .args(["--out", &self.out.display().to_string()])
+            .env("HARNESS_TEST_MARKER", &self.marker)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("harness starts");
+        // Plain progress lines: stderr is not a terminal.
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut seen = 0;
+        while seen < count {
+            let line = lines
+                .next()
+                .expect("progress before the end")
+                .expect("utf-8");
+            if line.starts_with(prefix) {
+                seen += 1;
+            }
+        }
+        // Keep draining stderr so that the harness never blocks on it.
+        std::thread::spawn(move || lines.for_each(drop));
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "harness still running 30 s after SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Run {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.out);
