@@ -344,63 +344,57 @@ fn cpu_time(spans: &impl Spans, iters: u64, chunk: u64, mut routine: impl FnMut(
     process_cpu().saturating_sub(start)
 }
 
+/// The calling thread's wall time of `work` under each pipeline in `group` (after an `off` bench
+/// the caller adds), and the whole process's CPU, export included, in `<group>_process_cpu`.
+/// `chunk` iterations run between flushes.
+fn under_pipelines(
+    c: &mut Criterion,
+    group: &str,
+    chunk: u64,
+    mut off: impl FnMut(),
+    pipelines: [(&str, &Pipeline); 2],
+    work: impl Fn(&Pipeline),
+) {
+    let mut wall = c.benchmark_group(group);
+    wall.bench_function("off", |b| b.iter(&mut off));
+    for (name, pipeline) in pipelines {
+        wall.bench_function(name, |b| {
+            b.iter_custom(|iters| wall_time(pipeline, iters, chunk, || work(pipeline)))
+        });
+    }
+    wall.finish();
+
+    let mut cpu = c.benchmark_group(format!("{group}_process_cpu"));
+    for (name, pipeline) in pipelines {
+        cpu.bench_function(name, |b| {
+            b.iter_custom(|iters| cpu_time(pipeline, iters, chunk, || work(pipeline)))
+        });
+    }
+    cpu.finish();
+}
+
 fn spans(c: &mut Criterion, off: &Telemetry, discard: &Pipeline, otlp: &Pipeline) {
     let parent = remote_parent();
-    let mut group = c.benchmark_group("span");
-    group.bench_function("off", |b| b.iter(|| one_span(off, black_box(&parent))));
-    for (name, pipeline) in [("discard", discard), ("otlp", otlp)] {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                wall_time(pipeline, iters, SPANS_PER_FLUSH, || {
-                    one_span(pipeline, black_box(&parent));
-                })
-            });
-        });
-    }
-    group.finish();
-
-    let mut group = c.benchmark_group("span_process_cpu");
-    for (name, pipeline) in [("discard", discard), ("otlp", otlp)] {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                cpu_time(pipeline, iters, SPANS_PER_FLUSH, || {
-                    one_span(pipeline, black_box(&parent));
-                })
-            });
-        });
-    }
-    group.finish();
+    under_pipelines(
+        c,
+        "span",
+        SPANS_PER_FLUSH,
+        || one_span(off, black_box(&parent)),
+        [("discard", discard), ("otlp", otlp)],
+        |pipeline| one_span(pipeline, black_box(&parent)),
+    );
 }
 
 fn engine_requests(c: &mut Criterion, off: &Telemetry, discard: &Pipeline, otlp: &Pipeline) {
     let metadata = grpc_metadata();
-    let chunk = SPANS_PER_FLUSH / SPANS_PER_REQUEST;
-    let mut group = c.benchmark_group("engine_request");
-    group.bench_function("off", |b| {
-        b.iter(|| engine_request(off, black_box(&metadata)))
-    });
-    for (name, pipeline) in [("discard", discard), ("otlp", otlp)] {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                wall_time(pipeline, iters, chunk, || {
-                    engine_request(pipeline, black_box(&metadata));
-                })
-            });
-        });
-    }
-    group.finish();
-
-    let mut group = c.benchmark_group("engine_request_process_cpu");
-    for (name, pipeline) in [("discard", discard), ("otlp", otlp)] {
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                cpu_time(pipeline, iters, chunk, || {
-                    engine_request(pipeline, black_box(&metadata));
-                })
-            });
-        });
-    }
-    group.finish();
+    under_pipelines(
+        c,
+        "engine_request",
+        SPANS_PER_FLUSH / SPANS_PER_REQUEST,
+        || engine_request(off, black_box(&metadata)),
+        [("discard", discard), ("otlp", otlp)],
+        |pipeline| engine_request(pipeline, black_box(&metadata)),
+    );
 }
 
 /// Incoming gRPC metadata as tonic hands it to the engine: the gateway's context and the usual
@@ -474,74 +468,22 @@ fn propagation(c: &mut Criterion) {
     group.finish();
 }
 
-/// The counting OTLP/gRPC sink, run in a child process of this benchmark (the same executable,
-/// with [`SINK_ENV`] set) so that receiving and decoding spans is not charged to the exporter.
+/// The OTLP/gRPC sink: the harness's own receiver, run in a child process of this benchmark (the
+/// same executable, with [`SINK_ENV`] set) so that receiving and decoding spans is not charged to
+/// the exporter. It wants no trace, so it counts every span and keeps none.
 mod sink {
     use super::*;
 
-    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-        TraceService, TraceServiceServer,
-    };
-    use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-    };
-    use tonic::transport::server::TcpIncoming;
+    use harness::trace::receiver::{Receiver, ReceiverConfig};
 
-    #[derive(Default, Clone)]
-    struct Count(Arc<AtomicU64>);
-
-    #[tonic::async_trait]
-    impl TraceService for Count {
-        async fn export(
-            &self,
-            request: tonic::Request<ExportTraceServiceRequest>,
-        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            let spans: usize = request
-                .into_inner()
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len())
-                .sum();
-            self.0.fetch_add(spans as u64, Ordering::Relaxed);
-            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-        }
-    }
-
-    /// In the child: serves on an ephemeral loopback port, prints the port, and stops when its
+    /// In the child: listens on an ephemeral loopback port, prints the port, and stops when its
     /// standard input closes (the benchmark finished or died), printing the spans it received.
     pub fn run() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a Tokio runtime can be built");
-        runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("a loopback port is free");
-            let port = listener.local_addr().expect("bound socket").port();
-            println!("{port}");
-            let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-                let _ = closed_tx.send(());
-            });
-            let count = Count::default();
-            let spans = Arc::clone(&count.0);
-            let served = tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(count).max_decoding_message_size(64 << 20))
-                .serve_with_incoming_shutdown(
-                    TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    async {
-                        let _ = closed_rx.await;
-                    },
-                )
-                .await;
-            if let Err(error) = served {
-                eprintln!("OTLP sink: {error}");
-            }
-            println!("{}", spans.load(Ordering::Relaxed));
-        });
+        let receiver =
+            Receiver::start(ReceiverConfig::default()).expect("the OTLP receiver binds loopback");
+        println!("{}", receiver.grpc_addr().port());
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        println!("{}", receiver.stats().spans_received);
     }
 
     /// The parent's handle on the sink process.
