@@ -6,6 +6,7 @@ pub mod load;
 pub mod metrics;
 pub mod overhead;
 pub mod progress;
+pub mod report;
 pub mod result;
 pub mod run;
 pub mod scenario;

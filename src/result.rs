@@ -30,6 +30,10 @@ pub struct RunResult {
     pub load: LoadSummary,
     pub kinds: Vec<KindResult>,
     pub timeline: Vec<SecondResult>,
+    /// The load profile as `timeline` seconds: where each phase starts and the rate it asks for.
+    /// Empty for an overhead experiment, whose timeline is its trials one after another.
+    #[serde(default)]
+    pub phases: Vec<PhaseResult>,
     /// Every threshold of the scenario with what was measured against it.
     pub thresholds: Vec<ThresholdResult>,
     /// Trace and metrics checks, when the scenario asks for them.
@@ -126,6 +130,40 @@ pub struct KindResult {
     /// HdrHistogram V2 serialization, base64: latency from the intended send time, µs.
     pub latency_histogram: String,
     pub service_time_histogram: String,
+}
+
+/// One phase of the load profile: the target rate goes linearly from `from_rate` to `to_rate`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseResult {
+    pub start_s: f64,
+    pub duration_s: f64,
+    pub from_rate: f64,
+    pub to_rate: f64,
+}
+
+impl PhaseResult {
+    /// The phases of a load profile, laid end to end from second 0.
+    pub fn of(phases: &[crate::scenario::Phase]) -> Vec<PhaseResult> {
+        let mut start_s = 0.0;
+        phases
+            .iter()
+            .map(|phase| {
+                let (from_rate, to_rate) = match *phase {
+                    crate::scenario::Phase::Constant { rate, .. } => (rate, rate),
+                    crate::scenario::Phase::Ramp { from, to, .. } => (from, to),
+                };
+                let duration_s = phase.duration().as_secs_f64();
+                let result = PhaseResult {
+                    start_s,
+                    duration_s,
+                    from_rate,
+                    to_rate,
+                };
+                start_s += duration_s;
+                result
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,6 +334,7 @@ impl RunResult {
                     p99_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.99)),
                 })
                 .collect(),
+            phases: Vec::new(),
             thresholds: Vec::new(),
             verification: VerificationResult::default(),
             overhead: None,

@@ -17,7 +17,7 @@ use crate::load::{
     self, Driver, GrpcDriver, HttpDriver, LoadKind, LoadPlan, Outcome, RatePhase, RunReport,
 };
 use crate::progress::Progress;
-use crate::result::{RunResult, ScenarioEcho, ThresholdResult};
+use crate::result::{PhaseResult, RunResult, ScenarioEcho, ThresholdResult};
 use crate::scenario::{self, Phase, Protocol, Scenario, System};
 use crate::system::{ManagedSystem, ServiceLaunch};
 use crate::threshold::{Metric, Threshold};
@@ -245,6 +245,7 @@ pub async fn run(
     };
     let crashed = crashed.or_else(|| unanswered(&report));
     let mut result = RunResult::new(echo, started, target_rate, &report, crashed);
+    result.phases = PhaseResult::of(&scenario.load.phases);
     result.verification.traces = traces;
     result.verification.metrics = metrics;
     result.thresholds = evaluate(&thresholds, &report, &result);

@@ -426,15 +426,17 @@ impl Verifier {
             }
             verify::check_logs(&mut verdicts.judged, &index, &unreadable);
         }
-        let (description, stats) = match &traces.source {
+        let (description, stats, jaeger_ui) = match &traces.source {
             Source::Embedded(receiver) => (
                 receiver.describe(),
                 serde_json::to_value(receiver.stats()).ok(),
+                None,
             ),
-            Source::Jaeger(source) => (source.describe(), None),
+            Source::Jaeger(source) => (source.describe(), None, Some(source.base().to_owned())),
         };
         let mut report = TraceReport::new(description, &verdicts, kind_names);
         report.source_stats = stats;
+        report.jaeger_ui = jaeger_ui;
         Some(report)
     }
 

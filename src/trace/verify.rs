@@ -224,6 +224,10 @@ pub struct TraceReport {
     /// Counters of the trace source, e.g. the embedded receiver's span counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_stats: Option<serde_json::Value>,
+    /// The Jaeger UI's base URL when traces were looked up in Jaeger: reports link each failing
+    /// trace to `{jaeger_ui}/trace/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jaeger_ui: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -274,6 +278,7 @@ impl TraceReport {
             failing,
             not_judged: verdicts.not_judged,
             source_stats: None,
+            jaeger_ui: None,
         }
     }
 }

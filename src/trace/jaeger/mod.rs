@@ -165,6 +165,11 @@ pub struct JaegerSource {
 }
 
 impl JaegerSource {
+    /// Where Jaeger's UI (and query API) is served, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// `base_url` is where Jaeger's UI is served, including its base path if it has one
     /// (`http://jaeger:16686`, `http://host/jaeger`). Each request may take `request_timeout`.
     pub fn new(

@@ -1,0 +1,80 @@
+//! Reports rendered from results, for people (self-contained HTML) and for CI (JUnit). Reports read
+//! only what `result.json` holds, so `harness report` can render a stored result again.
+//!
+//! The HTML is one file with its CSS and SVG inline: no network when it is opened, readable with
+//! JavaScript off, in dark mode and on paper. Templates are compiled into the binary.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use minijinja::Environment;
+use serde::Serialize;
+
+/// Every template, by name; `.html` ones are escaped automatically.
+const TEMPLATES: &[(&str, &str)] = &[("base.html", include_str!("templates/base.html"))];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("rendering the {template} report: {source:#}")]
+    Render {
+        template: &'static str,
+        source: minijinja::Error,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn templates() -> &'static Environment<'static> {
+    static TEMPLATES_ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    TEMPLATES_ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("the bundled template {name} does not parse: {e:#}"));
+        }
+        env
+    })
+}
+
+/// Renders a bundled template with `context`.
+pub fn render(template: &'static str, context: impl Serialize) -> Result<String, ReportError> {
+    templates()
+        .get_template(template)
+        .and_then(|t| t.render(context))
+        .map_err(|source| ReportError::Render { template, source })
+}
+
+/// Writes a rendered report, naming the file on failure.
+pub fn write(path: &Path, contents: &str) -> Result<(), ReportError> {
+    std::fs::write(path, contents).map_err(|source| ReportError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bundled_template_parses() {
+        for (name, _) in TEMPLATES {
+            templates().get_template(name).expect("registered");
+        }
+    }
+
+    #[test]
+    fn the_base_page_escapes_what_it_is_given() {
+        let html = render(
+            "base.html",
+            minijinja::context! { title => "<script>alert(1)</script>" },
+        )
+        .expect("renders");
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;script&gt;"));
+    }
+}
