@@ -44,7 +44,7 @@ fn templates() -> &'static Environment<'static> {
 pub fn render(template: &'static str, context: impl Serialize) -> Result<String, ReportError> {
     templates()
         .get_template(template)
-        .and_then(|t| t.render(context))
+        .and_then(|t| t.render(minijinja::Value::from_serialize(&context)))
         .map_err(|source| ReportError::Render { template, source })
 }
 
