@@ -44,7 +44,7 @@ fn templates() -> &'static Environment<'static> {
 pub fn render(template: &'static str, context: impl Serialize) -> Result<String, ReportError> {
     templates()
         .get_template(template)
-        .and_then(|t| t.render(minijinja::Value::from_serialize(&context)))
+        .and_then(|t| t.render(minijinja::value::Serde(context)))
         .map_err(|source| ReportError::Render { template, source })
 }
 
@@ -71,7 +71,7 @@ mod tests {
     fn the_base_page_escapes_what_it_is_given() {
         let html = render(
             "base.html",
-            minijinja::context! { title => "<script>alert(1)</script>" },
+            serde_json::json!({ "title": "<script>alert(1)</script>" }),
         )
         .expect("renders");
         assert!(!html.contains("<script>alert"), "{html}");
