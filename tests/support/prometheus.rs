@@ -28,36 +28,12 @@ pub struct ScrapeTarget<'a> {
 /// The `prometheus` executable on `PATH`, if any; panics instead of returning `None` when the
 /// environment requires Prometheus.
 pub fn binary(test: &str) -> Option<PathBuf> {
-    required("prometheus", test)
+    super::tool("prometheus", test, REQUIRE_VAR, "prometheus")
 }
 
 /// `promtool`, which the same Debian package ships; `None` and panics as for [`binary`].
 pub fn promtool(test: &str) -> Option<PathBuf> {
-    required("promtool", test)
-}
-
-fn required(program: &str, test: &str) -> Option<PathBuf> {
-    let found = find_on_path(program);
-    if found.is_none() {
-        if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1") {
-            panic!(
-                "{test}: `{program}` is not on PATH but {REQUIRE_VAR}=1 requires it; \
-                 scripts/test installs it with `apt-get install -y prometheus`"
-            );
-        }
-        eprintln!(
-            "note: {test}: skipping the Prometheus part, `{program}` is not on PATH \
-             (install Debian's `prometheus` package, or run scripts/test)"
-        );
-    }
-    found
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+    super::tool("promtool", test, REQUIRE_VAR, "prometheus")
 }
 
 pub struct PrometheusServer {
@@ -222,7 +198,7 @@ fn config_text(targets: &[ScrapeTarget<'_>]) -> String {
 /// `promtool check config`, when promtool is installed: a clear message for a bad configuration
 /// instead of a server that exits.
 fn check_config(config: &Path) {
-    let Some(promtool) = find_on_path("promtool") else {
+    let Some(promtool) = super::find_on_path("promtool") else {
         return;
     };
     let output = Command::new(promtool)
