@@ -233,27 +233,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
 
 /// `harness compare`: exit 1 on a regression; every input or output problem is exit 2.
 fn compare(args: CompareArgs) -> ExitCode {
-    use anyhow::Context as _;
-    use harness::compare;
-
-    let outcome = (|| -> anyhow::Result<bool> {
-        let base = compare::load(&args.base)?;
-        let new = compare::load(&args.new)?;
-        let comparison = compare::compare(&base, &new, args.max_regression)?;
-        print!("{}", compare::text(&comparison));
-        let html = args
-            .html
-            .unwrap_or_else(|| compare::default_html_path(&args.new));
-        harness::report::write(&html, &compare::html(&comparison)?)?;
-        println!("report: {}", html.display());
-        if let Some(path) = args.json {
-            let json =
-                serde_json::to_string_pretty(&comparison).context("serializing the comparison")?;
-            harness::report::write(&path, &json)?;
-        }
-        Ok(comparison.regressed())
-    })();
-    match outcome {
+    match compare_runs(args) {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(EXIT_FAILED),
         Err(error) => {
@@ -261,4 +241,27 @@ fn compare(args: CompareArgs) -> ExitCode {
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
+}
+
+/// Prints the comparison and writes its reports; `true` when something regressed.
+fn compare_runs(args: CompareArgs) -> anyhow::Result<bool> {
+    use anyhow::Context as _;
+    use harness::compare;
+
+    let base = compare::load(&args.base)?;
+    let new = compare::load(&args.new)?;
+    let comparison = compare::compare(&base, &new, args.max_regression)?;
+    print!("{}", compare::text(&comparison));
+    let html = args
+        .html
+        .unwrap_or_else(|| compare::default_html_path(&args.new));
+    harness::report::write(&html, &compare::html(&comparison)?)?;
+    println!("report: {}", html.display());
+    if let Some(path) = args.json {
+        let json =
+            serde_json::to_string_pretty(&comparison).context("serializing the comparison")?;
+        harness::report::write(&path, &json)?;
+        println!("json: {}", path.display());
+    }
+    Ok(comparison.regressed())
 }

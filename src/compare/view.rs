@@ -23,6 +23,8 @@ pub struct View<'a> {
     pub noise: String,
     pub noise_note: Option<&'a str>,
     pub warnings: &'a [String],
+    /// `0.1pp`: the smallest increase in an error rate that can be a regression.
+    pub error_floor: String,
     pub kinds: Vec<KindView<'a>>,
     pub only_in_base: &'a [String],
     pub only_in_new: &'a [String],
@@ -108,6 +110,7 @@ impl<'a> View<'a> {
             noise: noise(comparison),
             noise_note: comparison.wander.note.as_deref(),
             warnings: &comparison.warnings,
+            error_floor: format!("{:.1}pp", super::ERROR_RATE_FLOOR * 100.0),
             kinds: comparison.kinds.iter().map(KindView::of).collect(),
             only_in_base: &comparison.only_in_base,
             only_in_new: &comparison.only_in_new,
