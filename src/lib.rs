@@ -2,6 +2,7 @@
 //! The binary (`src/main.rs`) is the command line over these modules; data flows scenario → system
 //! → load → verification (trace, metrics) → result → thresholds → summary.
 
+pub mod compare;
 pub mod load;
 pub mod metrics;
 pub mod overhead;

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
   harness run scenarios/baseline.yaml --gateway http://127.0.0.1:8080
   harness run scenarios/baseline.yaml --jaeger http://127.0.0.1:16686 --prometheus http://127.0.0.1:9090
   harness validate scenarios/*.yaml
+  harness compare baseline/result.json reports/baseline/result.json --max-regression 10%
 
 Exit codes:
   0  every threshold and check passed (and an overhead claim held)
@@ -46,6 +47,9 @@ enum Command {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
+    /// Compare a result with a stored baseline's: exit 1 when a latency percentile or error rate
+    /// of a request kind regressed beyond the noise
+    Compare(CompareArgs),
     /// Run the bundled core engine (gRPC) in the foreground, as the `core-engine` binary does
     Engine(EngineArgs),
     /// Run the bundled API gateway (HTTP) in the foreground, as the `api-gateway` binary does
@@ -84,6 +88,23 @@ struct RunArgs {
     quiet: bool,
 }
 
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// The baseline's result.json
+    base: PathBuf,
+    /// The result.json to judge against it
+    new: PathBuf,
+    /// The largest slowdown tolerated: 5% or 0.05
+    #[arg(long, value_name = "SHARE", default_value = "5%")]
+    max_regression: harness::compare::Tolerance,
+    /// The HTML report [default: comparison.html beside NEW]
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Also write the comparison as JSON
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
 const EXIT_FAILED: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_INCOMPLETE: u8 = 3;
@@ -100,6 +121,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Validate { scenarios } => validate(&scenarios),
+        Command::Compare(args) => compare(args),
         Command::Engine(args) => serve(
             "core engine",
             runtime.block_on(async {
@@ -207,4 +229,39 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `harness compare`: exit 1 on a regression; every input or output problem is exit 2.
+fn compare(args: CompareArgs) -> ExitCode {
+    match compare_runs(args) {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(EXIT_FAILED),
+        Err(error) => {
+            eprintln!("harness: {error:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// Prints the comparison and writes its reports; `true` when something regressed.
+fn compare_runs(args: CompareArgs) -> anyhow::Result<bool> {
+    use anyhow::Context as _;
+    use harness::compare;
+
+    let base = compare::load(&args.base)?;
+    let new = compare::load(&args.new)?;
+    let comparison = compare::compare(&base, &new, args.max_regression)?;
+    print!("{}", compare::text(&comparison));
+    let html = args
+        .html
+        .unwrap_or_else(|| compare::default_html_path(&args.new));
+    harness::report::write(&html, &compare::html(&comparison)?)?;
+    println!("report: {}", html.display());
+    if let Some(path) = args.json {
+        let json =
+            serde_json::to_string_pretty(&comparison).context("serializing the comparison")?;
+        harness::report::write(&path, &json)?;
+        println!("json: {}", path.display());
+    }
+    Ok(comparison.regressed())
 }

@@ -1,0 +1,280 @@
+//! Two-sample statistics for comparing runs: the shift between two sets of repeated measurements
+//! (Hodges-Lehmann, with the interval that inverts the Mann-Whitney test) and the two-proportion
+//! test for error rates.
+//!
+//! The shift needs no assumption about the shape of either sample, only that both have the same
+//! shape up to the shift; on log values that means "the new run is the base run scaled by a
+//! factor", which is how latency regressions usually look.
+
+use serde::Serialize;
+
+use crate::overhead::stats::median;
+
+/// The two-sided standard normal quantile of a 95% interval.
+pub const Z_95: f64 = 1.959_963_984_540_054;
+
+/// Tail probability on each side of a 95% interval.
+const TAIL: f64 = 0.025;
+
+/// Up to this many pairs (m·n) the Mann-Whitney critical value comes from the statistic's exact
+/// distribution; beyond, from its normal approximation, which is then accurate to a rank or so.
+const EXACT_PAIRS: usize = 2_500;
+
+/// Samples longer than this are summarised in blocks (the median of each), so that the m·n
+/// differences stay a few megabytes however long the runs were.
+const MAX_POINTS: usize = 1_000;
+
+/// How far a second sample lies from a first: an estimate and its 95% interval, in the samples'
+/// own units.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Shift {
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Shift {
+    /// The shift from `before` to `after`: the median of every difference `after[j] − before[i]`
+    /// (Hodges-Lehmann), with the distribution-free 95% interval that inverts the Mann-Whitney
+    /// test. Non-finite values are ignored. `None` when the samples are too small for any 95%
+    /// interval (fewer than four each, or three against fewer than five).
+    pub fn between(before: &[f64], after: &[f64]) -> Option<Shift> {
+        let x = blocks(finite(before));
+        let y = blocks(finite(after));
+        let k = mann_whitney_critical(x.len(), y.len())?;
+        let mut differences: Vec<f64> = y
+            .iter()
+            .flat_map(|b| x.iter().map(move |a| b - a))
+            .collect();
+        differences.sort_by(f64::total_cmp);
+        let estimate = median(differences.iter().copied())?;
+        let mn = differences.len();
+        Some(Shift {
+            estimate,
+            low: differences[k - 1],
+            high: differences[mn - k],
+        })
+    }
+}
+
+fn finite(values: &[f64]) -> Vec<f64> {
+    values.iter().copied().filter(|v| v.is_finite()).collect()
+}
+
+/// At most [`MAX_POINTS`] values: consecutive runs of values replaced by their median.
+fn blocks(values: Vec<f64>) -> Vec<f64> {
+    if values.len() <= MAX_POINTS {
+        return values;
+    }
+    let size = values.len().div_ceil(MAX_POINTS);
+    values
+        .chunks(size)
+        .filter_map(|chunk| median(chunk.iter().copied()))
+        .collect()
+}
+
+/// The largest `k ≥ 1` with `P(U ≤ k − 1) ≤ 2.5%`, where `U` is the Mann-Whitney statistic of
+/// samples of `m` and `n` under the null hypothesis: the interval then runs from the k-th smallest
+/// to the k-th largest of the m·n differences. `None` when even `P(U = 0)` is above 2.5%.
+fn mann_whitney_critical(m: usize, n: usize) -> Option<usize> {
+    if m == 0 || n == 0 {
+        return None;
+    }
+    let mn = m * n;
+    let k = if mn <= EXACT_PAIRS {
+        let mut cumulative = 0.0;
+        let mut k = 0;
+        for (u, probability) in mann_whitney_distribution(m, n).iter().enumerate() {
+            cumulative += probability;
+            // Allow for rounding: the exact tail values are multiples of 1 / C(m + n, m).
+            if cumulative > TAIL * (1.0 + 1e-9) {
+                break;
+            }
+            k = u + 1;
+        }
+        k
+    } else {
+        // P(U ≤ k − 1) ≈ Φ((k − 1 + ½ − mn/2) / σ) ≤ 2.5%, with a continuity correction.
+        let sigma = (mn as f64 * (m + n + 1) as f64 / 12.0).sqrt();
+        let k = (mn as f64 / 2.0 + 0.5 - Z_95 * sigma).floor();
+        if k < 1.0 { 0 } else { k as usize }
+    };
+    (k >= 1).then_some(k.min(mn.div_ceil(2)))
+}
+
+/// `P(U = u)` for `u` in `0..=m·n`, exactly (up to rounding), from the recurrence on the largest
+/// observation: it belongs to the second sample with probability n / (m + n), and then beats all
+/// m of the first.
+fn mann_whitney_distribution(m: usize, n: usize) -> Vec<f64> {
+    // previous[j]: the distribution for sizes (i − 1, j); current[j]: for (i, j).
+    let mut previous: Vec<Vec<f64>> = vec![vec![1.0]; n + 1];
+    for i in 1..=m {
+        let mut current: Vec<Vec<f64>> = Vec::with_capacity(n + 1);
+        current.push(vec![1.0]);
+        for j in 1..=n {
+            let total = (i + j) as f64;
+            let mut p = vec![0.0; i * j + 1];
+            // The largest is one of the first sample's: it adds nothing to U.
+            for (u, q) in previous[j].iter().enumerate() {
+                p[u] += q * i as f64 / total;
+            }
+            // The largest is one of the second's: it beats all i of the first.
+            for (u, q) in current[j - 1].iter().enumerate() {
+                p[u + i] += q * j as f64 / total;
+            }
+            current.push(p);
+        }
+        previous = current;
+    }
+    previous.pop().expect("sizes 0..=n were all built")
+}
+
+/// The pooled two-proportion z statistic of `after` against `before` (positive when `after`'s
+/// proportion is higher). `None` when either sample is empty, or when the pooled proportion is 0
+/// or 1: both samples then agree exactly and there is nothing to test.
+pub fn two_proportion_z(
+    before_hits: u64,
+    before_total: u64,
+    after_hits: u64,
+    after_total: u64,
+) -> Option<f64> {
+    if before_total == 0 || after_total == 0 {
+        return None;
+    }
+    let (n1, n2) = (before_total as f64, after_total as f64);
+    let (p1, p2) = (before_hits as f64 / n1, after_hits as f64 / n2);
+    let pooled = (before_hits + after_hits) as f64 / (n1 + n2);
+    let variance = pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2);
+    (variance > 0.0).then(|| (p2 - p1) / variance.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `P(U ≤ u)` by enumerating every way of choosing which ranks belong to the first sample.
+    fn brute_force_cdf(m: usize, n: usize, u_max: usize) -> f64 {
+        let total = m + n;
+        let (mut hits, mut all) = (0u64, 0u64);
+        for mask in 0u32..(1 << total) {
+            if mask.count_ones() as usize != m {
+                continue;
+            }
+            all += 1;
+            // U counts (first, second) pairs in which the second-sample value is larger.
+            let mut u = 0;
+            let mut firsts_below = 0;
+            for rank in 0..total {
+                if mask & (1 << rank) != 0 {
+                    firsts_below += 1;
+                } else {
+                    u += firsts_below;
+                }
+            }
+            if u <= u_max {
+                hits += 1;
+            }
+        }
+        hits as f64 / all as f64
+    }
+
+    #[test]
+    fn the_exact_distribution_matches_enumeration() {
+        for (m, n) in [(1, 1), (2, 3), (3, 5), (4, 4), (5, 7), (6, 6)] {
+            let p = mann_whitney_distribution(m, n);
+            assert_eq!(p.len(), m * n + 1);
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            let mut cumulative = 0.0;
+            for (u, q) in p.iter().enumerate() {
+                cumulative += q;
+                let expected = brute_force_cdf(m, n, u);
+                assert!((cumulative - expected).abs() < 1e-12, "m {m} n {n} u {u}");
+            }
+        }
+    }
+
+    #[test]
+    fn critical_values_match_the_published_table() {
+        // Two-sided 5% critical U (reject when U ≤ it); k is that plus one.
+        for (m, n, u) in [
+            (4, 4, 0),
+            (5, 5, 2),
+            (6, 6, 5),
+            (7, 7, 8),
+            (8, 8, 13),
+            (10, 10, 23),
+            (5, 10, 8),
+            (3, 5, 0),
+            (20, 20, 127),
+        ] {
+            assert_eq!(mann_whitney_critical(m, n), Some(u + 1), "m {m} n {n}");
+        }
+        assert_eq!(mann_whitney_critical(3, 3), None);
+        assert_eq!(mann_whitney_critical(3, 4), None);
+        assert_eq!(mann_whitney_critical(0, 10), None);
+    }
+
+    #[test]
+    fn the_normal_approximation_agrees_with_the_exact_value_where_they_meet() {
+        // 50 × 50 is the largest exact case; 51 × 50 is approximated.
+        let exact = mann_whitney_critical(50, 50).expect("interval");
+        let sigma = (2500.0f64 * 101.0 / 12.0).sqrt();
+        let approximate = (1250.0 + 0.5 - Z_95 * sigma).floor() as usize;
+        assert!(exact.abs_diff(approximate) <= 1, "{exact} vs {approximate}");
+        let next = mann_whitney_critical(51, 50).expect("interval");
+        assert!(next > exact && next < exact + 30, "{next}");
+    }
+
+    #[test]
+    fn a_known_shift_is_estimated_and_covered() {
+        // Five values each, the second shifted by exactly 10: every difference is 10 ± 4.
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let y = [11.0, 12.0, 13.0, 14.0, 15.0];
+        let shift = Shift::between(&x, &y).expect("interval");
+        assert_eq!(shift.estimate, 10.0);
+        // k = 3: the 3rd smallest and 3rd largest of the 25 differences (6 7 7 8 8 8 ... 14).
+        assert_eq!((shift.low, shift.high), (7.0, 13.0));
+        let back = Shift::between(&y, &x).expect("interval");
+        assert_eq!((back.estimate, back.low, back.high), (-10.0, -13.0, -7.0));
+    }
+
+    #[test]
+    fn identical_samples_give_an_interval_around_zero() {
+        let x = [3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0, 6.0];
+        let shift = Shift::between(&x, &x).expect("interval");
+        assert_eq!(shift.estimate, 0.0);
+        assert!(shift.low < 0.0 && shift.high > 0.0, "{shift:?}");
+    }
+
+    #[test]
+    fn too_small_samples_give_no_interval() {
+        assert_eq!(Shift::between(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]), None);
+        assert_eq!(
+            Shift::between(&[1.0, 2.0, f64::NAN, 3.0], &[4.0, 5.0, 6.0, 7.0]),
+            None
+        );
+    }
+
+    #[test]
+    fn long_samples_are_summarised_in_blocks() {
+        let x: Vec<f64> = (0..2_500).map(|i| f64::from(i % 7)).collect();
+        let y: Vec<f64> = x.iter().map(|v| v + 100.0).collect();
+        assert!(blocks(x.clone()).len() <= MAX_POINTS);
+        let shift = Shift::between(&x, &y).expect("interval");
+        assert!(shift.low <= 100.0 && 100.0 <= shift.high, "{shift:?}");
+    }
+
+    #[test]
+    fn two_proportions() {
+        // 10/1000 against 30/1000: pooled 2%, z = 0.02 / sqrt(0.02 · 0.98 · 0.002) ≈ 3.194.
+        let z = two_proportion_z(10, 1000, 30, 1000).expect("a statistic");
+        assert!((z - 3.194).abs() < 1e-3, "{z}");
+        assert_eq!(two_proportion_z(30, 1000, 10, 1000), Some(-z));
+        // Nothing failed anywhere, or one side is empty: nothing to test.
+        assert_eq!(two_proportion_z(0, 300, 0, 300), None);
+        assert_eq!(two_proportion_z(0, 0, 5, 300), None);
+        // 0 of 300 against 2 of 300 is not significant; against 5 of 300 it is.
+        assert!(two_proportion_z(0, 300, 2, 300).expect("z") < Z_95);
+        assert!(two_proportion_z(0, 300, 5, 300).expect("z") > Z_95);
+    }
+}

@@ -1,0 +1,254 @@
+//! The comparison as people read it: every number formatted once, for the text on stdout and the
+//! HTML report alike.
+
+use serde::Serialize;
+
+use super::{
+    Comparison, Decision, ErrorRow, KindComparison, PercentileRow, Spectrum, WanderSource,
+};
+use crate::report::{self, ReportError};
+use crate::summary::micros;
+
+/// What the text and the HTML show.
+#[derive(Debug, Serialize)]
+pub struct View<'a> {
+    pub title: String,
+    pub verdict: Verdict,
+    pub base: RunView<'a>,
+    pub new: RunView<'a>,
+    /// `+5.0%`: the tolerance, and its mirror for improvements.
+    pub regression_bound: String,
+    pub improvement_bound: String,
+    /// Where the intervals come from.
+    pub noise: String,
+    pub noise_note: Option<&'a str>,
+    pub warnings: &'a [String],
+    /// `0.1pp`: the smallest increase in an error rate that can be a regression.
+    pub error_floor: String,
+    pub kinds: Vec<KindView<'a>>,
+    pub only_in_base: &'a [String],
+    pub only_in_new: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
+pub struct Verdict {
+    /// `fail` or `pass`: the CSS class.
+    pub class: &'static str,
+    pub word: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunView<'a> {
+    pub path: &'a str,
+    pub scenario: &'a str,
+    pub status: &'a str,
+    pub rate: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KindView<'a> {
+    pub name: &'a str,
+    pub requests: String,
+    pub rows: Vec<RowView>,
+    /// Each run's decoded percentile spectrum, for a chart.
+    pub spectrum: &'a Spectrum,
+}
+
+/// One line of a kind's table.
+#[derive(Debug, Serialize)]
+pub struct RowView {
+    pub label: String,
+    pub base: String,
+    pub new: String,
+    pub change: String,
+    pub interval: String,
+    /// The decision's word and CSS class.
+    pub decision: &'static str,
+    pub class: &'static str,
+    /// What qualifies the decision: the smallest detectable change, the data needed.
+    pub note: String,
+}
+
+impl<'a> View<'a> {
+    pub fn of(comparison: &'a Comparison) -> View<'a> {
+        let verdict = if comparison.regressed() {
+            Verdict {
+                class: "fail",
+                word: "REGRESSION",
+                detail: comparison.regressions.join(", "),
+            }
+        } else {
+            let rows = comparison.kinds.iter().flat_map(|k| {
+                k.percentiles
+                    .iter()
+                    .map(|row| row.decision)
+                    .chain([k.errors.decision])
+            });
+            let total = rows.clone().count();
+            let judged = rows.filter(|d| *d != Decision::NotEnoughData).count();
+            let kinds = comparison.kinds.len();
+            Verdict {
+                class: "pass",
+                word: "NO REGRESSION",
+                detail: format!(
+                    "{judged} of {total} rows had enough data to judge, over {kinds} kind{}",
+                    if kinds == 1 { "" } else { "s" }
+                ),
+            }
+        };
+        View {
+            title: format!(
+                "Comparison: {} against {}",
+                comparison.new.scenario, comparison.base.scenario
+            ),
+            verdict,
+            base: RunView::of(&comparison.base),
+            new: RunView::of(&comparison.new),
+            regression_bound: signed_percent(comparison.max_regression),
+            improvement_bound: signed_percent(comparison.min_improvement),
+            noise: noise(comparison),
+            noise_note: comparison.wander.note.as_deref(),
+            warnings: &comparison.warnings,
+            error_floor: format!("{:.1}pp", super::ERROR_RATE_FLOOR * 100.0),
+            kinds: comparison.kinds.iter().map(KindView::of).collect(),
+            only_in_base: &comparison.only_in_base,
+            only_in_new: &comparison.only_in_new,
+        }
+    }
+}
+
+impl<'a> RunView<'a> {
+    fn of(run: &'a super::RunInfo) -> RunView<'a> {
+        RunView {
+            path: &run.path,
+            scenario: &run.scenario,
+            status: &run.status,
+            rate: format!(
+                "{:.1}/s target, {:.1}/s achieved, {} sent",
+                run.target_rate, run.achieved_rate, run.sent
+            ),
+        }
+    }
+}
+
+impl<'a> KindView<'a> {
+    fn of(kind: &'a KindComparison) -> KindView<'a> {
+        let mut rows: Vec<RowView> = kind.percentiles.iter().map(RowView::latency).collect();
+        rows.push(RowView::errors(&kind.errors));
+        KindView {
+            name: &kind.name,
+            requests: format!(
+                "{} and {} requests completed",
+                kind.base_completed, kind.new_completed
+            ),
+            rows,
+            spectrum: &kind.spectrum,
+        }
+    }
+}
+
+impl RowView {
+    fn latency(row: &PercentileRow) -> RowView {
+        let value = |us: Option<u64>| us.map_or_else(|| "-".to_owned(), micros);
+        let note = match (row.smallest_detectable, row.needed) {
+            (Some(detectable), _) => {
+                format!("could detect a slowdown of {}", signed_percent(detectable))
+            }
+            (None, Some(needed)) => format!("needs {needed} requests in each run"),
+            (None, None) => String::new(),
+        };
+        RowView {
+            label: row.percentile.label().to_owned(),
+            base: value(row.base_us),
+            new: value(row.new_us),
+            change: row
+                .change
+                .map_or_else(|| "-".to_owned(), |c| signed_percent(c.estimate)),
+            interval: row.change.map_or_else(
+                || "-".to_owned(),
+                |c| format!("[{}, {}]", signed_percent(c.low), signed_percent(c.high)),
+            ),
+            decision: row.decision.word(),
+            class: class(row.decision),
+            note,
+        }
+    }
+
+    fn errors(row: &ErrorRow) -> RowView {
+        let rate = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), percent);
+        let change = match (row.base_rate(), row.new_rate()) {
+            (Some(before), Some(after)) => {
+                format!("{:+.2}pp", (after - before) * 100.0)
+            }
+            _ => "-".to_owned(),
+        };
+        RowView {
+            label: "errors".to_owned(),
+            base: rate(row.base_rate()),
+            new: rate(row.new_rate()),
+            change,
+            interval: row.z.map_or_else(String::new, |z| format!("z = {z:.2}")),
+            decision: row.decision.word(),
+            class: class(row.decision),
+            note: format!(
+                "{} of {} and {} of {}",
+                row.base_errors, row.base_sent, row.new_errors, row.new_sent
+            ),
+        }
+    }
+}
+
+fn class(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Regression => "regression",
+        Decision::Improvement => "improvement",
+        Decision::Unchanged => "unchanged",
+        Decision::WithinNoise => "noise",
+        Decision::NotEnoughData => "nodata",
+    }
+}
+
+fn noise(comparison: &Comparison) -> String {
+    let wander = &comparison.wander;
+    let measured = wander.p50.is_some();
+    match wander.source {
+        WanderSource::Trials { base, new } => format!(
+            "sampling error of each percentile, widened by the spread of the experiments' \
+             treatment trials ({base} and {new})"
+        ),
+        WanderSource::Timeline {
+            base_seconds,
+            new_seconds,
+        } if measured => format!(
+            "sampling error of each percentile, widened by how the runs wandered second to \
+             second ({base_seconds} s and {new_seconds} s of timeline)"
+        ),
+        WanderSource::Timeline { .. } => "sampling error of each percentile only".to_owned(),
+    }
+}
+
+/// `+12.3%`, `-4.76%`, `+0.52%`: a relative change, with its sign.
+pub fn signed_percent(ratio: f64) -> String {
+    let p = ratio * 100.0;
+    if p.abs() >= 10.0 {
+        format!("{p:+.1}%")
+    } else {
+        format!("{p:+.2}%")
+    }
+}
+
+/// `12.3%`, `0.52%`: a rate.
+fn percent(ratio: f64) -> String {
+    let p = ratio * 100.0;
+    if p.abs() >= 10.0 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.2}%")
+    }
+}
+
+/// The self-contained HTML report.
+pub fn html(comparison: &Comparison) -> Result<String, ReportError> {
+    report::render("compare.html", View::of(comparison))
+}
