@@ -79,6 +79,9 @@ struct RunArgs {
     /// http://127.0.0.1:9090); switches metrics checks on
     #[arg(long, value_name = "URL")]
     prometheus: Option<String>,
+    /// Also write the outcome as JUnit XML to this file, for CI test reports
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// No progress lines
     #[arg(long)]
     quiet: bool,
@@ -141,6 +144,7 @@ async fn run(args: RunArgs) -> ExitCode {
             jaeger_api: args.jaeger_api,
             prometheus: args.prometheus,
         },
+        junit: args.junit,
     };
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
@@ -159,6 +163,9 @@ async fn run(args: RunArgs) -> ExitCode {
         Ok(finished) => {
             print!("{}", harness::summary::render(&finished.result));
             println!("result: {}", finished.result_path.display());
+            if let Some(junit) = &options.junit {
+                println!("junit: {}", junit.display());
+            }
             if !matches!(finished.result.status, RunStatus::Completed) {
                 ExitCode::from(EXIT_INCOMPLETE)
             } else if finished.passed() {

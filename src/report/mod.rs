@@ -4,6 +4,8 @@
 //! The HTML is one file with its CSS and SVG inline: no network when it is opened, readable with
 //! JavaScript off, in dark mode and on paper. Templates are compiled into the binary.
 
+pub mod junit;
+
 use std::path::Path;
 use std::sync::OnceLock;
 
