@@ -262,6 +262,17 @@ pub async fn run(
     })
 }
 
+/// Everything `harness validate` checks of a scenario file short of running it: the file, its
+/// thresholds, its overhead sweep, and every request body for its protocol.
+pub fn check(path: &Path) -> Result<Scenario, RunError> {
+    let scenario = scenario::load(path, &[]).map_err(|e| RunError::BadInput(e.to_string()))?;
+    parse_thresholds(&scenario)?;
+    for point in crate::overhead::points(path, &[], &scenario)? {
+        prepare(&point.scenario)?;
+    }
+    Ok(scenario)
+}
+
 /// The address the load goes to.
 enum Target {
     Http(Uri),

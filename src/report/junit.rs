@@ -101,6 +101,24 @@ pub fn not_run(scenario: &str, reason: &str) -> TestSuite {
     suite
 }
 
+/// A suite for a scenario whose run returned no result: one `<error>` with the reason.
+pub fn broken(scenario: &str, reason: &str, time: Duration) -> TestSuite {
+    let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+    status
+        .set_type("failed")
+        .set_message(format!("the run did not complete: {reason}"));
+    let mut suite = TestSuite::new(scenario);
+    suite.set_time(time);
+    suite.add_test_case(case(scenario, "run completed", status));
+    suite
+}
+
+/// Adds a failing testcase named `name` to the scenario's suite.
+pub fn add_failure(suite: &mut TestSuite, name: &str, message: &str) {
+    let classname = suite.name.as_str().to_owned();
+    suite.add_test_case(case(&classname, name, failure("expectation", message, "")));
+}
+
 /// The suite of a scenario that is expected to fail, as the sign-off counts it: each failure
 /// becomes a skipped testcase saying it failed as expected, the convention of pytest's `xfail`,
 /// so that CI shows the failure without turning red for it. Errors (a run that did not complete)

@@ -13,7 +13,10 @@ use minijinja::Environment;
 use serde::Serialize;
 
 /// Every template, by name; `.html` ones are escaped automatically.
-const TEMPLATES: &[(&str, &str)] = &[("base.html", include_str!("templates/base.html"))];
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("templates/base.html")),
+    ("signoff.html", include_str!("templates/signoff.html")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
