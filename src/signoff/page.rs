@@ -123,7 +123,7 @@ fn row(scenario: &ScenarioOutcome) -> Row<'_> {
         },
         rate: figures.map_or_else(
             || "–".to_owned(),
-            |f| format!("{:.1} / {:.1}/s", f.achieved_rate, f.target_rate),
+            |f| format!("{:.1}/s of {:.1}/s", f.achieved_rate, f.target_rate),
         ),
         p99: figures
             .and_then(|f| f.p99_us)
@@ -267,9 +267,12 @@ mod tests {
         let smoke = row_of(&html, "smoke");
         assert!(smoke.contains("class=\"signed-off\""), "{smoke}");
         assert!(smoke.contains("href=\"smoke&#x2f;result.json\""), "{smoke}");
-        assert!(smoke.contains("50.0 &#x2f; 50.0&#x2f;s"), "{smoke}");
+        assert!(smoke.contains("50.0&#x2f;s of 50.0&#x2f;s"), "{smoke}");
         let stall = row_of(&html, "stall");
-        assert!(stall.contains("<strong>FAIL</strong>"), "{stall}");
+        assert!(
+            stall.contains("<strong class=\"fail-text\">FAIL</strong>"),
+            "{stall}"
+        );
         assert!(stall.contains("failed as expected"), "{stall}");
         assert!(stall.contains("p(99) &lt; 100ms: 969.73ms"), "{stall}");
         assert!(html.contains("2026-11-25 02:27:18 UTC"));
