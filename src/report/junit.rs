@@ -93,11 +93,9 @@ pub fn suite(result: &RunResult) -> TestSuite {
 pub fn not_run(scenario: &str, reason: &str) -> TestSuite {
     let mut status = TestCaseStatus::skipped();
     status.set_message(reason);
-    let mut case = TestCase::new("run completed", status);
-    case.set_classname(scenario);
     let mut suite = TestSuite::new(scenario);
     suite.set_time(Duration::ZERO);
-    suite.add_test_case(case);
+    suite.add_test_case(case(scenario, "run completed", status));
     suite
 }
 

@@ -99,6 +99,10 @@ pub async fn run(
             quiet: options.quiet,
             ..RunOptions::default()
         };
+        // A previous sign-off's files must not pass for this run's when it writes none.
+        for file in ["result.json", "report.html"] {
+            let _ = std::fs::remove_file(dir.join(&name).join(file));
+        }
         let began = Instant::now();
         let ran = run::run(&entry.path, &run_options, stop.clone()).await;
         let elapsed = began.elapsed();
@@ -131,7 +135,7 @@ pub async fn run(
     };
     let json = dir.join("signoff.json");
     let text = serde_json::to_string_pretty(&record)
-        .expect("the sign-off record has string keys and finite numbers only");
+        .expect("the sign-off record has no map with non-string keys, the one thing JSON refuses");
     report::write(&json, &text)?;
     let html = dir.join("signoff.html");
     report::write(&html, &page::html(&record)?)?;
