@@ -9,7 +9,7 @@ use super::record::{ScenarioOutcome, SignoffRecord, Verdict};
 use super::suite::Expect;
 use crate::report::{self, ReportError};
 use crate::result::Environment;
-use crate::summary::{micros, percent};
+use crate::summary::{effect, micros, percent};
 
 #[derive(Serialize)]
 struct Page<'a> {
@@ -142,18 +142,7 @@ fn failing(scenario: &ScenarioOutcome) -> Vec<String> {
     let mut failing = scenario.failed_thresholds.clone();
     let claim = scenario.figures.as_ref().and_then(|f| f.overhead.as_ref());
     if let Some(claim) = claim.filter(|c| c.verdict != crate::overhead::Verdict::Pass) {
-        let measured = claim.estimate.as_ref().map_or_else(
-            || "too few pairs to estimate".to_owned(),
-            |e| {
-                format!(
-                    "{}{} [{}, {}]",
-                    if e.estimate < 0.0 { "" } else { "+" },
-                    percent(e.estimate),
-                    percent(e.low),
-                    percent(e.high)
-                )
-            },
-        );
+        let measured = effect(claim.estimate.as_ref(), percent);
         failing.push(format!(
             "overhead claim < {}: {measured} {}",
             percent(claim.bound),
