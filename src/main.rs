@@ -47,7 +47,7 @@ enum Command {
     /// Run a suite of scenarios one after another and sign a release off: signoff.html and
     /// signoff.json over all of them
     Signoff(SignoffArgs),
-    /// Check scenario files without running them
+    /// Check scenario files (and sign-off suites, with their scenarios) without running them
     Validate {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
@@ -259,8 +259,18 @@ async fn signoff(args: SignoffArgs) -> ExitCode {
 fn validate(paths: &[PathBuf]) -> ExitCode {
     let mut bad = false;
     for path in paths {
-        match harness::run::check(path) {
-            Ok(scenario) => println!("{}: ok ({})", path.display(), scenario.name),
+        // A sign-off suite may sit beside the scenarios it runs: it is checked with them.
+        let checked = if harness::signoff::suite::is_suite_file(path) {
+            harness::signoff::check(path)
+                .map(|(suite, names)| format!("suite {}: {}", suite.name, names.join(", ")))
+                .map_err(|e| e.to_string())
+        } else {
+            harness::run::check(path)
+                .map(|scenario| scenario.name)
+                .map_err(|e| e.to_string())
+        };
+        match checked {
+            Ok(what) => println!("{}: ok ({what})", path.display()),
             Err(error) => {
                 bad = true;
                 eprintln!("{error}");

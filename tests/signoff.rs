@@ -287,6 +287,17 @@ fn a_bad_scenario_stops_the_sign_off_before_anything_runs() {
     assert!(stderr.contains("missing.yaml"), "{stderr}");
     assert!(!run.out.join("release").exists(), "nothing ran");
     assert!(!run.out.join("junit.xml").exists());
+    // `harness validate` checks a suite the same way.
+    let validated = Command::new(HARNESS)
+        .args(["validate"])
+        .arg(run.out.join("release.yaml"))
+        .output()
+        .expect("harness runs");
+    assert_eq!(validated.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&validated.stderr),
+        stderr.replacen("harness: ", "", 1)
+    );
 
     // Two scenarios of one name would write over each other's results.
     let output = signoff(&run, "  - path: a.yaml\n  - path: ./a.yaml\n");

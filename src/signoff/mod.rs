@@ -64,8 +64,7 @@ pub async fn run(
     stop: CancellationToken,
     mut finished: impl FnMut(&ScenarioOutcome, Option<&RunResult>),
 ) -> Result<SignedOff, SignoffError> {
-    let suite = suite::load(path).map_err(|e| SignoffError::BadInput(e.to_string()))?;
-    let names = validate(&suite)?;
+    let (suite, names) = check(path)?;
     let dir = options.out_dir.join(&suite.name);
     std::fs::create_dir_all(&dir).map_err(|source| SignoffError::OutputDir {
         path: dir.clone(),
@@ -143,6 +142,14 @@ pub async fn run(
         junit::write(path, &junit::report(&suite.name, suites))?;
     }
     Ok(SignedOff { record, html, json })
+}
+
+/// What `harness validate` checks of a suite file: the suite, and each of its scenarios as a
+/// scenario file is checked. Returns the suite and its scenarios' names.
+pub fn check(path: &Path) -> Result<(Suite, Vec<String>), SignoffError> {
+    let suite = suite::load(path).map_err(|e| SignoffError::BadInput(e.to_string()))?;
+    let names = validate(&suite)?;
+    Ok((suite, names))
 }
 
 /// Validates every scenario of the suite as `harness validate` does, and returns their names;
@@ -230,8 +237,7 @@ mod tests {
     #[test]
     fn the_release_suite_and_its_scenarios_are_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/release.yaml");
-        let suite = suite::load(&path).expect("the release suite parses");
-        let names = validate(&suite).expect("every scenario of it validates");
+        let (suite, names) = check(&path).expect("the suite and every scenario of it validate");
         assert_eq!(names, ["smoke", "baseline", "overhead", "stall"]);
         let expected: Vec<Expect> = suite.scenarios.iter().map(|s| s.expect).collect();
         assert_eq!(

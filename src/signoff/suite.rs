@@ -76,6 +76,21 @@ struct EntryFile {
     expect: Expect,
 }
 
+/// Whether `text` is meant as a suite rather than a scenario: a mapping with a `scenarios` key.
+/// Lets `harness validate scenarios/*.yaml` take the suites that live beside the scenarios.
+pub fn is_suite(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Probe {
+        scenarios: Option<serde::de::IgnoredAny>,
+    }
+    serde_saphyr::from_str::<Probe>(text).is_ok_and(|probe| probe.scenarios.is_some())
+}
+
+/// [`is_suite`] of the file's contents; false when it cannot be read.
+pub fn is_suite_file(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| is_suite(&text))
+}
+
 /// Reads and validates a suite file.
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
     let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
@@ -240,6 +255,16 @@ mod tests {
         );
         let error = parsed("scenarios:\n  - path: a.yaml\n").expect_err("no name");
         assert!(error.contains("name"), "{error}");
+    }
+
+    #[test]
+    fn a_suite_is_told_from_a_scenario_by_its_scenarios_key() {
+        assert!(is_suite("name: release\nscenarios:\n  - path: a.yaml\n"));
+        assert!(!is_suite("name: [broken\nscenarios: []\n"));
+        let smoke = include_str!("../../scenarios/smoke.yaml");
+        assert!(!is_suite(smoke));
+        assert!(is_suite(include_str!("../../scenarios/release.yaml")));
+        assert!(!is_suite("- a\n- b\n"));
     }
 
     #[test]
