@@ -51,3 +51,55 @@ fn a_failing_run_writes_junit_naming_the_threshold() {
     );
     run.assert_no_leftovers();
 }
+
+#[test]
+fn a_clean_verified_run_lists_every_check_made_and_fails_none() {
+    let run = Run::new("junit-verify");
+    let junit = run.out.join("junit.xml");
+    let output = run.run(&[
+        "run",
+        "scenarios/verify.yaml",
+        "--junit",
+        &junit.display().to_string(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let xml = std::fs::read_to_string(&junit).expect("the JUnit file is written");
+    let report = Report::deserialize_from_str(&xml).expect("the JUnit file parses");
+    assert_eq!((report.failures, report.errors), (0, 0), "{xml}");
+    let suite = &report.test_suites[0];
+    let in_class = |class: &str| -> Vec<&str> {
+        suite
+            .test_cases
+            .iter()
+            .filter(|c| c.classname.as_ref().map(|n| n.as_str()) == Some(class))
+            .map(|c| c.name.as_str())
+            .collect()
+    };
+    // The bundled services through the gateway, managed: every check is made, logs included.
+    assert_eq!(
+        in_class("verify.traces"),
+        [
+            "completeness",
+            "response_header",
+            "exists",
+            "services",
+            "chain",
+            "orphans",
+            "attributes",
+            "error_status",
+            "logs"
+        ]
+    );
+    let result = run.result("verify");
+    let checked = result["verification"]["metrics"]["sources"][0]["checks"]
+        .as_array()
+        .expect("metrics checks")
+        .len();
+    assert_eq!(in_class("verify.metrics").len(), checked);
+    run.assert_no_leftovers();
+}
