@@ -11,6 +11,7 @@ pub mod report;
 pub mod result;
 pub mod run;
 pub mod scenario;
+pub mod signoff;
 pub mod summary;
 pub mod system;
 pub mod threshold;

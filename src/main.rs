@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use engine::core_engine::EngineArgs;
 use engine::gateway::GatewayArgs;
-use harness::result::RunStatus;
+use harness::result::{RunResult, RunStatus};
 use harness::run::{RunError, RunOptions};
+use harness::signoff::record::ScenarioOutcome;
+use harness::signoff::{SignoffError, SignoffOptions};
 use hyper::Uri;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +26,7 @@ use tokio_util::sync::CancellationToken;
   harness run scenarios/baseline.yaml --gateway http://127.0.0.1:8080
   harness run scenarios/baseline.yaml --jaeger http://127.0.0.1:16686 --prometheus http://127.0.0.1:9090
   harness validate scenarios/*.yaml
+  harness signoff scenarios/release.yaml --junit reports/junit.xml
   harness compare baseline/result.json reports/baseline/result.json --max-regression 10%
 
 Exit codes:
@@ -42,7 +45,10 @@ struct Cli {
 enum Command {
     /// Run a scenario: load the system, measure, evaluate thresholds, write result.json
     Run(RunArgs),
-    /// Check scenario files without running them
+    /// Run a suite of scenarios one after another and sign a release off: signoff.html and
+    /// signoff.json over all of them
+    Signoff(SignoffArgs),
+    /// Check scenario files (and sign-off suites, with their scenarios) without running them
     Validate {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
@@ -83,6 +89,26 @@ struct RunArgs {
     /// http://127.0.0.1:9090); switches metrics checks on
     #[arg(long, value_name = "URL")]
     prometheus: Option<String>,
+    /// Also write the outcome as JUnit XML to this file, for CI test reports
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// No progress lines
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct SignoffArgs {
+    /// The suite file: a name and a list of scenario paths (relative to it), each expected to
+    /// pass or to fail
+    suite: PathBuf,
+    /// Directory for results; a sign-off writes into OUT/<suite name>/, each scenario into
+    /// OUT/<suite name>/<scenario name>/
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// Also write the outcome as JUnit XML to this file, one testsuite per scenario
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// No progress lines
     #[arg(long)]
     quiet: bool,
@@ -120,6 +146,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
+        Command::Signoff(args) => runtime.block_on(signoff(args)),
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Compare(args) => compare(args),
         Command::Engine(args) => serve(
@@ -163,24 +190,15 @@ async fn run(args: RunArgs) -> ExitCode {
             jaeger_api: args.jaeger_api,
             prometheus: args.prometheus,
         },
+        junit: args.junit,
     };
-    let stop = CancellationToken::new();
-    let on_signal = stop.clone();
-    tokio::spawn(async move {
-        if let Ok(mut signals) = engine::shutdown::Signals::install() {
-            let signal = signals.recv().await;
-            eprintln!("harness: {signal}: stopping the load; results so far will be written");
-            on_signal.cancel();
-            // A second one means now: exiting ends the services too (they die with the harness).
-            let signal = signals.recv().await;
-            eprintln!("harness: {signal} again: exiting without waiting");
-            std::process::exit(i32::from(EXIT_INCOMPLETE));
-        }
-    });
-    match harness::run::run(&args.scenario, &options, stop).await {
+    match harness::run::run(&args.scenario, &options, stop_on_signals()).await {
         Ok(finished) => {
             print!("{}", harness::summary::render(&finished.result));
             println!("result: {}", finished.result_path.display());
+            if let Some(junit) = &options.junit {
+                println!("junit: {}", junit.display());
+            }
             if !matches!(finished.result.status, RunStatus::Completed) {
                 ExitCode::from(EXIT_INCOMPLETE)
             } else if finished.passed() {
@@ -200,24 +218,81 @@ async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
+/// Cancelled on the first SIGINT or SIGTERM, so that the load stops and results are written; a
+/// second one exits at once.
+fn stop_on_signals() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        if let Ok(mut signals) = engine::shutdown::Signals::install() {
+            let signal = signals.recv().await;
+            eprintln!("harness: {signal}: stopping the load; results so far will be written");
+            on_signal.cancel();
+            // A second one means now: exiting ends the services too (they die with the harness).
+            let signal = signals.recv().await;
+            eprintln!("harness: {signal} again: exiting without waiting");
+            std::process::exit(i32::from(EXIT_INCOMPLETE));
+        }
+    });
+    stop
+}
+
+async fn signoff(args: SignoffArgs) -> ExitCode {
+    let options = SignoffOptions {
+        out_dir: args.out,
+        junit: args.junit,
+        quiet: args.quiet,
+    };
+    let print_each = |outcome: &ScenarioOutcome, result: Option<&RunResult>| {
+        if let Some(result) = result {
+            print!("{}", harness::summary::render(result));
+        }
+        let note = outcome
+            .note
+            .as_deref()
+            .map_or_else(String::new, |note| format!(": {note}"));
+        println!(
+            "sign-off: {} {}{note}\n",
+            outcome.name,
+            outcome.verdict.label()
+        );
+    };
+    match harness::signoff::run(&args.suite, &options, stop_on_signals(), print_each).await {
+        Ok(signed) => {
+            print!("{}", harness::signoff::page::text(&signed.record));
+            println!("sign-off page: {}", signed.html.display());
+            println!("record: {}", signed.json.display());
+            if let Some(junit) = &options.junit {
+                println!("junit: {}", junit.display());
+            }
+            ExitCode::from(signed.record.exit_code)
+        }
+        Err(SignoffError::BadInput(message)) => {
+            eprintln!("harness: {message}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(error) => {
+            eprintln!("harness: the sign-off could not be completed: {error}");
+            ExitCode::from(EXIT_INCOMPLETE)
+        }
+    }
+}
+
 fn validate(paths: &[PathBuf]) -> ExitCode {
     let mut bad = false;
     for path in paths {
-        let checked = harness::scenario::load(path, &[])
-            .map_err(|e| e.to_string())
-            .and_then(|scenario| {
-                harness::run::parse_thresholds(&scenario)
-                    .and_then(|_| harness::overhead::points(path, &[], &scenario))
-                    .and_then(|points| {
-                        points
-                            .iter()
-                            .try_for_each(|point| harness::run::prepare(&point.scenario).map(drop))
-                    })
-                    .map(|()| scenario)
-                    .map_err(|e| e.to_string())
-            });
+        // A sign-off suite may sit beside the scenarios it runs: it is checked with them.
+        let checked = if harness::signoff::suite::is_suite_file(path) {
+            harness::signoff::check(path)
+                .map(|(suite, names)| format!("suite {}: {}", suite.name, names.join(", ")))
+                .map_err(|e| e.to_string())
+        } else {
+            harness::run::check(path)
+                .map(|scenario| scenario.name)
+                .map_err(|e| e.to_string())
+        };
         match checked {
-            Ok(scenario) => println!("{}: ok ({})", path.display(), scenario.name),
+            Ok(what) => println!("{}: ok ({what})", path.display()),
             Err(error) => {
                 bad = true;
                 eprintln!("{error}");

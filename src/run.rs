@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// `--jaeger`, `--prometheus`: query APIs of a real deployment.
     pub apis: QueryApis,
+    /// `--junit FILE`: JUnit XML written beside every `result.json`.
+    pub junit: Option<PathBuf>,
 }
 
 /// What became of a run.
@@ -137,6 +139,10 @@ pub async fn run(
         std::fs::write(&path, json)
             .with_context(|| format!("writing {}", path.display()))
             .map_err(RunError::Incomplete)?;
+        if let Some(junit) = &options.junit {
+            crate::report::junit::write(junit, &crate::report::junit::render(result))
+                .map_err(|e| RunError::Incomplete(e.into()))?;
+        }
         Ok(path)
     };
     let kind_names: Vec<String> = scenario.requests.iter().map(|k| k.name.clone()).collect();
@@ -254,6 +260,17 @@ pub async fn run(
         result,
         result_path,
     })
+}
+
+/// Everything `harness validate` checks of a scenario file short of running it: the file, its
+/// thresholds, its overhead sweep, and every request body for its protocol.
+pub fn check(path: &Path) -> Result<Scenario, RunError> {
+    let scenario = scenario::load(path, &[]).map_err(|e| RunError::BadInput(e.to_string()))?;
+    parse_thresholds(&scenario)?;
+    for point in crate::overhead::points(path, &[], &scenario)? {
+        prepare(&point.scenario)?;
+    }
+    Ok(scenario)
 }
 
 /// The address the load goes to.

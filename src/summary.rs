@@ -301,7 +301,7 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
 }
 
 /// `+12.3% [10.1%, 14.0%]`: an estimate and its 95% interval.
-fn effect(effect: Option<&Effect>, show: impl Fn(f64) -> String) -> String {
+pub(crate) fn effect(effect: Option<&Effect>, show: impl Fn(f64) -> String) -> String {
     match effect {
         Some(e) => format!(
             "{} [{}, {}]",
@@ -321,7 +321,7 @@ fn signed(text: String) -> String {
     }
 }
 
-fn percent(ratio: f64) -> String {
+pub(crate) fn percent(ratio: f64) -> String {
     let p = ratio * 100.0;
     if p.abs() >= 10.0 {
         format!("{p:.1}%")
@@ -331,7 +331,7 @@ fn percent(ratio: f64) -> String {
 }
 
 /// CPU time given in microseconds, in the unit that reads best.
-fn cpu_time(us: f64) -> String {
+pub(crate) fn cpu_time(us: f64) -> String {
     if us >= 1_000.0 {
         format!("{:.2}ms", us / 1_000.0)
     } else {

@@ -338,12 +338,18 @@ impl FromStr for Threshold {
 /// threshold.
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} ", self.metric, self.op)?;
+        write!(f, "{} {} {}", self.metric, self.op, self.bound_text())
+    }
+}
+
+impl Threshold {
+    /// The bound as it would be written in a scenario: `50ms`, `1%`, `true`.
+    fn bound_text(&self) -> String {
         match self.metric.unit() {
-            Unit::Micros => f.write_str(&exact_duration(self.bound)),
-            Unit::Ratio => f.write_str(&exact_percentage(self.bound)),
-            Unit::PerSecond => write!(f, "{}", self.bound),
-            Unit::Bool => f.write_str(if self.bound == 1.0 { "true" } else { "false" }),
+            Unit::Micros => exact_duration(self.bound),
+            Unit::Ratio => exact_percentage(self.bound),
+            Unit::PerSecond => format!("{}", self.bound),
+            Unit::Bool => (if self.bound == 1.0 { "true" } else { "false" }).to_owned(),
         }
     }
 }
@@ -381,24 +387,43 @@ impl Evaluation {
     pub fn is_pass(&self) -> bool {
         self.passed == Some(true)
     }
+
+    /// The measurement for people (`43.2ms`, `2.35%`), or `no data`.
+    pub fn measured_text(&self) -> String {
+        match self.measured {
+            Some(value) => match self.unit {
+                Unit::Micros => readable_duration(value),
+                Unit::Ratio => format!("{}%", readable(value * 100.0)),
+                Unit::PerSecond => readable(value),
+                Unit::Bool => (if value == 1.0 { "true" } else { "false" }).to_owned(),
+            },
+            None => "no data".to_owned(),
+        }
+    }
+
+    /// `p(99) = 1.52s, bound < 100ms`: the measurement beside the bound it was held to, for a
+    /// failure message. An expression this version cannot parse (a result written by another
+    /// one) is quoted whole.
+    pub fn against_bound(&self) -> String {
+        match Threshold::parse(&self.expression) {
+            Ok(t) if self.measured.is_some() => format!(
+                "{} = {}, bound {} {}",
+                t.metric,
+                self.measured_text(),
+                t.op,
+                t.bound_text()
+            ),
+            Ok(t) => format!("{}: no data, bound {} {}", t.metric, t.op, t.bound_text()),
+            Err(_) => format!("{}: measured {}", self.expression, self.measured_text()),
+        }
+    }
 }
 
 /// `p(99) < 50ms: 43.2ms ✓`, `error_rate < 1%: 2.35% ✗`, `p(99) < 50ms: no data ✗`.
 impl fmt::Display for Evaluation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mark = if self.is_pass() { "✓" } else { "✗" };
-        match self.measured {
-            Some(value) => {
-                let shown = match self.unit {
-                    Unit::Micros => readable_duration(value),
-                    Unit::Ratio => format!("{}%", readable(value * 100.0)),
-                    Unit::PerSecond => readable(value),
-                    Unit::Bool => (if value == 1.0 { "true" } else { "false" }).to_owned(),
-                };
-                write!(f, "{}: {shown} {mark}", self.expression)
-            }
-            None => write!(f, "{}: no data {mark}", self.expression),
-        }
+        write!(f, "{}: {} {mark}", self.expression, self.measured_text())
     }
 }
 
@@ -1049,6 +1074,41 @@ mod tests {
         for (text, measured, shown) in cases {
             assert_eq!(parsed(text).evaluate(Some(*measured)).to_string(), *shown);
         }
+    }
+
+    #[test]
+    fn a_failure_message_sets_the_measurement_beside_the_bound() {
+        let cases: &[(&str, Option<f64>, &str)] = &[
+            (
+                "p(99) < 100ms",
+                Some(1_520_000.0),
+                "p(99) = 1.52s, bound < 100ms",
+            ),
+            (
+                "error_rate<1%",
+                Some(0.0235),
+                "error_rate = 2.35%, bound < 1%",
+            ),
+            ("rps >= 1000", Some(987.456), "rps = 987.46, bound >= 1000"),
+            (
+                "metrics.reconciled",
+                Some(0.0),
+                "metrics.reconciled = false, bound == true",
+            ),
+            ("p(50) < 1us", None, "p(50): no data, bound < 1us"),
+        ];
+        for (text, measured, message) in cases {
+            assert_eq!(parsed(text).evaluate(*measured).against_bound(), *message);
+        }
+        // A result written by another version may hold an expression this one cannot parse.
+        let foreign = Evaluation {
+            expression: "p99.9 < 5ms".to_owned(),
+            measured: Some(7_000.0),
+            bound: 5_000.0,
+            unit: Unit::Micros,
+            passed: Some(false),
+        };
+        assert_eq!(foreign.against_bound(), "p99.9 < 5ms: measured 7ms");
     }
 
     #[test]

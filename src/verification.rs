@@ -22,6 +22,7 @@ use crate::scenario::{
     MetricsChecks, PrometheusSpec, Protocol, SampleShare, Scenario, System, TraceChecks,
     TraceSourceSpec,
 };
+use crate::trace::check::CheckKind;
 use crate::trace::jaeger::{JaegerApi, JaegerSource};
 use crate::trace::logs::LogIndex;
 use crate::trace::receiver::{Receiver, ReceiverConfig};
@@ -414,6 +415,7 @@ impl Verifier {
             Some(task) => task.await.unwrap_or_default(),
             None => Verdicts::default(),
         };
+        let logs_read = traces.checks.logs && logs.is_some();
         if traces.checks.logs
             && let Some(files) = logs
         {
@@ -435,6 +437,7 @@ impl Verifier {
             Source::Jaeger(source) => (source.describe(), None, Some(source.base().to_owned())),
         };
         let mut report = TraceReport::new(description, &verdicts, kind_names);
+        report.checks = CheckKind::made_by(&traces.checks, logs_read);
         report.source_stats = stats;
         report.jaeger_ui = jaeger_ui;
         Some(report)

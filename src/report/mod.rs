@@ -4,6 +4,8 @@
 //! The HTML is one file with its CSS and SVG inline: no network when it is opened, readable with
 //! JavaScript off, in dark mode and on paper. Templates are compiled into the binary.
 
+pub mod junit;
+
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -14,6 +16,7 @@ use serde::Serialize;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("compare.html", include_str!("templates/compare.html")),
+    ("signoff.html", include_str!("templates/signoff.html")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -72,7 +72,7 @@ pub fn parse(
 
 /// A YAML parse error as a problem: the parser's message without its own location suffix, since
 /// the position goes in front like every other problem's.
-fn yaml_problem(err: &serde_saphyr::Error, at: impl Fn(u64, u64) -> At) -> Problem {
+pub(crate) fn yaml_problem(err: &serde_saphyr::Error, at: impl Fn(u64, u64) -> At) -> Problem {
     let mut inner = err;
     while let serde_saphyr::Error::WithSnippet { error, .. }
     | serde_saphyr::Error::AliasError { error, .. } = inner

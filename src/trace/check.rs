@@ -98,6 +98,30 @@ impl std::fmt::Display for CheckKind {
     }
 }
 
+impl CheckKind {
+    /// The checks that `expect` makes of every sampled trace, in the order they run; `logs` when
+    /// the services' logs are read too. A report lists these whether or not any failed.
+    pub fn made_by(expect: &TraceChecks, logs: bool) -> Vec<CheckKind> {
+        let chain = !expect.chain.is_empty();
+        [
+            (CheckKind::ResponseHeader, expect.response_header.is_some()),
+            (CheckKind::Exists, true),
+            (CheckKind::Services, !expect.services.is_empty()),
+            (CheckKind::Chain, chain),
+            (CheckKind::Orphans, true),
+            (
+                CheckKind::Attributes,
+                expect.chain.iter().any(|step| !step.attributes.is_empty()),
+            ),
+            (CheckKind::ErrorStatus, chain),
+            (CheckKind::Logs, logs),
+        ]
+        .into_iter()
+        .filter_map(|(check, made)| made.then_some(check))
+        .collect()
+    }
+}
+
 impl Failure {
     fn new(check: CheckKind, detail: impl Into<String>) -> Self {
         Failure {
@@ -595,5 +619,37 @@ mod tests {
         request.observed = Observed::Unknown;
         let trace = bundled_trace(200);
         assert_eq!(check(Some(&trace), &checks(), &request), []);
+    }
+
+    #[test]
+    fn the_checks_made_follow_the_configuration() {
+        use CheckKind::*;
+        let http = bundled_trace_checks(Protocol::Http, true);
+        assert_eq!(
+            CheckKind::made_by(&http, true),
+            [
+                ResponseHeader,
+                Exists,
+                Services,
+                Chain,
+                Orphans,
+                Attributes,
+                ErrorStatus,
+                Logs
+            ]
+        );
+        // Direct gRPC has no response header; logs unread are not a check made.
+        let grpc = bundled_trace_checks(Protocol::Grpc, false);
+        assert_eq!(
+            CheckKind::made_by(&grpc, false),
+            [Exists, Services, Chain, Orphans, Attributes, ErrorStatus]
+        );
+        let bare = TraceChecks {
+            services: Vec::new(),
+            chain: Vec::new(),
+            response_header: None,
+            ..grpc
+        };
+        assert_eq!(CheckKind::made_by(&bare, false), [Exists, Orphans]);
     }
 }

@@ -213,6 +213,10 @@ pub struct TraceReport {
     pub visible: Option<Percentiles>,
     /// The same as an HdrHistogram (V2, base64), for any other percentile.
     pub visible_histogram: Option<String>,
+    /// The checks made of every sampled trace, failed or not; empty in results written before
+    /// they were recorded.
+    #[serde(default)]
+    pub checks: Vec<CheckKind>,
     /// How many traces failed each check.
     pub failed_checks: BTreeMap<CheckKind, u64>,
     /// The first failing traces, with every failed check.
@@ -274,6 +278,7 @@ impl TraceReport {
             completeness: (sampled > 0).then(|| complete as f64 / sampled as f64),
             visible: (!visible.is_empty()).then(|| Percentiles::of(&visible)),
             visible_histogram: (!visible.is_empty()).then(|| encode_histogram(&visible)),
+            checks: Vec::new(),
             failed_checks,
             failing,
             not_judged: verdicts.not_judged,
