@@ -3,6 +3,7 @@
 //! → load → verification (trace, metrics) → result → thresholds → summary.
 
 pub mod compare;
+pub mod exit;
 pub mod load;
 pub mod metrics;
 pub mod overhead;

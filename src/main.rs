@@ -131,9 +131,7 @@ struct CompareArgs {
     json: Option<PathBuf>,
 }
 
-const EXIT_FAILED: u8 = 1;
-const EXIT_BAD_INPUT: u8 = 2;
-const EXIT_INCOMPLETE: u8 = 3;
+use harness::exit::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::suite::Expect;
+use crate::exit::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::overhead;
 use crate::result::{Environment, RunResult, RunStatus};
 use crate::run::{Finished, RunError};
@@ -12,19 +13,14 @@ use crate::scenario::ClaimMetric;
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Exit codes, as `harness run` uses them.
-pub const EXIT_PASSED: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_BAD_INPUT: u8 = 2;
-pub const EXIT_INCOMPLETE: u8 = 3;
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignoffRecord {
     pub schema_version: u32,
     pub suite: SuiteEcho,
     /// Over every scenario, expectations applied.
     pub verdict: Verdict,
-    /// The process's exit code: that of the worst scenario, expectations applied.
+    /// The process's exit code, 0, 1 or 3: that of the worst scenario, expectations applied (see
+    /// [`ScenarioOutcome::exit_contribution`]).
     pub exit_code: u8,
     pub started_at_unix_ms: u64,
     pub duration_s: f64,
@@ -194,13 +190,15 @@ impl ScenarioOutcome {
         }
     }
 
-    /// What this scenario adds to the sign-off's exit code.
+    /// What this scenario adds to the sign-off's exit code: 0, 1 or 3. Bad input found while
+    /// running (a scenario file edited after validation) is an incomplete sign-off, not bad input
+    /// to it: the suite was checked and scenarios have run.
     pub fn exit_contribution(&self) -> u8 {
         match (self.signed_off, self.exit_code) {
             (true, _) => EXIT_PASSED,
-            (false, None) => EXIT_INCOMPLETE,
             (false, Some(EXIT_PASSED | EXIT_FAILED)) => EXIT_FAILED,
-            (false, Some(code)) => code,
+            // Not run, not completed, or bad input found while running.
+            (false, None | Some(_)) => EXIT_INCOMPLETE,
         }
     }
 }
@@ -240,23 +238,13 @@ fn undecided(result: &RunResult) -> bool {
         && result.thresholds.iter().all(|t| t.evaluation.is_pass())
 }
 
-/// How bad an exit code is for the sign-off: bad input found while running (which validation
-/// should have caught) above an incomplete run, above a failure.
-fn severity(code: u8) -> u8 {
-    match code {
-        EXIT_PASSED => 0,
-        EXIT_FAILED => 1,
-        EXIT_INCOMPLETE => 2,
-        _ => 3,
-    }
-}
-
-/// The sign-off's exit code and verdict over its scenarios: the worst scenario wins.
+/// The sign-off's exit code and verdict over its scenarios: the worst scenario wins, incomplete
+/// (3) over failed (1) over passed (0), which is their numeric order.
 pub fn judge(scenarios: &[ScenarioOutcome]) -> (u8, Verdict) {
     let exit_code = scenarios
         .iter()
         .map(ScenarioOutcome::exit_contribution)
-        .max_by_key(|&code| severity(code))
+        .max()
         .unwrap_or(EXIT_PASSED);
     let verdict = match exit_code {
         EXIT_PASSED => Verdict::Pass,
@@ -405,10 +393,33 @@ mod tests {
             judge(&[fail(), not_run]),
             (EXIT_INCOMPLETE, Verdict::Incomplete)
         );
-        let bad = outcome(Expect::Pass, Err(RunError::BadInput("no gateway".into())));
+        // A scenario that turned out bad while running keeps its own exit 2, but to the sign-off,
+        // which has run scenarios by then, it is incomplete: 3, over a failure either side of it.
+        let bad = || {
+            outcome(
+                Expect::Pass,
+                Err(RunError::BadInput("edited mid-run".into())),
+            )
+        };
+        assert_eq!(bad().exit_code, Some(EXIT_BAD_INPUT));
+        assert_eq!(bad().exit_contribution(), EXIT_INCOMPLETE);
         assert_eq!(
-            judge(&[outcome(Expect::Pass, interrupted()), bad]),
-            (EXIT_BAD_INPUT, Verdict::Incomplete)
+            judge(&[fail(), bad()]),
+            (EXIT_INCOMPLETE, Verdict::Incomplete)
+        );
+        assert_eq!(
+            judge(&[bad(), fail(), pass()]),
+            (EXIT_INCOMPLETE, Verdict::Incomplete)
+        );
+        assert_eq!(
+            judge(&[outcome(Expect::Pass, interrupted()), bad()]),
+            (EXIT_INCOMPLETE, Verdict::Incomplete)
+        );
+        // Nor does expecting a failure excuse it.
+        let bad_expected = outcome(Expect::Fail, Err(RunError::BadInput("edited".into())));
+        assert_eq!(
+            judge(&[bad_expected]),
+            (EXIT_INCOMPLETE, Verdict::Incomplete)
         );
     }
 
