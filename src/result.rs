@@ -289,6 +289,16 @@ impl LoadSummary {
 }
 
 impl RunResult {
+    /// Every threshold passed and, in an overhead experiment, the claim held: with a completed
+    /// run, exit 0. Reports that must agree with the exit code ask this rather than repeat it.
+    pub fn passed(&self) -> bool {
+        let claim_held = self
+            .overhead
+            .as_ref()
+            .is_none_or(|o| o.verdict == crate::overhead::Verdict::Pass);
+        claim_held && self.thresholds.iter().all(|t| t.evaluation.is_pass())
+    }
+
     pub fn new(
         scenario: ScenarioEcho,
         started: SystemTime,

@@ -62,17 +62,7 @@ pub struct Finished {
 impl Finished {
     /// Every threshold passed and, in an overhead experiment, the claim held.
     pub fn passed(&self) -> bool {
-        let claim_held = self
-            .result
-            .overhead
-            .as_ref()
-            .is_none_or(|o| o.verdict == crate::overhead::Verdict::Pass);
-        claim_held
-            && self
-                .result
-                .thresholds
-                .iter()
-                .all(|t| t.evaluation.is_pass())
+        self.result.passed()
     }
 }
 

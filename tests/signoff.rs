@@ -6,7 +6,7 @@ mod support;
 
 use std::process::{Command, Output, Stdio};
 
-use quick_junit::{Report, TestCaseStatus};
+use quick_junit::{NonSuccessKind, Report, TestCaseStatus};
 use serde_json::Value;
 use support::run::{HARNESS, Run};
 
@@ -69,7 +69,8 @@ fn read_record(run: &Run) -> Value {
     serde_json::from_str(&text).expect("signoff.json is JSON")
 }
 
-/// signoff.html with the entities of its attributes decoded, as a browser reads it.
+/// signoff.html with `&#x2f;`, the escaped `/` of every link, read back as `/`; other entities
+/// stay as written.
 fn page(run: &Run) -> String {
     let path = run.out.join("release/signoff.html");
     std::fs::read_to_string(&path)
@@ -354,7 +355,26 @@ fn sigint_stops_the_scenario_running_and_leaves_the_rest_not_run() {
     );
     assert!(row(&page(&run), "b").contains("NOT RUN"));
     assert!(!run.out.join("release/b").exists(), "b never ran");
+    // Exit 3 must be red in CI too: the interrupted run and the one never run are both errors.
     let junit = read_junit(&run);
-    assert_eq!((junit.errors, junit.skipped), (1, 1));
+    assert!(junit.errors > 0, "exit 3 with no error in the JUnit file");
+    assert_eq!((junit.errors, junit.skipped), (2, 0));
+    let never_ran = &junit.test_suites[1];
+    assert_eq!(never_ran.name.as_str(), "b");
+    match &never_ran.test_cases[0].status {
+        TestCaseStatus::NonSuccess {
+            kind: NonSuccessKind::Error,
+            ty,
+            message,
+            ..
+        } => {
+            assert_eq!(ty.as_ref().map(|t| t.as_str()), Some("not run"));
+            assert_eq!(
+                message.as_ref().map(|m| m.as_str()),
+                Some("not run: the sign-off was interrupted")
+            );
+        }
+        other => panic!("b is not an error: {other:?}"),
+    }
     run.assert_no_leftovers();
 }

@@ -89,10 +89,11 @@ pub fn suite(result: &RunResult) -> TestSuite {
     suite
 }
 
-/// A suite for a scenario that never ran: one skipped testcase saying why.
+/// A suite for a scenario that never ran: one `<error type="not run">` saying why. An error, not
+/// a skip, because it makes the sign-off incomplete (exit 3), and CI must show that red.
 pub fn not_run(scenario: &str, reason: &str) -> TestSuite {
-    let mut status = TestCaseStatus::skipped();
-    status.set_message(reason);
+    let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+    status.set_type("not run").set_message(reason);
     let mut suite = TestSuite::new(scenario);
     suite.set_time(Duration::ZERO);
     suite.add_test_case(case(scenario, "run completed", status));

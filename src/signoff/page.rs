@@ -234,7 +234,7 @@ mod tests {
         }
     }
 
-    /// The row of `scenario` in the page, entities decoded as a browser would.
+    /// The row of `scenario` in the page, as written: entities stay escaped (`&#x2f;` for `/`).
     fn row_of<'h>(html: &'h str, scenario: &str) -> &'h str {
         let start = html
             .find(&format!("<tr id=\"scenario-{scenario}\""))

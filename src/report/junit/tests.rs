@@ -124,14 +124,10 @@ fn passes(case: &TestCase) -> bool {
     matches!(case.status, TestCaseStatus::Success { .. })
 }
 
-/// Whether `harness run` would exit 0 on this result: the gate the XML must agree with.
+/// Whether `harness run` would exit 0 on this result, by the rule it uses: the gate the XML must
+/// agree with.
 fn gate_passes(result: &RunResult) -> bool {
-    matches!(result.status, RunStatus::Completed)
-        && result.thresholds.iter().all(|t| t.evaluation.is_pass())
-        && result
-            .overhead
-            .as_ref()
-            .is_none_or(|o| o.verdict == Verdict::Pass)
+    matches!(result.status, RunStatus::Completed) && result.passed()
 }
 
 fn assert_agrees_with_the_gate(result: &RunResult) {
@@ -547,12 +543,28 @@ fn a_sign_off_report_adds_up_its_suites() {
     let report = xml_round_trip(&report("release", suites));
     assert_eq!(report.name.as_ref().map(|n| n.as_str()), Some("release"));
     assert_eq!(report.test_suites.len(), 4);
-    assert_eq!((report.failures, report.errors, report.skipped), (2, 0, 1));
+    // The scenario never run is an error: it makes the sign-off exit 3, so CI must not pass it.
+    assert_eq!((report.failures, report.errors, report.skipped), (2, 1, 0));
     let reported = report.time.expect("time").as_secs_f64();
     assert!((reported - time).abs() < 1e-3, "{reported} against {time}");
     let not_run = &report.test_suites[3];
     assert_eq!(not_run.name.as_str(), "baseline");
     assert_eq!(not_run.time, Some(std::time::Duration::ZERO));
+    match &named(not_run, "baseline", "run completed").status {
+        TestCaseStatus::NonSuccess {
+            kind: NonSuccessKind::Error,
+            message,
+            ty,
+            ..
+        } => {
+            assert_eq!(ty.as_ref().map(|t| t.as_str()), Some("not run"));
+            assert_eq!(
+                message.as_ref().map(|m| m.as_str()),
+                Some("not run: the sign-off was interrupted")
+            );
+        }
+        other => panic!("not an error: {other:?}"),
+    }
 }
 
 #[test]
