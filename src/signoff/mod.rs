@@ -172,16 +172,7 @@ fn validate(suite: &Suite) -> Result<Vec<String>, SignoffError> {
                 }
                 names.push(scenario.name);
             }
-            Err(error) => {
-                // Most errors start with the scenario's file:line:col; the rest get its path.
-                let path = entry.path.display().to_string();
-                let error = error.to_string();
-                problems.push(if error.starts_with(&path) {
-                    format!("{}: scenarios[{i}].path: {error}", entry.at)
-                } else {
-                    format!("{}: scenarios[{i}].path: {path}: {error}", entry.at)
-                });
-            }
+            Err(error) => problems.push(under_suite_line(entry, i, &error.to_string())),
         }
     }
     if problems.is_empty() {
@@ -189,6 +180,24 @@ fn validate(suite: &Suite) -> Result<Vec<String>, SignoffError> {
     } else {
         Err(SignoffError::BadInput(problems.join("\n")))
     }
+}
+
+/// A scenario's problems, one a line, each under the suite line that names the scenario, so
+/// that every line says both where the suite names it and what is wrong with it.
+fn under_suite_line(entry: &suite::Entry, index: usize, problems: &str) -> String {
+    let path = entry.path.display().to_string();
+    let lines: Vec<String> = problems
+        .lines()
+        .map(|problem| {
+            // Most problems start with the scenario's file:line:col; the rest get its path.
+            if problem.starts_with(&path) {
+                format!("{}: scenarios[{index}].path: {problem}", entry.at)
+            } else {
+                format!("{}: scenarios[{index}].path: {path}: {problem}", entry.at)
+            }
+        })
+        .collect();
+    lines.join("\n")
 }
 
 /// `<scenario>/<file>` relative to the sign-off's directory, when the run wrote it.
@@ -233,6 +242,104 @@ fn junit_suite(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::At;
+
+    /// A scratch directory of this test process, holding `files`.
+    fn scratch(test: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("harness-signoff-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).expect("a scratch file");
+        }
+        dir
+    }
+
+    /// What `harness validate` prints for `path`, by the steps it takes: a file with a
+    /// `scenarios` key is checked as a suite.
+    fn validated(path: &Path) -> Result<Vec<String>, String> {
+        assert!(suite::is_suite_file(path), "{} is a suite", path.display());
+        check(path)
+            .map(|(_, names)| names)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_line_of_a_scenarios_problems_is_under_the_suite_line() {
+        let entry = suite::Entry {
+            path: PathBuf::from("scenarios/bad.yaml"),
+            expect: Expect::Pass,
+            at: At::File {
+                name: "scenarios/release.yaml".to_owned(),
+                line: 4,
+                column: 11,
+            },
+        };
+        let problems = "scenarios/bad.yaml:13:24: load.phases[0].constant.rate: expected a number > 0\n\
+                        scenarios/bad.yaml:1:1: requests: required key is missing\n\
+                        cannot be read";
+        assert_eq!(
+            under_suite_line(&entry, 1, problems),
+            "scenarios/release.yaml:4:11: scenarios[1].path: scenarios/bad.yaml:13:24: \
+             load.phases[0].constant.rate: expected a number > 0\n\
+             scenarios/release.yaml:4:11: scenarios[1].path: scenarios/bad.yaml:1:1: \
+             requests: required key is missing\n\
+             scenarios/release.yaml:4:11: scenarios[1].path: scenarios/bad.yaml: cannot be read"
+        );
+    }
+
+    #[test]
+    fn a_scenario_with_several_problems_has_each_under_the_suite_line() {
+        let dir = scratch(
+            "problems",
+            &[
+                (
+                    "release.yaml",
+                    "name: release\nscenarios:\n  - path: bad.yaml\n",
+                ),
+                ("bad.yaml", "name: bad\nsystem: {managed: {}}\n"),
+            ],
+        );
+        let error = validated(&dir.join("release.yaml")).expect_err("bad.yaml is incomplete");
+        let suite_line = format!(
+            "{}:3:11: scenarios[0].path: ",
+            dir.join("release.yaml").display()
+        );
+        let lines: Vec<&str> = error.lines().collect();
+        assert!(lines.len() >= 2, "several problems: {error}");
+        for line in lines {
+            assert!(line.starts_with(&suite_line), "{line} in {error}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_suite_of_no_scenarios_is_validated_as_a_suite() {
+        let dir = scratch(
+            "empty",
+            &[
+                ("none.yaml", "name: release\nscenarios:\n"),
+                ("empty.yaml", "name: release\nscenarios: []\n"),
+            ],
+        );
+        let none = dir.join("none.yaml");
+        assert_eq!(
+            validated(&none),
+            Err(format!(
+                "{}:2:10: scenarios: expected at least one scenario",
+                none.display()
+            ))
+        );
+        let empty = dir.join("empty.yaml");
+        assert_eq!(
+            validated(&empty),
+            Err(format!(
+                "{}:2:12: scenarios: expected at least one scenario",
+                empty.display()
+            ))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_release_suite_and_its_scenarios_are_valid() {

@@ -9,8 +9,10 @@
 //!     expect: fail              # shows that the harness catches a stall
 //! ```
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
@@ -65,7 +67,8 @@ struct SuiteFile {
     name: Spanned<String>,
     #[serde(default)]
     description: String,
-    scenarios: Spanned<Vec<EntryFile>>,
+    /// `None` for `scenarios:` with no value, which is an empty list to the reader.
+    scenarios: Spanned<Option<Vec<EntryFile>>>,
 }
 
 #[derive(Deserialize)]
@@ -76,14 +79,20 @@ struct EntryFile {
     expect: Expect,
 }
 
-/// Whether `text` is meant as a suite rather than a scenario: a mapping with a `scenarios` key.
-/// Lets `harness validate scenarios/*.yaml` take the suites that live beside the scenarios.
+/// Whether `text` is meant as a suite rather than a scenario: a mapping with a `scenarios` key,
+/// whatever its value. Lets `harness validate scenarios/*.yaml` take the suites that live beside
+/// the scenarios, and check them, mistakes included, as `harness signoff` would.
+///
+/// YAML that does not parse is a suite when a line starts with the key: in block style only a
+/// top-level key can start a line, so a syntax error anywhere still gets the suite's messages.
 pub fn is_suite(text: &str) -> bool {
-    #[derive(Deserialize)]
-    struct Probe {
-        scenarios: Option<serde::de::IgnoredAny>,
+    match serde_saphyr::from_str::<HashMap<String, IgnoredAny>>(text) {
+        Ok(keys) => keys.contains_key("scenarios"),
+        Err(_) => text.lines().any(|line| {
+            line.strip_prefix("scenarios")
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        }),
     }
-    serde_saphyr::from_str::<Probe>(text).is_ok_and(|probe| probe.scenarios.is_some())
 }
 
 /// [`is_suite`] of the file's contents; false when it cannot be read.
@@ -132,7 +141,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
             &format!("expected a name matching [a-z0-9_-]+, got {name:?}"),
         );
     }
-    if file.scenarios.value.is_empty() {
+    let entries = file.scenarios.value.unwrap_or_default();
+    if entries.is_empty() {
         problem(
             spanned_at(&file.scenarios.referenced),
             "scenarios".to_owned(),
@@ -141,7 +151,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Suite, SuiteError> {
     }
     let base = path.parent().unwrap_or(Path::new(""));
     let mut scenarios = Vec::new();
-    for (i, entry) in file.scenarios.value.into_iter().enumerate() {
+    for (i, entry) in entries.into_iter().enumerate() {
         let at = spanned_at(&entry.path.referenced);
         if entry.path.value.trim().is_empty() {
             problem(
@@ -253,6 +263,11 @@ mod tests {
             "suites/release.yaml:1:7: name: expected a name matching [a-z0-9_-]+, got \"../etc\"\n\
              suites/release.yaml:2:12: scenarios: expected at least one scenario"
         );
+        let error = parsed("name: release\nscenarios:\n").expect_err("no value");
+        assert_eq!(
+            error,
+            "suites/release.yaml:2:10: scenarios: expected at least one scenario"
+        );
         let error = parsed("scenarios:\n  - path: a.yaml\n").expect_err("no name");
         assert!(error.contains("name"), "{error}");
     }
@@ -260,11 +275,24 @@ mod tests {
     #[test]
     fn a_suite_is_told_from_a_scenario_by_its_scenarios_key() {
         assert!(is_suite("name: release\nscenarios:\n  - path: a.yaml\n"));
-        assert!(!is_suite("name: [broken\nscenarios: []\n"));
         let smoke = include_str!("../../scenarios/smoke.yaml");
         assert!(!is_suite(smoke));
         assert!(is_suite(include_str!("../../scenarios/release.yaml")));
         assert!(!is_suite("- a\n- b\n"));
+        assert!(!is_suite(""));
+        // The key decides, not its value: a suite that lists nothing is still a suite.
+        assert!(is_suite("name: release\nscenarios:\n"));
+        assert!(is_suite("name: release\nscenarios: []\n"));
+        assert!(is_suite("name: release\nscenarios: 3\n"));
+        // So do broken suites, before the key or after it.
+        assert!(is_suite("name: [broken\nscenarios: []\n"));
+        assert!(is_suite(
+            "name: release\nscenarios:\n  - path: a.yaml\n  - path: [b\n"
+        ));
+        assert!(is_suite("name: [broken\nscenarios : []\n"));
+        // A broken scenario stays a scenario, even one that mentions suites.
+        assert!(!is_suite("name: [broken\ndescription: scenarios: a\n"));
+        assert!(!is_suite("name: smoke\n  scenarios: []\nload: [\n"));
     }
 
     #[test]
