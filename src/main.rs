@@ -34,7 +34,8 @@ Exit codes:
   1  a threshold or check failed (or an overhead claim failed or could not be decided)
   2  bad input (scenario, flags)
   3  the run could not be completed (a service would not start or crashed, the target was
-     unreachable, the run was interrupted)"
+     unreachable, the run was interrupted)
+  For compare: 1 means a regression beyond the noise, 3 too few requests to judge anything"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -304,21 +305,25 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-/// `harness compare`: exit 1 on a regression; every input or output problem is exit 2.
+/// `harness compare`: exit 1 on a regression, 3 when nothing could be judged; every input or
+/// output problem is exit 2.
 fn compare(args: CompareArgs) -> ExitCode {
+    use harness::compare::Conclusion;
+
     match compare_runs(args) {
-        Ok(false) => ExitCode::SUCCESS,
-        Ok(true) => ExitCode::from(EXIT_FAILED),
+        Ok(Conclusion::NoRegression) => ExitCode::SUCCESS,
+        Ok(Conclusion::Regression) => ExitCode::from(EXIT_FAILED),
+        Ok(Conclusion::CouldNotJudge { .. }) => ExitCode::from(EXIT_INCOMPLETE),
+        // Not `{error:#}`: each error's message already ends with its cause.
         Err(error) => {
-            eprintln!("harness: {error:#}");
+            eprintln!("harness: {error}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
 }
 
-/// Prints the comparison and writes its reports; `true` when something regressed.
-fn compare_runs(args: CompareArgs) -> anyhow::Result<bool> {
-    use anyhow::Context as _;
+/// Prints the comparison and writes its reports.
+fn compare_runs(args: CompareArgs) -> anyhow::Result<harness::compare::Conclusion> {
     use harness::compare;
 
     let base = compare::load(&args.base)?;
@@ -331,10 +336,10 @@ fn compare_runs(args: CompareArgs) -> anyhow::Result<bool> {
     harness::report::write(&html, &compare::html(&comparison)?)?;
     println!("report: {}", html.display());
     if let Some(path) = args.json {
-        let json =
-            serde_json::to_string_pretty(&comparison).context("serializing the comparison")?;
+        let json = serde_json::to_string_pretty(&comparison)
+            .map_err(|error| anyhow::anyhow!("serializing the comparison: {error}"))?;
         harness::report::write(&path, &json)?;
         println!("json: {}", path.display());
     }
-    Ok(comparison.regressed())
+    Ok(comparison.conclusion)
 }

@@ -1,10 +1,12 @@
 //! `harness compare` on real runs: two runs of the same scenario do not regress, a run with an
 //! injected engine latency does (and the other way round it is an improvement, not a failure),
-//! and bad input exits 2 naming the file.
+//! a run that measured nothing exits 3 rather than passing, and bad input exits 2 naming the file.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use harness::load::recorder::new_histogram;
+use harness::result::encode_histogram;
 use serde_json::Value;
 
 mod support;
@@ -186,11 +188,15 @@ fn bad_input_exits_2_naming_the_file() {
         stderr(&output)
     };
 
+    // Whole lines: each cause is said once.
     let missing = scratch.out.join("missing.json");
     let message = refused(&good, &missing, &[]);
-    assert!(
-        message.contains(&format!("{}: cannot read", missing.display())),
-        "{message}"
+    assert_eq!(
+        message,
+        format!(
+            "harness: {}: cannot read: No such file or directory (os error 2)\n",
+            missing.display()
+        )
     );
 
     let foreign = write(
@@ -211,11 +217,27 @@ fn bad_input_exits_2_naming_the_file() {
         "{\n  \"schema_version\": 1,\n  \"kinds\": [\n}",
     );
     let message = refused(&good, &broken, &[]);
+    assert_eq!(
+        message,
+        format!(
+            "harness: {}: not JSON: expected value at line 4 column 1\n",
+            broken.display()
+        )
+    );
+
+    let mut unexpected = fixture();
+    unexpected["kinds"][0]["unexpected"] = u64::MAX.into();
+    unexpected["kinds"][0]["sent"] = 100.into();
+    let unexpected = write("unexpected.json", &unexpected.to_string());
+    let message = refused(&unexpected, &unexpected, &[]);
     assert!(
-        message.contains(&format!("{}: not JSON", broken.display())),
+        message.starts_with(&format!(
+            "harness: {}: kinds[0] (quote).unexpected: 18446744073709551615 is more than \
+             completed",
+            unexpected.display()
+        )),
         "{message}"
     );
-    assert!(message.contains("line 4 column 1"), "{message}");
 
     let mut newer = fixture();
     newer["schema_version"] = 99.into();
@@ -251,13 +273,75 @@ fn bad_input_exits_2_naming_the_file() {
     let message = refused(&good, &good, &["--max-regression", "0%"]);
     assert!(message.contains("more than 0%"), "{message}");
 
-    let message = refused(
-        &good,
-        &good,
-        &[
-            "--html",
-            &scratch.out.join("no/such/dir/x.html").display().to_string(),
-        ],
+    let html = scratch.out.join("no/such/dir/x.html");
+    let message = refused(&good, &good, &["--html", &html.display().to_string()]);
+    assert_eq!(
+        message,
+        format!(
+            "harness: writing {}: No such file or directory (os error 2)\n",
+            html.display()
+        )
     );
-    assert!(message.contains("no/such/dir/x.html"), "{message}");
+}
+
+#[test]
+fn a_run_that_measured_nothing_exits_3() {
+    let scratch = Run::new("compare-nothing");
+    std::fs::create_dir_all(&scratch.out).expect("scratch directory");
+    let good = scratch.out.join("good.json");
+    std::fs::write(&good, fixture().to_string()).expect("written");
+
+    // Interrupted before a single request: no counts, empty histograms, no timeline.
+    let mut empty = fixture();
+    empty["status"] = serde_json::json!({
+        "state": "interrupted",
+        "reason": "interrupted (SIGINT or SIGTERM)",
+    });
+    empty["timeline"] = serde_json::json!([]);
+    for field in ["sent", "completed", "unexpected", "dropped"] {
+        empty["load"][field] = 0.into();
+    }
+    empty["load"]["achieved_rate"] = 0.0.into();
+    let nothing = encode_histogram(&new_histogram());
+    for kind in empty["kinds"].as_array_mut().expect("kinds") {
+        for field in ["sent", "completed", "unexpected", "dropped"] {
+            kind[field] = 0.into();
+        }
+        kind["outcomes"] = serde_json::json!({});
+        kind["latency_histogram"] = nothing.clone().into();
+        kind["service_time_histogram"] = nothing.clone().into();
+    }
+    let dir = scratch.out.join("empty");
+    std::fs::create_dir_all(&dir).expect("result directory");
+    let empty_path = dir.join("result.json");
+    std::fs::write(&empty_path, empty.to_string()).expect("written");
+
+    let output = Command::new(HARNESS)
+        .arg("compare")
+        .args([&good, &empty_path])
+        .output()
+        .expect("harness runs");
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}{}", stderr(&output));
+    assert!(
+        text.lines().any(|line| line
+            == "WARNING: the new run did not complete (interrupted (SIGINT or SIGTERM)): it \
+                measured only part of its load"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().rev().nth(1),
+        Some(
+            "COULD NOT JUDGE: too few requests in the base run (bad_symbol 13 completed) and the \
+             new run (quote 0, bad_symbol 0 completed): a percentile needs at least 20 completed \
+             requests of its kind in each run"
+        ),
+        "{text}"
+    );
+    let page =
+        std::fs::read_to_string(dir.join("comparison.html")).expect("the report all the same");
+    assert!(
+        page.contains(r#"<div class="verdict inconclusive">"#),
+        "{page}"
+    );
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
-use crate::result::{self, HistogramError, RunResult, SCHEMA_VERSION};
+use crate::result::{self, HistogramError, KindResult, RunResult, SCHEMA_VERSION};
 
 /// A result and its decoded latency histograms (one per kind, in `result.kinds` order).
 #[derive(Debug)]
@@ -40,6 +40,24 @@ pub enum LoadError {
         index: usize,
         kind: String,
         source: HistogramError,
+    },
+    #[error("{path}: kinds[{index}] ({kind}).{field}: {problem}")]
+    Count {
+        path: String,
+        index: usize,
+        kind: String,
+        field: &'static str,
+        problem: String,
+    },
+    #[error(
+        "{path}: kinds[{index}]: the name {name:?} is also kinds[{first}]'s; a result names each \
+         request kind once"
+    )]
+    DuplicateKind {
+        path: String,
+        index: usize,
+        first: usize,
+        name: String,
     },
 }
 
@@ -84,19 +102,52 @@ pub fn load(path: &Path) -> Result<StoredRun, LoadError> {
         path: name(),
         problem: e.to_string(),
     })?;
+    // Kinds are matched by name: a second of the same name would never be compared.
+    for (index, kind) in result.kinds.iter().enumerate() {
+        if let Some(first) = result.kinds[..index]
+            .iter()
+            .position(|k| k.name == kind.name)
+        {
+            return Err(LoadError::DuplicateKind {
+                path: name(),
+                index,
+                first,
+                name: kind.name.clone(),
+            });
+        }
+    }
     let latency = result
         .kinds
         .iter()
         .enumerate()
         .map(|(index, kind)| {
-            result::decode_histogram(&kind.latency_histogram).map_err(|source| {
+            let count = |(field, problem)| LoadError::Count {
+                path: name(),
+                index,
+                kind: kind.name.clone(),
+                field,
+                problem,
+            };
+            check_counts(kind).map_err(count)?;
+            let latency = result::decode_histogram(&kind.latency_histogram).map_err(|source| {
                 LoadError::Histogram {
                     path: name(),
                     index,
                     kind: kind.name.clone(),
                     source,
                 }
-            })
+            })?;
+            if latency.len() != kind.completed {
+                return Err(count((
+                    "latency_histogram",
+                    format!(
+                        "holds {} latencies, but completed is {}",
+                        latency.len(),
+                        kind.completed
+                    ),
+                )));
+            }
+            Ok(latency)
         })
         .collect::<Result<_, _>>()?;
     Ok(StoredRun {
@@ -104,6 +155,27 @@ pub fn load(path: &Path) -> Result<StoredRun, LoadError> {
         result,
         latency,
     })
+}
+
+/// The counts `harness run` keeps of a kind: each request sent may complete, and each completion
+/// may be unexpected (`load::recorder`). A field that breaks this is named with what it breaks.
+fn check_counts(kind: &KindResult) -> Result<(), (&'static str, String)> {
+    if kind.completed > kind.sent {
+        return Err((
+            "completed",
+            format!("{} is more than sent ({})", kind.completed, kind.sent),
+        ));
+    }
+    if kind.unexpected > kind.completed {
+        return Err((
+            "unexpected",
+            format!(
+                "{} is more than completed ({}): only a completed request has an outcome",
+                kind.unexpected, kind.completed
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -128,11 +200,16 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_result_loads_with_its_histograms() {
-        let run = load_text("good.json", SAMPLE).expect("loads");
-        assert_eq!(run.latency.len(), run.result.kinds.len());
-        for (kind, h) in run.result.kinds.iter().zip(&run.latency) {
-            assert_eq!(h.len(), kind.completed);
+    fn stored_results_load_with_their_histograms() {
+        for name in ["smoke", "stall", "overhead-quick"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/compare")
+                .join(format!("{name}.json"));
+            let run = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(run.latency.len(), run.result.kinds.len());
+            for (kind, h) in run.result.kinds.iter().zip(&run.latency) {
+                assert_eq!(h.len(), kind.completed);
+            }
         }
     }
 
@@ -193,6 +270,78 @@ mod tests {
                 "histogram.json: kinds[0] (quote).latency_histogram: histogram is not valid base64"
             ),
             "{histogram}"
+        );
+    }
+
+    /// The sample with kind `index`'s JSON edited.
+    fn edited(index: usize, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut value: serde_json::Value = serde_json::from_str(SAMPLE).expect("JSON");
+        edit(&mut value["kinds"][index]);
+        value.to_string()
+    }
+
+    #[test]
+    fn counts_that_harness_run_cannot_write_are_refused() {
+        // The sample: quote 87 sent, 87 completed, none unexpected; bad_symbol 13 of each.
+        let unexpected = message(
+            "unexpected.json",
+            &edited(0, |kind| kind["unexpected"] = u64::MAX.into()),
+        );
+        assert!(
+            unexpected.ends_with(
+                "unexpected.json: kinds[0] (quote).unexpected: 18446744073709551615 is more than \
+                 completed (87): only a completed request has an outcome"
+            ),
+            "{unexpected}"
+        );
+
+        let completed = message(
+            "completed.json",
+            &edited(1, |kind| kind["completed"] = 14.into()),
+        );
+        assert!(
+            completed.ends_with(
+                "completed.json: kinds[1] (bad_symbol).completed: 14 is more than sent (13)"
+            ),
+            "{completed}"
+        );
+
+        // Sent and completed raised together: the histogram no longer holds every completion.
+        let histogram = message(
+            "count.json",
+            &edited(0, |kind| {
+                kind["sent"] = 100.into();
+                kind["completed"] = 100.into();
+            }),
+        );
+        assert!(
+            histogram.ends_with(
+                "count.json: kinds[0] (quote).latency_histogram: holds 87 latencies, but \
+                 completed is 100"
+            ),
+            "{histogram}"
+        );
+
+        // Unanswered requests are not an inconsistency.
+        let unanswered = edited(0, |kind| {
+            kind["sent"] = 100.into();
+            kind["unexpected"] = 5.into();
+        });
+        let run = load_text("unanswered.json", &unanswered).expect("loads");
+        assert_eq!(run.result.kinds[0].sent, 100);
+    }
+
+    #[test]
+    fn a_kind_named_twice_is_refused() {
+        let mut value: serde_json::Value = serde_json::from_str(SAMPLE).expect("JSON");
+        value["kinds"][1]["name"] = "quote".into();
+        let twice = message("twice.json", &value.to_string());
+        assert!(
+            twice.ends_with(
+                "twice.json: kinds[1]: the name \"quote\" is also kinds[0]'s; a result names \
+                 each request kind once"
+            ),
+            "{twice}"
         );
     }
 }

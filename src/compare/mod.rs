@@ -98,12 +98,25 @@ pub struct Comparison {
     pub only_in_new: Vec<String>,
     /// `kind percentile` (or `kind errors`) of every row that regressed.
     pub regressions: Vec<String>,
+    /// The verdict, which the exit code follows.
+    pub conclusion: Conclusion,
 }
 
 impl Comparison {
     pub fn regressed(&self) -> bool {
         !self.regressions.is_empty()
     }
+}
+
+/// What the comparison concludes: a regression if any row regressed; otherwise, if no latency
+/// percentile of any kind had the requests to be judged, nothing, so that a run that measured
+/// nothing cannot pass as one that did not regress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Conclusion {
+    Regression,
+    CouldNotJudge { reason: String },
+    NoRegression,
 }
 
 /// What a report says about each run.
@@ -262,7 +275,14 @@ pub fn compare(
                 .then(|| format!("{} errors", kind.name));
             latency.chain(errors)
         })
-        .collect();
+        .collect::<Vec<String>>();
+    let conclusion = if !regressions.is_empty() {
+        Conclusion::Regression
+    } else if let Some(reason) = unjudged(&kinds) {
+        Conclusion::CouldNotJudge { reason }
+    } else {
+        Conclusion::NoRegression
+    };
     Ok(Comparison {
         base: RunInfo::of(base),
         new: RunInfo::of(new),
@@ -274,7 +294,42 @@ pub fn compare(
         only_in_new: only_in(new, base),
         kinds,
         regressions,
+        conclusion,
     })
+}
+
+/// Why no latency percentile could be judged, naming the runs and kinds with too few requests;
+/// `None` when at least one was.
+fn unjudged(kinds: &[KindComparison]) -> Option<String> {
+    let judged = kinds
+        .iter()
+        .flat_map(|kind| &kind.percentiles)
+        .any(|row| row.decision != Decision::NotEnoughData);
+    if judged {
+        return None;
+    }
+    // The p50 needs the fewest; a kind without one had fewer than that in one run or both.
+    let least = quantile::needed(Percentile::P50.quantile());
+    let short = |which: &str, completed: fn(&KindComparison) -> u64| {
+        let kinds: Vec<String> = kinds
+            .iter()
+            .filter(|kind| completed(kind) < least)
+            .map(|kind| format!("{} {}", kind.name, completed(kind)))
+            .collect();
+        (!kinds.is_empty()).then(|| format!("the {which} run ({} completed)", kinds.join(", ")))
+    };
+    let runs: Vec<String> = [
+        short("base", |kind| kind.base_completed),
+        short("new", |kind| kind.new_completed),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Some(format!(
+        "too few requests in {}: a percentile needs at least {least} completed requests of its \
+         kind in each run",
+        runs.join(" and ")
+    ))
 }
 
 impl RunInfo {
@@ -373,7 +428,8 @@ fn compare_percentile(
 
 /// Unexpected outcomes plus requests never answered, as `harness run`'s `error_rate` counts them.
 fn errors(kind: &KindResult) -> u64 {
-    kind.unexpected + kind.sent.saturating_sub(kind.completed)
+    kind.unexpected
+        .saturating_add(kind.sent.saturating_sub(kind.completed))
 }
 
 fn compare_errors(base: &KindResult, new: &KindResult) -> ErrorRow {

@@ -24,6 +24,11 @@ const EXACT_PAIRS: usize = 2_500;
 /// differences stay a few megabytes however long the runs were.
 const MAX_POINTS: usize = 1_000;
 
+/// Fewer repeats than this on either side say nothing about how a run spreads, however many the
+/// other side has (one against 39 still gives a formal 95% interval: its extremes). With three
+/// or more each, an interval exists from four against four, or three against five.
+const MIN_REPEATS: usize = 3;
+
 /// How far a second sample lies from a first: an estimate and its 95% interval, in the samples'
 /// own units.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -36,11 +41,14 @@ pub struct Shift {
 impl Shift {
     /// The shift from `before` to `after`: the median of every difference `after[j] − before[i]`
     /// (Hodges-Lehmann), with the distribution-free 95% interval that inverts the Mann-Whitney
-    /// test. Non-finite values are ignored. `None` when the samples are too small for any 95%
-    /// interval (fewer than four each, or three against fewer than five).
+    /// test. Non-finite values are ignored. `None` with fewer than four values on either side,
+    /// unless three stand against five or more.
     pub fn between(before: &[f64], after: &[f64]) -> Option<Shift> {
         let x = blocks(finite(before));
         let y = blocks(finite(after));
+        if x.len().min(y.len()) < MIN_REPEATS {
+            return None;
+        }
         let k = mann_whitney_critical(x.len(), y.len())?;
         let mut differences: Vec<f64> = y
             .iter()
@@ -82,24 +90,35 @@ fn mann_whitney_critical(m: usize, n: usize) -> Option<usize> {
     }
     let mn = m * n;
     let k = if mn <= EXACT_PAIRS {
-        let mut cumulative = 0.0;
-        let mut k = 0;
-        for (u, probability) in mann_whitney_distribution(m, n).iter().enumerate() {
-            cumulative += probability;
-            // Allow for rounding: the exact tail values are multiples of 1 / C(m + n, m).
-            if cumulative > TAIL * (1.0 + 1e-9) {
-                break;
-            }
-            k = u + 1;
-        }
-        k
+        exact_critical(m, n)
     } else {
-        // P(U ≤ k − 1) ≈ Φ((k − 1 + ½ − mn/2) / σ) ≤ 2.5%, with a continuity correction.
-        let sigma = (mn as f64 * (m + n + 1) as f64 / 12.0).sqrt();
-        let k = (mn as f64 / 2.0 + 0.5 - Z_95 * sigma).floor();
-        if k < 1.0 { 0 } else { k as usize }
+        approximate_critical(m, n)
     };
     (k >= 1).then_some(k.min(mn.div_ceil(2)))
+}
+
+/// The critical `k` from the exact distribution of `U` (0 when there is none).
+fn exact_critical(m: usize, n: usize) -> usize {
+    let mut cumulative = 0.0;
+    let mut k = 0;
+    for (u, probability) in mann_whitney_distribution(m, n).iter().enumerate() {
+        cumulative += probability;
+        // Allow for rounding: the exact tail values are multiples of 1 / C(m + n, m).
+        if cumulative > TAIL * (1.0 + 1e-9) {
+            break;
+        }
+        k = u + 1;
+    }
+    k
+}
+
+/// The critical `k` from the normal approximation of `U`, with a continuity correction:
+/// P(U ≤ k − 1) ≈ Φ((k − 1 + ½ − mn/2) / σ) ≤ 2.5% (0 when there is none).
+fn approximate_critical(m: usize, n: usize) -> usize {
+    let mn = (m * n) as f64;
+    let sigma = (mn * (m + n + 1) as f64 / 12.0).sqrt();
+    let k = (mn / 2.0 + 0.5 - Z_95 * sigma).floor();
+    if k < 1.0 { 0 } else { k as usize }
 }
 
 /// `P(U = u)` for `u` in `0..=m·n`, exactly (up to rounding), from the recurrence on the largest
@@ -141,9 +160,11 @@ pub fn two_proportion_z(
     if before_total == 0 || after_total == 0 {
         return None;
     }
+    // In floating point throughout: counts come from files, and their sums may not fit a u64.
     let (n1, n2) = (before_total as f64, after_total as f64);
-    let (p1, p2) = (before_hits as f64 / n1, after_hits as f64 / n2);
-    let pooled = (before_hits + after_hits) as f64 / (n1 + n2);
+    let (h1, h2) = (before_hits as f64, after_hits as f64);
+    let (p1, p2) = (h1 / n1, h2 / n2);
+    let pooled = (h1 + h2) / (n1 + n2);
     let variance = pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2);
     (variance > 0.0).then(|| (p2 - p1) / variance.sqrt())
 }
@@ -215,14 +236,17 @@ mod tests {
     }
 
     #[test]
-    fn the_normal_approximation_agrees_with_the_exact_value_where_they_meet() {
-        // 50 × 50 is the largest exact case; 51 × 50 is approximated.
-        let exact = mann_whitney_critical(50, 50).expect("interval");
-        let sigma = (2500.0f64 * 101.0 / 12.0).sqrt();
-        let approximate = (1250.0 + 0.5 - Z_95 * sigma).floor() as usize;
+    fn the_normal_approximation_agrees_with_the_exact_distribution() {
+        // 60 × 60 is past the exact range, so the critical value comes from the approximation.
+        const { assert!(60 * 60 > EXACT_PAIRS) };
+        let approximate = mann_whitney_critical(60, 60).expect("interval");
+        let exact = exact_critical(60, 60);
+        assert!(exact > 1_000, "{exact}");
         assert!(exact.abs_diff(approximate) <= 1, "{exact} vs {approximate}");
-        let next = mann_whitney_critical(51, 50).expect("interval");
-        assert!(next > exact && next < exact + 30, "{next}");
+        // Unbalanced samples too.
+        let approximate = mann_whitney_critical(30, 100).expect("interval");
+        let exact = exact_critical(30, 100);
+        assert!(exact.abs_diff(approximate) <= 1, "{exact} vs {approximate}");
     }
 
     #[test]
@@ -253,15 +277,37 @@ mod tests {
             Shift::between(&[1.0, 2.0, f64::NAN, 3.0], &[4.0, 5.0, 6.0, 7.0]),
             None
         );
+        assert_eq!(
+            Shift::between(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0, 7.0]),
+            None
+        );
+        // Two against eight and one against 39 have a formal interval (their extremes), but say
+        // nothing about a spread.
+        let many: Vec<f64> = (0..39).map(f64::from).collect();
+        assert!(mann_whitney_critical(2, 8).is_some() && mann_whitney_critical(1, 39).is_some());
+        assert_eq!(Shift::between(&[1.0, 2.0], &many[..8]), None);
+        assert_eq!(Shift::between(&many, &[1.0]), None);
+        // Three against five and four against four are the smallest that give one.
+        assert!(Shift::between(&[1.0, 2.0, 3.0], &many[..5]).is_some());
+        assert!(Shift::between(&many[..4], &many[10..14]).is_some());
     }
 
     #[test]
-    fn long_samples_are_summarised_in_blocks() {
-        let x: Vec<f64> = (0..2_500).map(|i| f64::from(i % 7)).collect();
-        let y: Vec<f64> = x.iter().map(|v| v + 100.0).collect();
-        assert!(blocks(x.clone()).len() <= MAX_POINTS);
-        let shift = Shift::between(&x, &y).expect("interval");
-        assert!(shift.low <= 100.0 && 100.0 <= shift.high, "{shift:?}");
+    fn long_samples_are_summarised_in_blocks_of_consecutive_values() {
+        let short: Vec<f64> = (0..MAX_POINTS).map(|i| i as f64).collect();
+        assert_eq!(blocks(short.clone()), short);
+        // 2,500 values: blocks of three (the last one short), each replaced by its median.
+        let long: Vec<f64> = (0..2_500).map(f64::from).collect();
+        let summary = blocks(long);
+        assert_eq!(summary.len(), 834);
+        for (i, median) in summary[..833].iter().enumerate() {
+            assert_eq!(*median, (3 * i + 1) as f64, "block {i}");
+        }
+        assert_eq!(summary[833], 2_499.0);
+        // However long, never more than MAX_POINTS.
+        let longer: Vec<f64> = (0..1_000_001).map(f64::from).collect();
+        // Blocks of 1,001: 999 full ones and a last of two.
+        assert_eq!(blocks(longer).len(), MAX_POINTS);
     }
 
     #[test]
@@ -276,5 +322,10 @@ mod tests {
         // 0 of 300 against 2 of 300 is not significant; against 5 of 300 it is.
         assert!(two_proportion_z(0, 300, 2, 300).expect("z") < Z_95);
         assert!(two_proportion_z(0, 300, 5, 300).expect("z") > Z_95);
+        // Counts too large to add as integers.
+        let huge = 1u64 << 63;
+        let z = two_proportion_z(huge, huge, huge, huge);
+        assert_eq!(z, None);
+        assert!(two_proportion_z(huge / 2, huge, huge, huge).is_some());
     }
 }

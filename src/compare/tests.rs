@@ -212,6 +212,78 @@ fn a_wandering_run_is_not_judged_on_its_sampling_error_alone() {
 }
 
 #[test]
+fn a_run_that_measured_nothing_is_not_judged_a_pass() {
+    let base = run(
+        vec![
+            kind("quote", latencies(1_000, 1_000.0)),
+            kind("history", latencies(1_000, 1_000.0)),
+        ],
+        NO_TIMELINE,
+    );
+    let empty = run(
+        vec![
+            kind("quote", new_histogram()),
+            kind("history", latencies(5, 1_000.0)),
+        ],
+        NO_TIMELINE,
+    );
+    let comparison = compare(&base, &empty, tolerance("5%")).expect("comparable");
+    assert!(!comparison.regressed());
+    let reason = "too few requests in the new run (quote 0, history 5 completed): a percentile \
+                  needs at least 20 completed requests of its kind in each run";
+    assert_eq!(
+        comparison.conclusion,
+        Conclusion::CouldNotJudge {
+            reason: reason.to_owned()
+        }
+    );
+    assert!(
+        text(&comparison)
+            .trim_end()
+            .ends_with(&format!("COULD NOT JUDGE: {reason}")),
+        "{}",
+        text(&comparison)
+    );
+    let page = html(&comparison).expect("renders");
+    assert!(
+        page.contains(r#"<div class="verdict inconclusive">"#),
+        "{page}"
+    );
+
+    // Either run, or both, may be the one short of requests.
+    let short = run(vec![kind("quote", latencies(19, 1_000.0))], NO_TIMELINE);
+    let reason = |comparison: Comparison| match comparison.conclusion {
+        Conclusion::CouldNotJudge { reason } => reason,
+        other => panic!("{other:?}"),
+    };
+    let backwards = reason(compare(&short, &base, tolerance("5%")).expect("comparable"));
+    assert!(
+        backwards.starts_with("too few requests in the base run (quote 19 completed):"),
+        "{backwards}"
+    );
+    let both = reason(compare(&short, &empty, tolerance("5%")).expect("comparable"));
+    assert!(
+        both.starts_with(
+            "too few requests in the base run (quote 19 completed) and the new run (quote 0 \
+             completed):"
+        ),
+        "{both}"
+    );
+
+    // One judged percentile of one kind is enough to judge.
+    let enough = run(vec![kind("quote", latencies(20, 1_000.0))], NO_TIMELINE);
+    let judged = compare(&enough, &enough, tolerance("5%")).expect("comparable");
+    assert_eq!(judged.conclusion, Conclusion::NoRegression);
+
+    // A regression needs no latency: a run whose requests all went unanswered regressed.
+    let mut unanswered = empty;
+    unanswered.result.kinds[0].sent = 1_000;
+    let comparison = compare(&base, &unanswered, tolerance("5%")).expect("comparable");
+    assert_eq!(comparison.conclusion, Conclusion::Regression);
+    assert_eq!(comparison.regressions, ["quote errors"]);
+}
+
+#[test]
 fn error_rates_regress_only_when_significant_and_above_the_floor() {
     let errors = |base_errors, new_errors, n| {
         let with = |errors| Kind {

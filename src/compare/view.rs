@@ -4,7 +4,8 @@
 use serde::Serialize;
 
 use super::{
-    Comparison, Decision, ErrorRow, KindComparison, PercentileRow, Spectrum, WanderSource,
+    Comparison, Conclusion, Decision, ErrorRow, KindComparison, PercentileRow, Spectrum,
+    WanderSource,
 };
 use crate::report::{self, ReportError};
 use crate::summary::micros;
@@ -32,7 +33,7 @@ pub struct View<'a> {
 
 #[derive(Debug, Serialize)]
 pub struct Verdict {
-    /// `fail` or `pass`: the CSS class.
+    /// `fail`, `inconclusive` or `pass`: the CSS class.
     pub class: &'static str,
     pub word: &'static str,
     pub detail: String,
@@ -72,30 +73,18 @@ pub struct RowView {
 
 impl<'a> View<'a> {
     pub fn of(comparison: &'a Comparison) -> View<'a> {
-        let verdict = if comparison.regressed() {
-            Verdict {
+        let verdict = match &comparison.conclusion {
+            Conclusion::Regression => Verdict {
                 class: "fail",
                 word: "REGRESSION",
                 detail: comparison.regressions.join(", "),
-            }
-        } else {
-            let rows = comparison.kinds.iter().flat_map(|k| {
-                k.percentiles
-                    .iter()
-                    .map(|row| row.decision)
-                    .chain([k.errors.decision])
-            });
-            let total = rows.clone().count();
-            let judged = rows.filter(|d| *d != Decision::NotEnoughData).count();
-            let kinds = comparison.kinds.len();
-            Verdict {
-                class: "pass",
-                word: "NO REGRESSION",
-                detail: format!(
-                    "{judged} of {total} rows had enough data to judge, over {kinds} kind{}",
-                    if kinds == 1 { "" } else { "s" }
-                ),
-            }
+            },
+            Conclusion::CouldNotJudge { reason } => Verdict {
+                class: "inconclusive",
+                word: "COULD NOT JUDGE",
+                detail: reason.clone(),
+            },
+            Conclusion::NoRegression => Verdict::passed(comparison),
         };
         View {
             title: format!(
@@ -114,6 +103,28 @@ impl<'a> View<'a> {
             kinds: comparison.kinds.iter().map(KindView::of).collect(),
             only_in_base: &comparison.only_in_base,
             only_in_new: &comparison.only_in_new,
+        }
+    }
+}
+
+impl Verdict {
+    fn passed(comparison: &Comparison) -> Verdict {
+        let rows = comparison.kinds.iter().flat_map(|k| {
+            k.percentiles
+                .iter()
+                .map(|row| row.decision)
+                .chain([k.errors.decision])
+        });
+        let total = rows.clone().count();
+        let judged = rows.filter(|d| *d != Decision::NotEnoughData).count();
+        let kinds = comparison.kinds.len();
+        Verdict {
+            class: "pass",
+            word: "NO REGRESSION",
+            detail: format!(
+                "{judged} of {total} rows had enough data to judge, over {kinds} kind{}",
+                if kinds == 1 { "" } else { "s" }
+            ),
         }
     }
 }

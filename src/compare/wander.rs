@@ -21,7 +21,8 @@ use crate::result::RunResult;
 pub enum Source {
     /// Treatment trials of two overhead experiments: their p50, p90 and p99.
     Trials { base: usize, new: usize },
-    /// Seconds of the two timelines in which something completed: their p50 and p99.
+    /// Seconds of the two timelines in which something completed: their p50 and p99 (the p90
+    /// takes the wider side of each).
     Timeline {
         base_seconds: usize,
         new_seconds: usize,
@@ -146,7 +147,7 @@ fn timeline(base: &RunResult, new: &RunResult) -> Wander {
     let note = p50.is_none().then(|| {
         format!(
             "the timelines are too short to show how the runs wandered ({} s and {} s with \
-             completions; at least 4 each): the intervals are sampling error only",
+             completions; at least 4 each, or 3 against 5): the intervals are sampling error only",
             base_p50.len(),
             new_p50.len()
         )
@@ -157,10 +158,19 @@ fn timeline(base: &RunResult, new: &RunResult) -> Wander {
             new_seconds: new_p50.len(),
         },
         p50,
-        p90: p50,
+        p90: wider(p50, p99),
         p99,
         p999: p99,
         note,
+    }
+}
+
+/// The timeline has no per-second p90, and the p90 lies between the two it has: it takes the
+/// wider side of each, so that neither run's wander is understated.
+fn wider(a: Option<Change>, b: Option<Change>) -> Option<Change> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.widened_by(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -214,9 +224,53 @@ mod tests {
         };
         assert!(width(&narrow) < 0.05, "{narrow:?}");
         assert!(width(&wide) > 1.0, "{wide:?}");
-        assert_eq!(narrow.p90, narrow.p50);
         assert_eq!(narrow.p999, narrow.p99);
         assert_eq!(narrow.note, None);
+    }
+
+    #[test]
+    fn the_p90_takes_the_wider_of_the_p50_and_p99_wander() {
+        let steady = [1000, 1010, 990, 1005, 995, 1000];
+        let swinging = [1000, 5000, 900, 4500, 1050, 4000];
+        let base = with_timeline(fixture("smoke"), &steady.map(Some));
+        let below = |c: Change| c.estimate.ln_1p() - c.low.ln_1p();
+        let above = |c: Change| c.high.ln_1p() - c.estimate.ln_1p();
+        // A steady p50 with a swinging p99, then the other way round.
+        for (p50s, p99s) in [
+            (steady, swinging.map(|v| v * 2)),
+            (swinging, steady.map(|v| v * 2)),
+        ] {
+            let mut new = with_timeline(fixture("smoke"), &p50s.map(Some));
+            for (second, p99) in new.timeline.iter_mut().zip(p99s) {
+                second.p99_us = Some(p99);
+            }
+            let wander = Wander::between(&base, &new);
+            let (p50, p90, p99) = (
+                wander.p50.expect("p50"),
+                wander.p90.expect("p90"),
+                wander.p99.expect("p99"),
+            );
+            let (narrow, wide) = if p50s == steady {
+                (p50, p99)
+            } else {
+                (p99, p50)
+            };
+            assert!(above(wide) > 10.0 * above(narrow), "{wander:?}");
+            for side in [below, above] {
+                assert!((side(p90) - side(wide)).abs() < 1e-9, "{wander:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_seconds_against_eight_are_too_few() {
+        let smoke = fixture("smoke");
+        let short = with_timeline(smoke.clone(), &[Some(1000), Some(1100)]);
+        let long = with_timeline(smoke, &[Some(1000); 8]);
+        let wander = Wander::between(&short, &long);
+        assert_eq!((wander.p50, wander.p90, wander.p99), (None, None, None));
+        let note = wander.note.expect("a note");
+        assert!(note.contains("2 s and 8 s"), "{note}");
     }
 
     #[test]
