@@ -2,12 +2,13 @@
 //! report. Also hosts the bundled services (`harness engine`, `harness gateway`), so that the
 //! managed system needs no build beyond this binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use engine::core_engine::EngineArgs;
 use engine::gateway::GatewayArgs;
+use harness::report::page::PageError;
 use harness::result::RunStatus;
 use harness::run::{RunError, RunOptions};
 use hyper::Uri;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
   harness run scenarios/baseline.yaml --gateway http://127.0.0.1:8080
   harness run scenarios/baseline.yaml --jaeger http://127.0.0.1:16686 --prometheus http://127.0.0.1:9090
   harness validate scenarios/*.yaml
+  harness report reports/baseline/result.json
 
 Exit codes:
   0  every threshold and check passed (and an overhead claim held)
@@ -45,6 +47,14 @@ enum Command {
     Validate {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+    },
+    /// Render the HTML report of a stored result.json again
+    Report {
+        /// The result.json a run wrote
+        result: PathBuf,
+        /// Where to write the report [default: report.html beside the result]
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Run the bundled core engine (gRPC) in the foreground, as the `core-engine` binary does
     Engine(EngineArgs),
@@ -100,6 +110,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Validate { scenarios } => validate(&scenarios),
+        Command::Report { result, out } => report(&result, out),
         Command::Engine(args) => serve(
             "core engine",
             runtime.block_on(async {
@@ -206,5 +217,40 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
         ExitCode::from(EXIT_BAD_INPUT)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `harness report`: the HTML report of a stored result, again. Exit 2 when the result cannot be
+/// read (the message names the file, and the line and column or field), 3 when the report cannot
+/// be written.
+fn report(result_path: &Path, out: Option<PathBuf>) -> ExitCode {
+    let result = match harness::result::read(result_path) {
+        Ok(result) => result,
+        Err(error) => {
+            eprintln!("harness: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let out = out.unwrap_or_else(|| result_path.with_file_name(harness::report::page::FILE_NAME));
+    let html = match harness::report::page::render(&result, &result_path.display().to_string()) {
+        Ok(html) => html,
+        Err(error @ PageError::Histogram { .. }) => {
+            eprintln!("harness: {}: {error}", result_path.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        Err(error) => {
+            eprintln!("harness: {}: {error}", result_path.display());
+            return ExitCode::from(EXIT_INCOMPLETE);
+        }
+    };
+    match harness::report::write(&out, &html) {
+        Ok(()) => {
+            println!("report: {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("harness: {error}");
+            ExitCode::from(EXIT_INCOMPLETE)
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! can be merged and compared later without loss.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -239,6 +240,53 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
 pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramError> {
     let bytes = BASE64.decode(text)?;
     Ok(Deserializer::new().deserialize(&mut bytes.as_slice())?)
+}
+
+/// Why a stored result cannot be read back; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Not JSON, or not a result; serde's message carries the line and column.
+    #[error("{path}: not a harness result: {source}")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{path}: schema_version is {found}, but this harness reads version {SCHEMA_VERSION}; \
+         render it with the harness that wrote it"
+    )]
+    Schema { path: String, found: u32 },
+}
+
+/// Reads a `result.json` back, refusing one written in another schema version rather than
+/// misreading it.
+pub fn read(path: &Path) -> Result<RunResult, ReadError> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        schema_version: u32,
+    }
+    let shown = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: shown(),
+        source,
+    })?;
+    let json = |source| ReadError::Json {
+        path: shown(),
+        source,
+    };
+    let Versioned { schema_version } = serde_json::from_str(&text).map_err(json)?;
+    if schema_version != SCHEMA_VERSION {
+        return Err(ReadError::Schema {
+            path: shown(),
+            found: schema_version,
+        });
+    }
+    serde_json::from_str(&text).map_err(json)
 }
 
 impl KindResult {

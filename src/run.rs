@@ -137,6 +137,14 @@ pub async fn run(
         std::fs::write(&path, json)
             .with_context(|| format!("writing {}", path.display()))
             .map_err(RunError::Incomplete)?;
+        // After result.json, so that a report that cannot be written loses no measurement.
+        crate::report::page::write(
+            result,
+            "result.json",
+            &out_dir.join(crate::report::page::FILE_NAME),
+        )
+        .context("the HTML report")
+        .map_err(RunError::Incomplete)?;
         Ok(path)
     };
     let kind_names: Vec<String> = scenario.requests.iter().map(|k| k.name.clone()).collect();

@@ -4,6 +4,10 @@
 //! The HTML is one file with its CSS and SVG inline: no network when it is opened, readable with
 //! JavaScript off, in dark mode and on paper. Templates are compiled into the binary.
 
+pub mod chart;
+mod format;
+pub mod page;
+
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -11,7 +15,10 @@ use minijinja::Environment;
 use serde::Serialize;
 
 /// Every template, by name; `.html` ones are escaped automatically.
-const TEMPLATES: &[(&str, &str)] = &[("base.html", include_str!("templates/base.html"))];
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("templates/base.html")),
+    ("run.html", include_str!("templates/run.html")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
