@@ -1003,12 +1003,7 @@ mod tests {
         );
         chart.line("far", Color::S1, &[Some((-5.0, -5.0)), Some((9.0, 9.0))]);
         let svg = chart.render();
-        let path = svg.lines().find(|l| l.contains("series")).expect("path");
-        let d = path
-            .split("d=\"")
-            .nth(1)
-            .and_then(|d| d.split('"').next())
-            .expect("d");
+        let d = series_paths(&svg)[0];
         for number in d.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')) {
             if let Ok(value) = number.parse::<f64>() {
                 assert!((0.0..=WIDTH).contains(&value), "{value} in {d}");
