@@ -28,7 +28,7 @@ pub(super) struct TimelineView {
 /// Points per decade of the percentile axis: smooth enough, and a few hundred at most per series.
 const SPECTRUM_STEPS_PER_DECADE: u32 = 24;
 
-/// The percentile axis ends where even the largest runs have one request per step: 99.99999%.
+/// The percentile axis goes no further than 99.99999%: the tail of ten million requests.
 const MAX_SPECTRUM_DECADES: u32 = 7;
 
 /// Rows of a spectrum's data table: quantile, label, and whether it is one of the named
@@ -47,6 +47,7 @@ const TABLE_QUANTILES: &[(f64, &str, bool)] = &[
     (0.999_999, "99.9999%", false),
 ];
 
+/// The percentiles ringed on the spectrum, with their hover values.
 const MARKED_QUANTILES: &[(f64, &str)] =
     &[(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9")];
 

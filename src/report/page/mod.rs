@@ -98,12 +98,13 @@ fn fact(label: impl Into<String>, value: impl Into<String>) -> Fact {
 struct Figure {
     id: String,
     caption: String,
-    /// Inline `<svg>` elements built by [`chart`], which escapes every text it draws.
+    /// Inline `<svg>` elements built by [`crate::report::chart`], which escapes every text
+    /// it draws.
     svgs: Vec<String>,
     table: Table,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 struct Table {
     headers: Vec<String>,
     rows: Vec<Row>,
@@ -414,10 +415,7 @@ fn kind_errors(kind: &KindResult) -> KindErrors {
         outcomes: kind
             .outcomes
             .iter()
-            .map(|(label, n)| Fact {
-                label: label.clone(),
-                value: count(*n),
-            })
+            .map(|(label, n)| fact(label, count(*n)))
             .collect(),
         transport_errors: kind.transport_errors.clone(),
     }

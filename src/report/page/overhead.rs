@@ -98,17 +98,14 @@ fn point_label(point: &PointResult) -> String {
 }
 
 fn arm_text(arm: &ArmResult) -> String {
-    std::iter::once(
-        if arm.tracing {
-            "tracing on"
-        } else {
-            "tracing off"
-        }
-        .to_owned(),
-    )
-    .chain(arm.extras.iter().cloned())
-    .collect::<Vec<_>>()
-    .join("; ")
+    let tracing = if arm.tracing {
+        "tracing on"
+    } else {
+        "tracing off"
+    };
+    let mut parts = vec![tracing.to_owned()];
+    parts.extend(arm.extras.iter().cloned());
+    parts.join("; ")
 }
 
 pub(super) fn overhead(experiment: &OverheadResult) -> OverheadView {
@@ -145,7 +142,7 @@ pub(super) fn overhead(experiment: &OverheadResult) -> OverheadView {
     }
 }
 
-/// The claim metric's value in one trial, and the unit the chart shows it in.
+/// The claim metric's value in one trial, in the unit its chart shows: µs of CPU, ms of latency.
 fn trial_value(metric: ClaimMetric, trial: &TrialResult) -> f64 {
     match metric {
         ClaimMetric::Cpu => trial.cpu_us_total,

@@ -88,10 +88,7 @@ pub(super) fn traces(report: &TraceReport) -> TracesView {
         failed_checks: report
             .failed_checks
             .iter()
-            .map(|(check, n)| Fact {
-                label: check.to_string(),
-                value: count(*n),
-            })
+            .map(|(check, n)| fact(check.to_string(), count(*n)))
             .collect(),
         failing: report
             .failing
@@ -104,10 +101,7 @@ pub(super) fn traces(report: &TraceReport) -> TracesView {
                 failures: t
                     .failures
                     .iter()
-                    .map(|f| Fact {
-                        label: f.check.to_string(),
-                        value: f.detail.clone(),
-                    })
+                    .map(|f| fact(f.check.to_string(), f.detail.clone()))
                     .collect(),
             })
             .collect(),
@@ -115,15 +109,15 @@ pub(super) fn traces(report: &TraceReport) -> TracesView {
         source_stats: match &report.source_stats {
             Some(serde_json::Value::Object(stats)) => stats
                 .iter()
-                .map(|(key, value)| Fact {
-                    label: key.replace('_', " "),
-                    value: match value {
+                .map(|(key, value)| {
+                    let shown = match value {
                         serde_json::Value::String(s) => s.clone(),
                         serde_json::Value::Number(n) => {
                             n.as_u64().map_or_else(|| n.to_string(), count)
                         }
                         other => other.to_string(),
-                    },
+                    };
+                    fact(key.replace('_', " "), shown)
                 })
                 .collect(),
             _ => Vec::new(),
@@ -174,5 +168,41 @@ pub(super) fn metrics(report: &MetricsReport) -> MetricsView {
                 }
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::page::samples::sample;
+
+    #[test]
+    fn metric_values_read_as_counts_or_to_four_digits() {
+        assert_eq!(observed(196.0), "196");
+        assert_eq!(observed(1_234_567.0), "1,234,567");
+        assert_eq!(observed(-3.0), "-3");
+        assert_eq!(observed(0.006_832_7), "0.006833");
+        assert_eq!(observed(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn failing_traces_beyond_the_listed_ones_are_counted() {
+        let mut report = sample("verify")
+            .verification
+            .traces
+            .expect("the verify sample checks traces");
+        report.passed = report.sampled - 3;
+        let view = traces(&report);
+        assert_eq!(view.unlisted, 3, "three failed, none listed");
+        assert!(
+            view.facts
+                .iter()
+                .any(|f| f.label == "failed a check" && f.value == "3")
+        );
+        assert!(
+            view.source_stats
+                .iter()
+                .any(|f| f.label == "spans received")
+        );
     }
 }
