@@ -620,30 +620,46 @@ impl Chart {
         }
     }
 
-    /// A vertical reference line at `x` across the plot, labelled at its top.
+    /// A vertical reference line at `x` across the plot, labelled at its top unless `label` is
+    /// empty.
     pub fn vrule(&mut self, x: f64, class: &str, label: &str) {
         let Some(px) = self.plot_x(x) else { return };
-        let _ = writeln!(
+        let _ = write!(
             self.body,
-            r#"<line class="rule {class}" x1="{px:.1}" y1="{TOP:.1}" x2="{px:.1}" y2="{:.1}"/><text class="rule-label" x="{:.1}" y="{:.1}">{}</text>"#,
+            r#"<line class="rule {class}" x1="{px:.1}" y1="{TOP:.1}" x2="{px:.1}" y2="{:.1}"/>"#,
             self.bottom(),
-            px + 3.0,
-            TOP + 11.0,
-            escape(label)
         );
+        if !label.is_empty() {
+            let _ = write!(
+                self.body,
+                r#"<text class="rule-label" x="{:.1}" y="{:.1}">{}</text>"#,
+                px + 3.0,
+                TOP + 11.0,
+                escape(label)
+            );
+        }
+        self.body.push('\n');
     }
 
-    /// A horizontal reference line at `y` across the plot, labelled at its right end.
+    /// A horizontal reference line at `y` across the plot, labelled at its right end unless
+    /// `label` is empty.
     pub fn hrule(&mut self, y: f64, class: &str, label: &str) {
         let Some(py) = self.plot_y(y) else { return };
-        let _ = writeln!(
+        let _ = write!(
             self.body,
-            r#"<line class="rule {class}" x1="{LEFT:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}"/><text class="rule-label" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            r#"<line class="rule {class}" x1="{LEFT:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}"/>"#,
             WIDTH - RIGHT,
-            WIDTH - RIGHT - 3.0,
-            py - 4.0,
-            escape(label)
         );
+        if !label.is_empty() {
+            let _ = write!(
+                self.body,
+                r#"<text class="rule-label" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                WIDTH - RIGHT - 3.0,
+                py - 4.0,
+                escape(label)
+            );
+        }
+        self.body.push('\n');
     }
 
     /// A shaded band over `x0..x1`, the plot's full height: a period the reader must not miss

@@ -8,9 +8,7 @@ use crate::overhead::{
     ArmName, ArmResult, Effect, OverheadResult, PointResult, TrialResult, Verdict,
 };
 use crate::report::chart::{Axis, Chart, Color, Direction, Dot, Interval};
-use crate::report::format::{
-    bytes, count, duration_us, percent, rate, signed_percent, significant,
-};
+use crate::report::format::{bytes, count, duration_us, percent, rate, signed_percent};
 use crate::scenario::ClaimMetric;
 
 #[derive(Debug, Serialize)]
@@ -115,9 +113,9 @@ pub(super) fn overhead(experiment: &OverheadResult) -> OverheadView {
         fact(
             "trials",
             format!(
-                "{} per arm, in A B B A order; {} s settle after each",
+                "{} per arm, in A B B A order; {} settle after each",
                 experiment.trials_per_arm,
-                significant(experiment.settle_s, 3)
+                duration_us(experiment.settle_s * 1e6)
             ),
         ),
     ];
@@ -390,7 +388,7 @@ fn effect_figure(experiment: &OverheadResult) -> Option<Figure> {
     )
     .with_rows(experiment.points.len());
     let rows = experiment.points.len();
-    chart.vrule(0.0, "zero", "0");
+    chart.vrule(0.0, "zero", "");
     chart.vrule(
         bound,
         "bound",
