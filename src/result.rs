@@ -407,4 +407,34 @@ mod tests {
         assert!(decode_histogram("not base64!").is_err());
         assert!(decode_histogram("AAAA").is_err());
     }
+
+    #[test]
+    fn a_stored_result_reads_back_and_other_versions_are_refused() {
+        let dir = std::env::temp_dir().join(format!("harness-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let fixture = include_str!("../tests/fixtures/results/smoke.json");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let result = read(&write("ok.json", fixture)).expect("a real result reads");
+        assert_eq!(result.scenario.name, "smoke");
+
+        let newer = fixture.replacen("\"schema_version\": 1", "\"schema_version\": 2", 1);
+        let error = read(&write("newer.json", &newer)).expect_err("version 2");
+        assert!(
+            matches!(error, ReadError::Schema { found: 2, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("newer.json"), "{error}");
+
+        let error = read(&write("broken.json", "{\"schema_version\": 1,")).expect_err("cut");
+        assert!(matches!(error, ReadError::Json { .. }), "{error}");
+        assert!(error.to_string().contains("line 1 column"), "{error}");
+
+        let error = read(&dir.join("absent.json")).expect_err("no file");
+        assert!(matches!(error, ReadError::Io { .. }), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

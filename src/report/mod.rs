@@ -4,7 +4,7 @@
 //! The HTML is one file with its CSS and SVG inline: no network when it is opened, readable with
 //! JavaScript off, in dark mode and on paper. Templates are compiled into the binary.
 
-pub mod chart;
+mod chart;
 mod format;
 pub mod page;
 
