@@ -363,7 +363,7 @@ enum Mark {
     Dashed,
     Dot,
     Interval,
-    Band,
+    Stall,
 }
 
 /// A point with its hover text.
@@ -662,23 +662,21 @@ impl Chart {
         self.body.push('\n');
     }
 
-    /// A shaded band over `x0..x1`, the plot's full height: a period the reader must not miss
-    /// (a stall). `label` goes in the legend, `title` on hover.
-    pub fn band(&mut self, x0: f64, x1: f64, class: &str, label: &str, title: &str) {
+    /// A shaded band over `x0..x1`, the plot's full height: a stall, which the reader must not
+    /// miss and which a line cannot show (it has no value). `label` goes in the legend, `title`
+    /// on hover.
+    pub fn stall(&mut self, x0: f64, x1: f64, label: &str, title: &str) {
         let (Some(a), Some(b)) = (self.plot_x(x0), self.plot_x(x1)) else {
             return;
         };
         let _ = writeln!(
             self.under,
-            r#"<rect class="band {class}" x="{a:.1}" y="{TOP:.1}" width="{:.1}" height="{:.1}"><title>{}</title></rect>"#,
+            r#"<rect class="band stall" x="{a:.1}" y="{TOP:.1}" width="{:.1}" height="{:.1}"><title>{}</title></rect>"#,
             (b - a).max(1.0),
             self.bottom() - TOP,
             escape(title)
         );
-        if !self.legend.iter().any(|(l, _, _)| l == label) {
-            self.legend
-                .push((label.to_owned(), Color::Muted, Mark::Band));
-        }
+        self.add_legend(label, Color::Muted, Mark::Stall);
     }
 
     /// Invisible full-height columns of `width` from `start`, one per title: hovering anywhere
@@ -794,7 +792,7 @@ impl Chart {
                     x + 18.0,
                     x + 9.0
                 ),
-                Mark::Band => write!(
+                Mark::Stall => write!(
                     svg,
                     r#"<rect class="band stall" x="{x:.1}" y="{:.1}" width="18" height="10"/>"#,
                     y - 5.0

@@ -250,10 +250,9 @@ pub(super) fn timeline(
         Axis::spread("latency (ms)", p50.iter().chain(&p99).flatten().copied()),
     );
     for &second in &stalls {
-        latency.band(
+        latency.stall(
             second as f64,
             second as f64 + 1.0,
-            "stall",
             "nothing completed",
             &format!("second {second}: no request completed"),
         );
