@@ -2,12 +2,13 @@
 //! report. Also hosts the bundled services (`harness engine`, `harness gateway`), so that the
 //! managed system needs no build beyond this binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use engine::core_engine::EngineArgs;
 use engine::gateway::GatewayArgs;
+use harness::report::page::PageError;
 use harness::result::{RunResult, RunStatus};
 use harness::run::{RunError, RunOptions};
 use harness::signoff::record::ScenarioOutcome;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
   harness validate scenarios/*.yaml
   harness signoff scenarios/release.yaml --junit reports/junit.xml
   harness compare baseline/result.json reports/baseline/result.json --max-regression 10%
+  harness report reports/baseline/result.json
 
 Exit codes:
   0  every threshold and check passed (and an overhead claim held)
@@ -57,6 +59,14 @@ enum Command {
     /// Compare a result with a stored baseline's: exit 1 when a latency percentile or error rate
     /// of a request kind regressed beyond the noise
     Compare(CompareArgs),
+    /// Render the HTML report of a stored result.json again
+    Report {
+        /// The result.json a run wrote
+        result: PathBuf,
+        /// Where to write the report [default: report.html beside the result]
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Run the bundled core engine (gRPC) in the foreground, as the `core-engine` binary does
     Engine(EngineArgs),
     /// Run the bundled API gateway (HTTP) in the foreground, as the `api-gateway` binary does
@@ -148,6 +158,7 @@ fn main() -> ExitCode {
         Command::Signoff(args) => runtime.block_on(signoff(args)),
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Compare(args) => compare(args),
+        Command::Report { result, out } => report(&result, out),
         Command::Engine(args) => serve(
             "core engine",
             runtime.block_on(async {
@@ -342,4 +353,38 @@ fn compare_runs(args: CompareArgs) -> anyhow::Result<harness::compare::Conclusio
         println!("json: {}", path.display());
     }
     Ok(comparison.conclusion)
+}
+/// `harness report`: the HTML report of a stored result, again. Exit 2 when the result cannot be
+/// read (the message names the file, and the line and column or field), 3 when the report cannot
+/// be written.
+fn report(result_path: &Path, out: Option<PathBuf>) -> ExitCode {
+    let result = match harness::result::read(result_path) {
+        Ok(result) => result,
+        Err(error) => {
+            eprintln!("harness: {error}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let out = out.unwrap_or_else(|| result_path.with_file_name(harness::report::page::FILE_NAME));
+    let html = match harness::report::page::render(&result, &result_path.display().to_string()) {
+        Ok(html) => html,
+        Err(error @ PageError::Histogram { .. }) => {
+            eprintln!("harness: {}: {error}", result_path.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        Err(error) => {
+            eprintln!("harness: {}: {error}", result_path.display());
+            return ExitCode::from(EXIT_INCOMPLETE);
+        }
+    };
+    match harness::report::write(&out, &html) {
+        Ok(()) => {
+            println!("report: {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("harness: {error}");
+            ExitCode::from(EXIT_INCOMPLETE)
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! can be merged and compared later without loss.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -241,6 +242,53 @@ pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramError> {
     Ok(Deserializer::new().deserialize(&mut bytes.as_slice())?)
 }
 
+/// Why a stored result cannot be read back; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Not JSON, or not a result; serde's message carries the line and column.
+    #[error("{path}: not a harness result: {source}")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{path}: schema_version is {found}, but this harness reads version {SCHEMA_VERSION}; \
+         render it with the harness that wrote it"
+    )]
+    Schema { path: String, found: u32 },
+}
+
+/// Reads a `result.json` back, refusing one written in another schema version rather than
+/// misreading it.
+pub fn read(path: &Path) -> Result<RunResult, ReadError> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        schema_version: u32,
+    }
+    let shown = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: shown(),
+        source,
+    })?;
+    let json = |source| ReadError::Json {
+        path: shown(),
+        source,
+    };
+    let Versioned { schema_version } = serde_json::from_str(&text).map_err(json)?;
+    if schema_version != SCHEMA_VERSION {
+        return Err(ReadError::Schema {
+            path: shown(),
+            found: schema_version,
+        });
+    }
+    serde_json::from_str(&text).map_err(json)
+}
+
 impl KindResult {
     fn from_stats(stats: &KindStats) -> Self {
         KindResult {
@@ -368,5 +416,35 @@ mod tests {
         assert_eq!(Percentiles::of(&back), Percentiles::of(&h));
         assert!(decode_histogram("not base64!").is_err());
         assert!(decode_histogram("AAAA").is_err());
+    }
+
+    #[test]
+    fn a_stored_result_reads_back_and_other_versions_are_refused() {
+        let dir = std::env::temp_dir().join(format!("harness-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let fixture = include_str!("../tests/fixtures/results/smoke.json");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let result = read(&write("ok.json", fixture)).expect("a real result reads");
+        assert_eq!(result.scenario.name, "smoke");
+
+        let newer = fixture.replacen("\"schema_version\": 1", "\"schema_version\": 2", 1);
+        let error = read(&write("newer.json", &newer)).expect_err("version 2");
+        assert!(
+            matches!(error, ReadError::Schema { found: 2, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("newer.json"), "{error}");
+
+        let error = read(&write("broken.json", "{\"schema_version\": 1,")).expect_err("cut");
+        assert!(matches!(error, ReadError::Json { .. }), "{error}");
+        assert!(error.to_string().contains("line 1 column"), "{error}");
+
+        let error = read(&dir.join("absent.json")).expect_err("no file");
+        assert!(matches!(error, ReadError::Io { .. }), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -133,6 +133,14 @@ pub async fn run(
             crate::report::junit::write(junit, &crate::report::junit::render(result))
                 .map_err(|e| RunError::Incomplete(e.into()))?;
         }
+        // After result.json, so that a report that cannot be written loses no measurement.
+        crate::report::page::write(
+            result,
+            "result.json",
+            &out_dir.join(crate::report::page::FILE_NAME),
+        )
+        .context("the HTML report")
+        .map_err(RunError::Incomplete)?;
         Ok(path)
     };
     let kind_names: Vec<String> = scenario.requests.iter().map(|k| k.name.clone()).collect();

@@ -4,7 +4,10 @@
 //! The HTML is one file with its CSS and SVG inline: no network when it is opened, readable with
 //! JavaScript off, in dark mode and on paper. Templates are compiled into the binary.
 
+mod chart;
+mod format;
 pub mod junit;
+pub mod page;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -17,6 +20,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("compare.html", include_str!("templates/compare.html")),
     ("signoff.html", include_str!("templates/signoff.html")),
+    ("run.html", include_str!("templates/run.html")),
 ];
 
 #[derive(Debug, thiserror::Error)]
