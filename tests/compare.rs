@@ -162,7 +162,7 @@ fn an_injected_latency_is_a_regression_and_a_rerun_is_not() {
 fn fixture() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/compare/smoke.json"
+        "/tests/fixtures/results/smoke.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("JSON")
 }

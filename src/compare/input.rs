@@ -182,7 +182,7 @@ fn check_counts(kind: &KindResult) -> Result<(), (&'static str, String)> {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = include_str!("../../tests/fixtures/compare/smoke.json");
+    const SAMPLE: &str = include_str!("../../tests/fixtures/results/smoke.json");
 
     fn load_text(name: &str, text: &str) -> Result<StoredRun, LoadError> {
         let dir =
@@ -203,7 +203,7 @@ mod tests {
     fn stored_results_load_with_their_histograms() {
         for name in ["smoke", "stall", "overhead-quick"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/compare")
+                .join("tests/fixtures/results")
                 .join(format!("{name}.json"));
             let run = load(&path).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(run.latency.len(), run.result.kinds.len());

@@ -11,7 +11,7 @@ use crate::result::{SecondResult, encode_histogram};
 fn template() -> RunResult {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/compare/smoke.json"
+        "/tests/fixtures/results/smoke.json"
     );
     let text = std::fs::read_to_string(path).expect("fixture");
     serde_json::from_str(&text).expect("a result")

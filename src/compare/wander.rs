@@ -181,7 +181,7 @@ mod tests {
 
     fn fixture(name: &str) -> RunResult {
         let path = format!(
-            "{}/tests/fixtures/compare/{name}.json",
+            "{}/tests/fixtures/results/{name}.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).expect("fixture");

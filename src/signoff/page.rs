@@ -194,8 +194,8 @@ mod tests {
 
     fn ran(fixture: &str, expect: Expect) -> ScenarioOutcome {
         let text = match fixture {
-            "smoke" => include_str!("../../tests/fixtures/results/junit-smoke.json"),
-            "stall" => include_str!("../../tests/fixtures/results/junit-stall.json"),
+            "smoke" => include_str!("../../tests/fixtures/results/smoke.json"),
+            "stall" => include_str!("../../tests/fixtures/results/stall.json"),
             other => panic!("no fixture {other}"),
         };
         let result: RunResult = serde_json::from_str(text).expect("a result.json");

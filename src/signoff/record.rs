@@ -272,10 +272,10 @@ mod tests {
 
     fn fixture(name: &str) -> RunResult {
         let text = match name {
-            "smoke" => include_str!("../../tests/fixtures/results/junit-smoke.json"),
-            "stall" => include_str!("../../tests/fixtures/results/junit-stall.json"),
+            "smoke" => include_str!("../../tests/fixtures/results/smoke.json"),
+            "stall" => include_str!("../../tests/fixtures/results/stall.json"),
             "overhead-quick" => {
-                include_str!("../../tests/fixtures/results/junit-overhead-quick.json")
+                include_str!("../../tests/fixtures/results/overhead-quick.json")
             }
             other => panic!("no fixture {other}"),
         };

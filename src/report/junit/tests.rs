@@ -1,4 +1,4 @@
-//! The JUnit report of real results (tests/fixtures/results/junit-*.json, from runs of the bundled
+//! The JUnit report of real results (tests/fixtures/results/*.json, from runs of the bundled
 //! scenarios), as they are and with faults injected into them. Every test reads the XML back and
 //! checks its shape, so what is asserted is what a CI system would parse.
 
@@ -14,11 +14,11 @@ use crate::trace::verify::FailingTrace;
 
 fn fixture(name: &str) -> RunResult {
     let text = match name {
-        "smoke" => include_str!("../../../tests/fixtures/results/junit-smoke.json"),
-        "verify" => include_str!("../../../tests/fixtures/results/junit-verify.json"),
-        "stall" => include_str!("../../../tests/fixtures/results/junit-stall.json"),
+        "smoke" => include_str!("../../../tests/fixtures/results/smoke.json"),
+        "verify" => include_str!("../../../tests/fixtures/results/verify.json"),
+        "stall" => include_str!("../../../tests/fixtures/results/stall.json"),
         "overhead-quick" => {
-            include_str!("../../../tests/fixtures/results/junit-overhead-quick.json")
+            include_str!("../../../tests/fixtures/results/overhead-quick.json")
         }
         other => panic!("no fixture {other}"),
     };
