@@ -90,11 +90,26 @@ fn assert_light_dark_and_print(browser: &Browser, page: &Path, light: &Probe) {
         "dark mode background {}",
         dark.background
     );
+    assert!(
+        luminance(&dark.color) > 0.6,
+        "dark mode text colour {}",
+        dark.color
+    );
     assert_eq!(
         dark.charts.iter().map(|c| c.drawn).collect::<Vec<_>>(),
         light.charts.iter().map(|c| c.drawn).collect::<Vec<_>>(),
         "dark mode draws what light mode draws"
     );
+    // Series colours follow the scheme: a light-mode blue on a dark background is hard to read.
+    for (dark, light) in dark.charts.iter().zip(&light.charts) {
+        assert_ne!(
+            dark.stroke,
+            light.stroke,
+            "{}: chart in #{} keeps its light-mode series colour in dark mode",
+            page.display(),
+            dark.id
+        );
+    }
     for (scheme, name) in [(Scheme::Light, "light"), (Scheme::Dark, "dark")] {
         let png = page.with_extension(format!("{name}.png"));
         browser.screenshot(page, &png, scheme, 3000);

@@ -33,6 +33,7 @@ const PROBE: &str = r#"<script>
     const box = svg.getBoundingClientRect();
     return {
       id: owner ? owner.id : "",
+      stroke: series.length ? getComputedStyle(series[0]).stroke : "",
       series: series.length,
       drawn: series.filter((el) => drawn(svg, el)).length,
       width: box.width,
@@ -47,6 +48,7 @@ const PROBE: &str = r#"<script>
     links,
     scripts: document.querySelectorAll("script").length - 1,
     background: getComputedStyle(document.body).backgroundColor,
+    color: getComputedStyle(document.body).color,
     text: document.body.innerText,
   };
   document.documentElement.setAttribute("data-probe", JSON.stringify(probe));
@@ -68,6 +70,8 @@ pub struct Probe {
     pub scripts: usize,
     /// The body's computed background colour, e.g. `rgb(255, 255, 255)`.
     pub background: String,
+    /// The body's computed text colour.
+    pub color: String,
     /// The text a reader sees.
     pub text: String,
 }
@@ -76,6 +80,8 @@ pub struct Probe {
 pub struct Chart {
     /// The id of the nearest element around the chart that has one.
     pub id: String,
+    /// The computed stroke colour of its first series.
+    pub stroke: String,
     pub series: usize,
     /// Series laid out with a non-zero length or size inside the chart's view box.
     pub drawn: usize,
