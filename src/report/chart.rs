@@ -403,6 +403,14 @@ pub struct Chart {
     legend: Vec<(String, Color, Mark)>,
 }
 
+/// A fraction of an axis if it lies on the axis, allowing for rounding at its ends.
+fn inside(fraction: f64) -> Option<f64> {
+    const SLACK: f64 = 1e-9;
+    (-SLACK..=1.0 + SLACK)
+        .contains(&fraction)
+        .then(|| fraction.clamp(0.0, 1.0))
+}
+
 /// Text for SVG content and attributes.
 fn escape(text: &str) -> String {
     HtmlEscape(text).to_string()
@@ -432,14 +440,17 @@ impl Chart {
         self.height - BOTTOM
     }
 
+    /// Where `value` falls along the x axis, or `None` beyond its ends: a mark outside the axis
+    /// is left out rather than moved to the edge, where it would claim a value it does not have.
     fn plot_x(&self, value: f64) -> Option<f64> {
-        let fraction = self.x.scale.fraction(value)?;
-        Some(LEFT + fraction.clamp(0.0, 1.0) * (WIDTH - LEFT - RIGHT))
+        let fraction = inside(self.x.scale.fraction(value)?)?;
+        Some(LEFT + fraction * (WIDTH - LEFT - RIGHT))
     }
 
+    /// As [`Chart::plot_x`], for the y axis.
     fn plot_y(&self, value: f64) -> Option<f64> {
-        let fraction = self.y.scale.fraction(value)?;
-        Some(TOP + (1.0 - fraction.clamp(0.0, 1.0)) * (self.bottom() - TOP))
+        let fraction = inside(self.y.scale.fraction(value)?)?;
+        Some(TOP + (1.0 - fraction) * (self.bottom() - TOP))
     }
 
     fn point(&self, x: f64, y: f64) -> Option<(f64, f64)> {
@@ -1009,19 +1020,53 @@ mod tests {
     }
 
     #[test]
-    fn marks_stay_inside_the_view_box() {
+    fn marks_beyond_the_axes_are_left_out_not_moved_to_the_edge() {
         let mut chart = Chart::new(
             "c",
             Axis::linear("x", 0.0, 1.0),
             Axis::linear("y", 0.0, 1.0),
         );
-        chart.line("far", Color::S1, &[Some((-5.0, -5.0)), Some((9.0, 9.0))]);
+        // The line breaks where it leaves the axes; nothing is drawn at the edge for x = 9.
+        chart.line(
+            "far",
+            Color::S1,
+            &[
+                Some((-5.0, 0.5)),
+                Some((0.0, 0.5)),
+                Some((1.0, 1.0)),
+                Some((9.0, 0.5)),
+                Some((0.5, 7.0)),
+            ],
+        );
+        chart.dots(
+            "dots",
+            Color::S2,
+            &[Dot {
+                x: 3.0,
+                y: 0.5,
+                title: String::new(),
+            }],
+        );
+        chart.vrule(2.0, "phase", "beyond");
+        chart.stall(4.0, 5.0, "stall", "beyond");
         let svg = chart.render();
-        let d = series_paths(&svg)[0];
-        for number in d.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')) {
-            if let Ok(value) = number.parse::<f64>() {
-                assert!((0.0..=WIDTH).contains(&value), "{value} in {d}");
-            }
-        }
+        let paths = series_paths(&svg);
+        assert_eq!(
+            paths,
+            [format!(
+                "M{LEFT:.1} {:.1} L{:.1} {TOP:.1}",
+                (TOP + HEIGHT - BOTTOM) / 2.0,
+                WIDTH - RIGHT
+            )],
+            "{svg}"
+        );
+        assert!(!svg.contains("<circle"), "{svg}");
+        assert!(
+            !svg.contains("beyond") && !svg.contains("band stall"),
+            "{svg}"
+        );
+        // The ends themselves are on the axis.
+        assert_eq!(inside(1.0 + 1e-12), Some(1.0));
+        assert_eq!(inside(-0.01), None);
     }
 }

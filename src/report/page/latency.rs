@@ -4,6 +4,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::profile::{target_at, target_line};
 use super::{Figure, HEADROOM, PageError, Table};
 use crate::report::chart::{self, Axis, Chart, Color};
 use crate::report::format::{count, duration_us, significant};
@@ -164,21 +165,6 @@ pub(super) fn spectrum(index: usize, kind: &KindResult) -> Result<SpectrumView, 
     })
 }
 
-/// The target rate at `t` seconds into the load profile.
-fn target_at(phases: &[PhaseResult], t: f64) -> Option<f64> {
-    phases
-        .iter()
-        .find(|p| p.start_s <= t && t < p.start_s + p.duration_s)
-        .map(|p| {
-            let along = if p.duration_s > 0.0 {
-                (t - p.start_s) / p.duration_s
-            } else {
-                0.0
-            };
-            p.from_rate + (p.to_rate - p.from_rate) * along
-        })
-}
-
 fn phase_label(i: usize, phase: &PhaseResult) -> String {
     let rate = |r: f64| {
         if r.fract() == 0.0 {
@@ -235,11 +221,14 @@ pub(super) fn timeline(
             )
         })
         .collect();
-    // One phase needs no marking: the target line says all there is.
+    // One phase needs no marking: the target line says all there is. A phase the run never
+    // reached has no boundary on this axis.
     let draw_phases = |chart: &mut Chart| {
         if phases.len() > 1 {
             for (i, phase) in phases.iter().enumerate() {
-                chart.vrule(phase.start_s, "phase", &phase_label(i, phase));
+                if phase.start_s < end {
+                    chart.vrule(phase.start_s, "phase", &phase_label(i, phase));
+                }
             }
         }
     };
@@ -274,10 +263,13 @@ pub(super) fn timeline(
     let completed: Vec<Option<f64>> = seconds.iter().map(|s| Some(s.completed as f64)).collect();
     let dropped: Vec<Option<f64>> = seconds.iter().map(|s| Some(s.dropped as f64)).collect();
     let unexpected: Vec<Option<f64>> = seconds.iter().map(|s| Some(s.unexpected as f64)).collect();
+    // The target as far as the timeline goes: a run that stopped early was not asked for the
+    // rest of the profile, and the axis covers only the rates drawn.
+    let target = target_line(phases, end);
     let top = seconds
         .iter()
         .map(|s| s.sent.max(s.completed) as f64)
-        .chain(phases.iter().map(|p| p.from_rate.max(p.to_rate)))
+        .chain(target.iter().map(|&(_, rate)| rate))
         .fold(0.0, f64::max);
     let mut throughput = Chart::new(
         if phases.is_empty() {
@@ -290,15 +282,6 @@ pub(super) fn timeline(
     );
     throughput.hover_columns(0.0, 1.0, &hover);
     draw_phases(&mut throughput);
-    let target: Vec<Option<(f64, f64)>> = phases
-        .iter()
-        .flat_map(|p| {
-            [
-                Some((p.start_s, p.from_rate)),
-                Some((p.start_s + p.duration_s, p.to_rate)),
-            ]
-        })
-        .collect();
     throughput.steps("sent", Color::S1, 0.0, 1.0, &sent);
     throughput.steps("completed", Color::S3, 0.0, 1.0, &completed);
     if seconds.iter().any(|s| s.unexpected > 0) {
@@ -308,6 +291,7 @@ pub(super) fn timeline(
         throughput.steps("dropped", Color::S4, 0.0, 1.0, &dropped);
     }
     // On top: a held rate runs along the target, which must still show.
+    let target: Vec<Option<(f64, f64)>> = target.into_iter().map(Some).collect();
     throughput.dashed("target rate", Color::Muted, &target);
     let mut throughput_table = Table::new(&[
         "second",
@@ -458,9 +442,6 @@ mod tests {
                 to_rate: 100.0,
             },
         ];
-        assert_eq!(target_at(&result.phases, 5.0), Some(100.0));
-        assert_eq!(target_at(&result.phases, 15.0), Some(100.0));
-        assert_eq!(target_at(&result.phases, 25.0), None);
         let page = html(&result);
         let throughput = element(&page, "timeline-throughput");
         assert!(
@@ -470,5 +451,78 @@ mod tests {
         assert!(throughput.contains(&escaped("phase 2: 100/s")));
         assert!(throughput.contains("series muted dashed"));
         assert_eq!(throughput.matches("class=\"rule phase\"").count(), 2);
+    }
+
+    /// The `d` attribute of the dashed target line, and the y axis's largest tick label.
+    fn target_path_and_top(figure: &str) -> (&str, &str) {
+        let chart = charts(figure)[0];
+        let path = chart
+            .split("<path class=\"series muted dashed\" d=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a target line");
+        let top = chart
+            .split("text-anchor=\"end\">")
+            .filter_map(|rest| rest.split('<').next())
+            .last()
+            .expect("y ticks");
+        (path, top)
+    }
+
+    #[test]
+    fn a_ramp_cut_short_is_drawn_only_as_far_as_it_ran() {
+        // A 60 s ramp from 100/s to 1000/s, stopped after 20 s: the target had reached 400/s.
+        let mut result = sample("stall");
+        result.phases = vec![PhaseResult {
+            start_s: 0.0,
+            duration_s: 60.0,
+            from_rate: 100.0,
+            to_rate: 1_000.0,
+        }];
+        result.status = crate::result::RunStatus::Interrupted {
+            reason: "interrupted (SIGINT or SIGTERM)".to_owned(),
+        };
+        let page = html(&result);
+        let figure = element(&page, "timeline-throughput");
+        let (path, top) = target_path_and_top(figure);
+        // From the left edge at 100/s to the right edge at 400/s, on an axis that ends at 500/s,
+        // not 1000/s at the right edge.
+        assert_eq!(top, "500", "{figure}");
+        let points: Vec<&str> = path
+            .split(['M', 'L'])
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        assert_eq!(points.len(), 2, "{path}");
+        assert!(points[1].trim().starts_with("730.0 "), "{path}");
+        let y = |p: &str| -> f64 {
+            p.trim()
+                .split(' ')
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .expect("y")
+        };
+        // y runs down: 400/s is four times as far above the bottom as 100/s.
+        let bottom = 300.0 - 46.0;
+        assert!(
+            ((bottom - y(points[1])) / (bottom - y(points[0])) - 4.0).abs() < 0.01,
+            "{path}"
+        );
+        assert!(
+            figure.contains("<td>19</td><td class=\"num\">392.5</td>"),
+            "{figure}"
+        );
+
+        // A second phase that never started has no boundary on the chart.
+        result.phases.push(PhaseResult {
+            start_s: 60.0,
+            duration_s: 10.0,
+            from_rate: 5_000.0,
+            to_rate: 5_000.0,
+        });
+        let page = html(&result);
+        let figure = element(&page, "timeline-throughput");
+        assert!(!figure.contains("phase 2"), "{figure}");
+        assert_eq!(figure.matches("class=\"rule phase\"").count(), 1);
+        assert_eq!(target_path_and_top(figure).1, "500");
     }
 }

@@ -8,6 +8,7 @@
 
 mod latency;
 mod overhead;
+mod profile;
 #[cfg(test)]
 mod samples;
 mod verification;
@@ -153,6 +154,8 @@ struct ScenarioView {
 
 #[derive(Debug, Serialize)]
 struct LoadView {
+    /// `target rate`, `mean target rate`, or either over the part of the profile that ran.
+    target_label: String,
     target: String,
     achieved: String,
     /// Said plainly when the rate was not held (or the harness sent late).
@@ -309,17 +312,51 @@ fn environment(result: &RunResult) -> Vec<Fact> {
     ]
 }
 
+/// The rate the run was asked for over the time it sent, and how the page names it. A run that
+/// stopped early is held to the part of the profile that ran, not to the whole; when that part
+/// cannot be worked out (no phases), the comparison is left out rather than made unfairly.
+fn expected_rate(result: &RunResult) -> (Option<f64>, String) {
+    let load = &result.load;
+    let mean = if profile::is_constant(&result.phases) {
+        "target rate"
+    } else {
+        "mean target rate"
+    };
+    if matches!(result.status, RunStatus::Completed) {
+        return (Some(load.target_rate), mean.to_owned());
+    }
+    match profile::mean_target(&result.phases, load.send_duration_s) {
+        Some(target) => (
+            Some(target),
+            format!(
+                "{mean} over the {} s that ran",
+                significant(load.send_duration_s, 3)
+            ),
+        ),
+        None => (None, format!("{mean} of the whole profile")),
+    }
+}
+
 fn load(result: &RunResult) -> LoadView {
     let load = &result.load;
-    let share = (load.target_rate > 0.0).then(|| load.achieved_rate / load.target_rate);
+    let (expected, target_label) = expected_rate(result);
+    let share = expected
+        .filter(|t| *t > 0.0)
+        .map(|t| load.achieved_rate / t);
     let mut warnings = Vec::new();
-    if let Some(share) = share.filter(|s| load.sent > 1 && *s < 0.99) {
+    if let (Some(share), Some(expected)) = (share.filter(|s| load.sent > 1 && *s < 0.99), expected)
+    {
         warnings.push(format!(
             "The target rate was not held: {} was achieved, {} of the {} asked for. The latencies describe a lighter load than the scenario's.",
             rate(load.achieved_rate),
             percent(share),
-            rate(load.target_rate)
+            rate(expected)
         ));
+    }
+    if expected.is_none() && load.sent > 0 {
+        warnings.push(
+            "The run stopped early: the achieved rate covers only the part that ran, so it is not compared with the whole profile's target.".to_owned(),
+        );
     }
     if load.send_lag.count > 0 && load.send_lag.p99 > LATE_SEND_US {
         warnings.push(format!(
@@ -328,7 +365,8 @@ fn load(result: &RunResult) -> LoadView {
         ));
     }
     LoadView {
-        target: rate(load.target_rate),
+        target_label,
+        target: rate(expected.unwrap_or(load.target_rate)),
         achieved: match share {
             Some(share) => format!(
                 "{} ({} of target)",
@@ -664,6 +702,62 @@ mod tests {
         let load = element(&page, "load");
         assert!(load.contains("The target rate was not held"), "{load}");
         assert!(load.contains(&escaped("80.0% of the 50.0 req/s")), "{load}");
+    }
+
+    #[test]
+    fn a_run_that_stopped_early_is_held_to_the_part_that_ran() {
+        use crate::result::PhaseResult;
+        let phase = |start_s, rate| PhaseResult {
+            start_s,
+            duration_s: 10.0,
+            from_rate: rate,
+            to_rate: rate,
+        };
+        // 50/s for 10 s, then 200/s: stopped after 5 s at 50/s, it held its rate.
+        let mut stopped = sample("smoke");
+        stopped.phases = vec![phase(0.0, 50.0), phase(10.0, 200.0)];
+        stopped.load.target_rate = 125.0;
+        stopped.load.achieved_rate = 50.0;
+        stopped.load.send_duration_s = 5.0;
+        stopped.status = RunStatus::Interrupted {
+            reason: "interrupted (SIGINT or SIGTERM)".to_owned(),
+        };
+        let page = html(&stopped);
+        let load = element(&page, "load");
+        assert!(!load.contains("was not held"), "{load}");
+        assert!(
+            load.contains(&format!(
+                "<dt>mean target rate over the 5.00 s that ran</dt><dd>{}</dd>",
+                escaped("50.0 req/s")
+            )),
+            "{load}"
+        );
+        assert!(
+            load.contains(&escaped("50.0 req/s (100% of target)")),
+            "{load}"
+        );
+        // Had it fallen short over those 5 s, that is still said.
+        stopped.load.achieved_rate = 30.0;
+        let page = html(&stopped);
+        assert!(element(&page, "load").contains(&escaped("60.0% of the 50.0 req/s")));
+
+        // Without phases there is nothing fair to compare with: said so, and no false alarm.
+        stopped.phases.clear();
+        let page = html(&stopped);
+        let load = element(&page, "load");
+        assert!(!load.contains("was not held"), "{load}");
+        assert!(load.contains("covers only the part that ran"), "{load}");
+        assert!(
+            load.contains("<dt>target rate of the whole profile</dt>"),
+            "{load}"
+        );
+
+        // A completed run of several rates is held to their mean, named so.
+        let mut completed = sample("smoke");
+        completed.phases = vec![phase(0.0, 50.0), phase(10.0, 200.0)];
+        let page = html(&completed);
+        assert!(element(&page, "load").contains("<dt>mean target rate</dt>"));
+        assert!(html(&sample("smoke")).contains("<dt>target rate</dt>"));
     }
 
     #[test]

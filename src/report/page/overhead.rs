@@ -167,6 +167,12 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
         (lo.min(v), hi.max(v))
     });
     let pad = ((high - low) * 0.1).max(high * 0.01);
+    // Not below zero unless a value is: none may fall off the axis.
+    let floor = if low >= 0.0 {
+        (low - pad).max(0.0)
+    } else {
+        low - pad
+    };
     let y_title = match metric {
         ClaimMetric::Cpu => "CPU per request (µs)",
         ClaimMetric::P50 => "latency p50 (ms)",
@@ -183,7 +189,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
                 .map_or(String::new(), |s| format!(", at {s}"))
         ),
         Axis::categories("pair", (1..=pairs).map(|p| p.to_string()).collect()),
-        Axis::linear(y_title, (low - pad).max(0.0), high + pad),
+        Axis::linear(y_title, floor, high + pad),
     );
     // The two arms of a pair side by side, joined, so that the pairing the analysis uses shows.
     let offset = |arm: ArmName| match arm {
