@@ -96,7 +96,7 @@ pub(super) fn spectrum(index: usize, kind: &KindResult) -> Result<SpectrumView, 
         Axis::percentile("percentile", decades),
         Axis::linear("latency (ms)", 0.0, top * HEADROOM),
     );
-    // Latency drawn last: where the two coincide (no queueing), it is the one to see.
+    // Latency drawn last: where the two coincide (no send lag), it is the one to see.
     if !service.is_empty() {
         chart.line(
             "service time from the actual send",
@@ -154,7 +154,7 @@ pub(super) fn spectrum(index: usize, kind: &KindResult) -> Result<SpectrumView, 
         figure: Some(Figure {
             id: id.clone(),
             caption: format!(
-                "{}: latency at each percentile over {} completed requests. Latency counts from the moment each request was due, so time spent waiting on a stalled system is included; service time counts from the actual send. The axis spaces 90%, 99%, 99.9% evenly: the right-hand end is the tail.",
+                "{}: latency at each percentile over {} completed requests. Latency counts from the moment each request was due, service time from the actual send. The sender never waits for the system, so a stall shows in both; the two part only where the harness itself sent late, which should not happen. The axis spaces 90%, 99%, 99.9% evenly: the right-hand end is the tail.",
                 kind.name,
                 count(latency.len())
             ),
