@@ -100,6 +100,9 @@ pub fn nice_number(x: f64, round: bool) -> f64 {
     nice * power
 }
 
+/// The most ticks an axis gets, whatever the values.
+const MAX_TICKS: usize = 20;
+
 /// Evenly spaced ticks at nice numbers that cover `min..=max`, about `target` of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearTicks {
@@ -116,10 +119,20 @@ pub fn linear_ticks(min: f64, max: f64, target: usize) -> LinearTicks {
         (true, _) => (min, min + min.abs()),
         _ => (0.0, 1.0),
     };
-    let step = nice_number((max - min) / (target.max(2) - 1) as f64, true);
+    // A span too wide for a float (±1e308) is narrowed until it is one; nothing real is there.
+    let (min, max) = if (max - min).is_finite() {
+        (min, max)
+    } else {
+        (min.max(-f64::MAX / 4.0), max.min(f64::MAX / 4.0))
+    };
+    let target = target.clamp(2, MAX_TICKS);
+    let step = nice_number((max - min) / (target - 1) as f64, true);
     let low = (min / step).floor() * step;
     let high = (max / step).ceil() * step;
-    let count = ((high - low) / step).round() as usize;
+    // Far from zero a step can be lost in rounding; the count is capped so that is never a
+    // runaway.
+    let count = ((high - low) / step).round().clamp(0.0, MAX_TICKS as f64) as usize;
+    let high = low + count as f64 * step;
     let values = (0..=count).map(|i| low + i as f64 * step).collect();
     LinearTicks {
         min: low,
@@ -863,6 +876,25 @@ mod tests {
         assert_eq!(linear_ticks(0.0, 0.0, 6).values.last(), Some(&1.0));
         assert!(linear_ticks(5.0, 5.0, 6).max >= 5.0);
         assert!(linear_ticks(f64::NAN, f64::INFINITY, 6).max > 0.0);
+    }
+
+    #[test]
+    fn a_span_too_wide_for_a_float_still_gives_a_few_ticks() {
+        for (min, max) in [(-1e306, 1e306), (-1e308, 1e308), (-f64::MAX, f64::MAX)] {
+            let ticks = linear_ticks(min, max, 6);
+            assert!(ticks.min.is_finite() && ticks.max.is_finite(), "{ticks:?}");
+            assert!(ticks.min < 0.0 && ticks.max > 0.0, "{ticks:?}");
+            assert!(
+                (2..=MAX_TICKS + 1).contains(&ticks.values.len()),
+                "{ticks:?}"
+            );
+            let axis = Axis::linear("change (%)", min, max);
+            assert!(axis.scale.fraction(0.0).is_some());
+        }
+        // Steps too fine to survive rounding this far from zero, or asked for in their millions.
+        let ticks = linear_ticks(1e20, 1e20 + 1.0, 6);
+        assert!(ticks.values.len() <= MAX_TICKS + 1, "{ticks:?}");
+        assert!(linear_ticks(0.0, 1.0, usize::MAX).values.len() <= MAX_TICKS + 1);
     }
 
     #[test]

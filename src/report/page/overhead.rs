@@ -1,6 +1,8 @@
 //! The tracing-overhead experiment: the claim and its verdict, each trial by pair, each point's
 //! estimate and interval against the bound, and for a sweep the cost curve.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use super::{Fact, Figure, Table, fact};
@@ -157,11 +159,32 @@ fn trial_text(metric: ClaimMetric, value: f64) -> String {
     }
 }
 
+/// A pair as people count them, from 1.
+fn pair_label(pair: usize) -> String {
+    pair.saturating_add(1).to_string()
+}
+
+/// The trial's peak memory over all services: a sum that cannot overflow on a crafted result.
+fn total_rss(trial: &TrialResult) -> u64 {
+    trial
+        .peak_rss_bytes
+        .values()
+        .fold(0, |total, &bytes| total.saturating_add(bytes))
+}
+
 fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>) -> Option<Figure> {
     if point.trials.is_empty() {
         return None;
     }
-    let pairs = point.trials.iter().map(|t| t.pair + 1).max().unwrap_or(0);
+    // The pairs present, in order: one slot each, however they are numbered.
+    let pairs: Vec<usize> = point
+        .trials
+        .iter()
+        .map(|t| t.pair)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let slot = |pair: usize| pairs.binary_search(&pair).unwrap_or(0) as f64;
     let values = point.trials.iter().map(|t| trial_value(metric, t));
     let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -188,7 +211,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
                 .as_ref()
                 .map_or(String::new(), |s| format!(", at {s}"))
         ),
-        Axis::categories("pair", (1..=pairs).map(|p| p.to_string()).collect()),
+        Axis::categories("pair", pairs.iter().map(|&p| pair_label(p)).collect()),
         Axis::linear(y_title, floor, high + pad),
     );
     // The two arms of a pair side by side, joined, so that the pairing the analysis uses shows.
@@ -196,8 +219,8 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
         ArmName::Control => -0.15,
         ArmName::Treatment => 0.15,
     };
-    let position = |t: &TrialResult| (t.pair as f64 + 0.5 + offset(t.arm), trial_value(metric, t));
-    for pair in 0..pairs {
+    let position = |t: &TrialResult| (slot(t.pair) + 0.5 + offset(t.arm), trial_value(metric, t));
+    for &pair in &pairs {
         let of = |arm| point.trials.iter().find(|t| t.pair == pair && t.arm == arm);
         if let (Some(c), Some(t)) = (of(ArmName::Control), of(ArmName::Treatment)) {
             chart.link(position(c), position(t));
@@ -218,7 +241,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
                     y,
                     title: format!(
                         "pair {}, {}: {}",
-                        t.pair + 1,
+                        pair_label(t.pair),
                         arm.as_str(),
                         trial_text(metric, y)
                     ),
@@ -247,7 +270,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
     for t in trials {
         table.push(
             vec![
-                (t.pair + 1).to_string(),
+                pair_label(t.pair),
                 t.arm.as_str().to_owned(),
                 count(t.sent),
                 rate(t.achieved_rate),
@@ -255,7 +278,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
                 duration_us(t.p50_us as f64),
                 duration_us(t.p90_us as f64),
                 duration_us(t.p99_us as f64),
-                bytes(t.peak_rss_bytes.values().sum()),
+                bytes(total_rss(t)),
             ],
             false,
         );
@@ -703,6 +726,41 @@ mod tests {
                 charts(element(&html(&result), "overhead-sweep"))[0]
             ));
         }
+    }
+
+    #[test]
+    fn pairs_get_a_slot_each_however_they_are_numbered() {
+        let mut result = sample("overhead-quick");
+        let point = &mut result.overhead.as_mut().expect("an experiment").points[0];
+        point.trials[0].pair = 1_000_000_000;
+        point.trials[1].pair = usize::MAX;
+        let pairs: BTreeSet<usize> = point.trials.iter().map(|t| t.pair).collect();
+        let page = html(&result);
+        let chart = charts(element(&page, "overhead-trials"))[0];
+        // Centred texts: a label per pair, and the two axis titles.
+        let slots = chart.matches("text-anchor=\"middle\">").count();
+        assert_eq!(slots, pairs.len() + 2, "one label per pair present");
+        assert!(chart.contains(">1000000001</text>"), "{chart}");
+        assert!(
+            chart.contains(&format!(">{}</text>", usize::MAX)),
+            "{chart}"
+        );
+        assert_eq!(chart.matches("<circle class=\"series").count(), 16);
+    }
+
+    #[test]
+    fn peak_memory_past_u64_is_held_at_the_largest_value() {
+        let mut result = sample("overhead-quick");
+        let point = &mut result.overhead.as_mut().expect("an experiment").points[0];
+        let trial = &mut point.trials[0];
+        trial.peak_rss_bytes = [("a".to_owned(), u64::MAX), ("b".to_owned(), u64::MAX)].into();
+        assert_eq!(total_rss(trial), u64::MAX);
+        let page = html(&result);
+        let largest = bytes(u64::MAX);
+        assert!(
+            element(&page, "overhead-trials").contains(&largest),
+            "{largest}"
+        );
     }
 
     #[test]
