@@ -133,7 +133,7 @@ impl Table {
 
 #[derive(Debug, Serialize)]
 struct VerdictView {
-    /// `pass`, `fail` or `inconclusive`: the banner's CSS class.
+    /// `pass`, `fail` or `inconclusive`: the banner's CSS class. An incomplete run is `fail`.
     class: &'static str,
     word: &'static str,
     /// Why the run did not complete, when it did not.
@@ -248,16 +248,24 @@ fn verdict(result: &RunResult) -> VerdictView {
         RunStatus::Failed { reason } => Some(format!("The run failed: {reason}")),
     };
     let claim = result.overhead.as_ref().map(|o| o.verdict);
-    let (class, word) = if status.is_some() || !failing.is_empty() || claim == Some(Verdict::Fail) {
-        ("fail", "FAIL")
-    } else if claim == Some(Verdict::Inconclusive) {
+    // As the exit code: an incomplete run (exit 3) is neither a pass nor a measured failure,
+    // though it is shown in the failing colour; otherwise the result's own pass rule, with an
+    // undecided claim (and no failing threshold) told apart from a failure.
+    let (class, word) = if status.is_some() {
+        ("fail", "INCOMPLETE")
+    } else if result.passed() {
+        ("pass", "PASS")
+    } else if failing.is_empty() && claim == Some(Verdict::Inconclusive) {
         ("inconclusive", "INCONCLUSIVE")
     } else {
-        ("pass", "PASS")
+        ("fail", "FAIL")
     };
     let mut lines = Vec::new();
     let total = result.thresholds.len();
     lines.push(match (total, failing.len()) {
+        (0, _) if status.is_some() => {
+            "Thresholds were not evaluated: the run did not get that far.".to_owned()
+        }
         (0, _) => "No thresholds were set.".to_owned(),
         (1, 0) => "The threshold passed.".to_owned(),
         (1, _) => "The threshold failed.".to_owned(),
@@ -551,10 +559,22 @@ mod tests {
         assert!(element(&page, "spectrum-quote").contains("No request of this kind completed"));
         let banner = element(&page, "verdict");
         assert!(banner.contains("verdict fail"), "{banner}");
+        assert!(banner.contains(">INCOMPLETE<"), "{banner}");
         assert!(
             banner.contains("The run failed: the core engine exited before it was ready"),
             "{banner}"
         );
+        // It never got as far as its thresholds: not the same as having none.
+        failed.thresholds.clear();
+        let page = html(&failed);
+        let banner = element(&page, "verdict");
+        assert!(
+            banner.contains("Thresholds were not evaluated: the run did not get that far."),
+            "{banner}"
+        );
+        let mut none_set = sample("smoke");
+        none_set.thresholds.clear();
+        assert!(element(&html(&none_set), "verdict").contains("No thresholds were set."));
     }
 
     #[test]
@@ -596,7 +616,20 @@ mod tests {
         let page = html(&interrupted);
         let banner = element(&page, "verdict");
         assert!(banner.contains("verdict fail"));
+        assert!(
+            banner.contains(">INCOMPLETE<") && !banner.contains("FAIL"),
+            "{banner}"
+        );
         assert!(banner.contains("did not complete (interrupted (SIGINT or SIGTERM))"));
+        // Its thresholds passed on what was measured: still incomplete, not a pass.
+        assert!(interrupted.passed());
+        assert_eq!(verdict(&interrupted).word, "INCOMPLETE");
+        // An experiment whose claim passed but a threshold failed is a failure, as it exits.
+        let mut experiment = sample("overhead-quick");
+        experiment.overhead.as_mut().expect("an experiment").verdict = Verdict::Pass;
+        experiment.thresholds[0].evaluation.passed = Some(false);
+        assert!(!experiment.passed());
+        assert_eq!(verdict(&experiment).word, "FAIL");
         // A threshold that measured nothing cannot pass.
         let mut no_data = sample("smoke");
         no_data.thresholds[0].evaluation.measured = None;
