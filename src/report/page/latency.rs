@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::profile::{target_at, target_line};
 use super::{Figure, HEADROOM, PageError, Table};
 use crate::report::chart::{self, Axis, Chart, Color};
-use crate::report::format::{count, duration_us, significant};
+use crate::report::format::{count, duration_us, latency_axis_unit, significant};
 use crate::result::{KindResult, PhaseResult, SecondResult, decode_histogram};
 
 #[derive(Debug, Serialize)]
@@ -63,13 +63,14 @@ fn spectrum_decades(count: u64) -> u32 {
     (resolved + 1).clamp(1, MAX_SPECTRUM_DECADES)
 }
 
-/// The percentile spectrum of `h` in milliseconds, at even steps of the percentile axis.
-fn spectrum_points(h: &Histogram<u64>, decades: u32) -> Vec<Option<(f64, f64)>> {
+/// The percentile spectrum of `h` in units of `unit_us` microseconds, at even steps of the
+/// percentile axis.
+fn spectrum_points(h: &Histogram<u64>, decades: u32, unit_us: f64) -> Vec<Option<(f64, f64)>> {
     (0..=decades * SPECTRUM_STEPS_PER_DECADE)
         .map(|step| {
             let x = f64::from(step) / f64::from(SPECTRUM_STEPS_PER_DECADE);
             let q = 1.0 - 10f64.powf(-x);
-            Some((x, h.value_at_quantile(q) as f64 / 1e3))
+            Some((x, h.value_at_quantile(q) as f64 / unit_us))
         })
         .collect()
 }
@@ -90,24 +91,26 @@ pub(super) fn spectrum(index: usize, kind: &KindResult) -> Result<SpectrumView, 
         });
     }
     let decades = spectrum_decades(latency.len().max(service.len()));
-    let top = latency.max().max(service.max()) as f64 / 1e3;
+    let top_us = latency.max().max(service.max()) as f64;
+    let (unit_us, unit) = latency_axis_unit(top_us);
+    let top = top_us / unit_us;
     let mut chart = Chart::new(
         format!("Latency by percentile, {}", kind.name),
         Axis::percentile("percentile", decades),
-        Axis::linear("latency (ms)", 0.0, top * HEADROOM),
+        Axis::linear(format!("latency ({unit})"), 0.0, top * HEADROOM),
     );
     // Latency drawn last: where the two coincide (no send lag), it is the one to see.
     if !service.is_empty() {
         chart.line(
             "service time from the actual send",
             Color::S2,
-            &spectrum_points(&service, decades),
+            &spectrum_points(&service, decades, unit_us),
         );
     }
     chart.line(
         "latency from the intended send",
         Color::S1,
-        &spectrum_points(&latency, decades),
+        &spectrum_points(&latency, decades, unit_us),
     );
     for &(q, label) in MARKED_QUANTILES {
         let x = chart::percentile_position(q);
@@ -115,7 +118,7 @@ pub(super) fn spectrum(index: usize, kind: &KindResult) -> Result<SpectrumView, 
             let us = latency.value_at_quantile(q);
             chart.marker(
                 x,
-                us as f64 / 1e3,
+                us as f64 / unit_us,
                 label,
                 &format!("{label} latency: {}", duration_us(us as f64)),
             );
@@ -195,7 +198,13 @@ pub(super) fn timeline(
         return None;
     }
     let end = seconds.len() as f64;
-    let ms = |us: Option<u64>| us.map(|us| us as f64 / 1e3);
+    let top_us = seconds
+        .iter()
+        .filter_map(|s| s.p50_us.max(s.p99_us))
+        .max()
+        .unwrap_or(0);
+    let (unit_us, unit) = latency_axis_unit(top_us as f64);
+    let ms = |us: Option<u64>| us.map(|us| us as f64 / unit_us);
     let p50: Vec<Option<f64>> = seconds.iter().map(|s| ms(s.p50_us)).collect();
     let p99: Vec<Option<f64>> = seconds.iter().map(|s| ms(s.p99_us)).collect();
     let stalls: Vec<u64> = seconds
@@ -236,15 +245,21 @@ pub(super) fn timeline(
     let mut latency = Chart::new(
         "Latency per second: p50 and p99",
         time_axis(),
-        Axis::spread("latency (ms)", p50.iter().chain(&p99).flatten().copied()),
+        Axis::spread(
+            format!("latency ({unit})"),
+            p50.iter().chain(&p99).flatten().copied(),
+        ),
     );
-    for &second in &stalls {
-        latency.stall(
-            second as f64,
-            second as f64 + 1.0,
-            "nothing completed",
-            &format!("second {second}: no request completed"),
-        );
+    // Drawn where the lines are: at the second's place in the timeline.
+    for (at, s) in seconds.iter().enumerate() {
+        if s.p50_us.is_none() {
+            latency.stall(
+                at as f64,
+                at as f64 + 1.0,
+                "nothing completed",
+                &format!("second {}: no request completed", s.second),
+            );
+        }
     }
     latency.hover_columns(0.0, 1.0, &hover);
     draw_phases(&mut latency);
@@ -400,7 +415,10 @@ mod tests {
             h.record(us * 10).expect("in range");
         }
         let decades = spectrum_decades(h.len());
-        let points: Vec<(f64, f64)> = spectrum_points(&h, decades).into_iter().flatten().collect();
+        let points: Vec<(f64, f64)> = spectrum_points(&h, decades, 1e3)
+            .into_iter()
+            .flatten()
+            .collect();
         assert_eq!(points.len() as u32, decades * SPECTRUM_STEPS_PER_DECADE + 1);
         assert_eq!(points[0], (0.0, h.min() as f64 / 1e3));
         let (x, y) = points[points.len() - 1];
@@ -524,5 +542,47 @@ mod tests {
         assert!(!figure.contains("phase 2"), "{figure}");
         assert_eq!(figure.matches("class=\"rule phase\"").count(), 1);
         assert_eq!(target_path_and_top(figure).1, "500");
+    }
+
+    #[test]
+    fn stall_bands_sit_in_the_gaps_of_the_lines() {
+        // Seconds numbered from 100: bands and lines are both placed by position on the axis.
+        let mut result = sample("stall");
+        for s in &mut result.timeline {
+            s.second += 100;
+        }
+        let page = html(&result);
+        let figure = element(&page, "timeline-latency");
+        let chart = charts(figure)[0];
+        // Four stalls, plus the legend's swatch, and the hover names the second as recorded.
+        assert_eq!(
+            chart.matches("class=\"band stall\"").count(),
+            4 + 1,
+            "{chart}"
+        );
+        assert!(chart.contains("second 103: no request completed"));
+        // The band over the fourth second starts where the p50 line breaks.
+        let width = 760.0 - 66.0 - 30.0;
+        let x3 = 66.0 + width * 3.0 / 20.0;
+        assert!(
+            chart.contains(&format!("class=\"band stall\" x=\"{x3:.1}\"")),
+            "{chart}"
+        );
+        assert!(chart.contains(&format!("H{x3:.1} M")), "{chart}");
+    }
+
+    #[test]
+    fn latencies_of_many_seconds_are_charted_in_seconds() {
+        let mut result = sample("stall");
+        for s in &mut result.timeline {
+            s.p50_us = s.p50_us.map(|_| 3_600_000_000);
+            s.p99_us = s.p99_us.map(|_| 3_600_000_000);
+        }
+        let page = html(&result);
+        let chart = charts(element(&page, "timeline-latency"))[0];
+        assert!(chart.contains(">latency (s)</text>"), "{chart}");
+        assert!(!chart.contains("000000<"), "no seven-digit labels: {chart}");
+        let steady = html(&sample("stall"));
+        assert!(charts(element(&steady, "timeline-latency"))[0].contains(">latency (ms)</text>"));
     }
 }
