@@ -43,32 +43,12 @@ fn verdict_class(verdict: Verdict) -> &'static str {
     }
 }
 
-fn claim_metric_name(metric: ClaimMetric) -> &'static str {
-    match metric {
-        ClaimMetric::Cpu => "CPU per request",
-        ClaimMetric::P50 => "latency p50",
-        ClaimMetric::P90 => "latency p90",
-        ClaimMetric::P99 => "latency p99",
-    }
-}
-
 pub(super) fn claim_text(experiment: &OverheadResult) -> String {
     format!(
         "{} rises by less than {} with tracing on",
-        claim_metric_name(experiment.claim.metric),
+        experiment.claim.metric.describe(),
         percent(experiment.claim.bound)
     )
-}
-
-/// The effect a point's verdict is about.
-fn claim_effect(metric: ClaimMetric, point: &PointResult) -> Option<Effect> {
-    let a = &point.analysis;
-    match metric {
-        ClaimMetric::Cpu => a.cpu,
-        ClaimMetric::P50 => a.p50,
-        ClaimMetric::P90 => a.p90,
-        ClaimMetric::P99 => a.p99,
-    }
 }
 
 fn effect_text(effect: Option<&Effect>, show: impl Fn(f64) -> String) -> String {
@@ -205,7 +185,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
     let mut chart = Chart::new(
         format!(
             "{} per trial, control and treatment by pair{}",
-            claim_metric_name(metric),
+            metric.describe(),
             point
                 .setting
                 .as_ref()
@@ -290,7 +270,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
         },
         caption: format!(
             "Each trial's {} (the claim's metric), control and treatment side by side for each pair. The analysis compares the two trials of each pair, so drift of the machine over the run cancels.",
-            claim_metric_name(metric)
+            metric.describe()
         ),
         svgs: vec![chart.render()],
         table,
@@ -392,7 +372,7 @@ fn effect_figure(experiment: &OverheadResult) -> Option<Figure> {
         .points
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| claim_effect(metric, p).map(|e| (i, p, e)))
+        .filter_map(|(i, p)| p.analysis.claim_effect(metric).map(|e| (i, p, e)))
         .collect();
     if effects.is_empty() {
         return None;
@@ -403,10 +383,10 @@ fn effect_figure(experiment: &OverheadResult) -> Option<Figure> {
     let mut chart = Chart::new(
         format!(
             "Relative change in {} with tracing on: estimate and 95% interval against the claim's bound",
-            claim_metric_name(metric)
+            metric.describe()
         ),
         Axis::linear(
-            format!("change in {} (%)", claim_metric_name(metric)),
+            format!("change in {} (%)", metric.describe()),
             low,
             high,
         ),
@@ -447,7 +427,7 @@ fn effect_figure(experiment: &OverheadResult) -> Option<Figure> {
     );
     let mut table = Table::new(&["point", "estimate", "95% low", "95% high", "verdict"]);
     for point in &experiment.points {
-        let e = claim_effect(metric, point);
+        let e = point.analysis.claim_effect(metric);
         table.push(
             vec![
                 point
@@ -527,7 +507,7 @@ fn sweep_figure(experiment: &OverheadResult) -> Option<Figure> {
     let relative: Vec<(f64, &PointResult, Effect)> = positions
         .iter()
         .zip(points)
-        .filter_map(|(x, p)| claim_effect(metric, p).map(|e| (*x, p, e)))
+        .filter_map(|(x, p)| p.analysis.claim_effect(metric).map(|e| (*x, p, e)))
         .collect();
     if costs.is_empty() && relative.is_empty() {
         return None;
@@ -584,14 +564,10 @@ fn sweep_figure(experiment: &OverheadResult) -> Option<Figure> {
         let mut chart = Chart::new(
             format!(
                 "Relative change in {} at each setting, with 95% intervals, against the claim's bound",
-                claim_metric_name(metric)
+                metric.describe()
             ),
             x_axis,
-            Axis::linear(
-                format!("change in {} (%)", claim_metric_name(metric)),
-                low,
-                high,
-            ),
+            Axis::linear(format!("change in {} (%)", metric.describe()), low, high),
         );
         chart.hrule(0.0, "zero", "");
         chart.hrule(
@@ -639,7 +615,7 @@ fn sweep_figure(experiment: &OverheadResult) -> Option<Figure> {
                 a.control_cpu_us
                     .map_or_else(|| "n/a".to_owned(), duration_us),
                 effect_text(a.cpu_cost_us.as_ref(), duration_us),
-                effect_text(claim_effect(metric, point).as_ref(), percent),
+                effect_text(point.analysis.claim_effect(metric).as_ref(), percent),
                 a.verdict.to_string(),
                 a.break_even_us
                     .map_or_else(|| "n/a".to_owned(), duration_us),
