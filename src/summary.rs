@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 
 use crate::overhead::{ArmResult, Effect, OverheadResult};
 use crate::result::{Percentiles, RunResult, RunStatus};
-use crate::scenario::ClaimMetric;
 
 /// A latency in microseconds, in the largest unit that keeps it readable: `850µs`, `12.3ms`, `1.52s`.
 pub fn micros(us: u64) -> String {
@@ -225,12 +224,7 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
         experiment.trials_per_arm,
     );
     let claim = &experiment.claim;
-    let metric = match claim.metric {
-        ClaimMetric::Cpu => "CPU per request",
-        ClaimMetric::P50 => "latency p50",
-        ClaimMetric::P90 => "latency p90",
-        ClaimMetric::P99 => "latency p99",
-    };
+    let metric = claim.metric.describe();
     let _ = writeln!(
         out,
         "  claim: {metric} rises by less than {}: {}",
@@ -245,12 +239,7 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
         if let Some(setting) = &point.setting {
             let _ = writeln!(out, "  at {setting}:");
         }
-        let judged = match claim.metric {
-            ClaimMetric::Cpu => a.cpu,
-            ClaimMetric::P50 => a.p50,
-            ClaimMetric::P90 => a.p90,
-            ClaimMetric::P99 => a.p99,
-        };
+        let judged = a.claim_effect(claim.metric);
         let _ = writeln!(
             out,
             "    {}: {metric} {} over {} pairs; smallest detectable effect {}",

@@ -112,6 +112,18 @@ pub struct PointAnalysis {
     pub break_even_range_us: Option<(f64, f64)>,
 }
 
+impl PointAnalysis {
+    /// The effect the claim is about: the one the point's verdict judges.
+    pub fn claim_effect(&self, metric: ClaimMetric) -> Option<Effect> {
+        match metric {
+            ClaimMetric::Cpu => self.cpu,
+            ClaimMetric::P50 => self.p50,
+            ClaimMetric::P90 => self.p90,
+            ClaimMetric::P99 => self.p99,
+        }
+    }
+}
+
 /// One service's CPU per request, between the arms.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ServiceEffect {

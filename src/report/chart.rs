@@ -100,6 +100,9 @@ pub fn nice_number(x: f64, round: bool) -> f64 {
     nice * power
 }
 
+/// The most ticks an axis gets, whatever the values.
+const MAX_TICKS: usize = 20;
+
 /// Evenly spaced ticks at nice numbers that cover `min..=max`, about `target` of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearTicks {
@@ -116,10 +119,20 @@ pub fn linear_ticks(min: f64, max: f64, target: usize) -> LinearTicks {
         (true, _) => (min, min + min.abs()),
         _ => (0.0, 1.0),
     };
-    let step = nice_number((max - min) / (target.max(2) - 1) as f64, true);
+    // A span too wide for a float (±1e308) is narrowed until it is one; nothing real is there.
+    let (min, max) = if (max - min).is_finite() {
+        (min, max)
+    } else {
+        (min.max(-f64::MAX / 4.0), max.min(f64::MAX / 4.0))
+    };
+    let target = target.clamp(2, MAX_TICKS);
+    let step = nice_number((max - min) / (target - 1) as f64, true);
     let low = (min / step).floor() * step;
     let high = (max / step).ceil() * step;
-    let count = ((high - low) / step).round() as usize;
+    // Far from zero a step can be lost in rounding; the count is capped so that is never a
+    // runaway.
+    let count = ((high - low) / step).round().clamp(0.0, MAX_TICKS as f64) as usize;
+    let high = low + count as f64 * step;
     let values = (0..=count).map(|i| low + i as f64 * step).collect();
     LinearTicks {
         min: low,
@@ -403,6 +416,14 @@ pub struct Chart {
     legend: Vec<(String, Color, Mark)>,
 }
 
+/// A fraction of an axis if it lies on the axis, allowing for rounding at its ends.
+fn inside(fraction: f64) -> Option<f64> {
+    const SLACK: f64 = 1e-9;
+    (-SLACK..=1.0 + SLACK)
+        .contains(&fraction)
+        .then(|| fraction.clamp(0.0, 1.0))
+}
+
 /// Text for SVG content and attributes.
 fn escape(text: &str) -> String {
     HtmlEscape(text).to_string()
@@ -432,14 +453,17 @@ impl Chart {
         self.height - BOTTOM
     }
 
+    /// Where `value` falls along the x axis, or `None` beyond its ends: a mark outside the axis
+    /// is left out rather than moved to the edge, where it would claim a value it does not have.
     fn plot_x(&self, value: f64) -> Option<f64> {
-        let fraction = self.x.scale.fraction(value)?;
-        Some(LEFT + fraction.clamp(0.0, 1.0) * (WIDTH - LEFT - RIGHT))
+        let fraction = inside(self.x.scale.fraction(value)?)?;
+        Some(LEFT + fraction * (WIDTH - LEFT - RIGHT))
     }
 
+    /// As [`Chart::plot_x`], for the y axis.
     fn plot_y(&self, value: f64) -> Option<f64> {
-        let fraction = self.y.scale.fraction(value)?;
-        Some(TOP + (1.0 - fraction.clamp(0.0, 1.0)) * (self.bottom() - TOP))
+        let fraction = inside(self.y.scale.fraction(value)?)?;
+        Some(TOP + (1.0 - fraction) * (self.bottom() - TOP))
     }
 
     fn point(&self, x: f64, y: f64) -> Option<(f64, f64)> {
@@ -855,6 +879,25 @@ mod tests {
     }
 
     #[test]
+    fn a_span_too_wide_for_a_float_still_gives_a_few_ticks() {
+        for (min, max) in [(-1e306, 1e306), (-1e308, 1e308), (-f64::MAX, f64::MAX)] {
+            let ticks = linear_ticks(min, max, 6);
+            assert!(ticks.min.is_finite() && ticks.max.is_finite(), "{ticks:?}");
+            assert!(ticks.min < 0.0 && ticks.max > 0.0, "{ticks:?}");
+            assert!(
+                (2..=MAX_TICKS + 1).contains(&ticks.values.len()),
+                "{ticks:?}"
+            );
+            let axis = Axis::linear("change (%)", min, max);
+            assert!(axis.scale.fraction(0.0).is_some());
+        }
+        // Steps too fine to survive rounding this far from zero, or asked for in their millions.
+        let ticks = linear_ticks(1e20, 1e20 + 1.0, 6);
+        assert!(ticks.values.len() <= MAX_TICKS + 1, "{ticks:?}");
+        assert!(linear_ticks(0.0, 1.0, usize::MAX).values.len() <= MAX_TICKS + 1);
+    }
+
+    #[test]
     fn tick_labels_carry_the_decimals_their_step_needs() {
         assert_eq!(number_label(0.5, 0.1), "0.5");
         assert_eq!(number_label(0.30000000000000004, 0.1), "0.3");
@@ -1009,19 +1052,53 @@ mod tests {
     }
 
     #[test]
-    fn marks_stay_inside_the_view_box() {
+    fn marks_beyond_the_axes_are_left_out_not_moved_to_the_edge() {
         let mut chart = Chart::new(
             "c",
             Axis::linear("x", 0.0, 1.0),
             Axis::linear("y", 0.0, 1.0),
         );
-        chart.line("far", Color::S1, &[Some((-5.0, -5.0)), Some((9.0, 9.0))]);
+        // The line breaks where it leaves the axes; nothing is drawn at the edge for x = 9.
+        chart.line(
+            "far",
+            Color::S1,
+            &[
+                Some((-5.0, 0.5)),
+                Some((0.0, 0.5)),
+                Some((1.0, 1.0)),
+                Some((9.0, 0.5)),
+                Some((0.5, 7.0)),
+            ],
+        );
+        chart.dots(
+            "dots",
+            Color::S2,
+            &[Dot {
+                x: 3.0,
+                y: 0.5,
+                title: String::new(),
+            }],
+        );
+        chart.vrule(2.0, "phase", "beyond");
+        chart.stall(4.0, 5.0, "stall", "beyond");
         let svg = chart.render();
-        let d = series_paths(&svg)[0];
-        for number in d.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')) {
-            if let Ok(value) = number.parse::<f64>() {
-                assert!((0.0..=WIDTH).contains(&value), "{value} in {d}");
-            }
-        }
+        let paths = series_paths(&svg);
+        assert_eq!(
+            paths,
+            [format!(
+                "M{LEFT:.1} {:.1} L{:.1} {TOP:.1}",
+                (TOP + HEIGHT - BOTTOM) / 2.0,
+                WIDTH - RIGHT
+            )],
+            "{svg}"
+        );
+        assert!(!svg.contains("<circle"), "{svg}");
+        assert!(
+            !svg.contains("beyond") && !svg.contains("band stall"),
+            "{svg}"
+        );
+        // The ends themselves are on the axis.
+        assert_eq!(inside(1.0 + 1e-12), Some(1.0));
+        assert_eq!(inside(-0.01), None);
     }
 }

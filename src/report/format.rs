@@ -17,6 +17,17 @@ pub fn duration_us(us: f64) -> String {
     format!("{} {unit}", significant(value, 3))
 }
 
+/// The unit of a latency axis whose values reach `max_us`: milliseconds, or seconds from ten
+/// seconds up, so that tick labels stay short enough to leave the axis title clear. As
+/// (microseconds per unit, name).
+pub fn latency_axis_unit(max_us: f64) -> (f64, &'static str) {
+    if max_us >= 1e7 {
+        (1e6, "s")
+    } else {
+        (1e3, "ms")
+    }
+}
+
 /// A ratio as a percentage: `18.2%`, `0.52%`, `100%`.
 pub fn percent(ratio: f64) -> String {
     if !ratio.is_finite() {
@@ -131,6 +142,14 @@ mod tests {
         assert_eq!(duration_us(969_727.0), "970 ms");
         assert_eq!(duration_us(1_524_000.0), "1.52 s");
         assert_eq!(duration_us(f64::NAN), "n/a");
+    }
+
+    #[test]
+    fn long_latencies_are_charted_in_seconds() {
+        assert_eq!(latency_axis_unit(0.0), (1e3, "ms"));
+        assert_eq!(latency_axis_unit(9_999_999.0), (1e3, "ms"));
+        assert_eq!(latency_axis_unit(1e7), (1e6, "s"));
+        assert_eq!(latency_axis_unit(3.6e9), (1e6, "s"));
     }
 
     #[test]

@@ -15,9 +15,8 @@ use chrono::{DateTime, FixedOffset};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::ReportError;
-use crate::overhead::{Effect, OverheadResult, Verdict};
+use crate::overhead::{OverheadResult, Verdict};
 use crate::result::{RunResult, RunStatus};
-use crate::scenario::ClaimMetric;
 use crate::summary::{cpu_time, effect, percent};
 use crate::threshold::{Metric, Threshold};
 use crate::trace::check::CheckKind;
@@ -397,12 +396,7 @@ fn source_label(description: &str, index: usize) -> String {
 fn overhead_claim(scenario: &str, overhead: &OverheadResult) -> Vec<TestCase> {
     let classname = format!("{scenario}.overhead");
     let claim = &overhead.claim;
-    let metric = match claim.metric {
-        ClaimMetric::Cpu => "CPU per request",
-        ClaimMetric::P50 => "latency p50",
-        ClaimMetric::P90 => "latency p90",
-        ClaimMetric::P99 => "latency p99",
-    };
+    let metric = claim.metric.describe();
     let bound = percent(claim.bound);
     overhead
         .points
@@ -413,13 +407,8 @@ fn overhead_claim(scenario: &str, overhead: &OverheadResult) -> Vec<TestCase> {
             if let Some(setting) = &point.setting {
                 let _ = write!(name, " at {setting}");
             }
-            let judged: Option<&Effect> = match claim.metric {
-                ClaimMetric::Cpu => a.cpu.as_ref(),
-                ClaimMetric::P50 => a.p50.as_ref(),
-                ClaimMetric::P90 => a.p90.as_ref(),
-                ClaimMetric::P99 => a.p99.as_ref(),
-            };
-            let measured = format!("{metric} {}", effect(judged, percent));
+            let judged = a.claim_effect(claim.metric);
+            let measured = format!("{metric} {}", effect(judged.as_ref(), percent));
             let mut detail = format!(
                 "{} pairs of trials; smallest detectable effect {}",
                 a.pairs,

@@ -92,6 +92,16 @@ impl ClaimMetric {
         ("p90", ClaimMetric::P90),
         ("p99", ClaimMetric::P99),
     ];
+
+    /// The metric as summaries and reports name it: `CPU per request`, `latency p99`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ClaimMetric::Cpu => "CPU per request",
+            ClaimMetric::P50 => "latency p50",
+            ClaimMetric::P90 => "latency p90",
+            ClaimMetric::P99 => "latency p99",
+        }
+    }
 }
 
 /// One arm of the experiment: tracing on or off, and flags or environment on top of

@@ -4,9 +4,10 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::profile::{target_at, target_line};
 use super::{Figure, HEADROOM, PageError, Table};
 use crate::report::chart::{self, Axis, Chart, Color};
-use crate::report::format::{count, duration_us, significant};
+use crate::report::format::{count, duration_us, latency_axis_unit, significant};
 use crate::result::{KindResult, PhaseResult, SecondResult, decode_histogram};
 
 #[derive(Debug, Serialize)]
@@ -62,13 +63,14 @@ fn spectrum_decades(count: u64) -> u32 {
     (resolved + 1).clamp(1, MAX_SPECTRUM_DECADES)
 }
 
-/// The percentile spectrum of `h` in milliseconds, at even steps of the percentile axis.
-fn spectrum_points(h: &Histogram<u64>, decades: u32) -> Vec<Option<(f64, f64)>> {
+/// The percentile spectrum of `h` in units of `unit_us` microseconds, at even steps of the
+/// percentile axis.
+fn spectrum_points(h: &Histogram<u64>, decades: u32, unit_us: f64) -> Vec<Option<(f64, f64)>> {
     (0..=decades * SPECTRUM_STEPS_PER_DECADE)
         .map(|step| {
             let x = f64::from(step) / f64::from(SPECTRUM_STEPS_PER_DECADE);
             let q = 1.0 - 10f64.powf(-x);
-            Some((x, h.value_at_quantile(q) as f64 / 1e3))
+            Some((x, h.value_at_quantile(q) as f64 / unit_us))
         })
         .collect()
 }
@@ -89,24 +91,26 @@ pub(super) fn spectrum(index: usize, kind: &KindResult) -> Result<SpectrumView, 
         });
     }
     let decades = spectrum_decades(latency.len().max(service.len()));
-    let top = latency.max().max(service.max()) as f64 / 1e3;
+    let top_us = latency.max().max(service.max()) as f64;
+    let (unit_us, unit) = latency_axis_unit(top_us);
+    let top = top_us / unit_us;
     let mut chart = Chart::new(
         format!("Latency by percentile, {}", kind.name),
         Axis::percentile("percentile", decades),
-        Axis::linear("latency (ms)", 0.0, top * HEADROOM),
+        Axis::linear(format!("latency ({unit})"), 0.0, top * HEADROOM),
     );
-    // Latency drawn last: where the two coincide (no queueing), it is the one to see.
+    // Latency drawn last: where the two coincide (no send lag), it is the one to see.
     if !service.is_empty() {
         chart.line(
             "service time from the actual send",
             Color::S2,
-            &spectrum_points(&service, decades),
+            &spectrum_points(&service, decades, unit_us),
         );
     }
     chart.line(
         "latency from the intended send",
         Color::S1,
-        &spectrum_points(&latency, decades),
+        &spectrum_points(&latency, decades, unit_us),
     );
     for &(q, label) in MARKED_QUANTILES {
         let x = chart::percentile_position(q);
@@ -114,7 +118,7 @@ pub(super) fn spectrum(index: usize, kind: &KindResult) -> Result<SpectrumView, 
             let us = latency.value_at_quantile(q);
             chart.marker(
                 x,
-                us as f64 / 1e3,
+                us as f64 / unit_us,
                 label,
                 &format!("{label} latency: {}", duration_us(us as f64)),
             );
@@ -153,7 +157,7 @@ pub(super) fn spectrum(index: usize, kind: &KindResult) -> Result<SpectrumView, 
         figure: Some(Figure {
             id: id.clone(),
             caption: format!(
-                "{}: latency at each percentile over {} completed requests. Latency counts from the moment each request was due, so time spent waiting on a stalled system is included; service time counts from the actual send. The axis spaces 90%, 99%, 99.9% evenly: the right-hand end is the tail.",
+                "{}: latency at each percentile over {} completed requests. Latency counts from the moment each request was due, service time from the actual send. The sender never waits for the system, so a stall shows in both; the two part only where the harness itself sent late, which should not happen. The axis spaces 90%, 99%, 99.9% evenly: the right-hand end is the tail.",
                 kind.name,
                 count(latency.len())
             ),
@@ -162,21 +166,6 @@ pub(super) fn spectrum(index: usize, kind: &KindResult) -> Result<SpectrumView, 
         }),
         id,
     })
-}
-
-/// The target rate at `t` seconds into the load profile.
-fn target_at(phases: &[PhaseResult], t: f64) -> Option<f64> {
-    phases
-        .iter()
-        .find(|p| p.start_s <= t && t < p.start_s + p.duration_s)
-        .map(|p| {
-            let along = if p.duration_s > 0.0 {
-                (t - p.start_s) / p.duration_s
-            } else {
-                0.0
-            };
-            p.from_rate + (p.to_rate - p.from_rate) * along
-        })
 }
 
 fn phase_label(i: usize, phase: &PhaseResult) -> String {
@@ -209,7 +198,13 @@ pub(super) fn timeline(
         return None;
     }
     let end = seconds.len() as f64;
-    let ms = |us: Option<u64>| us.map(|us| us as f64 / 1e3);
+    let top_us = seconds
+        .iter()
+        .filter_map(|s| s.p50_us.max(s.p99_us))
+        .max()
+        .unwrap_or(0);
+    let (unit_us, unit) = latency_axis_unit(top_us as f64);
+    let ms = |us: Option<u64>| us.map(|us| us as f64 / unit_us);
     let p50: Vec<Option<f64>> = seconds.iter().map(|s| ms(s.p50_us)).collect();
     let p99: Vec<Option<f64>> = seconds.iter().map(|s| ms(s.p99_us)).collect();
     let stalls: Vec<u64> = seconds
@@ -235,11 +230,14 @@ pub(super) fn timeline(
             )
         })
         .collect();
-    // One phase needs no marking: the target line says all there is.
+    // One phase needs no marking: the target line says all there is. A phase the run never
+    // reached has no boundary on this axis.
     let draw_phases = |chart: &mut Chart| {
         if phases.len() > 1 {
             for (i, phase) in phases.iter().enumerate() {
-                chart.vrule(phase.start_s, "phase", &phase_label(i, phase));
+                if phase.start_s < end {
+                    chart.vrule(phase.start_s, "phase", &phase_label(i, phase));
+                }
             }
         }
     };
@@ -247,15 +245,21 @@ pub(super) fn timeline(
     let mut latency = Chart::new(
         "Latency per second: p50 and p99",
         time_axis(),
-        Axis::spread("latency (ms)", p50.iter().chain(&p99).flatten().copied()),
+        Axis::spread(
+            format!("latency ({unit})"),
+            p50.iter().chain(&p99).flatten().copied(),
+        ),
     );
-    for &second in &stalls {
-        latency.stall(
-            second as f64,
-            second as f64 + 1.0,
-            "nothing completed",
-            &format!("second {second}: no request completed"),
-        );
+    // Drawn where the lines are: at the second's place in the timeline.
+    for (at, s) in seconds.iter().enumerate() {
+        if s.p50_us.is_none() {
+            latency.stall(
+                at as f64,
+                at as f64 + 1.0,
+                "nothing completed",
+                &format!("second {}: no request completed", s.second),
+            );
+        }
     }
     latency.hover_columns(0.0, 1.0, &hover);
     draw_phases(&mut latency);
@@ -274,10 +278,13 @@ pub(super) fn timeline(
     let completed: Vec<Option<f64>> = seconds.iter().map(|s| Some(s.completed as f64)).collect();
     let dropped: Vec<Option<f64>> = seconds.iter().map(|s| Some(s.dropped as f64)).collect();
     let unexpected: Vec<Option<f64>> = seconds.iter().map(|s| Some(s.unexpected as f64)).collect();
+    // The target as far as the timeline goes: a run that stopped early was not asked for the
+    // rest of the profile, and the axis covers only the rates drawn.
+    let target = target_line(phases, end);
     let top = seconds
         .iter()
         .map(|s| s.sent.max(s.completed) as f64)
-        .chain(phases.iter().map(|p| p.from_rate.max(p.to_rate)))
+        .chain(target.iter().map(|&(_, rate)| rate))
         .fold(0.0, f64::max);
     let mut throughput = Chart::new(
         if phases.is_empty() {
@@ -290,15 +297,6 @@ pub(super) fn timeline(
     );
     throughput.hover_columns(0.0, 1.0, &hover);
     draw_phases(&mut throughput);
-    let target: Vec<Option<(f64, f64)>> = phases
-        .iter()
-        .flat_map(|p| {
-            [
-                Some((p.start_s, p.from_rate)),
-                Some((p.start_s + p.duration_s, p.to_rate)),
-            ]
-        })
-        .collect();
     throughput.steps("sent", Color::S1, 0.0, 1.0, &sent);
     throughput.steps("completed", Color::S3, 0.0, 1.0, &completed);
     if seconds.iter().any(|s| s.unexpected > 0) {
@@ -308,6 +306,7 @@ pub(super) fn timeline(
         throughput.steps("dropped", Color::S4, 0.0, 1.0, &dropped);
     }
     // On top: a held rate runs along the target, which must still show.
+    let target: Vec<Option<(f64, f64)>> = target.into_iter().map(Some).collect();
     throughput.dashed("target rate", Color::Muted, &target);
     let mut throughput_table = Table::new(&[
         "second",
@@ -416,7 +415,10 @@ mod tests {
             h.record(us * 10).expect("in range");
         }
         let decades = spectrum_decades(h.len());
-        let points: Vec<(f64, f64)> = spectrum_points(&h, decades).into_iter().flatten().collect();
+        let points: Vec<(f64, f64)> = spectrum_points(&h, decades, 1e3)
+            .into_iter()
+            .flatten()
+            .collect();
         assert_eq!(points.len() as u32, decades * SPECTRUM_STEPS_PER_DECADE + 1);
         assert_eq!(points[0], (0.0, h.min() as f64 / 1e3));
         let (x, y) = points[points.len() - 1];
@@ -458,9 +460,6 @@ mod tests {
                 to_rate: 100.0,
             },
         ];
-        assert_eq!(target_at(&result.phases, 5.0), Some(100.0));
-        assert_eq!(target_at(&result.phases, 15.0), Some(100.0));
-        assert_eq!(target_at(&result.phases, 25.0), None);
         let page = html(&result);
         let throughput = element(&page, "timeline-throughput");
         assert!(
@@ -470,5 +469,120 @@ mod tests {
         assert!(throughput.contains(&escaped("phase 2: 100/s")));
         assert!(throughput.contains("series muted dashed"));
         assert_eq!(throughput.matches("class=\"rule phase\"").count(), 2);
+    }
+
+    /// The `d` attribute of the dashed target line, and the y axis's largest tick label.
+    fn target_path_and_top(figure: &str) -> (&str, &str) {
+        let chart = charts(figure)[0];
+        let path = chart
+            .split("<path class=\"series muted dashed\" d=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a target line");
+        let top = chart
+            .split("text-anchor=\"end\">")
+            .filter_map(|rest| rest.split('<').next())
+            .last()
+            .expect("y ticks");
+        (path, top)
+    }
+
+    #[test]
+    fn a_ramp_cut_short_is_drawn_only_as_far_as_it_ran() {
+        // A 60 s ramp from 100/s to 1000/s, stopped after 20 s: the target had reached 400/s.
+        let mut result = sample("stall");
+        result.phases = vec![PhaseResult {
+            start_s: 0.0,
+            duration_s: 60.0,
+            from_rate: 100.0,
+            to_rate: 1_000.0,
+        }];
+        result.status = crate::result::RunStatus::Interrupted {
+            reason: "interrupted (SIGINT or SIGTERM)".to_owned(),
+        };
+        let page = html(&result);
+        let figure = element(&page, "timeline-throughput");
+        let (path, top) = target_path_and_top(figure);
+        // From the left edge at 100/s to the right edge at 400/s, on an axis that ends at 500/s,
+        // not 1000/s at the right edge.
+        assert_eq!(top, "500", "{figure}");
+        let points: Vec<&str> = path
+            .split(['M', 'L'])
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        assert_eq!(points.len(), 2, "{path}");
+        assert!(points[1].trim().starts_with("730.0 "), "{path}");
+        let y = |p: &str| -> f64 {
+            p.trim()
+                .split(' ')
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .expect("y")
+        };
+        // y runs down: 400/s is four times as far above the bottom as 100/s.
+        let bottom = 300.0 - 46.0;
+        assert!(
+            ((bottom - y(points[1])) / (bottom - y(points[0])) - 4.0).abs() < 0.01,
+            "{path}"
+        );
+        assert!(
+            figure.contains("<td>19</td><td class=\"num\">392.5</td>"),
+            "{figure}"
+        );
+
+        // A second phase that never started has no boundary on the chart.
+        result.phases.push(PhaseResult {
+            start_s: 60.0,
+            duration_s: 10.0,
+            from_rate: 5_000.0,
+            to_rate: 5_000.0,
+        });
+        let page = html(&result);
+        let figure = element(&page, "timeline-throughput");
+        assert!(!figure.contains("phase 2"), "{figure}");
+        assert_eq!(figure.matches("class=\"rule phase\"").count(), 1);
+        assert_eq!(target_path_and_top(figure).1, "500");
+    }
+
+    #[test]
+    fn stall_bands_sit_in_the_gaps_of_the_lines() {
+        // Seconds numbered from 100: bands and lines are both placed by position on the axis.
+        let mut result = sample("stall");
+        for s in &mut result.timeline {
+            s.second += 100;
+        }
+        let page = html(&result);
+        let figure = element(&page, "timeline-latency");
+        let chart = charts(figure)[0];
+        // Four stalls, plus the legend's swatch, and the hover names the second as recorded.
+        assert_eq!(
+            chart.matches("class=\"band stall\"").count(),
+            4 + 1,
+            "{chart}"
+        );
+        assert!(chart.contains("second 103: no request completed"));
+        // The band over the fourth second starts where the p50 line breaks.
+        let width = 760.0 - 66.0 - 30.0;
+        let x3 = 66.0 + width * 3.0 / 20.0;
+        assert!(
+            chart.contains(&format!("class=\"band stall\" x=\"{x3:.1}\"")),
+            "{chart}"
+        );
+        assert!(chart.contains(&format!("H{x3:.1} M")), "{chart}");
+    }
+
+    #[test]
+    fn latencies_of_many_seconds_are_charted_in_seconds() {
+        let mut result = sample("stall");
+        for s in &mut result.timeline {
+            s.p50_us = s.p50_us.map(|_| 3_600_000_000);
+            s.p99_us = s.p99_us.map(|_| 3_600_000_000);
+        }
+        let page = html(&result);
+        let chart = charts(element(&page, "timeline-latency"))[0];
+        assert!(chart.contains(">latency (s)</text>"), "{chart}");
+        assert!(!chart.contains("000000<"), "no seven-digit labels: {chart}");
+        let steady = html(&sample("stall"));
+        assert!(charts(element(&steady, "timeline-latency"))[0].contains(">latency (ms)</text>"));
     }
 }

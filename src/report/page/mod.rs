@@ -8,6 +8,7 @@
 
 mod latency;
 mod overhead;
+mod profile;
 #[cfg(test)]
 mod samples;
 mod verification;
@@ -132,7 +133,7 @@ impl Table {
 
 #[derive(Debug, Serialize)]
 struct VerdictView {
-    /// `pass`, `fail` or `inconclusive`: the banner's CSS class.
+    /// `pass`, `fail` or `inconclusive`: the banner's CSS class. An incomplete run is `fail`.
     class: &'static str,
     word: &'static str,
     /// Why the run did not complete, when it did not.
@@ -153,6 +154,8 @@ struct ScenarioView {
 
 #[derive(Debug, Serialize)]
 struct LoadView {
+    /// `target rate`, `mean target rate`, or either over the part of the profile that ran.
+    target_label: String,
     target: String,
     achieved: String,
     /// Said plainly when the rate was not held (or the harness sent late).
@@ -245,16 +248,24 @@ fn verdict(result: &RunResult) -> VerdictView {
         RunStatus::Failed { reason } => Some(format!("The run failed: {reason}")),
     };
     let claim = result.overhead.as_ref().map(|o| o.verdict);
-    let (class, word) = if status.is_some() || !failing.is_empty() || claim == Some(Verdict::Fail) {
-        ("fail", "FAIL")
-    } else if claim == Some(Verdict::Inconclusive) {
+    // As the exit code: an incomplete run (exit 3) is neither a pass nor a measured failure,
+    // though it is shown in the failing colour; otherwise the result's own pass rule, with an
+    // undecided claim (and no failing threshold) told apart from a failure.
+    let (class, word) = if status.is_some() {
+        ("fail", "INCOMPLETE")
+    } else if result.passed() {
+        ("pass", "PASS")
+    } else if failing.is_empty() && claim == Some(Verdict::Inconclusive) {
         ("inconclusive", "INCONCLUSIVE")
     } else {
-        ("pass", "PASS")
+        ("fail", "FAIL")
     };
     let mut lines = Vec::new();
     let total = result.thresholds.len();
     lines.push(match (total, failing.len()) {
+        (0, _) if status.is_some() => {
+            "Thresholds were not evaluated: the run did not get that far.".to_owned()
+        }
         (0, _) => "No thresholds were set.".to_owned(),
         (1, 0) => "The threshold passed.".to_owned(),
         (1, _) => "The threshold failed.".to_owned(),
@@ -309,17 +320,51 @@ fn environment(result: &RunResult) -> Vec<Fact> {
     ]
 }
 
+/// The rate the run was asked for over the time it sent, and how the page names it. A run that
+/// stopped early is held to the part of the profile that ran, not to the whole; when that part
+/// cannot be worked out (no phases), the comparison is left out rather than made unfairly.
+fn expected_rate(result: &RunResult) -> (Option<f64>, String) {
+    let load = &result.load;
+    let mean = if profile::is_constant(&result.phases) {
+        "target rate"
+    } else {
+        "mean target rate"
+    };
+    if matches!(result.status, RunStatus::Completed) {
+        return (Some(load.target_rate), mean.to_owned());
+    }
+    match profile::mean_target(&result.phases, load.send_duration_s) {
+        Some(target) => (
+            Some(target),
+            format!(
+                "{mean} over the {} s that ran",
+                significant(load.send_duration_s, 3)
+            ),
+        ),
+        None => (None, format!("{mean} of the whole profile")),
+    }
+}
+
 fn load(result: &RunResult) -> LoadView {
     let load = &result.load;
-    let share = (load.target_rate > 0.0).then(|| load.achieved_rate / load.target_rate);
+    let (expected, target_label) = expected_rate(result);
+    let share = expected
+        .filter(|t| *t > 0.0)
+        .map(|t| load.achieved_rate / t);
     let mut warnings = Vec::new();
-    if let Some(share) = share.filter(|s| load.sent > 1 && *s < 0.99) {
+    if let (Some(share), Some(expected)) = (share.filter(|s| load.sent > 1 && *s < 0.99), expected)
+    {
         warnings.push(format!(
             "The target rate was not held: {} was achieved, {} of the {} asked for. The latencies describe a lighter load than the scenario's.",
             rate(load.achieved_rate),
             percent(share),
-            rate(load.target_rate)
+            rate(expected)
         ));
+    }
+    if expected.is_none() && load.sent > 0 {
+        warnings.push(
+            "The run stopped early: the achieved rate covers only the part that ran, so it is not compared with the whole profile's target.".to_owned(),
+        );
     }
     if load.send_lag.count > 0 && load.send_lag.p99 > LATE_SEND_US {
         warnings.push(format!(
@@ -328,7 +373,8 @@ fn load(result: &RunResult) -> LoadView {
         ));
     }
     LoadView {
-        target: rate(load.target_rate),
+        target_label,
+        target: rate(expected.unwrap_or(load.target_rate)),
         achieved: match share {
             Some(share) => format!(
                 "{} ({} of target)",
@@ -513,10 +559,22 @@ mod tests {
         assert!(element(&page, "spectrum-quote").contains("No request of this kind completed"));
         let banner = element(&page, "verdict");
         assert!(banner.contains("verdict fail"), "{banner}");
+        assert!(banner.contains(">INCOMPLETE<"), "{banner}");
         assert!(
             banner.contains("The run failed: the core engine exited before it was ready"),
             "{banner}"
         );
+        // It never got as far as its thresholds: not the same as having none.
+        failed.thresholds.clear();
+        let page = html(&failed);
+        let banner = element(&page, "verdict");
+        assert!(
+            banner.contains("Thresholds were not evaluated: the run did not get that far."),
+            "{banner}"
+        );
+        let mut none_set = sample("smoke");
+        none_set.thresholds.clear();
+        assert!(element(&html(&none_set), "verdict").contains("No thresholds were set."));
     }
 
     #[test]
@@ -558,7 +616,20 @@ mod tests {
         let page = html(&interrupted);
         let banner = element(&page, "verdict");
         assert!(banner.contains("verdict fail"));
+        assert!(
+            banner.contains(">INCOMPLETE<") && !banner.contains("FAIL"),
+            "{banner}"
+        );
         assert!(banner.contains("did not complete (interrupted (SIGINT or SIGTERM))"));
+        // Its thresholds passed on what was measured: still incomplete, not a pass.
+        assert!(interrupted.passed());
+        assert_eq!(verdict(&interrupted).word, "INCOMPLETE");
+        // An experiment whose claim passed but a threshold failed is a failure, as it exits.
+        let mut experiment = sample("overhead-quick");
+        experiment.overhead.as_mut().expect("an experiment").verdict = Verdict::Pass;
+        experiment.thresholds[0].evaluation.passed = Some(false);
+        assert!(!experiment.passed());
+        assert_eq!(verdict(&experiment).word, "FAIL");
         // A threshold that measured nothing cannot pass.
         let mut no_data = sample("smoke");
         no_data.thresholds[0].evaluation.measured = None;
@@ -664,6 +735,62 @@ mod tests {
         let load = element(&page, "load");
         assert!(load.contains("The target rate was not held"), "{load}");
         assert!(load.contains(&escaped("80.0% of the 50.0 req/s")), "{load}");
+    }
+
+    #[test]
+    fn a_run_that_stopped_early_is_held_to_the_part_that_ran() {
+        use crate::result::PhaseResult;
+        let phase = |start_s, rate| PhaseResult {
+            start_s,
+            duration_s: 10.0,
+            from_rate: rate,
+            to_rate: rate,
+        };
+        // 50/s for 10 s, then 200/s: stopped after 5 s at 50/s, it held its rate.
+        let mut stopped = sample("smoke");
+        stopped.phases = vec![phase(0.0, 50.0), phase(10.0, 200.0)];
+        stopped.load.target_rate = 125.0;
+        stopped.load.achieved_rate = 50.0;
+        stopped.load.send_duration_s = 5.0;
+        stopped.status = RunStatus::Interrupted {
+            reason: "interrupted (SIGINT or SIGTERM)".to_owned(),
+        };
+        let page = html(&stopped);
+        let load = element(&page, "load");
+        assert!(!load.contains("was not held"), "{load}");
+        assert!(
+            load.contains(&format!(
+                "<dt>mean target rate over the 5.00 s that ran</dt><dd>{}</dd>",
+                escaped("50.0 req/s")
+            )),
+            "{load}"
+        );
+        assert!(
+            load.contains(&escaped("50.0 req/s (100% of target)")),
+            "{load}"
+        );
+        // Had it fallen short over those 5 s, that is still said.
+        stopped.load.achieved_rate = 30.0;
+        let page = html(&stopped);
+        assert!(element(&page, "load").contains(&escaped("60.0% of the 50.0 req/s")));
+
+        // Without phases there is nothing fair to compare with: said so, and no false alarm.
+        stopped.phases.clear();
+        let page = html(&stopped);
+        let load = element(&page, "load");
+        assert!(!load.contains("was not held"), "{load}");
+        assert!(load.contains("covers only the part that ran"), "{load}");
+        assert!(
+            load.contains("<dt>target rate of the whole profile</dt>"),
+            "{load}"
+        );
+
+        // A completed run of several rates is held to their mean, named so.
+        let mut completed = sample("smoke");
+        completed.phases = vec![phase(0.0, 50.0), phase(10.0, 200.0)];
+        let page = html(&completed);
+        assert!(element(&page, "load").contains("<dt>mean target rate</dt>"));
+        assert!(html(&sample("smoke")).contains("<dt>target rate</dt>"));
     }
 
     #[test]

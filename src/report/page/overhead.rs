@@ -1,6 +1,8 @@
 //! The tracing-overhead experiment: the claim and its verdict, each trial by pair, each point's
 //! estimate and interval against the bound, and for a sweep the cost curve.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use super::{Fact, Figure, Table, fact};
@@ -41,32 +43,12 @@ fn verdict_class(verdict: Verdict) -> &'static str {
     }
 }
 
-fn claim_metric_name(metric: ClaimMetric) -> &'static str {
-    match metric {
-        ClaimMetric::Cpu => "CPU per request",
-        ClaimMetric::P50 => "latency p50",
-        ClaimMetric::P90 => "latency p90",
-        ClaimMetric::P99 => "latency p99",
-    }
-}
-
 pub(super) fn claim_text(experiment: &OverheadResult) -> String {
     format!(
         "{} rises by less than {} with tracing on",
-        claim_metric_name(experiment.claim.metric),
+        experiment.claim.metric.describe(),
         percent(experiment.claim.bound)
     )
-}
-
-/// The effect a point's verdict is about.
-fn claim_effect(metric: ClaimMetric, point: &PointResult) -> Option<Effect> {
-    let a = &point.analysis;
-    match metric {
-        ClaimMetric::Cpu => a.cpu,
-        ClaimMetric::P50 => a.p50,
-        ClaimMetric::P90 => a.p90,
-        ClaimMetric::P99 => a.p99,
-    }
 }
 
 fn effect_text(effect: Option<&Effect>, show: impl Fn(f64) -> String) -> String {
@@ -157,16 +139,43 @@ fn trial_text(metric: ClaimMetric, value: f64) -> String {
     }
 }
 
+/// A pair as people count them, from 1.
+fn pair_label(pair: usize) -> String {
+    pair.saturating_add(1).to_string()
+}
+
+/// The trial's peak memory over all services: a sum that cannot overflow on a crafted result.
+fn total_rss(trial: &TrialResult) -> u64 {
+    trial
+        .peak_rss_bytes
+        .values()
+        .fold(0, |total, &bytes| total.saturating_add(bytes))
+}
+
 fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>) -> Option<Figure> {
     if point.trials.is_empty() {
         return None;
     }
-    let pairs = point.trials.iter().map(|t| t.pair + 1).max().unwrap_or(0);
+    // The pairs present, in order: one slot each, however they are numbered.
+    let pairs: Vec<usize> = point
+        .trials
+        .iter()
+        .map(|t| t.pair)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let slot = |pair: usize| pairs.binary_search(&pair).unwrap_or(0) as f64;
     let values = point.trials.iter().map(|t| trial_value(metric, t));
     let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
     let pad = ((high - low) * 0.1).max(high * 0.01);
+    // Not below zero unless a value is: none may fall off the axis.
+    let floor = if low >= 0.0 {
+        (low - pad).max(0.0)
+    } else {
+        low - pad
+    };
     let y_title = match metric {
         ClaimMetric::Cpu => "CPU per request (µs)",
         ClaimMetric::P50 => "latency p50 (ms)",
@@ -176,22 +185,22 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
     let mut chart = Chart::new(
         format!(
             "{} per trial, control and treatment by pair{}",
-            claim_metric_name(metric),
+            metric.describe(),
             point
                 .setting
                 .as_ref()
                 .map_or(String::new(), |s| format!(", at {s}"))
         ),
-        Axis::categories("pair", (1..=pairs).map(|p| p.to_string()).collect()),
-        Axis::linear(y_title, (low - pad).max(0.0), high + pad),
+        Axis::categories("pair", pairs.iter().map(|&p| pair_label(p)).collect()),
+        Axis::linear(y_title, floor, high + pad),
     );
     // The two arms of a pair side by side, joined, so that the pairing the analysis uses shows.
     let offset = |arm: ArmName| match arm {
         ArmName::Control => -0.15,
         ArmName::Treatment => 0.15,
     };
-    let position = |t: &TrialResult| (t.pair as f64 + 0.5 + offset(t.arm), trial_value(metric, t));
-    for pair in 0..pairs {
+    let position = |t: &TrialResult| (slot(t.pair) + 0.5 + offset(t.arm), trial_value(metric, t));
+    for &pair in &pairs {
         let of = |arm| point.trials.iter().find(|t| t.pair == pair && t.arm == arm);
         if let (Some(c), Some(t)) = (of(ArmName::Control), of(ArmName::Treatment)) {
             chart.link(position(c), position(t));
@@ -212,7 +221,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
                     y,
                     title: format!(
                         "pair {}, {}: {}",
-                        t.pair + 1,
+                        pair_label(t.pair),
                         arm.as_str(),
                         trial_text(metric, y)
                     ),
@@ -241,7 +250,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
     for t in trials {
         table.push(
             vec![
-                (t.pair + 1).to_string(),
+                pair_label(t.pair),
                 t.arm.as_str().to_owned(),
                 count(t.sent),
                 rate(t.achieved_rate),
@@ -249,7 +258,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
                 duration_us(t.p50_us as f64),
                 duration_us(t.p90_us as f64),
                 duration_us(t.p99_us as f64),
-                bytes(t.peak_rss_bytes.values().sum()),
+                bytes(total_rss(t)),
             ],
             false,
         );
@@ -261,7 +270,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
         },
         caption: format!(
             "Each trial's {} (the claim's metric), control and treatment side by side for each pair. The analysis compares the two trials of each pair, so drift of the machine over the run cancels.",
-            claim_metric_name(metric)
+            metric.describe()
         ),
         svgs: vec![chart.render()],
         table,
@@ -363,7 +372,7 @@ fn effect_figure(experiment: &OverheadResult) -> Option<Figure> {
         .points
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| claim_effect(metric, p).map(|e| (i, p, e)))
+        .filter_map(|(i, p)| p.analysis.claim_effect(metric).map(|e| (i, p, e)))
         .collect();
     if effects.is_empty() {
         return None;
@@ -374,10 +383,10 @@ fn effect_figure(experiment: &OverheadResult) -> Option<Figure> {
     let mut chart = Chart::new(
         format!(
             "Relative change in {} with tracing on: estimate and 95% interval against the claim's bound",
-            claim_metric_name(metric)
+            metric.describe()
         ),
         Axis::linear(
-            format!("change in {} (%)", claim_metric_name(metric)),
+            format!("change in {} (%)", metric.describe()),
             low,
             high,
         ),
@@ -418,7 +427,7 @@ fn effect_figure(experiment: &OverheadResult) -> Option<Figure> {
     );
     let mut table = Table::new(&["point", "estimate", "95% low", "95% high", "verdict"]);
     for point in &experiment.points {
-        let e = claim_effect(metric, point);
+        let e = point.analysis.claim_effect(metric);
         table.push(
             vec![
                 point
@@ -498,7 +507,7 @@ fn sweep_figure(experiment: &OverheadResult) -> Option<Figure> {
     let relative: Vec<(f64, &PointResult, Effect)> = positions
         .iter()
         .zip(points)
-        .filter_map(|(x, p)| claim_effect(metric, p).map(|e| (*x, p, e)))
+        .filter_map(|(x, p)| p.analysis.claim_effect(metric).map(|e| (*x, p, e)))
         .collect();
     if costs.is_empty() && relative.is_empty() {
         return None;
@@ -555,14 +564,10 @@ fn sweep_figure(experiment: &OverheadResult) -> Option<Figure> {
         let mut chart = Chart::new(
             format!(
                 "Relative change in {} at each setting, with 95% intervals, against the claim's bound",
-                claim_metric_name(metric)
+                metric.describe()
             ),
             x_axis,
-            Axis::linear(
-                format!("change in {} (%)", claim_metric_name(metric)),
-                low,
-                high,
-            ),
+            Axis::linear(format!("change in {} (%)", metric.describe()), low, high),
         );
         chart.hrule(0.0, "zero", "");
         chart.hrule(
@@ -610,7 +615,7 @@ fn sweep_figure(experiment: &OverheadResult) -> Option<Figure> {
                 a.control_cpu_us
                     .map_or_else(|| "n/a".to_owned(), duration_us),
                 effect_text(a.cpu_cost_us.as_ref(), duration_us),
-                effect_text(claim_effect(metric, point).as_ref(), percent),
+                effect_text(point.analysis.claim_effect(metric).as_ref(), percent),
                 a.verdict.to_string(),
                 a.break_even_us
                     .map_or_else(|| "n/a".to_owned(), duration_us),
@@ -697,6 +702,41 @@ mod tests {
                 charts(element(&html(&result), "overhead-sweep"))[0]
             ));
         }
+    }
+
+    #[test]
+    fn pairs_get_a_slot_each_however_they_are_numbered() {
+        let mut result = sample("overhead-quick");
+        let point = &mut result.overhead.as_mut().expect("an experiment").points[0];
+        point.trials[0].pair = 1_000_000_000;
+        point.trials[1].pair = usize::MAX;
+        let pairs: BTreeSet<usize> = point.trials.iter().map(|t| t.pair).collect();
+        let page = html(&result);
+        let chart = charts(element(&page, "overhead-trials"))[0];
+        // Centred texts: a label per pair, and the two axis titles.
+        let slots = chart.matches("text-anchor=\"middle\">").count();
+        assert_eq!(slots, pairs.len() + 2, "one label per pair present");
+        assert!(chart.contains(">1000000001</text>"), "{chart}");
+        assert!(
+            chart.contains(&format!(">{}</text>", usize::MAX)),
+            "{chart}"
+        );
+        assert_eq!(chart.matches("<circle class=\"series").count(), 16);
+    }
+
+    #[test]
+    fn peak_memory_past_u64_is_held_at_the_largest_value() {
+        let mut result = sample("overhead-quick");
+        let point = &mut result.overhead.as_mut().expect("an experiment").points[0];
+        let trial = &mut point.trials[0];
+        trial.peak_rss_bytes = [("a".to_owned(), u64::MAX), ("b".to_owned(), u64::MAX)].into();
+        assert_eq!(total_rss(trial), u64::MAX);
+        let page = html(&result);
+        let largest = bytes(u64::MAX);
+        assert!(
+            element(&page, "overhead-trials").contains(&largest),
+            "{largest}"
+        );
     }
 
     #[test]
