@@ -8,7 +8,6 @@ use crate::exit::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::overhead;
 use crate::result::{Environment, RunResult, RunStatus};
 use crate::run::{Finished, RunError};
-use crate::scenario::ClaimMetric;
 
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -215,15 +214,10 @@ impl Figures {
             overhead: result.overhead.as_ref().map(|o| OverheadFigure {
                 verdict: o.verdict,
                 bound: o.claim.bound,
-                estimate: o.points.first().and_then(|p| {
-                    let a = &p.analysis;
-                    match o.claim.metric {
-                        ClaimMetric::Cpu => a.cpu,
-                        ClaimMetric::P50 => a.p50,
-                        ClaimMetric::P90 => a.p90,
-                        ClaimMetric::P99 => a.p99,
-                    }
-                }),
+                estimate: o
+                    .points
+                    .first()
+                    .and_then(|p| p.analysis.claim_effect(o.claim.metric)),
             }),
         }
     }
