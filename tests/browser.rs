@@ -235,4 +235,24 @@ fn the_reports_of_stored_results_draw_every_section() {
     let stall = run.out.join("stall.html");
     let probe = browser.probe(&stall, Scheme::Light);
     assert_light_dark_and_print(&browser, &stall, &probe);
+
+    // The comparison overlays both runs' spectra.
+    let comparison = run.out.join("comparison.html");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results");
+    let output = Command::new(HARNESS)
+        .arg("compare")
+        .args([fixtures.join("smoke.json"), fixtures.join("stall.json")])
+        .arg("--html")
+        .arg(&comparison)
+        .output()
+        .expect("harness compare runs");
+    assert!(
+        output.status.code().is_some_and(|code| code <= 1),
+        "harness compare: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let probe = browser.probe(&comparison, Scheme::Light);
+    assert_readable(&probe, &comparison, &["verdict"], &["spectrum-quote"]);
+    let series = probe.charts.iter().map(|c| c.drawn).sum::<usize>();
+    assert_eq!(series, 2, "base and new drawn: {:?}", probe.charts);
 }

@@ -131,7 +131,10 @@ fn an_injected_latency_is_a_regression_and_a_rerun_is_not() {
     assert_eq!(decision(&text, "p50"), "regression", "{text}");
     assert!(text.contains("REGRESSION: quote p50"), "{text}");
     let page = std::fs::read_to_string(&html).expect("the HTML report where asked");
-    assert!(page.contains(r#"<div class="verdict fail">"#), "{page}");
+    assert!(
+        page.contains(r#"<div id="verdict" class="verdict fail">"#),
+        "{page}"
+    );
     assert!(
         page.contains(r#"<span class="decision regression">regression</span>"#),
         "{page}"
@@ -341,7 +344,7 @@ fn a_run_that_measured_nothing_exits_3() {
     let page =
         std::fs::read_to_string(dir.join("comparison.html")).expect("the report all the same");
     assert!(
-        page.contains(r#"<div class="verdict inconclusive">"#),
+        page.contains(r#"<div id="verdict" class="verdict inconclusive">"#),
         "{page}"
     );
 }

@@ -246,7 +246,7 @@ fn a_run_that_measured_nothing_is_not_judged_a_pass() {
     );
     let page = html(&comparison).expect("renders");
     assert!(
-        page.contains(r#"<div class="verdict inconclusive">"#),
+        page.contains(r#"<div id="verdict" class="verdict inconclusive">"#),
         "{page}"
     );
 
@@ -416,7 +416,10 @@ fn the_reports_show_every_decision_in_words() {
     );
 
     let page = html(&comparison).expect("renders");
-    assert!(page.contains(r#"<div class="verdict fail">"#), "{page}");
+    assert!(
+        page.contains(r#"<div id="verdict" class="verdict fail">"#),
+        "{page}"
+    );
     assert!(page.contains(r#"<span class="decision regression">regression</span>"#));
     assert!(page.contains(r#"<span class="decision noise">within noise</span>"#));
     assert!(page.contains(r#"<span class="decision nodata">not enough data</span>"#));
@@ -431,7 +434,7 @@ fn the_reports_show_every_decision_in_words() {
     assert!(
         html(&fine)
             .expect("renders")
-            .contains(r#"<div class="verdict pass">"#)
+            .contains(r#"<div id="verdict" class="verdict pass">"#)
     );
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{
     Comparison, Conclusion, Decision, ErrorRow, KindComparison, PercentileRow, Spectrum,
-    WanderSource,
+    SpectrumPoint, WanderSource,
 };
 use crate::report::{self, ReportError};
 use crate::summary::micros;
@@ -54,6 +54,8 @@ pub struct KindView<'a> {
     pub rows: Vec<RowView>,
     /// Each run's decoded percentile spectrum, for a chart.
     pub spectrum: &'a Spectrum,
+    /// Both spectra on one chart (inline SVG), when either run completed a request.
+    pub chart: Option<String>,
 }
 
 /// One line of a kind's table.
@@ -155,8 +157,43 @@ impl<'a> KindView<'a> {
             ),
             rows,
             spectrum: &kind.spectrum,
+            chart: spectrum_chart(kind),
         }
     }
+}
+
+/// Both runs' latency by percentile on one log "percentile" axis: where the curves part is where
+/// the runs differ, across the whole distribution rather than at four percentiles.
+fn spectrum_chart(kind: &KindComparison) -> Option<String> {
+    use crate::report::chart::{self, Axis, Chart, Color};
+
+    let top = kind
+        .spectrum
+        .base
+        .iter()
+        .chain(&kind.spectrum.new)
+        .map(|p| p.us)
+        .max()?;
+    let decades =
+        crate::report::page::latency::spectrum_decades(kind.base_completed.max(kind.new_completed));
+    let points = |run: &[SpectrumPoint]| -> Vec<Option<(f64, f64)>> {
+        run.iter()
+            .filter(|p| p.quantile < 1.0)
+            .map(|p| Some((chart::percentile_position(p.quantile), p.us as f64 / 1e3)))
+            .collect()
+    };
+    let mut chart = Chart::new(
+        format!("Latency by percentile, {}: base and new", kind.name),
+        Axis::percentile("percentile", decades),
+        Axis::linear(
+            "latency (ms)",
+            0.0,
+            (top as f64 / 1e3) * crate::report::page::HEADROOM,
+        ),
+    );
+    chart.line("base", Color::S2, &points(&kind.spectrum.base));
+    chart.line("new", Color::S1, &points(&kind.spectrum.new));
+    Some(chart.render())
 }
 
 impl RowView {

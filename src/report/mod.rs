@@ -4,7 +4,7 @@
 //! The HTML is one file with its CSS and SVG inline: no network when it is opened, readable with
 //! JavaScript off, in dark mode and on paper. Templates are compiled into the binary.
 
-mod chart;
+pub(crate) mod chart;
 mod format;
 pub mod junit;
 pub mod page;

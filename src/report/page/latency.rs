@@ -58,7 +58,7 @@ fn decode(text: &str, field: String) -> Result<Histogram<u64>, PageError> {
 
 /// How many nines the percentile axis needs for `count` values: one decade past the last
 /// quantile the data can resolve, so that the curve ends at the maximum.
-fn spectrum_decades(count: u64) -> u32 {
+pub(crate) fn spectrum_decades(count: u64) -> u32 {
     let resolved = (count.max(1) as f64).log10().floor() as u32;
     (resolved + 1).clamp(1, MAX_SPECTRUM_DECADES)
 }

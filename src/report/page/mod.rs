@@ -6,7 +6,7 @@
 //! outcomes); `latency` draws the percentile spectra and the timeline, `verification` the trace
 //! and metrics checks, `overhead` the tracing-overhead experiment.
 
-mod latency;
+pub(crate) mod latency;
 mod overhead;
 mod profile;
 #[cfg(test)]
@@ -34,7 +34,7 @@ const TEMPLATE: &str = "run.html";
 
 /// Room above the largest value of a linear axis, so that a line at the maximum stays off the
 /// chart's frame.
-const HEADROOM: f64 = 1.05;
+pub(crate) const HEADROOM: f64 = 1.05;
 /// A send lag p99 above this is worth a warning: the harness itself was late.
 const LATE_SEND_US: u64 = 5_000;
 
