@@ -77,6 +77,22 @@ fn point_label(point: &PointResult) -> String {
     }
 }
 
+/// A point's relative effect as an interval mark at `at`, in percent, titled for hovering.
+fn relative_interval(at: f64, point: &PointResult, e: &Effect) -> Interval {
+    Interval {
+        at,
+        low: e.low * 100.0,
+        estimate: e.estimate * 100.0,
+        high: e.high * 100.0,
+        title: format!(
+            "{}: {} {}",
+            point.setting.as_deref().unwrap_or("all pairs"),
+            effect_text(Some(e), percent),
+            point.analysis.verdict
+        ),
+    }
+}
+
 fn arm_text(arm: &ArmResult) -> String {
     let tracing = if arm.tracing {
         "tracing on"
@@ -405,19 +421,8 @@ fn effect_figure(experiment: &OverheadResult) -> Option<Figure> {
     );
     let intervals: Vec<Interval> = effects
         .iter()
-        .map(|(i, point, e)| Interval {
-            // Rows run top to bottom in the points' order.
-            at: (rows - 1 - i) as f64 + 0.5,
-            low: e.low * 100.0,
-            estimate: e.estimate * 100.0,
-            high: e.high * 100.0,
-            title: format!(
-                "{}: {} {}",
-                point.setting.as_deref().unwrap_or("all pairs"),
-                effect_text(Some(e), percent),
-                point.analysis.verdict
-            ),
-        })
+        // Rows run top to bottom in the points' order.
+        .map(|(i, point, e)| relative_interval((rows - 1 - i) as f64 + 0.5, point, e))
         .collect();
     chart.intervals(
         "estimate, 95% interval",
@@ -578,18 +583,7 @@ fn sweep_figure(experiment: &OverheadResult) -> Option<Figure> {
         link_estimates(&mut chart, &relative, 100.0);
         let intervals: Vec<Interval> = relative
             .iter()
-            .map(|(x, p, e)| Interval {
-                at: *x,
-                low: e.low * 100.0,
-                estimate: e.estimate * 100.0,
-                high: e.high * 100.0,
-                title: format!(
-                    "{}: {} {}",
-                    p.setting.as_deref().unwrap_or(""),
-                    effect_text(Some(e), percent),
-                    p.analysis.verdict
-                ),
-            })
+            .map(|(x, point, e)| relative_interval(*x, point, e))
             .collect();
         chart.intervals(
             "relative change",
