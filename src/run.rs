@@ -325,6 +325,7 @@ async fn start_system(
     let launch = |spec: &scenario::ServiceSpec| ServiceLaunch {
         args: spec.args.clone(),
         env: spec.env.clone(),
+        wrapper: Vec::new(),
     };
     let system = ManagedSystem::start(
         &exe,

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::overhead::{ArmResult, Effect, OverheadResult};
+use crate::overhead::{ArmResult, Effect, InstructionCounts, OverheadResult, Spread, StepEffect};
 use crate::result::{Percentiles, RunResult, RunStatus};
 
 /// A latency in microseconds, in the largest unit that keeps it readable: `850µs`, `12.3ms`, `1.52s`.
@@ -218,10 +218,11 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
     };
     let _ = writeln!(
         out,
-        "overhead: control ({}) against treatment ({}), {} trials each in A B B A order",
+        "overhead: control ({}) against treatment ({}), {} trials each, {}",
         arm(&experiment.control),
         arm(&experiment.treatment),
         experiment.trials_per_arm,
+        experiment.execution.describe(),
     );
     let claim = &experiment.claim;
     let metric = claim.metric.describe();
@@ -286,7 +287,77 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
             effect(a.p90.as_ref(), percent),
             effect(a.p99.as_ref(), percent),
         );
+        if !a.steps.is_empty() {
+            steps(out, experiment, &a.steps);
+        }
+        if let Some(counts) = &point.instructions {
+            instructions(out, counts);
+        }
     }
+}
+
+/// Where tracing's cost goes, along the chain of arms.
+fn steps(out: &mut String, experiment: &OverheadResult, steps: &[StepEffect]) {
+    let _ = writeln!(
+        out,
+        "    where the cost goes (each arm against the one before it; CPU per request, and as a \
+         share of the control's):"
+    );
+    for step in steps {
+        let services: Vec<String> = step
+            .services
+            .iter()
+            .map(|(name, e)| format!("{name} {}", effect(e.as_ref(), |us| format!("{us:.2}µs"))))
+            .collect();
+        let _ = writeln!(
+            out,
+            "      {}: {}, {}; {}",
+            experiment.arm_title(step.arm),
+            effect(step.cost_us.as_ref(), |us| format!("{us:.2}µs")),
+            effect(step.share.as_ref(), percent),
+            services.join(", "),
+        );
+    }
+}
+
+/// The second estimate, labelled as what it is.
+fn instructions(out: &mut String, counts: &InstructionCounts) {
+    let _ = writeln!(
+        out,
+        "    instructions per request (callgrind; {} counts of {} requests at {}/s; not time):",
+        counts.counts.len(),
+        counts.requests,
+        counts.rate,
+    );
+    let (Some(control), Some(treatment), Some(relative), Some(cost)) = (
+        counts.control,
+        counts.treatment,
+        counts.relative,
+        counts.cost,
+    ) else {
+        let _ = writeln!(out, "      n/a (no complete count)");
+        return;
+    };
+    let spread = |s: Spread, show: &dyn Fn(f64) -> String| {
+        format!(
+            "{} (from {} to {})",
+            signed(show(s.median)),
+            show(s.low),
+            show(s.high)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "      control {control:.0}, treatment {treatment:.0}: {}, {} instructions",
+        spread(relative, &percent),
+        spread(cost, &|x| format!("{x:.0}")),
+    );
+    let services: Vec<String> = counts
+        .services
+        .iter()
+        .map(|(name, s)| format!("{name} {}", spread(*s, &percent)))
+        .collect();
+    let _ = writeln!(out, "      per service: {}", services.join("; "));
 }
 
 /// `+12.3% [10.1%, 14.0%]`: an estimate and its 95% interval.

@@ -143,7 +143,7 @@ async fn a_service_that_fails_to_start_is_reported_with_its_log() {
     let dir = log_dir();
     let bad = ServiceLaunch {
         args: vec!["--fault-error-ratio".into(), "2".into()],
-        env: BTreeMap::new(),
+        ..ServiceLaunch::default()
     };
     let error = ManagedSystem::start(
         Path::new(HARNESS),

@@ -20,6 +20,10 @@ const INJECTED_US: f64 = 1500.0;
 /// How far outside the interval the injected cost may lie; see the calibration test.
 const TOLERANCE_US: f64 = INJECTED_US / 10.0;
 
+/// How far apart two identical arms' instruction counts may be: a count repeats to a fraction
+/// of this, tracing adds several times more.
+const A_A_INSTRUCTIONS: f64 = 0.02;
+
 /// `scenarios/overhead-quick.yaml` with its `overhead:` section extended by `arms`.
 fn scenario(run: &Run, arms: &str) -> String {
     let base = include_str!("../scenarios/overhead-quick.yaml");
@@ -172,5 +176,81 @@ fn an_arm_whose_services_do_not_trace_as_asked_is_refused_at_launch() {
     assert_eq!(
         result["overhead"]["points"][0]["trials"],
         Value::Array(Vec::new())
+    );
+}
+
+/// The instruction counts of `result`'s only point: (relative median, low, high), and each
+/// count's total instructions per request for (control, treatment).
+fn instruction_counts(result: &Value) -> ((f64, f64, f64), Vec<(f64, f64)>) {
+    let counts = &result["overhead"]["points"][0]["instructions"];
+    let number = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let relative = &counts["relative"];
+    let spread = (
+        number(&relative["median"]),
+        number(&relative["low"]),
+        number(&relative["high"]),
+    );
+    let total = |by_service: &Value| {
+        by_service
+            .as_object()
+            .map_or(f64::NAN, |m| m.values().map(number).sum())
+    };
+    let each = counts["counts"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|c| (total(&c["control"]), total(&c["treatment"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    (spread, each)
+}
+
+/// Instruction counts under callgrind: tracing's instructions are found, an A/A count finds
+/// none, and a count repeats closely on the same processes.
+#[test]
+fn instruction_counts_find_tracing_and_no_difference_where_there_is_none() {
+    let test = "instruction_counts_find_tracing_and_no_difference_where_there_is_none";
+    if support::tool("valgrind", test, "HARNESS_REQUIRE_VALGRIND", "valgrind").is_none() {
+        return;
+    }
+    // Few requests at a low rate: under valgrind a debug build runs a hundred times slower.
+    let counting = "  instructions: {requests: 30, rate: 5, repeats: 2}\n";
+    let six = ["--set", "overhead.trials=6"];
+
+    let run = Run::new("overhead-instructions");
+    let (_, result, stdout) = experiment(&run, counting, &six);
+    assert_eq!(result["status"]["state"], "completed", "{stdout}");
+    let ((median, low, _), counts) = instruction_counts(&result);
+    assert_eq!(counts.len(), 2, "{stdout}");
+    // Every request is traced in the treatment: its spans, propagation and export add a large
+    // share of instructions, in every count.
+    assert!(low > 0.05, "relative {median} from {low}\n{stdout}");
+    for (control, treatment) in &counts {
+        assert!(*control > 10_000.0 && treatment > control, "{counts:?}");
+    }
+    assert!(
+        stdout.contains("instructions per request (callgrind"),
+        "{stdout}"
+    );
+
+    let run = Run::new("overhead-instructions-a-a");
+    let arms = format!("{counting}  treatment: {{tracing: false}}\n");
+    let (_, result, stdout) = experiment(&run, &arms, &six);
+    assert_eq!(result["status"]["state"], "completed", "{stdout}");
+    let ((median, low, high), counts) = instruction_counts(&result);
+    assert!(
+        median.abs() < A_A_INSTRUCTIONS,
+        "relative {median}\n{stdout}"
+    );
+    assert!(
+        low.abs() < A_A_INSTRUCTIONS && high.abs() < A_A_INSTRUCTIONS,
+        "{counts:?}"
+    );
+    // The same processes count alike from one repeat to the next.
+    let (first, second) = (counts[0], counts[1]);
+    assert!(
+        (second.0 / first.0 - 1.0).abs() < A_A_INSTRUCTIONS,
+        "{counts:?}"
     );
 }

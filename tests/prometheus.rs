@@ -134,7 +134,7 @@ async fn run_known_mix(test: &str, gateway_args: &[&str]) -> Outcomes {
         &ServiceLaunch::default(),
         &ServiceLaunch {
             args: gateway_args.iter().map(|a| a.to_string()).collect(),
-            env: BTreeMap::new(),
+            ..ServiceLaunch::default()
         },
         &logs.0,
     )

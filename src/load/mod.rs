@@ -10,6 +10,6 @@ pub mod schedule;
 
 pub use driver::{Driver, GrpcDriver, HttpDriver, Reply};
 pub use recorder::{Completion, KindStats, Outcome, Recorder};
-pub use runner::{LoadKind, LoadPlan, PlanError, RunReport, Stop, run};
+pub use runner::{LoadKind, LoadPlan, PlanError, RunReport, Stop, run, run_together};
 pub use sample::{Announce, SampleSink, SampledRequest, Sampling, TraceParent};
 pub use schedule::{Arrival, Arrivals, RatePhase, Schedule};

@@ -112,13 +112,48 @@ pub async fn run<D: Driver>(
     driver: Arc<D>,
     plan: LoadPlan<D::Payload>,
     stop: CancellationToken,
-    mut on_tick: impl FnMut(&Recorder, Duration),
+    on_tick: impl FnMut(&Recorder, Duration),
 ) -> Result<RunReport, PlanError> {
+    let mut reports = drive(vec![driver], plan, stop, on_tick).await?;
+    Ok(reports.remove(0))
+}
+
+/// Runs one schedule against several targets at once: every arrival is sent to each of them, in
+/// an order that rotates from one arrival to the next, so that no target is always served first.
+/// One report per target, in the order given. This is how two systems are measured under the very
+/// same load at the very same time (a duet), so that whatever else the machine does hits both.
+pub async fn run_together<D: Driver>(
+    drivers: Vec<Arc<D>>,
+    plan: LoadPlan<D::Payload>,
+    stop: CancellationToken,
+) -> Result<Vec<RunReport>, PlanError> {
+    drive(drivers, plan, stop, |_, _| {}).await
+}
+
+/// What the schedule loop keeps for one target.
+struct Target<D> {
+    driver: Arc<D>,
+    recorder: Recorder,
+    in_flight: Arc<AtomicUsize>,
+    /// When the first and the last request were dispatched: the achieved rate is measured over
+    /// what really happened, so a harness that falls behind shows it.
+    dispatched: Option<(Instant, Instant)>,
+}
+
+async fn drive<D: Driver>(
+    drivers: Vec<Arc<D>>,
+    plan: LoadPlan<D::Payload>,
+    stop: CancellationToken,
+    mut on_tick: impl FnMut(&Recorder, Duration),
+) -> Result<Vec<RunReport>, PlanError> {
     if plan.kinds.is_empty() {
         return Err(PlanError::NoKinds);
     }
     if let Some(kind) = plan.kinds.iter().find(|k| k.payloads.is_empty()) {
         return Err(PlanError::NoPayloads(kind.name.clone()));
+    }
+    if drivers.is_empty() {
+        return Ok(Vec::new());
     }
     let mix =
         WeightedIndex::new(plan.kinds.iter().map(|k| k.weight)).map_err(|_| PlanError::Weights)?;
@@ -128,8 +163,7 @@ pub async fn run<D: Driver>(
     let mut trace_rng = StdRng::from_os_rng();
     let mut sampler = Sampler::new(plan.kinds.iter().map(|k| k.sampling));
     let kinds = Arc::new(plan.kinds);
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Completion)>();
 
     // Precise waits block the thread driving this future: fine where that thread is not one of the
     // runtime's workers (a multi-threaded runtime's block_on), never in a single-threaded runtime
@@ -141,15 +175,23 @@ pub async fn run<D: Driver>(
         let _ = nix::sys::prctl::set_timerslack(1);
     }
     let t0 = Instant::now();
-    let mut recorder = Recorder::new(t0.into_std(), kinds.iter().map(|k| k.name.clone()));
-    // Dropped when the run returns, however it ends: the receiver then sees the channel close.
-    let samples = plan.samples;
+    let mut targets: Vec<Target<D>> = drivers
+        .into_iter()
+        .map(|driver| Target {
+            driver,
+            recorder: Recorder::new(t0.into_std(), kinds.iter().map(|k| k.name.clone())),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            dispatched: None,
+        })
+        .collect();
+    let receive = |targets: &mut [Target<D>], (target, completion): (usize, Completion)| {
+        if let Some(target) = targets.get_mut(target) {
+            take_in(&mut target.recorder, plan.samples.as_ref(), completion);
+        }
+    };
     let mut next_tick = t0 + Duration::from_secs(1);
     let mut scheduled = 0u64;
     let mut stopped = Stop::Completed;
-    // When the first and the last request were dispatched: the achieved rate is measured over
-    // what really happened, so a harness that falls behind shows it.
-    let mut dispatched: Option<(Instant, Instant)> = None;
 
     'schedule: for arrival in Schedule::new(plan.phases, plan.arrivals) {
         let due = t0 + arrival.offset;
@@ -164,7 +206,7 @@ pub async fn run<D: Driver>(
                 // The runtime's timers wake up to a millisecond late; the last stretch is slept
                 // on this thread, which in a multi-threaded runtime's block_on is not a worker.
                 while let Ok(completion) = done_rx.try_recv() {
-                    take_in(&mut recorder, samples.as_ref(), completion);
+                    receive(&mut targets, completion);
                 }
                 std::thread::sleep(due.saturating_duration_since(Instant::now()));
                 break;
@@ -176,12 +218,12 @@ pub async fn run<D: Driver>(
                     stopped = Stop::Interrupted;
                     break 'schedule;
                 }
-                Some(completion) = done_rx.recv() => take_in(&mut recorder, samples.as_ref(), completion),
+                Some(completion) = done_rx.recv() => receive(&mut targets, completion),
                 () = sleep_until(wake) => {}
             }
         }
         while let Ok(completion) = done_rx.try_recv() {
-            take_in(&mut recorder, samples.as_ref(), completion);
+            receive(&mut targets, completion);
         }
         if stop.is_cancelled() {
             stopped = Stop::Interrupted;
@@ -189,7 +231,9 @@ pub async fn run<D: Driver>(
         }
         let now = Instant::now();
         if now >= next_tick {
-            on_tick(&recorder, now.duration_since(t0));
+            if let Some(first) = targets.first() {
+                on_tick(&first.recorder, now.duration_since(t0));
+            }
             next_tick = now + Duration::from_secs(1);
         }
         scheduled += 1;
@@ -197,47 +241,55 @@ pub async fn run<D: Driver>(
         // for a given seed however the system behaves.
         let kind = mix.sample(&mut rng);
         let variant = rand::Rng::random_range(&mut rng, 0..kinds[kind].payloads.len());
-        if in_flight.load(Ordering::Acquire) >= plan.max_in_flight {
-            recorder.dropped(kind, due.into_std());
-            continue;
-        }
-        let trace = sampler
-            .decide(kind)
-            .then(|| TraceParent::random(&mut trace_rng));
-        if let (Some(trace), Some(announce)) = (&trace, &plan.announce) {
-            announce(trace.trace_id);
-        }
-        in_flight.fetch_add(1, Ordering::AcqRel);
-        dispatched = Some((dispatched.map_or(now, |(first, _)| first), now));
-        recorder.sent(kind, now.into_std());
-        let (driver, kinds, in_flight, done_tx) = (
-            Arc::clone(&driver),
-            Arc::clone(&kinds),
-            Arc::clone(&in_flight),
-            done_tx.clone(),
-        );
-        tokio::spawn(async move {
-            let spec = &kinds[kind];
-            // Stamped here, not at dispatch: a task that waits for a worker is the harness being
-            // late (send lag), not the system being slow (service time).
-            let sent = Instant::now();
-            let reply = driver.send(&spec.payloads[variant], trace.as_ref()).await;
-            let finished = Instant::now();
-            let _ = done_tx.send(Completion {
-                kind,
-                intended: due.into_std(),
-                sent: sent.into_std(),
-                finished: finished.into_std(),
-                expected: reply.outcome == spec.expect,
-                outcome: reply.outcome,
-                trace: trace.map(|trace| (trace, reply.trace_header)),
+        // A request dropped everywhere is not sampled, so that sampling counts what was sent.
+        let room = targets
+            .iter()
+            .any(|t| t.in_flight.load(Ordering::Acquire) < plan.max_in_flight);
+        let traced = room && sampler.decide(kind);
+        let n = targets.len();
+        for k in 0..n {
+            let index = (arrival.index as usize).wrapping_add(k) % n;
+            let target = &mut targets[index];
+            if target.in_flight.load(Ordering::Acquire) >= plan.max_in_flight {
+                target.recorder.dropped(kind, due.into_std());
+                continue;
+            }
+            let trace = traced.then(|| TraceParent::random(&mut trace_rng));
+            if let (Some(trace), Some(announce)) = (&trace, &plan.announce) {
+                announce(trace.trace_id);
+            }
+            target.in_flight.fetch_add(1, Ordering::AcqRel);
+            target.dispatched = Some((target.dispatched.map_or(now, |(first, _)| first), now));
+            target.recorder.sent(kind, now.into_std());
+            let (driver, kinds, in_flight, done_tx) = (
+                Arc::clone(&target.driver),
+                Arc::clone(&kinds),
+                Arc::clone(&target.in_flight),
+                done_tx.clone(),
+            );
+            tokio::spawn(async move {
+                let spec = &kinds[kind];
+                // Stamped here, not at dispatch: a task that waits for a worker is the harness
+                // being late (send lag), not the system being slow (service time).
+                let sent = Instant::now();
+                let reply = driver.send(&spec.payloads[variant], trace.as_ref()).await;
+                let finished = Instant::now();
+                let completion = Completion {
+                    kind,
+                    intended: due.into_std(),
+                    sent: sent.into_std(),
+                    finished: finished.into_std(),
+                    expected: reply.outcome == spec.expect,
+                    outcome: reply.outcome,
+                    trace: trace.map(|trace| (trace, reply.trace_header)),
+                };
+                let _ = done_tx.send((index, completion));
+                // After the completion is queued, so that nobody sees zero in flight and an empty
+                // queue while a result is on its way.
+                in_flight.fetch_sub(1, Ordering::AcqRel);
             });
-            // After the completion is queued, so that nobody sees zero in flight and an empty
-            // queue while a result is on its way.
-            in_flight.fetch_sub(1, Ordering::AcqRel);
-        });
+        }
     }
-    let send_duration = dispatched.map_or(Duration::ZERO, |(first, last)| last - first);
 
     // Let what is in flight finish: its latency belongs to the run. The channel closes when the
     // last task has sent its completion and dropped its sender.
@@ -246,20 +298,30 @@ pub async fn run<D: Driver>(
         .checked_add(plan.drain_timeout)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
     while let Ok(Some(completion)) = tokio::time::timeout_at(drain_deadline, done_rx.recv()).await {
-        take_in(&mut recorder, samples.as_ref(), completion);
+        receive(&mut targets, completion);
     }
-    on_tick(&recorder, t0.elapsed());
-    let (sent, completed) = recorder
-        .kinds
-        .iter()
-        .fold((0, 0), |(s, c), k| (s + k.sent, c + k.completed));
-    Ok(RunReport {
-        recorder,
-        send_duration,
-        scheduled,
-        stop: stopped,
-        abandoned: sent - completed,
-    })
+    if let Some(first) = targets.first() {
+        on_tick(&first.recorder, t0.elapsed());
+    }
+    Ok(targets
+        .into_iter()
+        .map(|target| {
+            let (sent, completed) = target
+                .recorder
+                .kinds
+                .iter()
+                .fold((0, 0), |(s, c), k| (s + k.sent, c + k.completed));
+            RunReport {
+                recorder: target.recorder,
+                send_duration: target
+                    .dispatched
+                    .map_or(Duration::ZERO, |(first, last)| last - first),
+                scheduled,
+                stop: stopped.clone(),
+                abandoned: sent - completed,
+            }
+        })
+        .collect())
 }
 
 /// Records a completion, and passes a sampled one on to the sink.
@@ -514,5 +576,84 @@ mod tests {
             );
             assert_eq!(sample.outcome, Outcome::Status(200));
         }
+    }
+
+    /// A driver that logs which target each send went to, in the order the sends ran.
+    struct Logged {
+        id: usize,
+        delay: Duration,
+        log: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Driver for Logged {
+        type Payload = u16;
+
+        async fn send(&self, status: &u16, _: Option<&TraceParent>) -> Reply {
+            self.log.lock().expect("lock").push(self.id);
+            tokio::time::sleep(self.delay).await;
+            Outcome::Status(*status).into()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn run_together_sends_every_request_to_each_target_first_in_turn() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let target = |id| {
+            Arc::new(Logged {
+                id,
+                delay: Duration::from_millis(1),
+                log: Arc::clone(&log),
+            })
+        };
+        let reports = run_together(
+            vec![target(0), target(1)],
+            plan(100.0, 1, 10_000),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("valid plan");
+        assert_eq!(reports.len(), 2);
+        for report in &reports {
+            let stats = &report.recorder.kinds[0];
+            assert_eq!((stats.sent, stats.completed, stats.dropped), (100, 100, 0));
+            assert_eq!(report.scheduled, 100);
+        }
+        // Sends run in the order they were spawned: two per arrival, the first alternating.
+        let log = log.lock().expect("lock").clone();
+        assert_eq!(log.len(), 200);
+        let firsts: Vec<usize> = log.chunks(2).map(|pair| pair[0]).collect();
+        assert!(log.chunks(2).all(|pair| pair[0] != pair[1]), "{log:?}");
+        assert_eq!(firsts.iter().filter(|&&first| first == 0).count(), 50);
+        assert!(firsts.windows(2).all(|w| w[0] != w[1]), "{firsts:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_target_drops_its_own_requests_only() {
+        // 100/s for 1 s, at most 30 in flight per target: the target that takes 1 s per answer
+        // drops 70, the quick one none.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let target = |id, delay| {
+            Arc::new(Logged {
+                id,
+                delay,
+                log: Arc::clone(&log),
+            })
+        };
+        let reports = run_together(
+            vec![
+                target(0, Duration::from_secs(1)),
+                target(1, Duration::from_millis(1)),
+            ],
+            plan(100.0, 1, 30),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("valid plan");
+        let counts = |r: &RunReport| {
+            let k = &r.recorder.kinds[0];
+            (k.sent, k.dropped, k.completed)
+        };
+        assert_eq!(counts(&reports[0]), (30, 70, 30));
+        assert_eq!(counts(&reports[1]), (100, 0, 100));
     }
 }

@@ -3,8 +3,69 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::stats::{Effect, Verdict, median};
-use super::{ArmName, PointAnalysis, ServiceEffect, TrialResult};
+use super::{
+    ArmName, InstructionCount, InstructionCounts, PointAnalysis, ServiceEffect, Spread, StepEffect,
+    TrialResult,
+};
 use crate::scenario::{Claim, ClaimMetric};
+
+/// Where the cost goes: along the chain of arms (control, `steps` arms, treatment), what each
+/// adds to the one before it, pair by pair, in µs and as a share of the control's CPU. Empty
+/// without steps.
+pub fn attribute(trials: &[TrialResult], steps: usize) -> Vec<StepEffect> {
+    if steps == 0 {
+        return Vec::new();
+    }
+    let by_pair = |name: ArmName| -> BTreeMap<usize, &TrialResult> {
+        trials
+            .iter()
+            .filter(|t| t.arm == name && t.sent > 0)
+            .map(|t| (t.pair, t))
+            .collect()
+    };
+    let control = by_pair(ArmName::Control);
+    let chain = ArmName::chain(steps);
+    chain
+        .windows(2)
+        .map(|w| {
+            let (before, after) = (by_pair(w[0]), by_pair(w[1]));
+            // Pairs in which the arm, the one before it and the control all ran.
+            let pairs: Vec<(&TrialResult, &TrialResult, &TrialResult)> = after
+                .iter()
+                .filter_map(|(pair, a)| Some((*before.get(pair)?, *a, *control.get(pair)?)))
+                .collect();
+            let of = |value: &dyn Fn(&TrialResult) -> f64, relative: bool| {
+                let differences: Vec<f64> = pairs
+                    .iter()
+                    .map(|(b, a, c)| {
+                        let added = value(a) - value(b);
+                        if relative {
+                            added / c.cpu_us_total
+                        } else {
+                            added
+                        }
+                    })
+                    .collect();
+                Effect::of(&differences)
+            };
+            let names: BTreeSet<&String> =
+                pairs.iter().flat_map(|(_, a, _)| a.cpu_us.keys()).collect();
+            StepEffect {
+                arm: w[1],
+                cost_us: of(&|t| t.cpu_us_total, false),
+                share: of(&|t| t.cpu_us_total, true),
+                services: names
+                    .into_iter()
+                    .map(|name| {
+                        let used =
+                            |t: &TrialResult| t.cpu_us.get(name).copied().unwrap_or(f64::NAN);
+                        (name.clone(), of(&used, false))
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
 
 /// The effects of one point's trials and the claim's verdict on them. Trials pair up by their
 /// `pair` number; a pair missing either arm (an interrupted run) is left out.
@@ -61,6 +122,7 @@ pub fn analyse(trials: &[TrialResult], claim: Claim) -> PointAnalysis {
     // The request size at which the cost is the bound: cost / bound. Only a positive cost has one.
     let break_even = |cost: f64| (cost > 0.0).then(|| cost / claim.bound);
     PointAnalysis {
+        steps: Vec::new(),
         pairs: pairs.len(),
         control_cpu_us,
         treatment_cpu_us: median(pairs.iter().map(|(_, t)| t.cpu_us_total)),
@@ -79,6 +141,56 @@ pub fn analyse(trials: &[TrialResult], claim: Claim) -> PointAnalysis {
         break_even_range_us: cpu_cost_us
             .filter(|_| claim.metric == ClaimMetric::Cpu)
             .and_then(|e| Some((break_even(e.low).unwrap_or(0.0), break_even(e.high)?))),
+    }
+}
+
+/// The instruction counts' medians and ranges over their repeats.
+pub fn count_instructions(
+    requests: u64,
+    rate: f64,
+    counts: Vec<InstructionCount>,
+) -> InstructionCounts {
+    let total = |by_service: &BTreeMap<String, f64>| by_service.values().sum::<f64>();
+    let relative: Vec<f64> = counts
+        .iter()
+        .map(|c| total(&c.treatment) / total(&c.control) - 1.0)
+        .collect();
+    let cost: Vec<f64> = counts
+        .iter()
+        .map(|c| total(&c.treatment) - total(&c.control))
+        .collect();
+    let names: BTreeSet<&String> = counts.iter().flat_map(|c| c.control.keys()).collect();
+    let services = names
+        .into_iter()
+        .filter_map(|name| {
+            let ratios: Vec<f64> = counts
+                .iter()
+                .filter_map(|c| Some(c.treatment.get(name)? / c.control.get(name)? - 1.0))
+                .collect();
+            Some((name.clone(), Spread::of(&ratios)?))
+        })
+        .collect();
+    InstructionCounts {
+        requests,
+        rate,
+        control: median(counts.iter().map(|c| total(&c.control))),
+        treatment: median(counts.iter().map(|c| total(&c.treatment))),
+        relative: Spread::of(&relative),
+        cost: Spread::of(&cost),
+        services,
+        counts,
+    }
+}
+
+impl Spread {
+    /// `None` when no value is finite.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let finite = || values.iter().copied().filter(|x| x.is_finite());
+        Some(Spread {
+            median: median(finite())?,
+            low: finite().fold(f64::INFINITY, f64::min),
+            high: finite().fold(f64::NEG_INFINITY, f64::max),
+        })
     }
 }
 
@@ -184,5 +296,88 @@ mod tests {
         assert_eq!(analysis.pairs, 2);
         assert_eq!(analysis.verdict, Verdict::Inconclusive);
         assert_eq!(analysis.cpu, None);
+    }
+
+    #[test]
+    fn instruction_counts_give_medians_and_ranges_per_repeat() {
+        let count = |control: f64, treatment: f64| InstructionCount {
+            control: [("a".to_owned(), control), ("b".to_owned(), 100.0)].into(),
+            treatment: [("a".to_owned(), treatment), ("b".to_owned(), 100.0)].into(),
+        };
+        let counts = count_instructions(
+            400,
+            20.0,
+            vec![
+                count(100.0, 110.0),
+                count(100.0, 130.0),
+                count(100.0, 120.0),
+            ],
+        );
+        assert_eq!(counts.control, Some(200.0));
+        assert_eq!(counts.treatment, Some(220.0));
+        let relative = counts.relative.expect("three counts");
+        assert!((relative.median - 0.10).abs() < 1e-12);
+        assert!((relative.low - 0.05).abs() < 1e-12 && (relative.high - 0.15).abs() < 1e-12);
+        assert_eq!(
+            counts.cost,
+            Some(Spread {
+                median: 20.0,
+                low: 10.0,
+                high: 30.0
+            })
+        );
+        assert!((counts.services["a"].median - 0.2).abs() < 1e-12);
+        assert_eq!(counts.services["b"].median, 0.0);
+        let none = count_instructions(400, 20.0, Vec::new());
+        assert_eq!((none.control, none.relative), (None, None));
+    }
+
+    #[test]
+    fn attribution_gives_what_each_arm_adds_to_the_one_before() {
+        // Control 100 µs; step 0 adds 5 µs to the engine, step 1 another 10, the treatment 20
+        // more in the gateway; a little noise on every arm.
+        let noise = [0.4, -0.3, 0.1, -0.5, 0.2, 0.0, -0.1, 0.3];
+        let trials: Vec<TrialResult> = noise
+            .iter()
+            .enumerate()
+            .flat_map(|(pair, n)| {
+                [
+                    trial(ArmName::Control, pair, 60.0 + n, 40.0, 1000),
+                    trial(ArmName::Step(0), pair, 65.0 - n, 40.0, 1000),
+                    trial(ArmName::Step(1), pair, 75.0 + n, 40.0, 1000),
+                    trial(ArmName::Treatment, pair, 75.0 - n, 60.0, 1000),
+                ]
+            })
+            .collect();
+        assert!(attribute(&trials, 0).is_empty());
+        let steps = attribute(&trials, 2);
+        let arms: Vec<ArmName> = steps.iter().map(|s| s.arm).collect();
+        assert_eq!(
+            arms,
+            [ArmName::Step(0), ArmName::Step(1), ArmName::Treatment]
+        );
+        for (step, added, service) in [
+            (0, 5.0, "core-engine"),
+            (1, 10.0, "core-engine"),
+            (2, 20.0, "api-gateway"),
+        ] {
+            let cost = steps[step].cost_us.expect("eight pairs");
+            assert!(cost.contains(added), "{step}: {cost:?}");
+            assert!(
+                steps[step]
+                    .share
+                    .expect("eight pairs")
+                    .contains(added / 100.0)
+            );
+            let own = steps[step].services[service].expect("eight pairs");
+            assert!(own.contains(added), "{step}: {own:?}");
+        }
+        // The steps add up to the whole cost.
+        let whole = analyse(&trials, CLAIM).cpu_cost_us.expect("eight pairs");
+        let sum: f64 = steps
+            .iter()
+            .map(|s| s.cost_us.expect("pairs").estimate)
+            .sum();
+        assert!(whole.contains(sum), "{sum} against {whole:?}");
     }
 }

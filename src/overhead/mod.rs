@@ -1,19 +1,23 @@
-//! What tracing costs: the scenario's load alternated between two arms of the managed system that
-//! differ only in tracing, and a verdict on a claim such as "under 1%".
+//! What tracing costs: the scenario's load on two arms of the managed system that differ only in
+//! tracing, and a verdict on a claim such as "under 1%".
 //!
-//! Trials run in A B B A order, so that drift of the machine (other work, frequency changes,
-//! caches warming) falls on both arms alike; by default each pair gets freshly launched, warmed-up
-//! processes, because two long-lived processes differ by more than tracing costs (see
-//! [`crate::scenario::Relaunch`]). Each trial measures each service's CPU time per request over
-//! the trial's load plus a settle time in which the batched spans are exported, the latency
-//! percentiles from the intended send times, the achieved rate and the peak resident memory.
-//! Pairs of trials (one of each arm, adjacent in time) give the relative differences, and
-//! [`stats`] puts a rank-based interval on their centre.
+//! By default the arms run as a duet: every request of one schedule goes to both at the same
+//! moment, so that the machine's drift (other work, frequency changes, caches) falls on both
+//! alike and cancels in each pair; [`crate::scenario::Execution`] also offers trials in A B B A
+//! order. Each pair gets freshly launched, warmed-up processes, because two long-lived processes
+//! differ by more than tracing costs (see [`crate::scenario::Relaunch`]). Each trial measures each
+//! service's CPU time per request over the trial's load plus a settle time in which the batched
+//! spans are exported, the latency percentiles from the intended send times, the achieved rate and
+//! the peak resident memory. Pairs of trials give the relative differences, and [`stats`] puts a
+//! rank-based interval on their centre.
 
 mod analysis;
+mod arms;
+pub mod callgrind;
 mod experiment;
 mod process;
 pub mod stats;
+mod trials;
 
 use std::collections::BTreeMap;
 
@@ -24,14 +28,21 @@ pub use experiment::{Measured, Point, points, run};
 pub use process::{ProbeError, ProcessProbe};
 pub use stats::{Effect, MIN_PAIRS, Verdict};
 
-use crate::scenario::ClaimMetric;
+use crate::scenario::{ClaimMetric, Execution};
 
 /// The experiment as `result.json` records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OverheadResult {
     pub claim: ClaimResult,
+    /// Whether the arms took the load at the same time or in turn; results from before duets
+    /// were all in turn.
+    #[serde(default = "in_turn")]
+    pub execution: Execution,
     pub control: ArmResult,
     pub treatment: ArmResult,
+    /// The arms between them, in order; empty without attribution.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepArm>,
     pub trials_per_arm: usize,
     pub settle_s: f64,
     /// Over every point of a sweep: FAIL if any fails, PASS only if all pass.
@@ -40,6 +51,23 @@ pub struct OverheadResult {
     pub points: Vec<PointResult>,
     /// Spans the harness's receiver got from the tracing arms; `None` when they export elsewhere.
     pub spans_received: Option<u64>,
+}
+
+impl OverheadResult {
+    /// What the reader calls an arm: a step by its name, the others by their role.
+    pub fn arm_title(&self, arm: ArmName) -> String {
+        match arm {
+            ArmName::Step(n) => self
+                .steps
+                .get(n)
+                .map_or_else(|| arm.label(), |step| step.name.clone()),
+            other => other.label(),
+        }
+    }
+}
+
+fn in_turn() -> Execution {
+    Execution::Alternating
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,21 +84,41 @@ pub struct ArmResult {
     pub extras: Vec<String>,
 }
 
-/// Which arm a trial ran on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which arm a trial ran on; ordered as the chain runs, control first and treatment last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArmName {
     Control,
+    /// The n-th arm between control and treatment (from 0), as [`OverheadResult::steps`] names it.
+    Step(usize),
     Treatment,
 }
 
 impl ArmName {
-    pub fn as_str(self) -> &'static str {
+    /// `control`, `step1`, `step2`, ..., `treatment`: for directories and progress lines.
+    pub fn label(self) -> String {
         match self {
-            ArmName::Control => "control",
-            ArmName::Treatment => "treatment",
+            ArmName::Control => "control".to_owned(),
+            ArmName::Step(n) => format!("step{}", n.saturating_add(1)),
+            ArmName::Treatment => "treatment".to_owned(),
         }
     }
+
+    /// The arms in their chain's order, with `steps` between control and treatment.
+    pub fn chain(steps: usize) -> Vec<ArmName> {
+        std::iter::once(ArmName::Control)
+            .chain((0..steps).map(ArmName::Step))
+            .chain(std::iter::once(ArmName::Treatment))
+            .collect()
+    }
+}
+
+/// An arm between control and treatment, and the part of tracing it adds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepArm {
+    pub name: String,
+    #[serde(flatten)]
+    pub arm: ArmResult,
 }
 
 /// The experiment at one setting (the only one without a sweep).
@@ -79,6 +127,9 @@ pub struct PointResult {
     /// `KEY=VALUE` of the sweep at this point.
     pub setting: Option<String>,
     pub trials: Vec<TrialResult>,
+    /// The second estimate, when the scenario asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<InstructionCounts>,
     #[serde(flatten)]
     pub analysis: PointAnalysis,
 }
@@ -101,6 +152,10 @@ pub struct PointAnalysis {
     pub p50: Option<Effect>,
     pub p90: Option<Effect>,
     pub p99: Option<Effect>,
+    /// Where tracing's cost goes: what each arm of the chain adds to the one before it, the
+    /// steps' arms first and the treatment last. Empty without steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepEffect>,
     /// The claim's verdict at this point.
     pub verdict: Verdict,
     /// The resolution of the claim's metric: smaller effects were indistinguishable from none.
@@ -122,6 +177,19 @@ impl PointAnalysis {
             ClaimMetric::P99 => self.p99,
         }
     }
+}
+
+/// What one arm of the chain adds to the arm before it, per pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepEffect {
+    /// The arm that adds it.
+    pub arm: ArmName,
+    /// CPU µs per request added, all services together.
+    pub cost_us: Option<Effect>,
+    /// The same as a share of the control's CPU per request.
+    pub share: Option<Effect>,
+    /// CPU µs per request added in each service.
+    pub services: BTreeMap<String, Option<Effect>>,
 }
 
 /// One service's CPU per request, between the arms.
@@ -155,4 +223,40 @@ pub struct TrialResult {
     /// Peak resident memory of each service during the trial, bytes; where the kernel would not
     /// reset the peak (`/proc/<pid>/clear_refs`), over the process's life so far.
     pub peak_rss_bytes: BTreeMap<String, u64>,
+}
+
+/// Instructions per request, counted under callgrind with both arms taking the same requests at
+/// once: a second, deterministic estimate beside the CPU time. Instructions are not time: cache
+/// misses, system calls and waiting cost none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstructionCounts {
+    /// Requests in each count, and their rate.
+    pub requests: u64,
+    pub rate: f64,
+    /// One per repeat, on the same processes.
+    pub counts: Vec<InstructionCount>,
+    /// Medians over the repeats: instructions per request of all services together.
+    pub control: Option<f64>,
+    pub treatment: Option<f64>,
+    /// Per repeat `treatment / control − 1`, all services together.
+    pub relative: Option<Spread>,
+    /// Per repeat, the instructions the treatment adds to each request.
+    pub cost: Option<Spread>,
+    /// Each service's relative difference.
+    pub services: BTreeMap<String, Spread>,
+}
+
+/// One count of both arms: instructions per request of each service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstructionCount {
+    pub control: BTreeMap<String, f64>,
+    pub treatment: BTreeMap<String, f64>,
+}
+
+/// A value over a few repeats: their median and their range.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
 }

@@ -19,9 +19,9 @@ use std::str::FromStr;
 
 pub use error::{At, Problem, ScenarioError};
 pub use model::{
-    Arm, Arrivals, ChainStep, Claim, ClaimMetric, ErrorRule, Expect, Load, Managed, MetricsChecks,
-    Overhead, Phase, PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario,
-    ServiceSpec, Sweep, System, TraceChecks, TraceSourceSpec, Verify,
+    Arm, Arrivals, ChainStep, Claim, ClaimMetric, ErrorRule, Execution, Expect, Instructions, Load,
+    Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol, Relaunch, RequestKind,
+    SampleShare, Scenario, ServiceSpec, Step, Sweep, System, TraceChecks, TraceSourceSpec, Verify,
 };
 pub use verify::bundled_trace_checks;
 

@@ -32,9 +32,11 @@ pub struct Scenario {
 /// scenario's load alternated between them, and a claim about what the difference may be.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Overhead {
-    /// Trials per arm, run in A B B A order; at least [`crate::overhead::MIN_PAIRS`], each one the
+    /// Trials per arm; at least [`crate::overhead::MIN_PAIRS`], each one the
     /// scenario's whole load profile.
     pub trials: usize,
+    /// Whether the arms take the load at the same time or in turn.
+    pub execution: Execution,
     /// Whether each pair gets freshly launched processes.
     pub relaunch: Relaunch,
     /// Quiet time after each trial's load that still counts to its CPU, so that spans batched
@@ -45,11 +47,64 @@ pub struct Overhead {
     pub control: Arm,
     /// Arm B: by default the services with tracing on, every request sampled.
     pub treatment: Arm,
+    /// Arms between the two, in order, each adding one part of tracing to the one before; the
+    /// treatment adds the last part. Run as one duet, they say where tracing's cost goes.
+    pub steps: Vec<Step>,
     /// Where tracing arms export (an OTLP/gRPC `http://` URL); `None` for the harness's own
     /// receiver.
     pub export: Option<String>,
     /// The experiment repeated at each value of one scenario key.
     pub sweep: Option<Sweep>,
+    /// A second, deterministic estimate: instructions per request counted under valgrind.
+    pub instructions: Option<Instructions>,
+}
+
+/// An arm between control and treatment, named for the part of tracing it adds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub name: String,
+    pub arm: Arm,
+}
+
+/// Counting each arm's instructions per request with callgrind, after the CPU trials.
+///
+/// Instruction counts hardly move with what else the machine does, where CPU time does; but
+/// instructions are not time (cache misses, system calls and waits cost no instructions), so the
+/// count is reported beside the CPU verdict, never instead of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instructions {
+    /// Requests per count.
+    pub requests: u64,
+    /// Requests per second: low, since the services run tens of times slower under valgrind.
+    pub rate: f64,
+    /// Counts per arm, on the same processes, to show how well a count repeats.
+    pub repeats: usize,
+}
+
+/// How the two arms of a pair share the machine.
+///
+/// On a shared machine the speed of the CPU drifts by more than tracing costs from one second to
+/// the next (other tenants, caches, frequency). Arms measured one after the other see different
+/// machines; arms measured at the same time under the same requests see the same one, and the
+/// drift cancels in each pair (duet benchmarking, Bulej et al., ICPE 2020).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Execution {
+    /// Both arms under one schedule at once: every request is sent to both, the arm served first
+    /// alternating from one request to the next (the default).
+    Duet,
+    /// One trial of each arm after the other, in A B B A order.
+    Alternating,
+}
+
+impl Execution {
+    /// How the trials ran, as summaries and reports say it: `at the same time (duet)`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Execution::Duet => "both arms at the same time under the same requests (duet)",
+            Execution::Alternating => "one arm after the other, in A B B A order",
+        }
+    }
 }
 
 /// When the arms' processes are replaced.

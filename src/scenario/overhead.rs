@@ -2,9 +2,14 @@
 
 use std::time::Duration;
 
-use super::model::{Arm, Claim, ClaimMetric, Overhead, Relaunch, ServiceSpec, Sweep};
+use super::model::{
+    Arm, Claim, ClaimMetric, Execution, Instructions, Overhead, Relaunch, ServiceSpec, Step, Sweep,
+};
 use super::tree::{Node, Value};
-use super::validate::{Cx, boolean, duration, integer, list, mapping, service, string, text, word};
+use super::validate::{
+    Cx, Fields, boolean, duration, index, integer, list, mapping, rate, sequence, service, string,
+    text, word,
+};
 use super::verify::http_url;
 use crate::overhead::MIN_PAIRS;
 
@@ -17,6 +22,17 @@ const DEFAULT_CLAIM: Claim = Claim {
 };
 /// Upper limit on trials per arm: a bound on the run's length, not a statistical one.
 const MAX_TRIALS: i128 = 500;
+const DEFAULT_INSTRUCTIONS: Instructions = Instructions {
+    requests: 400,
+    rate: 20.0,
+    repeats: 3,
+};
+/// Under valgrind a request costs tens of times its native CPU: keep counting runs short.
+const MAX_INSTRUCTION_REQUESTS: i128 = 100_000;
+const MAX_INSTRUCTION_RATE: f64 = 1_000.0;
+const MAX_INSTRUCTION_REPEATS: i128 = 20;
+/// Arms between control and treatment: each is one more system under the same load at once.
+const MAX_STEPS: usize = 6;
 /// The keys a sweep may vary: every point launches its arms from the base scenario's system
 /// settings, so those cannot vary.
 const SWEEPABLE: &[&str] = &["requests.", "load."];
@@ -24,6 +40,7 @@ const SWEEPABLE: &[&str] = &["requests.", "load."];
 pub(super) fn overhead(cx: &mut Cx, node: &Node) -> Option<Overhead> {
     const KEYS: &[&str] = &[
         "trials",
+        "execution",
         "relaunch",
         "settle",
         "claim",
@@ -31,6 +48,8 @@ pub(super) fn overhead(cx: &mut Cx, node: &Node) -> Option<Overhead> {
         "treatment",
         "export",
         "sweep",
+        "instructions",
+        "steps",
     ];
     let fields = mapping(cx, node, "overhead", Some(KEYS))?;
     let before = cx.problems.len();
@@ -44,6 +63,18 @@ pub(super) fn overhead(cx: &mut Cx, node: &Node) -> Option<Overhead> {
         )
         .and_then(|n| usize::try_from(n).ok()),
         None => Some(DEFAULT_TRIALS),
+    };
+    let execution = match fields.get("execution") {
+        Some(node) => word(
+            cx,
+            node,
+            &fields.path("execution"),
+            &[
+                ("duet", Execution::Duet),
+                ("alternating", Execution::Alternating),
+            ],
+        ),
+        None => Some(Execution::Duet),
     };
     let relaunch = match fields.get("relaunch") {
         Some(node) => word(
@@ -73,18 +104,99 @@ pub(super) fn overhead(cx: &mut Cx, node: &Node) -> Option<Overhead> {
     let sweep = fields
         .get("sweep")
         .map(|node| sweep(cx, node, &fields.path("sweep")));
+    let instructions = fields
+        .get("instructions")
+        .map(|node| instructions(cx, node, &fields.path("instructions")));
+    let steps = match fields.get("steps") {
+        Some(node) => {
+            let steps = steps(cx, node, &fields.path("steps"));
+            if execution == Some(Execution::Alternating)
+                && steps.as_ref().is_some_and(|s| !s.is_empty())
+            {
+                cx.err(
+                    node.origin,
+                    &fields.path("steps"),
+                    "steps need execution: duet (every arm under the same requests at once)",
+                );
+            }
+            steps
+        }
+        None => Some(Vec::new()),
+    };
     if cx.problems.len() != before {
         return None;
     }
     Some(Overhead {
         trials: trials?,
+        execution: execution?,
         relaunch: relaunch?,
         settle: settle?,
         claim: claim?,
         control: control?,
         treatment: treatment?,
+        steps: steps?,
         export: export.flatten(),
         sweep: sweep.flatten(),
+        instructions: instructions.flatten(),
+    })
+}
+
+/// `instructions: {requests, rate, repeats}`, each optional; `instructions: true` for the
+/// defaults.
+fn instructions(cx: &mut Cx, node: &Node, path: &str) -> Option<Instructions> {
+    match node.value {
+        Value::Bool(true) => return Some(DEFAULT_INSTRUCTIONS),
+        Value::Bool(false) => return None,
+        Value::Map(_) | Value::Null => {}
+        _ => {
+            return cx.expected(
+                node,
+                path,
+                "true, false, or a mapping of requests, rate, repeats",
+            );
+        }
+    }
+    let fields = mapping(cx, node, path, Some(&["requests", "rate", "repeats"]))?;
+    let requests = match fields.get("requests") {
+        Some(node) => integer(
+            cx,
+            node,
+            &fields.path("requests"),
+            MIN_PAIRS as i128,
+            MAX_INSTRUCTION_REQUESTS,
+        )
+        .and_then(|n| u64::try_from(n).ok()),
+        None => Some(DEFAULT_INSTRUCTIONS.requests),
+    };
+    let rate = match fields.get("rate") {
+        Some(node) => rate(cx, node, &fields.path("rate")).and_then(|r| {
+            if r <= MAX_INSTRUCTION_RATE {
+                Some(r)
+            } else {
+                cx.expected(
+                    node,
+                    &fields.path("rate"),
+                    "at most 1000 requests per second",
+                )
+            }
+        }),
+        None => Some(DEFAULT_INSTRUCTIONS.rate),
+    };
+    let repeats = match fields.get("repeats") {
+        Some(node) => integer(
+            cx,
+            node,
+            &fields.path("repeats"),
+            1,
+            MAX_INSTRUCTION_REPEATS,
+        )
+        .and_then(|n| usize::try_from(n).ok()),
+        None => Some(DEFAULT_INSTRUCTIONS.repeats),
+    };
+    Some(Instructions {
+        requests: requests?,
+        rate: rate?,
+        repeats: repeats?,
     })
 }
 
@@ -124,15 +236,18 @@ fn ratio(cx: &mut Cx, node: &Node, path: &str) -> Option<f64> {
 }
 
 fn arm(cx: &mut Cx, node: Option<&Node>, path: &str, tracing: bool) -> Option<Arm> {
-    let default = Arm {
-        tracing,
-        engine: ServiceSpec::default(),
-        gateway: ServiceSpec::default(),
-    };
     let Some(node) = node else {
-        return Some(default);
+        return Some(Arm {
+            tracing,
+            engine: ServiceSpec::default(),
+            gateway: ServiceSpec::default(),
+        });
     };
     let fields = mapping(cx, node, path, Some(&["tracing", "engine", "gateway"]))?;
+    arm_fields(cx, &fields, tracing)
+}
+
+fn arm_fields(cx: &mut Cx, fields: &Fields<'_>, tracing: bool) -> Option<Arm> {
     let tracing = match fields.get("tracing") {
         Some(node) => boolean(cx, node, &fields.path("tracing")),
         None => Some(tracing),
@@ -144,6 +259,57 @@ fn arm(cx: &mut Cx, node: Option<&Node>, path: &str, tracing: bool) -> Option<Ar
         engine: engine?,
         gateway: gateway?,
     })
+}
+
+/// `steps:`, each `{name, tracing, engine, gateway}` with tracing on unless it says otherwise.
+fn steps(cx: &mut Cx, node: &Node, path: &str) -> Option<Vec<Step>> {
+    let items = sequence(cx, node, path)?;
+    if items.len() > MAX_STEPS {
+        cx.err(
+            node.origin,
+            path,
+            format!("at most {MAX_STEPS} steps: each is one more copy of the system under load"),
+        );
+        return None;
+    }
+    let mut steps: Vec<Step> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let item_path = index(path, i);
+        let Some(fields) = mapping(
+            cx,
+            item,
+            &item_path,
+            Some(&["name", "tracing", "engine", "gateway"]),
+        ) else {
+            continue;
+        };
+        let name_path = fields.path("name");
+        let name = fields
+            .required(cx, "name")
+            .and_then(|node| string(cx, node, &name_path).map(|name| (node, name)));
+        let arm = arm_fields(cx, &fields, true);
+        let Some((name_node, name)) = name else {
+            continue;
+        };
+        let clash = if ["control", "treatment"].contains(&name.as_str()) {
+            Some("names an arm of its own".to_owned())
+        } else if name.trim().is_empty() {
+            Some("is empty".to_owned())
+        } else {
+            steps
+                .iter()
+                .position(|s| s.name == name)
+                .map(|first| format!("repeats the name of {}", index(path, first)))
+        };
+        if let Some(clash) = clash {
+            cx.err(name_node.origin, &name_path, format!("{name:?} {clash}"));
+            continue;
+        }
+        if let Some(arm) = arm {
+            steps.push(Step { name, arm });
+        }
+    }
+    (steps.len() == items.len()).then_some(steps)
 }
 
 fn sweep(cx: &mut Cx, node: &Node, path: &str) -> Option<Sweep> {

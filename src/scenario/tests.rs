@@ -814,6 +814,7 @@ fn overhead_defaults_to_tracing_off_against_on_and_a_one_percent_cpu_claim() {
         .overhead
         .expect("an experiment");
     assert_eq!(overhead.trials, 10);
+    assert_eq!(overhead.execution, Execution::Duet);
     assert_eq!(overhead.relaunch, Relaunch::EveryPair);
     assert_eq!(overhead.settle, Duration::from_secs(1));
     assert_eq!(
@@ -825,6 +826,7 @@ fn overhead_defaults_to_tracing_off_against_on_and_a_one_percent_cpu_claim() {
     );
     assert!(!overhead.control.tracing && overhead.treatment.tracing);
     assert_eq!((overhead.export, overhead.sweep), (None, None));
+    assert_eq!((overhead.instructions, overhead.steps), (None, Vec::new()));
     assert_eq!(parse("x.yaml", BASE, &[]).expect("valid").overhead, None);
 }
 
@@ -833,6 +835,7 @@ fn overhead_reads_arms_claims_and_sweeps() {
     let text = format!(
         "{BASE}overhead:
   trials: 6
+  execution: alternating
   relaunch: never
   settle: 500ms
   claim: {{metric: p99, bound: 5%}}
@@ -848,6 +851,7 @@ fn overhead_reads_arms_claims_and_sweeps() {
         .overhead
         .expect("an experiment");
     assert_eq!(overhead.trials, 6);
+    assert_eq!(overhead.execution, Execution::Alternating);
     assert_eq!(overhead.relaunch, Relaunch::Never);
     assert_eq!(overhead.settle, Duration::from_millis(500));
     assert_eq!(overhead.claim.metric, ClaimMetric::P99);
@@ -862,6 +866,45 @@ fn overhead_reads_arms_claims_and_sweeps() {
     let sweep = overhead.sweep.expect("a sweep");
     assert_eq!(sweep.key, "requests.0.body.window");
     assert_eq!(sweep.values, ["100", "1000"]);
+}
+
+#[test]
+fn overhead_reads_steps_and_instruction_counts() {
+    let text = format!(
+        "{BASE}overhead:
+  steps:
+    - name: unsampled
+      engine: {{env: {{OTEL_TRACES_SAMPLER: always_off}}}}
+    - {{name: off again, tracing: false}}
+  instructions: {{requests: 100, rate: 10, repeats: 2}}
+"
+    );
+    let overhead = parse("x.yaml", &text, &[])
+        .expect("valid")
+        .overhead
+        .expect("an experiment");
+    let names: Vec<&str> = overhead.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["unsampled", "off again"]);
+    assert!(overhead.steps[0].arm.tracing && !overhead.steps[1].arm.tracing);
+    assert_eq!(
+        overhead.steps[0].arm.engine.env["OTEL_TRACES_SAMPLER"],
+        "always_off"
+    );
+    assert_eq!(
+        overhead.instructions,
+        Some(Instructions {
+            requests: 100,
+            rate: 10.0,
+            repeats: 2
+        })
+    );
+    let defaults = format!("{BASE}overhead: {{instructions: true}}\n");
+    let overhead = parse("x.yaml", &defaults, &[])
+        .expect("valid")
+        .overhead
+        .expect("an experiment");
+    assert_eq!(overhead.instructions.map(|i| i.requests), Some(400));
+    assert!(overhead.steps.is_empty());
 }
 
 #[test]
@@ -905,6 +948,55 @@ fn bad_overhead_sections_say_where_and_what() {
             "x.yaml:14:20: overhead.export: expected an http:// URL such as \
              http://127.0.0.1:16686, got \"grpc://x\"",
         ),
+        (
+            "overhead: {execution: together}",
+            "x.yaml:14:23: overhead.execution: expected duet or alternating, got \"together\"",
+        ),
+        (
+            "overhead: {instructions: {requests: 5}}",
+            "x.yaml:14:37: overhead.instructions.requests: expected an integer >= 6, got 5",
+        ),
+        (
+            "overhead: {instructions: {rate: 5000}}",
+            "x.yaml:14:33: overhead.instructions.rate: expected at most 1000 requests per \
+             second, got 5000",
+        ),
+        (
+            "overhead: {instructions: {repeats: 0}}",
+            "x.yaml:14:36: overhead.instructions.repeats: expected an integer > 0, got 0",
+        ),
+        (
+            "overhead: {instructions: yes}",
+            "x.yaml:14:26: overhead.instructions: expected true, false, or a mapping of \
+             requests, rate, repeats, got \"yes\"",
+        ),
+        (
+            "overhead: {execution: alternating, steps: [{name: a}]}",
+            "x.yaml:14:43: overhead.steps: steps need execution: duet (every arm under the same \
+             requests at once)",
+        ),
+        (
+            "overhead: {steps: [{name: a}, {name: a}]}",
+            "x.yaml:14:38: overhead.steps[1].name: \"a\" repeats the name of overhead.steps[0]",
+        ),
+        (
+            "overhead: {steps: [{name: treatment}]}",
+            "x.yaml:14:27: overhead.steps[0].name: \"treatment\" names an arm of its own",
+        ),
+        (
+            "overhead: {steps: [{tracing: true}]}",
+            "x.yaml:14:20: overhead.steps[0].name: required key is missing",
+        ),
+        (
+            "overhead: {steps: [{name: a, trace: true}]}",
+            "x.yaml:14:30: overhead.steps[0].trace: unknown key; expected one of: name, \
+             tracing, engine, gateway",
+        ),
+        (
+            "overhead: {steps: [a, b, c, d, e, f, g]}",
+            "x.yaml:14:19: overhead.steps: at most 6 steps: each is one more copy of the \
+             system under load",
+        ),
     ];
     let mut failures = Vec::new();
     for (section, expected) in cases {
@@ -921,7 +1013,8 @@ fn bad_overhead_sections_say_where_and_what() {
     )]);
     let got = error(&format!("{sampler}overhead: {{}}\n"), &[]);
     let expected = "x.yaml:14:11: system.managed.engine.env.OTEL_TRACES_SAMPLER: decided by the \
-                    overhead arms; set it under overhead.control or overhead.treatment";
+                    overhead arms; set it under overhead.control, overhead.treatment or \
+                    overhead.steps";
     if got != expected {
         failures.push(format!(
             "sampler\n  expected: {expected}\n       got: {got}"

@@ -183,7 +183,7 @@ pub(super) fn boolean(cx: &mut Cx, node: &Node, path: &str) -> Option<bool> {
     }
 }
 
-fn rate(cx: &mut Cx, node: &Node, path: &str) -> Option<f64> {
+pub(super) fn rate(cx: &mut Cx, node: &Node, path: &str) -> Option<f64> {
     let value = match node.value {
         Value::Int(i) => i as f64,
         Value::Float(x) => x,
@@ -375,13 +375,14 @@ pub(crate) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
                     *key == "OTEL_SDK_DISABLED"
                         || key.starts_with("OTEL_TRACES_SAMPLER")
                         || key.starts_with("OTEL_EXPORTER_OTLP")
+                        || *key == "OTEL_TRACES_EXPORTER"
                 };
                 for key in spec.env.keys().filter(decided) {
                     cx.err(
                         node.origin,
                         &format!("system.managed.{service}.env.{key}"),
-                        "decided by the overhead arms; set it under overhead.control or \
-                         overhead.treatment",
+                        "decided by the overhead arms; set it under overhead.control, \
+                         overhead.treatment or overhead.steps",
                     );
                 }
             }

@@ -26,6 +26,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct ServiceLaunch {
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// A program, with its flags, that runs the service (`valgrind --tool=callgrind ...`): the
+    /// service is then its last argument. Empty to run the service directly.
+    pub wrapper: Vec<String>,
 }
 
 impl ServiceLaunch {
@@ -90,6 +93,7 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     async fn start(
         exe: &Path,
+        wrapper: &[String],
         name: &'static str,
         subcommand: &str,
         args: Vec<String>,
@@ -101,7 +105,14 @@ impl ServiceProcess {
             path: log.clone(),
             source,
         })?;
-        let mut command = Command::new(exe);
+        let mut command = match wrapper.split_first() {
+            Some((program, flags)) => {
+                let mut command = Command::new(program);
+                command.args(flags).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
         command
             .arg(subcommand)
             .args(args)
@@ -248,6 +259,7 @@ impl ManagedSystem {
         );
         let engine_process = ServiceProcess::start(
             exe,
+            &engine.wrapper,
             "core engine",
             "engine",
             engine_args,
@@ -283,7 +295,16 @@ impl ManagedSystem {
             ],
             common_env,
         );
-        ServiceProcess::start(exe, "API gateway", "gateway", args, &env, log_dir).await
+        ServiceProcess::start(
+            exe,
+            &gateway.wrapper,
+            "API gateway",
+            "gateway",
+            args,
+            &env,
+            log_dir,
+        )
+        .await
     }
 
     /// Why the system can no longer be measured, if a service has exited on its own.

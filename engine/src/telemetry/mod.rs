@@ -24,6 +24,29 @@ pub use propagation::{MetadataExtractor, MetadataInjector};
 pub enum TelemetryError {
     #[error("building the OTLP span exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("OTEL_TRACES_EXPORTER={0:?}: expected otlp (the default) or none")]
+    UnknownExporter(String),
+}
+
+/// Where finished spans go, from `OTEL_TRACES_EXPORTER` as the OpenTelemetry specification names
+/// it: `otlp` (the default), or `none`, which still starts, records and ends every span but
+/// exports nothing. The overhead experiment uses `none` to tell the cost of recording spans from
+/// the cost of exporting them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpanExport {
+    Otlp,
+    Discard,
+}
+
+impl SpanExport {
+    fn from_env(value: Option<&str>) -> Result<Self, TelemetryError> {
+        match value.map(str::trim) {
+            None | Some("") => Ok(SpanExport::Otlp),
+            Some(v) if v.eq_ignore_ascii_case("otlp") => Ok(SpanExport::Otlp),
+            Some(v) if v.eq_ignore_ascii_case("none") => Ok(SpanExport::Discard),
+            Some(other) => Err(TelemetryError::UnknownExporter(other.to_owned())),
+        }
+    }
 }
 
 /// The tracing state of one service: present when tracing is on, absent (and free) when it is off.
@@ -47,13 +70,16 @@ impl Telemetry {
         if sdk_disabled(std::env::var("OTEL_SDK_DISABLED").ok().as_deref()) {
             return Ok(Telemetry::disabled());
         }
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()?;
-        let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
-            .with_resource(resource(default_service_name))
-            .build();
+        let export = SpanExport::from_env(std::env::var("OTEL_TRACES_EXPORTER").ok().as_deref())?;
+        let mut provider =
+            SdkTracerProvider::builder().with_resource(resource(default_service_name));
+        if export == SpanExport::Otlp {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .build()?;
+            provider = provider.with_batch_exporter(exporter);
+        }
+        let provider = provider.build();
         let tracer = provider.tracer(default_service_name.to_owned());
         Ok(Telemetry {
             tracing: Some(Tracing {
@@ -171,6 +197,23 @@ mod tests {
         for value in [None, Some(""), Some("false"), Some("1"), Some("yes")] {
             assert!(!sdk_disabled(value), "{value:?}");
         }
+    }
+
+    #[test]
+    fn the_exporter_is_otlp_unless_none_is_asked_for() {
+        for value in [None, Some(""), Some("otlp"), Some(" OTLP ")] {
+            assert_eq!(
+                SpanExport::from_env(value).ok(),
+                Some(SpanExport::Otlp),
+                "{value:?}"
+            );
+        }
+        assert_eq!(
+            SpanExport::from_env(Some("none")).ok(),
+            Some(SpanExport::Discard)
+        );
+        let error = SpanExport::from_env(Some("zipkin")).expect_err("not supported");
+        assert!(error.to_string().contains("\"zipkin\""), "{error}");
     }
 
     #[test]

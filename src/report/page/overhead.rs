@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::{Fact, Figure, Table, fact};
 use crate::overhead::{
-    ArmName, ArmResult, Effect, OverheadResult, PointResult, TrialResult, Verdict,
+    ArmName, ArmResult, Effect, InstructionCounts, OverheadResult, PointResult, Spread,
+    TrialResult, Verdict,
 };
 use crate::report::chart::{Axis, Chart, Color, Direction, Dot, Interval};
 use crate::report::format::{bytes, count, duration_us, percent, rate, signed_percent};
@@ -33,6 +34,7 @@ struct PointView {
     facts: Vec<Fact>,
     effects: Table,
     services: Table,
+    steps: Table,
 }
 
 fn verdict_class(verdict: Verdict) -> &'static str {
@@ -111,8 +113,9 @@ pub(super) fn overhead(experiment: &OverheadResult) -> OverheadView {
         fact(
             "trials",
             format!(
-                "{} per arm, in A B B A order; {} settle after each",
+                "{} per arm, {}; {} settle after each",
                 experiment.trials_per_arm,
+                experiment.execution.describe(),
                 duration_us(experiment.settle_s * 1e6)
             ),
         ),
@@ -213,6 +216,7 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
     // The two arms of a pair side by side, joined, so that the pairing the analysis uses shows.
     let offset = |arm: ArmName| match arm {
         ArmName::Control => -0.15,
+        ArmName::Step(_) => 0.0,
         ArmName::Treatment => 0.15,
     };
     let position = |t: &TrialResult| (slot(t.pair) + 0.5 + offset(t.arm), trial_value(metric, t));
@@ -238,15 +242,15 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
                     title: format!(
                         "pair {}, {}: {}",
                         pair_label(t.pair),
-                        arm.as_str(),
+                        arm.label(),
                         trial_text(metric, y)
                     ),
                 }
             })
             .collect();
         let label = match arm {
-            ArmName::Control => "control (tracing off)",
-            ArmName::Treatment => "treatment (tracing on)",
+            ArmName::Control => "control",
+            _ => "treatment",
         };
         chart.dots(label, color, &dots);
     }
@@ -262,12 +266,12 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
         "peak memory",
     ]);
     let mut trials: Vec<_> = point.trials.iter().collect();
-    trials.sort_by_key(|t| (t.pair, t.arm == ArmName::Treatment));
+    trials.sort_by_key(|t| (t.pair, t.arm));
     for t in trials {
         table.push(
             vec![
                 pair_label(t.pair),
-                t.arm.as_str().to_owned(),
+                t.arm.label(),
                 count(t.sent),
                 rate(t.achieved_rate),
                 duration_us(t.cpu_us_total),
@@ -291,6 +295,57 @@ fn trials_figure(metric: ClaimMetric, point: &PointResult, index: Option<usize>)
         svgs: vec![chart.render()],
         table,
     })
+}
+
+/// The second estimate, labelled as instructions: a count, not a time.
+fn instruction_facts(counts: &InstructionCounts) -> Vec<Fact> {
+    let spread = |s: Option<Spread>| {
+        s.map_or_else(
+            || "n/a".to_owned(),
+            |s| {
+                format!(
+                    "{} (from {} to {})",
+                    signed_percent(s.median),
+                    signed_percent(s.low),
+                    signed_percent(s.high)
+                )
+            },
+        )
+    };
+    let per_request = |x: Option<f64>| x.map_or_else(|| "n/a".to_owned(), |x| count(x as u64));
+    let mut facts = vec![
+        fact(
+            "instructions per request (callgrind; not time)",
+            format!(
+                "control {}, treatment {}: {}, over {} counts of {} requests at {}",
+                per_request(counts.control),
+                per_request(counts.treatment),
+                spread(counts.relative),
+                counts.counts.len(),
+                counts.requests,
+                rate(counts.rate),
+            ),
+        ),
+        fact(
+            "instructions tracing adds per request",
+            counts.cost.map_or_else(
+                || "n/a".to_owned(),
+                |c| {
+                    format!(
+                        "{} (from {} to {})",
+                        c.median as i64, c.low as i64, c.high as i64
+                    )
+                },
+            ),
+        ),
+    ];
+    for (service, s) in &counts.services {
+        facts.push(fact(
+            format!("instructions per request, {service}"),
+            spread(Some(*s)),
+        ));
+    }
+    facts
 }
 
 fn point_view(experiment: &OverheadResult, point: &PointResult, index: Option<usize>) -> PointView {
@@ -326,6 +381,9 @@ fn point_view(experiment: &OverheadResult, point: &PointResult, index: Option<us
                 duration_us(break_even)
             ),
         ));
+    }
+    if let Some(counts) = &point.instructions {
+        facts.extend(instruction_facts(counts));
     }
     let mut effects = Table::new(&["metric", "estimate", "95% low", "95% high", "pairs"]);
     for (name, effect, is_claim) in [
@@ -369,6 +427,28 @@ fn point_view(experiment: &OverheadResult, point: &PointResult, index: Option<us
             false,
         );
     }
+    let mut steps = Table::new(&[
+        "arm",
+        "adds to the arm before it [95%]",
+        "share of the control's CPU [95%]",
+        "per service",
+    ]);
+    for step in &a.steps {
+        let per_service: Vec<String> = step
+            .services
+            .iter()
+            .map(|(name, e)| format!("{name} {}", effect_text(e.as_ref(), duration_us)))
+            .collect();
+        steps.push(
+            vec![
+                experiment.arm_title(step.arm),
+                effect_text(step.cost_us.as_ref(), duration_us),
+                effect_text(step.share.as_ref(), percent),
+                per_service.join("; "),
+            ],
+            false,
+        );
+    }
     PointView {
         setting: point.setting.clone(),
         verdict: a.verdict.to_string(),
@@ -377,6 +457,7 @@ fn point_view(experiment: &OverheadResult, point: &PointResult, index: Option<us
         facts,
         effects,
         services,
+        steps,
     }
 }
 
