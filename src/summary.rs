@@ -224,6 +224,15 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
         experiment.trials_per_arm,
         experiment.execution.describe(),
     );
+    for (n, step) in experiment.steps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  arm between them, {}: {} ({})",
+            n + 1,
+            step.name,
+            arm(&step.arm)
+        );
+    }
     let claim = &experiment.claim;
     let metric = claim.metric.describe();
     let _ = writeln!(

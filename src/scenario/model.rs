@@ -101,7 +101,7 @@ impl Execution {
     /// How the trials ran, as summaries and reports say it: `at the same time (duet)`.
     pub fn describe(self) -> &'static str {
         match self {
-            Execution::Duet => "both arms at the same time under the same requests (duet)",
+            Execution::Duet => "every arm at the same time under the same requests (duet)",
             Execution::Alternating => "one arm after the other, in A B B A order",
         }
     }

@@ -110,16 +110,22 @@ pub(super) fn overhead(experiment: &OverheadResult) -> OverheadView {
     let mut facts = vec![
         fact("control arm", arm_text(&experiment.control)),
         fact("treatment arm", arm_text(&experiment.treatment)),
-        fact(
-            "trials",
-            format!(
-                "{} per arm, {}; {} settle after each",
-                experiment.trials_per_arm,
-                experiment.execution.describe(),
-                duration_us(experiment.settle_s * 1e6)
-            ),
-        ),
     ];
+    for (n, step) in experiment.steps.iter().enumerate() {
+        facts.push(fact(
+            format!("arm between them, {}", n + 1),
+            format!("{}: {}", step.name, arm_text(&step.arm)),
+        ));
+    }
+    facts.push(fact(
+        "trials",
+        format!(
+            "{} per arm, {}; {} settle after each",
+            experiment.trials_per_arm,
+            experiment.execution.describe(),
+            duration_us(experiment.settle_s * 1e6)
+        ),
+    ));
     if let Some(spans) = experiment.spans_received {
         facts.push(fact("spans received from the tracing arm", count(spans)));
     }
@@ -711,6 +717,8 @@ fn sweep_figure(experiment: &OverheadResult) -> Option<Figure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
     use crate::report::chart::Scale;
     use crate::report::page::samples::{charts, draws_data, element, has_id, html, sample};
     use crate::result::RunResult;
@@ -836,5 +844,70 @@ mod tests {
         // The experiment's timeline is its trials: no phases, no target line.
         let throughput = element(&page, "timeline-throughput");
         assert!(!throughput.contains("target rate") && !throughput.contains("rule phase"));
+    }
+
+    #[test]
+    fn steps_and_instruction_counts_show_only_when_measured() {
+        let plain = element(&html(&sample("overhead-quick")), "overhead").to_owned();
+        assert!(!plain.contains("Where tracing's cost goes"));
+        assert!(!plain.contains("instructions per request"));
+
+        let mut result = sample("overhead-quick");
+        let experiment = result.overhead.as_mut().expect("an experiment");
+        experiment.steps = vec![crate::overhead::StepArm {
+            name: "spans, not exported".to_owned(),
+            arm: experiment.treatment.clone(),
+        }];
+        let point = &mut experiment.points[0];
+        let cost = point.analysis.cpu_cost_us;
+        point.analysis.steps = vec![
+            crate::overhead::StepEffect {
+                arm: ArmName::Step(0),
+                cost_us: cost,
+                share: point.analysis.cpu,
+                services: BTreeMap::new(),
+            },
+            crate::overhead::StepEffect {
+                arm: ArmName::Treatment,
+                cost_us: None,
+                share: None,
+                services: BTreeMap::new(),
+            },
+        ];
+        let spread = Spread {
+            median: 0.5,
+            low: 0.49,
+            high: 0.51,
+        };
+        point.instructions = Some(InstructionCounts {
+            requests: 400,
+            rate: 20.0,
+            counts: Vec::new(),
+            control: Some(200_000.0),
+            treatment: Some(300_000.0),
+            relative: Some(spread),
+            cost: None,
+            services: [("core-engine".to_owned(), spread)].into(),
+        });
+        let page = html(&result);
+        let section = element(&page, "overhead");
+        assert!(section.contains("Where tracing's cost goes"));
+        assert!(
+            section.contains("spans, not exported"),
+            "the step by its name"
+        );
+        assert!(
+            section.contains("+315 µs [72.2 µs, 582 µs]"),
+            "the step's cost"
+        );
+        assert!(
+            section.contains("<td>treatment</td><td class=\"num\">n&#x2f;a (too few pairs)"),
+            "the treatment's step"
+        );
+        assert!(
+            section.contains("control 200,000, treatment 300,000: +50.0%"),
+            "{section}"
+        );
+        assert!(section.contains("instructions per request, core-engine"));
     }
 }
