@@ -122,6 +122,8 @@ pub async fn run<D: Driver>(
 /// an order that rotates from one arrival to the next, so that no target is always served first.
 /// One report per target, in the order given. This is how two systems are measured under the very
 /// same load at the very same time (a duet), so that whatever else the machine does hits both.
+/// Each target has its own in-flight cap; a sampled arrival is sampled at every target (each
+/// with its own trace id), and every target's sampled requests go to the plan's one sink.
 pub async fn run_together<D: Driver>(
     drivers: Vec<Arc<D>>,
     plan: LoadPlan<D::Payload>,

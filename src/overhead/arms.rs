@@ -59,10 +59,9 @@ pub(super) struct Arms<'a> {
     pub(super) endpoint: Option<String>,
     pub(super) out_dir: &'a Path,
     pub(super) running: Option<Vec<ArmProcess>>,
-    /// Launch the services under callgrind, to count their instructions.
-    pub(super) callgrind: Option<Callgrind>,
-    /// Launch only control and treatment, leaving the steps' arms out.
-    pub(super) ends_only: bool,
+    /// When set, launches are for counting instructions: only control and treatment, each
+    /// service under callgrind.
+    pub(super) counting: Option<Callgrind>,
 }
 
 impl Arms<'_> {
@@ -83,7 +82,7 @@ impl Arms<'_> {
         let fresh = self.running.is_none();
         if fresh {
             let endpoint = self.endpoint.as_deref();
-            let names = if self.ends_only {
+            let names = if self.counting.is_some() {
                 vec![ArmName::Control, ArmName::Treatment]
             } else {
                 ArmName::chain(self.overhead.steps.len())
@@ -125,7 +124,7 @@ impl Arms<'_> {
             endpoint,
             self.overhead.settle,
             self.out_dir,
-            self.callgrind.as_ref(),
+            self.counting.as_ref(),
         )
         .await
         .map_err(|e| format!("launching the {} arm: {e}", name.label()))

@@ -53,6 +53,13 @@ pub async fn run(
         .iter()
         .map(|point| prepare(&point.scenario))
         .collect::<Result<Vec<_>, _>>()?;
+    // Missing valgrind is found before anything is measured.
+    let callgrind = match &overhead.instructions {
+        Some(_) => {
+            Some(Callgrind::find().map_err(|e| RunError::Incomplete(anyhow::Error::new(e)))?)
+        }
+        None => None,
+    };
     let traced = overhead.control.tracing || overhead.treatment.tracing;
     let receiver = match (&overhead.export, traced) {
         (None, true) => Some(
@@ -66,21 +73,13 @@ pub async fn run(
         .export
         .clone()
         .or_else(|| receiver.as_ref().map(Receiver::grpc_endpoint));
-    // Missing valgrind is found before anything is measured.
-    let callgrind = match &overhead.instructions {
-        Some(_) => {
-            Some(Callgrind::find().map_err(|e| RunError::Incomplete(anyhow::Error::new(e)))?)
-        }
-        None => None,
-    };
     let mut arms = Arms {
         managed,
         overhead,
         endpoint,
         out_dir,
         running: None,
-        callgrind,
-        ends_only: false,
+        counting: None,
     };
 
     let progress = Progress::new(quiet, Vec::new());
@@ -99,6 +98,7 @@ pub async fn run(
             trials: &mut trials,
             treatment: &mut treatment,
             instructions: &mut instructions,
+            callgrind: callgrind.as_ref(),
         };
         let measured = match mix {
             PreparedMix::Http(kinds) => {

@@ -31,6 +31,8 @@ pub(super) struct TrialRun<'a> {
     pub(super) treatment: &'a mut Option<RunReport>,
     /// Where the instruction counts go, when the scenario asks for them.
     pub(super) instructions: &'a mut Option<InstructionCounts>,
+    /// valgrind, found before anything ran, when the scenario asks for instruction counts.
+    pub(super) callgrind: Option<&'a Callgrind>,
 }
 
 /// What a pair's trial measured on one arm.
@@ -87,26 +89,45 @@ impl TrialRun<'_> {
                 return Ok(());
             }
         }
-        if let (Some(spec), Some(callgrind)) = (&self.overhead.instructions, &arms.callgrind) {
-            let callgrind = callgrind.clone();
-            // The trials' processes go; each arm is launched once more, under callgrind.
-            arms.stop().await;
-            arms.ends_only = true;
-            let Some((running, _)) = arms.for_pair(0, self.stop).await? else {
-                return Ok(());
-            };
-            let drivers: Vec<Arc<D>> = running
-                .iter()
-                .map(|arm| Arc::new(make_driver(arm)))
-                .collect();
-            let counts = self
-                .count(running, &drivers, &kinds, spec, &callgrind)
-                .await;
-            arms.stop().await;
-            let counts = counts?;
-            if !self.stop.is_cancelled() {
-                *self.instructions = Some(count_instructions(spec.requests, spec.rate, counts));
+        self.instruction_counts(&make_driver, &kinds, arms).await
+    }
+
+    /// When the scenario asks for instruction counts: the trials' processes go, control and
+    /// treatment are launched once more under callgrind and counted, and go again after the
+    /// count, whatever became of it.
+    async fn instruction_counts<D: Driver>(
+        &mut self,
+        make_driver: &impl Fn(&ArmProcess) -> D,
+        kinds: &[LoadKind<D::Payload>],
+        arms: &mut Arms<'_>,
+    ) -> Result<(), String>
+    where
+        D::Payload: Clone,
+    {
+        let (Some(spec), Some(callgrind)) = (&self.overhead.instructions, self.callgrind) else {
+            return Ok(());
+        };
+        arms.stop().await;
+        arms.counting = Some(callgrind.clone());
+        let counts = match arms.for_pair(0, self.stop).await {
+            Ok(Some((running, _))) => {
+                let drivers: Vec<Arc<D>> = running
+                    .iter()
+                    .map(|arm| Arc::new(make_driver(arm)))
+                    .collect();
+                self.count(running, &drivers, kinds, spec, callgrind)
+                    .await
+                    .map(Some)
             }
+            Ok(None) => Ok(None),
+            Err(error) => Err(error),
+        };
+        arms.stop().await;
+        arms.counting = None;
+        if let Some(counts) = counts?
+            && !self.stop.is_cancelled()
+        {
+            *self.instructions = Some(count_instructions(spec.requests, spec.rate, counts));
         }
         Ok(())
     }
