@@ -53,49 +53,27 @@ pub(super) fn overhead(cx: &mut Cx, node: &Node) -> Option<Overhead> {
     ];
     let fields = mapping(cx, node, "overhead", Some(KEYS))?;
     let before = cx.problems.len();
-    let trials = match fields.get("trials") {
-        Some(node) => integer(
-            cx,
-            node,
-            &fields.path("trials"),
-            MIN_PAIRS as i128,
-            MAX_TRIALS,
-        )
-        .and_then(|n| usize::try_from(n).ok()),
-        None => Some(DEFAULT_TRIALS),
-    };
-    let execution = match fields.get("execution") {
-        Some(node) => word(
-            cx,
-            node,
-            &fields.path("execution"),
-            &[
-                ("duet", Execution::Duet),
-                ("alternating", Execution::Alternating),
-            ],
-        ),
-        None => Some(Execution::Duet),
-    };
-    let relaunch = match fields.get("relaunch") {
-        Some(node) => word(
-            cx,
-            node,
-            &fields.path("relaunch"),
-            &[
-                ("every_pair", Relaunch::EveryPair),
-                ("never", Relaunch::Never),
-            ],
-        ),
-        None => Some(Relaunch::EveryPair),
-    };
-    let settle = match fields.get("settle") {
-        Some(node) => duration(cx, node, &fields.path("settle"), false),
-        None => Some(DEFAULT_SETTLE),
-    };
-    let claim = match fields.get("claim") {
-        Some(node) => claim(cx, node, &fields.path("claim")),
-        None => Some(DEFAULT_CLAIM),
-    };
+    let trials = fields.read_or(cx, "trials", DEFAULT_TRIALS, |cx, node, path| {
+        integer(cx, node, path, MIN_PAIRS as i128, MAX_TRIALS).and_then(|n| usize::try_from(n).ok())
+    });
+    let execution = fields.read_or(cx, "execution", Execution::Duet, |cx, node, path| {
+        let words = [
+            ("duet", Execution::Duet),
+            ("alternating", Execution::Alternating),
+        ];
+        word(cx, node, path, &words)
+    });
+    let relaunch = fields.read_or(cx, "relaunch", Relaunch::EveryPair, |cx, node, path| {
+        let words = [
+            ("every_pair", Relaunch::EveryPair),
+            ("never", Relaunch::Never),
+        ];
+        word(cx, node, path, &words)
+    });
+    let settle = fields.read_or(cx, "settle", DEFAULT_SETTLE, |cx, node, path| {
+        duration(cx, node, path, false)
+    });
+    let claim = fields.read_or(cx, "claim", DEFAULT_CLAIM, claim);
     let control = arm(cx, fields.get("control"), &fields.path("control"), false);
     let treatment = arm(cx, fields.get("treatment"), &fields.path("treatment"), true);
     let export = fields
@@ -157,42 +135,32 @@ fn instructions(cx: &mut Cx, node: &Node, path: &str) -> Option<Instructions> {
         }
     }
     let fields = mapping(cx, node, path, Some(&["requests", "rate", "repeats"]))?;
-    let requests = match fields.get("requests") {
-        Some(node) => integer(
-            cx,
-            node,
-            &fields.path("requests"),
-            MIN_PAIRS as i128,
-            MAX_INSTRUCTION_REQUESTS,
-        )
-        .and_then(|n| u64::try_from(n).ok()),
-        None => Some(DEFAULT_INSTRUCTIONS.requests),
-    };
-    let rate = match fields.get("rate") {
-        Some(node) => rate(cx, node, &fields.path("rate")).and_then(|r| {
-            if r <= MAX_INSTRUCTION_RATE {
-                Some(r)
-            } else {
-                cx.expected(
-                    node,
-                    &fields.path("rate"),
-                    "at most 1000 requests per second",
-                )
-            }
-        }),
-        None => Some(DEFAULT_INSTRUCTIONS.rate),
-    };
-    let repeats = match fields.get("repeats") {
-        Some(node) => integer(
-            cx,
-            node,
-            &fields.path("repeats"),
-            1,
-            MAX_INSTRUCTION_REPEATS,
-        )
-        .and_then(|n| usize::try_from(n).ok()),
-        None => Some(DEFAULT_INSTRUCTIONS.repeats),
-    };
+    let requests = fields.read_or(
+        cx,
+        "requests",
+        DEFAULT_INSTRUCTIONS.requests,
+        |cx, node, path| {
+            integer(cx, node, path, MIN_PAIRS as i128, MAX_INSTRUCTION_REQUESTS)
+                .and_then(|n| u64::try_from(n).ok())
+        },
+    );
+    let rate = fields.read_or(cx, "rate", DEFAULT_INSTRUCTIONS.rate, |cx, node, path| {
+        let r = rate(cx, node, path)?;
+        if r <= MAX_INSTRUCTION_RATE {
+            Some(r)
+        } else {
+            cx.expected(node, path, "at most 1000 requests per second")
+        }
+    });
+    let repeats = fields.read_or(
+        cx,
+        "repeats",
+        DEFAULT_INSTRUCTIONS.repeats,
+        |cx, node, path| {
+            integer(cx, node, path, 1, MAX_INSTRUCTION_REPEATS)
+                .and_then(|n| usize::try_from(n).ok())
+        },
+    );
     Some(Instructions {
         requests: requests?,
         rate: rate?,
@@ -202,14 +170,10 @@ fn instructions(cx: &mut Cx, node: &Node, path: &str) -> Option<Instructions> {
 
 fn claim(cx: &mut Cx, node: &Node, path: &str) -> Option<Claim> {
     let fields = mapping(cx, node, path, Some(&["metric", "bound"]))?;
-    let metric = match fields.get("metric") {
-        Some(node) => word(cx, node, &fields.path("metric"), ClaimMetric::NAMES),
-        None => Some(DEFAULT_CLAIM.metric),
-    };
-    let bound = match fields.get("bound") {
-        Some(node) => ratio(cx, node, &fields.path("bound")),
-        None => Some(DEFAULT_CLAIM.bound),
-    };
+    let metric = fields.read_or(cx, "metric", DEFAULT_CLAIM.metric, |cx, node, path| {
+        word(cx, node, path, ClaimMetric::NAMES)
+    });
+    let bound = fields.read_or(cx, "bound", DEFAULT_CLAIM.bound, ratio);
     Some(Claim {
         metric: metric?,
         bound: bound?,

@@ -91,6 +91,21 @@ impl<'n> Fields<'n> {
         join(&self.path, key)
     }
 
+    /// `key`'s value as `read` takes it (with the key's path for errors), or `default` when the
+    /// key is absent or empty.
+    pub(super) fn read_or<T>(
+        &self,
+        cx: &mut Cx,
+        key: &str,
+        default: T,
+        read: impl FnOnce(&mut Cx, &'n Node, &str) -> Option<T>,
+    ) -> Option<T> {
+        match self.get(key) {
+            Some(node) => read(cx, node, &self.path(key)),
+            None => Some(default),
+        }
+    }
+
     pub(super) fn required(&self, cx: &mut Cx, key: &str) -> Option<&'n Node> {
         let found = self
             .entries
