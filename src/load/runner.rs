@@ -243,11 +243,9 @@ async fn drive<D: Driver>(
         // for a given seed however the system behaves.
         let kind = mix.sample(&mut rng);
         let variant = rand::Rng::random_range(&mut rng, 0..kinds[kind].payloads.len());
-        // A request dropped everywhere is not sampled, so that sampling counts what was sent.
-        let room = targets
-            .iter()
-            .any(|t| t.in_flight.load(Ordering::Acquire) < plan.max_in_flight);
-        let traced = room && sampler.decide(kind);
+        // Decided at the first target with room: a request dropped everywhere is not sampled,
+        // so that sampling counts what was sent.
+        let mut traced = None;
         let n = targets.len();
         for k in 0..n {
             let index = (arrival.index as usize).wrapping_add(k) % n;
@@ -256,7 +254,8 @@ async fn drive<D: Driver>(
                 target.recorder.dropped(kind, due.into_std());
                 continue;
             }
-            let trace = traced.then(|| TraceParent::random(&mut trace_rng));
+            let trace = (*traced.get_or_insert_with(|| sampler.decide(kind)))
+                .then(|| TraceParent::random(&mut trace_rng));
             if let (Some(trace), Some(announce)) = (&trace, &plan.announce) {
                 announce(trace.trace_id);
             }

@@ -9,6 +9,15 @@ use super::{
 };
 use crate::scenario::{Claim, ClaimMetric};
 
+/// One arm's trials that sent anything, by pair.
+fn by_pair(trials: &[TrialResult], arm: ArmName) -> BTreeMap<usize, &TrialResult> {
+    trials
+        .iter()
+        .filter(|t| t.arm == arm && t.sent > 0)
+        .map(|t| (t.pair, t))
+        .collect()
+}
+
 /// Where the cost goes: along the chain of arms (control, `steps` arms, treatment), what each
 /// adds to the one before it, pair by pair, in µs and as a share of the control's CPU. Empty
 /// without steps.
@@ -16,19 +25,14 @@ pub fn attribute(trials: &[TrialResult], steps: usize) -> Vec<StepEffect> {
     if steps == 0 {
         return Vec::new();
     }
-    let by_pair = |name: ArmName| -> BTreeMap<usize, &TrialResult> {
-        trials
-            .iter()
-            .filter(|t| t.arm == name && t.sent > 0)
-            .map(|t| (t.pair, t))
-            .collect()
-    };
-    let control = by_pair(ArmName::Control);
     let chain = ArmName::chain(steps);
-    chain
-        .windows(2)
-        .map(|w| {
-            let (before, after) = (by_pair(w[0]), by_pair(w[1]));
+    let arms: Vec<BTreeMap<usize, &TrialResult>> =
+        chain.iter().map(|&arm| by_pair(trials, arm)).collect();
+    let control = &arms[0];
+    arms.windows(2)
+        .zip(&chain[1..])
+        .map(|(w, &arm)| {
+            let (before, after) = (&w[0], &w[1]);
             // Pairs in which the arm, the one before it and the control all ran.
             let pairs: Vec<(&TrialResult, &TrialResult, &TrialResult)> = after
                 .iter()
@@ -51,7 +55,7 @@ pub fn attribute(trials: &[TrialResult], steps: usize) -> Vec<StepEffect> {
             let names: BTreeSet<&String> =
                 pairs.iter().flat_map(|(_, a, _)| a.cpu_us.keys()).collect();
             StepEffect {
-                arm: w[1],
+                arm,
                 cost_us: of(&|t| t.cpu_us_total, false),
                 share: of(&|t| t.cpu_us_total, true),
                 services: names
@@ -70,14 +74,10 @@ pub fn attribute(trials: &[TrialResult], steps: usize) -> Vec<StepEffect> {
 /// The effects of one point's trials and the claim's verdict on them. Trials pair up by their
 /// `pair` number; a pair missing either arm (an interrupted run) is left out.
 pub fn analyse(trials: &[TrialResult], claim: Claim) -> PointAnalysis {
-    let arm = |name| -> BTreeMap<usize, &TrialResult> {
-        trials
-            .iter()
-            .filter(|t| t.arm == name && t.sent > 0)
-            .map(|t| (t.pair, t))
-            .collect()
-    };
-    let (control, treatment) = (arm(ArmName::Control), arm(ArmName::Treatment));
+    let (control, treatment) = (
+        by_pair(trials, ArmName::Control),
+        by_pair(trials, ArmName::Treatment),
+    );
     let pairs: Vec<(&TrialResult, &TrialResult)> = control
         .iter()
         .filter_map(|(pair, c)| treatment.get(pair).map(|t| (*c, *t)))
@@ -150,15 +150,9 @@ pub fn count_instructions(
     rate: f64,
     counts: Vec<InstructionCount>,
 ) -> InstructionCounts {
-    let total = |by_service: &BTreeMap<String, f64>| by_service.values().sum::<f64>();
-    let relative: Vec<f64> = counts
-        .iter()
-        .map(|c| total(&c.treatment) / total(&c.control) - 1.0)
-        .collect();
-    let cost: Vec<f64> = counts
-        .iter()
-        .map(|c| total(&c.treatment) - total(&c.control))
-        .collect();
+    let totals: Vec<(f64, f64)> = counts.iter().map(InstructionCount::totals).collect();
+    let relative: Vec<f64> = totals.iter().map(|(c, t)| t / c - 1.0).collect();
+    let cost: Vec<f64> = totals.iter().map(|(c, t)| t - c).collect();
     let names: BTreeSet<&String> = counts.iter().flat_map(|c| c.control.keys()).collect();
     let services = names
         .into_iter()
@@ -173,8 +167,8 @@ pub fn count_instructions(
     InstructionCounts {
         requests,
         rate,
-        control: median(counts.iter().map(|c| total(&c.control))),
-        treatment: median(counts.iter().map(|c| total(&c.treatment))),
+        control: median(totals.iter().map(|(c, _)| *c)),
+        treatment: median(totals.iter().map(|(_, t)| *t)),
         relative: Spread::of(&relative),
         cost: Spread::of(&cost),
         services,

@@ -253,6 +253,13 @@ pub struct InstructionCount {
     pub treatment: BTreeMap<String, f64>,
 }
 
+impl InstructionCount {
+    /// Instructions per request of all services together: (control, treatment).
+    pub fn totals(&self) -> (f64, f64) {
+        (self.control.values().sum(), self.treatment.values().sum())
+    }
+}
+
 /// A value over a few repeats: their median and their range.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {

@@ -204,13 +204,12 @@ impl TrialRun<'_> {
                 return Err("instruction counts: an arm is missing".to_owned());
             };
             let count = InstructionCount { control, treatment };
-            let total = |m: &BTreeMap<String, f64>| m.values().sum::<f64>();
+            let (control, treatment) = count.totals();
             self.progress.note(&format!(
-                "{}instructions {repeat}/{}: control {:.0}, treatment {:.0} per request",
+                "{}instructions {repeat}/{}: control {control:.0}, treatment {treatment:.0} per \
+                 request",
                 self.setting(),
                 spec.repeats,
-                total(&count.control),
-                total(&count.treatment),
             ));
             counts.push(count);
         }
