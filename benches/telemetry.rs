@@ -1,11 +1,13 @@
-//! What the engine's tracing costs: one span (started with attributes, ended with one more) under
-//! the SDK's batch processor, the engine's whole per-request telemetry, and W3C `traceparent`
-//! extraction and injection over HTTP headers and gRPC metadata.
+//! What tracing costs the services, measured on their own code: the engine's gRPC handler
+//! (`CoreEngine::fetch_market_data`, its spans, metrics and business stages) called directly with
+//! tracing off and on; one span through the services' `Telemetry`; and W3C extraction and injection
+//! through the functions the services call.
 //!
-//! Tracers are built as `Telemetry::from_env` builds them (batch processor, resource with the
-//! service name), with two exporters: one that discards every batch (the SDK's floor) and the real
-//! OTLP/gRPC exporter sending to a counting sink that this binary starts as a child process on
-//! 127.0.0.1 (so that the sink's CPU is not counted as ours). "off" is `Telemetry::disabled()`.
+//! `Telemetry` is built by the services' own constructor (`Telemetry::exporting`, the batch
+//! processor and resource that `from_env` sets up) with two exporters: one that discards every
+//! batch (the SDK's floor) and the real OTLP/gRPC exporter sending to a counting sink that this
+//! binary starts as a child process on 127.0.0.1 (so that the sink's CPU is not counted as ours).
+//! "off" is `Telemetry::disabled()`, what `OTEL_SDK_DISABLED=true` gives.
 //!
 //! Two kinds of figure:
 //! - `span/*`, `engine_request/*`: wall time of the calling thread, which is what criterion
@@ -13,6 +15,12 @@
 //!   processor's thread and the Tokio workers, where this does not see it.
 //! - `*_process_cpu/*`: CPU time of the whole process (`CLOCK_PROCESS_CPUTIME_ID`) per iteration,
 //!   export included: the figure that counts (DESIGN.md, measurement rules).
+//!
+//! An `engine_request` does the engine's whole work for the smallest request (one symbol, a
+//! window of one tick), so tracing's cost is the difference between a pipeline and `off`, not the
+//! figure itself. These are hot-loop figures: the same instructions take several times longer in a
+//! service that waits milliseconds between requests (docs/measurements.md, "Tracing's cost
+//! against the request rate").
 //!
 //! Spans are created in chunks of one export batch and flushed after each chunk, untimed in the
 //! wall-time figures and counted in the CPU ones, so that the batch queue never fills: a full queue
@@ -28,18 +36,27 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue};
 use criterion::{BatchSize, Criterion};
-use engine::core_engine::{FETCH_METHOD, FETCH_SPAN_NAME, SERVICE_NAME};
-use engine::telemetry::{self, MetadataExtractor, MetadataInjector, Telemetry, semconv};
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, TracerProvider};
+use engine::core_engine::{CoreEngine, DEFAULT_SERVICE_NAME};
+use engine::faults::Faults;
+use engine::market::Limits;
+use engine::metrics::EngineMetrics;
+use engine::proto::FetchMarketDataRequest;
+use engine::proto::core_engine_service_server::CoreEngineService;
+use engine::telemetry::{self, MetadataExtractor, Telemetry};
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use tokio::runtime::Runtime;
 use tonic::metadata::MetadataMap;
+
+/// The services' allocator, so that allocation costs here what it costs them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Set in the environment of the child process that runs the OTLP sink.
 const SINK_ENV: &str = "TELEMETRY_BENCH_OTLP_SINK";
@@ -47,7 +64,8 @@ const SINK_ENV: &str = "TELEMETRY_BENCH_OTLP_SINK";
 /// The SDK's default export batch size: one chunk of spans between flushes.
 const SPANS_PER_FLUSH: u64 = 512;
 
-/// The engine makes three spans per request (SERVER, `market_data.load`, `analytics.compute`).
+/// The engine makes three spans per valid request (SERVER, `market_data.load`,
+/// `analytics.compute`).
 const SPANS_PER_REQUEST: u64 = 3;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -65,14 +83,14 @@ fn main() {
         .build()
         .expect("a Tokio runtime can be built");
     let _entered = runtime.enter();
+    let off = Pipeline::new(Telemetry::disabled(), None);
     let discard = Pipeline::discarding();
     let otlp = Pipeline::otlp(&format!("http://127.0.0.1:{}", sink.port));
-    let off = Telemetry::disabled();
 
     let mut c = Criterion::default().configure_from_args();
     spans(&mut c, &off, &discard, &otlp);
-    engine_requests(&mut c, &off, &discard, &otlp);
-    propagation(&mut c);
+    engine_requests(&mut c, &runtime, &off, &discard, &otlp);
+    propagation(&mut c, &discard.telemetry);
 
     let discard_counts = discard.shutdown();
     let otlp_created = otlp.created.load(Ordering::Relaxed);
@@ -91,73 +109,37 @@ fn main() {
     c.final_summary();
 }
 
-/// The subset of `Telemetry`'s API the engine's request path uses, so that the engine's own
-/// `Telemetry` and the bench's pipelines run the same code.
-trait Spans {
-    fn extract(&self, carrier: &dyn Extractor) -> Option<Context>;
-    fn start_span(
-        &self,
-        parent: &Context,
-        name: &'static str,
-        kind: SpanKind,
-        attributes: Vec<KeyValue>,
-    ) -> Option<Context>;
-    /// Waits until every span ended so far has been exported.
-    fn flush(&self) {}
-}
-
-impl Spans for Telemetry {
-    fn extract(&self, carrier: &dyn Extractor) -> Option<Context> {
-        Telemetry::extract(self, carrier)
-    }
-
-    fn start_span(
-        &self,
-        parent: &Context,
-        name: &'static str,
-        kind: SpanKind,
-        attributes: Vec<KeyValue>,
-    ) -> Option<Context> {
-        Telemetry::start_span(self, parent, name, kind, attributes)
-    }
-}
-
-/// A tracer provider as `Telemetry::from_env` builds one, with the exporter chosen here (the
-/// engine's constructor takes its exporter from the environment and offers no flush).
+/// The services' `Telemetry`, the engine's handler built on it, and the spans asked for so far,
+/// so that the end can tell whether every one of them was exported.
 struct Pipeline {
-    provider: SdkTracerProvider,
-    tracer: SdkTracer,
-    propagator: TraceContextPropagator,
+    telemetry: Arc<Telemetry>,
+    engine: CoreEngine,
     created: AtomicU64,
     /// Spans the discarding exporter was given; the OTLP sink counts its own.
     exported: Option<Arc<AtomicU64>>,
 }
 
 impl Pipeline {
-    fn with_exporter(exporter: impl SpanExporter + 'static) -> Self {
-        let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
-            .with_resource(
-                Resource::builder()
-                    .with_service_name(engine::core_engine::DEFAULT_SERVICE_NAME)
-                    .build(),
-            )
-            .build();
-        let tracer = provider.tracer(engine::core_engine::DEFAULT_SERVICE_NAME);
+    fn new(telemetry: Telemetry, exported: Option<Arc<AtomicU64>>) -> Self {
+        let telemetry = Arc::new(telemetry);
+        let engine = CoreEngine::new(
+            Arc::clone(&telemetry),
+            &Arc::new(EngineMetrics::default()),
+            Faults::default(),
+            Limits::default(),
+        );
         Pipeline {
-            provider,
-            tracer,
-            propagator: TraceContextPropagator::new(),
+            telemetry,
+            engine,
             created: AtomicU64::new(0),
-            exported: None,
+            exported,
         }
     }
 
     fn discarding() -> Self {
         let exported = Arc::new(AtomicU64::new(0));
-        let mut pipeline = Pipeline::with_exporter(Discard(Arc::clone(&exported)));
-        pipeline.exported = Some(exported);
-        pipeline
+        let telemetry = Telemetry::exporting(DEFAULT_SERVICE_NAME, Discard(Arc::clone(&exported)));
+        Pipeline::new(telemetry, Some(exported))
     }
 
     /// Must be called inside the Tokio runtime, as the engine's exporter is.
@@ -167,46 +149,31 @@ impl Pipeline {
             .with_endpoint(endpoint)
             .build()
             .expect("the OTLP exporter builds for a valid loopback URL");
-        Pipeline::with_exporter(exporter)
+        Pipeline::new(Telemetry::exporting(DEFAULT_SERVICE_NAME, exporter), None)
+    }
+
+    fn made(&self, spans: u64) {
+        if self.telemetry.is_enabled() {
+            self.created.fetch_add(spans, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until every span ended so far has been exported.
+    fn flush(&self) {
+        self.telemetry
+            .force_flush()
+            .expect("the batch processor flushes to a live exporter");
     }
 
     /// Stops the batch thread; returns the spans created and (discarding exporter) exported.
     fn shutdown(self) -> (u64, u64) {
-        if let Err(error) = self.provider.shutdown() {
-            eprintln!("tracer provider shutdown: {error}");
+        if let Err(error) = self.telemetry.force_flush() {
+            eprintln!("tracer provider flush: {error}");
         }
         let exported = self
             .exported
             .map_or(0, |exported| exported.load(Ordering::Relaxed));
         (self.created.load(Ordering::Relaxed), exported)
-    }
-}
-
-impl Spans for Pipeline {
-    fn extract(&self, carrier: &dyn Extractor) -> Option<Context> {
-        Some(self.propagator.extract(carrier))
-    }
-
-    /// `Telemetry::start_span`'s body.
-    fn start_span(
-        &self,
-        parent: &Context,
-        name: &'static str,
-        kind: SpanKind,
-        attributes: Vec<KeyValue>,
-    ) -> Option<Context> {
-        self.created.fetch_add(1, Ordering::Relaxed);
-        let span = SpanBuilder::from_name(name)
-            .with_kind(kind)
-            .with_attributes(attributes)
-            .start_with_context(&self.tracer, parent);
-        Some(parent.with_span(span))
-    }
-
-    fn flush(&self) {
-        self.provider
-            .force_flush()
-            .expect("the batch processor flushes to a live exporter");
     }
 }
 
@@ -234,74 +201,39 @@ fn remote_parent() -> Context {
     cx
 }
 
-/// The engine's SERVER span: three attributes at the start, the status code at the end.
-fn one_span(spans: &impl Spans, parent: &Context) {
-    let span = spans.start_span(
+/// One span with three attributes at its start and one at its end, through the services'
+/// `start_span` and `end_span`.
+fn one_span(pipeline: &Pipeline, parent: &Context) {
+    pipeline.made(1);
+    let span = pipeline.telemetry.start_span(
         parent,
-        FETCH_SPAN_NAME,
+        "bench.span",
         SpanKind::Server,
         vec![
-            KeyValue::new(semconv::RPC_SYSTEM, "grpc"),
-            KeyValue::new(semconv::RPC_SERVICE, SERVICE_NAME),
-            KeyValue::new(semconv::RPC_METHOD, FETCH_METHOD),
+            KeyValue::new("bench.system", "grpc"),
+            KeyValue::new("bench.service", "bench.v1.Service"),
+            KeyValue::new("bench.method", "Method"),
         ],
     );
     if let Some(cx) = span {
-        telemetry::end_span(
-            &cx,
-            [KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, 0_i64)],
-            Status::Unset,
-        );
+        telemetry::end_span(&cx, [KeyValue::new("bench.code", 0_i64)], Status::Unset);
     }
 }
 
-/// The engine's telemetry for one request, as `core_engine/service.rs` does it: extract the
-/// caller's context from the gRPC metadata, a SERVER span, two INTERNAL stage spans (whose
-/// attributes are built whether or not tracing is on, as the engine builds them), end all three.
-fn engine_request(spans: &impl Spans, metadata: &MetadataMap) {
-    let server = spans
-        .extract(&MetadataExtractor(metadata))
-        .and_then(|parent| {
-            spans.start_span(
-                &parent,
-                FETCH_SPAN_NAME,
-                SpanKind::Server,
-                vec![
-                    KeyValue::new(semconv::RPC_SYSTEM, "grpc"),
-                    KeyValue::new(semconv::RPC_SERVICE, SERVICE_NAME),
-                    KeyValue::new(semconv::RPC_METHOD, FETCH_METHOD),
-                ],
-            )
-        });
-    let stage = |name, attributes| {
-        server
-            .as_ref()
-            .and_then(|cx| spans.start_span(cx, name, SpanKind::Internal, attributes))
-    };
-    let end_stage = |stage: Option<Context>| {
-        if let Some(cx) = stage {
-            telemetry::end_span(&cx, [], Status::Unset);
-        }
-    };
-    end_stage(stage(
-        "market_data.load",
-        vec![
-            KeyValue::new("market.source_id", black_box("yahoo_finance")),
-            KeyValue::new("market.symbol_count", black_box(1_i64)),
-            KeyValue::new("market.window", black_box(1_000_i64)),
-        ],
-    ));
-    end_stage(stage(
-        "analytics.compute",
-        vec![KeyValue::new("market.ma_period_count", black_box(2_i64))],
-    ));
-    if let Some(cx) = &server {
-        telemetry::end_span(
-            cx,
-            [KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, 0_i64)],
-            Status::Unset,
-        );
-    }
+/// One request through the engine's own gRPC handler, as tonic would call it once the message is
+/// decoded: the gateway's context in the metadata, the smallest valid query.
+fn engine_request(runtime: &Runtime, pipeline: &Pipeline, metadata: &MetadataMap) {
+    pipeline.made(SPANS_PER_REQUEST);
+    let mut request = tonic::Request::new(FetchMarketDataRequest {
+        symbols: vec!["AAPL".to_owned()],
+        source_id: "yahoo_finance".to_owned(),
+        window: 1,
+        ..FetchMarketDataRequest::default()
+    });
+    *request.metadata_mut() = metadata.clone();
+    let response = runtime.block_on(pipeline.engine.fetch_market_data(request));
+    assert!(response.is_ok(), "the bench's request is valid");
+    black_box(response.ok());
 }
 
 /// CPU time used by every thread of this process so far.
@@ -313,7 +245,7 @@ fn process_cpu() -> Duration {
 
 /// Runs `routine` `iters` times in chunks of `chunk`, flushing after each, and returns the
 /// calling thread's wall time spent in `routine` (flushes excluded).
-fn wall_time(spans: &impl Spans, iters: u64, chunk: u64, mut routine: impl FnMut()) -> Duration {
+fn wall_time(pipeline: &Pipeline, iters: u64, chunk: u64, mut routine: impl FnMut()) -> Duration {
     let mut total = Duration::ZERO;
     let mut done = 0;
     while done < iters {
@@ -323,14 +255,14 @@ fn wall_time(spans: &impl Spans, iters: u64, chunk: u64, mut routine: impl FnMut
             routine();
         }
         total += start.elapsed();
-        spans.flush();
+        pipeline.flush();
         done += n;
     }
     total
 }
 
 /// As [`wall_time`], but returns the whole process's CPU time, flushes and export included.
-fn cpu_time(spans: &impl Spans, iters: u64, chunk: u64, mut routine: impl FnMut()) -> Duration {
+fn cpu_time(pipeline: &Pipeline, iters: u64, chunk: u64, mut routine: impl FnMut()) -> Duration {
     let start = process_cpu();
     let mut done = 0;
     while done < iters {
@@ -338,25 +270,23 @@ fn cpu_time(spans: &impl Spans, iters: u64, chunk: u64, mut routine: impl FnMut(
         for _ in 0..n {
             routine();
         }
-        spans.flush();
+        pipeline.flush();
         done += n;
     }
     process_cpu().saturating_sub(start)
 }
 
-/// The calling thread's wall time of `work` under each pipeline in `group` (after an `off` bench
-/// the caller adds), and the whole process's CPU, export included, in `<group>_process_cpu`.
-/// `chunk` iterations run between flushes.
+/// The calling thread's wall time of `work` under each pipeline (`off` first), and the whole
+/// process's CPU, export included, in `<group>_process_cpu`. `chunk` iterations run between
+/// flushes.
 fn under_pipelines(
     c: &mut Criterion,
     group: &str,
     chunk: u64,
-    mut off: impl FnMut(),
-    pipelines: [(&str, &Pipeline); 2],
+    pipelines: [(&str, &Pipeline); 3],
     work: impl Fn(&Pipeline),
 ) {
     let mut wall = c.benchmark_group(group);
-    wall.bench_function("off", |b| b.iter(&mut off));
     for (name, pipeline) in pipelines {
         wall.bench_function(name, |b| {
             b.iter_custom(|iters| wall_time(pipeline, iters, chunk, || work(pipeline)))
@@ -373,27 +303,31 @@ fn under_pipelines(
     cpu.finish();
 }
 
-fn spans(c: &mut Criterion, off: &Telemetry, discard: &Pipeline, otlp: &Pipeline) {
+fn spans(c: &mut Criterion, off: &Pipeline, discard: &Pipeline, otlp: &Pipeline) {
     let parent = remote_parent();
     under_pipelines(
         c,
         "span",
         SPANS_PER_FLUSH,
-        || one_span(off, black_box(&parent)),
-        [("discard", discard), ("otlp", otlp)],
+        [("off", off), ("discard", discard), ("otlp", otlp)],
         |pipeline| one_span(pipeline, black_box(&parent)),
     );
 }
 
-fn engine_requests(c: &mut Criterion, off: &Telemetry, discard: &Pipeline, otlp: &Pipeline) {
+fn engine_requests(
+    c: &mut Criterion,
+    runtime: &Runtime,
+    off: &Pipeline,
+    discard: &Pipeline,
+    otlp: &Pipeline,
+) {
     let metadata = grpc_metadata();
     under_pipelines(
         c,
         "engine_request",
         SPANS_PER_FLUSH / SPANS_PER_REQUEST,
-        || engine_request(off, black_box(&metadata)),
-        [("discard", discard), ("otlp", otlp)],
-        |pipeline| engine_request(pipeline, black_box(&metadata)),
+        [("off", off), ("discard", discard), ("otlp", otlp)],
+        |pipeline| engine_request(runtime, pipeline, black_box(&metadata)),
     );
 }
 
@@ -423,17 +357,9 @@ fn http_headers() -> HeaderMap {
     headers
 }
 
-/// Extraction and injection through the engine's own `Telemetry` (as `from_env` builds it; no span
-/// is made, so its exporter never sends anything) and the carriers the services use.
-fn propagation(c: &mut Criterion) {
-    let Ok(telemetry) = Telemetry::from_env(engine::core_engine::DEFAULT_SERVICE_NAME) else {
-        eprintln!("propagation: the engine's telemetry could not be built; skipped");
-        return;
-    };
-    if !telemetry.is_enabled() {
-        eprintln!("propagation: OTEL_SDK_DISABLED is set; skipped");
-        return;
-    }
+/// Extraction (the gateway's from HTTP headers, the engine's from gRPC metadata) and the gateway's
+/// injection into gRPC metadata, through the services' `Telemetry`.
+fn propagation(c: &mut Criterion, telemetry: &Telemetry) {
     let headers = http_headers();
     let metadata = grpc_metadata();
     let cx = remote_parent();
@@ -445,21 +371,11 @@ fn propagation(c: &mut Criterion) {
         b.iter(|| telemetry.extract(&MetadataExtractor(black_box(&metadata))));
     });
     // A fresh map each time, as each outgoing request has; its drop is not timed.
-    group.bench_function("inject/http_headers", |b| {
-        b.iter_batched(
-            HeaderMap::new,
-            |mut headers| {
-                telemetry.inject(black_box(&cx), &mut HeaderInjector(&mut headers));
-                headers
-            },
-            BatchSize::SmallInput,
-        );
-    });
     group.bench_function("inject/grpc_metadata", |b| {
         b.iter_batched(
             MetadataMap::new,
             |mut metadata| {
-                telemetry.inject(black_box(&cx), &mut MetadataInjector(&mut metadata));
+                telemetry.inject(black_box(&cx), &mut metadata);
                 metadata
             },
             BatchSize::SmallInput,

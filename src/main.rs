@@ -16,6 +16,13 @@ use harness::signoff::{SignoffError, SignoffOptions};
 use hyper::Uri;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than glibc's malloc: glibc returns the top of its heap to the kernel whenever
+/// enough of it is free and takes it back on the next large request, which cost the engine about 17
+/// page faults per request at 200 requests/s, more or fewer with every small change to what a
+/// request allocates (docs/measurements.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Load-generating trace verification harness: how fast a traced system is under load, what its
 /// tracing costs, and whether every sampled trace arrives complete and linked.
 #[derive(Parser)]

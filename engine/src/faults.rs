@@ -68,6 +68,21 @@ struct Stall {
     length: Duration,
 }
 
+impl Default for Faults {
+    /// No fault: how the engine runs unless a flag says otherwise.
+    fn default() -> Self {
+        Faults {
+            latency: Duration::ZERO,
+            stall: None,
+            error_ratio: 0.0,
+            error_code: Code::Unavailable,
+            traced_cpu: Duration::ZERO,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Faults {
     pub fn new(args: &FaultArgs) -> Result<Self, String> {
         let stall = match (args.fault_stall_every, args.fault_stall_for) {

@@ -16,7 +16,7 @@ use super::Gateway;
 use crate::core_engine::{FETCH_METHOD, FETCH_SPAN_NAME, SERVICE_NAME};
 use crate::proto;
 use crate::status::{code_name, http_status};
-use crate::telemetry::{self, MetadataInjector, semconv};
+use crate::telemetry::{self, semconv};
 
 /// Body of `POST /api/v1/market-data/fetch`; optional fields take the engine's defaults.
 #[derive(Debug, Deserialize)]
@@ -205,9 +205,7 @@ pub async fn fetch_market_data(
         if gateway.drop_trace_context {
             tracing::debug!("calibration: trace context withheld from the engine");
         } else {
-            gateway
-                .telemetry
-                .inject(cx, &mut MetadataInjector(request.metadata_mut()));
+            gateway.telemetry.inject(cx, request.metadata_mut());
         }
     }
     let mut engine = gateway.engine.clone();

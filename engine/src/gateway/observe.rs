@@ -51,7 +51,7 @@ pub async fn observe(
         .span
         .as_ref()
         .and_then(telemetry::trace_id)
-        .and_then(|id| HeaderValue::from_str(&id).ok())
+        .and_then(|id| HeaderValue::from_bytes(id.as_bytes()).ok())
     {
         response.headers_mut().insert(X_TRACE_ID.clone(), id);
     }

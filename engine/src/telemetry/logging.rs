@@ -17,6 +17,8 @@ use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use super::ids::{span_id_hex, trace_id_hex};
+
 /// Installs the JSON logger, with the level from `RUST_LOG` (default `info`).
 pub fn init_logging() -> Result<(), FromEnvError> {
     let filter = EnvFilter::builder()
@@ -59,8 +61,8 @@ where
             .and_then(|()| map.serialize_entry("target", meta.target()))
             .map_err(|_| fmt::Error)?;
         if sc.is_valid() {
-            map.serialize_entry("trace_id", &sc.trace_id().to_string())
-                .and_then(|()| map.serialize_entry("span_id", &sc.span_id().to_string()))
+            map.serialize_entry("trace_id", trace_id_hex(sc.trace_id()).as_str())
+                .and_then(|()| map.serialize_entry("span_id", span_id_hex(sc.span_id()).as_str()))
                 .map_err(|_| fmt::Error)?;
         }
         let mut fields = JsonFields {

@@ -4,21 +4,23 @@
 //! OTel API and `tracing` is used for logs only. With `OTEL_SDK_DISABLED=true` no provider exists and
 //! every entry point here returns before doing any span or propagation work.
 
+mod ids;
 mod logging;
 mod propagation;
 pub mod semconv;
 
 use std::time::Duration;
 
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, TracerProviderBuilder};
 
+pub use ids::{Ascii, span_id_hex, trace_id_hex};
 pub use logging::init_logging;
-pub use propagation::{MetadataExtractor, MetadataInjector};
+pub use propagation::{MetadataExtractor, inject_metadata};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -71,23 +73,44 @@ impl Telemetry {
             return Ok(Telemetry::disabled());
         }
         let export = SpanExport::from_env(std::env::var("OTEL_TRACES_EXPORTER").ok().as_deref())?;
-        let mut provider =
-            SdkTracerProvider::builder().with_resource(resource(default_service_name));
-        if export == SpanExport::Otlp {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .build()?;
-            provider = provider.with_batch_exporter(exporter);
-        }
-        let provider = provider.build();
+        Ok(match export {
+            SpanExport::Otlp => {
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .build()?;
+                Telemetry::exporting(default_service_name, exporter)
+            }
+            SpanExport::Discard => {
+                Telemetry::with_provider(default_service_name, SdkTracerProvider::builder())
+            }
+        })
+    }
+
+    /// Tracing as [`Self::from_env`] sets it up for OTLP (the batch processor, configured by the
+    /// `OTEL_BSP_*` variables), with spans going to `exporter`: benchmarks measure the services'
+    /// tracing with an exporter that discards, or one aimed at a sink of their own.
+    pub fn exporting(
+        default_service_name: &str,
+        exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+    ) -> Self {
+        Telemetry::with_provider(
+            default_service_name,
+            SdkTracerProvider::builder().with_batch_exporter(exporter),
+        )
+    }
+
+    fn with_provider(default_service_name: &str, builder: TracerProviderBuilder) -> Self {
+        let provider = builder
+            .with_resource(resource(default_service_name))
+            .build();
         let tracer = provider.tracer(default_service_name.to_owned());
-        Ok(Telemetry {
+        Telemetry {
             tracing: Some(Tracing {
                 provider,
                 tracer,
                 propagator: TraceContextPropagator::new(),
             }),
-        })
+        }
     }
 
     pub fn disabled() -> Self {
@@ -104,10 +127,10 @@ impl Telemetry {
         Some(tracing.propagator.extract(carrier))
     }
 
-    /// Writes `cx`'s span into `carrier` as W3C `traceparent`/`tracestate`.
-    pub fn inject(&self, cx: &Context, carrier: &mut dyn Injector) {
-        if let Some(tracing) = &self.tracing {
-            tracing.propagator.inject_context(cx, carrier);
+    /// Writes `cx`'s span into outgoing gRPC metadata as W3C `traceparent`/`tracestate`.
+    pub fn inject(&self, cx: &Context, metadata: &mut tonic::metadata::MetadataMap) {
+        if self.tracing.is_some() {
+            inject_metadata(cx.span().span_context(), metadata);
         }
     }
 
@@ -126,6 +149,15 @@ impl Telemetry {
             .with_attributes(attributes)
             .start_with_context(&tracing.tracer, parent);
         Some(parent.with_span(span))
+    }
+
+    /// Waits until every span ended so far has been exported: for benchmarks and tests that
+    /// count what arrived. Nothing to do when tracing is off.
+    pub fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        match &self.tracing {
+            Some(tracing) => tracing.provider.force_flush(),
+            None => Ok(()),
+        }
     }
 
     /// Flushes queued spans and stops the exporter, giving up after `timeout`.
@@ -154,10 +186,10 @@ pub fn end_span(cx: &Context, attributes: impl IntoIterator<Item = KeyValue>, st
 }
 
 /// Hex trace id of the sampled or unsampled span in `cx`, if it has a valid one.
-pub fn trace_id(cx: &Context) -> Option<String> {
+pub fn trace_id(cx: &Context) -> Option<Ascii<32>> {
     let span = cx.span();
     let sc = span.span_context();
-    sc.is_valid().then(|| sc.trace_id().to_string())
+    sc.is_valid().then(|| trace_id_hex(sc.trace_id()))
 }
 
 /// Whether the span in `cx` is being recorded (sampled in), i.e. its work is real.

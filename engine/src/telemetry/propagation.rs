@@ -1,7 +1,13 @@
-//! W3C context carriers over gRPC metadata, the counterpart of `opentelemetry-http`'s header carriers.
+//! W3C trace context over gRPC metadata: read through the SDK's propagator, written directly.
 
-use opentelemetry::propagation::{Extractor, Injector};
-use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::SpanContext;
+use tonic::metadata::{MetadataMap, MetadataValue};
+
+use super::ids;
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
 
 pub struct MetadataExtractor<'a>(pub &'a MetadataMap);
 
@@ -21,17 +27,26 @@ impl Extractor for MetadataExtractor<'_> {
     }
 }
 
-pub struct MetadataInjector<'a>(pub &'a mut MetadataMap);
-
-impl Injector for MetadataInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        // The propagator only writes well-formed lowercase ASCII keys and values; anything else is
-        // dropped rather than sent malformed.
-        if let (Ok(key), Ok(value)) = (
-            MetadataKey::from_bytes(key.as_bytes()),
-            MetadataValue::try_from(value),
-        ) {
-            self.0.insert(key, value);
+/// Writes the W3C context of `sc` into outgoing gRPC metadata: `traceparent`, and `tracestate`
+/// when it holds any entry (an empty one carries nothing and is left out).
+///
+/// `traceparent` is sent as never indexed in HPACK. Its value is new on every request, so
+/// indexing it only makes the encoder and decoder insert an entry that is never used again, and
+/// search the growing run of stale `traceparent` entries for a match on every request.
+pub fn inject_metadata(sc: &SpanContext, metadata: &mut MetadataMap) {
+    if !sc.is_valid() {
+        return;
+    }
+    if let Ok(mut value) = MetadataValue::try_from(ids::traceparent(sc).as_bytes()) {
+        value.set_sensitive(true);
+        metadata.insert(TRACEPARENT, value);
+    }
+    let state = sc.trace_state().header();
+    if !state.is_empty() {
+        // A state the SDK accepted is valid ASCII; anything else is dropped rather than sent
+        // malformed.
+        if let Ok(value) = MetadataValue::try_from(state) {
+            metadata.insert(TRACESTATE, value);
         }
     }
 }
@@ -56,10 +71,37 @@ mod tests {
         );
 
         let mut outgoing = MetadataMap::new();
-        propagator.inject_context(&cx, &mut MetadataInjector(&mut outgoing));
+        inject_metadata(&cx.span().span_context().clone(), &mut outgoing);
         assert_eq!(
             outgoing.get("traceparent").and_then(|v| v.to_str().ok()),
             Some(traceparent)
         );
+        assert!(
+            outgoing.get("tracestate").is_none(),
+            "an empty state is left out"
+        );
+    }
+
+    #[test]
+    fn traceparent_is_never_indexed_and_a_state_goes_along() {
+        let sc = SpanContext::new(
+            opentelemetry::trace::TraceId::from(7_u128),
+            opentelemetry::trace::SpanId::from(9_u64),
+            opentelemetry::trace::TraceFlags::SAMPLED,
+            false,
+            "vendor=abc".parse().expect("a valid tracestate"),
+        );
+        let mut outgoing = MetadataMap::new();
+        inject_metadata(&sc, &mut outgoing);
+        let traceparent = outgoing.get("traceparent").expect("written");
+        assert!(traceparent.is_sensitive(), "sent as never indexed");
+        assert_eq!(
+            outgoing.get("tracestate").and_then(|v| v.to_str().ok()),
+            Some("vendor=abc")
+        );
+
+        let mut untouched = MetadataMap::new();
+        inject_metadata(&SpanContext::empty_context(), &mut untouched);
+        assert!(untouched.is_empty(), "an invalid context writes nothing");
     }
 }
