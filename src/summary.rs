@@ -1,8 +1,12 @@
 //! The end-of-run summary on stdout: the table a person reads first.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::overhead::{ArmResult, Effect, InstructionCounts, OverheadResult, Spread, StepEffect};
+use crate::overhead::{
+    ArmResult, Effect, FaultCounts, InstructionCounts, OverheadResult, ServiceEffect, Spread,
+    StepEffect,
+};
 use crate::result::{Percentiles, RunResult, RunStatus};
 
 /// A latency in microseconds, in the largest unit that keeps it readable: `850µs`, `12.3ms`, `1.52s`.
@@ -289,6 +293,7 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
             })
             .collect();
         let _ = writeln!(out, "    per service: {}", services.join("; "));
+        page_faults(out, &a.services);
         let _ = writeln!(
             out,
             "    latency: p50 {}, p90 {}, p99 {}",
@@ -302,6 +307,34 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
         if let Some(counts) = &point.instructions {
             instructions(out, counts);
         }
+    }
+}
+
+/// Each service's minor page faults per request in both arms, and a warning where they differ
+/// enough to move the CPU comparison by themselves.
+fn page_faults(out: &mut String, services: &BTreeMap<String, ServiceEffect>) {
+    let counted: Vec<(&String, FaultCounts)> = services
+        .iter()
+        .filter_map(|(name, e)| Some((name, e.faults?)))
+        .collect();
+    if counted.is_empty() {
+        return;
+    }
+    let listed: Vec<String> = counted
+        .iter()
+        .map(|(name, f)| format!("{name} {:.1} → {:.1}", f.control, f.treatment))
+        .collect();
+    let _ = writeln!(
+        out,
+        "    page faults per request (control → treatment): {}",
+        listed.join(", ")
+    );
+    for (name, _) in counted.iter().filter(|(_, f)| f.differ()) {
+        let _ = writeln!(
+            out,
+            "    warning: {name}'s page faults differ between the arms; its memory allocator \
+             moves its CPU per request by itself, tracing or not (docs/overhead.md, \"Page faults\")"
+        );
     }
 }
 

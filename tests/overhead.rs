@@ -124,6 +124,21 @@ fn an_a_a_run_does_not_fail_and_its_interval_holds_zero() {
     assert!(low <= 0.0 && 0.0 <= high, "[{low}, {high}]\n{stdout}");
     // Nothing traced, so no receiver was needed.
     assert_eq!(overhead["spans_received"], Value::Null);
+    // Each service's page faults are counted in both arms, and two copies of the same system
+    // do not differ in them.
+    for service in ["core-engine", "api-gateway"] {
+        let faults = &point["services"][service]["faults"];
+        let (control, treatment) = (faults["control"].as_f64(), faults["treatment"].as_f64());
+        assert!(
+            control.is_some() && treatment.is_some(),
+            "{faults}\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("page faults per request (control → treatment)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("page faults differ"), "{stdout}");
 }
 
 #[test]

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::stats::{Effect, Verdict, median};
 use super::{
-    ArmName, InstructionCount, InstructionCounts, PointAnalysis, ServiceEffect, Spread, StepEffect,
-    TrialResult,
+    ArmName, FaultCounts, InstructionCount, InstructionCounts, PointAnalysis, ServiceEffect,
+    Spread, StepEffect, TrialResult,
 };
 use crate::scenario::{Claim, ClaimMetric};
 
@@ -101,10 +101,14 @@ pub fn analyse(trials: &[TrialResult], claim: Claim) -> PointAnalysis {
         .map(|name| {
             let used = |t: &TrialResult| t.cpu_us.get(name).copied().unwrap_or(f64::NAN);
             let cost: Vec<f64> = pairs.iter().map(|(c, t)| used(t) - used(c)).collect();
+            let faults = |t: &TrialResult| t.minor_faults.get(name).copied().unwrap_or(f64::NAN);
             let effect = ServiceEffect {
                 control_cpu_us: median(pairs.iter().map(|(c, _)| used(c))),
                 relative: relative(&used),
                 cost_us: Effect::of(&cost),
+                faults: median(pairs.iter().map(|(c, _)| faults(c)))
+                    .zip(median(pairs.iter().map(|(_, t)| faults(t))))
+                    .map(|(control, treatment)| FaultCounts { control, treatment }),
             };
             (name.clone(), effect)
         })
@@ -206,6 +210,7 @@ mod tests {
             ]
             .into(),
             cpu_us_total: engine_us + gateway_us,
+            minor_faults: BTreeMap::new(),
             p50_us: p99 / 2,
             p90_us: p99 * 9 / 10,
             p99_us: p99,
@@ -252,6 +257,30 @@ mod tests {
         // 20 µs is 1% of a 2 ms request.
         let break_even = analysis.break_even_us.expect("a positive cost");
         assert!((break_even - 2000.0).abs() < 100.0, "{break_even}");
+    }
+
+    #[test]
+    fn page_faults_are_compared_per_service_where_both_arms_counted_them() {
+        let mut trials = experiment(0.0);
+        for t in &mut trials {
+            let engine = if t.arm == ArmName::Treatment {
+                2.0
+            } else {
+                16.5
+            };
+            t.minor_faults = BTreeMap::from([("core-engine".to_owned(), engine)]);
+        }
+        let a = analyse(&trials, CLAIM);
+        let engine = a.services["core-engine"].faults.expect("both arms counted");
+        assert_eq!((engine.control, engine.treatment), (16.5, 2.0));
+        assert!(engine.differ());
+        assert_eq!(a.services["api-gateway"].faults, None, "never counted");
+
+        for t in &mut trials {
+            t.minor_faults = BTreeMap::from([("core-engine".to_owned(), 0.4)]);
+        }
+        let a = analyse(&trials, CLAIM);
+        assert!(!a.services["core-engine"].faults.expect("counted").differ());
     }
 
     #[test]

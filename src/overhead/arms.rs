@@ -9,7 +9,7 @@ use hyper::Uri;
 use tokio_util::sync::CancellationToken;
 
 use super::callgrind::Callgrind;
-use super::process::ProcessProbe;
+use super::process::{ProcessProbe, Usage};
 use super::{ArmName, ArmResult, ProbeError};
 use crate::run::{RunError, fetch_url, http_uri};
 use crate::scenario::{Arm, Managed, Overhead, Relaunch, ServiceSpec};
@@ -37,17 +37,17 @@ impl ArmProcess {
             .map(|reason| format!("{} arm: {reason}", name.label()))
     }
 
-    /// Starts a trial's window: restarts each service's peak memory and returns the CPU time
-    /// each has used so far.
-    pub(super) fn begin_trial(&self) -> Result<Vec<Duration>, ProbeError> {
+    /// Starts a trial's window: restarts each service's peak memory and returns what each has
+    /// used so far.
+    pub(super) fn begin_trial(&self) -> Result<Vec<Usage>, ProbeError> {
         for (_, probe) in &self.probes {
             probe.reset_peak_rss();
         }
-        self.cpu()
+        self.usage()
     }
 
-    pub(super) fn cpu(&self) -> Result<Vec<Duration>, ProbeError> {
-        self.probes.iter().map(|(_, probe)| probe.cpu()).collect()
+    pub(super) fn usage(&self) -> Result<Vec<Usage>, ProbeError> {
+        self.probes.iter().map(|(_, probe)| probe.usage()).collect()
     }
 }
 

@@ -200,6 +200,29 @@ pub struct ServiceEffect {
     pub relative: Option<Effect>,
     /// CPU µs per request the treatment adds to this service.
     pub cost_us: Option<Effect>,
+    /// Median minor page faults per request in each arm, when both were read.
+    #[serde(default)]
+    pub faults: Option<FaultCounts>,
+}
+
+/// Minor page faults per request of one service in the control and the treatment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaultCounts {
+    pub control: f64,
+    pub treatment: f64,
+}
+
+impl FaultCounts {
+    /// Faults per request by which the arms may differ before it matters. A minor fault costs
+    /// the order of a microsecond; an allocator that returns memory to the kernel in one arm and
+    /// not in the other can move a service's CPU per request by tens of them, tracing or not
+    /// (docs/overhead.md, "Page faults").
+    pub const NOTABLE_DIFFERENCE: f64 = 1.0;
+
+    /// Whether the arms' faults differ enough to move the CPU comparison by themselves.
+    pub fn differ(&self) -> bool {
+        (self.treatment - self.control).abs() >= Self::NOTABLE_DIFFERENCE
+    }
 }
 
 /// One trial: one arm under the scenario's whole load profile.
@@ -216,6 +239,10 @@ pub struct TrialResult {
     pub cpu_us: BTreeMap<String, f64>,
     /// Their sum.
     pub cpu_us_total: f64,
+    /// Minor page faults per request of each service over the same window, where the kernel
+    /// reported them.
+    #[serde(default)]
+    pub minor_faults: BTreeMap<String, f64>,
     /// Latency from the intended send time, µs.
     pub p50_us: u64,
     pub p90_us: u64,

@@ -1,4 +1,5 @@
-//! What one service process has cost: its CPU time and its peak resident memory.
+//! What one service process has cost: its CPU time, its minor page faults and its peak resident
+//! memory.
 //!
 //! CPU time is the kernel's per-process total (user plus system, every thread, including threads
 //! that have exited): the same utime + stime that `/proc/<pid>/stat` reports, read through the
@@ -23,6 +24,16 @@ pub enum ProbeError {
     Format { path: PathBuf, what: &'static str },
 }
 
+/// A process's running totals at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub cpu: Duration,
+    /// Minor page faults (`minflt` in `/proc/<pid>/stat`), when that could be read. A memory
+    /// allocator that hands pages back to the kernel and takes them again pays one for each page
+    /// it touches anew, in CPU time that has nothing to do with the work.
+    pub minor_faults: Option<u64>,
+}
+
 /// Reads one process's resource use.
 #[derive(Debug)]
 pub struct ProcessProbe {
@@ -44,6 +55,17 @@ impl ProcessProbe {
             return Ok(Duration::from(time));
         }
         self.stat_cpu()
+    }
+
+    /// CPU time and minor page faults so far.
+    pub fn usage(&self) -> Result<Usage, ProbeError> {
+        let minor_faults = read(&self.proc_path("stat"))
+            .ok()
+            .and_then(|stat| stat_field(&stat, 10));
+        Ok(Usage {
+            cpu: self.cpu()?,
+            minor_faults,
+        })
     }
 
     /// utime + stime from `/proc/<pid>/stat`, in clock ticks turned into time.
@@ -90,16 +112,18 @@ fn read(path: &std::path::Path) -> Result<String, ProbeError> {
     })
 }
 
-/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field 2) is
-/// in parentheses and may itself hold spaces and parentheses, so fields are counted from the last
-/// `)`.
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line.
 fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    Some(stat_field(stat, 14)? + stat_field(stat, 15)?)
+}
+
+/// Field `n` (numbered from 1, as proc(5) does) of a `/proc/<pid>/stat` line, for the numeric
+/// fields after the command name. The name (field 2) is in parentheses and may itself hold spaces
+/// and parentheses, so fields are counted from the last `)`.
+fn stat_field(stat: &str, n: usize) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    // After the name: state is field 3, so utime (14) is the 12th field here.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    // After the name comes the state, field 3.
+    rest.split_whitespace().nth(n.checked_sub(3)?)?.parse().ok()
 }
 
 fn status_kib(status: &str, key: &str) -> Option<u64> {
@@ -129,6 +153,8 @@ mod tests {
     fn stat_fields_are_counted_from_the_last_parenthesis() {
         let stat = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 31 0 0 20 0 9 0";
         assert_eq!(stat_cpu_ticks(stat), Some(281));
+        assert_eq!(stat_field(stat, 10), Some(1), "minflt");
+        assert_eq!(stat_field(stat, 2), None, "the name is not a number");
         assert_eq!(stat_cpu_ticks("4242 (truncated) S 1 2"), None);
         assert_eq!(stat_cpu_ticks("no parenthesis"), None);
     }
@@ -162,6 +188,29 @@ mod tests {
         );
         assert!(precise >= Duration::from_millis(200));
         assert!(probe.peak_rss().expect("own status") > 0);
+    }
+
+    /// Touching fresh pages shows as minor faults: at least one per page.
+    #[test]
+    fn fresh_pages_show_as_minor_faults() {
+        let probe = ProcessProbe::new(std::process::id());
+        let before = probe.usage().expect("own usage").minor_faults;
+        // Larger than any allocator keeps in its pools: mapped afresh and touched page by page.
+        let pages = 4096;
+        let mut memory = vec![0u8; pages * 4096];
+        for page in memory.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        std::hint::black_box(&memory);
+        let after = probe.usage().expect("own usage").minor_faults;
+        let (Some(before), Some(after)) = (before, after) else {
+            panic!("minflt is readable for our own process");
+        };
+        assert!(
+            after - before >= pages as u64 / 2,
+            "{} faults for {pages} fresh pages",
+            after - before
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::analysis::count_instructions;
 use super::arms::{ArmProcess, Arms};
 use super::callgrind::Callgrind;
 use super::experiment::Point;
+use super::process::Usage;
 use super::{ArmName, InstructionCount, InstructionCounts, TrialResult};
 use crate::load::{self, Driver, LoadKind, RatePhase, RunReport};
 use crate::progress::Progress;
@@ -38,8 +39,8 @@ pub(super) struct TrialRun<'a> {
 /// What a pair's trial measured on one arm.
 struct Measurement {
     report: RunReport,
-    before: Vec<Duration>,
-    after: Vec<Duration>,
+    before: Vec<Usage>,
+    after: Vec<Usage>,
 }
 
 impl TrialRun<'_> {
@@ -245,7 +246,7 @@ impl TrialRun<'_> {
         }
         let after = running
             .iter()
-            .map(|arm| arm.cpu().map_err(|e| e.to_string()))
+            .map(|arm| arm.usage().map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         let mut complete = true;
         for ((arm, report), (before, after)) in running
@@ -289,7 +290,7 @@ impl TrialRun<'_> {
             if let Some(reason) = arm.crashed() {
                 return Err(reason);
             }
-            let after = arm.cpu().map_err(|e| e.to_string())?;
+            let after = arm.usage().map_err(|e| e.to_string())?;
             if !self.record(
                 arm,
                 pair,
@@ -428,22 +429,29 @@ fn trial_result(
     pair: usize,
     report: &RunReport,
     target_rate: f64,
-    before: &[Duration],
-    after: &[Duration],
+    before: &[Usage],
+    after: &[Usage],
 ) -> TrialResult {
     let summary = LoadSummary::from_report(report, target_rate);
-    let per_request = |used: Duration| {
+    let per_request = |used: f64| {
         if summary.sent == 0 {
             f64::NAN
         } else {
-            used.as_secs_f64() * 1e6 / summary.sent as f64
+            used / summary.sent as f64
         }
     };
-    let cpu_us: BTreeMap<String, f64> = arm
-        .probes
-        .iter()
-        .zip(before.iter().zip(after))
-        .map(|((name, _), (b, a))| (name.clone(), per_request(a.saturating_sub(*b))))
+    let windows = || arm.probes.iter().zip(before.iter().zip(after));
+    let cpu_us: BTreeMap<String, f64> = windows()
+        .map(|((name, _), (b, a))| {
+            let used = a.cpu.saturating_sub(b.cpu).as_secs_f64() * 1e6;
+            (name.clone(), per_request(used))
+        })
+        .collect();
+    let minor_faults = windows()
+        .filter_map(|((name, _), (b, a))| {
+            let faults = a.minor_faults?.checked_sub(b.minor_faults?)?;
+            Some((name.clone(), per_request(faults as f64)))
+        })
         .collect();
     let peak_rss_bytes = arm
         .probes
@@ -459,6 +467,7 @@ fn trial_result(
         achieved_rate: summary.achieved_rate,
         cpu_us_total: cpu_us.values().sum(),
         cpu_us,
+        minor_faults,
         p50_us: summary.latency.p50,
         p90_us: summary.latency.p90,
         p99_us: summary.latency.p99,
