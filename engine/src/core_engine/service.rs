@@ -1,6 +1,7 @@
 //! The `CoreEngineService` implementation: validation, fault injection, the business stages, and the
 //! telemetry around them (one SERVER span per RPC, an INTERNAL span per stage, metrics, a log line).
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -115,6 +116,7 @@ impl CoreEngine {
             telemetry: Arc::clone(&self.telemetry),
             span: span.cloned(),
             query,
+            max_kept_ticks: self.limits.max_total_ticks,
         };
         let quotes = if work.query.total_ticks() <= INLINE_WORK_MAX_TICKS {
             work.run()
@@ -132,11 +134,21 @@ impl CoreEngine {
     }
 }
 
+thread_local! {
+    /// Each thread's tick buffers, kept from one request to the next. A request may hold a million
+    /// ticks (16 MB); allocated afresh each time, such blocks go back to the kernel between
+    /// requests and cost a page fault per page on the next, a CPU cost that moves with the
+    /// allocator's mood rather than the work (docs/overhead.md, "Page faults").
+    static TICKS: RefCell<Vec<Vec<market::Tick>>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The business stages of one request, each under its own INTERNAL span.
 struct Work {
     telemetry: Arc<Telemetry>,
     span: Option<Context>,
     query: MarketDataQuery,
+    /// The most ticks a thread keeps buffers for between requests: what one request may hold.
+    max_kept_ticks: u64,
 }
 
 impl Work {
@@ -150,21 +162,17 @@ impl Work {
                 KeyValue::new("market.window", i64::from(query.window)),
             ],
         );
-        let series: Vec<Vec<market::Tick>> = query
-            .symbols
-            .iter()
-            .map(|symbol| {
-                let mut ticks = Vec::new();
-                market::load_ticks(
-                    query.source,
-                    symbol,
-                    query.window,
-                    query.as_of_unix_ms,
-                    &mut ticks,
-                );
-                ticks
-            })
-            .collect();
+        let mut series = TICKS.take();
+        series.resize_with(query.symbols.len(), Vec::new);
+        for (symbol, ticks) in query.symbols.iter().zip(series.iter_mut()) {
+            market::load_ticks(
+                query.source,
+                symbol,
+                query.window,
+                query.as_of_unix_ms,
+                ticks,
+            );
+        }
         end_stage(stage);
 
         let stage = self.stage_span(
@@ -181,6 +189,10 @@ impl Work {
             .map(|(symbol, ticks)| quote(query, symbol, ticks))
             .collect();
         end_stage(stage);
+        let kept: usize = series.iter().map(Vec::capacity).sum();
+        if kept as u64 <= self.max_kept_ticks {
+            TICKS.set(series);
+        }
         quotes
     }
 
