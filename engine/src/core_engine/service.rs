@@ -322,3 +322,45 @@ impl Drop for RpcObservation<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work(symbols: &[&str], window: u32) -> Work {
+        let request = FetchMarketDataRequest {
+            symbols: symbols.iter().map(|s| (*s).to_owned()).collect(),
+            source_id: "polygon".to_owned(),
+            window,
+            ma_periods: vec![5, 20],
+            as_of_unix_ms: 1_700_000_000_000,
+            request_id: String::new(),
+        };
+        let limits = Limits::default();
+        Work {
+            telemetry: Arc::new(Telemetry::disabled()),
+            span: None,
+            query: MarketDataQuery::from_request(&request, &limits).expect("a valid request"),
+            max_kept_ticks: limits.max_total_ticks,
+        }
+    }
+
+    /// The kept buffers change nothing: a request answers the same after larger and smaller ones
+    /// on the same thread as on a thread of its own.
+    #[test]
+    fn kept_tick_buffers_give_the_same_quotes() {
+        let large = || work(&["AAPL", "MSFT", "GOOG"], 2000);
+        let small = || work(&["V"], 300);
+        let alone = std::thread::spawn(move || (small().run(), large().run()))
+            .join()
+            .expect("a thread of its own");
+        let first = large().run();
+        let after_large = small().run();
+        let after_small = large().run();
+        assert_eq!(after_large, alone.0);
+        assert_eq!(after_small, first);
+        assert_eq!(first, alone.1);
+        assert_eq!(first.len(), 3);
+        assert_eq!(after_large[0].tick_count, 300);
+    }
+}
