@@ -19,8 +19,7 @@
 //! An `engine_request` does the engine's whole work for the smallest request (one symbol, a
 //! window of one tick), so tracing's cost is the difference between a pipeline and `off`, not the
 //! figure itself. These are hot-loop figures: the same instructions take several times longer in a
-//! service that waits milliseconds between requests (docs/measurements.md, "Tracing's cost
-//! against the request rate").
+//! service that waits milliseconds between requests (docs/measurements.md, "Tracing overhead").
 //!
 //! Spans are created in chunks of one export batch and flushed after each chunk, untimed in the
 //! wall-time figures and counted in the CPU ones, so that the batch queue never fills: a full queue
@@ -165,7 +164,7 @@ impl Pipeline {
             .expect("the batch processor flushes to a live exporter");
     }
 
-    /// Stops the batch thread; returns the spans created and (discarding exporter) exported.
+    /// Exports what is still queued; returns the spans created and (discarding exporter) exported.
     fn shutdown(self) -> (u64, u64) {
         if let Err(error) = self.telemetry.force_flush() {
             eprintln!("tracer provider flush: {error}");

@@ -195,8 +195,9 @@ mod tests {
     fn fresh_pages_show_as_minor_faults() {
         let probe = ProcessProbe::new(std::process::id());
         let before = probe.usage().expect("own usage").minor_faults;
-        // Larger than any allocator keeps in its pools: mapped afresh and touched page by page.
-        let pages = 4096;
+        // 64 MiB: above glibc's largest mmap threshold (32 MiB), so mapped afresh and touched here
+        // page by page whatever the other tests in this process freed before.
+        let pages = 16_384;
         let mut memory = vec![0u8; pages * 4096];
         for page in memory.chunks_mut(4096) {
             page[0] = 1;

@@ -8,7 +8,7 @@ use engine::core_engine::{self, EngineArgs};
 /// mimalloc rather than glibc's malloc: glibc returns the top of its heap to the kernel whenever
 /// enough of it is free and takes it back on the next large request, which cost the engine about 17
 /// page faults per request at 200 requests/s, more or fewer with every small change to what a
-/// request allocates (docs/measurements.md, "Allocator").
+/// request allocates (docs/overhead.md, "Page faults").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

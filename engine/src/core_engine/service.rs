@@ -138,7 +138,8 @@ thread_local! {
     /// Each thread's tick buffers, kept from one request to the next. A request may hold a million
     /// ticks (16 MB); allocated afresh each time, such blocks go back to the kernel between
     /// requests and cost a page fault per page on the next, a CPU cost that moves with the
-    /// allocator's mood rather than the work (docs/overhead.md, "Page faults").
+    /// allocator's state rather than the work (docs/overhead.md, "Page faults"). They live as long
+    /// as the thread: a blocking-pool thread exits after 10 s without work, and with it its buffers.
     static TICKS: RefCell<Vec<Vec<market::Tick>>> = const { RefCell::new(Vec::new()) };
 }
 

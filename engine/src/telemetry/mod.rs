@@ -18,7 +18,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, TracerProviderBuilder};
 
-pub use ids::{Ascii, span_id_hex, trace_id_hex};
+pub use ids::Ascii;
 pub use logging::init_logging;
 pub use propagation::{MetadataExtractor, inject_metadata};
 
@@ -189,7 +189,7 @@ pub fn end_span(cx: &Context, attributes: impl IntoIterator<Item = KeyValue>, st
 pub fn trace_id(cx: &Context) -> Option<Ascii<32>> {
     let span = cx.span();
     let sc = span.span_context();
-    sc.is_valid().then(|| trace_id_hex(sc.trace_id()))
+    sc.is_valid().then(|| ids::trace_id_hex(sc.trace_id()))
 }
 
 /// Whether the span in `cx` is being recorded (sampled in), i.e. its work is real.
