@@ -11,11 +11,10 @@ pub mod semconv;
 
 use std::time::Duration;
 
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, TracerProviderBuilder};
 
 pub use ids::Ascii;
@@ -59,7 +58,6 @@ pub struct Telemetry {
 struct Tracing {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
-    propagator: TraceContextPropagator,
 }
 
 impl Telemetry {
@@ -105,11 +103,7 @@ impl Telemetry {
             .build();
         let tracer = provider.tracer(default_service_name.to_owned());
         Telemetry {
-            tracing: Some(Tracing {
-                provider,
-                tracer,
-                propagator: TraceContextPropagator::new(),
-            }),
+            tracing: Some(Tracing { provider, tracer }),
         }
     }
 
@@ -121,10 +115,15 @@ impl Telemetry {
         self.tracing.is_some()
     }
 
-    /// The remote parent carried by `carrier`, or `None` when tracing is off.
+    /// The current context with the remote parent carried by `carrier` (W3C `traceparent` and
+    /// `tracestate`), if it carries a valid one; `None` when tracing is off.
     pub fn extract(&self, carrier: &dyn Extractor) -> Option<Context> {
-        let tracing = self.tracing.as_ref()?;
-        Some(tracing.propagator.extract(carrier))
+        self.tracing.as_ref()?;
+        let cx = Context::current();
+        Some(match propagation::extract(carrier) {
+            Some(sc) => cx.with_remote_span_context(sc),
+            None => cx,
+        })
     }
 
     /// Writes `cx`'s span into outgoing gRPC metadata as W3C `traceparent`/`tracestate`.

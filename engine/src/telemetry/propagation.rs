@@ -1,14 +1,27 @@
-//! W3C trace context over gRPC metadata: read through the SDK's propagator, written directly.
+//! W3C trace context: read from any carrier (the gateway's HTTP headers, the engine's gRPC
+//! metadata), written into gRPC metadata.
 
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::SpanContext;
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
 use super::ids;
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
 
+/// The remote span context in `carrier`'s `traceparent`, with its `tracestate` (an unreadable
+/// state is dropped and the parent kept, as the SDK's propagator does).
+pub fn extract(carrier: &dyn Extractor) -> Option<SpanContext> {
+    let traceparent = carrier.get(TRACEPARENT)?;
+    let state = carrier
+        .get(TRACESTATE)
+        .and_then(|state| state.parse().ok())
+        .unwrap_or_default();
+    ids::parse_traceparent(traceparent, state)
+}
+
+/// Incoming gRPC metadata as a carrier to read the context from.
 pub struct MetadataExtractor<'a>(pub &'a MetadataMap);
 
 impl Extractor for MetadataExtractor<'_> {
@@ -39,14 +52,15 @@ pub fn inject_metadata(sc: &SpanContext, metadata: &mut MetadataMap) {
     }
     if let Ok(mut value) = MetadataValue::try_from(ids::traceparent(sc).as_bytes()) {
         value.set_sensitive(true);
-        metadata.insert(TRACEPARENT, value);
+        // A key from a static name skips parsing the name on every request.
+        metadata.insert(MetadataKey::from_static(TRACEPARENT), value);
     }
     let state = sc.trace_state().header();
     if !state.is_empty() {
         // A state the SDK accepted is valid ASCII; anything else is dropped rather than sent
         // malformed.
         if let Ok(value) = MetadataValue::try_from(state) {
-            metadata.insert(TRACESTATE, value);
+            metadata.insert(MetadataKey::from_static(TRACESTATE), value);
         }
     }
 }
@@ -54,32 +68,37 @@ pub fn inject_metadata(sc: &SpanContext, metadata: &mut MetadataMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::propagation::TextMapPropagator;
-    use opentelemetry::trace::TraceContextExt;
-    use opentelemetry_sdk::propagation::TraceContextPropagator;
 
     #[test]
-    fn traceparent_round_trips_through_metadata() {
+    fn the_context_round_trips_through_metadata() {
         let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let mut incoming = MetadataMap::new();
         incoming.insert("traceparent", traceparent.parse().expect("ascii"));
-        let propagator = TraceContextPropagator::new();
-        let cx = propagator.extract(&MetadataExtractor(&incoming));
+        incoming.insert("tracestate", "vendor=abc,other=1".parse().expect("ascii"));
+        let sc = extract(&MetadataExtractor(&incoming)).expect("a valid parent");
         assert_eq!(
-            cx.span().span_context().trace_id().to_string(),
+            sc.trace_id().to_string(),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
+        assert_eq!(sc.trace_state().get("vendor"), Some("abc"));
 
         let mut outgoing = MetadataMap::new();
-        inject_metadata(&cx.span().span_context().clone(), &mut outgoing);
+        inject_metadata(&sc, &mut outgoing);
         assert_eq!(
             outgoing.get("traceparent").and_then(|v| v.to_str().ok()),
             Some(traceparent)
         );
-        assert!(
-            outgoing.get("tracestate").is_none(),
-            "an empty state is left out"
+        assert_eq!(
+            outgoing.get("tracestate").and_then(|v| v.to_str().ok()),
+            Some("vendor=abc,other=1")
         );
+
+        // A state that does not parse is dropped; the parent stays.
+        incoming.insert("tracestate", "not a state".parse().expect("ascii"));
+        let sc = extract(&MetadataExtractor(&incoming)).expect("a valid parent");
+        assert_eq!(sc.trace_state().header(), "");
+        incoming.remove("traceparent");
+        assert_eq!(extract(&MetadataExtractor(&incoming)), None);
     }
 
     #[test]
