@@ -151,6 +151,16 @@ mod tests {
         }
     }
 
+    fn local_context(trace: u128, span: u64, flags: u8) -> SpanContext {
+        SpanContext::new(
+            TraceId::from(trace),
+            SpanId::from(span),
+            TraceFlags::new(flags),
+            false,
+            TraceState::default(),
+        )
+    }
+
     /// What the SDK's propagator reads from a lone `traceparent`, if anything.
     fn sdk_reads(value: &str) -> Option<SpanContext> {
         let carrier = HashMap::from([("traceparent".to_owned(), value.to_owned())]);
@@ -162,13 +172,7 @@ mod tests {
     #[test]
     fn what_is_written_reads_back_as_the_sdk_reads_it() {
         for (trace, span, flags) in samples() {
-            let sc = SpanContext::new(
-                TraceId::from(trace),
-                SpanId::from(span),
-                TraceFlags::new(flags),
-                false,
-                TraceState::default(),
-            );
+            let sc = local_context(trace, span, flags);
             let value = traceparent(&sc);
             let read = parse_traceparent(value.as_str(), TraceState::default());
             assert_eq!(read, sdk_reads(value.as_str()), "{value:?}");
@@ -232,13 +236,7 @@ mod tests {
     fn traceparent_is_what_the_sdk_propagator_writes() {
         let propagator = TraceContextPropagator::new();
         for (trace, span, flags) in samples() {
-            let sc = SpanContext::new(
-                TraceId::from(trace),
-                SpanId::from(span),
-                TraceFlags::new(flags),
-                false,
-                TraceState::default(),
-            );
+            let sc = local_context(trace, span, flags);
             let mut carrier = HashMap::new();
             propagator.inject_context(
                 &opentelemetry::Context::new().with_remote_span_context(sc.clone()),
