@@ -19,7 +19,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, TracerProviderBuild
 
 pub use ids::Ascii;
 pub use logging::init_logging;
-pub use propagation::{MetadataExtractor, inject_metadata};
+pub use propagation::MetadataExtractor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -129,7 +129,7 @@ impl Telemetry {
     /// Writes `cx`'s span into outgoing gRPC metadata as W3C `traceparent`/`tracestate`.
     pub fn inject(&self, cx: &Context, metadata: &mut tonic::metadata::MetadataMap) {
         if self.tracing.is_some() {
-            inject_metadata(cx.span().span_context(), metadata);
+            propagation::inject_metadata(cx.span().span_context(), metadata);
         }
     }
 
