@@ -2,11 +2,14 @@
 //! The binary (`src/main.rs`) is the command line over these modules; data flows scenario → system
 //! → load → verification (trace, metrics) → result → thresholds → summary.
 
+pub mod bundled;
 pub mod compare;
 pub mod exit;
+pub mod format;
 pub mod load;
 pub mod metrics;
 pub mod overhead;
+pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod result;

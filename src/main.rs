@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use engine::core_engine::EngineArgs;
 use engine::gateway::GatewayArgs;
+use harness::exit::RunError;
 use harness::report::page::PageError;
-use harness::result::{RunResult, RunStatus};
-use harness::run::{RunError, RunOptions};
+use harness::result::RunResult;
+use harness::run::RunOptions;
 use harness::signoff::record::ScenarioOutcome;
 use harness::signoff::{SignoffError, SignoffOptions};
 use hyper::Uri;
@@ -216,21 +217,16 @@ async fn run(args: RunArgs) -> ExitCode {
             if let Some(junit) = &options.junit {
                 println!("junit: {}", junit.display());
             }
-            if !matches!(finished.result.status, RunStatus::Completed) {
-                ExitCode::from(EXIT_INCOMPLETE)
-            } else if finished.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_FAILED)
+            ExitCode::from(finished.result.exit_code())
+        }
+        Err(error) => {
+            match &error {
+                RunError::BadInput(message) => eprintln!("harness: {message}"),
+                RunError::Incomplete(_) => {
+                    eprintln!("harness: the run could not be completed: {error}");
+                }
             }
-        }
-        Err(RunError::BadInput(message)) => {
-            eprintln!("harness: {message}");
-            ExitCode::from(EXIT_BAD_INPUT)
-        }
-        Err(error @ RunError::Incomplete(_)) => {
-            eprintln!("harness: the run could not be completed: {error}");
-            ExitCode::from(EXIT_INCOMPLETE)
+            ExitCode::from(error.exit_code())
         }
     }
 }

@@ -4,8 +4,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use crate::format::duration_terse;
 use crate::load::Recorder;
-use crate::summary::micros;
 
 pub struct Progress {
     mode: Mode,
@@ -59,7 +59,7 @@ impl Progress {
             .kinds
             .iter()
             .fold((0, 0), |(u, d), k| (u + k.unexpected, d + k.dropped));
-        let p99 = micros(recorder.merged_latency().value_at_quantile(0.99));
+        let p99 = duration_terse(recorder.merged_latency().value_at_quantile(0.99));
         let line = format!(
             "{phase} {:>6.1}s  {rate:>6}/s  p99 {p99:>8}  unexpected {unexpected}  dropped {dropped}",
             elapsed.as_secs_f64()

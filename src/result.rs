@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::load::{KindStats, RunReport, Stop};
 use crate::overhead::OverheadResult;
 use crate::threshold::Evaluation;
@@ -242,6 +243,34 @@ pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramError> {
     Ok(Deserializer::new().deserialize(&mut bytes.as_slice())?)
 }
 
+/// The file a run writes its result to, in its output directory.
+pub const FILE_NAME: &str = "result.json";
+
+/// Why a result could not be written; names the file.
+#[derive(Debug, thiserror::Error)]
+#[error("writing {path}: {source}")]
+pub struct WriteError {
+    path: String,
+    #[source]
+    source: std::io::Error,
+}
+
+/// Writes `result` to `path` atomically (a sibling temporary file, then a rename), so that a
+/// reader never sees half a result and an interrupted write leaves the previous one whole.
+pub fn write(path: &Path, result: &RunResult) -> Result<(), WriteError> {
+    let fail = |source| WriteError {
+        path: path.display().to_string(),
+        source,
+    };
+    let json = serde_json::to_string_pretty(result)
+        .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    let temporary = std::path::PathBuf::from(temporary);
+    std::fs::write(&temporary, json).map_err(fail)?;
+    std::fs::rename(&temporary, path).map_err(fail)
+}
+
 /// Why a stored result cannot be read back; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -345,6 +374,15 @@ impl RunResult {
             .as_ref()
             .is_none_or(|o| o.verdict == crate::overhead::Verdict::Pass);
         claim_held && self.thresholds.iter().all(|t| t.evaluation.is_pass())
+    }
+
+    /// The exit code the run calls for: 3 unless it completed, then 0 if it passed and 1 if not.
+    pub fn exit_code(&self) -> u8 {
+        match self.status {
+            RunStatus::Completed if self.passed() => EXIT_PASSED,
+            RunStatus::Completed => EXIT_FAILED,
+            RunStatus::Interrupted { .. } | RunStatus::Failed { .. } => EXIT_INCOMPLETE,
+        }
     }
 
     pub fn new(

@@ -3,30 +3,22 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::format::{self, cpu_time, duration_terse, percent_fixed};
 use crate::overhead::{
     ArmResult, Effect, FaultCounts, InstructionCounts, OverheadResult, ServiceEffect, Spread,
     StepEffect,
 };
 use crate::result::{Percentiles, RunResult, RunStatus};
 
-/// A latency in microseconds, in the largest unit that keeps it readable: `850µs`, `12.3ms`, `1.52s`.
-pub fn micros(us: u64) -> String {
-    match us {
-        0..1_000 => format!("{us}µs"),
-        1_000..1_000_000 => format!("{:.2}ms", us as f64 / 1e3),
-        _ => format!("{:.2}s", us as f64 / 1e6),
-    }
-}
-
 fn row(out: &mut String, name: &str, sent: u64, unexpected: u64, dropped: u64, p: &Percentiles) {
     let _ = writeln!(
         out,
         "{name:<20} {sent:>9} {unexpected:>10} {dropped:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        micros(p.p50),
-        micros(p.p90),
-        micros(p.p99),
-        micros(p.p999),
-        micros(p.max),
+        duration_terse(p.p50),
+        duration_terse(p.p90),
+        duration_terse(p.p99),
+        duration_terse(p.p999),
+        duration_terse(p.max),
     );
 }
 
@@ -65,7 +57,7 @@ pub fn render(result: &RunResult) -> String {
         let _ = writeln!(
             out,
             "WARNING: the harness sent late (send lag p99 {}): the machine is short of CPU, and every latency includes that lag",
-            micros(load.send_lag.p99)
+            duration_terse(load.send_lag.p99)
         );
     }
     let _ = writeln!(out, "latency from the intended send time:");
@@ -95,16 +87,16 @@ pub fn render(result: &RunResult) -> String {
     let _ = writeln!(
         out,
         "service time (from the actual send): p50 {}, p99 {}, max {}",
-        micros(load.service_time.p50),
-        micros(load.service_time.p99),
-        micros(load.service_time.max),
+        duration_terse(load.service_time.p50),
+        duration_terse(load.service_time.p99),
+        duration_terse(load.service_time.max),
     );
     let _ = writeln!(
         out,
         "send lag (actual minus intended send, included above): p50 {}, p99 {}, max {}",
-        micros(load.send_lag.p50),
-        micros(load.send_lag.p99),
-        micros(load.send_lag.max),
+        duration_terse(load.send_lag.p50),
+        duration_terse(load.send_lag.p99),
+        duration_terse(load.send_lag.max),
     );
     for kind in result.kinds.iter().filter(|k| k.unexpected > 0) {
         let outcomes: Vec<String> = kind
@@ -157,10 +149,10 @@ fn verification(out: &mut String, result: &RunResult) {
             let _ = writeln!(
                 out,
                 "  visible after: p50 {}, p90 {}, p99 {}, max {}",
-                micros(visible.p50),
-                micros(visible.p90),
-                micros(visible.p99),
-                micros(visible.max),
+                duration_terse(visible.p50),
+                duration_terse(visible.p90),
+                duration_terse(visible.p99),
+                duration_terse(visible.max),
             );
         }
         for (check, count) in &traces.failed_checks {
@@ -242,7 +234,7 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
     let _ = writeln!(
         out,
         "  claim: {metric} rises by less than {}: {}",
-        percent(claim.bound),
+        percent_fixed(claim.bound),
         experiment.verdict
     );
     if let Some(spans) = experiment.spans_received {
@@ -258,10 +250,10 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
             out,
             "    {}: {metric} {} over {} pairs; smallest detectable effect {}",
             a.verdict,
-            effect(judged.as_ref(), percent),
+            effect(judged.as_ref(), percent_fixed),
             a.pairs,
             a.smallest_detectable
-                .map_or_else(|| "n/a".to_owned(), |r| format!("±{}", percent(r))),
+                .map_or_else(|| "n/a".to_owned(), |r| format!("±{}", percent_fixed(r))),
         );
         if let (Some(control), Some(treatment)) = (a.control_cpu_us, a.treatment_cpu_us) {
             let _ = writeln!(
@@ -277,7 +269,7 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
             let _ = writeln!(
                 out,
                 "    the cost is under {} only for requests of at least {} CPU{range}",
-                percent(claim.bound),
+                percent_fixed(claim.bound),
                 cpu_time(break_even),
             );
         }
@@ -287,7 +279,7 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
             .map(|(name, e)| {
                 format!(
                     "{name} {} ({})",
-                    effect(e.relative.as_ref(), percent),
+                    effect(e.relative.as_ref(), percent_fixed),
                     effect(e.cost_us.as_ref(), |us| format!("{us:.2}µs"))
                 )
             })
@@ -297,9 +289,9 @@ fn overhead(out: &mut String, experiment: &OverheadResult) {
         let _ = writeln!(
             out,
             "    latency: p50 {}, p90 {}, p99 {}",
-            effect(a.p50.as_ref(), percent),
-            effect(a.p90.as_ref(), percent),
-            effect(a.p99.as_ref(), percent),
+            effect(a.p50.as_ref(), percent_fixed),
+            effect(a.p90.as_ref(), percent_fixed),
+            effect(a.p99.as_ref(), percent_fixed),
         );
         if !a.steps.is_empty() {
             steps(out, experiment, &a.steps);
@@ -356,7 +348,7 @@ fn steps(out: &mut String, experiment: &OverheadResult, steps: &[StepEffect]) {
             "      {}: {}, {}; {}",
             experiment.arm_title(step.arm),
             effect(step.cost_us.as_ref(), |us| format!("{us:.2}µs")),
-            effect(step.share.as_ref(), percent),
+            effect(step.share.as_ref(), percent_fixed),
             services.join(", "),
         );
     }
@@ -383,7 +375,7 @@ fn instructions(out: &mut String, counts: &InstructionCounts) {
     let spread = |s: Spread, show: &dyn Fn(f64) -> String| {
         format!(
             "{} (from {} to {})",
-            signed(show(s.median)),
+            format::signed(show(s.median)),
             show(s.low),
             show(s.high)
         )
@@ -391,13 +383,13 @@ fn instructions(out: &mut String, counts: &InstructionCounts) {
     let _ = writeln!(
         out,
         "      control {control:.0}, treatment {treatment:.0}: {}, {} instructions",
-        spread(relative, &percent),
+        spread(relative, &percent_fixed),
         spread(cost, &|x| format!("{x:.0}")),
     );
     let services: Vec<String> = counts
         .services
         .iter()
-        .map(|(name, s)| format!("{name} {}", spread(*s, &percent)))
+        .map(|(name, s)| format!("{name} {}", spread(*s, &percent_fixed)))
         .collect();
     let _ = writeln!(out, "      per service: {}", services.join("; "));
 }
@@ -407,37 +399,11 @@ pub(crate) fn effect(effect: Option<&Effect>, show: impl Fn(f64) -> String) -> S
     match effect {
         Some(e) => format!(
             "{} [{}, {}]",
-            signed(show(e.estimate)),
+            format::signed(show(e.estimate)),
             show(e.low),
             show(e.high)
         ),
         None => "n/a (too few pairs)".to_owned(),
-    }
-}
-
-fn signed(text: String) -> String {
-    if text.starts_with('-') {
-        text
-    } else {
-        format!("+{text}")
-    }
-}
-
-pub(crate) fn percent(ratio: f64) -> String {
-    let p = ratio * 100.0;
-    if p.abs() >= 10.0 {
-        format!("{p:.1}%")
-    } else {
-        format!("{p:.2}%")
-    }
-}
-
-/// CPU time given in microseconds, in the unit that reads best.
-pub(crate) fn cpu_time(us: f64) -> String {
-    if us >= 1_000.0 {
-        format!("{:.2}ms", us / 1_000.0)
-    } else {
-        format!("{us:.1}µs")
     }
 }
 
@@ -446,17 +412,5 @@ fn status_line(status: &RunStatus) -> String {
         RunStatus::Completed => "completed".to_owned(),
         RunStatus::Interrupted { reason } => format!("INTERRUPTED: {reason}"),
         RunStatus::Failed { reason } => format!("FAILED: {reason}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn latencies_read_naturally() {
-        assert_eq!(micros(850), "850µs");
-        assert_eq!(micros(12_345), "12.35ms");
-        assert_eq!(micros(1_520_000), "1.52s");
     }
 }

@@ -12,12 +12,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::exit::RunError;
 use crate::load::{self, Announce, RunReport, SampleSink};
 use crate::metrics::prometheus::PrometheusSource;
 use crate::metrics::reconcile::{Check, Received, reconcile};
 use crate::metrics::scrape::ScrapeSource;
 use crate::metrics::{MetricsSource, Snapshot};
-use crate::run::RunError;
 use crate::scenario::{
     MetricsChecks, PrometheusSpec, Protocol, SampleShare, Scenario, System, TraceChecks,
     TraceSourceSpec,
@@ -216,7 +216,7 @@ impl Verifier {
             .load
             .phases
             .iter()
-            .map(|p| crate::run::rate_phase(p).expected_requests())
+            .map(|p| crate::plan::rate_phase(p).expected_requests())
             .sum();
         scenario
             .requests

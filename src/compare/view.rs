@@ -7,8 +7,8 @@ use super::{
     Comparison, Conclusion, Decision, ErrorRow, KindComparison, PercentileRow, Spectrum,
     SpectrumPoint, WanderSource,
 };
+use crate::format::{duration_terse, percent_fixed, signed_percent_fixed};
 use crate::report::{self, ReportError};
-use crate::summary::micros;
 
 /// What the text and the HTML show.
 #[derive(Debug, Serialize)]
@@ -96,8 +96,8 @@ impl<'a> View<'a> {
             verdict,
             base: RunView::of(&comparison.base),
             new: RunView::of(&comparison.new),
-            regression_bound: signed_percent(comparison.max_regression),
-            improvement_bound: signed_percent(comparison.min_improvement),
+            regression_bound: signed_percent_fixed(comparison.max_regression),
+            improvement_bound: signed_percent_fixed(comparison.min_improvement),
             noise: noise(comparison),
             noise_note: comparison.wander.note.as_deref(),
             warnings: &comparison.warnings,
@@ -198,10 +198,13 @@ fn spectrum_chart(kind: &KindComparison) -> Option<String> {
 
 impl RowView {
     fn latency(row: &PercentileRow) -> RowView {
-        let value = |us: Option<u64>| us.map_or_else(|| "-".to_owned(), micros);
+        let value = |us: Option<u64>| us.map_or_else(|| "-".to_owned(), duration_terse);
         let note = match (row.smallest_detectable, row.needed) {
             (Some(detectable), _) => {
-                format!("could detect a slowdown of {}", signed_percent(detectable))
+                format!(
+                    "could detect a slowdown of {}",
+                    signed_percent_fixed(detectable)
+                )
             }
             (None, Some(needed)) => format!("needs {needed} requests in each run"),
             (None, None) => String::new(),
@@ -212,10 +215,16 @@ impl RowView {
             new: value(row.new_us),
             change: row
                 .change
-                .map_or_else(|| "-".to_owned(), |c| signed_percent(c.estimate)),
+                .map_or_else(|| "-".to_owned(), |c| signed_percent_fixed(c.estimate)),
             interval: row.change.map_or_else(
                 || "-".to_owned(),
-                |c| format!("[{}, {}]", signed_percent(c.low), signed_percent(c.high)),
+                |c| {
+                    format!(
+                        "[{}, {}]",
+                        signed_percent_fixed(c.low),
+                        signed_percent_fixed(c.high)
+                    )
+                },
             ),
             decision: row.decision.word(),
             class: class(row.decision),
@@ -224,7 +233,7 @@ impl RowView {
     }
 
     fn errors(row: &ErrorRow) -> RowView {
-        let rate = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), percent);
+        let rate = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), percent_fixed);
         let change = match (row.base_rate(), row.new_rate()) {
             (Some(before), Some(after)) => {
                 format!("{:+.2}pp", (after - before) * 100.0)
@@ -273,26 +282,6 @@ fn noise(comparison: &Comparison) -> String {
              second ({base_seconds} s and {new_seconds} s of timeline)"
         ),
         WanderSource::Timeline { .. } => "sampling error of each percentile only".to_owned(),
-    }
-}
-
-/// `+12.3%`, `-4.76%`, `+0.52%`: a relative change, with its sign.
-pub fn signed_percent(ratio: f64) -> String {
-    let p = ratio * 100.0;
-    if p.abs() >= 10.0 {
-        format!("{p:+.1}%")
-    } else {
-        format!("{p:+.2}%")
-    }
-}
-
-/// `12.3%`, `0.52%`: a rate.
-fn percent(ratio: f64) -> String {
-    let p = ratio * 100.0;
-    if p.abs() >= 10.0 {
-        format!("{p:.1}%")
-    } else {
-        format!("{p:.2}%")
     }
 }
 

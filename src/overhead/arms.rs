@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 use super::callgrind::Callgrind;
 use super::process::{ProcessProbe, Usage};
 use super::{ArmName, ArmResult, ProbeError};
-use crate::run::{RunError, fetch_url, http_uri};
+use crate::bundled::fetch_url;
+use crate::exit::RunError;
 use crate::scenario::{Arm, Managed, Overhead, Relaunch, ServiceSpec};
+use crate::system::http_uri;
 use crate::system::{ManagedSystem, ServiceLaunch};
 
 /// One arm's running services and what is known about them.
@@ -213,16 +215,8 @@ async fn launch(
     let mut probes = Vec::new();
     let mut counted = Vec::new();
     for (service, process, subcommand) in [
-        (
-            engine::core_engine::DEFAULT_SERVICE_NAME,
-            &system.engine,
-            "engine",
-        ),
-        (
-            engine::gateway::DEFAULT_SERVICE_NAME,
-            &system.gateway,
-            "gateway",
-        ),
+        (crate::bundled::ENGINE_SERVICE, &system.engine, "engine"),
+        (crate::bundled::GATEWAY_SERVICE, &system.gateway, "gateway"),
     ] {
         if let Some(pid) = process.pid() {
             probes.push((service.to_owned(), ProcessProbe::new(pid)));

@@ -11,9 +11,10 @@ use super::callgrind::Callgrind;
 use super::stats::Verdict;
 use super::trials::TrialRun;
 use super::{ArmName, ClaimResult, OverheadResult, PointResult, StepArm};
+use crate::exit::RunError;
 use crate::load::{self, GrpcDriver, HttpDriver, RunReport};
+use crate::plan::{PreparedMix, prepare};
 use crate::progress::Progress;
-use crate::run::{PreparedMix, RunError, prepare};
 use crate::scenario::{Scenario, System};
 use crate::trace::receiver::{Receiver, ReceiverConfig};
 

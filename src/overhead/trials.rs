@@ -13,12 +13,12 @@ use super::callgrind::Callgrind;
 use super::experiment::Point;
 use super::process::Usage;
 use super::{ArmName, InstructionCount, InstructionCounts, TrialResult};
+use crate::format::duration_terse;
 use crate::load::{self, Driver, LoadKind, RatePhase, RunReport};
+use crate::plan::{load_plan, rate_phase};
 use crate::progress::Progress;
 use crate::result::LoadSummary;
-use crate::run::{load_plan, rate_phase};
 use crate::scenario::{Execution, Instructions, Overhead};
-use crate::summary::micros;
 
 /// The trials of one point.
 pub(super) struct TrialRun<'a> {
@@ -316,7 +316,7 @@ impl TrialRun<'_> {
             after,
         } = measured;
         let interrupted = report.stop == load::Stop::Interrupted || self.stop.is_cancelled();
-        let target_rate = crate::run::target_rate(&self.point.scenario.load.phases);
+        let target_rate = crate::plan::target_rate(&self.point.scenario.load.phases);
         let trial = trial_result(arm, pair, &report, target_rate, &before, &after);
         if arm.name == ArmName::Treatment {
             match self.treatment {
@@ -335,7 +335,7 @@ impl TrialRun<'_> {
             trial.arm.label(),
             trial.sent,
             trial.cpu_us_total,
-            micros(trial.p99_us),
+            duration_terse(trial.p99_us),
         ));
         self.trials.push(trial);
         true

@@ -15,9 +15,10 @@ use chrono::{DateTime, FixedOffset};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::ReportError;
+use crate::format::{cpu_time, percent_fixed};
 use crate::overhead::{OverheadResult, Verdict};
 use crate::result::{RunResult, RunStatus};
-use crate::summary::{cpu_time, effect, percent};
+use crate::summary::effect;
 use crate::threshold::{Metric, Threshold};
 use crate::trace::check::CheckKind;
 use crate::trace::verify::TraceReport;
@@ -286,7 +287,7 @@ fn completeness(classname: &str, traces: &TraceReport, tolerated: bool) -> TestC
     let message = match traces.completeness {
         Some(ratio) => format!(
             "completeness = {} ({} of {} sampled traces complete), bound 100%",
-            percent(ratio),
+            percent_fixed(ratio),
             traces.complete,
             traces.sampled
         ),
@@ -397,7 +398,7 @@ fn overhead_claim(scenario: &str, overhead: &OverheadResult) -> Vec<TestCase> {
     let classname = format!("{scenario}.overhead");
     let claim = &overhead.claim;
     let metric = claim.metric.describe();
-    let bound = percent(claim.bound);
+    let bound = percent_fixed(claim.bound);
     overhead
         .points
         .iter()
@@ -408,12 +409,12 @@ fn overhead_claim(scenario: &str, overhead: &OverheadResult) -> Vec<TestCase> {
                 let _ = write!(name, " at {setting}");
             }
             let judged = a.claim_effect(claim.metric);
-            let measured = format!("{metric} {}", effect(judged.as_ref(), percent));
+            let measured = format!("{metric} {}", effect(judged.as_ref(), percent_fixed));
             let mut detail = format!(
                 "{} pairs of trials; smallest detectable effect {}",
                 a.pairs,
                 a.smallest_detectable
-                    .map_or_else(|| "n/a".to_owned(), |r| format!("±{}", percent(r)))
+                    .map_or_else(|| "n/a".to_owned(), |r| format!("±{}", percent_fixed(r)))
             );
             if let (Some(control), Some(treatment)) = (a.control_cpu_us, a.treatment_cpu_us) {
                 let _ = write!(

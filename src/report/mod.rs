@@ -5,7 +5,6 @@
 //! JavaScript off, in dark mode and on paper. Templates are compiled into the binary.
 
 pub(crate) mod chart;
-mod format;
 pub mod junit;
 pub mod page;
 

@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use super::record::{ScenarioOutcome, SignoffRecord, Verdict};
 use super::suite::Expect;
+use crate::format::{duration_terse, percent_fixed};
 use crate::report::{self, ReportError};
 use crate::result::Environment;
-use crate::summary::{effect, micros, percent};
+use crate::summary::effect;
 
 #[derive(Serialize)]
 struct Page<'a> {
@@ -127,10 +128,10 @@ fn row(scenario: &ScenarioOutcome) -> Row<'_> {
         ),
         p99: figures
             .and_then(|f| f.p99_us)
-            .map_or_else(|| "–".to_owned(), micros),
+            .map_or_else(|| "–".to_owned(), duration_terse),
         error_rate: figures
             .and_then(|f| f.error_rate)
-            .map_or_else(|| "–".to_owned(), percent),
+            .map_or_else(|| "–".to_owned(), percent_fixed),
         failing: failing(scenario),
         link,
         link_label,
@@ -142,10 +143,10 @@ fn failing(scenario: &ScenarioOutcome) -> Vec<String> {
     let mut failing = scenario.failed_thresholds.clone();
     let claim = scenario.figures.as_ref().and_then(|f| f.overhead.as_ref());
     if let Some(claim) = claim.filter(|c| c.verdict != crate::overhead::Verdict::Pass) {
-        let measured = effect(claim.estimate.as_ref(), percent);
+        let measured = effect(claim.estimate.as_ref(), percent_fixed);
         failing.push(format!(
             "overhead claim < {}: {measured} {}",
-            percent(claim.bound),
+            percent_fixed(claim.bound),
             claim.verdict
         ));
     }
@@ -188,8 +189,9 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::exit::RunError;
     use crate::result::RunResult;
-    use crate::run::{Finished, RunError};
+    use crate::run::Finished;
     use crate::signoff::record::{self, SuiteEcho};
 
     fn ran(fixture: &str, expect: Expect) -> ScenarioOutcome {

@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::suite::Expect;
-use crate::exit::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
+use crate::exit::RunError;
+use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::overhead;
 use crate::result::{Environment, RunResult, RunStatus};
-use crate::run::{Finished, RunError};
+use crate::run::Finished;
 
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -120,15 +121,16 @@ impl ScenarioOutcome {
         duration_s: f64,
     ) -> Self {
         let (exit_code, reason) = match outcome {
-            Ok(finished) => match &finished.result.status {
-                RunStatus::Completed if finished.passed() => (EXIT_PASSED, None),
-                RunStatus::Completed => (EXIT_FAILED, None),
-                RunStatus::Interrupted { reason } | RunStatus::Failed { reason } => {
-                    (EXIT_INCOMPLETE, Some(reason.clone()))
-                }
-            },
-            Err(RunError::BadInput(message)) => (EXIT_BAD_INPUT, Some(message.clone())),
-            Err(error @ RunError::Incomplete(_)) => (EXIT_INCOMPLETE, Some(error.to_string())),
+            Ok(finished) => {
+                let reason = match &finished.result.status {
+                    RunStatus::Completed => None,
+                    RunStatus::Interrupted { reason } | RunStatus::Failed { reason } => {
+                        Some(reason.clone())
+                    }
+                };
+                (finished.result.exit_code(), reason)
+            }
+            Err(error) => (error.exit_code(), Some(error.to_string())),
         };
         let result = outcome.as_ref().ok().map(|finished| &finished.result);
         let verdict = match exit_code {
@@ -263,6 +265,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::exit::EXIT_BAD_INPUT;
 
     fn fixture(name: &str) -> RunResult {
         let text = match name {

@@ -2,4 +2,13 @@
 
 pub mod managed;
 
+use crate::exit::RunError;
+
 pub use managed::{ManagedSystem, ServiceLaunch, ServiceProcess, SystemError};
+
+/// The `http://` URI of a service's listener, as the load and the probes address it.
+pub fn http_uri(addr: std::net::SocketAddr) -> Result<hyper::Uri, RunError> {
+    format!("http://{addr}")
+        .parse()
+        .map_err(|e| RunError::Incomplete(anyhow::anyhow!("service address {addr}: {e}")))
+}

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::profile::{target_at, target_line};
 use super::{Figure, HEADROOM, PageError, Table};
+use crate::format::{count, duration_us, latency_axis_unit, significant};
 use crate::report::chart::{self, Axis, Chart, Color};
-use crate::report::format::{count, duration_us, latency_axis_unit, significant};
 use crate::result::{KindResult, PhaseResult, SecondResult, decode_histogram};
 
 #[derive(Debug, Serialize)]

@@ -18,7 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ReportError;
-use super::format::{count, duration_us, percent, rate, significant, utc};
+use crate::format::{count, duration_us, percent, rate, significant, utc};
 use crate::overhead::Verdict;
 use crate::result::{
     HistogramError, KindResult, Percentiles, RunResult, RunStatus, ThresholdResult,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Fact, PercentileRow, fact, percentile_row};
-use crate::report::format::{count, percent, significant};
+use crate::format::{count, percent, significant};
 use crate::trace::verify::TraceReport;
 use crate::verification::MetricsReport;
 

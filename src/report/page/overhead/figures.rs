@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use super::effect_text;
+use crate::format::{bytes, count, duration_us, percent, rate, signed_percent};
 use crate::overhead::{ArmName, Effect, OverheadResult, PointResult, TrialResult};
 use crate::report::chart::{Axis, Chart, Color, Direction, Dot, Interval};
-use crate::report::format::{bytes, count, duration_us, percent, rate, signed_percent};
 use crate::report::page::{Figure, Table};
 use crate::scenario::ClaimMetric;
 

@@ -7,10 +7,10 @@ mod figures;
 use serde::Serialize;
 
 use super::{Fact, Figure, Table, fact};
+use crate::format::{count, duration_us, percent, rate, signed_percent};
 use crate::overhead::{
     ArmResult, Effect, InstructionCounts, OverheadResult, PointResult, Spread, Verdict,
 };
-use crate::report::format::{count, duration_us, percent, rate, signed_percent};
 use crate::scenario::ClaimMetric;
 use figures::{effect_figure, sweep_figure, trials_figure};
 

@@ -1,5 +1,10 @@
-//! Numbers as the HTML report shows them: with units, to three significant digits, so that a
-//! table can be read without counting zeros and two reports of the same system compare at a glance.
+//! Numbers as people read them, in one place: durations, percentages, counts and times.
+//!
+//! Two styles serve two readers. Reports (HTML) use units with a space and three significant
+//! digits (`1.21 ms`, `18.2%`), so that a table can be read without counting zeros and two reports
+//! of the same system compare at a glance. Terminal lines (the summary, progress, JUnit messages,
+//! `harness compare`) are terser and keep a fixed number of decimals (`1.21ms`, `18.21%`), so that
+//! columns of them line up.
 
 /// A duration in microseconds, in the largest unit that keeps it readable: `850 µs`, `1.21 ms`,
 /// `1.52 s`.
@@ -103,30 +108,83 @@ pub fn significant(value: f64, digits: i32) -> String {
 
 /// A Unix time in milliseconds as a UTC date and time: `2026-11-25 02:04:06 UTC`.
 pub fn utc(unix_ms: u64) -> String {
-    let seconds = unix_ms / 1000;
-    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
+    i64::try_from(unix_ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || format!("{unix_ms} ms after 1970"),
+            |time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        )
 }
 
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+/// A latency in whole microseconds, tersely, for terminal lines: `850µs`, `12.35ms`, `1.52s`.
+pub fn duration_terse(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us}µs"),
+        1_000..1_000_000 => format!("{:.2}ms", us as f64 / 1e3),
+        _ => format!("{:.2}s", us as f64 / 1e6),
+    }
+}
+
+/// CPU time in microseconds, tersely: `41.7µs`, `1.25ms`.
+pub fn cpu_time(us: f64) -> String {
+    if us >= 1_000.0 {
+        format!("{:.2}ms", us / 1_000.0)
+    } else {
+        format!("{us:.1}µs")
+    }
+}
+
+/// A measured value in ASCII units with no float noise (`43.2ms`, `1.25s`, `830us`), for
+/// messages that sit beside thresholds written in the same units.
+pub fn duration_ascii(us: f64) -> String {
+    if us.abs() >= 1e6 {
+        format!("{}s", decimals(us / 1e6))
+    } else if us.abs() >= 1e3 {
+        format!("{}ms", decimals(us / 1e3))
+    } else {
+        format!("{}us", decimals(us))
+    }
+}
+
+/// At least two decimals and three significant digits, trailing zeros dropped: enough to see
+/// why a threshold failed, without float noise.
+pub fn decimals(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (2 - magnitude).clamp(2, 9) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
+/// A ratio as a percentage with fixed decimals, for terminal columns: `12.3%`, `0.52%`.
+pub fn percent_fixed(ratio: f64) -> String {
+    let p = ratio * 100.0;
+    if p.abs() >= 10.0 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.2}%")
+    }
+}
+
+/// A relative change with its sign and fixed decimals: `+12.3%`, `-4.76%`, `+0.52%`.
+pub fn signed_percent_fixed(ratio: f64) -> String {
+    signed(percent_fixed(ratio))
+}
+
+/// A formatted number with a `+` in front unless it already has a `-`.
+pub fn signed(text: String) -> String {
+    if text.starts_with('-') {
+        text
+    } else {
+        format!("+{text}")
+    }
 }
 
 #[cfg(test)]
@@ -183,5 +241,23 @@ mod tests {
         // 2000-02-29 (a leap day of a century leap year) 12:34:56.
         assert_eq!(utc(951_827_696_000), "2000-02-29 12:34:56 UTC");
         assert_eq!(utc(1_795_572_246_913), "2026-11-25 02:04:06 UTC");
+    }
+
+    #[test]
+    fn terminal_styles_keep_fixed_decimals() {
+        assert_eq!(duration_terse(850), "850µs");
+        assert_eq!(signed("1.5%".to_owned()), "+1.5%");
+        assert_eq!(duration_terse(12_345), "12.35ms");
+        assert_eq!(duration_terse(1_520_000), "1.52s");
+        assert_eq!(cpu_time(41.66), "41.7µs");
+        assert_eq!(cpu_time(1_250.0), "1.25ms");
+        assert_eq!(percent_fixed(0.1234), "12.3%");
+        assert_eq!(percent_fixed(0.0052), "0.52%");
+        assert_eq!(signed_percent_fixed(0.0052), "+0.52%");
+        assert_eq!(signed_percent_fixed(-0.0476), "-4.76%");
+        assert_eq!(signed_percent_fixed(0.0), "+0.00%");
+        assert_eq!(duration_ascii(43_210.0), "43.21ms");
+        assert_eq!(duration_ascii(830.0), "830us");
+        assert_eq!(decimals(0.104_999), "0.105");
     }
 }

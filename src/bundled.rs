@@ -1,0 +1,25 @@
+//! The bundled system, the one this harness ships with: its service names, routes and request
+//! shape. The rest of the harness takes these as data, so that it can serve any other system.
+
+use hyper::Uri;
+
+use crate::exit::RunError;
+
+/// The gateway's service name, as its spans, logs and metrics name it.
+pub const GATEWAY_SERVICE: &str = engine::gateway::DEFAULT_SERVICE_NAME;
+/// The engine's service name.
+pub const ENGINE_SERVICE: &str = engine::core_engine::DEFAULT_SERVICE_NAME;
+/// Where the gateway serves its Prometheus metrics.
+pub const GATEWAY_METRICS_ROUTE: &str = engine::gateway::METRICS_ROUTE;
+
+/// The gateway's fetch endpoint under a base URL.
+pub fn fetch_url(base: Uri) -> Result<Uri, RunError> {
+    let text = base.to_string();
+    format!(
+        "{}{}",
+        text.trim_end_matches('/'),
+        engine::gateway::FETCH_ROUTE
+    )
+    .parse()
+    .map_err(|e| RunError::BadInput(format!("gateway URL {text}: {e}")))
+}

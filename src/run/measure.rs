@@ -1,0 +1,122 @@
+//! The measured part of a run: warm-up, the metrics baseline, then the load with its trace
+//! sampling, on the driver for the target's protocol.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::target::Target;
+use crate::exit::RunError;
+use crate::load::{self, Driver, GrpcDriver, HttpDriver, LoadKind, RatePhase, RunReport};
+use crate::plan::{PreparedMix, load_plan, rate_phase};
+use crate::progress::Progress;
+use crate::scenario::{Phase, Scenario};
+use crate::verification::Verifier;
+
+/// Warms up, then runs the measured load with the verifier sampling it.
+pub(super) async fn drive(
+    scenario: &Scenario,
+    mix: PreparedMix,
+    target: &Target,
+    stop: &CancellationToken,
+    quiet: bool,
+    verifier: &mut Verifier,
+    scrape_targets: Option<(String, String)>,
+) -> Result<RunReport, RunError> {
+    let load = &scenario.load;
+    let verify = Verify {
+        verifier,
+        scrape_targets,
+    };
+    match (target, mix) {
+        (Target::Http(url), PreparedMix::Http(kinds)) => {
+            let mut driver = HttpDriver::new(url.clone(), load.connections, load.timeout);
+            if let Some(name) = scenario
+                .verify
+                .traces
+                .as_ref()
+                .and_then(|t| t.response_header.as_deref())
+                .and_then(|h| hyper::header::HeaderName::from_bytes(h.as_bytes()).ok())
+            {
+                driver = driver.with_trace_header(name);
+            }
+            warm_up_and_run(scenario, Arc::new(driver), kinds, stop, quiet, verify).await
+        }
+        (Target::Grpc(uri), PreparedMix::Grpc(kinds)) => {
+            let endpoint = tonic::transport::Endpoint::from(uri.clone());
+            let driver = Arc::new(GrpcDriver::new(endpoint, load.connections, load.timeout));
+            warm_up_and_run(scenario, driver, kinds, stop, quiet, verify).await
+        }
+        _ => Err(RunError::Incomplete(anyhow::anyhow!(
+            "the target and the prepared requests are for different protocols"
+        ))),
+    }
+}
+
+/// The verifier and what it needs between the warm-up and the measured load.
+struct Verify<'a> {
+    verifier: &'a mut Verifier,
+    scrape_targets: Option<(String, String)>,
+}
+
+async fn warm_up_and_run<D: Driver>(
+    scenario: &Scenario,
+    driver: Arc<D>,
+    mut kinds: Vec<LoadKind<D::Payload>>,
+    stop: &CancellationToken,
+    quiet: bool,
+    verify: Verify<'_>,
+) -> Result<RunReport, RunError>
+where
+    D::Payload: Clone,
+{
+    let load = &scenario.load;
+    let plan = |phases, kinds| load_plan(load, phases, kinds);
+    let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
+    let phase_starts = load::schedule::phase_starts(&rate_phases);
+    let labels = load
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(i, phase)| match phase {
+            Phase::Constant { rate, .. } => format!("[phase {} constant {rate}/s]", i + 1),
+            Phase::Ramp { from, to, .. } => format!("[phase {} ramp {from}->{to}/s]", i + 1),
+        });
+    let progress = Progress::new(quiet, phase_starts.into_iter().zip(labels).collect());
+    if !load.warmup.is_zero() {
+        let rate = load.phases.first().map_or(1.0, Phase::start_rate);
+        let warm_kinds = kinds.iter().map(LoadKind::clone).collect();
+        progress.note(&format!(
+            "warm-up: {:?} at {rate}/s (not recorded)",
+            load.warmup
+        ));
+        load::run(
+            Arc::clone(&driver),
+            plan(vec![RatePhase::constant(rate, load.warmup)], warm_kinds),
+            stop.clone(),
+            |_, _| {},
+        )
+        .await
+        .map_err(|e| RunError::BadInput(e.to_string()))?;
+    }
+    // The metrics baseline is what the warm-up left; sampling starts with the measured load.
+    verify
+        .verifier
+        .before_load(verify.scrape_targets, stop)
+        .await;
+    for (kind, sampling) in kinds.iter_mut().zip(verify.verifier.sampling(scenario)) {
+        kind.sampling = sampling;
+    }
+    let (announce, samples) = verify.verifier.start_traces(stop);
+    let phases = load.phases.iter().map(rate_phase).collect();
+    let mut measured = plan(phases, kinds);
+    measured.announce = announce;
+    measured.samples = samples;
+    let report = load::run(driver, measured, stop.clone(), |recorder, elapsed| {
+        progress.tick(recorder, elapsed)
+    })
+    .await
+    .map_err(|e| RunError::BadInput(e.to_string()))?;
+    progress.finish();
+    Ok(report)
+}

@@ -1,0 +1,194 @@
+//! `harness run`: a scenario from file to exit code. Launch (or reach) the system, warm up, run the
+//! measured load, stop the system, evaluate thresholds, and always write `result.json`.
+
+use std::path::{Path, PathBuf};
+
+use hyper::Uri;
+use tokio_util::sync::CancellationToken;
+
+use crate::exit::RunError;
+use crate::load::RunReport;
+use crate::result::{PhaseResult, RunResult};
+use crate::scenario::{self, Scenario, System};
+use crate::system::ManagedSystem;
+use crate::threshold;
+
+mod measure;
+mod outputs;
+mod target;
+
+use crate::bundled;
+use crate::plan;
+use crate::verification::{LogFiles, QueryApis, Verifier};
+use measure::drive;
+use outputs::Outputs;
+use target::start_system;
+
+/// The flags of `harness run` besides the scenario path.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub overrides: Vec<String>,
+    pub gateway: Option<Uri>,
+    pub engine: Option<Uri>,
+    pub quiet: bool,
+    /// `--jaeger`, `--prometheus`: query APIs of a real deployment.
+    pub apis: QueryApis,
+    /// `--junit FILE`: JUnit XML written beside every `result.json`.
+    pub junit: Option<PathBuf>,
+}
+
+/// What became of a run.
+pub struct Finished {
+    pub result: RunResult,
+    pub result_path: PathBuf,
+}
+
+impl Finished {
+    /// Every threshold passed and, in an overhead experiment, the claim held.
+    pub fn passed(&self) -> bool {
+        self.result.passed()
+    }
+}
+
+/// Runs the scenario at `path` and writes what it measured, whatever became of the run.
+pub async fn run(
+    path: &Path,
+    options: &RunOptions,
+    stop: CancellationToken,
+) -> Result<Finished, RunError> {
+    let overrides = options
+        .overrides
+        .iter()
+        .map(|o| {
+            o.parse::<scenario::Override>()
+                .map_err(|e| RunError::BadInput(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut scenario =
+        scenario::load(path, &overrides).map_err(|e| RunError::BadInput(e.to_string()))?;
+    apply_flags(&mut scenario, options)?;
+    let mut thresholds = threshold::parse_all(&scenario)?;
+    thresholds.extend(threshold::implicit(&scenario, &thresholds));
+    let mix = plan::prepare(&scenario)?;
+    let outputs = Outputs::create(path, &scenario, options)?;
+    if scenario.overhead.is_some() {
+        let points = crate::overhead::points(path, &overrides, &scenario)?;
+        drop(mix);
+        let measured =
+            crate::overhead::run(&scenario, points, &outputs.dir, options.quiet, &stop).await;
+        let measured = measured.map_err(|error| outputs.failed(error))?;
+        let mut result = outputs.result(&measured.treatment, measured.failure);
+        result.overhead = Some(measured.result);
+        result.thresholds = threshold::evaluate(&thresholds, &measured.treatment, &result);
+        return outputs.finish(result);
+    }
+    let started_system = match Verifier::prepare(&scenario) {
+        Ok(verifier) => start_system(&scenario, &outputs.dir, &verifier)
+            .await
+            .map(|system| (verifier, system)),
+        Err(error) => Err(error),
+    };
+    let (mut verifier, (managed, target, scrape_targets)) =
+        started_system.map_err(|error| outputs.failed(error))?;
+    let outcome = drive(
+        &scenario,
+        mix,
+        &target,
+        &stop,
+        options.quiet,
+        &mut verifier,
+        scrape_targets,
+    )
+    .await;
+    let metrics = match &outcome {
+        Ok(report) => verifier.after_load(report, &stop).await,
+        Err(_) => None,
+    };
+    let log_files: Vec<(&str, PathBuf)> = managed
+        .iter()
+        .flat_map(|system| {
+            [
+                (bundled::ENGINE_SERVICE, system.engine.log.clone()),
+                (bundled::GATEWAY_SERVICE, system.gateway.log.clone()),
+            ]
+        })
+        .collect();
+    let log_refs: Vec<(&str, &Path)> = log_files.iter().map(|(s, p)| (*s, p.as_path())).collect();
+    let logs = LogFiles {
+        services: &log_refs,
+    };
+    let traces = verifier
+        .finish_traces(&outputs.kind_names, managed.is_some().then_some(&logs))
+        .await;
+    let mut managed = managed;
+    let crashed = managed.as_mut().and_then(ManagedSystem::exited);
+    if let Some(system) = managed {
+        system.stop().await;
+    }
+    verifier.shutdown().await;
+    let report = outcome.map_err(|error| outputs.failed(error))?;
+    let crashed = crashed.or_else(|| unanswered(&report));
+    let mut result = outputs.result(&report, crashed);
+    result.phases = PhaseResult::of(&scenario.load.phases);
+    result.verification.traces = traces;
+    result.verification.metrics = metrics;
+    result.thresholds = threshold::evaluate(&thresholds, &report, &result);
+    outputs.finish(result)
+}
+
+/// `--gateway`, `--engine`, `--jaeger` and `--prometheus` applied to the scenario, or refused
+/// where they do not apply.
+fn apply_flags(scenario: &mut Scenario, options: &RunOptions) -> Result<(), RunError> {
+    let apis = &options.apis;
+    let elsewhere = options.gateway.is_some() || options.engine.is_some();
+    if scenario.overhead.is_some()
+        && (elsewhere || apis.jaeger.is_some() || apis.prometheus.is_some())
+    {
+        return Err(RunError::BadInput(format!(
+            "{}: the overhead experiment launches its own two systems and verifies nothing; \
+             --gateway, --engine, --jaeger and --prometheus do not apply",
+            scenario.name
+        )));
+    }
+    // --gateway / --engine switch to an external system whatever the file says, before anything
+    // (the trace checks, the receiver's ports, the metrics sources) is chosen for the system.
+    if elsewhere {
+        let (file_gateway, file_engine) = match &scenario.system {
+            System::External { gateway, engine } => (gateway.clone(), engine.clone()),
+            System::Managed(_) => (None, None),
+        };
+        scenario.system = System::External {
+            gateway: options.gateway.clone().or(file_gateway),
+            engine: options.engine.clone().or(file_engine),
+        };
+    }
+    apis.apply(scenario);
+    Ok(())
+}
+
+/// Everything `harness validate` checks of a scenario file short of running it: the file, its
+/// thresholds, its overhead sweep, and every request body for its protocol.
+pub fn check(path: &Path) -> Result<Scenario, RunError> {
+    let scenario = scenario::load(path, &[]).map_err(|e| RunError::BadInput(e.to_string()))?;
+    threshold::parse_all(&scenario)?;
+    for point in crate::overhead::points(path, &[], &scenario)? {
+        plan::prepare(&point.scenario)?;
+    }
+    Ok(scenario)
+}
+
+/// A run in which no request got any answer did not measure the system: it failed.
+fn unanswered(report: &RunReport) -> Option<String> {
+    let kinds = &report.recorder.kinds;
+    let sent: u64 = kinds.iter().map(|k| k.sent).sum();
+    let answered = kinds
+        .iter()
+        .flat_map(|k| k.outcomes.keys())
+        .any(|label| label != "timeout" && label != "transport");
+    let first_error = kinds.iter().flat_map(|k| k.transport_errors.first()).next();
+    (sent > 0 && !answered).then(|| match first_error {
+        Some(error) => format!("no request got an answer; the first failed with: {error}"),
+        None => "no request got an answer before its timeout".to_owned(),
+    })
+}

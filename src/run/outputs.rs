@@ -1,0 +1,99 @@
+//! What a run leaves behind: `result.json` first, then the JUnit file and the HTML report, so that
+//! a report that cannot be written loses no measurement. A run that fails before it measured
+//! anything still leaves a result saying why.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+
+use super::{Finished, RunOptions};
+use crate::exit::RunError;
+use crate::load::RunReport;
+use crate::plan::target_rate;
+use crate::result::{self, RunResult, ScenarioEcho};
+use crate::scenario::Scenario;
+
+/// The run's output directory and what every result it writes shares.
+pub(super) struct Outputs<'a> {
+    pub(super) dir: PathBuf,
+    pub(super) kind_names: Vec<String>,
+    junit: Option<&'a Path>,
+    echo: ScenarioEcho,
+    started: SystemTime,
+    target_rate: f64,
+}
+
+impl<'a> Outputs<'a> {
+    /// Creates the scenario's output directory under `--out`.
+    pub(super) fn create(
+        path: &Path,
+        scenario: &Scenario,
+        options: &'a RunOptions,
+    ) -> Result<Self, RunError> {
+        let dir = options.out_dir.join(&scenario.name);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the output directory {}", dir.display()))
+            .map_err(RunError::Incomplete)?;
+        Ok(Outputs {
+            dir,
+            kind_names: scenario.requests.iter().map(|k| k.name.clone()).collect(),
+            junit: options.junit.as_deref(),
+            echo: ScenarioEcho {
+                name: scenario.name.clone(),
+                path: path.display().to_string(),
+                source: std::fs::read_to_string(path).unwrap_or_default(),
+                overrides: options.overrides.clone(),
+            },
+            started: SystemTime::now(),
+            target_rate: target_rate(&scenario.load.phases),
+        })
+    }
+
+    /// The result of `report`, failed with `failure` when there is one.
+    pub(super) fn result(&self, report: &RunReport, failure: Option<String>) -> RunResult {
+        RunResult::new(
+            self.echo.clone(),
+            self.started,
+            self.target_rate,
+            report,
+            failure,
+        )
+    }
+
+    /// Writes a result that measured nothing and says why, then hands the error back; an error
+    /// writing it replaces the original.
+    pub(super) fn failed(&self, error: RunError) -> RunError {
+        let empty = RunReport::empty(self.kind_names.iter().cloned());
+        match self.write(&self.result(&empty, Some(error.to_string()))) {
+            Ok(_) => error,
+            Err(write_error) => write_error,
+        }
+    }
+
+    /// Writes the finished run's files.
+    pub(super) fn finish(&self, result: RunResult) -> Result<Finished, RunError> {
+        let result_path = self.write(&result)?;
+        Ok(Finished {
+            result,
+            result_path,
+        })
+    }
+
+    fn write(&self, result: &RunResult) -> Result<PathBuf, RunError> {
+        let path = self.dir.join(result::FILE_NAME);
+        result::write(&path, result).map_err(|e| RunError::Incomplete(e.into()))?;
+        if let Some(junit) = self.junit {
+            crate::report::junit::write(junit, &crate::report::junit::render(result))
+                .map_err(|e| RunError::Incomplete(e.into()))?;
+        }
+        crate::report::page::write(
+            result,
+            result::FILE_NAME,
+            &self.dir.join(crate::report::page::FILE_NAME),
+        )
+        .context("the HTML report")
+        .map_err(RunError::Incomplete)?;
+        Ok(path)
+    }
+}

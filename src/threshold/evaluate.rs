@@ -1,0 +1,186 @@
+//! The scenario's thresholds held against what a run measured: which apply to the whole run and
+//! which to one request kind, the checks that gate a run even when no threshold names them, and
+//! the measurement each metric reads.
+
+use hdrhistogram::Histogram;
+
+use super::{Metric, Threshold};
+use crate::exit::RunError;
+use crate::load::RunReport;
+use crate::result::{RunResult, ThresholdResult};
+use crate::scenario::Scenario;
+
+/// A threshold with its scope: one request kind (an index into the scenario's requests), or the
+/// whole run.
+#[derive(Debug, Clone)]
+pub struct Scoped {
+    pub kind: Option<usize>,
+    pub threshold: Threshold,
+}
+
+/// The scenario's thresholds, parsed; one that only the whole run has, declared on a kind, is bad
+/// input.
+pub fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
+    let overall = scenario
+        .thresholds
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (None, format!("thresholds[{i}]"), t));
+    let per_kind = scenario.requests.iter().enumerate().flat_map(|(k, kind)| {
+        kind.thresholds.iter().enumerate().map(move |(i, t)| {
+            (
+                Some(k),
+                format!("requests.{}.thresholds[{i}]", kind.name),
+                t,
+            )
+        })
+    });
+    overall
+        .chain(per_kind)
+        .map(|(scope, key, text)| {
+            let threshold = Threshold::parse(text)
+                .map_err(|e| RunError::BadInput(format!("{}: {key}: {e}", scenario.name)))?;
+            let whole_run = matches!(
+                threshold.metric,
+                Metric::AchievedRate
+                    | Metric::Rps
+                    | Metric::TracesComplete
+                    | Metric::TracesPassed
+                    | Metric::TracesVisible(_)
+                    | Metric::MetricsReconciled
+            );
+            if scope.is_some() && whole_run {
+                return Err(RunError::BadInput(format!(
+                    "{}: {key}: {} is a property of the whole run; declare it under thresholds",
+                    scenario.name, threshold.metric
+                )));
+            }
+            Ok(Scoped {
+                kind: scope,
+                threshold,
+            })
+        })
+        .collect()
+}
+
+/// Checks gate the run even when no threshold names them: a scenario that verifies traces and
+/// declares no `traces.*` threshold requires every sampled trace to pass, and one that verifies
+/// metrics without `metrics.reconciled` requires them to reconcile.
+pub fn implicit(scenario: &Scenario, declared: &[Scoped]) -> Vec<Scoped> {
+    let declares =
+        |wanted: fn(&Metric) -> bool| declared.iter().any(|s| wanted(&s.threshold.metric));
+    let mut implicit = Vec::new();
+    // Visibility percentiles count complete traces only: they cannot stand in for completeness.
+    let traces = |m: &Metric| matches!(m, Metric::TracesComplete | Metric::TracesPassed);
+    if scenario.verify.traces.is_some() && !declares(traces) {
+        implicit.push("traces.passed >= 100%");
+    }
+    if scenario.verify.metrics.is_some()
+        && !declares(|m: &Metric| matches!(m, Metric::MetricsReconciled))
+    {
+        implicit.push("metrics.reconciled");
+    }
+    implicit
+        .into_iter()
+        .map(|text| Scoped {
+            kind: None,
+            threshold: Threshold::parse(text).expect("implicit thresholds are valid"),
+        })
+        .collect()
+}
+
+/// Every threshold against the run: `report` for the per-kind histograms, `result` for the rest.
+pub fn evaluate(
+    thresholds: &[Scoped],
+    report: &RunReport,
+    result: &RunResult,
+) -> Vec<ThresholdResult> {
+    let overall_latency = report.recorder.merged_latency();
+    let overall_service = report.recorder.merged_service_time();
+    thresholds
+        .iter()
+        .map(|Scoped { kind, threshold }| {
+            let (name, latency, service, sent, unexpected, dropped) = match kind {
+                Some(k) => {
+                    let kind = &report.recorder.kinds[*k];
+                    (
+                        kind.name.clone(),
+                        &kind.latency,
+                        &kind.service_time,
+                        kind.sent,
+                        // Never answered counts as unexpected, as for the whole run.
+                        kind.unexpected + (kind.sent - kind.completed),
+                        kind.dropped,
+                    )
+                }
+                None => (
+                    "overall".to_owned(),
+                    &overall_latency,
+                    &overall_service,
+                    result.load.sent,
+                    result.load.unexpected + result.load.abandoned,
+                    result.load.dropped,
+                ),
+            };
+            let measured = measure(
+                &threshold.metric,
+                latency,
+                service,
+                sent,
+                unexpected,
+                dropped,
+                result,
+            );
+            ThresholdResult {
+                scope: name,
+                evaluation: threshold.evaluate(measured),
+            }
+        })
+        .collect()
+}
+
+/// What `metric` measured, in its unit; `None` when nothing was.
+fn measure(
+    metric: &Metric,
+    latency: &Histogram<u64>,
+    service: &Histogram<u64>,
+    sent: u64,
+    unexpected: u64,
+    dropped: u64,
+    result: &RunResult,
+) -> Option<f64> {
+    let has = |h: &Histogram<u64>| (!h.is_empty()).then_some(());
+    let traces = result.verification.traces.as_ref();
+    match *metric {
+        Metric::LatencyPercentile(p) => {
+            has(latency).map(|()| latency.value_at_quantile(p / 100.0) as f64)
+        }
+        Metric::ServicePercentile(p) => {
+            has(service).map(|()| service.value_at_quantile(p / 100.0) as f64)
+        }
+        Metric::Avg => has(latency).map(|()| latency.mean()),
+        Metric::Min => has(latency).map(|()| latency.min() as f64),
+        Metric::Max => has(latency).map(|()| latency.max() as f64),
+        Metric::Med => has(latency).map(|()| latency.value_at_quantile(0.5) as f64),
+        Metric::ErrorRate => (sent > 0).then(|| unexpected as f64 / sent as f64),
+        Metric::DroppedRate => {
+            (sent + dropped > 0).then(|| dropped as f64 / (sent + dropped) as f64)
+        }
+        Metric::AchievedRate => (result.load.target_rate > 0.0)
+            .then(|| result.load.achieved_rate / result.load.target_rate),
+        Metric::Rps => Some(result.load.achieved_rate),
+        Metric::TracesComplete => traces.and_then(|t| t.completeness),
+        Metric::TracesPassed => traces
+            .filter(|t| t.sampled > 0)
+            .map(|t| t.passed as f64 / t.sampled as f64),
+        Metric::TracesVisible(p) => traces
+            .and_then(|t| t.visible_histogram.as_deref())
+            .and_then(|h| crate::result::decode_histogram(h).ok())
+            .map(|h| h.value_at_quantile(p / 100.0) as f64),
+        Metric::MetricsReconciled => result
+            .verification
+            .metrics
+            .as_ref()
+            .map(|m| if m.reconciled { 1.0 } else { 0.0 }),
+    }
+}
