@@ -20,4 +20,4 @@ pub mod summary;
 pub mod system;
 pub mod threshold;
 pub mod trace;
-pub mod verification;
+pub mod verify;

@@ -203,7 +203,7 @@ async fn run(args: RunArgs) -> ExitCode {
         gateway: args.gateway,
         engine: args.engine,
         quiet: args.quiet,
-        apis: harness::verification::QueryApis {
+        apis: harness::verify::QueryApis {
             jaeger: args.jaeger,
             jaeger_api: args.jaeger_api,
             prometheus: args.prometheus,

@@ -17,12 +17,12 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use super::ReportError;
 use crate::format::{cpu_time, percent_fixed};
 use crate::overhead::{OverheadResult, Verdict};
+use crate::result::MetricsReport;
+use crate::result::TraceReport;
 use crate::result::{RunResult, RunStatus};
 use crate::summary::effect;
 use crate::threshold::{Metric, Threshold};
 use crate::trace::check::CheckKind;
-use crate::trace::verify::TraceReport;
-use crate::verification::MetricsReport;
 
 /// Failing traces quoted in a failure's text, per check; `result.json` keeps more.
 const QUOTED_TRACES: usize = 10;
@@ -209,7 +209,11 @@ fn thresholds(result: &RunResult) -> impl Iterator<Item = TestCase> + '_ {
                     t.scope
                 ),
             };
-            failure("threshold", evaluation.against_bound(), detail)
+            failure(
+                "threshold",
+                crate::threshold::against_bound(evaluation),
+                detail,
+            )
         };
         case(
             &classname,

@@ -11,7 +11,7 @@ use crate::load::{self, Driver, GrpcDriver, HttpDriver, LoadKind, RatePhase, Run
 use crate::plan::{PreparedMix, load_plan, rate_phase};
 use crate::progress::Progress;
 use crate::scenario::{Phase, Scenario};
-use crate::verification::Verifier;
+use crate::verify::Verifier;
 
 /// Warms up, then runs the measured load with the verifier sampling it.
 pub(super) async fn drive(

@@ -19,7 +19,7 @@ mod target;
 
 use crate::bundled;
 use crate::plan;
-use crate::verification::{LogFiles, QueryApis, Verifier};
+use crate::verify::{LogFiles, QueryApis, Verifier};
 use measure::drive;
 use outputs::Outputs;
 use target::start_system;

@@ -11,7 +11,7 @@ use crate::bundled::{self, fetch_url};
 use crate::exit::RunError;
 use crate::scenario::{self, Protocol, Scenario, System};
 use crate::system::{ManagedSystem, ServiceLaunch, http_uri};
-use crate::verification::Verifier;
+use crate::verify::Verifier;
 
 /// The address the load goes to.
 pub(super) enum Target {

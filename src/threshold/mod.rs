@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::format;
+pub use crate::result::{Evaluation, Unit};
 
 mod evaluate;
 mod parse;
@@ -72,21 +72,6 @@ pub enum Metric {
     TracesVisible(f64),
     /// Whether every metrics check held: `metrics.reconciled` alone, or `== true|false`.
     MetricsReconciled,
-}
-
-/// The unit a metric's bound and measurement are in; also written to `result.json` so a reader
-/// knows what `measured` and `bound` mean.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum Unit {
-    #[serde(rename = "us")]
-    Micros,
-    #[serde(rename = "ratio")]
-    Ratio,
-    #[serde(rename = "req/s")]
-    PerSecond,
-    /// 1 for true, 0 for false.
-    #[serde(rename = "bool")]
-    Bool,
 }
 
 impl Metric {
@@ -377,63 +362,26 @@ impl<'de> Deserialize<'de> for Threshold {
     }
 }
 
-/// The outcome of one threshold, as reported and written to `result.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Evaluation {
-    pub expression: String,
-    /// In `unit`; `None` when nothing was measured.
-    pub measured: Option<f64>,
-    /// In `unit`.
-    pub bound: f64,
-    pub unit: Unit,
-    /// `None` when nothing was measured: cannot tell, never a silent pass.
-    pub passed: Option<bool>,
-}
-
-impl Evaluation {
-    /// Whether the threshold definitely passed; cannot-tell counts as a failure.
-    pub fn is_pass(&self) -> bool {
-        self.passed == Some(true)
-    }
-
-    /// The measurement for people (`43.2ms`, `2.35%`), or `no data`.
-    pub fn measured_text(&self) -> String {
-        match self.measured {
-            Some(value) => match self.unit {
-                Unit::Micros => format::duration_ascii(value),
-                Unit::Ratio => format!("{}%", format::decimals(value * 100.0)),
-                Unit::PerSecond => format::decimals(value),
-                Unit::Bool => (if value == 1.0 { "true" } else { "false" }).to_owned(),
-            },
-            None => "no data".to_owned(),
-        }
-    }
-
-    /// `p(99) = 1.52s, bound < 100ms`: the measurement beside the bound it was held to, for a
-    /// failure message. An expression this version cannot parse (a result written by another
-    /// one) is quoted whole.
-    pub fn against_bound(&self) -> String {
-        match Threshold::parse(&self.expression) {
-            Ok(t) if self.measured.is_some() => format!(
-                "{} = {}, bound {} {}",
-                t.metric,
-                self.measured_text(),
-                t.op,
-                t.bound_text()
-            ),
-            Ok(t) => format!("{}: no data, bound {} {}", t.metric, t.op, t.bound_text()),
-            Err(_) => format!("{}: measured {}", self.expression, self.measured_text()),
-        }
-    }
-}
-
-/// `p(99) < 50ms: 43.2ms ✓`, `error_rate < 1%: 2.35% ✗`, `p(99) < 50ms: no data ✗`.
-impl fmt::Display for Evaluation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mark = if self.is_pass() { "✓" } else { "✗" };
-        write!(f, "{}: {} {mark}", self.expression, self.measured_text())
-    }
-}
-
 #[cfg(test)]
 mod tests;
+
+/// `p(99) = 1.52s, bound < 100ms`: the measurement beside the bound it was held to, for a
+/// failure message. An expression this version cannot parse (a result written by another
+/// one) is quoted whole.
+pub fn against_bound(evaluation: &Evaluation) -> String {
+    match Threshold::parse(&evaluation.expression) {
+        Ok(t) if evaluation.measured.is_some() => format!(
+            "{} = {}, bound {} {}",
+            t.metric,
+            evaluation.measured_text(),
+            t.op,
+            t.bound_text()
+        ),
+        Ok(t) => format!("{}: no data, bound {} {}", t.metric, t.op, t.bound_text()),
+        Err(_) => format!(
+            "{}: measured {}",
+            evaluation.expression,
+            evaluation.measured_text()
+        ),
+    }
+}

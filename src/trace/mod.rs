@@ -7,7 +7,6 @@ pub mod logs;
 pub mod model;
 pub mod poll;
 pub mod receiver;
-pub mod verify;
 
 pub use jaeger::{JaegerApi, JaegerSource};
 pub use model::{AttrValue, Span, SpanId, SpanKind, SpanStatus, Trace, TraceId};

@@ -6,11 +6,11 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::*;
 use crate::overhead::Verdict;
+use crate::result::FailingTrace;
 use crate::result::{RunResult, RunStatus};
 use crate::scenario::{Protocol, bundled_trace_checks};
 use crate::threshold::Threshold;
 use crate::trace::check::{CheckKind, Failure};
-use crate::trace::verify::FailingTrace;
 
 fn fixture(name: &str) -> RunResult {
     let text = match name {

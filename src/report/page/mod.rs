@@ -471,8 +471,8 @@ fn kind_errors(kind: &KindResult) -> KindErrors {
 mod tests {
     use super::samples::{SAMPLES, charts, draws_data, element, escaped, has_id, html, sample};
     use super::*;
+    use crate::result::FailingTrace;
     use crate::trace::check::{CheckKind, Failure};
-    use crate::trace::verify::FailingTrace;
 
     #[test]
     fn every_section_is_there_for_the_sample_results() {

@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use super::{Fact, PercentileRow, fact, percentile_row};
 use crate::format::{count, percent, significant};
-use crate::trace::verify::TraceReport;
-use crate::verification::MetricsReport;
+use crate::result::MetricsReport;
+use crate::result::TraceReport;
 
 #[derive(Debug, Serialize)]
 pub(super) struct TracesView {

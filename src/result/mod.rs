@@ -15,8 +15,13 @@ use serde::{Deserialize, Serialize};
 use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::load::{KindStats, RunReport, Stop};
 use crate::overhead::OverheadResult;
-use crate::threshold::Evaluation;
-use crate::verification::VerificationResult;
+mod threshold;
+mod verification;
+
+pub use threshold::{Evaluation, Unit};
+pub use verification::{
+    FailingTrace, MetricsReport, SourceReport, TraceReport, VerificationResult,
+};
 
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -460,7 +465,7 @@ mod tests {
     fn a_stored_result_reads_back_and_other_versions_are_refused() {
         let dir = std::env::temp_dir().join(format!("harness-read-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch directory");
-        let fixture = include_str!("../tests/fixtures/results/smoke.json");
+        let fixture = include_str!("../../tests/fixtures/results/smoke.json");
         let write = |name: &str, text: &str| {
             let path = dir.join(name);
             std::fs::write(&path, text).expect("write");

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::exit::RunError;
 use crate::load::{self, Announce, RunReport, SampleSink};
 use crate::metrics::prometheus::PrometheusSource;
-use crate::metrics::reconcile::{Check, Received, reconcile};
+use crate::metrics::reconcile::{Received, reconcile};
 use crate::metrics::scrape::ScrapeSource;
 use crate::metrics::{MetricsSource, Snapshot};
 use crate::scenario::{
@@ -26,8 +25,11 @@ use crate::trace::check::CheckKind;
 use crate::trace::jaeger::{JaegerApi, JaegerSource};
 use crate::trace::logs::LogIndex;
 use crate::trace::receiver::{Receiver, ReceiverConfig};
-use crate::trace::verify::{self, TraceReport, Verdicts};
+mod traces;
+
+use crate::result::{MetricsReport, SourceReport, TraceReport};
 use crate::trace::{TraceId, TraceSource};
+use traces::Verdicts;
 
 /// The standard OTLP ports, where an external system's exporters look for a collector.
 const OTLP_GRPC_PORT: u16 = 4317;
@@ -36,33 +38,6 @@ const OTLP_HTTP_PORT: u16 = 4318;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for Prometheus to scrape past a moment, in scrape intervals... at most this.
 const PROMETHEUS_WAIT: Duration = Duration::from_secs(60);
-
-/// What the checks found, as `result.json` holds it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct VerificationResult {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traces: Option<TraceReport>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<MetricsReport>,
-}
-
-/// Metrics reconciliation, per source.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MetricsReport {
-    /// Every source agreed with the harness's counts.
-    pub reconciled: bool,
-    pub sources: Vec<SourceReport>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SourceReport {
-    pub source: String,
-    /// Why the source could not be read; its checks are then empty and it does not reconcile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub passed: bool,
-    pub checks: Vec<Check>,
-}
 
 enum Source {
     Embedded(Receiver),
@@ -263,7 +238,7 @@ impl Verifier {
                 });
                 (
                     Some(announce),
-                    tokio::spawn(verify::verify(
+                    tokio::spawn(traces::verify(
                         Arc::new(handle),
                         checks,
                         samples,
@@ -273,7 +248,7 @@ impl Verifier {
             }
             Source::Jaeger(source) => (
                 None,
-                tokio::spawn(verify::verify(
+                tokio::spawn(traces::verify(
                     Arc::clone(source),
                     checks,
                     samples,
@@ -426,7 +401,7 @@ impl Verifier {
                     unreadable.push(format!("{service} ({}: {error})", path.display()));
                 }
             }
-            verify::check_logs(&mut verdicts.judged, &index, &unreadable);
+            traces::check_logs(&mut verdicts.judged, &index, &unreadable);
         }
         let (description, stats, jaeger_ui) = match &traces.source {
             Source::Embedded(receiver) => (

@@ -5,20 +5,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use super::check::{self, CheckKind, Failure, Observed, Sampled};
-use super::logs::LogIndex;
-use super::model::Trace;
-use super::model::{SpanId, TraceId};
-use super::poll;
-use super::{SourceError, TraceSource};
 use crate::load::recorder::new_histogram;
 use crate::load::{Outcome, SampledRequest};
-use crate::result::{Percentiles, encode_histogram};
+use crate::result::{FailingTrace, Percentiles, TraceReport, encode_histogram};
 use crate::scenario::TraceChecks;
+use crate::trace::check::{self, CheckKind, Failure, Observed, Sampled};
+use crate::trace::logs::LogIndex;
+use crate::trace::model::Trace;
+use crate::trace::model::{SpanId, TraceId};
+use crate::trace::poll;
+use crate::trace::{SourceError, TraceSource};
 use tokio_util::sync::CancellationToken;
 
 /// How many traces are looked up at once: enough to follow hundreds of samples per second, few
@@ -195,51 +194,6 @@ pub fn check_logs(judged: &mut [Judged], logs: &LogIndex, unreadable: &[String])
             });
         }
     }
-}
-
-/// The trace verification of a run, as `result.json` holds it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct TraceReport {
-    /// Where the traces were looked up.
-    pub source: String,
-    pub sampled: u64,
-    /// Traces that arrived with every expected service and the whole chain.
-    pub complete: u64,
-    /// Traces that passed every check.
-    pub passed: u64,
-    /// `complete / sampled`; absent when nothing was sampled.
-    pub completeness: Option<f64>,
-    /// Time from sending a sampled request until its trace was complete, over complete traces.
-    pub visible: Option<Percentiles>,
-    /// The same as an HdrHistogram (V2, base64), for any other percentile.
-    pub visible_histogram: Option<String>,
-    /// The checks made of every sampled trace, failed or not; empty in results written before
-    /// they were recorded.
-    #[serde(default)]
-    pub checks: Vec<CheckKind>,
-    /// How many traces failed each check.
-    pub failed_checks: BTreeMap<CheckKind, u64>,
-    /// The first failing traces, with every failed check.
-    pub failing: Vec<FailingTrace>,
-    /// Sampled requests that failed in transport: not judged (they may never have reached the
-    /// system).
-    #[serde(default)]
-    pub not_judged: u64,
-    /// Counters of the trace source, e.g. the embedded receiver's span counts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_stats: Option<serde_json::Value>,
-    /// The Jaeger UI's base URL when traces were looked up in Jaeger: reports link each failing
-    /// trace to `{jaeger_ui}/trace/{id}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jaeger_ui: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct FailingTrace {
-    pub trace_id: String,
-    pub kind: String,
-    pub outcome: String,
-    pub failures: Vec<Failure>,
 }
 
 impl TraceReport {

@@ -1,0 +1,81 @@
+//! The verification section of `result.json`: what the trace and metrics checks found.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Percentiles;
+use crate::metrics::reconcile::Check;
+use crate::trace::check::{CheckKind, Failure};
+
+/// What the checks found, as `result.json` holds it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VerificationResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TraceReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsReport>,
+}
+
+/// Metrics reconciliation, per source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsReport {
+    /// Every source agreed with the harness's counts.
+    pub reconciled: bool,
+    pub sources: Vec<SourceReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceReport {
+    pub source: String,
+    /// Why the source could not be read; its checks are then empty and it does not reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+}
+
+/// The trace verification of a run, as `result.json` holds it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TraceReport {
+    /// Where the traces were looked up.
+    pub source: String,
+    pub sampled: u64,
+    /// Traces that arrived with every expected service and the whole chain.
+    pub complete: u64,
+    /// Traces that passed every check.
+    pub passed: u64,
+    /// `complete / sampled`; absent when nothing was sampled.
+    pub completeness: Option<f64>,
+    /// Time from sending a sampled request until its trace was complete, over complete traces.
+    pub visible: Option<Percentiles>,
+    /// The same as an HdrHistogram (V2, base64), for any other percentile.
+    pub visible_histogram: Option<String>,
+    /// The checks made of every sampled trace, failed or not; empty in results written before
+    /// they were recorded.
+    #[serde(default)]
+    pub checks: Vec<CheckKind>,
+    /// How many traces failed each check.
+    pub failed_checks: BTreeMap<CheckKind, u64>,
+    /// The first failing traces, with every failed check.
+    pub failing: Vec<FailingTrace>,
+    /// Sampled requests that failed in transport: not judged (they may never have reached the
+    /// system).
+    #[serde(default)]
+    pub not_judged: u64,
+    /// Counters of the trace source, e.g. the embedded receiver's span counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_stats: Option<serde_json::Value>,
+    /// The Jaeger UI's base URL when traces were looked up in Jaeger: reports link each failing
+    /// trace to `{jaeger_ui}/trace/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jaeger_ui: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FailingTrace {
+    pub trace_id: String,
+    pub kind: String,
+    pub outcome: String,
+    pub failures: Vec<Failure>,
+}
