@@ -16,7 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
-use super::recorder::Outcome;
+use super::outcome::Outcome;
 use super::sample::TraceParent;
 use engine::proto::FetchMarketDataRequest;
 use engine::proto::core_engine_service_client::CoreEngineServiceClient;

@@ -3,13 +3,15 @@
 //! `traceparent`): it takes a [`LoadPlan`] and returns a [`RunReport`].
 
 pub mod driver;
+pub mod outcome;
 pub mod recorder;
 pub mod runner;
 pub mod sample;
 pub mod schedule;
 
 pub use driver::{Driver, GrpcDriver, HttpDriver, Reply};
-pub use recorder::{Completion, KindStats, Outcome, Recorder};
+pub use outcome::Outcome;
+pub use recorder::{Completion, KindStats, Recorder};
 pub use runner::{LoadKind, LoadPlan, PlanError, RunReport, Stop, run, run_together};
 pub use sample::{Announce, SampleSink, SampledRequest, Sampling, TraceParent};
 pub use schedule::{Arrival, Arrivals, RatePhase, Schedule};

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::outcome::Outcome;
 use super::sample::TraceParent;
 
 /// Longest latency a histogram holds; longer ones are recorded as this (an hour, in µs).
@@ -16,31 +17,6 @@ pub fn new_histogram() -> Histogram<u64> {
     // Bounds and precision are constants known to be valid.
     Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_DIGITS)
         .expect("constant histogram bounds are valid")
-}
-
-/// How one request ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// An HTTP response with this status.
-    Status(u16),
-    /// A gRPC response with this status code.
-    Code(tonic::Code),
-    /// No answer within the request timeout.
-    Timeout,
-    /// The request could not be sent or its answer not read (connection refused, reset, ...).
-    Transport(String),
-}
-
-impl Outcome {
-    /// The key under which outcomes are counted: `200`, `INVALID_ARGUMENT`, `timeout`, `transport`.
-    pub fn label(&self) -> String {
-        match self {
-            Outcome::Status(status) => status.to_string(),
-            Outcome::Code(code) => engine::status::code_name(*code).to_owned(),
-            Outcome::Timeout => "timeout".to_owned(),
-            Outcome::Transport(_) => "transport".to_owned(),
-        }
-    }
 }
 
 /// One finished request, as the driver task reports it.

@@ -13,7 +13,8 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::Driver;
-use super::recorder::{Completion, Outcome, Recorder};
+use super::outcome::Outcome;
+use super::recorder::{Completion, Recorder};
 use super::sample::{Announce, SampleSink, SampledRequest, Sampler, Sampling, TraceParent};
 use super::schedule::{Arrivals, RatePhase, Schedule};
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rand::Rng;
 
-use super::recorder::Outcome;
+use super::outcome::Outcome;
 
 /// The context a sampled request is sent with: a fresh trace, with the harness's own span as the
 /// parent of whatever the system creates.

@@ -7,8 +7,12 @@
 //! every value came from.
 
 mod error;
+mod load;
 mod model;
 mod overhead;
+mod read;
+mod requests;
+mod system;
 mod tree;
 mod validate;
 mod verify;
@@ -25,9 +29,9 @@ pub use model::{
 };
 pub use verify::bundled_trace_checks;
 
+use read::{Cx, index, join};
 use serde_saphyr::MessageFormatter;
 use tree::{Node, Origin, Value};
-use validate::{Cx, index, join};
 
 /// Reads and validates a scenario file, applying `overrides` first.
 pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {

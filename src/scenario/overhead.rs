@@ -5,12 +5,12 @@ use std::time::Duration;
 use super::model::{
     Arm, Claim, ClaimMetric, Execution, Instructions, Overhead, Relaunch, ServiceSpec, Step, Sweep,
 };
-use super::tree::{Node, Value};
-use super::validate::{
-    Cx, Fields, boolean, duration, index, integer, list, mapping, rate, sequence, service, string,
+use super::read::{
+    Cx, Fields, boolean, duration, http_url, index, integer, list, mapping, rate, sequence, string,
     text, word,
 };
-use super::verify::http_url;
+use super::system::service;
+use super::tree::{Node, Value};
 use crate::overhead::MIN_PAIRS;
 
 const DEFAULT_TRIALS: usize = 10;

@@ -8,8 +8,10 @@ use super::model::{
     ChainStep, ErrorRule, MetricsChecks, PrometheusSpec, Protocol, SampleShare, TraceChecks,
     TraceSourceSpec, Verify,
 };
+use super::read::{
+    Cx, boolean, duration, http_url, join, list, mapping, string, strings, text, word,
+};
 use super::tree::{Node, Origin, Value};
-use super::validate::{Cx, boolean, duration, list, mapping, string, strings, text, word};
 use crate::trace::SpanKind;
 
 /// How long a trace may take to arrive after the load ends, unless the scenario says.
@@ -247,19 +249,6 @@ fn jaeger(cx: &mut Cx, node: &Node, path: &str) -> Option<TraceSourceSpec> {
     })
 }
 
-/// An `http(s)://host[:port][/prefix]` base URL for a query API.
-pub(super) fn http_url(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
-    if let Value::Str(s) = &node.value
-        && let Ok(uri) = s.parse::<hyper::Uri>()
-        && matches!(uri.scheme_str(), Some("http" | "https"))
-        && uri.authority().is_some()
-        && uri.query().is_none()
-    {
-        return Some(s.trim_end_matches('/').to_owned());
-    }
-    cx.expected(node, path, "an http:// URL such as http://127.0.0.1:16686")
-}
-
 fn header_name(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
     match &node.value {
         Value::Str(s) if hyper::header::HeaderName::from_bytes(s.as_bytes()).is_ok() => {
@@ -305,7 +294,7 @@ fn chain_step(cx: &mut Cx, node: &Node, path: &str) -> Option<ChainStep> {
         let at = fields.path("attributes");
         if let Some(map) = mapping(cx, n, &at, None) {
             for &(_, key, node) in &map.entries {
-                let key_path = super::validate::join(&at, key);
+                let key_path = join(&at, key);
                 let Some(value) = text(cx, node, &key_path) else {
                     continue;
                 };

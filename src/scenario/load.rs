@@ -1,0 +1,130 @@
+//! The `load:` section: the protocol, the rate phases and how arrivals are spread over them,
+//! with the limits the load generator works within.
+
+use std::time::Duration;
+
+use super::model::{Arrivals, Load, Phase, Protocol};
+use super::read::{Cx, count, duration, index, integer, mapping, rate, sequence, word};
+use super::tree::{Node, Value};
+
+pub(super) fn load(cx: &mut Cx, node: &Node) -> Option<Load> {
+    const KEYS: &[&str] = &[
+        "protocol",
+        "warmup",
+        "phases",
+        "arrivals",
+        "seed",
+        "max_in_flight",
+        "timeout",
+        "connections",
+    ];
+    let fields = mapping(cx, node, "load", Some(KEYS))?;
+    let protocol = fields.required(cx, "protocol").and_then(|n| {
+        word(
+            cx,
+            n,
+            "load.protocol",
+            &[("http", Protocol::Http), ("grpc", Protocol::Grpc)],
+        )
+    });
+    let warmup = fields.get("warmup").map_or(Some(Duration::ZERO), |n| {
+        duration(cx, n, "load.warmup", false)
+    });
+    let phases = fields.required(cx, "phases").and_then(|n| phases(cx, n));
+    let arrivals = fields.get("arrivals").map_or(Some(Arrivals::Uniform), |n| {
+        word(
+            cx,
+            n,
+            "load.arrivals",
+            &[
+                ("uniform", Arrivals::Uniform),
+                ("poisson", Arrivals::Poisson),
+            ],
+        )
+    });
+    let seed = fields.get("seed").map_or(Some(1), |n| {
+        integer(cx, n, "load.seed", 0, u64::MAX.into()).and_then(|i| u64::try_from(i).ok())
+    });
+    let max_in_flight = fields
+        .get("max_in_flight")
+        .map_or(Some(1000), |n| count(cx, n, "load.max_in_flight"));
+    let timeout = fields
+        .get("timeout")
+        .map_or(Some(Duration::from_secs(5)), |n| {
+            duration(cx, n, "load.timeout", true)
+        });
+    let connections = fields
+        .get("connections")
+        .map_or(Some(2), |n| count(cx, n, "load.connections"));
+    Some(Load {
+        protocol: protocol?,
+        warmup: warmup?,
+        phases: phases?,
+        arrivals: arrivals?,
+        seed: seed?,
+        max_in_flight: max_in_flight?,
+        timeout: timeout?,
+        connections: connections?,
+    })
+}
+
+fn phases(cx: &mut Cx, node: &Node) -> Option<Vec<Phase>> {
+    let items = sequence(cx, node, "load.phases")?;
+    if items.is_empty() {
+        return cx.expected(node, "load.phases", "at least one phase");
+    }
+    let before = cx.problems.len();
+    let phases: Vec<Phase> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| phase(cx, item, &index("load.phases", i)))
+        .collect();
+    (cx.problems.len() == before).then_some(phases)
+}
+
+fn phase(cx: &mut Cx, node: &Node, path: &str) -> Option<Phase> {
+    let fields = mapping(cx, node, path, Some(&["constant", "ramp"]))?;
+    let kinds: Vec<_> = fields.entries.iter().map(|e| e.1).collect();
+    match kinds.as_slice() {
+        ["constant"] => {
+            let path = fields.path("constant");
+            let node = fields.entries[0].2;
+            let f = mapping(cx, node, &path, Some(&["rate", "duration"]))?;
+            let rate = f
+                .required(cx, "rate")
+                .and_then(|n| rate(cx, n, &f.path("rate")));
+            let duration = f
+                .required(cx, "duration")
+                .and_then(|n| duration(cx, n, &f.path("duration"), true));
+            Some(Phase::Constant {
+                rate: rate?,
+                duration: duration?,
+            })
+        }
+        ["ramp"] => {
+            let path = fields.path("ramp");
+            let node = fields.entries[0].2;
+            let f = mapping(cx, node, &path, Some(&["from", "to", "duration"]))?;
+            let from = f
+                .required(cx, "from")
+                .and_then(|n| rate(cx, n, &f.path("from")));
+            let to = f
+                .required(cx, "to")
+                .and_then(|n| rate(cx, n, &f.path("to")));
+            let duration = f
+                .required(cx, "duration")
+                .and_then(|n| duration(cx, n, &f.path("duration"), true));
+            Some(Phase::Ramp {
+                from: from?,
+                to: to?,
+                duration: duration?,
+            })
+        }
+        // An unknown key was already reported by `mapping`.
+        [] if matches!(&node.value, Value::Map(m) if !m.is_empty()) => None,
+        _ => {
+            cx.err(node.origin, path, "expected exactly one of constant, ramp");
+            None
+        }
+    }
+}
