@@ -17,12 +17,12 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use super::ReportError;
 use crate::format::{cpu_time, percent_fixed};
 use crate::overhead::{OverheadResult, Verdict};
+use crate::result::CheckKind;
 use crate::result::MetricsReport;
 use crate::result::TraceReport;
 use crate::result::{RunResult, RunStatus};
 use crate::summary::effect;
 use crate::threshold::{Metric, Threshold};
-use crate::trace::check::CheckKind;
 
 /// Failing traces quoted in a failure's text, per check; `result.json` keeps more.
 const QUOTED_TRACES: usize = 10;

@@ -20,7 +20,7 @@ mod verification;
 
 pub use threshold::{Evaluation, Unit};
 pub use verification::{
-    FailingTrace, MetricsReport, SourceReport, TraceReport, VerificationResult,
+    CheckKind, FailingTrace, Failure, MetricsReport, SourceReport, TraceReport, VerificationResult,
 };
 
 /// Bumped on any change that an older reader would misread.

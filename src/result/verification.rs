@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Percentiles;
 use crate::metrics::reconcile::Check;
-use crate::trace::check::{CheckKind, Failure};
 
 /// What the checks found, as `result.json` holds it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -78,4 +77,45 @@ pub struct FailingTrace {
     pub kind: String,
     pub outcome: String,
     pub failures: Vec<Failure>,
+}
+
+/// Which check failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// The source has no span of the trace.
+    Exists,
+    /// An expected service contributed no span.
+    Services,
+    /// The expected chain of spans is broken.
+    Chain,
+    /// A span's parent is not in the trace.
+    Orphans,
+    Attributes,
+    ErrorStatus,
+    ResponseHeader,
+    Logs,
+}
+
+/// A failed check, with what was wrong in words a reader can act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub check: CheckKind,
+    pub detail: String,
+}
+
+/// As scenario files and `result.json` spell it: `chain`, `error_status`.
+impl std::fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CheckKind::Exists => "exists",
+            CheckKind::Services => "services",
+            CheckKind::Chain => "chain",
+            CheckKind::Orphans => "orphans",
+            CheckKind::Attributes => "attributes",
+            CheckKind::ErrorStatus => "error_status",
+            CheckKind::ResponseHeader => "response_header",
+            CheckKind::Logs => "logs",
+        })
+    }
 }

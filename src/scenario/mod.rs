@@ -6,6 +6,7 @@
 //! file, and their errors name the `--set`), and semantic checks after parsing still know where
 //! every value came from.
 
+mod checks;
 mod error;
 mod load;
 mod model;
@@ -15,19 +16,18 @@ mod requests;
 mod system;
 mod tree;
 mod validate;
-mod verify;
 
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+pub use checks::bundled_trace_checks;
 pub use error::{At, Problem, ScenarioError};
 pub use model::{
     Arm, Arrivals, ChainStep, Claim, ClaimMetric, ErrorRule, Execution, Expect, Instructions, Load,
     Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol, Relaunch, RequestKind,
     SampleShare, Scenario, ServiceSpec, Step, Sweep, System, TraceChecks, TraceSourceSpec, Verify,
 };
-pub use verify::bundled_trace_checks;
 
 use read::{Cx, index, join};
 use serde_saphyr::MessageFormatter;

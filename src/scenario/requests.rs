@@ -1,10 +1,10 @@
 //! The `requests:` section: the request kinds, their JSON bodies with `{{var}}` placeholders and
 //! the values those draw from, and the outcome each kind expects.
 
+use super::checks::sample_share;
 use super::model::{Expect, RequestKind, is_var_byte, placeholder};
 use super::read::{Cx, index, integer, join, mapping, name, sequence, string, thresholds};
 use super::tree::{Node, Origin, Value};
-use super::verify::sample_share;
 
 pub(super) fn requests(cx: &mut Cx, node: &Node) -> Option<Vec<RequestKind>> {
     let items = sequence(cx, node, "requests")?;

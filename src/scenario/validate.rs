@@ -8,7 +8,7 @@
 use super::model::{Scenario, System, Verify};
 use super::read::{Cx, mapping, name, string, thresholds};
 use super::tree::{Node, Value};
-use super::{load, overhead, requests, system, verify};
+use super::{checks, load, overhead, requests, system};
 
 /// The whole document.
 pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
@@ -43,7 +43,7 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
     let thresholds = thresholds(cx, fields.get("thresholds"), "thresholds");
     // The defaults of the checks depend on the protocol and the kind of system.
     let verify = match (fields.get("verify"), &load, &system) {
-        (Some(node), Some(load), Some(system)) => verify::verify(
+        (Some(node), Some(load), Some(system)) => checks::verify(
             cx,
             node,
             load.protocol,

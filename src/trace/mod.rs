@@ -1,7 +1,6 @@
 //! Trace verification: where traces come from (the embedded OTLP receiver or Jaeger's query API),
 //! one normalised shape for them, and the checks run on every sampled request's trace.
 
-pub mod check;
 pub mod jaeger;
 pub mod logs;
 pub mod model;

@@ -17,14 +17,15 @@ use crate::metrics::prometheus::PrometheusSource;
 use crate::metrics::reconcile::{Received, reconcile};
 use crate::metrics::scrape::ScrapeSource;
 use crate::metrics::{MetricsSource, Snapshot};
+use crate::result::CheckKind;
 use crate::scenario::{
     MetricsChecks, PrometheusSpec, Protocol, SampleShare, Scenario, System, TraceChecks,
     TraceSourceSpec,
 };
-use crate::trace::check::CheckKind;
 use crate::trace::jaeger::{JaegerApi, JaegerSource};
 use crate::trace::logs::LogIndex;
 use crate::trace::receiver::{Receiver, ReceiverConfig};
+mod check;
 mod traces;
 
 use crate::result::{MetricsReport, SourceReport, TraceReport};

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use super::check::{self, Observed, Sampled};
 use crate::load::recorder::new_histogram;
 use crate::load::{Outcome, SampledRequest};
+use crate::result::{CheckKind, Failure};
 use crate::result::{FailingTrace, Percentiles, TraceReport, encode_histogram};
 use crate::scenario::TraceChecks;
-use crate::trace::check::{self, CheckKind, Failure, Observed, Sampled};
 use crate::trace::logs::LogIndex;
 use crate::trace::model::Trace;
 use crate::trace::model::{SpanId, TraceId};

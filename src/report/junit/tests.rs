@@ -7,10 +7,10 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use super::*;
 use crate::overhead::Verdict;
 use crate::result::FailingTrace;
+use crate::result::{CheckKind, Failure};
 use crate::result::{RunResult, RunStatus};
 use crate::scenario::{Protocol, bundled_trace_checks};
 use crate::threshold::Threshold;
-use crate::trace::check::{CheckKind, Failure};
 
 fn fixture(name: &str) -> RunResult {
     let text = match name {

@@ -472,7 +472,7 @@ mod tests {
     use super::samples::{SAMPLES, charts, draws_data, element, escaped, has_id, html, sample};
     use super::*;
     use crate::result::FailingTrace;
-    use crate::trace::check::{CheckKind, Failure};
+    use crate::result::{CheckKind, Failure};
 
     #[test]
     fn every_section_is_there_for_the_sample_results() {

@@ -4,11 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
 use tonic::Code;
 
-use super::model::{Span, SpanId, SpanStatus, Trace, TraceId};
+use crate::result::{CheckKind, Failure};
 use crate::scenario::{ChainStep, ErrorRule, TraceChecks};
+use crate::trace::model::{Span, SpanId, SpanStatus, Trace, TraceId};
 
 /// What the harness received for a sampled request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,47 +55,6 @@ pub struct Sampled {
     pub observed: Observed,
     /// The trace id response header as received, when one was asked for.
     pub trace_header: Option<String>,
-}
-
-/// Which check failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckKind {
-    /// The source has no span of the trace.
-    Exists,
-    /// An expected service contributed no span.
-    Services,
-    /// The expected chain of spans is broken.
-    Chain,
-    /// A span's parent is not in the trace.
-    Orphans,
-    Attributes,
-    ErrorStatus,
-    ResponseHeader,
-    Logs,
-}
-
-/// A failed check, with what was wrong in words a reader can act on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    pub check: CheckKind,
-    pub detail: String,
-}
-
-/// As scenario files and `result.json` spell it: `chain`, `error_status`.
-impl std::fmt::Display for CheckKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            CheckKind::Exists => "exists",
-            CheckKind::Services => "services",
-            CheckKind::Chain => "chain",
-            CheckKind::Orphans => "orphans",
-            CheckKind::Attributes => "attributes",
-            CheckKind::ErrorStatus => "error_status",
-            CheckKind::ResponseHeader => "response_header",
-            CheckKind::Logs => "logs",
-        })
-    }
 }
 
 impl CheckKind {
