@@ -9,6 +9,7 @@ use super::analysis::{analyse, attribute};
 use super::arms::{ArmProcess, Arms, arm_result};
 use super::callgrind::Callgrind;
 use super::stats::Verdict;
+use super::sweep::Point;
 use super::trials::TrialRun;
 use super::{ArmName, ClaimResult, OverheadResult, PointResult, StepArm};
 use crate::exit::RunError;
@@ -17,13 +18,6 @@ use crate::plan::{PreparedMix, prepare};
 use crate::progress::Progress;
 use crate::scenario::{Scenario, System};
 use crate::trace::receiver::{Receiver, ReceiverConfig};
-
-/// The experiment at one setting of the swept key (the only one without a sweep).
-pub struct Point {
-    /// `KEY=VALUE`.
-    pub setting: Option<String>,
-    pub scenario: Scenario,
-}
 
 /// What the experiment measured, however far it got.
 pub struct Measured {
@@ -193,40 +187,4 @@ pub async fn run(
         treatment,
         failure,
     })
-}
-
-/// The points of a scenario's sweep, each the scenario file read again with the user's `--set`s
-/// and then the sweep's own; without a sweep, the scenario itself.
-pub fn points(
-    path: &Path,
-    overrides: &[crate::scenario::Override],
-    scenario: &Scenario,
-) -> Result<Vec<Point>, RunError> {
-    let Some(sweep) = scenario.overhead.as_ref().and_then(|o| o.sweep.as_ref()) else {
-        return Ok(vec![Point {
-            setting: None,
-            scenario: scenario.clone(),
-        }]);
-    };
-    sweep
-        .values
-        .iter()
-        .map(|value| {
-            let setting = format!("{}={value}", sweep.key);
-            let mut all = overrides.to_vec();
-            all.push(
-                setting
-                    .parse()
-                    .map_err(|e: crate::scenario::ScenarioError| {
-                        RunError::BadInput(e.to_string())
-                    })?,
-            );
-            let scenario = crate::scenario::load(path, &all)
-                .map_err(|e| RunError::BadInput(format!("overhead.sweep at {setting}: {e}")))?;
-            Ok(Point {
-                setting: Some(setting),
-                scenario,
-            })
-        })
-        .collect()
 }

@@ -17,6 +17,7 @@ pub mod callgrind;
 mod experiment;
 mod process;
 pub mod stats;
+mod sweep;
 mod trials;
 
 use std::collections::BTreeMap;
@@ -24,9 +25,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use analysis::analyse;
-pub use experiment::{Measured, Point, points, run};
+pub use experiment::{Measured, run};
 pub use process::{ProbeError, ProcessProbe};
 pub use stats::{Effect, MIN_PAIRS, Verdict};
+pub use sweep::{Point, points};
 
 use crate::scenario::{ClaimMetric, Execution};
 
