@@ -11,10 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use engine::proto::FetchMarketDataRequest;
+use harness::bundled::metrics::{Received, reconcile};
 use harness::load::{Driver, GrpcDriver, HttpDriver, Outcome};
-use harness::metrics::{
-    MetricsSource, PrometheusSource, Received, Reconciliation, ScrapeSource, Snapshot, reconcile,
-};
+use harness::metrics::{MetricsSource, PrometheusSource, Reconciliation, ScrapeSource, Snapshot};
 use harness::system::{ManagedSystem, ServiceLaunch};
 use support::prometheus::{PrometheusServer, ScrapeTarget};
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use prometheus::{ApiErrorType, PrometheusSource};
-pub use reconcile::{Check, Received, Reconciliation, reconcile};
+pub use reconcile::{Check, Reconciliation};
 pub use scrape::ScrapeSource;
 
 /// One series' value, flattened the way Prometheus stores it: a histogram is its `X_bucket{le=…}`,

@@ -11,10 +11,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::bundled::metrics::{Received, reconcile};
+use crate::bundled::{ENGINE_SERVICE, GATEWAY_SERVICE};
 use crate::exit::RunError;
 use crate::load::{self, Announce, RunReport, SampleSink};
 use crate::metrics::prometheus::PrometheusSource;
-use crate::metrics::reconcile::{Received, reconcile};
 use crate::metrics::scrape::ScrapeSource;
 use crate::metrics::{MetricsSource, Snapshot};
 use crate::result::CheckKind;
@@ -271,8 +272,8 @@ impl Verifier {
         let Some(spec) = self.metrics_spec.clone() else {
             return;
         };
-        let gateway = engine::gateway::DEFAULT_SERVICE_NAME.to_owned();
-        let engine_name = engine::core_engine::DEFAULT_SERVICE_NAME.to_owned();
+        let gateway = GATEWAY_SERVICE.to_owned();
+        let engine_name = ENGINE_SERVICE.to_owned();
         let mut sources: Vec<(String, Result<Metrics, String>)> = Vec::new();
         if spec.scrape {
             let urls = scrape_targets

@@ -1,5 +1,8 @@
-//! The bundled system, the one this harness ships with: its service names, routes and request
-//! shape. The rest of the harness takes these as data, so that it can serve any other system.
+//! The bundled system, the one this harness ships with: its service names, routes, request shape
+//! and metrics rules. The rest of the harness takes these as data, so that it can serve any other
+//! system.
+
+pub mod metrics;
 
 use hyper::Uri;
 
@@ -11,15 +14,13 @@ pub const GATEWAY_SERVICE: &str = engine::gateway::DEFAULT_SERVICE_NAME;
 pub const ENGINE_SERVICE: &str = engine::core_engine::DEFAULT_SERVICE_NAME;
 /// Where the gateway serves its Prometheus metrics.
 pub const GATEWAY_METRICS_ROUTE: &str = engine::gateway::METRICS_ROUTE;
+/// The gateway's fetch route, the one the load drives.
+pub(crate) const FETCH_ROUTE: &str = engine::gateway::FETCH_ROUTE;
 
 /// The gateway's fetch endpoint under a base URL.
 pub fn fetch_url(base: Uri) -> Result<Uri, RunError> {
     let text = base.to_string();
-    format!(
-        "{}{}",
-        text.trim_end_matches('/'),
-        engine::gateway::FETCH_ROUTE
-    )
-    .parse()
-    .map_err(|e| RunError::BadInput(format!("gateway URL {text}: {e}")))
+    format!("{}{FETCH_ROUTE}", text.trim_end_matches('/'))
+        .parse()
+        .map_err(|e| RunError::BadInput(format!("gateway URL {text}: {e}")))
 }
