@@ -16,8 +16,8 @@ mod arms;
 pub mod callgrind;
 mod experiment;
 mod process;
-pub mod stats;
 mod trials;
+mod verdict;
 
 use std::collections::BTreeMap;
 
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use analysis::analyse;
 pub use experiment::{Measured, Point, points, run};
 pub use process::{ProbeError, ProcessProbe};
-pub use stats::{Effect, MIN_PAIRS, Verdict};
+pub use verdict::{Effect, Verdict};
 
 use crate::scenario::{ClaimMetric, Execution};
 
