@@ -61,6 +61,8 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// A claim holds only when the whole interval says so: the estimate alone would pass a run
+    /// too short to tell.
     pub fn judge(effect: Option<&Effect>, bound: f64) -> Verdict {
         match effect {
             Some(e) if e.high < bound => Verdict::Pass,

@@ -85,11 +85,13 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
 /// The median of values already sorted; `None` when there are none.
 pub(crate) fn sorted_median(v: &[f64]) -> Option<f64> {
     let m = v.len();
-    match m {
-        0 => None,
-        _ if m % 2 == 1 => Some(v[m / 2]),
-        _ => Some((v[m / 2 - 1] + v[m / 2]) / 2.0),
-    }
+    (m > 0).then(|| {
+        if m % 2 == 1 {
+            v[m / 2]
+        } else {
+            (v[m / 2 - 1] + v[m / 2]) / 2.0
+        }
+    })
 }
 
 #[cfg(test)]
