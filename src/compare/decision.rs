@@ -4,46 +4,20 @@
 use std::str::FromStr;
 
 use serde::Serialize;
-
-use super::stats::Shift;
+use stats::Estimate;
 
 /// A relative change, new / base − 1, with its 95% interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Change {
-    pub estimate: f64,
-    pub low: f64,
-    pub high: f64,
+pub type Change = Estimate;
+
+/// A shift of log values as a relative change.
+pub fn from_log(shift: Estimate) -> Change {
+    shift.map(f64::exp_m1)
 }
 
-impl Change {
-    /// A shift of log values as a relative change.
-    pub fn from_log(shift: Shift) -> Change {
-        Change {
-            estimate: shift.estimate.exp_m1(),
-            low: shift.low.exp_m1(),
-            high: shift.high.exp_m1(),
-        }
-    }
-
-    fn log(self) -> Shift {
-        Shift {
-            estimate: self.estimate.ln_1p(),
-            low: self.low.ln_1p(),
-            high: self.high.ln_1p(),
-        }
-    }
-
-    /// This change with each side of its interval at least as wide, on a log scale, as the same
-    /// side of `noise`'s: the estimate stays, the uncertainty is the larger of the two.
-    pub fn widened_by(self, noise: Change) -> Change {
-        let own = self.log();
-        let other = noise.log();
-        Change::from_log(Shift {
-            estimate: own.estimate,
-            low: own.estimate - (own.estimate - own.low).max(other.estimate - other.low),
-            high: own.estimate + (own.high - own.estimate).max(other.high - other.estimate),
-        })
-    }
+/// `change` with each side of its interval at least as wide, on a log scale, as the same side of
+/// `noise`'s: the estimate stays, the uncertainty is the larger of the two.
+pub fn widened(change: Change, noise: Change) -> Change {
+    from_log(change.map(f64::ln_1p).widened_by(noise.map(f64::ln_1p)))
 }
 
 /// The largest slowdown tolerated, as a ratio (0.05 for 5%). An improvement is its mirror image,
@@ -242,7 +216,7 @@ mod tests {
             low: -0.20,
             high: 0.01,
         };
-        let wide = own.widened_by(noise);
+        let wide = widened(own, noise);
         assert!((wide.estimate - 0.10).abs() < 1e-12);
         // Low side from the noise: 1.1 × 0.8 − 1; high side its own.
         assert!((wide.low - (1.1 * 0.8 - 1.0)).abs() < 1e-12, "{wide:?}");
@@ -253,7 +227,7 @@ mod tests {
             low: 0.29,
             high: 0.31,
         };
-        let same = own.widened_by(tight);
+        let same = widened(own, tight);
         assert!((same.low - own.low).abs() < 1e-12 && (same.high - own.high).abs() < 1e-12);
     }
 

@@ -10,8 +10,6 @@
 
 mod decision;
 mod input;
-mod quantile;
-mod stats;
 mod text;
 mod view;
 mod wander;
@@ -28,8 +26,8 @@ pub use view::html;
 pub use wander::{Source as WanderSource, Wander};
 
 use crate::result::{KindResult, RunResult, RunStatus};
-use quantile::Quantile;
-use stats::Z_95;
+use decision::widened;
+use stats::{Z_95, quantile, shift};
 
 /// An increase in a kind's error rate smaller than this (0.1 percentage points) is never a
 /// regression, however significant: a few more failures in a very long run are not worth a red
@@ -402,19 +400,19 @@ fn compare_percentile(
         smallest_detectable: None,
         needed: None,
     };
-    let (Some(b), Some(n)) = (Quantile::of(base, q), Quantile::of(new, q)) else {
+    let (Some(b), Some(n)) = (quantile::of(base, q), quantile::of(new, q)) else {
         row.needed = Some(quantile::needed(q));
         return row;
     };
     // Conservative: the lowest the new value could be over the highest the base could be, and
     // the other way round.
     let sampling = Change {
-        estimate: n.value as f64 / b.value as f64 - 1.0,
+        estimate: n.estimate as f64 / b.estimate as f64 - 1.0,
         low: n.low as f64 / b.high as f64 - 1.0,
         high: n.high as f64 / b.low as f64 - 1.0,
     };
     let change = match wander {
-        Some(noise) => sampling.widened_by(noise),
+        Some(noise) => widened(sampling, noise),
         None => sampling,
     };
     row.sampling = Some(sampling);
@@ -438,7 +436,7 @@ fn compare_errors(base: &KindResult, new: &KindResult) -> ErrorRow {
         base_sent: base.sent,
         new_errors: errors(new),
         new_sent: new.sent,
-        z: stats::two_proportion_z(errors(base), base.sent, errors(new), new.sent),
+        z: shift::two_proportion_z(errors(base), base.sent, errors(new), new.sent),
         decision: Decision::NotEnoughData,
     };
     if let (Some(before), Some(after)) = (row.base_rate(), row.new_rate()) {

@@ -8,10 +8,10 @@
 //! different core) when each result holds a single process. That is the tolerance's job.
 
 use serde::Serialize;
+use stats::shift;
 
 use super::Percentile;
-use super::decision::Change;
-use super::stats::Shift;
+use super::decision::{Change, from_log, widened};
 use crate::overhead::ArmName;
 use crate::result::RunResult;
 
@@ -48,7 +48,7 @@ impl Wander {
         match (trials(base), trials(new)) {
             (Ok(b), Ok(n)) => {
                 let shift = |field: fn(&Trial) -> u64| {
-                    Shift::between(&logs(&b, field), &logs(&n, field)).map(Change::from_log)
+                    shift::between(&logs(&b, field), &logs(&n, field)).map(from_log)
                 };
                 let p99 = shift(|t| t.p99);
                 let wander = Wander {
@@ -142,8 +142,8 @@ fn timeline(base: &RunResult, new: &RunResult) -> Wander {
     };
     let (base_p50, new_p50) = (series(base, |s| s.p50_us), series(new, |s| s.p50_us));
     let (base_p99, new_p99) = (series(base, |s| s.p99_us), series(new, |s| s.p99_us));
-    let p50 = Shift::between(&base_p50, &new_p50).map(Change::from_log);
-    let p99 = Shift::between(&base_p99, &new_p99).map(Change::from_log);
+    let p50 = shift::between(&base_p50, &new_p50).map(from_log);
+    let p99 = shift::between(&base_p99, &new_p99).map(from_log);
     let note = p50.is_none().then(|| {
         format!(
             "the timelines are too short to show how the runs wandered ({} s and {} s with \
@@ -169,7 +169,7 @@ fn timeline(base: &RunResult, new: &RunResult) -> Wander {
 /// wider side of each, so that neither run's wander is understated.
 fn wider(a: Option<Change>, b: Option<Change>) -> Option<Change> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(a.widened_by(b)),
+        (Some(a), Some(b)) => Some(widened(a, b)),
         (a, b) => a.or(b),
     }
 }

@@ -2,10 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::stats::{Effect, Verdict, median};
+use stats::median;
+
 use super::{
-    ArmName, FaultCounts, InstructionCount, InstructionCounts, PointAnalysis, ServiceEffect,
-    Spread, StepEffect, TrialResult,
+    ArmName, Effect, FaultCounts, InstructionCount, InstructionCounts, PointAnalysis,
+    ServiceEffect, Spread, StepEffect, TrialResult, Verdict,
 };
 use crate::scenario::{Claim, ClaimMetric};
 

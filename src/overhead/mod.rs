@@ -16,9 +16,9 @@ mod arms;
 pub mod callgrind;
 mod experiment;
 mod process;
-pub mod stats;
 mod sweep;
 mod trials;
+mod verdict;
 
 use std::collections::BTreeMap;
 
@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 pub use analysis::analyse;
 pub use experiment::{Measured, run};
 pub use process::{ProbeError, ProcessProbe};
-pub use stats::{Effect, MIN_PAIRS, Verdict};
 pub use sweep::{Point, points};
+pub use verdict::{Effect, Verdict};
 
 use crate::scenario::{ClaimMetric, Execution};
 

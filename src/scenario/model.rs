@@ -32,7 +32,7 @@ pub struct Scenario {
 /// scenario's load alternated between them, and a claim about what the difference may be.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Overhead {
-    /// Trials per arm; at least [`crate::overhead::MIN_PAIRS`], each one the
+    /// Trials per arm; at least [`stats::paired::MIN_PAIRS`], each one the
     /// scenario's whole load profile.
     pub trials: usize,
     /// Whether the arms take the load at the same time or in turn.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use stats::paired::MIN_PAIRS;
+
 use super::model::{
     Arm, Claim, ClaimMetric, Execution, Instructions, Overhead, Relaunch, ServiceSpec, Step, Sweep,
 };
@@ -11,7 +13,6 @@ use super::read::{
 };
 use super::system::service;
 use super::tree::{Node, Value};
-use crate::overhead::MIN_PAIRS;
 
 const DEFAULT_TRIALS: usize = 10;
 /// Longer than the 200 ms to 1 s batch delays scenarios use; see [`Overhead::settle`].

@@ -1,50 +1,40 @@
-//! A quantile read from a stored HdrHistogram, with the distribution-free 95% interval that its
-//! order statistics give: the sampling error of one run's percentile.
+//! A quantile read from an HdrHistogram, with the distribution-free 95% interval that its order
+//! statistics give: the sampling error of one recorded sample's percentile.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
 
-use super::stats::Z_95;
+use crate::{Estimate, Z_95};
 
 /// A quantile needs this many observations beyond it (10 above the p99, so 1,000 in all) before
 /// its interval means anything.
 const BEYOND: f64 = 10.0;
-
-/// One run's quantile, in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Quantile {
-    /// As `harness run` reported it (the top of its histogram bucket).
-    pub value: u64,
-    /// The 95% interval, widened to whole histogram buckets, never below 1 µs.
-    pub low: u64,
-    pub high: u64,
-}
 
 /// How many observations a quantile `q` needs: enough that at least ten lie above it.
 pub fn needed(q: f64) -> u64 {
     (BEYOND / (1.0 - q)).round() as u64
 }
 
-impl Quantile {
-    /// The `q` quantile of `h` with its interval, from the ranks n·q ∓ 1.96·√(n·q·(1−q)) (the
-    /// binomial distribution of the count below the true quantile, in its normal form). `None`
-    /// with fewer than [`needed`] observations.
-    pub fn of(h: &Histogram<u64>, q: f64) -> Option<Quantile> {
-        let n = h.len();
-        if n == 0 || n < needed(q) {
-            return None;
-        }
-        let centre = n as f64 * q;
-        let spread = Z_95 * (n as f64 * q * (1.0 - q)).sqrt();
-        let rank = |r: f64| (r.max(1.0) as u64).clamp(1, n);
-        let low = value_at_rank(h, rank((centre - spread).floor()));
-        let high = value_at_rank(h, rank((centre + spread).ceil()));
-        Some(Quantile {
-            value: h.value_at_quantile(q).max(1),
-            low: h.lowest_equivalent(low).max(1),
-            high: h.highest_equivalent(high).max(1),
-        })
+/// The `q` quantile of `h` with its interval, from the ranks n·q ∓ 1.96·√(n·q·(1−q)) (the
+/// binomial distribution of the count below the true quantile, in its normal form). The estimate
+/// is HdrHistogram's own (the top of its bucket), so that it matches what was reported; the
+/// interval is widened to whole buckets, because the histogram cannot tell values within one
+/// apart. Nothing is below 1, so that ratios of two quantiles stay finite. `None` with fewer than
+/// [`needed`] observations.
+pub fn of(h: &Histogram<u64>, q: f64) -> Option<Estimate<u64>> {
+    let n = h.len();
+    if n == 0 || n < needed(q) {
+        return None;
     }
+    let centre = n as f64 * q;
+    let spread = Z_95 * (n as f64 * q * (1.0 - q)).sqrt();
+    let rank = |r: f64| (r.max(1.0) as u64).clamp(1, n);
+    let low = value_at_rank(h, rank((centre - spread).floor()));
+    let high = value_at_rank(h, rank((centre + spread).ceil()));
+    Some(Estimate {
+        estimate: h.value_at_quantile(q).max(1),
+        low: h.lowest_equivalent(low).max(1),
+        high: h.highest_equivalent(high).max(1),
+    })
 }
 
 /// The value of the `rank`-th smallest observation (1-based), as recorded.
@@ -62,7 +52,11 @@ fn value_at_rank(h: &Histogram<u64>, rank: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::recorder::new_histogram;
+
+    /// As runs record latency: 1 µs to an hour, three significant digits.
+    fn new_histogram() -> Histogram<u64> {
+        Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+    }
 
     fn uniform(from: u64, to: u64) -> Histogram<u64> {
         let mut h = new_histogram();
@@ -78,20 +72,20 @@ mod tests {
         assert_eq!(needed(0.9), 100);
         assert_eq!(needed(0.99), 1_000);
         assert_eq!(needed(0.999), 10_000);
-        assert_eq!(Quantile::of(&uniform(1, 99), 0.9), None);
-        assert!(Quantile::of(&uniform(1, 100), 0.9).is_some());
-        assert_eq!(Quantile::of(&new_histogram(), 0.5), None);
+        assert_eq!(of(&uniform(1, 99), 0.9), None);
+        assert!(of(&uniform(1, 100), 0.9).is_some());
+        assert_eq!(of(&new_histogram(), 0.5), None);
     }
 
     #[test]
     fn the_median_of_1_to_1000_has_the_binomial_interval() {
         // n = 1000: ranks 500 ∓ 1.96·√250 = 500 ∓ 30.99, i.e. 469 and 531; values below 2048
         // are exact in a 3-digit histogram.
-        let q = Quantile::of(&uniform(1, 1000), 0.5).expect("enough");
+        let q = of(&uniform(1, 1000), 0.5).expect("enough");
         assert_eq!(
             q,
-            Quantile {
-                value: 500,
+            Estimate {
+                estimate: 500,
                 low: 469,
                 high: 531
             }
@@ -105,8 +99,8 @@ mod tests {
         for v in 0..2_000 {
             h.record(10_000 + v * 3).expect("in range");
         }
-        let q = Quantile::of(&h, 0.5).expect("enough");
-        assert!(q.low <= q.value && q.value <= q.high, "{q:?}");
+        let q = of(&h, 0.5).expect("enough");
+        assert!(q.low <= q.estimate && q.estimate <= q.high, "{q:?}");
         assert_eq!(q.low, h.lowest_equivalent(q.low));
         assert_eq!(q.high, h.highest_equivalent(q.high));
     }
@@ -119,7 +113,7 @@ mod tests {
                 // Uniform on 1000..2000 µs, evenly spread whatever n is.
                 h.record(1_000 + i * 1_000 / n).expect("in range");
             }
-            let q = Quantile::of(&h, 0.9).expect("enough");
+            let q = of(&h, 0.9).expect("enough");
             q.high - q.low
         };
         assert!(width(10_000) < width(1_000) && width(1_000) < width(100));

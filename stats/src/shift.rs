@@ -1,20 +1,11 @@
-//! Two-sample statistics for comparing runs: the shift between two sets of repeated measurements
-//! (Hodges-Lehmann, with the interval that inverts the Mann-Whitney test) and the two-proportion
-//! test for error rates.
+//! Two-sample statistics: the shift between two sets of repeated measurements (Hodges-Lehmann,
+//! with the interval that inverts the Mann-Whitney test) and the two-proportion test.
 //!
 //! The shift needs no assumption about the shape of either sample, only that both have the same
-//! shape up to the shift; on log values that means "the new run is the base run scaled by a
+//! shape up to the shift; on log values that means "the second sample is the first scaled by a
 //! factor", which is how latency regressions usually look.
 
-use serde::Serialize;
-
-use crate::overhead::stats::median;
-
-/// The two-sided standard normal quantile of a 95% interval.
-pub const Z_95: f64 = 1.959_963_984_540_054;
-
-/// Tail probability on each side of a 95% interval.
-const TAIL: f64 = 0.025;
+use crate::{Estimate, TAIL, Z_95, median};
 
 /// Up to this many pairs (m·n) the Mann-Whitney critical value comes from the statistic's exact
 /// distribution; beyond, from its normal approximation, which is then accurate to a rank or so.
@@ -29,40 +20,29 @@ const MAX_POINTS: usize = 1_000;
 /// or more each, an interval exists from four against four, or three against five.
 const MIN_REPEATS: usize = 3;
 
-/// How far a second sample lies from a first: an estimate and its 95% interval, in the samples'
-/// own units.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Shift {
-    pub estimate: f64,
-    pub low: f64,
-    pub high: f64,
-}
-
-impl Shift {
-    /// The shift from `before` to `after`: the median of every difference `after[j] − before[i]`
-    /// (Hodges-Lehmann), with the distribution-free 95% interval that inverts the Mann-Whitney
-    /// test. Non-finite values are ignored. `None` with fewer than four values on either side,
-    /// unless three stand against five or more.
-    pub fn between(before: &[f64], after: &[f64]) -> Option<Shift> {
-        let x = blocks(finite(before));
-        let y = blocks(finite(after));
-        if x.len().min(y.len()) < MIN_REPEATS {
-            return None;
-        }
-        let k = mann_whitney_critical(x.len(), y.len())?;
-        let mut differences: Vec<f64> = y
-            .iter()
-            .flat_map(|b| x.iter().map(move |a| b - a))
-            .collect();
-        differences.sort_by(f64::total_cmp);
-        let estimate = median(differences.iter().copied())?;
-        let mn = differences.len();
-        Some(Shift {
-            estimate,
-            low: differences[k - 1],
-            high: differences[mn - k],
-        })
+/// How far `after` lies from `before`, in the samples' own units: the median of every difference
+/// `after[j] − before[i]` (Hodges-Lehmann), with the distribution-free 95% interval that inverts
+/// the Mann-Whitney test. Non-finite values are ignored. `None` with fewer than four values on
+/// either side, unless three stand against five or more.
+pub fn between(before: &[f64], after: &[f64]) -> Option<Estimate> {
+    let x = blocks(finite(before));
+    let y = blocks(finite(after));
+    if x.len().min(y.len()) < MIN_REPEATS {
+        return None;
     }
+    let k = mann_whitney_critical(x.len(), y.len())?;
+    let mut differences: Vec<f64> = y
+        .iter()
+        .flat_map(|b| x.iter().map(move |a| b - a))
+        .collect();
+    differences.sort_by(f64::total_cmp);
+    let estimate = median(differences.iter().copied())?;
+    let mn = differences.len();
+    Some(Estimate {
+        estimate,
+        low: differences[k - 1],
+        high: differences[mn - k],
+    })
 }
 
 fn finite(values: &[f64]) -> Vec<f64> {
@@ -254,42 +234,39 @@ mod tests {
         // Five values each, the second shifted by exactly 10: every difference is 10 ± 4.
         let x = [1.0, 2.0, 3.0, 4.0, 5.0];
         let y = [11.0, 12.0, 13.0, 14.0, 15.0];
-        let shift = Shift::between(&x, &y).expect("interval");
+        let shift = between(&x, &y).expect("interval");
         assert_eq!(shift.estimate, 10.0);
         // k = 3: the 3rd smallest and 3rd largest of the 25 differences (6 7 7 8 8 8 ... 14).
         assert_eq!((shift.low, shift.high), (7.0, 13.0));
-        let back = Shift::between(&y, &x).expect("interval");
+        let back = between(&y, &x).expect("interval");
         assert_eq!((back.estimate, back.low, back.high), (-10.0, -13.0, -7.0));
     }
 
     #[test]
     fn identical_samples_give_an_interval_around_zero() {
         let x = [3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0, 6.0];
-        let shift = Shift::between(&x, &x).expect("interval");
+        let shift = between(&x, &x).expect("interval");
         assert_eq!(shift.estimate, 0.0);
         assert!(shift.low < 0.0 && shift.high > 0.0, "{shift:?}");
     }
 
     #[test]
     fn too_small_samples_give_no_interval() {
-        assert_eq!(Shift::between(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]), None);
+        assert_eq!(between(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]), None);
         assert_eq!(
-            Shift::between(&[1.0, 2.0, f64::NAN, 3.0], &[4.0, 5.0, 6.0, 7.0]),
+            between(&[1.0, 2.0, f64::NAN, 3.0], &[4.0, 5.0, 6.0, 7.0]),
             None
         );
-        assert_eq!(
-            Shift::between(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0, 7.0]),
-            None
-        );
+        assert_eq!(between(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0, 7.0]), None);
         // Two against eight and one against 39 have a formal interval (their extremes), but say
         // nothing about a spread.
         let many: Vec<f64> = (0..39).map(f64::from).collect();
         assert!(mann_whitney_critical(2, 8).is_some() && mann_whitney_critical(1, 39).is_some());
-        assert_eq!(Shift::between(&[1.0, 2.0], &many[..8]), None);
-        assert_eq!(Shift::between(&many, &[1.0]), None);
+        assert_eq!(between(&[1.0, 2.0], &many[..8]), None);
+        assert_eq!(between(&many, &[1.0]), None);
         // Three against five and four against four are the smallest that give one.
-        assert!(Shift::between(&[1.0, 2.0, 3.0], &many[..5]).is_some());
-        assert!(Shift::between(&many[..4], &many[10..14]).is_some());
+        assert!(between(&[1.0, 2.0, 3.0], &many[..5]).is_some());
+        assert!(between(&many[..4], &many[10..14]).is_some());
     }
 
     #[test]
