@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::format::{self, cpu_time, duration_terse, percent_fixed};
-use crate::overhead::{
+use crate::result::overhead::{
     ArmResult, Effect, FaultCounts, InstructionCounts, OverheadResult, ServiceEffect, Spread,
     StepEffect,
 };

@@ -12,8 +12,8 @@ use stats::shift;
 
 use super::Percentile;
 use super::decision::{Change, from_log, widened};
-use crate::overhead::ArmName;
 use crate::result::RunResult;
+use crate::result::overhead::ArmName;
 
 /// Where the repeats came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,27 +1,11 @@
-//! What the experiment's statistics mean for it: an effect as `result.json` records it (the
-//! estimate of the per-pair difference between the arms with the pairs behind it), and the
-//! verdict its interval gives against a claim's bound. The statistics themselves are
+//! What the experiment's statistics mean for it: an effect (the estimate of the per-pair
+//! difference between the arms, with the pairs behind it) and the verdict its interval gives
+//! against a claim's bound. Both types are `result.json`'s, in [`crate::result::overhead`]. The statistics themselves are
 //! [`stats::paired`]'s.
 
-use std::ops::Deref;
+use stats::paired;
 
-use serde::{Deserialize, Serialize};
-use stats::{Estimate, paired};
-
-/// A difference between the arms, with its interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Effect {
-    /// The Hodges-Lehmann estimate and its 95% interval; flattened, so that `result.json` has
-    /// `estimate`, `low` and `high` beside the fields below.
-    #[serde(flatten)]
-    pub interval: Estimate,
-    /// Half the interval's width: an effect smaller than this would have left zero inside the
-    /// interval, so the run could not have told it from no effect at all. Recorded for readers of
-    /// `result.json`.
-    pub resolution: f64,
-    /// Pairs the estimate is made from.
-    pub pairs: usize,
-}
+use crate::result::overhead::{Effect, Verdict};
 
 impl Effect {
     /// The estimate and interval of the centre of `differences`, one per pair; `None` with fewer
@@ -34,30 +18,6 @@ impl Effect {
             pairs: differences.iter().filter(|d| d.is_finite()).count(),
         })
     }
-}
-
-/// An effect reads as its estimate and interval (`effect.low`, `effect.contains(0.0)`): tables,
-/// charts and verdicts want nothing else from it.
-impl Deref for Effect {
-    type Target = Estimate;
-
-    fn deref(&self) -> &Estimate {
-        &self.interval
-    }
-}
-
-/// What the interval says about a claim that the effect stays below a bound.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Verdict {
-    /// The whole interval is below the bound: the claim holds.
-    Pass,
-    /// The whole interval is above the bound: the claim is false.
-    Fail,
-    /// The interval straddles the bound (or nothing could be estimated): more or longer trials
-    /// are needed to tell.
-    #[default]
-    Inconclusive,
 }
 
 impl Verdict {
@@ -86,19 +46,10 @@ impl Verdict {
     }
 }
 
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Inconclusive => "INCONCLUSIVE",
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stats::Estimate;
 
     #[test]
     fn effects_record_their_resolution_and_finite_pairs() {

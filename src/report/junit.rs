@@ -16,10 +16,10 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::ReportError;
 use crate::format::{cpu_time, percent_fixed};
-use crate::overhead::{OverheadResult, Verdict};
 use crate::result::CheckKind;
 use crate::result::MetricsReport;
 use crate::result::TraceReport;
+use crate::result::overhead::{OverheadResult, Verdict};
 use crate::result::{RunResult, RunStatus};
 use crate::summary::effect;
 use crate::threshold::{Metric, Threshold};

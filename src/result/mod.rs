@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::load::{KindStats, RunReport, Stop};
-use crate::overhead::OverheadResult;
+use overhead::OverheadResult;
+pub mod overhead;
 mod threshold;
 mod verification;
 
@@ -377,7 +378,7 @@ impl RunResult {
         let claim_held = self
             .overhead
             .as_ref()
-            .is_none_or(|o| o.verdict == crate::overhead::Verdict::Pass);
+            .is_none_or(|o| o.verdict == overhead::Verdict::Pass);
         claim_held && self.thresholds.iter().all(|t| t.evaluation.is_pass())
     }
 

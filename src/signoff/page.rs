@@ -142,7 +142,7 @@ fn row(scenario: &ScenarioOutcome) -> Row<'_> {
 fn failing(scenario: &ScenarioOutcome) -> Vec<String> {
     let mut failing = scenario.failed_thresholds.clone();
     let claim = scenario.figures.as_ref().and_then(|f| f.overhead.as_ref());
-    if let Some(claim) = claim.filter(|c| c.verdict != crate::overhead::Verdict::Pass) {
+    if let Some(claim) = claim.filter(|c| c.verdict != crate::result::overhead::Verdict::Pass) {
         let measured = effect(claim.estimate.as_ref(), percent_fixed);
         failing.push(format!(
             "overhead claim < {}: {measured} {}",
@@ -312,7 +312,7 @@ mod tests {
         let mut outcome = ran("smoke", Expect::Pass);
         let figures = outcome.figures.as_mut().expect("figures");
         figures.overhead = Some(record::OverheadFigure {
-            verdict: crate::overhead::Verdict::Inconclusive,
+            verdict: crate::result::overhead::Verdict::Inconclusive,
             bound: 0.01,
             estimate: crate::overhead::Effect::of(&[0.004, 0.012, 0.02, -0.002, 0.009, 0.015]),
         });

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::suite::Expect;
 use crate::exit::RunError;
 use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
-use crate::overhead;
+use crate::result::overhead;
 use crate::result::{Environment, RunResult, RunStatus};
 use crate::run::Finished;
 

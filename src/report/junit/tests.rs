@@ -5,8 +5,8 @@
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::*;
-use crate::overhead::Verdict;
 use crate::result::FailingTrace;
+use crate::result::overhead::Verdict;
 use crate::result::{CheckKind, Failure};
 use crate::result::{RunResult, RunStatus};
 use crate::scenario::{Protocol, bundled_trace_checks};

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ReportError;
 use crate::format::{count, duration_us, percent, rate, significant, utc};
-use crate::overhead::Verdict;
+use crate::result::overhead::Verdict;
 use crate::result::{
     HistogramError, KindResult, Percentiles, RunResult, RunStatus, ThresholdResult,
 };

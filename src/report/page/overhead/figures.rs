@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 
 use super::effect_text;
 use crate::format::{bytes, count, duration_us, percent, rate, signed_percent};
-use crate::overhead::{ArmName, Effect, OverheadResult, PointResult, TrialResult};
 use crate::report::chart::{Axis, Chart, Color, Direction, Dot, Interval};
 use crate::report::page::{Figure, Table};
+use crate::result::overhead::{ArmName, Effect, OverheadResult, PointResult, TrialResult};
 use crate::scenario::ClaimMetric;
 
 /// A point's name on a chart axis: the swept value alone (`1000` of `window=1000`).

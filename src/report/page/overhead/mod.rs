@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Fact, Figure, Table, fact};
 use crate::format::{count, duration_us, percent, rate, signed_percent};
-use crate::overhead::{
+use crate::result::overhead::{
     ArmResult, Effect, InstructionCounts, OverheadResult, PointResult, Spread, Verdict,
 };
 use crate::scenario::ClaimMetric;
@@ -306,8 +306,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    use crate::overhead::ArmName;
     use crate::report::page::samples::{charts, element, html, sample};
+    use crate::result::overhead::ArmName;
 
     #[test]
     fn the_overhead_section_shows_the_claim_and_its_evidence() {
@@ -341,20 +341,20 @@ mod tests {
 
         let mut result = sample("overhead-quick");
         let experiment = result.overhead.as_mut().expect("an experiment");
-        experiment.steps = vec![crate::overhead::StepArm {
+        experiment.steps = vec![crate::result::overhead::StepArm {
             name: "spans, not exported".to_owned(),
             arm: experiment.treatment.clone(),
         }];
         let point = &mut experiment.points[0];
         let cost = point.analysis.cpu_cost_us;
         point.analysis.steps = vec![
-            crate::overhead::StepEffect {
+            crate::result::overhead::StepEffect {
                 arm: ArmName::Step(0),
                 cost_us: cost,
                 share: point.analysis.cpu,
                 services: BTreeMap::new(),
             },
-            crate::overhead::StepEffect {
+            crate::result::overhead::StepEffect {
                 arm: ArmName::Treatment,
                 cost_us: None,
                 share: None,
@@ -412,7 +412,7 @@ mod tests {
         let services = &mut experiment.points[0].analysis.services;
         for (name, effect) in services.iter_mut() {
             let treatment = if name == "core-engine" { 3.9 } else { 0.0 };
-            effect.faults = Some(crate::overhead::FaultCounts {
+            effect.faults = Some(crate::result::overhead::FaultCounts {
                 control: if name == "core-engine" { 16.7 } else { 0.0 },
                 treatment,
             });
