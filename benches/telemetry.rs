@@ -393,7 +393,7 @@ mod sink {
 
     /// In the child: listens on an ephemeral loopback port, prints the port, and stops when its
     /// standard input closes (the benchmark finished or died), printing the spans it received.
-    pub fn run() {
+    pub(crate) fn run() {
         let receiver =
             Receiver::start(ReceiverConfig::default()).expect("the OTLP receiver binds loopback");
         println!("{}", receiver.grpc_addr().port());
@@ -402,7 +402,7 @@ mod sink {
     }
 
     /// The parent's handle on the sink process.
-    pub struct Child {
+    pub(crate) struct Child {
         process: std::process::Child,
         stdin: Option<ChildStdin>,
         stdout: BufReader<ChildStdout>,
@@ -410,7 +410,7 @@ mod sink {
     }
 
     impl Child {
-        pub fn start() -> Self {
+        pub(crate) fn start() -> Self {
             let exe = std::env::current_exe().expect("the benchmark knows its own path");
             let mut process = Command::new(exe)
                 .env(SINK_ENV, "1")
@@ -433,7 +433,7 @@ mod sink {
         }
 
         /// Stops the sink; returns the spans it received.
-        pub fn stop(mut self) -> Option<u64> {
+        pub(crate) fn stop(mut self) -> Option<u64> {
             if let Some(mut stdin) = self.stdin.take() {
                 let _ = stdin.flush();
             }

@@ -21,7 +21,9 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// The request mix rendered for the protocol, before anything starts: a body that does not fit
 /// is bad input, found before any service is launched.
 pub enum PreparedMix {
+    /// JSON bodies for the gateway's HTTP route.
     Http(Vec<LoadKind<Bytes>>),
+    /// Requests for the engine's gRPC method.
     Grpc(Vec<LoadKind<Arc<engine::proto::FetchMarketDataRequest>>>),
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::format::duration_terse;
 use crate::load::Recorder;
 
+/// The live progress of a load on stderr: a line per second with the rate, p99 and failures so
+/// far, and a note where each phase begins; silent with `--quiet`.
 pub struct Progress {
     mode: Mode,
     /// Start offset and label of each phase, in order.
@@ -21,6 +23,7 @@ enum Mode {
 }
 
 impl Progress {
+    /// Progress over `phases` (each one's start offset and label), or none when `quiet`.
     pub fn new(quiet: bool, phases: Vec<(Duration, String)>) -> Self {
         let mode = if quiet {
             Mode::Quiet
@@ -39,6 +42,7 @@ impl Progress {
         }
     }
 
+    /// Called by the load core as it runs: prints when a second or a phase has turned.
     pub fn tick(&self, recorder: &Recorder, elapsed: Duration) {
         if self.mode == Mode::Quiet {
             return;

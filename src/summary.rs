@@ -22,6 +22,8 @@ fn row(out: &mut String, name: &str, sent: u64, unexpected: u64, dropped: u64, p
     );
 }
 
+/// The summary of `result` as printed after a run: load, latency, verification, thresholds and,
+/// for an experiment, the overhead.
 pub fn render(result: &RunResult) -> String {
     let mut out = String::new();
     let load = &result.load;

@@ -39,9 +39,9 @@ fn log_dir() -> tempdir::Dir {
 
 /// A scratch directory removed at the end of the test.
 mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
+    pub(crate) struct Dir(pub std::path::PathBuf);
     impl Dir {
-        pub fn new() -> Self {
+        pub(crate) fn new() -> Self {
             use std::sync::atomic::{AtomicU32, Ordering};
             static N: AtomicU32 = AtomicU32::new(0);
             let path = std::env::temp_dir().join(format!(

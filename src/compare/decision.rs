@@ -10,13 +10,13 @@ use stats::Estimate;
 pub type Change = Estimate;
 
 /// A shift of log values as a relative change.
-pub fn from_log(shift: Estimate) -> Change {
+pub(super) fn from_log(shift: Estimate) -> Change {
     shift.map(f64::exp_m1)
 }
 
 /// `change` with each side of its interval at least as wide, on a log scale, as the same side of
 /// `noise`'s: the estimate stays, the uncertainty is the larger of the two.
-pub fn widened(change: Change, noise: Change) -> Change {
+pub(super) fn widened(change: Change, noise: Change) -> Change {
     from_log(change.map(f64::ln_1p).widened_by(noise.map(f64::ln_1p)))
 }
 

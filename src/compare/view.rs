@@ -12,7 +12,7 @@ use crate::report::{self, ReportError};
 
 /// What the text and the HTML show.
 #[derive(Debug, Serialize)]
-pub struct View<'a> {
+pub(super) struct View<'a> {
     pub title: String,
     pub verdict: Verdict,
     pub base: RunView<'a>,
@@ -32,7 +32,7 @@ pub struct View<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Verdict {
+pub(super) struct Verdict {
     /// `fail`, `inconclusive` or `pass`: the CSS class.
     pub class: &'static str,
     pub word: &'static str,
@@ -40,7 +40,7 @@ pub struct Verdict {
 }
 
 #[derive(Debug, Serialize)]
-pub struct RunView<'a> {
+pub(super) struct RunView<'a> {
     pub path: &'a str,
     pub scenario: &'a str,
     pub status: &'a str,
@@ -48,7 +48,7 @@ pub struct RunView<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct KindView<'a> {
+pub(super) struct KindView<'a> {
     pub name: &'a str,
     pub requests: String,
     pub rows: Vec<RowView>,
@@ -60,7 +60,7 @@ pub struct KindView<'a> {
 
 /// One line of a kind's table.
 #[derive(Debug, Serialize)]
-pub struct RowView {
+pub(super) struct RowView {
     pub label: String,
     pub base: String,
     pub new: String,
@@ -74,7 +74,7 @@ pub struct RowView {
 }
 
 impl<'a> View<'a> {
-    pub fn of(comparison: &'a Comparison) -> View<'a> {
+    pub(super) fn of(comparison: &'a Comparison) -> View<'a> {
         let verdict = match &comparison.conclusion {
             Conclusion::Regression => Verdict {
                 class: "fail",

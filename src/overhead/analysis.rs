@@ -22,7 +22,7 @@ fn by_pair(trials: &[TrialResult], arm: ArmName) -> BTreeMap<usize, &TrialResult
 /// Where the cost goes: along the chain of arms (control, `steps` arms, treatment), what each
 /// adds to the one before it, pair by pair, in µs and as a share of the control's CPU. Empty
 /// without steps.
-pub fn attribute(trials: &[TrialResult], steps: usize) -> Vec<StepEffect> {
+pub(super) fn attribute(trials: &[TrialResult], steps: usize) -> Vec<StepEffect> {
     if steps == 0 {
         return Vec::new();
     }
@@ -150,7 +150,7 @@ pub fn analyse(trials: &[TrialResult], claim: Claim) -> PointAnalysis {
 }
 
 /// The instruction counts' medians and ranges over their repeats.
-pub fn count_instructions(
+pub(super) fn count_instructions(
     requests: u64,
     rate: f64,
     counts: Vec<InstructionCount>,

@@ -22,16 +22,25 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("run.html", include_str!("templates/run.html")),
 ];
 
+/// Why a report could not be made; names the template or the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// A template failed on this data: a bug in the harness, not in the input.
     #[error("rendering the {template} report: {source:#}")]
     Render {
+        /// The template's name.
         template: &'static str,
+        /// What the template engine said.
+        #[source]
         source: minijinja::Error,
     },
+    /// The report could not be written.
     #[error("writing {path}: {source}")]
     Write {
+        /// The file.
         path: String,
+        /// Why not.
+        #[source]
         source: std::io::Error,
     },
 }

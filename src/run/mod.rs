@@ -27,10 +27,15 @@ use target::start_system;
 /// The flags of `harness run` besides the scenario path.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// `--out`: each scenario writes into its own directory below it.
     pub out_dir: PathBuf,
+    /// `--set KEY=VALUE`, in order, as given.
     pub overrides: Vec<String>,
+    /// `--gateway URL`: load an external gateway instead of launching the system.
     pub gateway: Option<Uri>,
+    /// `--engine URL`: load an external engine instead of launching the system.
     pub engine: Option<Uri>,
+    /// `--quiet`: no progress lines.
     pub quiet: bool,
     /// `--jaeger`, `--prometheus`: query APIs of a real deployment.
     pub apis: QueryApis,
@@ -40,7 +45,9 @@ pub struct RunOptions {
 
 /// What became of a run.
 pub struct Finished {
+    /// What the run measured and how it ended.
     pub result: RunResult,
+    /// Where `result.json` was written.
     pub result_path: PathBuf,
 }
 

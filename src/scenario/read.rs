@@ -18,7 +18,7 @@ pub(super) struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    pub fn at(&self, origin: Origin) -> At {
+    pub(super) fn at(&self, origin: Origin) -> At {
         match origin {
             Origin::File { line, column } => At::File {
                 name: self.source_name.to_owned(),
@@ -29,7 +29,7 @@ impl Cx<'_> {
         }
     }
 
-    pub fn err(&mut self, origin: Origin, key: &str, message: impl Into<String>) {
+    pub(super) fn err(&mut self, origin: Origin, key: &str, message: impl Into<String>) {
         let at = self.at(origin);
         self.problems.push(Problem {
             at,

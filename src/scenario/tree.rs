@@ -36,7 +36,7 @@ pub(crate) enum Value {
 
 impl Value {
     /// Whether this is a leaf, as `--set` values must be.
-    pub fn is_scalar(&self) -> bool {
+    pub(super) fn is_scalar(&self) -> bool {
         !matches!(self, Value::Seq(_) | Value::Map(_))
     }
 }

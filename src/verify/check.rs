@@ -12,7 +12,7 @@ use crate::trace::model::{Span, SpanId, SpanStatus, Trace, TraceId};
 
 /// What the harness received for a sampled request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Observed {
+pub(super) enum Observed {
     Http(u16),
     Grpc(Code),
     /// No answer (timeout, transport error): checks that depend on the outcome are skipped.
@@ -48,7 +48,7 @@ impl Observed {
 
 /// One sampled request, as the checks need it.
 #[derive(Clone, Debug)]
-pub struct Sampled {
+pub(super) struct Sampled {
     pub trace_id: TraceId,
     /// The harness's own span: the parent of the trace's first span.
     pub parent: SpanId,
@@ -92,13 +92,17 @@ impl Failure {
 
 /// Whether the trace has everything the checks look for: every service and the whole chain. The
 /// poller waits for this; a trace that never gets there is incomplete.
-pub fn is_complete(trace: &Trace, expect: &TraceChecks, sampled: &Sampled) -> bool {
+pub(super) fn is_complete(trace: &Trace, expect: &TraceChecks, sampled: &Sampled) -> bool {
     missing_services(trace, expect).is_empty()
         && matches!(follow_chain(trace, expect, sampled), Chain::Complete(_))
 }
 
 /// Every check but the logs on `trace` (`None`: the source never saw it).
-pub fn check(trace: Option<&Trace>, expect: &TraceChecks, sampled: &Sampled) -> Vec<Failure> {
+pub(super) fn check(
+    trace: Option<&Trace>,
+    expect: &TraceChecks,
+    sampled: &Sampled,
+) -> Vec<Failure> {
     let mut failures = Vec::new();
     if let Some(name) = &expect.response_header {
         check_header(name, sampled, &mut failures);

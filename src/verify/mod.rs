@@ -85,8 +85,11 @@ pub struct Verifier {
 /// `--jaeger` and `--prometheus`: a real deployment's query APIs, overriding the scenario.
 #[derive(Debug, Clone, Default)]
 pub struct QueryApis {
+    /// `--jaeger URL`: the Jaeger query service.
     pub jaeger: Option<String>,
+    /// `--jaeger-api v1|v3`: which of its APIs to query.
     pub jaeger_api: Option<String>,
+    /// `--prometheus URL`: the Prometheus HTTP API.
     pub prometheus: Option<String>,
 }
 
@@ -434,6 +437,7 @@ impl Verifier {
 
 /// The managed services' log files, by service name.
 pub struct LogFiles<'a> {
+    /// `(service name, log file)`.
     pub services: &'a [(&'a str, &'a Path)],
 }
 

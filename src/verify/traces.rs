@@ -51,7 +51,7 @@ pub struct Verdicts {
 /// Looks up and checks the trace of every sampled request that arrives on `samples`, until the
 /// sender closes; each trace gets `checks.timeout` from its request's completion to arrive. Once
 /// `stop` is cancelled, each trace still awaited is looked up once more and judged as it is.
-pub async fn verify<S: TraceSource + 'static>(
+pub(super) async fn verify<S: TraceSource + 'static>(
     source: Arc<S>,
     checks: Arc<TraceChecks>,
     mut samples: mpsc::UnboundedReceiver<SampledRequest>,
@@ -179,7 +179,7 @@ async fn judge<S: TraceSource>(
 
 /// Adds a logs failure to every judged trace whose id is missing from some service's log; a log
 /// that could not be read (`unreadable`, described) fails every trace.
-pub fn check_logs(judged: &mut [Judged], logs: &LogIndex, unreadable: &[String]) {
+pub(super) fn check_logs(judged: &mut [Judged], logs: &LogIndex, unreadable: &[String]) {
     for verdict in judged {
         let missing = logs.missing(verdict.trace_id);
         if !missing.is_empty() {
@@ -198,6 +198,7 @@ pub fn check_logs(judged: &mut [Judged], logs: &LogIndex, unreadable: &[String])
 }
 
 impl TraceReport {
+    /// The report of `verdicts` from `source`, with the failing traces named by request kind.
     pub fn new(source: String, verdicts: &Verdicts, kind_names: &[String]) -> Self {
         let judged = &verdicts.judged;
         let mut visible = new_histogram();

@@ -11,38 +11,38 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 /// Names Prometheus makes itself rather than scraping them.
-pub const PROMETHEUS_OWN: &[&str] = &["up", "ALERTS"];
+pub(crate) const PROMETHEUS_OWN: &[&str] = &["up", "ALERTS"];
 
 /// What a Grafana variable other than an interval becomes: a label value no job has.
 const VARIABLE: &str = "grafana-variable";
 
 /// One query and where it was found, for messages.
 #[derive(Debug, Clone)]
-pub struct Query {
+pub(crate) struct Query {
     pub origin: String,
     pub expr: String,
 }
 
 /// A metric a query reads, and the jobs its selector restricts it to (empty: any job).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Reference {
+pub(crate) struct Reference {
     pub name: String,
     pub jobs: Vec<String>,
 }
 
 #[derive(Deserialize)]
-pub struct RuleFile {
+pub(crate) struct RuleFile {
     pub groups: Vec<RuleGroup>,
 }
 
 #[derive(Deserialize)]
-pub struct RuleGroup {
+pub(crate) struct RuleGroup {
     pub name: String,
     pub rules: Vec<Rule>,
 }
 
 #[derive(Deserialize)]
-pub struct Rule {
+pub(crate) struct Rule {
     #[serde(default)]
     pub alert: Option<String>,
     #[serde(default)]
@@ -50,12 +50,12 @@ pub struct Rule {
     pub expr: String,
 }
 
-pub fn rule_file(text: &str) -> Result<RuleFile, String> {
+pub(crate) fn rule_file(text: &str) -> Result<RuleFile, String> {
     serde_saphyr::from_str(text).map_err(|e| format!("alert rules: {e}"))
 }
 
 /// Every rule's expression, named by its group and alert.
-pub fn alert_queries(rules: &RuleFile) -> Vec<Query> {
+pub(crate) fn alert_queries(rules: &RuleFile) -> Vec<Query> {
     rules
         .groups
         .iter()
@@ -96,7 +96,7 @@ struct AlertRuleTest {
 }
 
 /// Alerts of `rules` that the unit tests never expect to fire, or never expect to stay quiet.
-pub fn untested_alerts(rules: &RuleFile, tests_yaml: &str) -> Result<Vec<String>, String> {
+pub(crate) fn untested_alerts(rules: &RuleFile, tests_yaml: &str) -> Result<Vec<String>, String> {
     let tests: RuleTests =
         serde_saphyr::from_str(tests_yaml).map_err(|e| format!("alert rule tests: {e}"))?;
     let mut cases: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
@@ -128,7 +128,7 @@ pub fn untested_alerts(rules: &RuleFile, tests_yaml: &str) -> Result<Vec<String>
 
 /// Every Prometheus query of a dashboard's panels (rows' nested panels included). Targets of
 /// other data sources (Jaeger) have no `expr` and are left out.
-pub fn dashboard_queries(file: &str, json: &str) -> Result<Vec<Query>, String> {
+pub(crate) fn dashboard_queries(file: &str, json: &str) -> Result<Vec<Query>, String> {
     let dashboard: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("{file}: {e}"))?;
     let mut queries = Vec::new();
@@ -154,7 +154,7 @@ pub fn dashboard_queries(file: &str, json: &str) -> Result<Vec<Query>, String> {
 /// Replaces Grafana's variables with values PromQL accepts: the interval ones (`$__rate_interval`,
 /// `${__interval}`, ...) with a duration, any other (`$job`, `${instance}`) with a marker word, as
 /// they stand only in label values here; a job matcher holding it restricts nothing.
-pub fn substitute_grafana_variables(expr: &str) -> String {
+pub(crate) fn substitute_grafana_variables(expr: &str) -> String {
     let mut out = String::with_capacity(expr.len());
     let mut rest = expr;
     while let Some(at) = rest.find('$') {
@@ -190,7 +190,7 @@ pub fn substitute_grafana_variables(expr: &str) -> String {
 }
 
 /// The metrics `expr` reads.
-pub fn references(expr: &str) -> Result<Vec<Reference>, String> {
+pub(crate) fn references(expr: &str) -> Result<Vec<Reference>, String> {
     let parsed = parser::parse(&substitute_grafana_variables(expr))?;
     let mut found = Vec::new();
     walk(&parsed, &mut found)?;
@@ -262,7 +262,7 @@ fn reference(vs: &VectorSelector) -> Result<Reference, String> {
 /// What each query reads that the scraped services do not export: `exported` maps each
 /// Prometheus job to the sample names of its scrape. A metric restricted to jobs must be exported
 /// by each of them; an unrestricted one by at least one.
-pub fn unknown_references(
+pub(crate) fn unknown_references(
     queries: &[Query],
     exported: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<String> {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 /// What the services listen on when nothing is configured, from the engine crate itself.
-pub struct Defaults {
+pub(crate) struct Defaults {
     pub engine_job: &'static str,
     pub engine_grpc_port: u16,
     pub engine_metrics_port: u16,
@@ -22,7 +22,7 @@ pub struct Defaults {
 }
 
 impl Defaults {
-    pub fn of_the_services() -> Defaults {
+    pub(crate) fn of_the_services() -> Defaults {
         use engine::{core_engine, gateway};
         let port = |addr: &str| -> u16 {
             addr.parse::<SocketAddr>()
@@ -50,7 +50,7 @@ const PROMETHEUS_PORT: u16 = 9090;
 const GRAFANA_PORT: u16 = 3000;
 
 /// The files, as text, so that tests can hand in altered copies.
-pub struct Files {
+pub(crate) struct Files {
     pub compose: String,
     pub prometheus: String,
     pub jaeger: String,
@@ -60,7 +60,7 @@ pub struct Files {
 }
 
 impl Files {
-    pub fn read(root: &Path) -> Files {
+    pub(crate) fn read(root: &Path) -> Files {
         let read = |path: &str| {
             std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
         };
@@ -162,7 +162,7 @@ fn published(mapping: &str) -> Option<(Option<&str>, u16, u16)> {
 }
 
 /// Every disagreement found, as sentences; empty when the files agree.
-pub fn check(files: &Files, defaults: &Defaults, root: &Path) -> Vec<String> {
+pub(crate) fn check(files: &Files, defaults: &Defaults, root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     let parsed = (
         serde_saphyr::from_str::<Compose>(&files.compose),

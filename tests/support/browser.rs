@@ -55,14 +55,14 @@ const PROBE: &str = r#"<script>
 })();
 </script>"#;
 
-pub struct Browser {
+pub(crate) struct Browser {
     binary: PathBuf,
     scratch: PathBuf,
 }
 
 /// What the probe measured in the rendered page.
 #[derive(Debug, Deserialize)]
-pub struct Probe {
+pub(crate) struct Probe {
     pub ids: Vec<String>,
     pub charts: Vec<Chart>,
     pub links: Vec<String>,
@@ -77,7 +77,7 @@ pub struct Probe {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Chart {
+pub(crate) struct Chart {
     /// The id of the nearest element around the chart that has one.
     pub id: String,
     /// The computed stroke colour of its first series.
@@ -90,14 +90,14 @@ pub struct Chart {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     Light,
     Dark,
 }
 
 impl Browser {
     /// Chromium, with a scratch directory for its profiles; `None` (skip) when not installed.
-    pub fn find(test: &str, scratch: &Path) -> Option<Browser> {
+    pub(crate) fn find(test: &str, scratch: &Path) -> Option<Browser> {
         let binary = super::tool("chromium", test, REQUIRE_VAR, "chromium")?;
         std::fs::create_dir_all(scratch).expect("create the browser scratch directory");
         Some(Browser {
@@ -107,7 +107,7 @@ impl Browser {
     }
 
     /// Renders `page` with the probe and returns what it measured.
-    pub fn probe(&self, page: &Path, scheme: Scheme) -> Probe {
+    pub(crate) fn probe(&self, page: &Path, scheme: Scheme) -> Probe {
         let html = std::fs::read_to_string(page)
             .unwrap_or_else(|e| panic!("reading {}: {e}", page.display()));
         let at = html.rfind("</body>").expect("the page has a </body>");
@@ -129,7 +129,7 @@ impl Browser {
     }
 
     /// A screenshot of the page's first `height` pixels at 1280 wide.
-    pub fn screenshot(&self, page: &Path, png: &Path, scheme: Scheme, height: u32) {
+    pub(crate) fn screenshot(&self, page: &Path, png: &Path, scheme: Scheme, height: u32) {
         let _ = std::fs::remove_file(png);
         self.headless(
             page,
@@ -144,7 +144,7 @@ impl Browser {
     }
 
     /// The page as printed, to PDF.
-    pub fn print(&self, page: &Path, pdf: &Path) {
+    pub(crate) fn print(&self, page: &Path, pdf: &Path) {
         let _ = std::fs::remove_file(pdf);
         self.headless(
             page,

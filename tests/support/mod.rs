@@ -1,15 +1,15 @@
 //! Shared by the end-to-end tests; each test binary uses a part of it.
 #![allow(dead_code)]
 
-pub mod browser;
-pub mod prometheus;
-pub mod run;
+pub(crate) mod browser;
+pub(crate) mod prometheus;
+pub(crate) mod run;
 
 use std::path::PathBuf;
 
 /// `program` from `PATH`, or `None` (the caller skips) with a note saying how to get it; panics
 /// instead when `require_var=1` (set by `scripts/test`, so CI), which installs `package`.
-pub fn tool(program: &str, test: &str, require_var: &str, package: &str) -> Option<PathBuf> {
+pub(crate) fn tool(program: &str, test: &str, require_var: &str, package: &str) -> Option<PathBuf> {
     let found = find_on_path(program);
     if found.is_none() {
         if std::env::var(require_var).is_ok_and(|v| v == "1") {
@@ -26,7 +26,7 @@ pub fn tool(program: &str, test: &str, require_var: &str, package: &str) -> Opti
     found
 }
 
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))

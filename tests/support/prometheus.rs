@@ -19,7 +19,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const FIRST_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One scrape job: Prometheus's `job` label is the service name.
-pub struct ScrapeTarget<'a> {
+pub(crate) struct ScrapeTarget<'a> {
     pub job: &'a str,
     pub address: SocketAddr,
     pub metrics_path: &'a str,
@@ -27,16 +27,16 @@ pub struct ScrapeTarget<'a> {
 
 /// The `prometheus` executable on `PATH`, if any; panics instead of returning `None` when the
 /// environment requires Prometheus.
-pub fn binary(test: &str) -> Option<PathBuf> {
+pub(crate) fn binary(test: &str) -> Option<PathBuf> {
     super::tool("prometheus", test, REQUIRE_VAR, "prometheus")
 }
 
 /// `promtool`, which the same Debian package ships; `None` and panics as for [`binary`].
-pub fn promtool(test: &str) -> Option<PathBuf> {
+pub(crate) fn promtool(test: &str) -> Option<PathBuf> {
     super::tool("promtool", test, REQUIRE_VAR, "prometheus")
 }
 
-pub struct PrometheusServer {
+pub(crate) struct PrometheusServer {
     child: Child,
     dir: ScratchDir,
     /// The base URL of its HTTP API, e.g. `http://127.0.0.1:40123/`.
@@ -45,7 +45,7 @@ pub struct PrometheusServer {
 
 impl PrometheusServer {
     /// Starts Prometheus and returns once it is ready and has scraped every target successfully.
-    pub async fn start(binary: &Path, targets: &[ScrapeTarget<'_>]) -> PrometheusServer {
+    pub(crate) async fn start(binary: &Path, targets: &[ScrapeTarget<'_>]) -> PrometheusServer {
         let server = Self::launch(binary, targets).await;
         server.wait_first_scrapes(targets).await;
         server
@@ -53,7 +53,7 @@ impl PrometheusServer {
 
     /// Starts Prometheus and returns once it is ready, whether or not its targets are up yet (for
     /// services that something else starts later).
-    pub async fn launch(binary: &Path, targets: &[ScrapeTarget<'_>]) -> PrometheusServer {
+    pub(crate) async fn launch(binary: &Path, targets: &[ScrapeTarget<'_>]) -> PrometheusServer {
         let dir = ScratchDir::new();
         std::fs::create_dir_all(dir.0.join("data")).expect("Prometheus directory");
         let config = dir.0.join("prometheus.yml");

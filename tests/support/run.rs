@@ -7,24 +7,24 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
+pub(crate) const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
 
 /// A scratch output directory, and a marker in the environment of everything the run starts, so
 /// that leftover processes can be found.
-pub struct Run {
+pub(crate) struct Run {
     pub out: PathBuf,
     pub marker: String,
 }
 
 impl Run {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let marker = format!("harness-cli-{name}-{}", std::process::id());
         let out = std::env::temp_dir().join(&marker);
         let _ = std::fs::remove_dir_all(&out);
         Run { out, marker }
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(HARNESS);
         command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -35,11 +35,11 @@ impl Run {
         command
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("harness runs")
     }
 
-    pub fn result(&self, scenario: &str) -> Value {
+    pub(crate) fn result(&self, scenario: &str) -> Value {
         let path = self.out.join(scenario).join("result.json");
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -47,7 +47,7 @@ impl Run {
     }
 
     /// Processes still running with this run's marker in their environment.
-    pub fn leftovers(&self) -> Vec<u32> {
+    pub(crate) fn leftovers(&self) -> Vec<u32> {
         let marker = format!("HARNESS_TEST_MARKER={}", self.marker);
         std::fs::read_dir("/proc")
             .expect("/proc")
@@ -60,7 +60,7 @@ impl Run {
             .collect()
     }
 
-    pub fn assert_no_leftovers(&self) {
+    pub(crate) fn assert_no_leftovers(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.leftovers().is_empty() {
             assert!(
@@ -76,7 +76,7 @@ impl Run {
 impl Run {
     /// Writes a scenario into the output directory and returns its path, for variants of the
     /// bundled scenarios.
-    pub fn write_scenario(&self, name: &str, text: &str) -> String {
+    pub(crate) fn write_scenario(&self, name: &str, text: &str) -> String {
         std::fs::create_dir_all(&self.out).expect("output directory");
         let path = self.out.join(name);
         std::fs::write(&path, text).expect("scenario written");
@@ -87,7 +87,7 @@ impl Run {
 impl Run {
     /// Starts `harness ARGS` with progress on, sends SIGINT once `count` progress lines starting
     /// with `prefix` have appeared, and returns its exit code (it must exit within 30 s).
-    pub fn interrupt_after(&self, args: &[&str], prefix: &str, count: usize) -> Option<i32> {
+    pub(crate) fn interrupt_after(&self, args: &[&str], prefix: &str, count: usize) -> Option<i32> {
         use std::io::BufRead;
 
         let mut child = Command::new(HARNESS)

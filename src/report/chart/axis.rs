@@ -7,18 +7,18 @@ use super::ticks::{linear_ticks, log_ticks, number_label};
 
 /// How far apart the smallest and largest values must be for [`Axis::spread`] to choose a
 /// logarithmic scale: beyond this, a linear one flattens everything but the largest values.
-pub const LOG_SPREAD: f64 = 50.0;
+pub(super) const LOG_SPREAD: f64 = 50.0;
 
 /// A labelled position on an axis.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tick {
+pub(crate) struct Tick {
     pub value: f64,
     pub label: String,
 }
 
 /// A scale, its ticks and its title (which names the unit).
 #[derive(Debug, Clone)]
-pub struct Axis {
+pub(crate) struct Axis {
     pub scale: Scale,
     pub ticks: Vec<Tick>,
     pub title: String,
@@ -26,7 +26,7 @@ pub struct Axis {
 
 /// Where quantile `q` goes on a percentile axis: `log10(1 / (1 − q))`, so that 90%, 99%, 99.9%
 /// are equally spaced, one unit apart, as in HdrHistogram's plots.
-pub fn percentile_position(q: f64) -> f64 {
+pub(crate) fn percentile_position(q: f64) -> f64 {
     let q = q.clamp(0.0, 1.0 - 1e-12);
     -(1.0 - q).log10()
 }
@@ -43,7 +43,7 @@ pub(super) fn percentile_label(decade: u32) -> String {
 
 impl Axis {
     /// Linear, with nice ticks covering `min..=max`.
-    pub fn linear(title: impl Into<String>, min: f64, max: f64) -> Axis {
+    pub(crate) fn linear(title: impl Into<String>, min: f64, max: f64) -> Axis {
         let ticks = linear_ticks(min, max, 6);
         Axis {
             scale: Scale::Linear {
@@ -64,7 +64,7 @@ impl Axis {
 
     /// Linear over exactly `min..=max` (a time span that should end where the data ends), with
     /// nice ticks inside it.
-    pub fn linear_exact(title: impl Into<String>, min: f64, max: f64) -> Axis {
+    pub(crate) fn linear_exact(title: impl Into<String>, min: f64, max: f64) -> Axis {
         let ticks = linear_ticks(min, max, 6);
         Axis {
             scale: Scale::Linear { min, max },
@@ -82,7 +82,7 @@ impl Axis {
     }
 
     /// Logarithmic, from the power of ten at or below `min` to the one at or above `max`.
-    pub fn log(title: impl Into<String>, min: f64, max: f64) -> Axis {
+    pub(crate) fn log(title: impl Into<String>, min: f64, max: f64) -> Axis {
         let ticks = log_ticks(min, max);
         let (low, high) = (ticks[0], ticks[ticks.len() - 1]);
         Axis {
@@ -103,7 +103,7 @@ impl Axis {
 
     /// For values that must show both their small and large end: logarithmic when they are all
     /// positive and spread over more than [`LOG_SPREAD`]×, else linear from zero.
-    pub fn spread(title: impl Into<String>, values: impl IntoIterator<Item = f64>) -> Axis {
+    pub(crate) fn spread(title: impl Into<String>, values: impl IntoIterator<Item = f64>) -> Axis {
         let (mut min, mut max) = (f64::INFINITY, 0.0f64);
         for value in values.into_iter().filter(|v| v.is_finite()) {
             min = min.min(value);
@@ -118,7 +118,7 @@ impl Axis {
 
     /// A percentile axis (see [`percentile_position`]) from 0% to `decades` nines, with a tick at
     /// the median too.
-    pub fn percentile(title: impl Into<String>, decades: u32) -> Axis {
+    pub(crate) fn percentile(title: impl Into<String>, decades: u32) -> Axis {
         let decades = decades.max(1);
         let mut ticks = vec![Tick {
             value: 0.0,
@@ -143,7 +143,7 @@ impl Axis {
     }
 
     /// One slot per name, the n-th centred on `n + 0.5`.
-    pub fn categories(title: impl Into<String>, names: Vec<String>) -> Axis {
+    pub(crate) fn categories(title: impl Into<String>, names: Vec<String>) -> Axis {
         let slots = names.len().max(1) as f64;
         Axis {
             scale: Scale::Linear {
@@ -164,7 +164,7 @@ impl Axis {
 
     /// Logarithmic, with ticks exactly at `values` (positive), labelled with `labels`: for a
     /// sweep whose settings are the interesting positions.
-    pub fn log_at(title: impl Into<String>, values: &[(f64, String)]) -> Axis {
+    pub(crate) fn log_at(title: impl Into<String>, values: &[(f64, String)]) -> Axis {
         let (min, max) = values
             .iter()
             .fold((f64::INFINITY, 0.0f64), |(lo, hi), (v, _)| {

@@ -7,14 +7,14 @@ use std::fmt::Write as _;
 use super::{Chart, Color, LEFT, Mark, RIGHT, TOP, WIDTH, escape};
 
 /// A point with its hover text.
-pub struct Dot {
+pub(crate) struct Dot {
     pub x: f64,
     pub y: f64,
     pub title: String,
 }
 
 /// An estimate with its interval, at one position of the other axis.
-pub struct Interval {
+pub(crate) struct Interval {
     pub at: f64,
     pub low: f64,
     pub estimate: f64,
@@ -24,7 +24,7 @@ pub struct Interval {
 
 /// Which way intervals run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// Along the y axis, at an x position.
     Vertical,
     /// Along the x axis, at a y position.
@@ -34,12 +34,12 @@ pub enum Direction {
 impl Chart {
     /// A line through the points in order; `None` (or a point the scale cannot place) breaks it,
     /// so a missing value shows as a gap rather than a fall to zero.
-    pub fn line(&mut self, label: &str, color: Color, points: &[Option<(f64, f64)>]) {
+    pub(crate) fn line(&mut self, label: &str, color: Color, points: &[Option<(f64, f64)>]) {
         self.path(label, color, points, Mark::Line);
     }
 
     /// A dashed reference line (a target, a bound) through the points in order.
-    pub fn dashed(&mut self, label: &str, color: Color, points: &[Option<(f64, f64)>]) {
+    pub(crate) fn dashed(&mut self, label: &str, color: Color, points: &[Option<(f64, f64)>]) {
         self.path(label, color, points, Mark::Dashed);
     }
 
@@ -71,7 +71,7 @@ impl Chart {
 
     /// One value per interval of `width` from `start` (per-second counts): each drawn as a level
     /// across its interval. `None` leaves its interval empty.
-    pub fn steps(
+    pub(crate) fn steps(
         &mut self,
         label: &str,
         color: Color,
@@ -116,7 +116,7 @@ impl Chart {
     }
 
     /// Points, each with its own hover text.
-    pub fn dots(&mut self, label: &str, color: Color, dots: &[Dot]) {
+    pub(crate) fn dots(&mut self, label: &str, color: Color, dots: &[Dot]) {
         let mut drawn = false;
         for dot in dots {
             if let Some((x, y)) = self.point(dot.x, dot.y) {
@@ -135,7 +135,7 @@ impl Chart {
     }
 
     /// Estimates with their intervals: a whisker from low to high and a dot at the estimate.
-    pub fn intervals(
+    pub(crate) fn intervals(
         &mut self,
         label: &str,
         color: Color,
@@ -190,7 +190,7 @@ impl Chart {
 
     /// A thin line between two points that belong together (the two trials of a pair, the
     /// estimates of a sweep): not data itself, so not a series.
-    pub fn link(&mut self, from: (f64, f64), to: (f64, f64)) {
+    pub(crate) fn link(&mut self, from: (f64, f64), to: (f64, f64)) {
         if let (Some(a), Some(b)) = (self.point(from.0, from.1), self.point(to.0, to.1)) {
             let _ = writeln!(
                 self.under,
@@ -202,7 +202,7 @@ impl Chart {
 
     /// A vertical reference line at `x` across the plot, labelled at its top unless `label` is
     /// empty.
-    pub fn vrule(&mut self, x: f64, class: &str, label: &str) {
+    pub(crate) fn vrule(&mut self, x: f64, class: &str, label: &str) {
         let Some(px) = self.plot_x(x) else { return };
         let _ = write!(
             self.body,
@@ -223,7 +223,7 @@ impl Chart {
 
     /// A horizontal reference line at `y` across the plot, labelled at its right end unless
     /// `label` is empty.
-    pub fn hrule(&mut self, y: f64, class: &str, label: &str) {
+    pub(crate) fn hrule(&mut self, y: f64, class: &str, label: &str) {
         let Some(py) = self.plot_y(y) else { return };
         let _ = write!(
             self.body,
@@ -245,7 +245,7 @@ impl Chart {
     /// A shaded band over `x0..x1`, the plot's full height: a stall, which the reader must not
     /// miss and which a line cannot show (it has no value). `label` goes in the legend, `title`
     /// on hover.
-    pub fn stall(&mut self, x0: f64, x1: f64, label: &str, title: &str) {
+    pub(crate) fn stall(&mut self, x0: f64, x1: f64, label: &str, title: &str) {
         let (Some(a), Some(b)) = (self.plot_x(x0), self.plot_x(x1)) else {
             return;
         };
@@ -261,7 +261,7 @@ impl Chart {
 
     /// Invisible full-height columns of `width` from `start`, one per title: hovering anywhere
     /// over an interval shows its values, with no script.
-    pub fn hover_columns(&mut self, start: f64, width: f64, titles: &[String]) {
+    pub(crate) fn hover_columns(&mut self, start: f64, width: f64, titles: &[String]) {
         for (i, title) in titles.iter().enumerate() {
             let from = start + i as f64 * width;
             let (Some(a), Some(b)) = (self.plot_x(from), self.plot_x(from + width)) else {
@@ -278,7 +278,7 @@ impl Chart {
     }
 
     /// A ring at a point worth pointing out (a named percentile), with its hover text.
-    pub fn marker(&mut self, x: f64, y: f64, label: &str, title: &str) {
+    pub(crate) fn marker(&mut self, x: f64, y: f64, label: &str, title: &str) {
         let Some((px, py)) = self.point(x, y) else {
             return;
         };

@@ -17,8 +17,8 @@ mod ticks;
 
 use minijinja::HtmlEscape;
 
-pub use axis::{Axis, percentile_position};
-pub use marks::{Direction, Dot, Interval};
+pub(crate) use axis::{Axis, percentile_position};
+pub(crate) use marks::{Direction, Dot, Interval};
 
 /// The viewBox's width; CSS scales the chart to the page's width.
 const WIDTH: f64 = 760.0;
@@ -34,7 +34,7 @@ const BOTTOM: f64 = 46.0;
 
 /// Where values fall along an axis.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Scale {
+pub(crate) enum Scale {
     Linear {
         min: f64,
         max: f64,
@@ -49,7 +49,7 @@ pub enum Scale {
 impl Scale {
     /// Where `value` lies along the axis: 0 at `min`, 1 at `max`. `None` for a value a log
     /// scale cannot place (zero, negative, not a number).
-    pub fn fraction(&self, value: f64) -> Option<f64> {
+    pub(crate) fn fraction(&self, value: f64) -> Option<f64> {
         if !value.is_finite() {
             return None;
         }
@@ -66,7 +66,7 @@ impl Scale {
 
 /// A colour of the page's palette, by CSS class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Color {
+pub(crate) enum Color {
     S1,
     S2,
     S3,
@@ -98,7 +98,7 @@ enum Mark {
 }
 
 /// One chart: its axes and the marks drawn so far.
-pub struct Chart {
+pub(crate) struct Chart {
     title: String,
     height: f64,
     x: Axis,
@@ -124,7 +124,7 @@ fn escape(text: &str) -> String {
 
 impl Chart {
     /// `title` is the chart's accessible name and tooltip.
-    pub fn new(title: impl Into<String>, x: Axis, y: Axis) -> Chart {
+    pub(crate) fn new(title: impl Into<String>, x: Axis, y: Axis) -> Chart {
         Chart {
             title: title.into(),
             height: HEIGHT,
@@ -137,7 +137,7 @@ impl Chart {
     }
 
     /// As tall as `rows` rows of categories need (at least two), instead of the usual height.
-    pub fn with_rows(mut self, rows: usize) -> Chart {
+    pub(crate) fn with_rows(mut self, rows: usize) -> Chart {
         self.height = TOP + BOTTOM + ROW_HEIGHT * rows.max(2) as f64;
         self
     }

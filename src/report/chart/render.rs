@@ -7,7 +7,7 @@ use super::{Chart, LEFT, Mark, RIGHT, TOP, WIDTH, escape};
 
 impl Chart {
     /// The finished `<svg>` element.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut svg = String::with_capacity(self.under.len() + self.body.len() + 4096);
         let title = escape(&self.title);
         let _ = writeln!(

@@ -38,14 +38,19 @@ pub(crate) const HEADROOM: f64 = 1.05;
 /// A send lag p99 above this is worth a warning: the harness itself was late.
 const LATE_SEND_US: u64 = 5_000;
 
+/// Why a run's HTML report could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
     /// A histogram in the result does not decode; `field` says which, as a JSON path.
     #[error("{field}: {source}")]
     Histogram {
+        /// The JSON path of the histogram.
         field: String,
+        /// Why it does not decode.
+        #[source]
         source: HistogramError,
     },
+    /// Rendering or writing failed.
     #[error(transparent)]
     Report(#[from] ReportError),
 }
