@@ -8,7 +8,7 @@
 
 /// A duration in microseconds, in the largest unit that keeps it readable: `850 µs`, `1.21 ms`,
 /// `1.52 s`.
-pub fn duration_us(us: f64) -> String {
+pub(crate) fn duration_us(us: f64) -> String {
     if !us.is_finite() {
         return "n/a".to_owned();
     }
@@ -25,7 +25,7 @@ pub fn duration_us(us: f64) -> String {
 /// The unit of a latency axis whose values reach `max_us`: milliseconds, or seconds from ten
 /// seconds up, so that tick labels stay short enough to leave the axis title clear. As
 /// (microseconds per unit, name).
-pub fn latency_axis_unit(max_us: f64) -> (f64, &'static str) {
+pub(crate) fn latency_axis_unit(max_us: f64) -> (f64, &'static str) {
     if max_us >= 1e7 {
         (1e6, "s")
     } else {
@@ -34,7 +34,7 @@ pub fn latency_axis_unit(max_us: f64) -> (f64, &'static str) {
 }
 
 /// A ratio as a percentage: `18.2%`, `0.52%`, `100%`.
-pub fn percent(ratio: f64) -> String {
+pub(crate) fn percent(ratio: f64) -> String {
     if !ratio.is_finite() {
         return "n/a".to_owned();
     }
@@ -42,7 +42,7 @@ pub fn percent(ratio: f64) -> String {
 }
 
 /// A relative change with its sign: `+18.2%`, `-0.52%`.
-pub fn signed_percent(ratio: f64) -> String {
+pub(crate) fn signed_percent(ratio: f64) -> String {
     let text = percent(ratio);
     if ratio > 0.0 {
         format!("+{text}")
@@ -52,7 +52,7 @@ pub fn signed_percent(ratio: f64) -> String {
 }
 
 /// A count with thousands separated: `3,200`.
-pub fn count(n: u64) -> String {
+pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -65,7 +65,7 @@ pub fn count(n: u64) -> String {
 }
 
 /// Requests per second: `200.5 req/s`.
-pub fn rate(per_second: f64) -> String {
+pub(crate) fn rate(per_second: f64) -> String {
     if !per_second.is_finite() {
         return "n/a".to_owned();
     }
@@ -73,7 +73,7 @@ pub fn rate(per_second: f64) -> String {
 }
 
 /// Bytes in binary units: `18.8 MiB`.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;
@@ -90,7 +90,7 @@ pub fn bytes(n: u64) -> String {
 
 /// `value` to `digits` significant digits, without an exponent; whole numbers too large for
 /// that many digits keep all of theirs (`1234` stays `1234`).
-pub fn significant(value: f64, digits: i32) -> String {
+pub(crate) fn significant(value: f64, digits: i32) -> String {
     if value == 0.0 || !value.is_finite() {
         return format!("{value}");
     }
@@ -107,7 +107,7 @@ pub fn significant(value: f64, digits: i32) -> String {
 }
 
 /// A Unix time in milliseconds as a UTC date and time: `2026-11-25 02:04:06 UTC`.
-pub fn utc(unix_ms: u64) -> String {
+pub(crate) fn utc(unix_ms: u64) -> String {
     i64::try_from(unix_ms)
         .ok()
         .and_then(chrono::DateTime::from_timestamp_millis)
@@ -118,7 +118,7 @@ pub fn utc(unix_ms: u64) -> String {
 }
 
 /// A latency in whole microseconds, tersely, for terminal lines: `850µs`, `12.35ms`, `1.52s`.
-pub fn duration_terse(us: u64) -> String {
+pub(crate) fn duration_terse(us: u64) -> String {
     match us {
         0..1_000 => format!("{us}µs"),
         1_000..1_000_000 => format!("{:.2}ms", us as f64 / 1e3),
@@ -127,7 +127,7 @@ pub fn duration_terse(us: u64) -> String {
 }
 
 /// CPU time in microseconds, tersely: `41.7µs`, `1.25ms`.
-pub fn cpu_time(us: f64) -> String {
+pub(crate) fn cpu_time(us: f64) -> String {
     if us >= 1_000.0 {
         format!("{:.2}ms", us / 1_000.0)
     } else {
@@ -137,7 +137,7 @@ pub fn cpu_time(us: f64) -> String {
 
 /// A measured value in ASCII units with no float noise (`43.2ms`, `1.25s`, `830us`), for
 /// messages that sit beside thresholds written in the same units.
-pub fn duration_ascii(us: f64) -> String {
+pub(crate) fn duration_ascii(us: f64) -> String {
     if us.abs() >= 1e6 {
         format!("{}s", decimals(us / 1e6))
     } else if us.abs() >= 1e3 {
@@ -149,7 +149,7 @@ pub fn duration_ascii(us: f64) -> String {
 
 /// At least two decimals and three significant digits, trailing zeros dropped: enough to see
 /// why a threshold failed, without float noise.
-pub fn decimals(value: f64) -> String {
+pub(crate) fn decimals(value: f64) -> String {
     if value == 0.0 || !value.is_finite() {
         return format!("{value}");
     }
@@ -164,7 +164,7 @@ pub fn decimals(value: f64) -> String {
 }
 
 /// A ratio as a percentage with fixed decimals, for terminal columns: `12.3%`, `0.52%`.
-pub fn percent_fixed(ratio: f64) -> String {
+pub(crate) fn percent_fixed(ratio: f64) -> String {
     let p = ratio * 100.0;
     if p.abs() >= 10.0 {
         format!("{p:.1}%")
@@ -174,12 +174,12 @@ pub fn percent_fixed(ratio: f64) -> String {
 }
 
 /// A relative change with its sign and fixed decimals: `+12.3%`, `-4.76%`, `+0.52%`.
-pub fn signed_percent_fixed(ratio: f64) -> String {
+pub(crate) fn signed_percent_fixed(ratio: f64) -> String {
     signed(percent_fixed(ratio))
 }
 
 /// A formatted number with a `+` in front unless it already has a `-`.
-pub fn signed(text: String) -> String {
+pub(crate) fn signed(text: String) -> String {
     if text.starts_with('-') {
         text
     } else {

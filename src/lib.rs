@@ -9,28 +9,25 @@ pub mod bundled;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod compare;
 pub mod exit;
-pub mod format;
+pub(crate) mod format;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod load;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod metrics;
-#[allow(missing_docs)] // Items still to be documented.
-pub mod overhead;
-pub mod plan;
-pub mod progress;
+pub(crate) mod overhead;
+pub(crate) mod plan;
+pub(crate) mod progress;
 pub mod report;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod result;
 pub mod run;
-#[allow(missing_docs)] // Items still to be documented.
-pub mod scenario;
+pub(crate) mod scenario;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod signoff;
 pub mod summary;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod system;
-#[allow(missing_docs)] // Items still to be documented.
-pub mod threshold;
+pub(crate) mod threshold;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod trace;
 pub mod verify;

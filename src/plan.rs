@@ -20,7 +20,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// The request mix rendered for the protocol, before anything starts: a body that does not fit
 /// is bad input, found before any service is launched.
-pub enum PreparedMix {
+pub(crate) enum PreparedMix {
     /// JSON bodies for the gateway's HTTP route.
     Http(Vec<LoadKind<Bytes>>),
     /// Requests for the engine's gRPC method.
@@ -28,7 +28,7 @@ pub enum PreparedMix {
 }
 
 /// Renders every request kind of `scenario` for its protocol.
-pub fn prepare(scenario: &Scenario) -> Result<PreparedMix, RunError> {
+pub(crate) fn prepare(scenario: &Scenario) -> Result<PreparedMix, RunError> {
     Ok(match scenario.load.protocol {
         Protocol::Http => PreparedMix::Http(kinds(
             scenario,
@@ -84,7 +84,7 @@ fn kinds<P>(
 }
 
 /// The load core's plan for `phases` of the scenario's load, without trace sampling.
-pub fn load_plan<P>(
+pub(crate) fn load_plan<P>(
     load: &scenario::Load,
     phases: Vec<RatePhase>,
     kinds: Vec<LoadKind<P>>,
@@ -105,7 +105,7 @@ pub fn load_plan<P>(
 }
 
 /// The load core's view of a scenario phase.
-pub fn rate_phase(phase: &Phase) -> RatePhase {
+pub(crate) fn rate_phase(phase: &Phase) -> RatePhase {
     match *phase {
         Phase::Constant { rate, duration } => RatePhase::constant(rate, duration),
         Phase::Ramp { from, to, duration } => RatePhase { from, to, duration },
@@ -113,7 +113,7 @@ pub fn rate_phase(phase: &Phase) -> RatePhase {
 }
 
 /// Requests per second the phases ask for on average.
-pub fn target_rate(phases: &[Phase]) -> f64 {
+pub(crate) fn target_rate(phases: &[Phase]) -> f64 {
     let phases: Vec<RatePhase> = phases.iter().map(rate_phase).collect();
     let seconds: f64 = phases.iter().map(|p| p.duration.as_secs_f64()).sum();
     let requests: f64 = phases.iter().map(RatePhase::expected_requests).sum();

@@ -9,7 +9,7 @@ use crate::load::Recorder;
 
 /// The live progress of a load on stderr: a line per second with the rate, p99 and failures so
 /// far, and a note where each phase begins; silent with `--quiet`.
-pub struct Progress {
+pub(crate) struct Progress {
     mode: Mode,
     /// Start offset and label of each phase, in order.
     phases: Vec<(Duration, String)>,
@@ -24,7 +24,7 @@ enum Mode {
 
 impl Progress {
     /// Progress over `phases` (each one's start offset and label), or none when `quiet`.
-    pub fn new(quiet: bool, phases: Vec<(Duration, String)>) -> Self {
+    pub(crate) fn new(quiet: bool, phases: Vec<(Duration, String)>) -> Self {
         let mode = if quiet {
             Mode::Quiet
         } else if std::io::stderr().is_terminal() {
@@ -36,14 +36,14 @@ impl Progress {
     }
 
     /// A one-off message (warm-up starting, ...).
-    pub fn note(&self, message: &str) {
+    pub(crate) fn note(&self, message: &str) {
         if self.mode != Mode::Quiet {
             eprintln!("{message}");
         }
     }
 
     /// Called by the load core as it runs: prints when a second or a phase has turned.
-    pub fn tick(&self, recorder: &Recorder, elapsed: Duration) {
+    pub(crate) fn tick(&self, recorder: &Recorder, elapsed: Duration) {
         if self.mode == Mode::Quiet {
             return;
         }
@@ -77,7 +77,7 @@ impl Progress {
     }
 
     /// Ends the live line so that what follows starts on a fresh one.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if self.mode == Mode::Live {
             eprintln!();
         }

@@ -74,7 +74,7 @@ pub(super) fn attribute(trials: &[TrialResult], steps: usize) -> Vec<StepEffect>
 
 /// The effects of one point's trials and the claim's verdict on them. Trials pair up by their
 /// `pair` number; a pair missing either arm (an interrupted run) is left out.
-pub fn analyse(trials: &[TrialResult], claim: Claim) -> PointAnalysis {
+pub(crate) fn analyse(trials: &[TrialResult], claim: Claim) -> PointAnalysis {
     let (control, treatment) = (
         by_pair(trials, ArmName::Control),
         by_pair(trials, ArmName::Treatment),

@@ -14,7 +14,7 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
 const HEADER_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CallgrindError {
+pub(crate) enum CallgrindError {
     #[error(
         "counting instructions needs valgrind's {0} on PATH (Debian's valgrind package); \
          install it, or remove overhead.instructions from the scenario"
@@ -46,13 +46,13 @@ pub enum CallgrindError {
 
 /// valgrind and its control program, found on `PATH`.
 #[derive(Debug, Clone)]
-pub struct Callgrind {
+pub(crate) struct Callgrind {
     valgrind: PathBuf,
     control: PathBuf,
 }
 
 impl Callgrind {
-    pub fn find() -> Result<Self, CallgrindError> {
+    pub(crate) fn find() -> Result<Self, CallgrindError> {
         Ok(Callgrind {
             valgrind: on_path("valgrind").ok_or(CallgrindError::Missing("valgrind"))?,
             control: on_path("callgrind_control")
@@ -62,7 +62,7 @@ impl Callgrind {
 
     /// The command line that runs a service under callgrind, its counts going to `out` and
     /// valgrind's own messages beside it (not into the service's log).
-    pub fn wrapper(&self, out: &Path) -> Vec<String> {
+    pub(crate) fn wrapper(&self, out: &Path) -> Vec<String> {
         vec![
             self.valgrind.display().to_string(),
             "--tool=callgrind".to_owned(),
@@ -72,13 +72,18 @@ impl Callgrind {
     }
 
     /// Sets the process's counters to zero.
-    pub async fn zero(&self, pid: u32) -> Result<(), CallgrindError> {
+    pub(crate) async fn zero(&self, pid: u32) -> Result<(), CallgrindError> {
         self.control("--zero", pid).await
     }
 
     /// Dumps the counters since the last zero, as the process's `number`-th dump (from 1), and
     /// returns the instructions they hold. `out` is the file given to [`Self::wrapper`].
-    pub async fn dump(&self, pid: u32, out: &Path, number: usize) -> Result<u64, CallgrindError> {
+    pub(crate) async fn dump(
+        &self,
+        pid: u32,
+        out: &Path,
+        number: usize,
+    ) -> Result<u64, CallgrindError> {
         self.control("--dump", pid).await?;
         let mut path = out.as_os_str().to_owned();
         path.push(format!(".{number}"));

@@ -19,7 +19,7 @@ use crate::scenario::{Scenario, System};
 use crate::trace::receiver::{Receiver, ReceiverConfig};
 
 /// What the experiment measured, however far it got.
-pub struct Measured {
+pub(crate) struct Measured {
     pub result: OverheadResult,
     /// The treatment arm's trials as one run: the load summary and the thresholds read it, since
     /// the treatment is the system as it would be deployed.
@@ -29,7 +29,7 @@ pub struct Measured {
 }
 
 /// Launches both arms, runs every point's trials, stops the arms.
-pub async fn run(
+pub(crate) async fn run(
     base: &Scenario,
     points: Vec<Point>,
     out_dir: &Path,

@@ -13,19 +13,18 @@
 
 mod analysis;
 mod arms;
-pub mod callgrind;
+pub(crate) mod callgrind;
 mod experiment;
 mod process;
 mod sweep;
 mod trials;
 mod verdict;
 
-pub use crate::result::overhead::{
+pub(crate) use crate::result::overhead::{
     ArmName, ArmResult, ClaimResult, Effect, FaultCounts, InstructionCount, InstructionCounts,
     OverheadResult, PointAnalysis, PointResult, ServiceEffect, Spread, StepArm, StepEffect,
     TrialResult, Verdict,
 };
-pub use analysis::analyse;
-pub use experiment::{Measured, run};
-pub use process::{ProbeError, ProcessProbe};
-pub use sweep::{Point, points};
+pub(crate) use experiment::run;
+pub(crate) use process::ProbeError;
+pub(crate) use sweep::points;

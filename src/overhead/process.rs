@@ -14,7 +14,7 @@ use nix::time::{ClockId, clock_getcpuclockid, clock_gettime};
 use nix::unistd::Pid;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     #[error("reading {path}: {source}")]
     Read {
         path: PathBuf,
@@ -26,7 +26,7 @@ pub enum ProbeError {
 
 /// A process's running totals at one moment.
 #[derive(Debug, Clone, Copy)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub cpu: Duration,
     /// Minor page faults (`minflt` in `/proc/<pid>/stat`), when that could be read. A memory
     /// allocator that hands pages back to the kernel and takes them again pays one for each page
@@ -36,13 +36,13 @@ pub struct Usage {
 
 /// Reads one process's resource use.
 #[derive(Debug)]
-pub struct ProcessProbe {
+pub(crate) struct ProcessProbe {
     pid: u32,
     clock: Option<ClockId>,
 }
 
 impl ProcessProbe {
-    pub fn new(pid: u32) -> Self {
+    pub(crate) fn new(pid: u32) -> Self {
         let clock = i32::try_from(pid)
             .ok()
             .and_then(|pid| clock_getcpuclockid(Pid::from_raw(pid)).ok());
@@ -50,7 +50,7 @@ impl ProcessProbe {
     }
 
     /// The CPU time the process has used since it started.
-    pub fn cpu(&self) -> Result<Duration, ProbeError> {
+    pub(crate) fn cpu(&self) -> Result<Duration, ProbeError> {
         if let Some(time) = self.clock.and_then(|clock| clock_gettime(clock).ok()) {
             return Ok(Duration::from(time));
         }
@@ -58,7 +58,7 @@ impl ProcessProbe {
     }
 
     /// CPU time and minor page faults so far.
-    pub fn usage(&self) -> Result<Usage, ProbeError> {
+    pub(crate) fn usage(&self) -> Result<Usage, ProbeError> {
         let minor_faults = read(&self.proc_path("stat"))
             .ok()
             .and_then(|stat| stat_field(&stat, 10));
@@ -69,7 +69,7 @@ impl ProcessProbe {
     }
 
     /// utime + stime from `/proc/<pid>/stat`, in clock ticks turned into time.
-    pub fn stat_cpu(&self) -> Result<Duration, ProbeError> {
+    pub(crate) fn stat_cpu(&self) -> Result<Duration, ProbeError> {
         let path = self.proc_path("stat");
         let text = read(&path)?;
         let ticks = stat_cpu_ticks(&text).ok_or(ProbeError::Format {
@@ -84,12 +84,12 @@ impl ProcessProbe {
     /// Restarts the peak resident set size from the current one, so that the next
     /// [`Self::peak_rss`] covers only what follows. Best effort: where the kernel refuses
     /// (`false`), the peak covers the process's whole life.
-    pub fn reset_peak_rss(&self) -> bool {
+    pub(crate) fn reset_peak_rss(&self) -> bool {
         std::fs::write(self.proc_path("clear_refs"), "5").is_ok()
     }
 
     /// The peak resident set size in bytes (`VmHWM`).
-    pub fn peak_rss(&self) -> Result<u64, ProbeError> {
+    pub(crate) fn peak_rss(&self) -> Result<u64, ProbeError> {
         let path = self.proc_path("status");
         let text = read(&path)?;
         status_kib(&text, "VmHWM:")

@@ -7,7 +7,7 @@ use crate::exit::RunError;
 use crate::scenario::Scenario;
 
 /// The experiment at one setting of the swept key (the only one without a sweep).
-pub struct Point {
+pub(crate) struct Point {
     /// `KEY=VALUE`.
     pub setting: Option<String>,
     pub scenario: Scenario,
@@ -15,7 +15,7 @@ pub struct Point {
 
 /// The points of a scenario's sweep, each the scenario file read again with the user's `--set`s
 /// and then the sweep's own; without a sweep, the scenario itself.
-pub fn points(
+pub(crate) fn points(
     path: &Path,
     overrides: &[crate::scenario::Override],
     scenario: &Scenario,

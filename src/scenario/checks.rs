@@ -40,7 +40,7 @@ pub(super) fn verify(
 }
 
 /// The trace checks for the bundled services, reached over `protocol`.
-pub fn bundled_trace_checks(protocol: Protocol, managed: bool) -> TraceChecks {
+pub(crate) fn bundled_trace_checks(protocol: Protocol, managed: bool) -> TraceChecks {
     let (gateway, engine) = (
         engine::gateway::DEFAULT_SERVICE_NAME,
         engine::core_engine::DEFAULT_SERVICE_NAME,

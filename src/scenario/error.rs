@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// Why a scenario could not be loaded. `Invalid` lists every problem found, one per line.
 #[derive(Debug, thiserror::Error)]
-pub enum ScenarioError {
+pub(crate) enum ScenarioError {
     #[error("{}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -15,16 +15,6 @@ pub enum ScenarioError {
     },
     #[error("{}", Lines(.0))]
     Invalid(Vec<Problem>),
-}
-
-impl ScenarioError {
-    /// The problems found, empty for a read error.
-    pub fn problems(&self) -> &[Problem] {
-        match self {
-            ScenarioError::Invalid(problems) => problems,
-            ScenarioError::Read { .. } => &[],
-        }
-    }
 }
 
 /// One thing wrong with a scenario.

@@ -21,12 +21,12 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-pub use checks::bundled_trace_checks;
-pub use error::{At, Problem, ScenarioError};
-pub use model::{
+pub(crate) use checks::bundled_trace_checks;
+pub(crate) use error::{At, Problem, ScenarioError};
+pub(crate) use model::{
     Arm, Arrivals, ChainStep, Claim, ClaimMetric, ErrorRule, Execution, Expect, Instructions, Load,
-    Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol, Relaunch, RequestKind,
-    SampleShare, Scenario, ServiceSpec, Step, Sweep, System, TraceChecks, TraceSourceSpec, Verify,
+    Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol, Relaunch, SampleShare,
+    Scenario, ServiceSpec, System, TraceChecks, TraceSourceSpec,
 };
 
 use read::{Cx, index, join};
@@ -34,7 +34,7 @@ use serde_saphyr::MessageFormatter;
 use tree::{Node, Origin, Value};
 
 /// Reads and validates a scenario file, applying `overrides` first.
-pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+pub(crate) fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
     let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
         path: path.to_owned(),
         source,
@@ -43,7 +43,7 @@ pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioErr
 }
 
 /// Validates scenario `text`; `source_name` is the file name used in error positions.
-pub fn parse(
+pub(crate) fn parse(
     source_name: &str,
     text: &str,
     overrides: &[Override],
@@ -99,7 +99,7 @@ pub(crate) fn yaml_problem(err: &serde_saphyr::Error, at: impl Fn(u64, u64) -> A
 /// A `--set a.b.0.c=value` override: a dotted key path (numeric segments index sequences) and a
 /// YAML scalar, applied before validation so the value is checked like one written in the file.
 #[derive(Clone, Debug)]
-pub struct Override {
+pub(crate) struct Override {
     path: Vec<String>,
     raw: String,
     value: Value,
@@ -107,7 +107,7 @@ pub struct Override {
 
 impl Override {
     /// The dotted key path, as written.
-    pub fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         self.path.join(".")
     }
 

@@ -4,6 +4,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 
+use super::model::{RequestKind, Verify};
 use super::*;
 
 /// A small valid file; bad cases edit one line of it so positions stay easy to check.
@@ -639,7 +640,10 @@ fn missing_file_names_the_path() {
         err.to_string().starts_with("/nonexistent/x.yaml: "),
         "{err}"
     );
-    assert!(err.problems().is_empty());
+    assert!(
+        matches!(err, ScenarioError::Read { .. }),
+        "a read error has no problems"
+    );
 }
 
 #[test]

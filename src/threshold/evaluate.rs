@@ -13,14 +13,14 @@ use crate::scenario::Scenario;
 /// A threshold with its scope: one request kind (an index into the scenario's requests), or the
 /// whole run.
 #[derive(Debug, Clone)]
-pub struct Scoped {
+pub(crate) struct Scoped {
     pub kind: Option<usize>,
     pub threshold: Threshold,
 }
 
 /// The scenario's thresholds, parsed; one that only the whole run has, declared on a kind, is bad
 /// input.
-pub fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
+pub(crate) fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
     let overall = scenario
         .thresholds
         .iter()
@@ -66,7 +66,7 @@ pub fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
 /// Checks gate the run even when no threshold names them: a scenario that verifies traces and
 /// declares no `traces.*` threshold requires every sampled trace to pass, and one that verifies
 /// metrics without `metrics.reconciled` requires them to reconcile.
-pub fn implicit(scenario: &Scenario, declared: &[Scoped]) -> Vec<Scoped> {
+pub(crate) fn implicit(scenario: &Scenario, declared: &[Scoped]) -> Vec<Scoped> {
     let declares =
         |wanted: fn(&Metric) -> bool| declared.iter().any(|s| wanted(&s.threshold.metric));
     let mut implicit = Vec::new();
@@ -90,7 +90,7 @@ pub fn implicit(scenario: &Scenario, declared: &[Scoped]) -> Vec<Scoped> {
 }
 
 /// Every threshold against the run: `report` for the per-kind histograms, `result` for the rest.
-pub fn evaluate(
+pub(crate) fn evaluate(
     thresholds: &[Scoped],
     report: &RunReport,
     result: &RunResult,

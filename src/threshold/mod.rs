@@ -10,12 +10,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use crate::result::{Evaluation, Unit};
+pub(crate) use crate::result::{Evaluation, Unit};
 
 mod evaluate;
 mod parse;
 
-pub use evaluate::{Scoped, evaluate, implicit, parse_all};
+pub(crate) use evaluate::{evaluate, implicit, parse_all};
 use parse::{exact_duration, exact_percentage, parse_bound, parse_metric, parse_op, parse_truth};
 
 /// The metrics, listed in every "unknown metric" error so the fix is in the message.
@@ -28,7 +28,7 @@ const OPERATORS: &str = "<, <=, >, >=, ==";
 /// Equality is by meaning (metric, operator, bound), not by the source text, so `p(99)<50ms`
 /// equals `p(99) < 0.05s`; this is what makes `parse(&t.to_string()) == t` hold.
 #[derive(Debug, Clone)]
-pub struct Threshold {
+pub(crate) struct Threshold {
     /// The expression as written (trimmed): how the user recognises it in reports.
     pub expression: String,
     pub metric: Metric,
@@ -45,7 +45,7 @@ impl PartialEq for Threshold {
 
 /// What a threshold measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Metric {
+pub(crate) enum Metric {
     /// `p(N)`: latency percentile from the intended send time (includes queueing delay, so
     /// coordinated omission cannot hide a stall).
     LatencyPercentile(f64),
@@ -76,7 +76,7 @@ pub enum Metric {
 
 impl Metric {
     /// The unit of the metric's bound and measurement.
-    pub fn unit(&self) -> Unit {
+    pub(crate) fn unit(&self) -> Unit {
         match self {
             Metric::LatencyPercentile(_)
             | Metric::ServicePercentile(_)
@@ -93,11 +93,6 @@ impl Metric {
             Metric::Rps => Unit::PerSecond,
             Metric::MetricsReconciled => Unit::Bool,
         }
-    }
-
-    /// The metric in threshold syntax (`p(99)`, `error_rate`); the same as `Display`.
-    pub fn describe(&self) -> String {
-        self.to_string()
     }
 
     /// The metrics without an argument, by name.
@@ -142,7 +137,7 @@ impl fmt::Display for Metric {
 
 /// A comparison operator; the threshold passes when `measured OP bound` holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Lt,
     Le,
     Gt,
@@ -152,7 +147,7 @@ pub enum Op {
 }
 
 impl Op {
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             Op::Lt => "<",
             Op::Le => "<=",
@@ -162,7 +157,7 @@ impl Op {
         }
     }
 
-    pub fn holds(self, measured: f64, bound: f64) -> bool {
+    pub(crate) fn holds(self, measured: f64, bound: f64) -> bool {
         match self {
             Op::Lt => measured < bound,
             Op::Le => measured <= bound,
@@ -193,14 +188,14 @@ impl fmt::Display for Op {
 /// A threshold that does not parse: the expression, quoted, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{expression:?}: {problem}")]
-pub struct ThresholdError {
+pub(crate) struct ThresholdError {
     pub expression: String,
     pub problem: Problem,
 }
 
 /// What is wrong with a threshold expression, and what was expected instead.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Problem {
+pub(crate) enum Problem {
     #[error("empty threshold; expected METRIC OP VALUE, e.g. p(99) < 50ms")]
     Empty,
     #[error("missing metric before the operator; expected one of {METRICS}")]
@@ -279,7 +274,7 @@ fn micros_per(unit: &str) -> Option<f64> {
 
 impl Threshold {
     /// Parses `METRIC OP VALUE`; whitespace around and inside the parts is ignored.
-    pub fn parse(text: &str) -> Result<Threshold, ThresholdError> {
+    pub(crate) fn parse(text: &str) -> Result<Threshold, ThresholdError> {
         let expression = text.trim();
         let fail = |problem| ThresholdError {
             expression: expression.to_owned(),
@@ -307,7 +302,7 @@ impl Threshold {
 
     /// Compares a measurement, in the metric's unit, with the bound. `None` (nothing measured,
     /// e.g. no responses) yields `passed: None`: cannot tell, which is reported as not passed.
-    pub fn evaluate(&self, measured: Option<f64>) -> Evaluation {
+    pub(crate) fn evaluate(&self, measured: Option<f64>) -> Evaluation {
         let measured = measured.filter(|value| !value.is_nan());
         Evaluation {
             expression: self.expression.clone(),
@@ -368,7 +363,7 @@ mod tests;
 /// `p(99) = 1.52s, bound < 100ms`: the measurement beside the bound it was held to, for a
 /// failure message. An expression this version cannot parse (a result written by another
 /// one) is quoted whole.
-pub fn against_bound(evaluation: &Evaluation) -> String {
+pub(crate) fn against_bound(evaluation: &Evaluation) -> String {
     match Threshold::parse(&evaluation.expression) {
         Ok(t) if evaluation.measured.is_some() => format!(
             "{} = {}, bound {} {}",

@@ -412,7 +412,7 @@ fn canonical_form() {
     ] {
         assert_eq!(parsed(text).to_string(), canonical);
         assert_eq!(
-            parsed(text).metric.describe(),
+            parsed(text).metric.to_string(),
             parsed(canonical).metric.to_string()
         );
     }
