@@ -28,6 +28,7 @@ pub mod summary;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod system;
 pub(crate) mod threshold;
+pub mod tls;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod trace;
 pub mod verify;

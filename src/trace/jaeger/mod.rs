@@ -17,10 +17,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::Url;
+use reqwest::header::HeaderMap;
 
 pub use json::ParseError;
 
 use super::{SourceError, Span, Trace, TraceId, TraceSource};
+use crate::tls::TlsSpec;
 
 /// Which query API to use. `Auto` asks v3 first, since v1 is internal to Jaeger's UI and
 /// losing endpoints, and falls back to v1 for Jaeger versions without v3.
@@ -66,6 +68,8 @@ pub enum JaegerError {
     BadUrl { url: String, problem: String },
     #[error("cannot set up the HTTP client for Jaeger: {0}")]
     Client(#[source] reqwest::Error),
+    #[error("cannot set up TLS for Jaeger: {0}")]
+    Tls(#[source] crate::tls::TlsError),
 }
 
 /// What one answer of a query API says, once its JSON is read.
@@ -178,7 +182,8 @@ impl JaegerSource {
         request_timeout: Duration,
     ) -> Result<Self, JaegerError> {
         let base = checked_base(base_url)?;
-        let client = reqwest::Client::builder()
+        let client = crate::tls::api_client(&TlsSpec::default(), HeaderMap::new())
+            .map_err(JaegerError::Tls)?
             .timeout(request_timeout)
             .build()
             .map_err(JaegerError::Client)?;
