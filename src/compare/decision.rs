@@ -30,7 +30,7 @@ impl Tolerance {
     /// Ratios from here up are refused: a tolerance of ×11 tolerates anything.
     pub const LIMIT: f64 = 10.0;
 
-    pub fn ratio(self) -> f64 {
+    pub(crate) fn ratio(self) -> f64 {
         self.0
     }
 
@@ -95,7 +95,7 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub fn judge(change: Change, tolerance: Tolerance) -> Decision {
+    pub(crate) fn judge(change: Change, tolerance: Tolerance) -> Decision {
         if change.low > tolerance.ratio() {
             Decision::Regression
         } else if change.high < tolerance.improvement() {

@@ -10,9 +10,9 @@ use crate::result::{self, HistogramError, KindResult, RunResult, SCHEMA_VERSION}
 /// A result and its decoded latency histograms (one per kind, in `result.kinds` order).
 #[derive(Debug)]
 pub struct StoredRun {
-    pub path: PathBuf,
-    pub result: RunResult,
-    pub latency: Vec<Histogram<u64>>,
+    pub(crate) path: PathBuf,
+    pub(crate) result: RunResult,
+    pub(crate) latency: Vec<Histogram<u64>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,9 +11,9 @@ use crate::metrics::reconcile::Check;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VerificationResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traces: Option<TraceReport>,
+    pub(crate) traces: Option<TraceReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<MetricsReport>,
+    pub(crate) metrics: Option<MetricsReport>,
 }
 
 /// Metrics reconciliation, per source.
@@ -21,17 +21,17 @@ pub struct VerificationResult {
 pub struct MetricsReport {
     /// Every source agreed with the harness's counts.
     pub reconciled: bool,
-    pub sources: Vec<SourceReport>,
+    pub(crate) sources: Vec<SourceReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SourceReport {
-    pub source: String,
+pub(crate) struct SourceReport {
+    pub(crate) source: String,
     /// Why the source could not be read; its checks are then empty and it does not reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub passed: bool,
-    pub checks: Vec<Check>,
+    pub(crate) passed: bool,
+    pub(crate) checks: Vec<Check>,
 }
 
 /// The trace verification of a run, as `result.json` holds it.
@@ -39,7 +39,7 @@ pub struct SourceReport {
 pub struct TraceReport {
     /// Where the traces were looked up.
     pub source: String,
-    pub sampled: u64,
+    pub(crate) sampled: u64,
     /// Traces that arrived with every expected service and the whole chain.
     pub complete: u64,
     /// Traces that passed every check.
@@ -73,10 +73,10 @@ pub struct TraceReport {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FailingTrace {
-    pub trace_id: String,
-    pub kind: String,
-    pub outcome: String,
-    pub failures: Vec<Failure>,
+    pub(crate) trace_id: String,
+    pub(crate) kind: String,
+    pub(crate) outcome: String,
+    pub(crate) failures: Vec<Failure>,
 }
 
 /// Which check failed.
@@ -100,8 +100,8 @@ pub enum CheckKind {
 /// A failed check, with what was wrong in words a reader can act on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
-    pub check: CheckKind,
-    pub detail: String,
+    pub(crate) check: CheckKind,
+    pub(crate) detail: String,
 }
 
 /// As scenario files and `result.json` spell it: `chain`, `error_status`.

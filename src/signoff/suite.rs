@@ -34,8 +34,8 @@ pub enum Expect {
 pub struct Suite {
     /// `[a-z0-9_-]+`: results go to `OUT/<name>/`.
     pub name: String,
-    pub description: String,
-    pub scenarios: Vec<Entry>,
+    pub(crate) description: String,
+    pub(crate) scenarios: Vec<Entry>,
 }
 
 /// One scenario of a suite.
@@ -43,7 +43,7 @@ pub struct Suite {
 pub struct Entry {
     /// Resolved against the suite file's directory.
     pub path: PathBuf,
-    pub expect: Expect,
+    pub(crate) expect: Expect,
     /// Where the entry's path is written, for errors about the scenario it names.
     pub at: At,
 }

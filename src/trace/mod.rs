@@ -8,7 +8,8 @@ pub mod poll;
 pub mod receiver;
 
 pub use jaeger::{JaegerApi, JaegerSource};
-pub use model::{AttrValue, Span, SpanId, SpanKind, SpanStatus, Trace, TraceId};
+pub(crate) use model::{AttrValue, SpanStatus};
+pub use model::{Span, SpanId, SpanKind, Trace, TraceId};
 pub use poll::{Polled, wait_for};
 pub use receiver::{Receiver, ReceiverConfig, ReceiverError, ReceiverHandle, ReceiverStats};
 

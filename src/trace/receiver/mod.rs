@@ -74,7 +74,7 @@ pub struct ReceiverStats {
     /// Export requests decoded, over either protocol.
     pub batches: u64,
     pub spans_received: u64,
-    pub spans_kept: u64,
+    pub(crate) spans_kept: u64,
     /// Spans of traces nobody registered.
     pub spans_unwanted: u64,
     /// Spans dropped because their trace already held `max_spans_per_trace`.
