@@ -3,8 +3,8 @@
 //!
 //! Each percentile's change carries a 95% interval made of two parts: the sampling error of each
 //! run's percentile (order statistics of its stored histogram, [`quantile`]) and how far each run
-//! wandered while it ran (its trials or its timeline, [`wander`]); the wider of the two, side by
-//! side, is the interval judged against the tolerance ([`decision`]). Error rates are compared with
+//! wandered while it ran (its trials or its timeline, [`Wander`]); the wider of the two, side by
+//! side, is the interval judged against the tolerance ([`Decision`]). Error rates are compared with
 //! a two-proportion test. Everything here is a pure function of the two results; the command line
 //! only loads, prints and writes.
 
@@ -102,6 +102,7 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// Whether any row regressed: the exit code of `harness compare` is 1 exactly when it did.
     pub fn regressed(&self) -> bool {
         !self.regressions.is_empty()
     }
@@ -113,8 +114,14 @@ impl Comparison {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Conclusion {
+    /// At least one row regressed beyond the noise (exit 1).
     Regression,
-    CouldNotJudge { reason: String },
+    /// Nothing regressed, but no latency percentile had the requests to be judged (exit 3).
+    CouldNotJudge {
+        /// Why, as the report prints it.
+        reason: String,
+    },
+    /// Nothing regressed, and at least one percentile was judged (exit 0).
     NoRegression,
 }
 
@@ -131,6 +138,7 @@ pub struct RunInfo {
     pub(crate) sent: u64,
 }
 
+/// One request kind present in both runs: its percentile rows, error row and spectra.
 #[derive(Debug, Clone, Serialize)]
 pub struct KindComparison {
     pub(crate) name: String,
@@ -183,6 +191,7 @@ impl ErrorRow {
     }
 }
 
+/// The latency spectra of a kind in both runs, for the report's percentile plot.
 #[derive(Debug, Clone, Serialize)]
 pub struct Spectrum {
     pub(crate) base: Vec<SpectrumPoint>,
@@ -195,6 +204,7 @@ pub(crate) struct SpectrumPoint {
     pub(crate) us: u64,
 }
 
+/// The two results share no request kind, so nothing can be compared (`harness compare` exits 2).
 #[derive(Debug, thiserror::Error)]
 #[error(
     "no request kind in common: {base} has {}, {new} has {}",

@@ -29,6 +29,8 @@ pub use verification::{
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// One run, as `result.json` holds it: what was run, on what machine, what the load did, and
+/// every verdict on it. Every printer reads this and nothing else.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
     pub(crate) schema_version: u32,
@@ -55,6 +57,7 @@ pub struct RunResult {
     pub overhead: Option<OverheadResult>,
 }
 
+/// A threshold of the scenario with its verdict, an entry of `thresholds` in `result.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThresholdResult {
     /// `overall`, or the request kind the threshold is declared on.
@@ -72,12 +75,23 @@ pub(crate) struct ScenarioEcho {
     pub(crate) overrides: Vec<String>,
 }
 
+/// How the run ended, the `status` of `result.json`: only a completed run is judged by its
+/// thresholds and checks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RunStatus {
+    /// The load ran to its end; thresholds and checks decide the exit code.
     Completed,
-    Interrupted { reason: String },
-    Failed { reason: String },
+    /// Stopped early by SIGINT or SIGTERM; what was measured until then is kept (exit 3).
+    Interrupted {
+        /// What stopped it.
+        reason: String,
+    },
+    /// The run could not go on, e.g. a service crashed (exit 3).
+    Failed {
+        /// What went wrong, as the summary and report print it.
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -230,14 +244,19 @@ impl Environment {
     }
 }
 
+/// Why a stored histogram (a `*_histogram` field of `result.json`) does not decode.
 #[derive(Debug, thiserror::Error)]
 pub enum HistogramError {
+    /// The text is not base64.
     #[error("histogram is not valid base64: {0}")]
     Base64(#[from] base64::DecodeError),
+    /// The bytes are not an HdrHistogram V2 serialization.
     #[error("histogram is not a valid HdrHistogram V2 serialization: {0}")]
     Decode(#[from] hdrhistogram::serialization::DeserializeError),
 }
 
+/// A histogram as `result.json` stores it: HdrHistogram V2, base64, whole, so that runs can be
+/// merged and compared later without loss.
 pub fn encode_histogram(h: &Histogram<u64>) -> String {
     let mut bytes = Vec::new();
     V2Serializer::new()
@@ -246,6 +265,7 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
     BASE64.encode(bytes)
 }
 
+/// The histogram `encode_histogram` stored.
 pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramError> {
     let bytes = BASE64.decode(text)?;
     Ok(Deserializer::new().deserialize(&mut bytes.as_slice())?)
@@ -282,22 +302,33 @@ pub fn write(path: &Path, result: &RunResult) -> Result<(), WriteError> {
 /// Why a stored result cannot be read back; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// The file could not be read.
     #[error("reading {path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// Not JSON, or not a result; serde's message carries the line and column.
     #[error("{path}: not a harness result: {source}")]
     Json {
+        /// The file.
         path: String,
+        /// The parser's message.
         source: serde_json::Error,
     },
+    /// Written in a schema version this harness does not read.
     #[error(
         "{path}: schema_version is {found}, but this harness reads version {SCHEMA_VERSION}; \
          render it with the harness that wrote it"
     )]
-    Schema { path: String, found: u32 },
+    Schema {
+        /// The file.
+        path: String,
+        /// Its `schema_version`.
+        found: u32,
+    },
 }
 
 /// Reads a `result.json` back, refusing one written in another schema version rather than

@@ -68,9 +68,11 @@ pub(crate) struct ArmResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArmName {
+    /// The baseline arm, tracing off unless the scenario says otherwise.
     Control,
     /// The n-th arm between control and treatment (from 0), as [`OverheadResult::steps`] names it.
     Step(usize),
+    /// The arm whose cost is measured, tracing on unless the scenario says otherwise.
     Treatment,
 }
 

@@ -71,6 +71,8 @@ pub struct TraceReport {
     pub jaeger_ui: Option<String>,
 }
 
+/// A sampled request whose trace failed a check, with every failure found: what the report lists
+/// so that the trace can be looked up.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FailingTrace {
     pub(crate) trace_id: String,
@@ -91,9 +93,13 @@ pub enum CheckKind {
     Chain,
     /// A span's parent is not in the trace.
     Orphans,
+    /// A span of the chain lacks an expected attribute or has the wrong value.
     Attributes,
+    /// A span's status disagrees with the outcome the harness received (error for a failure).
     ErrorStatus,
+    /// The response's trace id header is missing or names another trace.
     ResponseHeader,
+    /// A service logged no line with the trace's id, or its log could not be read.
     Logs,
 }
 

@@ -13,6 +13,8 @@ use crate::run::Finished;
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// A whole sign-off, as `signoff.json` holds it: the suite, every scenario's outcome and the
+/// verdict over them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignoffRecord {
     pub(crate) schema_version: u32,
@@ -39,7 +41,9 @@ pub(crate) struct SuiteEcho {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Verdict {
+    /// Every threshold and check passed (and an overhead claim held).
     Pass,
+    /// A threshold or check failed, or an overhead claim did not hold.
     Fail,
     /// An overhead claim the experiment could not decide.
     Inconclusive,
@@ -66,6 +70,7 @@ impl Verdict {
 /// One scenario of the sign-off.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioOutcome {
+    /// The scenario's `name`: its results are in `<suite dir>/<name>/`.
     pub name: String,
     /// As given to `harness run`.
     pub path: String,

@@ -51,14 +51,21 @@ pub struct Entry {
 /// Why a suite file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
+    /// The file could not be read.
     #[error("{}: {source}", path.display())]
     Read {
+        /// The suite file.
         path: PathBuf,
+        /// What the file system said.
         #[source]
         source: std::io::Error,
     },
+    /// The file was read but is wrong.
     #[error("{}", problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("\n"))]
-    Invalid { problems: Vec<Problem> },
+    Invalid {
+        /// Every problem found, each naming file:line:col and the field; one per line.
+        problems: Vec<Problem>,
+    },
 }
 
 #[derive(Deserialize)]

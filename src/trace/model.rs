@@ -85,11 +85,17 @@ impl SpanId {
 /// OTLP span kinds (Jaeger v1 spells them as a `span.kind` tag).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SpanKind {
+    /// No kind given; a chain step never expects it.
     Unspecified,
+    /// Work inside a service, neither side of a call.
     Internal,
+    /// The callee's side of a synchronous call (the gateway's HTTP span, the engine's gRPC span).
     Server,
+    /// The caller's side of a synchronous call (the gateway's gRPC call to the engine).
     Client,
+    /// The sender's side of an asynchronous message.
     Producer,
+    /// The receiver's side of an asynchronous message.
     Consumer,
 }
 
