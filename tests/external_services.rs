@@ -4,200 +4,27 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Version};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_json::Value;
+use harness::trace::{
+    Receiver, ReceiverConfig, ReceiverStats, Span, SpanId, SpanKind, TraceId, TraceSource,
+};
+use hyper::Version;
+use support::client::{
+    Answer, Protocol, TIMEOUT, TestCert, labels, plain, request, samples, send, tls,
+};
 use support::nginx::{NginxConfig, NginxServer};
 use support::python::{QuoteOptions, QuoteServices};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 const KEY: &str = "quote-test-key";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const QUOTE: &str = r#"{"symbol":"ACME"}"#;
-const TIMEOUT: Duration = Duration::from_secs(10);
 const QUOTE_ROUTE: &str = "/v2/quote";
 const PRICE_METHOD: &str = "quotes.v1.Prices/GetPrice";
-
-/// What came back, read whole.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    version: Version,
-    headers: hyper::HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {self:?}"))
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Protocol {
-    Http1,
-    Http2,
-}
-
-/// One request on a new connection over `stream`.
-async fn send<S>(
-    stream: S,
-    protocol: Protocol,
-    request: Request<Full<Bytes>>,
-) -> Result<Answer, hyper::Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let io = TokioIo::new(stream);
-    let response = match protocol {
-        Protocol::Http1 => {
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-            tokio::spawn(connection);
-            sender.send_request(request).await?
-        }
-        Protocol::Http2 => {
-            let (mut sender, connection) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
-            tokio::spawn(connection);
-            sender.send_request(request).await?
-        }
-    };
-    let status = response.status().as_u16();
-    let version = response.version();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok(Answer {
-        status,
-        version,
-        headers,
-        body,
-    })
-}
-
-/// A request; HTTP/1.1 takes the path as its target with a Host header, HTTP/2 the whole URI.
-fn request(
-    protocol: Protocol,
-    scheme: &str,
-    authority: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Request<Full<Bytes>> {
-    let mut builder = Request::builder().method(method);
-    builder = match protocol {
-        Protocol::Http1 => builder.uri(path).header("host", authority),
-        Protocol::Http2 => builder
-            .uri(format!("{scheme}://{authority}{path}"))
-            .version(Version::HTTP_2),
-    };
-    if !body.is_empty() {
-        builder = builder.header("content-type", "application/json");
-    }
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .expect("a valid request")
-}
-
-async fn plain(addr: SocketAddr, protocol: Protocol, request: Request<Full<Bytes>>) -> Answer {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    tokio::time::timeout(TIMEOUT, send(stream, protocol, request))
-        .await
-        .expect("answered in time")
-        .unwrap_or_else(|e| panic!("{protocol:?} to {addr}: {e}"))
-}
-
-/// Over TLS, offering only the ALPN protocol of `protocol`, and checking the server chose it.
-async fn tls(
-    addr: SocketAddr,
-    roots: &rustls::RootCertStore,
-    protocol: Protocol,
-    request: Request<Full<Bytes>>,
-) -> Answer {
-    let alpn: &[u8] = match protocol {
-        Protocol::Http1 => b"http/1.1",
-        Protocol::Http2 => b"h2",
-    };
-    // ring is deprecated in rustls for lacking post-quantum key exchange, which a loopback check
-    // of nginx's ALPN does not need; it spares the tests a C build of aws-lc.
-    #[allow(deprecated)]
-    let provider = rustls::crypto::ring::default_provider();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots.clone())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
-    let stream = connector.connect(name, tcp).await.expect("TLS handshake");
-    assert_eq!(
-        stream.get_ref().1.alpn_protocol(),
-        Some(alpn),
-        "nginx did not choose {protocol:?} by ALPN"
-    );
-    tokio::time::timeout(TIMEOUT, send(stream, protocol, request))
-        .await
-        .expect("answered in time")
-        .unwrap_or_else(|e| panic!("TLS {protocol:?} to {addr}: {e}"))
-}
-
-/// Samples of one metric from a Prometheus text page, by their labels.
-async fn samples(url: &str, name: &str) -> BTreeMap<BTreeMap<String, String>, f64> {
-    let text = reqwest::get(url)
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("metrics page")
-        .text()
-        .await
-        .expect("metrics text");
-    let mut found = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let (metric, labels) = series.split_once('{').unwrap_or((series, "}"));
-        if metric != name {
-            continue;
-        }
-        let labels = labels
-            .trim_end_matches('}')
-            .split("\",")
-            .filter(|pair| !pair.is_empty())
-            .filter_map(|pair| {
-                let (k, v) = pair.split_once("=\"")?;
-                Some((k.to_owned(), v.trim_end_matches('"').to_owned()))
-            })
-            .collect();
-        found.insert(labels, value.parse().expect("a sample value"));
-    }
-    found
-}
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+const QUOTE_METHOD: &str = "quotes.v1.Quotes/GetQuote";
 
 async fn http_count(services: &QuoteServices, route: &str, status: &str) -> f64 {
     let all = samples(&services.front.metrics_url(), "http_requests_total").await;
@@ -229,47 +56,6 @@ fn assert_quote(answer: &Answer, via: &str) {
         body["price"].as_f64().is_some_and(|p| p > 0.0),
         "{via}: {body}"
     );
-}
-
-/// A self-signed certificate for `localhost` and 127.0.0.1, written beside the test's files.
-struct TestCert {
-    dir: std::path::PathBuf,
-    roots: rustls::RootCertStore,
-}
-
-impl TestCert {
-    fn new() -> Self {
-        let certified = rcgen::generate_simple_self_signed(vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-        ])
-        .expect("a certificate");
-        let dir =
-            std::env::temp_dir().join(format!("harness-external-cert-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("certificate directory");
-        std::fs::write(dir.join("cert.pem"), certified.cert.pem()).expect("cert.pem");
-        std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem())
-            .expect("key.pem");
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(certified.cert.der().clone())
-            .expect("a root certificate");
-        TestCert { dir, roots }
-    }
-
-    fn cert(&self) -> std::path::PathBuf {
-        self.dir.join("cert.pem")
-    }
-
-    fn key(&self) -> std::path::PathBuf {
-        self.dir.join("key.pem")
-    }
-}
-
-impl Drop for TestCert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -556,4 +342,208 @@ fn reads_the_version_nginx_prints() {
     );
     assert_eq!(parse_version("nginx version: nginx/1.25"), Some((1, 25, 0)));
     assert_eq!(parse_version("openresty/1.21"), None);
+}
+
+/// The three spans of one quote as the harness's receiver got them, once both services have
+/// stopped (and so flushed everything they had), with the receiver's counters.
+async fn quote_trace(faults: Vec<String>) -> Option<(Vec<Span>, ReceiverStats)> {
+    let receiver = Receiver::start(ReceiverConfig::default()).expect("receiver starts");
+    let trace_id: TraceId = TRACE_ID.parse().expect("a trace id");
+    assert!(receiver.want(trace_id));
+    let options = QuoteOptions {
+        otlp_endpoint: Some(receiver.grpc_endpoint()),
+        faults,
+        ..QuoteOptions::default()
+    };
+    let services = tokio::task::spawn_blocking(move || start_services("quote_trace", options))
+        .await
+        .expect("services start")?;
+    let front = services.front_http();
+    let answer = plain(
+        front,
+        Protocol::Http1,
+        request(
+            Protocol::Http1,
+            "http",
+            &front.to_string(),
+            "POST",
+            QUOTE_ROUTE,
+            &[("traceparent", TRACEPARENT)],
+            QUOTE,
+        ),
+    )
+    .await;
+    assert_quote(&answer, "front");
+    tokio::task::spawn_blocking(move || drop(services))
+        .await
+        .expect("services stop");
+    let trace = receiver
+        .fetch(trace_id)
+        .await
+        .expect("the receiver answers")
+        .unwrap_or_default();
+    let stats = receiver.stats();
+    receiver.shutdown().await.expect("receiver stops");
+    Some((trace.spans, stats))
+}
+
+fn only<'a>(spans: &'a [Span], service: &str, kind: SpanKind) -> &'a Span {
+    let found: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.service == service && s.kind == kind)
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind:?} span of {service}: {spans:#?}");
+    found[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_continues_the_callers_trace_through_front_and_back() {
+    let Some((spans, _)) = quote_trace(vec![]).await else {
+        return;
+    };
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let server = only(&spans, "quote-front", SpanKind::Server);
+    let client = only(&spans, "quote-front", SpanKind::Client);
+    let back = only(&spans, "quote-back", SpanKind::Server);
+    let caller: SpanId = TRACEPARENT[36..52].parse().expect("the caller's span id");
+    assert_eq!(server.parent, Some(caller), "{server:#?}");
+    assert_eq!(server.name, "POST /v2/quote");
+    assert_eq!(client.parent, Some(server.span_id), "{client:#?}");
+    assert_eq!(back.parent, Some(client.span_id), "{back:#?}");
+    assert_eq!(back.name, PRICE_METHOD);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_context_leaves_the_back_span_out_of_the_trace() {
+    let Some((spans, stats)) = quote_trace(vec!["drop-context".to_owned()]).await else {
+        return;
+    };
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    only(&spans, "quote-front", SpanKind::Server);
+    only(&spans, "quote-front", SpanKind::Client);
+    // The back did export its span, in a trace of its own that nobody asked for.
+    assert_eq!(stats.spans_unwanted, 1, "{stats:?}");
+}
+
+/// `quotes.v1.QuoteRequest`, written out: the test speaks to the service as any gRPC client
+/// would, from its .proto alone.
+#[derive(Clone, PartialEq, prost::Message)]
+struct QuoteRequest {
+    #[prost(string, tag = "1")]
+    symbol: String,
+}
+
+/// `quotes.v1.QuoteReply`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct QuoteReply {
+    #[prost(string, tag = "1")]
+    symbol: String,
+    #[prost(double, tag = "2")]
+    price: f64,
+}
+
+/// Protobuf for the one method this test calls.
+struct QuoteCodec;
+
+impl Codec for QuoteCodec {
+    type Encode = QuoteRequest;
+    type Decode = QuoteReply;
+    type Encoder = QuoteCodec;
+    type Decoder = QuoteCodec;
+
+    fn encoder(&mut self) -> QuoteCodec {
+        QuoteCodec
+    }
+
+    fn decoder(&mut self) -> QuoteCodec {
+        QuoteCodec
+    }
+}
+
+impl Encoder for QuoteCodec {
+    type Item = QuoteRequest;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: QuoteRequest, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        prost::Message::encode(&item, dst).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl Decoder for QuoteCodec {
+    type Item = QuoteReply;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<QuoteReply>, tonic::Status> {
+        <QuoteReply as prost::Message>::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+async fn get_quote(
+    addr: SocketAddr,
+    metadata: &[(&'static str, &str)],
+) -> Result<tonic::Response<QuoteReply>, tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("an endpoint")
+        .connect_timeout(TIMEOUT)
+        .timeout(TIMEOUT)
+        .connect()
+        .await
+        .expect("connects to the front's gRPC port");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("the channel is ready");
+    let mut request = tonic::Request::new(QuoteRequest {
+        symbol: "ACME".to_owned(),
+    });
+    for (name, value) in metadata {
+        request
+            .metadata_mut()
+            .insert(*name, value.parse().expect("ASCII metadata"));
+    }
+    let path = hyper::http::uri::PathAndQuery::from_static("/quotes.v1.Quotes/GetQuote");
+    grpc.unary(request, path, QuoteCodec).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_answers_quotes_over_grpc_and_wants_its_key() {
+    let options = QuoteOptions {
+        api_key: Some(KEY.to_owned()),
+        ..QuoteOptions::default()
+    };
+    let Some(services) = start_services("front_answers_quotes_over_grpc", options) else {
+        return;
+    };
+    let front = services.front.grpc;
+    let answer = get_quote(front, &[("x-api-key", KEY), ("traceparent", TRACEPARENT)])
+        .await
+        .expect("a quote");
+    assert_eq!(
+        answer
+            .metadata()
+            .get("x-trace-id")
+            .and_then(|v| v.to_str().ok()),
+        Some(TRACE_ID)
+    );
+    let reply = answer.into_inner();
+    assert_eq!(reply.symbol, "ACME");
+    assert!(reply.price > 0.0, "{reply:?}");
+
+    let refused = get_quote(front, &[("x-api-key", "not-the-key")])
+        .await
+        .expect_err("a wrong key is refused");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+
+    let handled = samples(&services.front.metrics_url(), "grpc_server_handled_total").await;
+    let count = |code: &str| {
+        handled
+            .get(&labels(&[
+                ("grpc_method", QUOTE_METHOD),
+                ("grpc_code", code),
+            ]))
+            .copied()
+    };
+    assert_eq!(count("OK"), Some(1.0), "{handled:?}");
+    assert_eq!(count("UNAUTHENTICATED"), Some(1.0), "{handled:?}");
+    assert_eq!(prices_answered(&services).await, 1.0);
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod browser;
+pub(crate) mod client;
 pub(crate) mod nginx;
 pub(crate) mod prometheus;
 pub(crate) mod python;
