@@ -58,6 +58,11 @@ FAULTS = {
 }
 
 MAX_BODY = 64 * 1024
+MAX_CONNECTIONS = 256
+_OVERLOADED_BODY = b'{"error": "too many connections"}'
+OVERLOADED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+              % (len(_OVERLOADED_BODY), _OVERLOADED_BODY))
 MAX_SYMBOL = 12
 SYMBOL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 BACK_TIMEOUT_S = 2.0
@@ -389,10 +394,34 @@ def make_http_handler(front):
 
 
 class BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, up to MAX_CONNECTIONS; beyond that a connection gets 503 and is
+    closed, so that a flood cannot exhaust the process."""
+
     daemon_threads = True
-    # The base class's handle_error prints tracebacks for resets clients cause.
+    request_queue_size = 128
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(OVERLOADED)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request, client_address):
+        # The base class prints a traceback, for resets that clients cause too.
         pass
 
 
@@ -418,6 +447,8 @@ def tracer_provider(service_name):
 def grpc_server(servicer_adders, service_names):
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=16),
+        # Beyond this many calls at once, RESOURCE_EXHAUSTED rather than an unbounded queue.
+        maximum_concurrent_rpcs=MAX_CONNECTIONS,
         options=[("grpc.max_receive_message_length", MAX_BODY), ("grpc.so_reuseport", 0)],
     )
     for add in servicer_adders:
