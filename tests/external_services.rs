@@ -326,7 +326,18 @@ async fn front_faults_show_in_what_a_client_sees() {
     }
     // count-twice: four answered requests, counted as eight.
     assert_eq!(http_count(&services, QUOTE_ROUTE, "200").await, 8.0);
-    assert_eq!(prices_answered(&services).await, 4.0);
+
+    // Over gRPC (alternating on its own) the second traced call is cancelled with RST_STREAM.
+    let traced = [("traceparent", TRACEPARENT)];
+    let first = get_quote(services.front.grpc, &traced).await;
+    assert!(first.is_ok(), "{first:?}");
+    let second = get_quote(services.front.grpc, &traced).await;
+    assert_eq!(
+        second.as_ref().map_err(|s| s.code()).err(),
+        Some(tonic::Code::Cancelled),
+        "{second:?}"
+    );
+    assert_eq!(prices_answered(&services).await, 5.0);
 }
 
 #[test]
