@@ -151,14 +151,18 @@ impl fmt::Display for AttrValue {
 /// One span, with its service resolved from the resource (or Jaeger process) it came with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Span {
-    pub(crate) trace_id: TraceId,
-    pub(crate) span_id: SpanId,
+    /// The trace it belongs to.
+    pub trace_id: TraceId,
+    /// Its own id, which children name as their parent.
+    pub span_id: SpanId,
     /// `None` for a root; a parent in another process is still `Some`.
     pub parent: Option<SpanId>,
     /// The `service.name` resource attribute; empty when the source gave none.
     pub service: String,
-    pub(crate) name: String,
-    pub(crate) kind: SpanKind,
+    /// The operation, e.g. `POST /v2/quote` or `quotes.v1.Quotes/GetQuote`.
+    pub name: String,
+    /// Server, client, internal, producer or consumer.
+    pub kind: SpanKind,
     pub(crate) status: SpanStatus,
     pub(crate) attributes: BTreeMap<String, AttrValue>,
     pub(crate) start_unix_nanos: u64,
@@ -168,7 +172,8 @@ pub struct Span {
 /// The spans of one trace, in no particular order (sources do not sort them topologically).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Trace {
-    pub(crate) spans: Vec<Span>,
+    /// Every span found for the trace id.
+    pub spans: Vec<Span>,
 }
 
 #[cfg(test)]

@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 pub(crate) mod browser;
+pub(crate) mod client;
+pub(crate) mod nginx;
 pub(crate) mod prometheus;
+pub(crate) mod python;
 pub(crate) mod run;
 
 use std::path::PathBuf;
