@@ -20,17 +20,34 @@ const DEFAULT_SAMPLE: SampleShare = SampleShare::Ratio(0.1);
 /// What an expected attribute value may stand for: the outcome the harness received.
 const PLACEHOLDERS: &[&str] = &["{status}", "{code}"];
 
+/// `bundled` says whether every request kind is the bundled API's shorthand: only then do the
+/// bundled system's chain and services apply by default.
 pub(super) fn verify(
     cx: &mut Cx,
     node: &Node,
     protocol: Protocol,
     managed: bool,
+    bundled: bool,
 ) -> Option<Verify> {
     let fields = mapping(cx, node, "verify", Some(&["traces", "metrics"]))?;
     let before = cx.problems.len();
     let traces = fields
         .has("traces")
-        .then(|| traces(cx, fields.get("traces"), protocol, managed))
+        .then(|| {
+            let at = fields
+                .entries
+                .iter()
+                .find(|e| e.1 == "traces")
+                .map(|e| e.0.origin);
+            traces(
+                cx,
+                fields.get("traces"),
+                at.unwrap_or(node.origin),
+                protocol,
+                managed,
+                bundled,
+            )
+        })
         .flatten();
     let metrics = fields
         .has("metrics")
@@ -99,7 +116,10 @@ pub(crate) fn bundled_trace_checks(protocol: Protocol, managed: bool) -> TraceCh
     };
     TraceChecks {
         sample: DEFAULT_SAMPLE,
-        source: TraceSourceSpec::Embedded,
+        source: TraceSourceSpec::Embedded {
+            grpc: None,
+            http: None,
+        },
         timeout: DEFAULT_TRACE_TIMEOUT,
         response_header,
         logs: managed,
@@ -118,12 +138,15 @@ fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 fn traces(
     cx: &mut Cx,
     node: Option<&Node>,
+    key_origin: Origin,
     protocol: Protocol,
     managed: bool,
+    bundled: bool,
 ) -> Option<TraceChecks> {
     const KEYS: &[&str] = &[
         "sample",
         "source",
+        "receiver",
         "jaeger",
         "timeout",
         "response_header",
@@ -132,12 +155,29 @@ fn traces(
         "chain",
     ];
     let mut checks = bundled_trace_checks(protocol, managed);
+    if !bundled {
+        // Declared requests: the services and chain are the scenario's to say.
+        checks.services.clear();
+        checks.chain.clear();
+        checks.response_header = None;
+    }
+    let path = "verify.traces";
     let Some(node) = node else {
+        if !bundled {
+            cx.err(key_origin, &join(path, "chain"), DECLARE);
+            return None;
+        }
         return Some(checks);
     };
-    let path = "verify.traces";
     let fields = mapping(cx, node, path, Some(KEYS))?;
     let before = cx.problems.len();
+    if !bundled {
+        for key in ["services", "chain"] {
+            if !fields.has(key) {
+                cx.err(node.origin, &fields.path(key), DECLARE);
+            }
+        }
+    }
     if let Some(n) = fields.get("sample") {
         checks.sample = sample_share(cx, n, &fields.path("sample"))?;
     }
@@ -160,6 +200,11 @@ fn traces(
                 &fields.path("jaeger"),
                 "required when source is jaeger (or pass --jaeger URL)",
             );
+        }
+        (Some("embedded"), None) => {
+            if let Some(n) = fields.get("receiver") {
+                checks.source = receiver(cx, n, &fields.path("receiver"))?;
+            }
         }
         (Some("embedded"), Some(_)) => {
             if let Some(n) = fields.get("jaeger") {
@@ -207,6 +252,32 @@ fn traces(
         checks.chain = chain;
     }
     (cx.problems.len() == before).then_some(checks)
+}
+
+/// Why `services` and `chain` must be written for declared requests.
+const DECLARE: &str = "required: the requests are not the bundled API's, so there is no default \
+     (name the services and the spans each request should produce)";
+
+/// `receiver: {grpc: ADDR, http: ADDR}`: where the embedded receiver listens for an external
+/// system's exports.
+fn receiver(cx: &mut Cx, node: &Node, path: &str) -> Option<TraceSourceSpec> {
+    let fields = mapping(cx, node, path, Some(&["grpc", "http"]))?;
+    let mut address = |key: &str| match fields.get(key) {
+        None => Some(None),
+        Some(n) => match &n.value {
+            Value::Str(s) => match s.parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(Some(addr)),
+                Err(_) => cx.expected(n, &fields.path(key), "an address such as 127.0.0.1:4317"),
+            },
+            _ => cx.expected(n, &fields.path(key), "an address such as 127.0.0.1:4317"),
+        },
+    };
+    let grpc = address("grpc");
+    let http = address("http");
+    Some(TraceSourceSpec::Embedded {
+        grpc: grpc?,
+        http: http?,
+    })
 }
 
 /// `50` (a count), `10%` or `0.1` (a ratio).

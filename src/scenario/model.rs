@@ -212,8 +212,12 @@ pub enum SampleShare {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum TraceSourceSpec {
-    /// The harness's own OTLP receiver; managed services export to it.
-    Embedded,
+    /// The harness's own OTLP receiver; managed services export to it. An external system
+    /// exports to `grpc` and `http` (default: the standard ports 4317 and 4318 on loopback).
+    Embedded {
+        grpc: Option<std::net::SocketAddr>,
+        http: Option<std::net::SocketAddr>,
+    },
     /// A Jaeger query API: `api` is `auto`, `v3` or `v1`.
     Jaeger { url: String, api: String },
 }

@@ -710,7 +710,13 @@ fn verify_defaults_fit_the_bundled_system() {
     let s = parse("x.yaml", &text, &[]).expect("valid");
     let traces = s.verify.traces.expect("traces");
     assert_eq!(traces.sample, SampleShare::Ratio(0.1));
-    assert_eq!(traces.source, TraceSourceSpec::Embedded);
+    assert_eq!(
+        traces.source,
+        TraceSourceSpec::Embedded {
+            grpc: None,
+            http: None
+        }
+    );
     assert_eq!(traces.response_header.as_deref(), Some("X-Trace-ID"));
     assert!(traces.logs);
     assert_eq!(traces.services, ["api-gateway", "core-engine"]);

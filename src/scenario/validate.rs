@@ -55,6 +55,10 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
             node,
             load.protocol,
             matches!(system, System::Managed(_)),
+            requests
+                .iter()
+                .flatten()
+                .all(|kind| kind.call.protocol().is_none()),
         ),
         (Some(_), _, _) => None,
         (None, _, _) => Some(Verify::default()),

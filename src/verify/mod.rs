@@ -141,11 +141,17 @@ impl Verifier {
                     )));
                 }
                 let source = match &checks.source {
-                    TraceSourceSpec::Embedded => {
+                    TraceSourceSpec::Embedded { grpc, http } => {
                         let mut config = ReceiverConfig::default();
                         if managed.is_none() {
                             config.grpc_addr.set_port(OTLP_GRPC_PORT);
                             config.http_addr.set_port(OTLP_HTTP_PORT);
+                        }
+                        if let Some(addr) = grpc {
+                            config.grpc_addr = *addr;
+                        }
+                        if let Some(addr) = http {
+                            config.http_addr = *addr;
                         }
                         let receiver = Receiver::start(config).map_err(|e| {
                             RunError::Incomplete(anyhow::anyhow!(
