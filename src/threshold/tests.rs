@@ -53,13 +53,21 @@ fn good_expressions() {
         ("achieved_rate > 1", AchievedRate, Op::Gt, 1.0),
         ("rps >= 1000", Rps, Op::Ge, 1000.0),
         ("rps > 99.5", Rps, Op::Gt, 99.5),
+        // As in k6, a latency without a unit is in milliseconds.
+        ("p(95)<200", LatencyPercentile(95.0), Op::Lt, 200_000.0),
+        ("service_p(99) <= 1.5", ServicePercentile(99.0), Op::Le, 1_500.0),
+        ("avg < 0.25", Avg, Op::Lt, 250.0),
+        ("traces.visible_p99 < 5000", TracesVisible(99.0), Op::Lt, 5e6),
     ];
     for (text, metric, op, bound) in table {
         let threshold = parsed(text);
         assert_eq!(threshold.metric, *metric, "{text}");
         assert_eq!(threshold.op, *op, "{text}");
         assert_eq!(threshold.bound, *bound, "{text}");
-        assert_eq!(threshold.expression, text.trim(), "{text}");
+        if threshold.expression != text.trim() {
+            // Only an implied unit rewrites the expression, to the canonical form.
+            assert_eq!(threshold.expression, threshold.to_string(), "{text}");
+        }
         assert_eq!(text.parse::<Threshold>().as_ref(), Ok(&threshold));
     }
 }
@@ -73,10 +81,6 @@ fn bad_expressions_say_what_is_wrong() {
         (
             "",
             r#""": empty threshold; expected METRIC OP VALUE, e.g. p(99) < 50ms"#.into(),
-        ),
-        (
-            "p(99) < 50",
-            r#""p(99) < 50": the bound of a latency metric needs a unit (us, ms, s, m)"#.into(),
         ),
         (
             "p99 < 50ms",
@@ -240,9 +244,14 @@ fn bad_expressions_say_what_is_wrong() {
 
 #[test]
 fn errors_carry_the_problem_for_callers() {
-    let error = Threshold::parse(" p(99) < 50 ").unwrap_err();
-    assert_eq!(error.expression, "p(99) < 50");
-    assert_eq!(error.problem, Problem::LatencyNeedsUnit);
+    let error = Threshold::parse(" p(99) < 50h ").unwrap_err();
+    assert_eq!(error.expression, "p(99) < 50h");
+    assert_eq!(
+        error.problem,
+        Problem::UnknownDurationUnit {
+            unit: "h".to_owned()
+        }
+    );
 
     // Too large to be a float at all, and large enough to overflow once scaled to µs.
     let huge = "9".repeat(400);
@@ -478,7 +487,7 @@ fn display_round_trips() {
         let unit = match metric {
             "rps" => "",
             "error_rate" | "dropped_rate" | "achieved_rate" => random.pick(&["", "%"]),
-            _ => random.pick(&["us", "µs", "ms", "s", "m"]),
+            _ => random.pick(&["", "us", "µs", "ms", "s", "m"]),
         };
         if let Ok(threshold) = Threshold::parse(&format!("{metric} {op} {number}{unit}")) {
             round_trips(&threshold);
@@ -610,4 +619,39 @@ fn verification_metrics_parse_and_evaluate() {
             .to_string(),
         "\"metrics.reconciled == 1\": metrics.reconciled is true or false: write it alone, or == true, or == false"
     );
+}
+
+#[test]
+fn a_latency_without_a_unit_is_milliseconds_and_prints_with_its_unit() {
+    let bare = parsed("p(95)<200");
+    assert_eq!(bare, parsed("p(95) < 200ms"));
+    assert_eq!(bare.bound, 200_000.0);
+    // Every printer reads the expression: it names the unit the bound was taken in.
+    assert_eq!(bare.expression, "p(95) < 200ms");
+    assert_eq!(
+        bare.evaluate(Some(250_000.0)).to_string(),
+        "p(95) < 200ms: 250ms ✗"
+    );
+    assert_eq!(
+        against_bound(&bare.evaluate(Some(150_000.0))),
+        "p(95) = 150ms, bound < 200ms"
+    );
+    assert_eq!(parsed("max < 1.5").expression, "max < 1.5ms");
+    assert_eq!(parsed("p(99) < 0.25").expression, "p(99) < 250us");
+    // A bound written with its unit keeps the user's spelling.
+    assert_eq!(parsed("p(95)<200ms").expression, "p(95)<200ms");
+    assert_eq!(parsed("p(95)<0.2s").expression, "p(95)<0.2s");
+}
+
+#[test]
+fn a_bare_number_on_a_rate_or_rps_keeps_its_meaning() {
+    // Not milliseconds: a ratio, and requests per second.
+    let rate = parsed("error_rate < 0.01");
+    assert_eq!((rate.bound, rate.expression.as_str()), (0.01, "error_rate < 0.01"));
+    let achieved = parsed("achieved_rate >= 0.99");
+    assert_eq!(achieved.bound, 0.99);
+    let rps = parsed("rps > 200");
+    assert_eq!((rps.bound, rps.expression.as_str()), (200.0, "rps > 200"));
+    // A rate above 1 without % is still refused, not read as a count of something.
+    assert!(Threshold::parse("error_rate < 200").is_err());
 }
