@@ -25,8 +25,8 @@ pub(crate) use checks::bundled_trace_checks;
 pub(crate) use error::{At, Problem, ScenarioError};
 pub(crate) use model::{
     Arm, Arrivals, ChainStep, Claim, ClaimMetric, ErrorRule, Execution, Expect, Instructions, Load,
-    Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol, Relaunch, SampleShare,
-    Scenario, ServiceSpec, System, TraceChecks, TraceSourceSpec,
+    Located, Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol, Relaunch,
+    SampleShare, Scenario, ServiceSpec, Sweep, System, TraceChecks, TraceSourceSpec,
 };
 
 use read::{Cx, index, join};
