@@ -25,6 +25,7 @@ pub(crate) mod scenario;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod signoff;
 pub mod summary;
+pub(crate) mod summary_json;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod system;
 pub(crate) mod threshold;

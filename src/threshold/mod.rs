@@ -32,8 +32,8 @@ const OPERATORS: &str = "<, <=, >, >=, ==";
 #[derive(Debug, Clone)]
 pub(crate) struct Threshold {
     /// The expression as written (trimmed): how the user recognises it in reports. A latency
-    /// bound written without its unit is shown in the canonical form instead (`p(95)<200` becomes
-    /// `p(95) < 200ms`), so that no report prints a bare number whose unit the reader must guess.
+    /// bound written without its unit gets it (`p(95)<200` becomes `p(95) < 200ms`), so that no
+    /// report prints a bare number whose unit the reader must guess.
     pub expression: String,
     pub metric: Metric,
     pub op: Op,
@@ -293,17 +293,18 @@ impl Threshold {
             });
         }
         let (op, rest) = parse_op(&metric, rest).map_err(fail)?;
-        let (bound, implied_unit) = parse_bound(metric, op, rest).map_err(fail)?;
-        let mut threshold = Threshold {
-            expression: expression.to_owned(),
+        let (bound, unitless) = parse_bound(metric, op, rest).map_err(fail)?;
+        let expression = match unitless {
+            // The number as written, with the unit it was taken in: `p(95) < 2000ms`.
+            Some(number) if metric.unit() == Unit::Micros => format!("{metric} {op} {number}ms"),
+            _ => expression.to_owned(),
+        };
+        Ok(Threshold {
+            expression,
             metric,
             op,
             bound,
-        };
-        if implied_unit && metric.unit() == Unit::Micros {
-            threshold.expression = threshold.to_string();
-        }
-        Ok(threshold)
+        })
     }
 
     /// Compares a measurement, in the metric's unit, with the bound. `None` (nothing measured,

@@ -154,8 +154,12 @@ pub(super) fn parse_op<'a>(metric: &Metric, rest: &'a str) -> Result<(Op, &'a st
     Ok((op, rest))
 }
 
-/// The bound in the metric's unit, and whether it was written without a unit.
-pub(super) fn parse_bound(metric: Metric, op: Op, rest: &str) -> Result<(f64, bool), Problem> {
+/// The bound in the metric's unit and, when it was written without a unit, the number as written.
+pub(super) fn parse_bound(
+    metric: Metric,
+    op: Op,
+    rest: &str,
+) -> Result<(f64, Option<f64>), Problem> {
     let unit_kind = metric.unit();
     let expected = match unit_kind {
         Unit::Micros => "a duration such as 50ms",
@@ -271,7 +275,7 @@ pub(super) fn parse_bound(metric: Metric, op: Op, rest: &str) -> Result<(f64, bo
             rest: trailing.to_owned(),
         });
     }
-    Ok((bound, unit.is_empty()))
+    Ok((bound, unit.is_empty().then_some(value)))
 }
 
 /// A latency bound in the largest unit that parses back to exactly the same microseconds.
