@@ -111,7 +111,7 @@ struct RunArgs {
     /// Also write the outcome as JUnit XML to this file, for CI test reports
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Also write a machine-readable summary (JSON, README "Reading the results") to this file;
+    /// Also write a machine-readable summary (JSON; README, "Read the result") to this file;
     /// `-` writes it to stdout and the human summary to stderr
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,

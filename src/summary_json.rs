@@ -2,7 +2,7 @@
 //! `--summary-export` gives one. `result.json` holds everything (histograms, timeline, every
 //! check); this holds the few numbers a pipeline acts on, under names that stay put: a field is
 //! only ever added, and anything else bumps [`SCHEMA_VERSION`]. The schema is in the README
-//! ("Reading the results").
+//! ("Read the result").
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
