@@ -223,10 +223,10 @@ async fn run(args: RunArgs) -> ExitCode {
                 human.push_str(&format!("junit: {}\n", junit.display()));
             }
             // With the JSON summary on stdout, stdout holds nothing else.
-            if options.summary_json.as_deref() == Some(Path::new("-")) {
-                eprint!("{human}");
-            } else {
-                print!("{human}");
+            match options.summary_json.as_deref() {
+                Some(path) if path == Path::new("-") => eprint!("{human}"),
+                Some(path) => println!("{human}summary: {}", path.display()),
+                None => print!("{human}"),
             }
             ExitCode::from(finished.result.exit_code())
         }

@@ -96,7 +96,12 @@ fn in_a_file_it_is_written_whole_for_a_failed_run_and_stdout_keeps_the_table() {
         "thresholds.0=p(99) < 0.001",
     ]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("scenario smoke: completed"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("scenario smoke: completed"), "{stdout}");
+    assert!(
+        stdout.ends_with(&format!("summary: {}\n", file.display())),
+        "{stdout}"
+    );
     let summary = read_json(&file);
     assert!(!run.out.join("ci/summary.json.partial").exists());
     assert_eq!(
