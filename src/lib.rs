@@ -6,7 +6,6 @@
 #![warn(missing_docs)]
 
 pub mod bundled;
-#[allow(missing_docs)] // Items still to be documented.
 pub mod compare;
 pub mod exit;
 pub(crate) mod format;
@@ -18,17 +17,15 @@ pub(crate) mod overhead;
 pub(crate) mod plan;
 pub(crate) mod progress;
 pub mod report;
-#[allow(missing_docs)] // Items still to be documented.
 pub mod result;
 pub mod run;
 pub(crate) mod scenario;
-#[allow(missing_docs)] // Items still to be documented.
 pub mod signoff;
 pub mod summary;
 pub(crate) mod summary_json;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod system;
 pub(crate) mod threshold;
-#[allow(missing_docs)] // Items still to be documented.
+pub mod tls;
 pub mod trace;
 pub mod verify;

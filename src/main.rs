@@ -53,6 +53,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once per process: the size of the largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run a scenario: load the system, measure, evaluate thresholds, write result.json
     Run(Box<RunArgs>),
@@ -91,6 +93,10 @@ struct RunArgs {
     /// Override a scalar of the scenario, e.g. --set load.phases.0.constant.rate=500
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Load the system at this URL (http(s)://host:port[/prefix]) instead of launching the
+    /// bundled services; relative request URLs go below it
+    #[arg(long, value_name = "URL")]
+    target: Option<Uri>,
     /// Load an external gateway at this URL instead of launching the bundled services
     #[arg(long)]
     gateway: Option<Uri>,
@@ -204,6 +210,7 @@ async fn run(args: RunArgs) -> ExitCode {
     let options = RunOptions {
         out_dir: args.out,
         overrides: args.overrides,
+        target: args.target,
         gateway: args.gateway,
         engine: args.engine,
         quiet: args.quiet,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use harness::load::{
-    Arrivals, HttpDriver, LoadKind, LoadPlan, Outcome, RatePhase, Sampling, Stop, run,
+    Arrivals, HttpDriver, HttpRequest, HttpVersion, LoadKind, LoadPlan, Outcome, RatePhase,
+    Sampling, Stop, run,
 };
 use harness::system::{ManagedSystem, ServiceLaunch, SystemError};
 use nix::sys::signal::kill;
@@ -77,16 +78,24 @@ async fn open_loop_load_through_the_managed_gateway() {
     let dir = log_dir();
     let system = start_default(&dir).await;
     let pids = [system.engine.pid(), system.gateway.pid()].map(|p| p.expect("running"));
-    let url = format!(
-        "http://{}/api/v1/market-data/fetch",
-        system.gateway.address("http").expect("http")
+    let base = format!("http://{}", system.gateway.address("http").expect("http"));
+    let driver = Arc::new(
+        HttpDriver::new(
+            &base.parse().expect("url"),
+            tls(),
+            HttpVersion::Auto,
+            2,
+            Duration::from_secs(5),
+        )
+        .expect("an absolute base"),
     );
-    let driver = Arc::new(HttpDriver::new(
-        url.parse().expect("url"),
-        2,
-        Duration::from_secs(5),
-    ));
-    let body = |json: &str| Bytes::from(json.to_owned());
+    let body = |json: &str| {
+        Arc::new(HttpRequest::json(
+            hyper::Method::POST,
+            hyper::Uri::from_static("/api/v1/market-data/fetch"),
+            Bytes::from(json.to_owned()),
+        ))
+    };
     let plan = LoadPlan {
         kinds: vec![
             LoadKind {
@@ -176,4 +185,9 @@ async fn a_dropped_system_leaves_no_process_behind() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A TLS configuration the plain-HTTP drivers ignore.
+fn tls() -> rustls::ClientConfig {
+    harness::tls::client_config(&harness::tls::TlsSpec::default()).expect("TLS configuration")
 }

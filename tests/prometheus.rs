@@ -12,9 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use engine::proto::FetchMarketDataRequest;
 use harness::bundled::metrics::{Received, reconcile};
-use harness::load::{Driver, GrpcDriver, HttpDriver, Outcome};
+use harness::load::{Driver, GrpcCall, GrpcDriver, HttpDriver, HttpRequest, HttpVersion, Outcome};
 use harness::metrics::{MetricsSource, PrometheusSource, Reconciliation, ScrapeSource, Snapshot};
 use harness::system::{ManagedSystem, ServiceLaunch};
+use hyper::http::uri::PathAndQuery;
 use support::prometheus::{PrometheusServer, ScrapeTarget};
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
@@ -55,19 +56,31 @@ impl Client {
     fn new(system: &ManagedSystem) -> Self {
         let gateway = system.gateway.address("http").expect("gateway address");
         let engine = system.engine.address("grpc").expect("engine address");
-        let url = format!("http://{gateway}/api/v1/market-data/fetch");
+        let base = format!("http://{gateway}");
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{engine}"))
             .expect("engine endpoint");
+        let tls = harness::tls::client_config(&harness::tls::TlsSpec::default()).expect("TLS");
         Client {
-            http: HttpDriver::new(url.parse().expect("url"), 2, Duration::from_secs(5)),
-            grpc: GrpcDriver::new(endpoint, 1, Duration::from_secs(5)),
+            http: HttpDriver::new(
+                &base.parse().expect("url"),
+                tls.clone(),
+                HttpVersion::Auto,
+                2,
+                Duration::from_secs(5),
+            )
+            .expect("an absolute base"),
+            grpc: GrpcDriver::new(&endpoint, tls, 1, Duration::from_secs(5)),
             received: Received::default(),
             service_times: Vec::new(),
         }
     }
 
     async fn fetch(&mut self, body: &'static str, n: usize) {
-        let body = Bytes::from_static(body.as_bytes());
+        let body = Arc::new(HttpRequest::json(
+            hyper::Method::POST,
+            hyper::Uri::from_static("/api/v1/market-data/fetch"),
+            Bytes::from_static(body.as_bytes()),
+        ));
         for _ in 0..n {
             let sent = Instant::now();
             let outcome = self.http.send(&body, None).await.outcome;
@@ -80,11 +93,16 @@ impl Client {
     }
 
     async fn call(&mut self, symbol: &str, n: usize) {
-        let request = Arc::new(FetchMarketDataRequest {
+        let message = FetchMarketDataRequest {
             symbols: vec![symbol.to_owned()],
             source_id: "yahoo_finance".into(),
             window: 100,
             ..FetchMarketDataRequest::default()
+        };
+        let request = Arc::new(GrpcCall {
+            path: PathAndQuery::from_static("/core_engine.v1.CoreEngineService/FetchMarketData"),
+            metadata: tonic::metadata::MetadataMap::new(),
+            message: prost::Message::encode_to_vec(&message).into(),
         });
         for _ in 0..n {
             let sent = Instant::now();

@@ -17,6 +17,19 @@ pub const GATEWAY_METRICS_ROUTE: &str = engine::gateway::METRICS_ROUTE;
 /// The gateway's fetch route, the one the load drives.
 pub(crate) const FETCH_ROUTE: &str = engine::gateway::FETCH_ROUTE;
 
+/// The engine's fetch method, as a gRPC request path.
+pub(crate) const FETCH_METHOD_PATH: &str = "/core_engine.v1.CoreEngineService/FetchMarketData";
+
+/// A `body:` request of the bundled shorthand, as the engine's protobuf message: the gateway's
+/// JSON fields mapped as the gateway maps them.
+pub(crate) fn fetch_message(body: serde_json::Value) -> Result<bytes::Bytes, serde_json::Error> {
+    use prost::Message as _;
+    let request: engine::gateway::FetchRequest = serde_json::from_value(body)?;
+    Ok(engine::proto::FetchMarketDataRequest::from(request)
+        .encode_to_vec()
+        .into())
+}
+
 /// The gateway's fetch endpoint under a base URL.
 pub fn fetch_url(base: Uri) -> Result<Uri, RunError> {
     let text = base.to_string();

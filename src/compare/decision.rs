@@ -30,7 +30,7 @@ impl Tolerance {
     /// Ratios from here up are refused: a tolerance of ×11 tolerates anything.
     pub const LIMIT: f64 = 10.0;
 
-    pub fn ratio(self) -> f64 {
+    pub(crate) fn ratio(self) -> f64 {
         self.0
     }
 
@@ -40,12 +40,16 @@ impl Tolerance {
     }
 }
 
+/// Why a `--max-regression` value was refused; each carries the text as given.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ToleranceError {
+    /// Neither a percentage nor a finite number.
     #[error("expected a percentage such as 5% or a ratio such as 0.05, got {0:?}")]
     Syntax(String),
+    /// A bare number of 1 or more, ambiguous between a ratio and a forgotten `%`.
     #[error("{0:?} is a ratio of 1 or more; write a percentage (e.g. 150%) to mean that much")]
     BareNumber(String),
+    /// Not above 0% or not below 1000% (`Tolerance::LIMIT`).
     #[error("expected more than 0% and less than 1000%, got {0:?}")]
     Range(String),
 }
@@ -95,7 +99,7 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub fn judge(change: Change, tolerance: Tolerance) -> Decision {
+    pub(crate) fn judge(change: Change, tolerance: Tolerance) -> Decision {
         if change.low > tolerance.ratio() {
             Decision::Regression
         } else if change.high < tolerance.improvement() {

@@ -10,53 +10,91 @@ use crate::result::{self, HistogramError, KindResult, RunResult, SCHEMA_VERSION}
 /// A result and its decoded latency histograms (one per kind, in `result.kinds` order).
 #[derive(Debug)]
 pub struct StoredRun {
-    pub path: PathBuf,
-    pub result: RunResult,
-    pub latency: Vec<Histogram<u64>>,
+    pub(crate) path: PathBuf,
+    pub(crate) result: RunResult,
+    pub(crate) latency: Vec<Histogram<u64>>,
 }
 
+/// Why a stored result cannot be compared. Every variant names the file (`path`, as given on the
+/// command line) and, below the top level, the entry of `kinds` at fault; `harness compare` exits
+/// 2 on any of them.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The file could not be read.
     #[error("{path}: cannot read: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// What the file system said.
         source: std::io::Error,
     },
+    /// The file is not JSON.
     #[error("{path}: not JSON: {source}")]
     Syntax {
+        /// The file.
         path: String,
+        /// The parser's message, with line and column.
         source: serde_json::Error,
     },
+    /// JSON, but not shaped like a `result.json`.
     #[error("{path}: not a harness result: {problem}")]
-    NotAResult { path: String, problem: String },
+    NotAResult {
+        /// The file.
+        path: String,
+        /// The first thing that does not fit, with line and column when the parser gave them.
+        problem: String,
+    },
+    /// A `result.json` of a schema version this harness does not read.
     #[error(
         "{path}: schema_version {found} is not one this harness reads (it reads {SCHEMA_VERSION}); \
          compare it with the harness that wrote it"
     )]
-    Schema { path: String, found: String },
+    Schema {
+        /// The file.
+        path: String,
+        /// The `schema_version` value as written, in JSON.
+        found: String,
+    },
+    /// A kind's `latency_histogram` does not decode.
     #[error("{path}: kinds[{index}] ({kind}).latency_histogram: {source}")]
     Histogram {
+        /// The file.
         path: String,
+        /// The kind's position in `kinds`.
         index: usize,
+        /// The kind's name.
         kind: String,
+        /// Why the histogram does not decode.
         source: HistogramError,
     },
+    /// A kind's counts contradict each other (more completed than sent, more unexpected than
+    /// completed, or a histogram that holds a different number of latencies than completed).
     #[error("{path}: kinds[{index}] ({kind}).{field}: {problem}")]
     Count {
+        /// The file.
         path: String,
+        /// The kind's position in `kinds`.
         index: usize,
+        /// The kind's name.
         kind: String,
+        /// The field that breaks the rule: `completed`, `unexpected` or `latency_histogram`.
         field: &'static str,
+        /// The rule broken, with both numbers.
         problem: String,
     },
+    /// Two kinds share a name, so the second could never be matched with the other run's.
     #[error(
         "{path}: kinds[{index}]: the name {name:?} is also kinds[{first}]'s; a result names each \
          request kind once"
     )]
     DuplicateKind {
+        /// The file.
         path: String,
+        /// The position in `kinds` of the second kind of that name.
         index: usize,
+        /// The position of the first.
         first: usize,
+        /// The shared name.
         name: String,
     },
 }

@@ -3,8 +3,8 @@
 //!
 //! Each percentile's change carries a 95% interval made of two parts: the sampling error of each
 //! run's percentile (order statistics of its stored histogram, [`quantile`]) and how far each run
-//! wandered while it ran (its trials or its timeline, [`wander`]); the wider of the two, side by
-//! side, is the interval judged against the tolerance ([`decision`]). Error rates are compared with
+//! wandered while it ran (its trials or its timeline, [`Wander`]); the wider of the two, side by
+//! side, is the interval judged against the tolerance ([`Decision`]). Error rates are compared with
 //! a two-proportion test. Everything here is a pure function of the two results; the command line
 //! only loads, prints and writes.
 
@@ -23,7 +23,8 @@ pub use decision::{Change, Decision, Tolerance, ToleranceError, smallest_detecta
 pub use input::{LoadError, StoredRun, load};
 pub use text::render as text;
 pub use view::html;
-pub use wander::{Source as WanderSource, Wander};
+pub(crate) use wander::Source as WanderSource;
+pub use wander::Wander;
 
 use crate::result::{KindResult, RunResult, RunStatus};
 use decision::widened;
@@ -39,7 +40,7 @@ const RATE_HELD: f64 = 0.99;
 
 /// The percentiles compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Percentile {
+pub(crate) enum Percentile {
     #[serde(rename = "p50")]
     P50,
     #[serde(rename = "p90")]
@@ -51,14 +52,14 @@ pub enum Percentile {
 }
 
 impl Percentile {
-    pub const ALL: [Percentile; 4] = [
+    pub(crate) const ALL: [Percentile; 4] = [
         Percentile::P50,
         Percentile::P90,
         Percentile::P99,
         Percentile::P999,
     ];
 
-    pub fn quantile(self) -> f64 {
+    pub(crate) fn quantile(self) -> f64 {
         match self {
             Percentile::P50 => 0.5,
             Percentile::P90 => 0.9,
@@ -67,7 +68,7 @@ impl Percentile {
         }
     }
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Percentile::P50 => "p50",
             Percentile::P90 => "p90",
@@ -80,20 +81,20 @@ impl Percentile {
 /// The whole comparison, as `--json` writes it and the reports show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
-    pub base: RunInfo,
-    pub new: RunInfo,
+    pub(crate) base: RunInfo,
+    pub(crate) new: RunInfo,
     /// The largest slowdown tolerated, as a ratio.
     pub max_regression: f64,
     /// The change below which a speed-up is an improvement (negative).
     pub min_improvement: f64,
-    pub wander: Wander,
+    pub(crate) wander: Wander,
     /// Things that make the comparison less like for like; it is made all the same.
     pub warnings: Vec<String>,
     /// Kinds present in both runs, in the new run's order.
     pub kinds: Vec<KindComparison>,
     /// Kinds present in one run only: listed, not compared.
     pub only_in_base: Vec<String>,
-    pub only_in_new: Vec<String>,
+    pub(crate) only_in_new: Vec<String>,
     /// `kind percentile` (or `kind errors`) of every row that regressed.
     pub regressions: Vec<String>,
     /// The verdict, which the exit code follows.
@@ -101,6 +102,7 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// Whether any row regressed: the exit code of `harness compare` is 1 exactly when it did.
     pub fn regressed(&self) -> bool {
         !self.regressions.is_empty()
     }
@@ -112,47 +114,54 @@ impl Comparison {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Conclusion {
+    /// At least one row regressed beyond the noise (exit 1).
     Regression,
-    CouldNotJudge { reason: String },
+    /// Nothing regressed, but no latency percentile had the requests to be judged (exit 3).
+    CouldNotJudge {
+        /// Why, as the report prints it.
+        reason: String,
+    },
+    /// Nothing regressed, and at least one percentile was judged (exit 0).
     NoRegression,
 }
 
 /// What a report says about each run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {
-    pub path: String,
-    pub scenario: String,
+    pub(crate) path: String,
+    pub(crate) scenario: String,
     /// `completed`, or what stopped it.
     pub status: String,
-    pub started_at_unix_ms: u64,
-    pub target_rate: f64,
-    pub achieved_rate: f64,
-    pub sent: u64,
+    pub(crate) started_at_unix_ms: u64,
+    pub(crate) target_rate: f64,
+    pub(crate) achieved_rate: f64,
+    pub(crate) sent: u64,
 }
 
+/// One request kind present in both runs: its percentile rows, error row and spectra.
 #[derive(Debug, Clone, Serialize)]
 pub struct KindComparison {
-    pub name: String,
+    pub(crate) name: String,
     /// Completed requests: the latency histograms' counts.
     pub base_completed: u64,
-    pub new_completed: u64,
-    pub percentiles: Vec<PercentileRow>,
-    pub errors: ErrorRow,
+    pub(crate) new_completed: u64,
+    pub(crate) percentiles: Vec<PercentileRow>,
+    pub(crate) errors: ErrorRow,
     /// Each run's percentile spectrum (HdrHistogram's, by halving distances to 100%), for plots.
     pub spectrum: Spectrum,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct PercentileRow {
-    pub percentile: Percentile,
+pub(crate) struct PercentileRow {
+    pub(crate) percentile: Percentile,
     /// As each run reported it, µs; `None` when it completed nothing.
     pub base_us: Option<u64>,
-    pub new_us: Option<u64>,
+    pub(crate) new_us: Option<u64>,
     /// The change with its interval from sampling error alone.
     pub sampling: Option<Change>,
     /// The change judged: the sampling interval widened by the runs' wander.
     pub change: Option<Change>,
-    pub decision: Decision,
+    pub(crate) decision: Decision,
     /// With `within noise`: the smallest slowdown these runs would have called a regression.
     pub smallest_detectable: Option<f64>,
     /// With `not enough data`: the requests each run needs for this percentile.
@@ -162,38 +171,40 @@ pub struct PercentileRow {
 /// A kind's error rate: unexpected outcomes and requests never answered, over requests sent.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorRow {
-    pub base_errors: u64,
-    pub base_sent: u64,
-    pub new_errors: u64,
-    pub new_sent: u64,
+    pub(crate) base_errors: u64,
+    pub(crate) base_sent: u64,
+    pub(crate) new_errors: u64,
+    pub(crate) new_sent: u64,
     /// The two-proportion z statistic, positive when the new rate is higher; `None` when there is
     /// nothing to test (no errors in either run, or nothing sent).
     pub z: Option<f64>,
-    pub decision: Decision,
+    pub(crate) decision: Decision,
 }
 
 impl ErrorRow {
-    pub fn base_rate(&self) -> Option<f64> {
+    pub(crate) fn base_rate(&self) -> Option<f64> {
         (self.base_sent > 0).then(|| self.base_errors as f64 / self.base_sent as f64)
     }
 
-    pub fn new_rate(&self) -> Option<f64> {
+    pub(crate) fn new_rate(&self) -> Option<f64> {
         (self.new_sent > 0).then(|| self.new_errors as f64 / self.new_sent as f64)
     }
 }
 
+/// The latency spectra of a kind in both runs, for the report's percentile plot.
 #[derive(Debug, Clone, Serialize)]
 pub struct Spectrum {
-    pub base: Vec<SpectrumPoint>,
-    pub new: Vec<SpectrumPoint>,
+    pub(crate) base: Vec<SpectrumPoint>,
+    pub(crate) new: Vec<SpectrumPoint>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct SpectrumPoint {
-    pub quantile: f64,
-    pub us: u64,
+pub(crate) struct SpectrumPoint {
+    pub(crate) quantile: f64,
+    pub(crate) us: u64,
 }
 
+/// The two results share no request kind, so nothing can be compared (`harness compare` exits 2).
 #[derive(Debug, thiserror::Error)]
 #[error(
     "no request kind in common: {base} has {}, {new} has {}",
@@ -201,10 +212,10 @@ pub struct SpectrumPoint {
     list(new_kinds)
 )]
 pub struct NoCommonKind {
-    pub base: String,
-    pub base_kinds: Vec<String>,
-    pub new: String,
-    pub new_kinds: Vec<String>,
+    pub(crate) base: String,
+    pub(crate) base_kinds: Vec<String>,
+    pub(crate) new: String,
+    pub(crate) new_kinds: Vec<String>,
 }
 
 fn list(kinds: &[String]) -> String {

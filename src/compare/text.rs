@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use super::Comparison;
 use super::view::{RowView, View};
 
+/// The comparison as `harness compare` prints it: both runs, the bounds, the noise, and a table
+/// per request kind with each row's change, interval and decision.
 pub fn render(comparison: &Comparison) -> String {
     let view = View::of(comparison);
     let mut out = String::new();

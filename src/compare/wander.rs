@@ -18,7 +18,7 @@ use crate::result::overhead::ArmName;
 /// Where the repeats came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "from", rename_all = "snake_case")]
-pub enum Source {
+pub(crate) enum Source {
     /// Treatment trials of two overhead experiments: their p50, p90 and p99.
     Trials { base: usize, new: usize },
     /// Seconds of the two timelines in which something completed: their p50 and p99 (the p90
@@ -32,11 +32,11 @@ pub enum Source {
 /// The shift between the runs' repeats, per percentile, as relative changes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Wander {
-    pub source: Source,
-    pub p50: Option<Change>,
-    pub p90: Option<Change>,
-    pub p99: Option<Change>,
-    pub p999: Option<Change>,
+    pub(crate) source: Source,
+    pub(crate) p50: Option<Change>,
+    pub(crate) p90: Option<Change>,
+    pub(crate) p99: Option<Change>,
+    pub(crate) p999: Option<Change>,
     /// Why the repeats could not be used, or what stood in for them.
     pub note: Option<String>,
 }
@@ -83,7 +83,7 @@ impl Wander {
         }
     }
 
-    pub fn of(&self, percentile: Percentile) -> Option<Change> {
+    pub(crate) fn of(&self, percentile: Percentile) -> Option<Change> {
         match percentile {
             Percentile::P50 => self.p50,
             Percentile::P90 => self.p90,

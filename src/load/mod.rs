@@ -3,13 +3,17 @@
 //! `traceparent`): it takes a [`LoadPlan`] and returns a [`RunReport`].
 
 pub mod driver;
+pub mod grpc;
+pub mod http;
 pub mod outcome;
 pub mod recorder;
 pub mod runner;
 pub mod sample;
 pub mod schedule;
 
-pub use driver::{Driver, GrpcDriver, HttpDriver, Reply};
+pub use driver::{Driver, Reply};
+pub use grpc::{GrpcCall, GrpcDriver};
+pub use http::{HttpDriver, HttpRequest, HttpVersion};
 pub use outcome::Outcome;
 pub use recorder::{Completion, KindStats, Recorder};
 pub use runner::{LoadKind, LoadPlan, PlanError, RunReport, Stop, run, run_together};

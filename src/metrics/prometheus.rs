@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 use super::{MetricsError, MetricsSource, Sample, Snapshot, describe_request_error, excerpt};
+use crate::tls::TlsSpec;
 
 /// Series Prometheus writes for each scrape itself; they describe the scrape, not the service.
 fn is_scrape_bookkeeping(name: &str) -> bool {
@@ -196,7 +198,8 @@ impl PrometheusSource {
             .into_iter()
             .map(|(service, selector)| (service, selector.trim().to_owned()))
             .collect();
-        let client = reqwest::Client::builder()
+        let client = crate::tls::api_client(&TlsSpec::default(), HeaderMap::new())
+            .map_err(|e| MetricsError::Client(e.to_string()))?
             .build()
             .map_err(|e| MetricsError::Client(e.to_string()))?;
         Ok(PrometheusSource {

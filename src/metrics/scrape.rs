@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus_parse::LineInfo;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::{MetricsError, MetricsSource, Sample, Snapshot, describe_request_error, excerpt};
+use crate::tls::TlsSpec;
 
 /// What a scrape must answer with.
 const EXPECTED_CONTENT: &str = "the Prometheus text format (text/plain; version=0.0.4)";
@@ -42,7 +43,8 @@ impl ScrapeSource {
                 Ok((service, parsed))
             })
             .collect::<Result<_, _>>()?;
-        let client = reqwest::Client::builder()
+        let client = crate::tls::api_client(&TlsSpec::default(), HeaderMap::new())
+            .map_err(|e| MetricsError::Client(e.to_string()))?
             .build()
             .map_err(|e| MetricsError::Client(e.to_string()))?;
         Ok(ScrapeSource {

@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use super::callgrind::Callgrind;
 use super::process::{ProcessProbe, Usage};
 use super::{ArmName, ArmResult, ProbeError};
-use crate::bundled::fetch_url;
 use crate::exit::RunError;
 use crate::scenario::{Arm, Managed, Overhead, Relaunch, ServiceSpec};
 use crate::system::http_uri;
@@ -210,7 +209,7 @@ async fn launch(
     let address = |service: &crate::system::ServiceProcess, listener| {
         service.address(listener).map_err(|e| incomplete(e.into()))
     };
-    let http = fetch_url(http_uri(address(&system.gateway, "http")?)?)?;
+    let http = http_uri(address(&system.gateway, "http")?)?;
     let grpc = http_uri(address(&system.engine, "grpc")?)?;
     let mut probes = Vec::new();
     let mut counted = Vec::new();

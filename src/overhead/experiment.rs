@@ -12,8 +12,8 @@ use super::sweep::Point;
 use super::trials::TrialRun;
 use super::{ArmName, ClaimResult, OverheadResult, PointResult, StepArm, Verdict};
 use crate::exit::RunError;
-use crate::load::{self, GrpcDriver, HttpDriver, RunReport};
-use crate::plan::{PreparedMix, prepare};
+use crate::load::{self, GrpcDriver, HttpDriver, HttpVersion, RunReport};
+use crate::plan::{PreparedMix, prepare, process_env};
 use crate::progress::Progress;
 use crate::scenario::{Scenario, System};
 use crate::trace::receiver::{Receiver, ReceiverConfig};
@@ -45,7 +45,7 @@ pub(crate) async fn run(
     // Every point's requests are rendered before anything is launched: bad input shows at once.
     let mixes = points
         .iter()
-        .map(|point| prepare(&point.scenario))
+        .map(|point| prepare(&point.scenario, &process_env))
         .collect::<Result<Vec<_>, _>>()?;
     // Missing valgrind is found before anything is measured.
     let callgrind = match &overhead.instructions {
@@ -76,6 +76,8 @@ pub(crate) async fn run(
         counting: None,
     };
 
+    let tls = crate::tls::client_config(&crate::tls::TlsSpec::default())
+        .map_err(|e| RunError::Incomplete(e.into()))?;
     let progress = Progress::new(quiet, Vec::new());
     let mut results = Vec::with_capacity(points.len());
     let mut treatment: Option<RunReport> = None;
@@ -94,17 +96,30 @@ pub(crate) async fn run(
             instructions: &mut instructions,
             callgrind: callgrind.as_ref(),
         };
+        // The arms are the bundled services on loopback: plain connections.
         let measured = match mix {
             PreparedMix::Http(kinds) => {
                 let driver = |arm: &ArmProcess| {
-                    HttpDriver::new(arm.http.clone(), load.connections, load.timeout)
+                    HttpDriver::new(
+                        &arm.http,
+                        tls.clone(),
+                        HttpVersion::Auto,
+                        load.connections,
+                        load.timeout,
+                    )
+                    .map_err(|e| e.to_string())
                 };
                 trial_run.run(driver, kinds, &mut arms).await
             }
             PreparedMix::Grpc(kinds) => {
                 let driver = |arm: &ArmProcess| {
                     let endpoint = tonic::transport::Endpoint::from(arm.grpc.clone());
-                    GrpcDriver::new(endpoint, load.connections, load.timeout)
+                    Ok(GrpcDriver::new(
+                        &endpoint,
+                        tls.clone(),
+                        load.connections,
+                        load.timeout,
+                    ))
                 };
                 trial_run.run(driver, kinds, &mut arms).await
             }

@@ -48,7 +48,7 @@ impl TrialRun<'_> {
     /// when the run is interrupted; an arm that fails is the error.
     pub(super) async fn run<D: Driver>(
         &mut self,
-        make_driver: impl Fn(&ArmProcess) -> D,
+        make_driver: impl Fn(&ArmProcess) -> Result<D, String>,
         kinds: Vec<LoadKind<D::Payload>>,
         arms: &mut Arms<'_>,
     ) -> Result<(), String>
@@ -74,8 +74,8 @@ impl TrialRun<'_> {
                 _ => {
                     let made: Vec<Arc<D>> = running
                         .iter()
-                        .map(|arm| Arc::new(make_driver(arm)))
-                        .collect();
+                        .map(|arm| make_driver(arm).map(Arc::new))
+                        .collect::<Result<_, _>>()?;
                     self.warm_up(&made, order, &kinds).await?;
                     drivers.insert(made)
                 }
@@ -98,7 +98,7 @@ impl TrialRun<'_> {
     /// count, whatever became of it.
     async fn instruction_counts<D: Driver>(
         &mut self,
-        make_driver: &impl Fn(&ArmProcess) -> D,
+        make_driver: &impl Fn(&ArmProcess) -> Result<D, String>,
         kinds: &[LoadKind<D::Payload>],
         arms: &mut Arms<'_>,
     ) -> Result<(), String>
@@ -112,13 +112,17 @@ impl TrialRun<'_> {
         arms.counting = Some(callgrind.clone());
         let counts = match arms.for_pair(0, self.stop).await {
             Ok(Some((running, _))) => {
-                let drivers: Vec<Arc<D>> = running
+                match running
                     .iter()
-                    .map(|arm| Arc::new(make_driver(arm)))
-                    .collect();
-                self.count(running, &drivers, kinds, spec, callgrind)
-                    .await
-                    .map(Some)
+                    .map(|arm| make_driver(arm).map(Arc::new))
+                    .collect::<Result<Vec<Arc<D>>, _>>()
+                {
+                    Ok(drivers) => self
+                        .count(running, &drivers, kinds, spec, callgrind)
+                        .await
+                        .map(Some),
+                    Err(error) => Err(error),
+                }
             }
             Ok(None) => Ok(None),
             Err(error) => Err(error),

@@ -19,25 +19,29 @@ pub mod overhead;
 mod threshold;
 mod verification;
 
-pub use threshold::{Evaluation, Unit};
+pub use threshold::Evaluation;
+pub(crate) use threshold::Unit;
+pub(crate) use verification::SourceReport;
 pub use verification::{
-    CheckKind, FailingTrace, Failure, MetricsReport, SourceReport, TraceReport, VerificationResult,
+    CheckKind, FailingTrace, Failure, MetricsReport, TraceReport, VerificationResult,
 };
 
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// One run, as `result.json` holds it: what was run, on what machine, what the load did, and
+/// every verdict on it. Every printer reads this and nothing else.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
-    pub schema_version: u32,
-    pub scenario: ScenarioEcho,
-    pub environment: Environment,
+    pub(crate) schema_version: u32,
+    pub(crate) scenario: ScenarioEcho,
+    pub(crate) environment: Environment,
     /// `completed`, `interrupted` or `failed`; with `reason` when not completed.
     pub status: RunStatus,
-    pub started_at_unix_ms: u64,
-    pub load: LoadSummary,
-    pub kinds: Vec<KindResult>,
-    pub timeline: Vec<SecondResult>,
+    pub(crate) started_at_unix_ms: u64,
+    pub(crate) load: LoadSummary,
+    pub(crate) kinds: Vec<KindResult>,
+    pub(crate) timeline: Vec<SecondResult>,
     /// The load profile as `timeline` seconds: where each phase starts and the rate it asks for.
     /// Empty for an overhead experiment, whose timeline is its trials one after another.
     #[serde(default)]
@@ -53,45 +57,57 @@ pub struct RunResult {
     pub overhead: Option<OverheadResult>,
 }
 
+/// A threshold of the scenario with its verdict, an entry of `thresholds` in `result.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThresholdResult {
     /// `overall`, or the request kind the threshold is declared on.
     pub scope: String,
     #[serde(flatten)]
-    pub evaluation: Evaluation,
+    pub(crate) evaluation: Evaluation,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScenarioEcho {
-    pub name: String,
-    pub path: String,
+pub(crate) struct ScenarioEcho {
+    pub(crate) name: String,
+    pub(crate) path: String,
     /// The file as it was read; with `overrides`, what was run, so that a result explains itself.
     pub source: String,
-    pub overrides: Vec<String>,
+    pub(crate) overrides: Vec<String>,
 }
 
+/// How the run ended, the `status` of `result.json`: only a completed run is judged by its
+/// thresholds and checks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RunStatus {
+    /// The load ran to its end; thresholds and checks decide the exit code.
     Completed,
-    Interrupted { reason: String },
-    Failed { reason: String },
+    /// Stopped early by SIGINT or SIGTERM; what was measured until then is kept (exit 3).
+    Interrupted {
+        /// What stopped it.
+        reason: String,
+    },
+    /// The run could not go on, e.g. a service crashed (exit 3).
+    Failed {
+        /// What went wrong, as the summary and report print it.
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LoadSummary {
-    pub target_rate: f64,
-    pub achieved_rate: f64,
-    pub scheduled: u64,
-    pub sent: u64,
-    pub dropped: u64,
-    pub completed: u64,
-    pub unexpected: u64,
+pub(crate) struct LoadSummary {
+    pub(crate) target_rate: f64,
+    pub(crate) achieved_rate: f64,
+    pub(crate) scheduled: u64,
+    pub(crate) sent: u64,
+    pub(crate) dropped: u64,
+    pub(crate) completed: u64,
+    pub(crate) unexpected: u64,
     /// Still in flight when the run gave up waiting for them.
     pub abandoned: u64,
-    pub send_duration_s: f64,
-    pub latency: Percentiles,
-    pub service_time: Percentiles,
+    pub(crate) send_duration_s: f64,
+    pub(crate) latency: Percentiles,
+    pub(crate) service_time: Percentiles,
     /// Actual minus intended send time: the harness's own lateness, part of every latency.
     pub send_lag: Percentiles,
 }
@@ -99,21 +115,21 @@ pub struct LoadSummary {
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Percentiles {
-    pub count: u64,
-    pub min: u64,
-    pub p50: u64,
-    pub p90: u64,
+    pub(crate) count: u64,
+    pub(crate) min: u64,
+    pub(crate) p50: u64,
+    pub(crate) p90: u64,
     /// `None` in a result written before p95 was recorded, rather than a false 0.
     #[serde(default)]
-    pub p95: Option<u64>,
-    pub p99: u64,
-    pub p999: u64,
-    pub max: u64,
-    pub mean: f64,
+    pub(crate) p95: Option<u64>,
+    pub(crate) p99: u64,
+    pub(crate) p999: u64,
+    pub(crate) max: u64,
+    pub(crate) mean: f64,
 }
 
 impl Percentiles {
-    pub fn of(h: &Histogram<u64>) -> Self {
+    pub(crate) fn of(h: &Histogram<u64>) -> Self {
         Percentiles {
             count: h.len(),
             min: h.min(),
@@ -129,28 +145,28 @@ impl Percentiles {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KindResult {
-    pub name: String,
-    pub sent: u64,
-    pub dropped: u64,
-    pub completed: u64,
-    pub unexpected: u64,
-    pub outcomes: BTreeMap<String, u64>,
-    pub transport_errors: Vec<String>,
-    pub latency: Percentiles,
-    pub service_time: Percentiles,
+pub(crate) struct KindResult {
+    pub(crate) name: String,
+    pub(crate) sent: u64,
+    pub(crate) dropped: u64,
+    pub(crate) completed: u64,
+    pub(crate) unexpected: u64,
+    pub(crate) outcomes: BTreeMap<String, u64>,
+    pub(crate) transport_errors: Vec<String>,
+    pub(crate) latency: Percentiles,
+    pub(crate) service_time: Percentiles,
     /// HdrHistogram V2 serialization, base64: latency from the intended send time, µs.
     pub latency_histogram: String,
-    pub service_time_histogram: String,
+    pub(crate) service_time_histogram: String,
 }
 
 /// One phase of the load profile: the target rate goes linearly from `from_rate` to `to_rate`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PhaseResult {
-    pub start_s: f64,
-    pub duration_s: f64,
-    pub from_rate: f64,
-    pub to_rate: f64,
+    pub(crate) start_s: f64,
+    pub(crate) duration_s: f64,
+    pub(crate) from_rate: f64,
+    pub(crate) to_rate: f64,
 }
 
 impl PhaseResult {
@@ -179,31 +195,31 @@ impl PhaseResult {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SecondResult {
-    pub second: u64,
-    pub sent: u64,
-    pub completed: u64,
-    pub unexpected: u64,
-    pub dropped: u64,
+pub(crate) struct SecondResult {
+    pub(crate) second: u64,
+    pub(crate) sent: u64,
+    pub(crate) completed: u64,
+    pub(crate) unexpected: u64,
+    pub(crate) dropped: u64,
     /// `None` for a second in which nothing completed (a full stall), never a misleading 0.
     pub p50_us: Option<u64>,
     /// Also `None` in a result written before p95 was recorded.
     #[serde(default)]
-    pub p95_us: Option<u64>,
-    pub p99_us: Option<u64>,
+    pub(crate) p95_us: Option<u64>,
+    pub(crate) p99_us: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Environment {
-    pub harness_version: String,
-    pub git_sha: Option<String>,
-    pub cpu_model: Option<String>,
-    pub cores: usize,
-    pub kernel: Option<String>,
+pub(crate) struct Environment {
+    pub(crate) harness_version: String,
+    pub(crate) git_sha: Option<String>,
+    pub(crate) cpu_model: Option<String>,
+    pub(crate) cores: usize,
+    pub(crate) kernel: Option<String>,
 }
 
 impl Environment {
-    pub fn detect() -> Self {
+    pub(crate) fn detect() -> Self {
         let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|info| {
@@ -235,14 +251,19 @@ impl Environment {
     }
 }
 
+/// Why a stored histogram (a `*_histogram` field of `result.json`) does not decode.
 #[derive(Debug, thiserror::Error)]
 pub enum HistogramError {
+    /// The text is not base64.
     #[error("histogram is not valid base64: {0}")]
     Base64(#[from] base64::DecodeError),
+    /// The bytes are not an HdrHistogram V2 serialization.
     #[error("histogram is not a valid HdrHistogram V2 serialization: {0}")]
     Decode(#[from] hdrhistogram::serialization::DeserializeError),
 }
 
+/// A histogram as `result.json` stores it: HdrHistogram V2, base64, whole, so that runs can be
+/// merged and compared later without loss.
 pub fn encode_histogram(h: &Histogram<u64>) -> String {
     let mut bytes = Vec::new();
     V2Serializer::new()
@@ -251,6 +272,7 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
     BASE64.encode(bytes)
 }
 
+/// The histogram `encode_histogram` stored.
 pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramError> {
     let bytes = BASE64.decode(text)?;
     Ok(Deserializer::new().deserialize(&mut bytes.as_slice())?)
@@ -287,22 +309,33 @@ pub fn write(path: &Path, result: &RunResult) -> Result<(), WriteError> {
 /// Why a stored result cannot be read back; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// The file could not be read.
     #[error("reading {path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// Not JSON, or not a result; serde's message carries the line and column.
     #[error("{path}: not a harness result: {source}")]
     Json {
+        /// The file.
         path: String,
+        /// The parser's message.
         source: serde_json::Error,
     },
+    /// Written in a schema version this harness does not read.
     #[error(
         "{path}: schema_version is {found}, but this harness reads version {SCHEMA_VERSION}; \
          render it with the harness that wrote it"
     )]
-    Schema { path: String, found: u32 },
+    Schema {
+        /// The file.
+        path: String,
+        /// Its `schema_version`.
+        found: u32,
+    },
 }
 
 /// Reads a `result.json` back, refusing one written in another schema version rather than
@@ -351,7 +384,7 @@ impl KindResult {
 
 impl LoadSummary {
     /// `target_rate` is what the schedule asked for, in requests per second.
-    pub fn from_report(report: &RunReport, target_rate: f64) -> Self {
+    pub(crate) fn from_report(report: &RunReport, target_rate: f64) -> Self {
         let kinds = &report.recorder.kinds;
         let sum = |f: fn(&KindStats) -> u64| kinds.iter().map(f).sum::<u64>();
         let sent = sum(|k| k.sent);
@@ -398,7 +431,7 @@ impl RunResult {
         }
     }
 
-    pub fn new(
+    pub(crate) fn new(
         scenario: ScenarioEcho,
         started: SystemTime,
         target_rate: f64,

@@ -13,18 +13,18 @@ use crate::scenario::{ClaimMetric, Execution};
 /// The experiment as `result.json` records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OverheadResult {
-    pub claim: ClaimResult,
+    pub(crate) claim: ClaimResult,
     /// Whether the arms took the load at the same time or in turn; results from before duets
     /// were all in turn.
     #[serde(default = "in_turn")]
     pub execution: Execution,
-    pub control: ArmResult,
-    pub treatment: ArmResult,
+    pub(crate) control: ArmResult,
+    pub(crate) treatment: ArmResult,
     /// The arms between them, in order; empty without attribution.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepArm>,
-    pub trials_per_arm: usize,
-    pub settle_s: f64,
+    pub(crate) trials_per_arm: usize,
+    pub(crate) settle_s: f64,
     /// Over every point of a sweep: FAIL if any fails, PASS only if all pass.
     pub verdict: Verdict,
     /// One without a sweep.
@@ -51,15 +51,15 @@ fn in_turn() -> Execution {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClaimResult {
-    pub metric: ClaimMetric,
+pub(crate) struct ClaimResult {
+    pub(crate) metric: ClaimMetric,
     /// The largest relative increase the claim allows, e.g. 0.01.
     pub bound: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ArmResult {
-    pub tracing: bool,
+pub(crate) struct ArmResult {
+    pub(crate) tracing: bool,
     /// Flags and environment the arm adds, as `engine: --flag value`, for the reader.
     pub extras: Vec<String>,
 }
@@ -68,9 +68,11 @@ pub struct ArmResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArmName {
+    /// The baseline arm, tracing off unless the scenario says otherwise.
     Control,
     /// The n-th arm between control and treatment (from 0), as [`OverheadResult::steps`] names it.
     Step(usize),
+    /// The arm whose cost is measured, tracing on unless the scenario says otherwise.
     Treatment,
 }
 
@@ -96,9 +98,9 @@ impl ArmName {
 /// An arm between control and treatment, and the part of tracing it adds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepArm {
-    pub name: String,
+    pub(crate) name: String,
     #[serde(flatten)]
-    pub arm: ArmResult,
+    pub(crate) arm: ArmResult,
 }
 
 /// The experiment at one setting (the only one without a sweep).
@@ -106,12 +108,12 @@ pub struct StepArm {
 pub struct PointResult {
     /// `KEY=VALUE` of the sweep at this point.
     pub setting: Option<String>,
-    pub trials: Vec<TrialResult>,
+    pub(crate) trials: Vec<TrialResult>,
     /// The second estimate, when the scenario asks for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<InstructionCounts>,
     #[serde(flatten)]
-    pub analysis: PointAnalysis,
+    pub(crate) analysis: PointAnalysis,
 }
 
 /// What the trials of one point say.
@@ -121,7 +123,7 @@ pub struct PointAnalysis {
     pub pairs: usize,
     /// Median CPU µs per request, all services together.
     pub control_cpu_us: Option<f64>,
-    pub treatment_cpu_us: Option<f64>,
+    pub(crate) treatment_cpu_us: Option<f64>,
     /// Relative difference in CPU per request, all services together.
     pub cpu: Option<Effect>,
     /// The same in absolute terms: CPU µs the treatment adds to each request.
@@ -130,8 +132,8 @@ pub struct PointAnalysis {
     pub services: BTreeMap<String, ServiceEffect>,
     /// Relative differences of the latency percentiles.
     pub p50: Option<Effect>,
-    pub p90: Option<Effect>,
-    pub p99: Option<Effect>,
+    pub(crate) p90: Option<Effect>,
+    pub(crate) p99: Option<Effect>,
     /// Where tracing's cost goes: what each arm of the chain adds to the one before it, the
     /// steps' arms first and the treatment last. Empty without steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -144,7 +146,7 @@ pub struct PointAnalysis {
     /// claim holds for requests costing at least this much (from the estimate; `_range` from the
     /// interval).
     pub break_even_us: Option<f64>,
-    pub break_even_range_us: Option<(f64, f64)>,
+    pub(crate) break_even_range_us: Option<(f64, f64)>,
 }
 
 impl PointAnalysis {
@@ -177,7 +179,7 @@ pub struct StepEffect {
 pub struct ServiceEffect {
     /// Median CPU µs per request in the control arm.
     pub control_cpu_us: Option<f64>,
-    pub relative: Option<Effect>,
+    pub(crate) relative: Option<Effect>,
     /// CPU µs per request the treatment adds to this service.
     pub cost_us: Option<Effect>,
     /// Median minor page faults per request in each arm, when both were read.
@@ -188,8 +190,8 @@ pub struct ServiceEffect {
 /// Minor page faults per request of one service in the control and the treatment.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FaultCounts {
-    pub control: f64,
-    pub treatment: f64,
+    pub(crate) control: f64,
+    pub(crate) treatment: f64,
 }
 
 impl FaultCounts {
@@ -208,13 +210,13 @@ impl FaultCounts {
 /// One trial: one arm under the scenario's whole load profile.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrialResult {
-    pub arm: ArmName,
+    pub(crate) arm: ArmName,
     /// The trial's pair: the n-th trial of each arm.
     pub pair: usize,
-    pub sent: u64,
-    pub unexpected: u64,
-    pub dropped: u64,
-    pub achieved_rate: f64,
+    pub(crate) sent: u64,
+    pub(crate) unexpected: u64,
+    pub(crate) dropped: u64,
+    pub(crate) achieved_rate: f64,
     /// CPU µs per request of each service over the trial and its settle time.
     pub cpu_us: BTreeMap<String, f64>,
     /// Their sum.
@@ -225,8 +227,8 @@ pub struct TrialResult {
     pub minor_faults: BTreeMap<String, f64>,
     /// Latency from the intended send time, µs.
     pub p50_us: u64,
-    pub p90_us: u64,
-    pub p99_us: u64,
+    pub(crate) p90_us: u64,
+    pub(crate) p99_us: u64,
     /// Peak resident memory of each service during the trial, bytes; where the kernel would not
     /// reset the peak (`/proc/<pid>/clear_refs`), over the process's life so far.
     pub peak_rss_bytes: BTreeMap<String, u64>,
@@ -239,12 +241,12 @@ pub struct TrialResult {
 pub struct InstructionCounts {
     /// Requests in each count, and their rate.
     pub requests: u64,
-    pub rate: f64,
+    pub(crate) rate: f64,
     /// One per repeat, on the same processes.
     pub counts: Vec<InstructionCount>,
     /// Medians over the repeats: instructions per request of all services together.
     pub control: Option<f64>,
-    pub treatment: Option<f64>,
+    pub(crate) treatment: Option<f64>,
     /// Per repeat `treatment / control − 1`, all services together.
     pub relative: Option<Spread>,
     /// Per repeat, the instructions the treatment adds to each request.
@@ -256,8 +258,8 @@ pub struct InstructionCounts {
 /// One count of both arms: instructions per request of each service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstructionCount {
-    pub control: BTreeMap<String, f64>,
-    pub treatment: BTreeMap<String, f64>,
+    pub(crate) control: BTreeMap<String, f64>,
+    pub(crate) treatment: BTreeMap<String, f64>,
 }
 
 impl InstructionCount {
@@ -270,9 +272,9 @@ impl InstructionCount {
 /// A value over a few repeats: their median and their range.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
-    pub median: f64,
-    pub low: f64,
-    pub high: f64,
+    pub(crate) median: f64,
+    pub(crate) low: f64,
+    pub(crate) high: f64,
 }
 
 /// A difference between the arms, with its interval.

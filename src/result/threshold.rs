@@ -9,7 +9,7 @@ use crate::format;
 /// The unit a metric's bound and measurement are in; also written to `result.json` so a reader
 /// knows what `measured` and `bound` mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Unit {
+pub(crate) enum Unit {
     #[serde(rename = "us")]
     Micros,
     #[serde(rename = "ratio")]
@@ -24,12 +24,12 @@ pub enum Unit {
 /// The outcome of one threshold, as reported and written to `result.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    pub expression: String,
+    pub(crate) expression: String,
     /// In `unit`; `None` when nothing was measured.
     pub measured: Option<f64>,
     /// In `unit`.
     pub bound: f64,
-    pub unit: Unit,
+    pub(crate) unit: Unit,
     /// `None` when nothing was measured: cannot tell, never a silent pass.
     pub passed: Option<bool>,
 }

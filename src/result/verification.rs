@@ -11,9 +11,9 @@ use crate::metrics::reconcile::Check;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VerificationResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traces: Option<TraceReport>,
+    pub(crate) traces: Option<TraceReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<MetricsReport>,
+    pub(crate) metrics: Option<MetricsReport>,
 }
 
 /// Metrics reconciliation, per source.
@@ -21,17 +21,17 @@ pub struct VerificationResult {
 pub struct MetricsReport {
     /// Every source agreed with the harness's counts.
     pub reconciled: bool,
-    pub sources: Vec<SourceReport>,
+    pub(crate) sources: Vec<SourceReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SourceReport {
-    pub source: String,
+pub(crate) struct SourceReport {
+    pub(crate) source: String,
     /// Why the source could not be read; its checks are then empty and it does not reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub passed: bool,
-    pub checks: Vec<Check>,
+    pub(crate) passed: bool,
+    pub(crate) checks: Vec<Check>,
 }
 
 /// The trace verification of a run, as `result.json` holds it.
@@ -39,7 +39,7 @@ pub struct SourceReport {
 pub struct TraceReport {
     /// Where the traces were looked up.
     pub source: String,
-    pub sampled: u64,
+    pub(crate) sampled: u64,
     /// Traces that arrived with every expected service and the whole chain.
     pub complete: u64,
     /// Traces that passed every check.
@@ -71,12 +71,14 @@ pub struct TraceReport {
     pub jaeger_ui: Option<String>,
 }
 
+/// A sampled request whose trace failed a check, with every failure found: what the report lists
+/// so that the trace can be looked up.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FailingTrace {
-    pub trace_id: String,
-    pub kind: String,
-    pub outcome: String,
-    pub failures: Vec<Failure>,
+    pub(crate) trace_id: String,
+    pub(crate) kind: String,
+    pub(crate) outcome: String,
+    pub(crate) failures: Vec<Failure>,
 }
 
 /// Which check failed.
@@ -91,17 +93,21 @@ pub enum CheckKind {
     Chain,
     /// A span's parent is not in the trace.
     Orphans,
+    /// A span of the chain lacks an expected attribute or has the wrong value.
     Attributes,
+    /// A span's status disagrees with the outcome the harness received (error for a failure).
     ErrorStatus,
+    /// The response's trace id header is missing or names another trace.
     ResponseHeader,
+    /// A service logged no line with the trace's id, or its log could not be read.
     Logs,
 }
 
 /// A failed check, with what was wrong in words a reader can act on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
-    pub check: CheckKind,
-    pub detail: String,
+    pub(crate) check: CheckKind,
+    pub(crate) detail: String,
 }
 
 /// As scenario files and `result.json` spell it: `chain`, `error_status`.

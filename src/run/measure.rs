@@ -28,9 +28,16 @@ pub(super) async fn drive(
         verifier,
         scrape_targets,
     };
-    match (target, mix) {
-        (Target::Http(url), PreparedMix::Http(kinds)) => {
-            let mut driver = HttpDriver::new(url.clone(), load.connections, load.timeout);
+    match mix {
+        PreparedMix::Http(kinds) => {
+            let mut driver = HttpDriver::new(
+                &target.base,
+                target.tls.clone(),
+                target.http,
+                load.connections,
+                load.timeout,
+            )
+            .map_err(|e| RunError::BadInput(e.to_string()))?;
             if let Some(name) = scenario
                 .verify
                 .traces
@@ -42,14 +49,16 @@ pub(super) async fn drive(
             }
             warm_up_and_run(scenario, Arc::new(driver), kinds, stop, quiet, verify).await
         }
-        (Target::Grpc(uri), PreparedMix::Grpc(kinds)) => {
-            let endpoint = tonic::transport::Endpoint::from(uri.clone());
-            let driver = Arc::new(GrpcDriver::new(endpoint, load.connections, load.timeout));
-            warm_up_and_run(scenario, driver, kinds, stop, quiet, verify).await
+        PreparedMix::Grpc(kinds) => {
+            let endpoint = tonic::transport::Endpoint::from(target.base.clone());
+            let driver = GrpcDriver::new(
+                &endpoint,
+                target.tls.clone(),
+                load.connections,
+                load.timeout,
+            );
+            warm_up_and_run(scenario, Arc::new(driver), kinds, stop, quiet, verify).await
         }
-        _ => Err(RunError::Incomplete(anyhow::anyhow!(
-            "the target and the prepared requests are for different protocols"
-        ))),
     }
 }
 

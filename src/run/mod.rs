@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     /// `--set KEY=VALUE`, in order, as given.
     pub overrides: Vec<String>,
+    /// `--target URL`: load an external system at this URL instead of launching one.
+    pub target: Option<Uri>,
     /// `--gateway URL`: load an external gateway instead of launching the system.
     pub gateway: Option<Uri>,
     /// `--engine URL`: load an external engine instead of launching the system.
@@ -80,7 +82,7 @@ pub async fn run(
     apply_flags(&mut scenario, options)?;
     let mut thresholds = threshold::parse_all(&scenario)?;
     thresholds.extend(threshold::implicit(&scenario, &thresholds));
-    let mix = plan::prepare(&scenario)?;
+    let mix = plan::prepare(&scenario, &plan::process_env)?;
     let outputs = Outputs::create(path, &scenario, options)?;
     if scenario.overhead.is_some() {
         let points = crate::overhead::points(path, &overrides, &scenario)?;
@@ -151,27 +153,34 @@ pub async fn run(
 /// where they do not apply.
 fn apply_flags(scenario: &mut Scenario, options: &RunOptions) -> Result<(), RunError> {
     let apis = &options.apis;
-    let elsewhere = options.gateway.is_some() || options.engine.is_some();
+    let elsewhere =
+        options.target.is_some() || options.gateway.is_some() || options.engine.is_some();
     if scenario.overhead.is_some()
         && (elsewhere || apis.jaeger.is_some() || apis.prometheus.is_some())
     {
         return Err(RunError::BadInput(format!(
             "{}: the overhead experiment launches its own two systems and verifies nothing; \
-             --gateway, --engine, --jaeger and --prometheus do not apply",
+             --target, --gateway, --engine, --jaeger and --prometheus do not apply",
             scenario.name
         )));
     }
     // --gateway / --engine switch to an external system whatever the file says, before anything
     // (the trace checks, the receiver's ports, the metrics sources) is chosen for the system.
     if elsewhere {
-        let (file_gateway, file_engine) = match &scenario.system {
-            System::External { gateway, engine } => (gateway.clone(), engine.clone()),
-            System::Managed(_) => (None, None),
+        let mut external = match &scenario.system {
+            System::External(external) => external.clone(),
+            System::Managed(_) => Box::default(),
         };
-        scenario.system = System::External {
-            gateway: options.gateway.clone().or(file_gateway),
-            engine: options.engine.clone().or(file_engine),
-        };
+        if let Some(target) = &options.target {
+            external.target = Some(target.clone());
+        }
+        if let Some(gateway) = &options.gateway {
+            external.gateway = Some(gateway.clone());
+        }
+        if let Some(engine) = &options.engine {
+            external.engine = Some(engine.clone());
+        }
+        scenario.system = System::External(external);
     }
     apis.apply(scenario);
     Ok(())
@@ -182,8 +191,10 @@ fn apply_flags(scenario: &mut Scenario, options: &RunOptions) -> Result<(), RunE
 pub fn check(path: &Path) -> Result<Scenario, RunError> {
     let scenario = scenario::load(path, &[]).map_err(|e| RunError::BadInput(e.to_string()))?;
     threshold::parse_all(&scenario)?;
+    // Environment variables are read when the run starts; here any value will do.
+    let any = |_: &str| Some(String::new());
     for point in crate::overhead::points(path, &[], &scenario)? {
-        plan::prepare(&point.scenario)?;
+        plan::prepare(&point.scenario, &any)?;
     }
     Ok(scenario)
 }

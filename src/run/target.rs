@@ -7,16 +7,22 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hyper::Uri;
 
-use crate::bundled::{self, fetch_url};
+use crate::bundled;
 use crate::exit::RunError;
+use crate::load::HttpVersion;
 use crate::scenario::{self, Protocol, Scenario, System};
 use crate::system::{ManagedSystem, ServiceLaunch, http_uri};
+use crate::tls::{TlsSpec, client_config};
 use crate::verify::Verifier;
 
-/// The address the load goes to.
-pub(super) enum Target {
-    Http(Uri),
-    Grpc(Uri),
+/// Where the load goes and how to connect to it.
+pub(super) struct Target {
+    /// `http(s)://host:port[/prefix]`: relative request URLs go below it; gRPC connects to it.
+    pub(super) base: Uri,
+    /// What `https://` connections trust and present.
+    pub(super) tls: rustls::ClientConfig,
+    /// Which HTTP versions to speak.
+    pub(super) http: HttpVersion,
 }
 
 /// The managed system (if the harness launched one), where the load goes, and where the services'
@@ -31,27 +37,21 @@ pub(super) async fn start_system(
     let protocol = scenario.load.protocol;
     let managed = match &scenario.system {
         System::Managed(managed) => managed,
-        System::External {
-            gateway: file_gateway,
-            engine: file_engine,
-        } => {
-            let target = match protocol {
-                Protocol::Http => {
-                    let base = file_gateway.clone().ok_or_else(|| {
-                        RunError::BadInput(
-                            "protocol http needs a gateway URL (--gateway or system.external.gateway)".into(),
-                        )
-                    })?;
-                    Target::Http(fetch_url(base)?)
-                }
-                Protocol::Grpc => Target::Grpc(file_engine.clone().ok_or_else(|| {
-                    RunError::BadInput(
-                        "protocol grpc needs an engine URL (--engine or system.external.engine)"
-                            .into(),
-                    )
-                })?),
+        System::External(external) => {
+            let base = external.base(protocol).cloned().ok_or_else(|| {
+                RunError::BadInput(format!(
+                    "protocol {} needs a target URL (--target or system.external.target)",
+                    protocol.name()
+                ))
+            })?;
+            let tls = client_config(&external.tls)
+                .map_err(|e| RunError::BadInput(format!("system.external.tls: {e}")))?;
+            reachable(&base).await?;
+            let target = Target {
+                base,
+                tls,
+                http: external.http,
             };
-            reachable(&target).await?;
             return Ok((None, target, None));
         }
     };
@@ -84,9 +84,15 @@ pub(super) async fn start_system(
             .map_err(|e| RunError::Incomplete(e.into()))
     };
     let gateway_http = address(&system.gateway, "http")?;
-    let target = match protocol {
-        Protocol::Http => Target::Http(fetch_url(http_uri(gateway_http)?)?),
-        Protocol::Grpc => Target::Grpc(http_uri(address(&system.engine, "grpc")?)?),
+    let base = match protocol {
+        Protocol::Http => http_uri(gateway_http)?,
+        Protocol::Grpc => http_uri(address(&system.engine, "grpc")?)?,
+    };
+    // The managed services listen on loopback without TLS.
+    let target = Target {
+        base,
+        tls: client_config(&TlsSpec::default()).map_err(|e| RunError::Incomplete(e.into()))?,
+        http: HttpVersion::Auto,
     };
     let scrape = (
         format!("http://{gateway_http}{}", bundled::GATEWAY_METRICS_ROUTE),
@@ -96,12 +102,14 @@ pub(super) async fn start_system(
 }
 
 /// Fails fast, before any load, when nothing listens at the target.
-async fn reachable(target: &Target) -> Result<(), RunError> {
-    let uri = match target {
-        Target::Http(uri) | Target::Grpc(uri) => uri,
-    };
+async fn reachable(uri: &Uri) -> Result<(), RunError> {
     let host = uri.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
-    let port = uri.port_u16().unwrap_or(80);
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let port = uri.port_u16().unwrap_or(default_port);
     let connect = tokio::net::TcpStream::connect((host, port));
     match tokio::time::timeout(Duration::from_secs(3), connect).await {
         Ok(Ok(_)) => Ok(()),

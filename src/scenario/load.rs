@@ -7,7 +7,15 @@ use super::model::{Arrivals, Load, Phase, Protocol};
 use super::read::{Cx, count, duration, index, integer, mapping, rate, sequence, word};
 use super::tree::{Node, Value};
 
-pub(super) fn load(cx: &mut Cx, node: &Node) -> Option<Load> {
+/// `implied` is the protocol the explicit request kinds speak, if any; `load.protocol` may then
+/// be left out. `known` says whether the requests were read (else a missing protocol is not
+/// reported, since the requests' own errors explain more).
+pub(super) fn load(
+    cx: &mut Cx,
+    node: &Node,
+    implied: Option<Protocol>,
+    known: bool,
+) -> Option<Load> {
     const KEYS: &[&str] = &[
         "protocol",
         "warmup",
@@ -19,14 +27,38 @@ pub(super) fn load(cx: &mut Cx, node: &Node) -> Option<Load> {
         "connections",
     ];
     let fields = mapping(cx, node, "load", Some(KEYS))?;
-    let protocol = fields.required(cx, "protocol").and_then(|n| {
-        word(
+    let written = fields.get("protocol").map(|n| {
+        let protocol = word(
             cx,
             n,
             "load.protocol",
             &[("http", Protocol::Http), ("grpc", Protocol::Grpc)],
-        )
+        )?;
+        if let Some(implied) = implied
+            && implied != protocol
+        {
+            return cx.err_none(
+                n.origin,
+                "load.protocol",
+                format!(
+                    "{} does not match the request kinds, which are {}",
+                    protocol.name(),
+                    implied.name()
+                ),
+            );
+        }
+        Some(protocol)
     });
+    let protocol = match (written, implied) {
+        (Some(written), _) => written,
+        (None, Some(implied)) => Some(implied),
+        (None, None) => {
+            if known {
+                fields.required(cx, "protocol");
+            }
+            None
+        }
+    };
     let warmup = fields.get("warmup").map_or(Some(Duration::ZERO), |n| {
         duration(cx, n, "load.warmup", false)
     });

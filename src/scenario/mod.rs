@@ -6,6 +6,7 @@
 //! file, and their errors name the `--set`), and semantic checks after parsing still know where
 //! every value came from.
 
+mod calls;
 mod checks;
 mod error;
 mod load;
@@ -14,8 +15,10 @@ mod overhead;
 mod read;
 mod requests;
 mod system;
+pub(crate) mod template;
 mod tree;
 mod validate;
+mod vars;
 
 use std::fmt;
 use std::path::Path;
@@ -24,9 +27,10 @@ use std::str::FromStr;
 pub(crate) use checks::bundled_trace_checks;
 pub(crate) use error::{At, Problem, ScenarioError};
 pub(crate) use model::{
-    Arm, Arrivals, ChainStep, Claim, ClaimMetric, ErrorRule, Execution, Expect, Instructions, Load,
-    Located, Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol, Relaunch,
-    SampleShare, Scenario, ServiceSpec, Sweep, System, TraceChecks, TraceSourceSpec,
+    Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, ErrorRule, Execution, HttpBody,
+    Instructions, Load, Located, Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol,
+    Relaunch, RequestKind, SampleShare, Scenario, ServiceSpec, Sweep, System, Template,
+    TraceChecks, TraceSourceSpec, Vars,
 };
 
 use read::{Cx, index, join};

@@ -312,12 +312,34 @@ pub enum System {
     /// The bundled engine and gateway, launched by the harness as child processes.
     Managed(Managed),
     /// An already running system. The URL the protocol needs is guaranteed present.
-    External {
-        /// `http://` URL of the gateway, for protocol http.
-        gateway: Option<Uri>,
-        /// `http://` URL of the engine's gRPC endpoint, for protocol grpc.
-        engine: Option<Uri>,
-    },
+    External(Box<External>),
+}
+
+/// An already running system. The URL the protocol needs is guaranteed present: `target`, or for
+/// the bundled system's names, `gateway` (http) or `engine` (grpc).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct External {
+    /// Where relative request URLs go and gRPC calls connect: `http(s)://host[:port][/prefix]`.
+    pub target: Option<Uri>,
+    /// The bundled gateway's URL, for protocol http when there is no `target`.
+    pub gateway: Option<Uri>,
+    /// The bundled engine's gRPC URL, for protocol grpc when there is no `target`.
+    pub engine: Option<Uri>,
+    /// What to trust (and present) on `https://` connections to the system.
+    pub tls: crate::tls::TlsSpec,
+    /// Which HTTP versions to speak.
+    pub http: crate::load::HttpVersion,
+}
+
+impl External {
+    /// The URL the load of `protocol` goes to.
+    pub fn base(&self, protocol: Protocol) -> Option<&Uri> {
+        let named = match protocol {
+            Protocol::Http => &self.gateway,
+            Protocol::Grpc => &self.engine,
+        };
+        self.target.as_ref().or(named.as_ref())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -337,10 +359,32 @@ pub struct ServiceSpec {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
-    /// JSON through the gateway.
+    /// HTTP requests (for the bundled shorthand: JSON through the gateway).
     Http,
-    /// Protobuf straight to the engine.
+    /// Unary gRPC calls (for the bundled shorthand: protobuf straight to the engine).
     Grpc,
+}
+
+impl Protocol {
+    /// As written in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+impl Call {
+    /// The protocol an explicit call speaks; `None` for the bundled shorthand, which speaks
+    /// `load.protocol`.
+    pub fn protocol(&self) -> Option<Protocol> {
+        match self {
+            Call::Bundled(_) => None,
+            Call::Http(_) => Some(Protocol::Http),
+            Call::Grpc(_) => Some(Protocol::Grpc),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -408,16 +452,87 @@ pub struct RequestKind {
     pub name: String,
     /// > 0; the kind's share is `weight / sum of weights`.
     pub weight: u32,
-    /// The request as JSON (gateway field names), possibly with `"{{var}}"` placeholders.
-    pub body: Value,
-    /// Values to draw from for each placeholder. Every placeholder in `body` has a non-empty entry
-    /// here and every entry is used.
-    pub vars: BTreeMap<String, Vec<String>>,
+    /// What the kind sends.
+    pub call: Call,
+    /// Values to draw from for each `{{var}}`. Every placeholder in `call` has values here and
+    /// every variable is used.
+    pub vars: Vars,
     pub expect: Expect,
     /// Threshold expressions for this kind only, unparsed, each with where it was written.
     pub thresholds: Vec<Located<String>>,
     /// This kind's trace sampling, instead of `verify.traces.sample`.
     pub trace_sample: Option<SampleShare>,
+}
+
+/// What one request kind sends. Every string in it is a template (`scenario::template`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Call {
+    /// The bundled API's shorthand (`body:`): a fetch request as JSON, sent to the gateway's
+    /// route or the engine's method as `load.protocol` says.
+    Bundled(Value),
+    /// Any HTTP request (`http:`).
+    Http(HttpCall),
+    /// Any unary gRPC method (`grpc:`).
+    Grpc(GrpcCall),
+}
+
+/// An `http:` request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpCall {
+    /// An HTTP method token, upper case as written (`GET`, `POST`, ...).
+    pub method: String,
+    /// Relative to the system's target URL, or absolute.
+    pub url: Template,
+    /// In the order written; names lower case.
+    pub headers: Vec<(String, Template)>,
+    pub body: HttpBody,
+}
+
+/// What an HTTP request carries.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HttpBody {
+    Empty,
+    /// A mapping or sequence, sent as JSON (`content-type: application/json` unless a header
+    /// says otherwise); its strings are templates.
+    Json(Value),
+    /// A string, sent as written after rendering.
+    Text(Template),
+    /// `body_file:` read when the scenario is, sent as is.
+    File(bytes::Bytes),
+}
+
+/// A `grpc:` call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GrpcCall {
+    /// The method, resolved in the compiled `.proto` files.
+    pub method: prost_reflect::MethodDescriptor,
+    /// The request message as JSON (proto3 JSON mapping); its strings are templates.
+    pub message: Value,
+    /// Request metadata, names lower case.
+    pub metadata: Vec<(String, Template)>,
+}
+
+/// A string with `{{var}}` and `${NAME}` parts, and where it was written, for errors found when
+/// the run renders it (an unset environment variable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    pub text: String,
+    /// `file:line:col: key.path`.
+    pub at: String,
+}
+
+/// The values `{{var}}` placeholders draw from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Vars {
+    #[default]
+    None,
+    /// `vars:`: each variable drawn on its own from its list.
+    Lists(BTreeMap<String, Vec<String>>),
+    /// `vars_file:` (CSV with a header row, or JSON lines): one row per request, in order.
+    Rows {
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
 }
 
 /// The outcome that counts as success for a kind; anything else is an error.
@@ -453,44 +568,40 @@ impl Scenario {
     }
 }
 
-impl RequestKind {
-    /// The body with every whole-string `"{{var}}"` (at any depth) replaced by a uniform draw from
-    /// `vars[var]`. A placeholder without values is left as is; validation rules that out for
-    /// parsed scenarios.
-    pub fn render(&self, rng: &mut impl Rng) -> Value {
-        if self.vars.is_empty() {
-            return self.body.clone();
+impl Vars {
+    /// How many distinct draws are worth rendering ahead: every row of a table (up to `cap`),
+    /// `cap` for lists, one when there is nothing to draw.
+    pub fn variants(&self, cap: usize) -> usize {
+        match self {
+            Vars::None => 1,
+            Vars::Lists(_) => cap,
+            Vars::Rows { rows, .. } => rows.len().clamp(1, cap),
         }
-        render_value(&self.body, &self.vars, rng)
     }
-}
 
-fn render_value(value: &Value, vars: &BTreeMap<String, Vec<String>>, rng: &mut impl Rng) -> Value {
-    match value {
-        Value::String(text) => placeholder(text)
-            .and_then(|var| vars.get(var))
-            .and_then(|values| values.choose(rng))
-            .map_or_else(|| value.clone(), |drawn| Value::String(drawn.clone())),
-        Value::Array(items) => Value::Array(
-            items
+    /// The values of draw number `i`: row `i` of a table, or one uniform pick per list.
+    pub fn draw(&self, i: usize, rng: &mut impl Rng) -> BTreeMap<String, String> {
+        match self {
+            Vars::None => BTreeMap::new(),
+            Vars::Lists(lists) => lists
                 .iter()
-                .map(|item| render_value(item, vars, rng))
+                .filter_map(|(name, values)| Some((name.clone(), values.choose(rng)?.clone())))
                 .collect(),
-        ),
-        Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(key, item)| (key.clone(), render_value(item, vars, rng)))
-                .collect(),
-        ),
-        _ => value.clone(),
+            Vars::Rows { columns, rows } => rows
+                .get(i % rows.len().max(1))
+                .map(|row| columns.iter().cloned().zip(row.iter().cloned()).collect())
+                .unwrap_or_default(),
+        }
     }
-}
 
-/// The variable name of a whole-string placeholder: `"{{symbol}}"` gives `symbol`.
-pub(crate) fn placeholder(text: &str) -> Option<&str> {
-    let name = text.strip_prefix("{{")?.strip_suffix("}}")?.trim();
-    (!name.is_empty() && name.bytes().all(is_var_byte)).then_some(name)
+    /// Whether `name` has values.
+    pub fn has(&self, name: &str) -> bool {
+        match self {
+            Vars::None => false,
+            Vars::Lists(lists) => lists.contains_key(name),
+            Vars::Rows { columns, .. } => columns.iter().any(|c| c == name),
+        }
+    }
 }
 
 /// `[A-Za-z0-9_]`: variable names.

@@ -29,6 +29,31 @@ impl Cx<'_> {
         }
     }
 
+    /// A path as written in the scenario, relative to the scenario file's directory.
+    pub(super) fn relative(&self, path: &str) -> std::path::PathBuf {
+        let path = std::path::Path::new(path);
+        match std::path::Path::new(self.source_name).parent() {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_owned(),
+        }
+    }
+
+    /// `file:line:col: key`, for values checked again when the run starts.
+    pub(super) fn position(&self, origin: Origin, key: &str) -> String {
+        format!("{}: {key}", self.at(origin))
+    }
+
+    /// Reports a problem, for use where a value is expected: always `None`.
+    pub(super) fn err_none<T>(
+        &mut self,
+        origin: Origin,
+        key: &str,
+        message: impl Into<String>,
+    ) -> Option<T> {
+        self.err(origin, key, message);
+        None
+    }
+
     pub(super) fn err(&mut self, origin: Origin, key: &str, message: impl Into<String>) {
         let at = self.at(origin);
         self.problems.push(Problem {

@@ -1,10 +1,13 @@
-//! The `requests:` section: the request kinds, their JSON bodies with `{{var}}` placeholders and
-//! the values those draw from, and the outcome each kind expects.
+//! The `requests:` section: the request kinds, each the bundled API's shorthand (`body:`) or a
+//! general `http:` or `grpc:` call, the values their `{{var}}` placeholders draw from, and the
+//! outcome each kind expects.
 
+use super::calls::{Placeholder, grpc, http, json};
 use super::checks::sample_share;
-use super::model::{Expect, RequestKind, is_var_byte, placeholder};
-use super::read::{Cx, index, integer, join, mapping, name, sequence, string, thresholds};
-use super::tree::{Node, Origin, Value};
+use super::model::{Call, Expect, Protocol, RequestKind};
+use super::read::{Cx, index, integer, join, mapping, name, sequence, thresholds};
+use super::tree::{Node, Value};
+use super::vars::{vars, vars_file};
 
 pub(super) fn requests(cx: &mut Cx, node: &Node) -> Option<Vec<RequestKind>> {
     let items = sequence(cx, node, "requests")?;
@@ -13,6 +16,7 @@ pub(super) fn requests(cx: &mut Cx, node: &Node) -> Option<Vec<RequestKind>> {
     }
     let before = cx.problems.len();
     let mut kinds: Vec<RequestKind> = Vec::with_capacity(items.len());
+    let mut explicit: Option<(Protocol, usize)> = None;
     for (i, item) in items.iter().enumerate() {
         let path = index("requests", i);
         let Some((kind, name_node)) = request(cx, item, &path) else {
@@ -28,6 +32,22 @@ pub(super) fn requests(cx: &mut Cx, node: &Node) -> Option<Vec<RequestKind>> {
                 ),
             );
         }
+        if let Some(protocol) = kind.call.protocol() {
+            match explicit {
+                Some((first, at)) if first != protocol => cx.err(
+                    item.origin,
+                    &path,
+                    format!(
+                        "every request kind of a scenario speaks one protocol: this one is {}, \
+                         requests[{at}] is {}",
+                        protocol.name(),
+                        first.name()
+                    ),
+                ),
+                Some(_) => {}
+                None => explicit = Some((protocol, i)),
+            }
+        }
         kinds.push(kind);
     }
     (cx.problems.len() == before).then_some(kinds)
@@ -39,7 +59,10 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
         "name",
         "weight",
         "body",
+        "http",
+        "grpc",
         "vars",
+        "vars_file",
         "expect",
         "thresholds",
         "trace_sample",
@@ -51,17 +74,21 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
         integer(cx, n, &fields.path("weight"), 1, u32::MAX.into())
             .and_then(|i| u32::try_from(i).ok())
     });
-    let vars = fields
-        .get("vars")
-        .map_or(Some(Vec::new()), |n| vars(cx, n, &fields.path("vars")));
-    let body = fields.required(cx, "body").and_then(|n| {
-        let mut placeholders = Vec::new();
-        if !matches!(n.value, Value::Map(_)) {
-            return cx.expected(n, &fields.path("body"), "a mapping (the request as JSON)");
+    let vars = match (fields.get("vars"), fields.get("vars_file")) {
+        (Some(_), Some(file)) => {
+            cx.err(
+                file.origin,
+                &fields.path("vars_file"),
+                "give vars or vars_file, not both",
+            );
+            None
         }
-        let body = json(cx, n, &fields.path("body"), &mut placeholders)?;
-        Some((body, placeholders))
-    });
+        (Some(n), None) => vars(cx, n, &fields.path("vars")),
+        (None, Some(n)) => vars_file(cx, n, &fields.path("vars_file")),
+        (None, None) => Some(Default::default()),
+    };
+    let mut placeholders = Vec::new();
+    let call = call(cx, node, &fields, path, &mut placeholders);
     let expect = fields.get("expect").map_or(Some(Expect::default()), |n| {
         expect(cx, n, &fields.path("expect"))
     });
@@ -71,26 +98,26 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
         None => None,
     };
 
-    let (body, placeholders) = body?;
-    let vars = vars?;
+    let call = call?;
+    let (vars, var_nodes) = vars?;
     let mut ok = true;
     for (var, origin, at) in &placeholders {
-        if !vars.iter().any(|(_, name, _)| name == var) {
-            let vars_path = fields.path("vars");
-            cx.err(
-                *origin,
-                at,
-                format!("\"{{{{{var}}}}}\" needs a non-empty {vars_path}.{var}"),
-            );
+        if !vars.has(var) {
+            let source = if fields.has("vars_file") {
+                format!("a column {var} in {}", fields.path("vars_file"))
+            } else {
+                format!("a non-empty {}", join(&fields.path("vars"), var))
+            };
+            cx.err(*origin, at, format!("\"{{{{{var}}}}}\" needs {source}"));
             ok = false;
         }
     }
-    for (key_node, var, _) in &vars {
+    for (origin, var, at) in &var_nodes {
         if !placeholders.iter().any(|(name, _, _)| name == var) {
             cx.err(
-                key_node.origin,
-                &join(&fields.path("vars"), var),
-                format!("unused: the body has no \"{{{{{var}}}}}\""),
+                *origin,
+                at,
+                format!("unused: the request has no \"{{{{{var}}}}}\""),
             );
             ok = false;
         }
@@ -98,11 +125,8 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
     let kind = RequestKind {
         name: name?,
         weight: weight?,
-        body,
-        vars: vars
-            .into_iter()
-            .map(|(_, name, values)| (name, values))
-            .collect(),
+        call,
+        vars,
         expect: expect?,
         thresholds,
         trace_sample,
@@ -110,39 +134,46 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
     ok.then_some((kind, name_node?))
 }
 
-/// The `vars` entries with their key nodes, each a non-empty list of strings.
-fn vars<'n>(
+/// Exactly one of `body`, `http` and `grpc`.
+fn call(
     cx: &mut Cx,
-    node: &'n Node,
+    node: &Node,
+    fields: &super::read::Fields<'_>,
     path: &str,
-) -> Option<Vec<(&'n Node, String, Vec<String>)>> {
-    let fields = mapping(cx, node, path, None)?;
-    let before = cx.problems.len();
-    let mut vars = Vec::new();
-    for &(key_node, var, value) in &fields.entries {
-        let var_path = join(path, var);
-        if !var.bytes().all(is_var_byte) {
-            cx.err(
-                key_node.origin,
-                &var_path,
-                "expected a name matching [A-Za-z0-9_]+",
-            );
-            continue;
-        }
-        let values = match &value.value {
-            Value::Seq(items) if !items.is_empty() => items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, item)| string(cx, item, &index(&var_path, i)))
-                .collect(),
-            _ => {
-                cx.expected::<()>(value, &var_path, "a non-empty sequence of strings");
-                continue;
+    placeholders: &mut Vec<Placeholder>,
+) -> Option<Call> {
+    let given: Vec<&str> = ["body", "http", "grpc"]
+        .into_iter()
+        .filter(|key| fields.has(key))
+        .collect();
+    match given.as_slice() {
+        ["body"] => {
+            let n = fields.get("body")?;
+            if !matches!(n.value, Value::Map(_)) {
+                return cx.expected(n, &fields.path("body"), "a mapping (the request as JSON)");
             }
-        };
-        vars.push((key_node, var.to_owned(), values));
+            json(cx, n, &fields.path("body"), placeholders).map(Call::Bundled)
+        }
+        ["http"] => {
+            http(cx, fields.get("http")?, &fields.path("http"), placeholders).map(Call::Http)
+        }
+        ["grpc"] => {
+            grpc(cx, fields.get("grpc")?, &fields.path("grpc"), placeholders).map(Call::Grpc)
+        }
+        _ => {
+            let got = if given.is_empty() {
+                "none".to_owned()
+            } else {
+                given.join(" and ")
+            };
+            cx.err(
+                node.origin,
+                path,
+                format!("expected exactly one of body, http, grpc, got {got}"),
+            );
+            None
+        }
     }
-    (cx.problems.len() == before).then_some(vars)
 }
 
 fn expect(cx: &mut Cx, node: &Node, path: &str) -> Option<Expect> {
@@ -166,75 +197,5 @@ fn expect(cx: &mut Cx, node: &Node, path: &str) -> Option<Expect> {
     Some(Expect {
         status: status?,
         code: code?,
-    })
-}
-
-/// A YAML subtree as JSON, collecting `(var, origin, path)` for each `"{{var}}"` string.
-fn json(
-    cx: &mut Cx,
-    node: &Node,
-    path: &str,
-    placeholders: &mut Vec<(String, Origin, String)>,
-) -> Option<serde_json::Value> {
-    use serde_json::Value as J;
-    Some(match &node.value {
-        Value::Null => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) => {
-            if let Ok(i) = i64::try_from(*i) {
-                J::from(i)
-            } else if let Ok(u) = u64::try_from(*i) {
-                J::from(u)
-            } else {
-                return cx.expected(node, path, "an integer that fits 64 bits");
-            }
-        }
-        Value::Float(x) => match serde_json::Number::from_f64(*x) {
-            Some(n) => J::Number(n),
-            None => return cx.expected(node, path, "a finite number"),
-        },
-        Value::Str(s) => {
-            if let Some(var) = placeholder(s) {
-                placeholders.push((var.to_owned(), node.origin, path.to_owned()));
-            } else if s.contains("{{") {
-                return cx.expected(
-                    node,
-                    path,
-                    "a whole-string placeholder such as \"{{symbol}}\"",
-                );
-            }
-            J::String(s.clone())
-        }
-        Value::Seq(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            let mut ok = true;
-            for (i, item) in items.iter().enumerate() {
-                match json(cx, item, &index(path, i), placeholders) {
-                    Some(v) => out.push(v),
-                    None => ok = false,
-                }
-            }
-            if !ok {
-                return None;
-            }
-            J::Array(out)
-        }
-        Value::Map(_) => {
-            let fields = mapping(cx, node, path, None)?;
-            let mut out = serde_json::Map::new();
-            let mut ok = true;
-            for &(_, key, value) in &fields.entries {
-                match json(cx, value, &join(path, key), placeholders) {
-                    Some(v) => {
-                        out.insert(key.to_owned(), v);
-                    }
-                    None => ok = false,
-                }
-            }
-            if !ok {
-                return None;
-            }
-            J::Object(out)
-        }
     })
 }

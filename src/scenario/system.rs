@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use hyper::Uri;
 
-use super::model::{Managed, Protocol, ServiceSpec, System};
-use super::read::{Cx, boolean, join, mapping, strings, text};
+use super::model::{External, Managed, Protocol, ServiceSpec, System};
+use super::read::{Cx, boolean, join, mapping, string, strings, text};
 use super::tree::{Node, Value};
+use crate::load::HttpVersion;
+use crate::tls::{Identity, TlsSpec};
 
 pub(super) fn system(cx: &mut Cx, node: &Node, protocol: Option<Protocol>) -> Option<System> {
     let fields = mapping(cx, node, "system", Some(&["managed", "external"]))?;
@@ -75,47 +77,104 @@ pub(super) fn service(cx: &mut Cx, node: Option<&Node>, path: &str) -> Option<Se
 
 fn external(cx: &mut Cx, node: &Node, protocol: Option<Protocol>) -> Option<System> {
     let path = "system.external";
-    let fields = mapping(cx, node, path, Some(&["gateway", "engine"]))?;
+    const KEYS: &[&str] = &["target", "gateway", "engine", "tls", "http_version"];
+    let fields = mapping(cx, node, path, Some(KEYS))?;
+    let before = cx.problems.len();
+    let target = fields
+        .get("target")
+        .and_then(|n| url(cx, n, &fields.path("target"), true));
     let gateway = fields
         .get("gateway")
-        .map(|n| url(cx, n, &fields.path("gateway")));
+        .and_then(|n| url(cx, n, &fields.path("gateway"), true));
     let engine = fields
         .get("engine")
-        .map(|n| url(cx, n, &fields.path("engine")));
-    let needed = match protocol {
-        Some(Protocol::Http) if gateway.is_none() => Some(("gateway", "http")),
-        Some(Protocol::Grpc) if engine.is_none() => Some(("engine", "grpc")),
-        _ => None,
+        .and_then(|n| url(cx, n, &fields.path("engine"), false));
+    let tls = fields.read_or(cx, "tls", TlsSpec::default(), tls);
+    let http = fields.read_or(cx, "http_version", HttpVersion::Auto, |cx, n, at| {
+        // `1.1` and `2` read as numbers in YAML: take any scalar's text.
+        match text(cx, n, at)?.as_str() {
+            "auto" => Some(HttpVersion::Auto),
+            "1.1" => Some(HttpVersion::Http1),
+            "2" => Some(HttpVersion::Http2),
+            _ => cx.expected(n, at, "auto, 1.1 or 2"),
+        }
+    });
+    if cx.problems.len() != before {
+        return None;
+    }
+    let external = External {
+        target,
+        gateway,
+        engine,
+        tls: tls?,
+        http: http?,
     };
-    if let Some((key, protocol)) = needed {
+    if let Some(protocol) = protocol
+        && external.base(protocol).is_none()
+    {
+        let named = match protocol {
+            Protocol::Http => "gateway",
+            Protocol::Grpc => "engine",
+        };
         cx.err(
             node.origin,
-            &fields.path(key),
-            format!("required when load.protocol is {protocol}"),
+            &fields.path("target"),
+            format!(
+                "required when load.protocol is {} (or {})",
+                protocol.name(),
+                fields.path(named)
+            ),
         );
         return None;
     }
-    // Outer `Some`: written; inner `None`: invalid, already reported.
-    let valid = |url: Option<Option<Uri>>| match url {
-        Some(None) => Err(()),
-        url => Ok(url.flatten()),
+    Some(System::External(Box::new(external)))
+}
+
+/// `tls:` of the system: what to trust and present on `https://` connections.
+pub(super) fn tls(cx: &mut Cx, node: &Node, path: &str) -> Option<TlsSpec> {
+    let fields = mapping(cx, node, path, Some(&["ca", "cert", "key", "insecure"]))?;
+    let file = |cx: &mut Cx, key: &str| {
+        let node = fields.get(key)?;
+        string(cx, node, &fields.path(key)).map(|name| cx.relative(&name))
     };
-    Some(System::External {
-        gateway: valid(gateway).ok()?,
-        engine: valid(engine).ok()?,
+    let ca = file(cx, "ca");
+    let cert = file(cx, "cert");
+    let key = file(cx, "key");
+    let insecure = fields.read_or(cx, "insecure", false, boolean);
+    let identity = match (cert, key) {
+        (Some(cert), Some(key)) => Some(Identity { cert, key }),
+        (None, None) => None,
+        _ => {
+            cx.err(
+                node.origin,
+                path,
+                "a client certificate needs both cert and key",
+            );
+            return None;
+        }
+    };
+    Some(TlsSpec {
+        ca,
+        identity,
+        insecure: insecure?,
     })
 }
 
-/// An `http://host:port` base URL; TLS is not supported by the load path.
-fn url(cx: &mut Cx, node: &Node, path: &str) -> Option<Uri> {
+/// An `http(s)://host:port` base URL, with a path prefix when `prefix` allows one.
+fn url(cx: &mut Cx, node: &Node, path: &str, prefix: bool) -> Option<Uri> {
     if let Value::Str(s) = &node.value
         && let Ok(uri) = s.parse::<Uri>()
-        && uri.scheme_str() == Some("http")
+        && matches!(uri.scheme_str(), Some("http" | "https"))
         && uri.authority().is_some()
-        && matches!(uri.path(), "" | "/")
+        && (prefix || matches!(uri.path(), "" | "/"))
         && uri.query().is_none()
     {
         return Some(uri);
     }
-    cx.expected(node, path, "an http:// URL such as http://127.0.0.1:8080")
+    let what = if prefix {
+        "an http:// or https:// URL such as https://127.0.0.1:8443 (a path prefix is allowed)"
+    } else {
+        "an http:// or https:// URL such as http://127.0.0.1:50051"
+    };
+    cx.expected(node, path, what)
 }

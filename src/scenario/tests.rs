@@ -4,8 +4,30 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 
-use super::model::{RequestKind, Verify};
+use super::model::{Expect, External, RequestKind, Verify};
 use super::*;
+
+/// The JSON body of a bundled-shorthand kind.
+fn body(kind: &RequestKind) -> &serde_json::Value {
+    match &kind.call {
+        Call::Bundled(body) => body,
+        other => panic!("a body: kind expected, got {other:?}"),
+    }
+}
+
+/// The values of `vars:` lists.
+fn lists(kind: &RequestKind) -> &std::collections::BTreeMap<String, Vec<String>> {
+    match &kind.vars {
+        Vars::Lists(lists) => lists,
+        other => panic!("vars: lists expected, got {other:?}"),
+    }
+}
+
+/// One request's body, its placeholders drawn as the plan draws them.
+fn render(kind: &RequestKind, rng: &mut StdRng) -> serde_json::Value {
+    let draw = kind.vars.draw(0, rng);
+    template::render_json(body(kind), &draw, &|_| None).expect("renders")
+}
 
 /// A small valid file; bad cases edit one line of it so positions stay easy to check.
 const BASE: &str = "\
@@ -90,10 +112,10 @@ fn base_parses_with_defaults() {
     assert_eq!(kind.name, "quote");
     assert_eq!(kind.weight, 1);
     assert_eq!(
-        kind.body,
+        *body(kind),
         json!({"symbols": ["{{symbol}}"], "source_id": "yahoo_finance"})
     );
-    assert_eq!(kind.vars["symbol"], ["AAPL", "MSFT"]);
+    assert_eq!(lists(kind)["symbol"], ["AAPL", "MSFT"]);
     assert_eq!(kind.expect, Expect::default());
     assert_eq!(kind.expect.code, tonic::Code::Ok);
     assert!(kind.thresholds.is_empty());
@@ -136,9 +158,12 @@ requests:
 thresholds: [\"error_rate < 1%\", \"rps > 10\"]
 ";
     let s = parse("full.yaml", text, &[]).expect("valid");
-    let System::External { gateway, engine } = &s.system else {
+    let System::External(external) = &s.system else {
         panic!("external expected: {:?}", s.system);
     };
+    let External {
+        gateway, engine, ..
+    } = external.as_ref();
     assert_eq!(
         gateway.as_ref().map(|u| u.to_string()).as_deref(),
         Some("http://127.0.0.1:8080/")
@@ -173,12 +198,12 @@ thresholds: [\"error_rate < 1%\", \"rps > 10\"]
     assert_eq!(s.total_weight(), 3 + u64::from(u32::MAX));
     let a = &s.requests[0];
     assert_eq!(
-        a.body,
+        *body(a),
         json!({"window": 1000, "nested": {"deep": [1, "{{x}}", {"y": "{{ y }}"}], "f": 1.5, "n": null, "t": true}})
     );
-    assert_eq!(a.vars["x"], ["1", "two"]);
+    assert_eq!(lists(a)["x"], ["1", "two"]);
     assert_eq!(
-        a.vars["y"],
+        lists(a)["y"],
         ["NO"],
         "YAML 1.2 booleans only: NO stays a string"
     );
@@ -190,7 +215,7 @@ thresholds: [\"error_rate < 1%\", \"rps > 10\"]
         }
     );
     assert_eq!(texts(&a.thresholds), ["p(99) < 50ms"]);
-    assert_eq!(s.requests[1].body, json!({}));
+    assert_eq!(*body(&s.requests[1]), json!({}));
     assert_eq!(texts(&s.thresholds), ["error_rate < 1%", "rps > 10"]);
 }
 
@@ -229,7 +254,7 @@ fn bad_files_say_where_and_what() {
         ),
         (
             &[("    weight: 1", "    weight: 1\n    wieght: 2")],
-            "x.yaml:11:5: requests[0].wieght: unknown key; expected one of: name, weight, body, vars, expect, thresholds, trace_sample",
+            "x.yaml:11:5: requests[0].wieght: unknown key; expected one of: name, weight, body, http, grpc, vars, vars_file, expect, thresholds, trace_sample",
         ),
         (
             &[("  protocol: http", "  protocol: http\n  protocol: grpc")],
@@ -320,15 +345,15 @@ fn bad_files_say_where_and_what() {
                 "vars: {symbol: [AAPL, MSFT]}",
                 "vars: {symbol: [AAPL], venue: [X]}",
             )],
-            "x.yaml:12:28: requests[0].vars.venue: unused: the body has no \"{{venue}}\"",
+            "x.yaml:12:28: requests[0].vars.venue: unused: the request has no \"{{venue}}\"",
         ),
         (
             &[("vars: {symbol: [AAPL, MSFT]}", "vars: {symbol: []}")],
             "x.yaml:12:20: requests[0].vars.symbol: expected a non-empty sequence of strings, got an empty sequence",
         ),
         (
-            &[("[\"{{symbol}}\"]", "[\"x-{{symbol}}\"]")],
-            "x.yaml:11:22: requests[0].body.symbols[0]: expected a whole-string placeholder such as \"{{symbol}}\", got \"x-{{symbol}}\"",
+            &[("[\"{{symbol}}\"]", "[\"x-{{symbol\"]")],
+            "x.yaml:11:22: requests[0].body.symbols[0]: unclosed \"{{\" in \"x-{{symbol\"",
         ),
         (
             &[("{status: 200}", "{status: 200, code: TEAPOT}")],
@@ -351,12 +376,12 @@ fn bad_files_say_where_and_what() {
             "x.yaml:3:3: system: expected exactly one of managed, external, got neither",
         ),
         (
-            &[("  managed: {}", "  external: {gateway: https://h:1}")],
-            "x.yaml:3:23: system.external.gateway: expected an http:// URL such as http://127.0.0.1:8080, got \"https://h:1\"",
+            &[("  managed: {}", "  external: {gateway: ftp://h:1}")],
+            "x.yaml:3:23: system.external.gateway: expected an http:// or https:// URL such as https://127.0.0.1:8443 (a path prefix is allowed), got \"ftp://h:1\"",
         ),
         (
             &[("  managed: {}", "  external: {engine: http://h:1}")],
-            "x.yaml:3:13: system.external.gateway: required when load.protocol is http",
+            "x.yaml:3:13: system.external.target: required when load.protocol is http (or system.external.gateway)",
         ),
         (
             &[("  managed: {}", "  managed: {tracing: maybe}")],
@@ -456,7 +481,7 @@ fn set_overrides_values_and_errors_name_the_set() {
         ]
     );
     assert_eq!(s.load.warmup, Duration::from_millis(1500));
-    assert_eq!(s.requests[0].vars["symbol"], ["AAPL", "MSFT", "NVDA"]);
+    assert_eq!(lists(&s.requests[0])["symbol"], ["AAPL", "MSFT", "NVDA"]);
     assert_eq!(s.requests[0].expect.code, tonic::Code::NotFound);
     assert_eq!(texts(&s.thresholds), ["p(99) < 50ms"]);
     let System::Managed(m) = s.system else {
@@ -544,7 +569,9 @@ fn render_draws_every_placeholder_from_its_vars() {
     let mut rng = StdRng::seed_from_u64(7);
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..200 {
-        let body = kind.render(&mut rng);
+        let body = render(kind, &mut rng);
+        // One draw per request: every use of a variable in it gets the same value.
+        assert_eq!(body["symbols"][0], body["symbols"][1], "{body}");
         for symbol in [
             &body["symbols"][0],
             &body["symbols"][1],
@@ -563,16 +590,17 @@ fn render_draws_every_placeholder_from_its_vars() {
     // Same seed, same sequence of bodies: runs are repeatable.
     let draw = |seed| {
         let mut rng = StdRng::seed_from_u64(seed);
-        (0..20).map(|_| kind.render(&mut rng)).collect::<Vec<_>>()
+        (0..20).map(|_| render(kind, &mut rng)).collect::<Vec<_>>()
     };
     assert_eq!(draw(1), draw(1));
 
     // No vars: the body as is.
     let plain = RequestKind {
+        call: Call::Bundled(json!({"symbols": ["AAPL"], "keep": "{x}"})),
         vars: Default::default(),
         ..kind.clone()
     };
-    assert_eq!(plain.render(&mut rng), plain.body);
+    assert_eq!(render(&plain, &mut rng), *body(&plain));
 }
 
 #[test]

@@ -33,13 +33,20 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
         Some(node) => string(cx, node, "description"),
         None => Some(String::new()),
     };
-    let load = fields.required(cx, "load").and_then(|n| load::load(cx, n));
-    let system = fields
-        .required(cx, "system")
-        .and_then(|n| system::system(cx, n, load.as_ref().map(|l| l.protocol)));
     let requests = fields
         .required(cx, "requests")
         .and_then(|n| requests::requests(cx, n));
+    // Explicit request kinds say the protocol; the bundled shorthand needs `load.protocol`.
+    let implied = requests
+        .iter()
+        .flatten()
+        .find_map(|kind| kind.call.protocol());
+    let load = fields
+        .required(cx, "load")
+        .and_then(|n| load::load(cx, n, implied, requests.is_some()));
+    let system = fields
+        .required(cx, "system")
+        .and_then(|n| system::system(cx, n, load.as_ref().map(|l| l.protocol)));
     let thresholds = thresholds(cx, fields.get("thresholds"), "thresholds");
     // The defaults of the checks depend on the protocol and the kind of system.
     let verify = match (fields.get("verify"), &load, &system) {

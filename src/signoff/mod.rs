@@ -29,17 +29,23 @@ use suite::{Expect, Suite};
 pub struct SignoffOptions {
     /// Results go to `out_dir/<suite name>/`.
     pub out_dir: PathBuf,
+    /// One JUnit file over the whole suite, a testsuite per scenario, when given.
     pub junit: Option<PathBuf>,
+    /// No progress lines on stderr.
     pub quiet: bool,
 }
 
 /// A sign-off that ran (perhaps interrupted) and wrote its files.
 pub struct SignedOff {
+    /// What was written to `signoff.json`; its `exit_code` is the process's.
     pub record: SignoffRecord,
+    /// The `signoff.html` written, for the command line to point at.
     pub html: PathBuf,
+    /// The `signoff.json` written.
     pub json: PathBuf,
 }
 
+/// Why a sign-off could not run or could not write its files; the variant decides the exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum SignoffError {
     /// Exit 2: the suite or one of its scenarios is wrong; nothing ran.
@@ -48,9 +54,12 @@ pub enum SignoffError {
     /// Exit 3: the sign-off's own files could not be written.
     #[error(transparent)]
     Write(#[from] ReportError),
+    /// Exit 3: the suite's output directory could not be created; nothing ran.
     #[error("creating the output directory {}: {source}", path.display())]
     OutputDir {
+        /// `out_dir/<suite name>`.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
 }

@@ -13,33 +13,37 @@ use crate::run::Finished;
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// A whole sign-off, as `signoff.json` holds it: the suite, every scenario's outcome and the
+/// verdict over them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignoffRecord {
-    pub schema_version: u32,
-    pub suite: SuiteEcho,
+    pub(crate) schema_version: u32,
+    pub(crate) suite: SuiteEcho,
     /// Over every scenario, expectations applied.
     pub verdict: Verdict,
     /// The process's exit code, 0, 1 or 3: that of the worst scenario, expectations applied (see
     /// [`ScenarioOutcome::exit_contribution`]).
     pub exit_code: u8,
-    pub started_at_unix_ms: u64,
-    pub duration_s: f64,
-    pub environment: Environment,
-    pub scenarios: Vec<ScenarioOutcome>,
+    pub(crate) started_at_unix_ms: u64,
+    pub(crate) duration_s: f64,
+    pub(crate) environment: Environment,
+    pub(crate) scenarios: Vec<ScenarioOutcome>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SuiteEcho {
-    pub name: String,
-    pub description: String,
-    pub path: String,
+pub(crate) struct SuiteEcho {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) path: String,
 }
 
 /// A scenario's verdict, or the sign-off's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Verdict {
+    /// Every threshold and check passed (and an overhead claim held).
     Pass,
+    /// A threshold or check failed, or an overhead claim did not hold.
     Fail,
     /// An overhead claim the experiment could not decide.
     Inconclusive,
@@ -66,10 +70,11 @@ impl Verdict {
 /// One scenario of the sign-off.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioOutcome {
+    /// The scenario's `name`: its results are in `<suite dir>/<name>/`.
     pub name: String,
     /// As given to `harness run`.
     pub path: String,
-    pub expect: Expect,
+    pub(crate) expect: Expect,
     /// What the scenario's run found, before expectations.
     pub verdict: Verdict,
     /// `harness run`'s exit code for it; `None` when it did not run.
@@ -79,12 +84,12 @@ pub struct ScenarioOutcome {
     /// Why it counts as it does, when that is not plain: "failed as expected", "expected to fail
     /// but passed", the reason a run did not complete.
     pub note: Option<String>,
-    pub duration_s: f64,
+    pub(crate) duration_s: f64,
     /// Relative to `signoff.json`.
     pub result: Option<String>,
     /// The HTML report, relative to `signoff.json`, when the run wrote one.
     pub report: Option<String>,
-    pub figures: Option<Figures>,
+    pub(crate) figures: Option<Figures>,
     /// Thresholds that failed, as the summary prints them: `p(99) < 100ms: 969.73ms ✗`.
     pub failed_thresholds: Vec<String>,
 }
@@ -92,20 +97,20 @@ pub struct ScenarioOutcome {
 /// The numbers a reader of the sign-off looks at first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figures {
-    pub target_rate: f64,
-    pub achieved_rate: f64,
+    pub(crate) target_rate: f64,
+    pub(crate) achieved_rate: f64,
     /// Latency from the intended send time, µs; `None` when nothing completed.
     pub p99_us: Option<u64>,
     /// Unexpected outcomes and unanswered requests over requests sent; `None` with none sent.
     pub error_rate: Option<f64>,
-    pub overhead: Option<OverheadFigure>,
+    pub(crate) overhead: Option<OverheadFigure>,
 }
 
 /// The overhead claim, when the scenario is an experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OverheadFigure {
-    pub verdict: overhead::Verdict,
-    pub bound: f64,
+    pub(crate) verdict: overhead::Verdict,
+    pub(crate) bound: f64,
     /// The judged effect of the first point: estimate and 95% interval, relative.
     pub estimate: Option<overhead::Effect>,
 }

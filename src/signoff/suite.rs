@@ -34,8 +34,8 @@ pub enum Expect {
 pub struct Suite {
     /// `[a-z0-9_-]+`: results go to `OUT/<name>/`.
     pub name: String,
-    pub description: String,
-    pub scenarios: Vec<Entry>,
+    pub(crate) description: String,
+    pub(crate) scenarios: Vec<Entry>,
 }
 
 /// One scenario of a suite.
@@ -43,7 +43,7 @@ pub struct Suite {
 pub struct Entry {
     /// Resolved against the suite file's directory.
     pub path: PathBuf,
-    pub expect: Expect,
+    pub(crate) expect: Expect,
     /// Where the entry's path is written, for errors about the scenario it names.
     pub at: At,
 }
@@ -51,14 +51,21 @@ pub struct Entry {
 /// Why a suite file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
+    /// The file could not be read.
     #[error("{}: {source}", path.display())]
     Read {
+        /// The suite file.
         path: PathBuf,
+        /// What the file system said.
         #[source]
         source: std::io::Error,
     },
+    /// The file was read but is wrong.
     #[error("{}", problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("\n"))]
-    Invalid { problems: Vec<Problem> },
+    Invalid {
+        /// Every problem found, each naming file:line:col and the field; one per line.
+        problems: Vec<Problem>,
+    },
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,8 @@ pub mod poll;
 pub mod receiver;
 
 pub use jaeger::{JaegerApi, JaegerSource};
-pub use model::{AttrValue, Span, SpanId, SpanKind, SpanStatus, Trace, TraceId};
+pub(crate) use model::{AttrValue, SpanStatus};
+pub use model::{Span, SpanId, SpanKind, Trace, TraceId};
 pub use poll::{Polled, wait_for};
 pub use receiver::{Receiver, ReceiverConfig, ReceiverError, ReceiverHandle, ReceiverStats};
 
@@ -29,15 +30,33 @@ pub trait TraceSource: Send + Sync {
 /// Why a source could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// No answer: refused, timed out or cut off.
     #[error("cannot reach {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// Why there was no answer (`no answer within 200ms`).
+        reason: String,
+    },
+    /// An answer that is not the API's: a status it does not give for a trace it has or lacks, its
+    /// own error object, or, when detecting the API, no Jaeger JSON on either path.
     #[error("{url} answered HTTP {status}, expected {expected}: {body}")]
     Status {
+        /// The URL asked.
         url: String,
+        /// The HTTP status of the answer.
         status: u16,
+        /// What the API should have answered, for the reader to tell which API was asked.
         expected: &'static str,
+        /// The start of the body, or Jaeger's own error message, shortened to be quoted.
         body: String,
     },
+    /// A success status with a body that is not the API's JSON, or has a field that does not fit.
     #[error("{url}: unexpected response: {detail}")]
-    Malformed { url: String, detail: String },
+    Malformed {
+        /// The URL asked.
+        url: String,
+        /// What did not fit, with its JSON path.
+        detail: String,
+    },
 }

@@ -17,8 +17,8 @@ pub struct SpanId(pub u64);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{text:?} is not a {bits}-bit hex id")]
 pub struct BadId {
-    pub text: String,
-    pub bits: u32,
+    pub(crate) text: String,
+    pub(crate) bits: u32,
 }
 
 impl fmt::Display for TraceId {
@@ -85,11 +85,17 @@ impl SpanId {
 /// OTLP span kinds (Jaeger v1 spells them as a `span.kind` tag).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SpanKind {
+    /// No kind given; a chain step never expects it.
     Unspecified,
+    /// Work inside a service, neither side of a call.
     Internal,
+    /// The callee's side of a synchronous call (the gateway's HTTP span, the engine's gRPC span).
     Server,
+    /// The caller's side of a synchronous call (the gateway's gRPC call to the engine).
     Client,
+    /// The sender's side of an asynchronous message.
     Producer,
+    /// The receiver's side of an asynchronous message.
     Consumer,
 }
 
@@ -114,7 +120,7 @@ impl fmt::Display for SpanKind {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SpanStatus {
+pub(crate) enum SpanStatus {
     Unset,
     Ok,
     Error,
@@ -123,7 +129,7 @@ pub enum SpanStatus {
 /// An attribute value. Arrays, maps and bytes are kept as their JSON text: checks compare
 /// scalars only.
 #[derive(Clone, Debug, PartialEq)]
-pub enum AttrValue {
+pub(crate) enum AttrValue {
     String(String),
     Bool(bool),
     Int(i64),
@@ -145,24 +151,24 @@ impl fmt::Display for AttrValue {
 /// One span, with its service resolved from the resource (or Jaeger process) it came with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Span {
-    pub trace_id: TraceId,
-    pub span_id: SpanId,
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
     /// `None` for a root; a parent in another process is still `Some`.
     pub parent: Option<SpanId>,
     /// The `service.name` resource attribute; empty when the source gave none.
     pub service: String,
-    pub name: String,
-    pub kind: SpanKind,
-    pub status: SpanStatus,
-    pub attributes: BTreeMap<String, AttrValue>,
-    pub start_unix_nanos: u64,
-    pub end_unix_nanos: u64,
+    pub(crate) name: String,
+    pub(crate) kind: SpanKind,
+    pub(crate) status: SpanStatus,
+    pub(crate) attributes: BTreeMap<String, AttrValue>,
+    pub(crate) start_unix_nanos: u64,
+    pub(crate) end_unix_nanos: u64,
 }
 
 /// The spans of one trace, in no particular order (sources do not sort them topologically).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Trace {
-    pub spans: Vec<Span>,
+    pub(crate) spans: Vec<Span>,
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ pub struct Polled {
     pub complete_at: Option<Instant>,
     /// The most recent source error, kept even when a later attempt succeeded.
     pub last_error: Option<SourceError>,
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 /// Fetches `id` until `is_complete` holds or `deadline` passes, with exponential backoff (50 ms

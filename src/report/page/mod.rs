@@ -1,6 +1,6 @@
 //! The run report (`report.html`): a view model of a [`RunResult`] with every value already
 //! formatted for display, rendered by `templates/run.html`. Sections appear only when the result
-//! has their data; the charts come from [`super::chart`].
+//! has their data; the charts come from `report::chart`.
 //!
 //! This module holds the page and its general sections (verdict, scenario, load, thresholds,
 //! outcomes); `latency` draws the percentile spectra and the timeline, `verification` the trace

@@ -11,8 +11,8 @@ use serde_json::Value;
 pub struct ParseError {
     /// Where, as `$.result.resourceSpans[0].scopeSpans[0].spans[3].spanId`.
     pub path: String,
-    pub expected: &'static str,
-    pub found: String,
+    pub(crate) expected: &'static str,
+    pub(crate) found: String,
 }
 
 #[derive(Clone, Copy)]

@@ -17,18 +17,23 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::Url;
+use reqwest::header::HeaderMap;
 
 pub use json::ParseError;
 
 use super::{SourceError, Span, Trace, TraceId, TraceSource};
+use crate::tls::TlsSpec;
 
 /// Which query API to use. `Auto` asks v3 first, since v1 is internal to Jaeger's UI and
 /// losing endpoints, and falls back to v1 for Jaeger versions without v3.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum JaegerApi {
+    /// v3, falling back to v1 when the first answer shows no v3 there.
     #[default]
     Auto,
+    /// `/api/v3/traces/{id}`: the stable API, OTLP JSON.
     V3,
+    /// `/api/traces/{id}`: the UI's internal API, for Jaeger versions without v3.
     V1,
 }
 
@@ -62,10 +67,20 @@ impl fmt::Display for JaegerApi {
 /// Why a [`JaegerSource`] could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum JaegerError {
+    /// The Jaeger URL (`--jaeger` or the scenario's) is not an `http://` base URL (exit 2).
     #[error("Jaeger query URL {url:?}: {problem}; expected http://HOST[:PORT][/BASE-PATH]")]
-    BadUrl { url: String, problem: String },
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The HTTP client could not be built.
     #[error("cannot set up the HTTP client for Jaeger: {0}")]
     Client(#[source] reqwest::Error),
+    #[error("cannot set up TLS for Jaeger: {0}")]
+    /// The TLS files given for Jaeger could not be used (exit 2).
+    Tls(#[source] crate::tls::TlsError),
 }
 
 /// What one answer of a query API says, once its JSON is read.
@@ -74,7 +89,12 @@ pub enum Answer {
     /// The spans in the answer, of every trace it holds: a v3 result may hold several.
     Spans(Vec<Span>),
     /// Jaeger's own error object (v3) or `errors` list (v1); `code` is the HTTP status it states.
-    Error { code: Option<u16>, message: String },
+    Error {
+        /// The status Jaeger states in the body, which may differ from the response's.
+        code: Option<u16>,
+        /// Jaeger's message, shown as it is.
+        message: String,
+    },
 }
 
 /// Why a body was not read as an answer of an API.
@@ -84,7 +104,9 @@ pub enum Refusal {
     /// Jaeger, serves that path. This is what detection falls back on.
     #[error("expected {expected}, found {found}")]
     Foreign {
+        /// The API that was expected, as the error names it.
         expected: &'static str,
+        /// What came instead: `an empty body`, or the start of the body (at most 200 characters).
         found: String,
     },
     /// That API's JSON, with a field that does not fit.
@@ -178,7 +200,8 @@ impl JaegerSource {
         request_timeout: Duration,
     ) -> Result<Self, JaegerError> {
         let base = checked_base(base_url)?;
-        let client = reqwest::Client::builder()
+        let client = crate::tls::api_client(&TlsSpec::default(), HeaderMap::new())
+            .map_err(JaegerError::Tls)?
             .timeout(request_timeout)
             .build()
             .map_err(JaegerError::Client)?;

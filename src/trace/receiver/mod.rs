@@ -73,8 +73,9 @@ impl Default for ReceiverConfig {
 pub struct ReceiverStats {
     /// Export requests decoded, over either protocol.
     pub batches: u64,
+    /// Every span decoded, whatever became of it.
     pub spans_received: u64,
-    pub spans_kept: u64,
+    pub(crate) spans_kept: u64,
     /// Spans of traces nobody registered.
     pub spans_unwanted: u64,
     /// Spans dropped because their trace already held `max_spans_per_trace`.
@@ -91,21 +92,31 @@ pub struct ReceiverStats {
 /// Why the receiver could not start, or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiverError {
+    /// A listener could not be bound (the port is taken, or not allowed).
     #[error("binding the OTLP {protocol} listener on {addr}: {source}")]
     Bind {
+        /// `gRPC` or `HTTP`.
         protocol: &'static str,
+        /// The address asked for.
         addr: SocketAddr,
+        /// What the operating system said.
         source: std::io::Error,
     },
+    /// The receiver's own thread and runtime, which keep it apart from the load's, could not start.
     #[error("starting the OTLP receiver's runtime: {0}")]
     Runtime(std::io::Error),
+    /// A server stopped with an error while it ran.
     #[error("the OTLP {protocol} server failed: {reason}")]
     Serve {
+        /// `gRPC` or `HTTP`.
         protocol: &'static str,
+        /// The server's error.
         reason: String,
     },
+    /// Shutdown waited this long for open exports, then dropped them.
     #[error("the OTLP receiver did not stop within {0:?}; open connections were dropped")]
     ShutdownTimeout(Duration),
+    /// The receiver's thread ended (panicked) without a word on how it stopped.
     #[error("the OTLP receiver's thread ended without reporting how it stopped")]
     Vanished,
 }

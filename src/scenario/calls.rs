@@ -1,0 +1,341 @@
+//! What a request kind sends: the general `http:` (any method, URL, headers and body) and `grpc:`
+//! (any unary method of a `.proto` compiled when the scenario is read, its message as JSON)
+//! calls, and the JSON and template fields they and the bundled `body:` are made of.
+
+use std::path::PathBuf;
+
+use super::model::{GrpcCall, HttpBody, HttpCall, Template};
+use super::read::index;
+use super::read::{Cx, join, mapping, string};
+use super::template;
+use super::tree::{Node, Origin, Value};
+
+/// A `{{var}}` found in a request: its name, and where it was written.
+pub(super) type Placeholder = (String, Origin, String);
+
+/// The most a `body_file:` or `.proto` file may hold.
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
+pub(super) fn http(
+    cx: &mut Cx,
+    node: &Node,
+    path: &str,
+    placeholders: &mut Vec<Placeholder>,
+) -> Option<HttpCall> {
+    const KEYS: &[&str] = &["method", "url", "headers", "body", "body_file"];
+    let fields = mapping(cx, node, path, Some(KEYS))?;
+    let method = fields.read_or(cx, "method", "GET".to_owned(), |cx, n, at| match &n.value {
+        Value::Str(s) if hyper::Method::from_bytes(s.as_bytes()).is_ok() => Some(s.clone()),
+        _ => cx.expected(n, at, "an HTTP method such as GET or POST"),
+    });
+    let url = fields.required(cx, "url").and_then(|n| {
+        let at = fields.path("url");
+        let text = template_text(cx, n, &at, placeholders)?;
+        let absolute = text.starts_with("http://") || text.starts_with("https://");
+        if !(absolute || text.starts_with('/')) {
+            return cx.expected(
+                n,
+                &at,
+                "a path such as /v2/quote (relative to the system's target) or an http:// or https:// URL",
+            );
+        }
+        Some(Template {
+            at: cx.position(n.origin, &at),
+            text,
+        })
+    });
+    let headers = fields.get("headers").map_or(Some(Vec::new()), |n| {
+        named_templates(cx, n, &fields.path("headers"), placeholders, |name| {
+            hyper::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+        })
+    });
+    let body = match (fields.get("body"), fields.get("body_file")) {
+        (Some(_), Some(n)) => {
+            cx.err(
+                n.origin,
+                &fields.path("body_file"),
+                "give body or body_file, not both",
+            );
+            None
+        }
+        (Some(n), None) => {
+            let at = fields.path("body");
+            match &n.value {
+                Value::Map(_) | Value::Seq(_) => json(cx, n, &at, placeholders).map(HttpBody::Json),
+                _ => template_text(cx, n, &at, placeholders).map(|text| {
+                    HttpBody::Text(Template {
+                        at: cx.position(n.origin, &at),
+                        text,
+                    })
+                }),
+            }
+        }
+        (None, Some(n)) => {
+            let at = fields.path("body_file");
+            let name = string(cx, n, &at)?;
+            let file = cx.relative(&name);
+            match read_bounded(&file) {
+                Ok(bytes) => Some(HttpBody::File(bytes.into())),
+                Err(problem) => {
+                    cx.err(n.origin, &at, format!("{}: {problem}", file.display()));
+                    None
+                }
+            }
+        }
+        (None, None) => Some(HttpBody::Empty),
+    };
+    Some(HttpCall {
+        method: method?,
+        url: url?,
+        headers: headers?,
+        body: body?,
+    })
+}
+
+pub(super) fn grpc(
+    cx: &mut Cx,
+    node: &Node,
+    path: &str,
+    placeholders: &mut Vec<Placeholder>,
+) -> Option<GrpcCall> {
+    const KEYS: &[&str] = &["method", "proto", "import_paths", "message", "metadata"];
+    let fields = mapping(cx, node, path, Some(KEYS))?;
+    let imports: Vec<PathBuf> = super::read::strings(
+        cx,
+        fields.get("import_paths"),
+        &fields.path("import_paths"),
+        false,
+    )
+    .iter()
+    .map(|dir| cx.relative(dir))
+    .collect();
+    let pool = fields.required(cx, "proto").and_then(|n| {
+        let at = fields.path("proto");
+        let name = string(cx, n, &at)?;
+        let file = cx.relative(&name);
+        compile(&file, &imports)
+            .map_err(|problem| {
+                cx.err(n.origin, &at, problem);
+            })
+            .ok()
+    });
+    let method = fields.required(cx, "method").and_then(|n| {
+        let at = fields.path("method");
+        let name = string(cx, n, &at)?;
+        let pool = pool.as_ref()?;
+        match method(pool, &name) {
+            Ok(method) => Some(method),
+            Err(problem) => {
+                cx.err(n.origin, &at, problem);
+                None
+            }
+        }
+    });
+    let message = match fields.get("message") {
+        Some(n) if matches!(n.value, Value::Map(_)) => {
+            json(cx, n, &fields.path("message"), placeholders)
+        }
+        Some(n) => cx.expected(
+            n,
+            &fields.path("message"),
+            "a mapping (the request message as JSON)",
+        ),
+        None => Some(serde_json::Value::Object(serde_json::Map::new())),
+    };
+    let metadata = fields.get("metadata").map_or(Some(Vec::new()), |n| {
+        named_templates(cx, n, &fields.path("metadata"), placeholders, |name| {
+            tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(name.as_bytes())
+                .is_ok()
+        })
+    });
+    Some(GrpcCall {
+        method: method?,
+        message: message?,
+        metadata: metadata?,
+    })
+}
+
+/// A mapping of header or metadata names (lower-cased, checked by `valid`) to templates.
+fn named_templates(
+    cx: &mut Cx,
+    node: &Node,
+    path: &str,
+    placeholders: &mut Vec<Placeholder>,
+    valid: impl Fn(&str) -> bool,
+) -> Option<Vec<(String, Template)>> {
+    let fields = mapping(cx, node, path, None)?;
+    let before = cx.problems.len();
+    let mut out = Vec::new();
+    for &(key_node, key, value) in &fields.entries {
+        let at = join(path, key);
+        let name = key.to_ascii_lowercase();
+        if !valid(&name) {
+            cx.err(
+                key_node.origin,
+                &at,
+                "expected a header name such as x-api-key",
+            );
+            continue;
+        }
+        if let Some(text) = template_text(cx, value, &at, placeholders) {
+            out.push((
+                name,
+                Template {
+                    at: cx.position(value.origin, &at),
+                    text,
+                },
+            ));
+        }
+    }
+    (cx.problems.len() == before).then_some(out)
+}
+
+/// The descriptors of `file` and everything it imports.
+fn compile(
+    file: &std::path::Path,
+    imports: &[PathBuf],
+) -> Result<prost_reflect::DescriptorPool, String> {
+    let size = std::fs::metadata(file)
+        .map_err(|e| format!("{}: cannot read: {e}", file.display()))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(format!(
+            "{}: larger than {MAX_FILE_BYTES} bytes",
+            file.display()
+        ));
+    }
+    let dir = file.parent().map(PathBuf::from).unwrap_or_default();
+    let includes = std::iter::once(dir).chain(imports.iter().cloned());
+    let mut compiler = protox::Compiler::new(includes).map_err(|e| e.to_string())?;
+    compiler.include_imports(true);
+    compiler.open_file(file).map_err(|e| e.to_string())?;
+    Ok(compiler.descriptor_pool())
+}
+
+/// `package.Service/Method`, unary, in `pool`.
+fn method(
+    pool: &prost_reflect::DescriptorPool,
+    name: &str,
+) -> Result<prost_reflect::MethodDescriptor, String> {
+    let Some((service_name, method_name)) = name.split_once('/') else {
+        return Err(format!("expected package.Service/Method, got {name:?}"));
+    };
+    let service = pool.get_service_by_name(service_name).ok_or_else(|| {
+        let known: Vec<String> = pool.services().map(|s| s.full_name().to_owned()).collect();
+        format!(
+            "no service {service_name:?} in the .proto; it has: {}",
+            known.join(", ")
+        )
+    })?;
+    let method = service
+        .methods()
+        .find(|m| m.name() == method_name)
+        .ok_or_else(|| {
+            let known: Vec<String> = service.methods().map(|m| m.name().to_owned()).collect();
+            format!(
+                "{service_name} has no method {method_name:?}; it has: {}",
+                known.join(", ")
+            )
+        })?;
+    if method.is_client_streaming() || method.is_server_streaming() {
+        return Err(format!(
+            "{name} streams; only unary methods can be load-tested"
+        ));
+    }
+    Ok(method)
+}
+
+fn read_bounded(file: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let handle = std::fs::File::open(file).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    handle
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    Ok(bytes)
+}
+
+/// A template string: checked now, rendered when the run starts. Collects its placeholders.
+pub(super) fn template_text(
+    cx: &mut Cx,
+    node: &Node,
+    path: &str,
+    placeholders: &mut Vec<Placeholder>,
+) -> Option<String> {
+    let text = match &node.value {
+        Value::Str(s) => s.clone(),
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) => node.value.to_string(),
+        _ => return cx.expected(node, path, "a string"),
+    };
+    if let Err(problem) = template::parts(&text) {
+        cx.err(node.origin, path, problem);
+        return None;
+    }
+    for var in template::vars(&text) {
+        placeholders.push((var.to_owned(), node.origin, path.to_owned()));
+    }
+    Some(text)
+}
+
+/// A YAML subtree as JSON, its strings checked as templates.
+pub(super) fn json(
+    cx: &mut Cx,
+    node: &Node,
+    path: &str,
+    placeholders: &mut Vec<Placeholder>,
+) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    Some(match &node.value {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => {
+            if let Ok(i) = i64::try_from(*i) {
+                J::from(i)
+            } else if let Ok(u) = u64::try_from(*i) {
+                J::from(u)
+            } else {
+                return cx.expected(node, path, "an integer that fits 64 bits");
+            }
+        }
+        Value::Float(x) => match serde_json::Number::from_f64(*x) {
+            Some(n) => J::Number(n),
+            None => return cx.expected(node, path, "a finite number"),
+        },
+        Value::Str(_) => J::String(template_text(cx, node, path, placeholders)?),
+        Value::Seq(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                match json(cx, item, &index(path, i), placeholders) {
+                    Some(v) => out.push(v),
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                return None;
+            }
+            J::Array(out)
+        }
+        Value::Map(_) => {
+            let fields = mapping(cx, node, path, None)?;
+            let mut out = serde_json::Map::new();
+            let mut ok = true;
+            for &(_, key, value) in &fields.entries {
+                match json(cx, value, &join(path, key), placeholders) {
+                    Some(v) => {
+                        out.insert(key.to_owned(), v);
+                    }
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                return None;
+            }
+            J::Object(out)
+        }
+    })
+}

@@ -1,0 +1,287 @@
+//! TLS for every connection the harness opens (the load target, Jaeger, Prometheus, scrape URLs):
+//! one rustls configuration built from what the scenario says to trust. No OpenSSL is needed.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+/// The most a certificate or key file may hold: PEM bundles are kilobytes.
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// What a client trusts and presents. The default trusts the system's roots.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// A PEM file of CA certificates to trust instead of the system's roots.
+    pub ca: Option<PathBuf>,
+    /// A client certificate chain and its key (PEM), for servers that ask for one.
+    pub identity: Option<Identity>,
+    /// Accept any server certificate. For test systems only; the summary warns about it.
+    pub insecure: bool,
+}
+
+/// A client certificate chain and its private key, both PEM files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Why a TLS configuration could not be built, naming the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is larger than any certificate bundle or key.
+    #[error("{path}: larger than {MAX_PEM_BYTES} bytes; expected a PEM file")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file holds no item of the expected kind, or malformed PEM.
+    #[error("{path}: expected {expected} in PEM form: {reason}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What the file should hold.
+        expected: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// rustls refused the combination (e.g. a key that does not match the certificate).
+    #[error("TLS configuration: {0}")]
+    Config(#[source] rustls::Error),
+}
+
+/// The crypto provider every configuration uses.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A client configuration for `spec`, without ALPN (each client sets the protocols it speaks).
+pub fn client_config(spec: &TlsSpec) -> Result<ClientConfig, TlsError> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Config)?;
+    let builder = if spec.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(
+                provider.signature_verification_algorithms,
+            )))
+    } else {
+        builder.with_root_certificates(roots(spec.ca.as_deref())?)
+    };
+    match &spec.identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some(identity) => {
+            let chain = certificates(&identity.cert)?;
+            let key = private_key(&identity.key)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(TlsError::Config)
+        }
+    }
+}
+
+/// An HTTP client for APIs (Jaeger, Prometheus, scrape URLs) that trusts what `spec` says and
+/// sends `headers` (e.g. a bearer token) with every request.
+pub fn api_client(
+    spec: &TlsSpec,
+    mut headers: reqwest::header::HeaderMap,
+) -> Result<reqwest::ClientBuilder, TlsError> {
+    for value in headers.values_mut() {
+        value.set_sensitive(true);
+    }
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(client_config(spec)?)
+        .default_headers(headers))
+}
+
+fn roots(ca: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            for cert in certificates(path)? {
+                roots.add(cert).map_err(TlsError::Config)?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            // None found is not an error here: plain-http clients need none, and an https
+            // server then fails its handshake with an unknown issuer.
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    Ok(roots)
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read_bounded(path)?;
+    let pem_error = |reason: String| TlsError::Pem {
+        path: path.to_owned(),
+        expected: "certificates",
+        reason,
+    };
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(pem_error("no CERTIFICATE section".to_owned()));
+    }
+    Ok(certs)
+}
+
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read_bounded(path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
+        path: path.to_owned(),
+        expected: "a private key",
+        reason: e.to_string(),
+    })
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let read_error = |source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(TlsError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Accepts every server certificate, still checking that the handshake is signed by its key.
+#[derive(Debug)]
+struct AcceptAny(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("writing a test file");
+        path
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_named_in_the_error() {
+        let dir = tempdir();
+        let ca = write(&dir, "ca.pem", "not a certificate\n");
+        let spec = TlsSpec {
+            ca: Some(ca.clone()),
+            ..TlsSpec::default()
+        };
+        let error = client_config(&spec)
+            .expect_err("no certificates")
+            .to_string();
+        assert!(error.starts_with(&ca.display().to_string()), "{error}");
+        assert!(error.contains("expected certificates"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_key_file_is_named_in_the_error() {
+        let dir = tempdir();
+        let spec = TlsSpec {
+            ca: None,
+            identity: Some(Identity {
+                cert: dir.join("client.pem"),
+                key: dir.join("client.key"),
+            }),
+            insecure: true,
+        };
+        let error = client_config(&spec).expect_err("no files").to_string();
+        assert!(error.contains("client.pem: cannot read"), "{error}");
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused_before_parsing() {
+        let dir = tempdir();
+        let big = "x".repeat(usize::try_from(MAX_PEM_BYTES).expect("fits") + 1);
+        let ca = write(&dir, "big.pem", &big);
+        let spec = TlsSpec {
+            ca: Some(ca),
+            ..TlsSpec::default()
+        };
+        let error = client_config(&spec).expect_err("too large").to_string();
+        assert!(error.contains("larger than"), "{error}");
+    }
+
+    #[test]
+    fn the_insecure_switch_needs_no_roots() {
+        let spec = TlsSpec {
+            insecure: true,
+            ..TlsSpec::default()
+        };
+        assert!(client_config(&spec).is_ok());
+    }
+
+    fn tempdir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "harness-tls-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).expect("creating a temp dir");
+        dir
+    }
+}
