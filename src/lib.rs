@@ -22,6 +22,7 @@ pub mod run;
 pub(crate) mod scenario;
 pub mod signoff;
 pub mod summary;
+pub(crate) mod summary_json;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod system;
 pub(crate) mod threshold;

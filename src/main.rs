@@ -57,7 +57,7 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run a scenario: load the system, measure, evaluate thresholds, write result.json
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run a suite of scenarios one after another and sign a release off: signoff.html and
     /// signoff.json over all of them
     Signoff(SignoffArgs),
@@ -117,6 +117,10 @@ struct RunArgs {
     /// Also write the outcome as JUnit XML to this file, for CI test reports
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Also write a machine-readable summary (JSON; README, "Read the result") to this file;
+    /// `-` writes it to stdout and the human summary to stderr
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
     /// No progress lines
     #[arg(long)]
     quiet: bool,
@@ -168,7 +172,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => runtime.block_on(run(args)),
+        Command::Run(args) => runtime.block_on(run(*args)),
         Command::Signoff(args) => runtime.block_on(signoff(args)),
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Compare(args) => compare(args),
@@ -216,13 +220,20 @@ async fn run(args: RunArgs) -> ExitCode {
             prometheus: args.prometheus,
         },
         junit: args.junit,
+        summary_json: args.summary_json,
     };
     match harness::run::run(&args.scenario, &options, stop_on_signals()).await {
         Ok(finished) => {
-            print!("{}", harness::summary::render(&finished.result));
-            println!("result: {}", finished.result_path.display());
+            let mut human = harness::summary::render(&finished.result);
+            human.push_str(&format!("result: {}\n", finished.result_path.display()));
             if let Some(junit) = &options.junit {
-                println!("junit: {}", junit.display());
+                human.push_str(&format!("junit: {}\n", junit.display()));
+            }
+            // With the JSON summary on stdout, stdout holds nothing else.
+            match options.summary_json.as_deref() {
+                Some(path) if path == Path::new("-") => eprint!("{human}"),
+                Some(path) => println!("{human}summary: {}", path.display()),
+                None => print!("{human}"),
             }
             ExitCode::from(finished.result.exit_code())
         }

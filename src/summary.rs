@@ -13,9 +13,11 @@ use crate::result::{Percentiles, RunResult, RunStatus};
 fn row(out: &mut String, name: &str, sent: u64, unexpected: u64, dropped: u64, p: &Percentiles) {
     let _ = writeln!(
         out,
-        "{name:<20} {sent:>9} {unexpected:>10} {dropped:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{name:<20} {sent:>9} {unexpected:>10} {dropped:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         duration_terse(p.p50),
         duration_terse(p.p90),
+        // Unknown in a result written before p95 was recorded.
+        p.p95.map_or_else(|| "-".to_owned(), duration_terse),
         duration_terse(p.p99),
         duration_terse(p.p999),
         duration_terse(p.max),
@@ -65,8 +67,8 @@ pub fn render(result: &RunResult) -> String {
     let _ = writeln!(out, "latency from the intended send time:");
     let _ = writeln!(
         out,
-        "{:<20} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "kind", "sent", "unexpected", "dropped", "p50", "p90", "p99", "p99.9", "max"
+        "{:<20} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "kind", "sent", "unexpected", "dropped", "p50", "p90", "p95", "p99", "p99.9", "max"
     );
     for kind in &result.kinds {
         row(
@@ -414,5 +416,52 @@ fn status_line(status: &RunStatus) -> String {
         RunStatus::Completed => "completed".to_owned(),
         RunStatus::Interrupted { reason } => format!("INTERRUPTED: {reason}"),
         RunStatus::Failed { reason } => format!("FAILED: {reason}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(name: &str) -> RunResult {
+        let text = match name {
+            "smoke" => include_str!("../tests/fixtures/results/smoke.json"),
+            _ => include_str!("../tests/fixtures/results/stall.json"),
+        };
+        serde_json::from_str(text).expect("a stored result")
+    }
+
+    /// The `all` row's cells after the counts: p50, p90, p95, p99, p99.9, max.
+    fn all_row(summary: &str) -> Vec<String> {
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with("all "))
+            .expect("an all row");
+        line.split_whitespace().skip(4).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_latency_table_has_p95_between_p90_and_p99() {
+        let mut result = stored("stall");
+        result.load.latency.p95 = Some(987_000);
+        let summary = render(&result);
+        let header = summary
+            .lines()
+            .find(|l| l.starts_with("kind "))
+            .expect("a header");
+        let names: Vec<&str> = header.split_whitespace().skip(4).collect();
+        assert_eq!(names, ["p50", "p90", "p95", "p99", "p99.9", "max"]);
+        let cells = all_row(&summary);
+        assert_eq!(cells[2], duration_terse(987_000), "{summary}");
+        assert_eq!(cells[3], duration_terse(result.load.latency.p99));
+    }
+
+    #[test]
+    fn a_result_without_p95_shows_a_dash_not_a_zero() {
+        let result = stored("smoke");
+        assert_eq!(result.load.latency.p95, None, "the fixture predates p95");
+        let cells = all_row(&render(&result));
+        assert_eq!(cells.len(), 6);
+        assert_eq!(cells[2], "-");
     }
 }

@@ -255,3 +255,63 @@ fn grpc_straight_to_the_engine_counts_codes() {
     assert_eq!(ok + invalid, 400);
     run.assert_no_leftovers();
 }
+
+#[test]
+fn threshold_and_sweep_errors_name_the_file_line_and_column() {
+    let run = Run::new("positions");
+    let thresholds = run.write_scenario(
+        "thresholds.yaml",
+        &std::fs::read_to_string("scenarios/smoke.yaml")
+            .expect("smoke")
+            .replace(
+                "  - \"error_rate < 1%\"",
+                "  - \"error_rate < 1%\"\n  - \"p(99) < 5h\"",
+            ),
+    );
+    let output = Command::new(HARNESS)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["validate", &thresholds])
+        .output()
+        .expect("harness runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output).trim(),
+        format!(
+            "{thresholds}:31:5: thresholds[1]: \"p(99) < 5h\": unknown unit \"h\"; expected us, ms, s or m"
+        )
+    );
+    // A value a --set supplies is the --set's.
+    let output = run.run(&[
+        "run",
+        "scenarios/smoke.yaml",
+        "--set",
+        "thresholds.0=p(99) < 5h",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).starts_with("harness: --set thresholds.0: thresholds[0]: "),
+        "{}",
+        stderr(&output)
+    );
+    // A sweep value that makes its point invalid: where the value is written.
+    let sweep = run.write_scenario(
+        "sweep.yaml",
+        &std::fs::read_to_string("scenarios/overhead-quick.yaml")
+            .expect("overhead-quick")
+            .replace(
+                "overhead:\n",
+                "overhead:\n  sweep: {set: requests.0.weight, values: [2, 0]}\n",
+            ),
+    );
+    let output = Command::new(HARNESS)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["validate", &sweep])
+        .output()
+        .expect("harness runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains(": overhead.sweep.values[1]: requests.0.weight=0: requests[0].weight: expected an integer > 0, got 0"),
+        "{}",
+        stderr(&output)
+    );
+}

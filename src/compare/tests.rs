@@ -66,6 +66,7 @@ fn run(kinds: Vec<Kind>, timeline: &[u64]) -> StoredRun {
             unexpected: 0,
             dropped: 0,
             p50_us: Some(p50),
+            p95_us: Some(p50 * 2),
             p99_us: Some(p50 * 3),
         })
         .collect();

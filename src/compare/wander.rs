@@ -199,6 +199,7 @@ mod tests {
                 unexpected: 0,
                 dropped: 0,
                 p50_us: *p50,
+                p95_us: p50.map(|v| v * 2),
                 p99_us: p50.map(|v| v * 2),
             })
             .collect();

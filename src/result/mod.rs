@@ -119,6 +119,9 @@ pub struct Percentiles {
     pub(crate) min: u64,
     pub(crate) p50: u64,
     pub(crate) p90: u64,
+    /// `None` in a result written before p95 was recorded, rather than a false 0.
+    #[serde(default)]
+    pub(crate) p95: Option<u64>,
     pub(crate) p99: u64,
     pub(crate) p999: u64,
     pub(crate) max: u64,
@@ -132,6 +135,7 @@ impl Percentiles {
             min: h.min(),
             p50: h.value_at_quantile(0.5),
             p90: h.value_at_quantile(0.9),
+            p95: Some(h.value_at_quantile(0.95)),
             p99: h.value_at_quantile(0.99),
             p999: h.value_at_quantile(0.999),
             max: h.max(),
@@ -199,6 +203,9 @@ pub(crate) struct SecondResult {
     pub(crate) dropped: u64,
     /// `None` for a second in which nothing completed (a full stall), never a misleading 0.
     pub p50_us: Option<u64>,
+    /// Also `None` in a result written before p95 was recorded.
+    #[serde(default)]
+    pub(crate) p95_us: Option<u64>,
     pub(crate) p99_us: Option<u64>,
 }
 
@@ -466,6 +473,7 @@ impl RunResult {
                     unexpected: s.unexpected,
                     dropped: s.dropped,
                     p50_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.5)),
+                    p95_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.95)),
                     p99_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.99)),
                 })
                 .collect(),
@@ -491,6 +499,21 @@ mod tests {
         let back = decode_histogram(&encode_histogram(&h)).expect("decodes");
         assert_eq!(back, h);
         assert_eq!(Percentiles::of(&back), Percentiles::of(&h));
+    }
+
+    #[test]
+    fn p95_sits_between_p90_and_p99() {
+        let mut h = new_histogram();
+        for ms in 1..=100 {
+            h.record(ms * 1_000).expect("in range");
+        }
+        let p = Percentiles::of(&h);
+        let near = |value: u64, ms: u64| value.abs_diff(ms * 1_000) <= ms;
+        assert!(near(p.p90, 90) && near(p.p99, 99), "{p:?}");
+        let p95 = p.p95.expect("recorded");
+        assert!(near(p95, 95), "{p:?}");
+        let json = serde_json::to_value(&p).expect("serializes");
+        assert_eq!(json["p95"], p95);
         assert!(decode_histogram("not base64!").is_err());
         assert!(decode_histogram("AAAA").is_err());
     }
@@ -507,6 +530,11 @@ mod tests {
         };
         let result = read(&write("ok.json", fixture)).expect("a real result reads");
         assert_eq!(result.scenario.name, "smoke");
+        // Written before p95 was recorded: it reads as unknown, never as 0.
+        assert!(!fixture.contains("\"p95"), "the fixture predates p95");
+        assert_eq!(result.load.latency.p95, None);
+        assert!(result.kinds.iter().all(|k| k.latency.p95.is_none()));
+        assert!(result.timeline.iter().all(|s| s.p95_us.is_none()));
 
         let newer = fixture.replacen("\"schema_version\": 1", "\"schema_version\": 2", 1);
         let error = read(&write("newer.json", &newer)).expect_err("version 2");

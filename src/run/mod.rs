@@ -43,6 +43,9 @@ pub struct RunOptions {
     pub apis: QueryApis,
     /// `--junit FILE`: JUnit XML written beside every `result.json`.
     pub junit: Option<PathBuf>,
+    /// `--summary-json FILE`: the outcome as a small JSON document (`-`: standard output),
+    /// written last, from every result the run writes.
+    pub summary_json: Option<PathBuf>,
 }
 
 /// What became of a run.

@@ -1,6 +1,6 @@
-//! What a run leaves behind: `result.json` first, then the JUnit file and the HTML report, so that
-//! a report that cannot be written loses no measurement. A run that fails before it measured
-//! anything still leaves a result saying why.
+//! What a run leaves behind: `result.json` first, then the JUnit file, the HTML report and the
+//! JSON summary, so that a report that cannot be written loses no measurement. A run that fails
+//! before it measured anything still leaves a result saying why (and a summary saying so).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -19,6 +19,7 @@ pub(super) struct Outputs<'a> {
     pub(super) dir: PathBuf,
     pub(super) kind_names: Vec<String>,
     junit: Option<&'a Path>,
+    summary_json: Option<&'a Path>,
     echo: ScenarioEcho,
     started: SystemTime,
     target_rate: f64,
@@ -39,6 +40,7 @@ impl<'a> Outputs<'a> {
             dir,
             kind_names: scenario.requests.iter().map(|k| k.name.clone()).collect(),
             junit: options.junit.as_deref(),
+            summary_json: options.summary_json.as_deref(),
             echo: ScenarioEcho {
                 name: scenario.name.clone(),
                 path: path.display().to_string(),
@@ -94,6 +96,11 @@ impl<'a> Outputs<'a> {
         )
         .context("the HTML report")
         .map_err(RunError::Incomplete)?;
+        // Last: a pipeline that finds it finds every other output written.
+        if let Some(summary) = self.summary_json {
+            crate::summary_json::write(summary, result)
+                .map_err(|e| RunError::Incomplete(e.into()))?;
+        }
         Ok(path)
     }
 }

@@ -28,9 +28,9 @@ pub(crate) use checks::bundled_trace_checks;
 pub(crate) use error::{At, Problem, ScenarioError};
 pub(crate) use model::{
     Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, ErrorRule, Execution, HttpBody,
-    Instructions, Load, Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol,
-    Relaunch, RequestKind, SampleShare, Scenario, ServiceSpec, System, Template, TraceChecks,
-    TraceSourceSpec, Vars,
+    Instructions, Load, Located, Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol,
+    Relaunch, RequestKind, SampleShare, Scenario, ServiceSpec, Sweep, System, Template,
+    TraceChecks, TraceSourceSpec, Vars,
 };
 
 use read::{Cx, index, join};

@@ -9,6 +9,8 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 use serde_json::Value;
 
+use super::error::{At, Problem};
+
 /// One scenario file, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
@@ -19,8 +21,9 @@ pub struct Scenario {
     pub load: Load,
     /// At least one kind, names unique.
     pub requests: Vec<RequestKind>,
-    /// Threshold expressions over all kinds, unparsed: the threshold module owns their syntax.
-    pub thresholds: Vec<String>,
+    /// Threshold expressions over all kinds, unparsed (the threshold module owns their syntax),
+    /// each with where it was written.
+    pub thresholds: Vec<Located<String>>,
     /// What to check besides latency: traces and metrics. Nothing when the section is absent.
     pub verify: Verify,
     /// Turns the run into the tracing-overhead experiment. Only with a managed system and no
@@ -172,8 +175,31 @@ pub struct Arm {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sweep {
     pub key: String,
-    /// At least one; each is applied like `--set KEY=VALUE`.
-    pub values: Vec<String>,
+    /// At least one; each is applied like `--set KEY=VALUE`, and a point it makes invalid is
+    /// reported where the value was written.
+    pub values: Vec<Located<String>>,
+}
+
+/// A value that a later stage checks (a threshold's syntax, a sweep's setting), kept with where
+/// it was written so that those checks' errors name the place as the scenario's own do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    /// The file position, or the `--set` that supplied the value.
+    pub at: At,
+    /// Its key path, such as `thresholds[2]`.
+    pub key: String,
+}
+
+impl<T> Located<T> {
+    /// `file:line:col: key: message`, the shape of every scenario problem.
+    pub(crate) fn problem(&self, message: impl Into<String>) -> Problem {
+        Problem {
+            at: self.at.clone(),
+            key: self.key.clone(),
+            message: message.into(),
+        }
+    }
 }
 
 /// The `verify:` section.
@@ -436,8 +462,8 @@ pub struct RequestKind {
     /// every variable is used.
     pub vars: Vars,
     pub expect: Expect,
-    /// Threshold expressions for this kind only, unparsed.
-    pub thresholds: Vec<String>,
+    /// Threshold expressions for this kind only, unparsed, each with where it was written.
+    pub thresholds: Vec<Located<String>>,
     /// This kind's trace sampling, instead of `verify.traces.sample`.
     pub trace_sample: Option<SampleShare>,
 }

@@ -285,7 +285,9 @@ fn sweep(cx: &mut Cx, node: &Node, path: &str) -> Option<Sweep> {
         .and_then(|node| string(cx, node, &key_path).map(|key| (node, key)));
     let values_path = fields.path("values");
     let values = fields.required(cx, "values").map(|node| {
-        let values = list(cx, Some(node), &values_path, text);
+        let values = list(cx, Some(node), &values_path, |cx, item, at| {
+            text(cx, item, at).map(|value| (item.origin, cx.located(item, at, value)))
+        });
         if values.is_empty() && matches!(node.value, Value::Seq(_)) {
             cx.err(node.origin, &values_path, "expected at least one value");
         }
@@ -304,12 +306,26 @@ fn sweep(cx: &mut Cx, node: &Node, path: &str) -> Option<Sweep> {
         );
         return None;
     }
-    for value in values.iter().flatten() {
-        if let Err(error) = format!("{key}={value}").parse::<super::Override>() {
-            cx.err(node.origin, &key_path, error.to_string());
-            return None;
+    let mut valid = true;
+    for (origin, value) in values.iter().flatten() {
+        let setting = format!("{key}={}", value.value);
+        if let Err(error) = setting.parse::<super::Override>() {
+            let why = match error {
+                super::ScenarioError::Invalid(problems) => problems
+                    .into_iter()
+                    .map(|problem| problem.message)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                other => other.to_string(),
+            };
+            cx.err(*origin, &value.key, format!("{setting}: {why}"));
+            valid = false;
         }
     }
+    if !valid {
+        return None;
+    }
+    let values = values.map(|values| values.into_iter().map(|(_, value)| value).collect());
     Some(Sweep {
         key,
         values: values?,

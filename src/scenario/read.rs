@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::error::{At, Problem};
-use super::model::is_name_byte;
+use super::model::{Located, is_name_byte};
 use super::tree::{Node, Origin, Value};
 
 /// Context for one validation: where positions point, and the problems found so far.
@@ -61,6 +61,15 @@ impl Cx<'_> {
             key: key.to_owned(),
             message: message.into(),
         });
+    }
+
+    /// `value` with the place of `node` and its key path, for a check made after reading.
+    pub(super) fn located<T>(&self, node: &Node, key: &str, value: T) -> Located<T> {
+        Located {
+            value,
+            at: self.at(node.origin),
+            key: key.to_owned(),
+        }
     }
 
     /// Records "expected X, got Y" and yields `None`, the shape of most problems.
@@ -340,9 +349,10 @@ pub(super) fn strings(cx: &mut Cx, node: Option<&Node>, path: &str, scalars: boo
     })
 }
 
-pub(super) fn thresholds(cx: &mut Cx, node: Option<&Node>, path: &str) -> Vec<String> {
+/// The expressions, each kept with its place: their syntax is checked by the threshold module.
+pub(super) fn thresholds(cx: &mut Cx, node: Option<&Node>, path: &str) -> Vec<Located<String>> {
     list(cx, node, path, |cx, item, at| match &item.value {
-        Value::Str(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Str(s) if !s.trim().is_empty() => Some(cx.located(item, at, s.clone())),
         _ => cx.expected(item, at, "a threshold such as \"p(99) < 50ms\""),
     })
 }

@@ -53,6 +53,11 @@ fn sets(overrides: &[&str]) -> Vec<Override> {
         .collect()
 }
 
+/// The values of located items, for comparing with what was written.
+fn texts(items: &[Located<String>]) -> Vec<&str> {
+    items.iter().map(|item| item.value.as_str()).collect()
+}
+
 fn error(text: &str, overrides: &[&str]) -> String {
     match parse("x.yaml", text, &sets(overrides)) {
         Ok(scenario) => panic!("expected an error, parsed {scenario:#?}"),
@@ -209,9 +214,9 @@ thresholds: [\"error_rate < 1%\", \"rps > 10\"]
             code: tonic::Code::Unavailable
         }
     );
-    assert_eq!(a.thresholds, ["p(99) < 50ms"]);
+    assert_eq!(texts(&a.thresholds), ["p(99) < 50ms"]);
     assert_eq!(*body(&s.requests[1]), json!({}));
-    assert_eq!(s.thresholds, ["error_rate < 1%", "rps > 10"]);
+    assert_eq!(texts(&s.thresholds), ["error_rate < 1%", "rps > 10"]);
 }
 
 #[test]
@@ -478,7 +483,7 @@ fn set_overrides_values_and_errors_name_the_set() {
     assert_eq!(s.load.warmup, Duration::from_millis(1500));
     assert_eq!(lists(&s.requests[0])["symbol"], ["AAPL", "MSFT", "NVDA"]);
     assert_eq!(s.requests[0].expect.code, tonic::Code::NotFound);
-    assert_eq!(s.thresholds, ["p(99) < 50ms"]);
+    assert_eq!(texts(&s.thresholds), ["p(99) < 50ms"]);
     let System::Managed(m) = s.system else {
         panic!("managed")
     };
@@ -903,7 +908,53 @@ fn overhead_reads_arms_claims_and_sweeps() {
     assert_eq!(overhead.treatment.engine.env["A"], "1");
     let sweep = overhead.sweep.expect("a sweep");
     assert_eq!(sweep.key, "requests.0.body.window");
-    assert_eq!(sweep.values, ["100", "1000"]);
+    assert_eq!(texts(&sweep.values), ["100", "1000"]);
+    // Each value keeps its place, for the errors of the point it makes.
+    let places: Vec<String> = sweep
+        .values
+        .iter()
+        .map(|v| format!("{}: {}", v.at, v.key))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "x.yaml:24:49: overhead.sweep.values[0]",
+            "x.yaml:24:54: overhead.sweep.values[1]"
+        ]
+    );
+}
+
+#[test]
+fn thresholds_keep_where_they_were_written() {
+    let text = format!(
+        "{BASE}    thresholds:\n      - \"p(99) < 50ms\"\nthresholds: [\"error_rate < 1%\", \"rps > 10\"]\n"
+    );
+    let s = parse("x.yaml", &text, &sets(&["thresholds.1=rps > 20"])).expect("valid");
+    let place = |t: &Located<String>| format!("{}: {}", t.at, t.key);
+    assert_eq!(
+        place(&s.requests[0].thresholds[0]),
+        "x.yaml:15:9: requests[0].thresholds[0]"
+    );
+    assert_eq!(place(&s.thresholds[0]), "x.yaml:16:14: thresholds[0]");
+    // A value a --set supplied is the --set's.
+    assert_eq!(place(&s.thresholds[1]), "--set thresholds.1: thresholds[1]");
+    assert_eq!(s.thresholds[1].value, "rps > 20");
+    assert_eq!(
+        s.thresholds[0].problem("bad").to_string(),
+        "x.yaml:16:14: thresholds[0]: bad"
+    );
+}
+
+#[test]
+fn a_sweep_value_that_is_no_setting_is_refused_where_it_is_written() {
+    let text =
+        format!("{BASE}overhead: {{sweep: {{set: requests.0.weight, values: [1, \"[2\"]}}}}\n");
+    let message = error(&text, &[]);
+    assert!(
+        message.starts_with("x.yaml:14:56: overhead.sweep.values[1]: requests.0.weight=[2: "),
+        "{message}"
+    );
+    assert!(!message.contains("--set"), "{message}");
 }
 
 #[test]

@@ -19,48 +19,52 @@ pub(crate) struct Scoped {
 }
 
 /// The scenario's thresholds, parsed; one that only the whole run has, declared on a kind, is bad
-/// input.
+/// input. Every problem is reported, each at the place its expression was written
+/// (`file:line:col: thresholds[2]: ...`, or the `--set` that supplied it).
 pub(crate) fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
-    let overall = scenario
-        .thresholds
+    let overall = scenario.thresholds.iter().map(|t| (None, t));
+    let per_kind = scenario
+        .requests
         .iter()
         .enumerate()
-        .map(|(i, t)| (None, format!("thresholds[{i}]"), t));
-    let per_kind = scenario.requests.iter().enumerate().flat_map(|(k, kind)| {
-        kind.thresholds.iter().enumerate().map(move |(i, t)| {
-            (
-                Some(k),
-                format!("requests.{}.thresholds[{i}]", kind.name),
-                t,
-            )
-        })
-    });
-    overall
-        .chain(per_kind)
-        .map(|(scope, key, text)| {
-            let threshold = Threshold::parse(text)
-                .map_err(|e| RunError::BadInput(format!("{}: {key}: {e}", scenario.name)))?;
-            let whole_run = matches!(
-                threshold.metric,
-                Metric::AchievedRate
-                    | Metric::Rps
-                    | Metric::TracesComplete
-                    | Metric::TracesPassed
-                    | Metric::TracesVisible(_)
-                    | Metric::MetricsReconciled
-            );
-            if scope.is_some() && whole_run {
-                return Err(RunError::BadInput(format!(
-                    "{}: {key}: {} is a property of the whole run; declare it under thresholds",
-                    scenario.name, threshold.metric
-                )));
+        .flat_map(|(k, kind)| kind.thresholds.iter().map(move |t| (Some(k), t)));
+    let mut problems = Vec::new();
+    let mut parsed = Vec::new();
+    for (scope, located) in overall.chain(per_kind) {
+        let threshold = match Threshold::parse(&located.value) {
+            Ok(threshold) => threshold,
+            Err(error) => {
+                problems.push(located.problem(error.to_string()));
+                continue;
             }
-            Ok(Scoped {
-                kind: scope,
-                threshold,
-            })
-        })
-        .collect()
+        };
+        let whole_run = matches!(
+            threshold.metric,
+            Metric::AchievedRate
+                | Metric::Rps
+                | Metric::TracesComplete
+                | Metric::TracesPassed
+                | Metric::TracesVisible(_)
+                | Metric::MetricsReconciled
+        );
+        if scope.is_some() && whole_run {
+            problems.push(located.problem(format!(
+                "{} is a property of the whole run; declare it under thresholds",
+                threshold.metric
+            )));
+            continue;
+        }
+        parsed.push(Scoped {
+            kind: scope,
+            threshold,
+        });
+    }
+    if problems.is_empty() {
+        Ok(parsed)
+    } else {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        Err(RunError::BadInput(lines.join("\n")))
+    }
 }
 
 /// Checks gate the run even when no threshold names them: a scenario that verifies traces and

@@ -3,7 +3,9 @@
 //! the run's measurements for the report and `result.json`.
 //!
 //! Values are normalised to one unit per kind of metric, so evaluation is a plain comparison:
-//! latencies in microseconds, rates as ratios (0.01 for 1%), `rps` in requests per second.
+//! latencies in microseconds, rates as ratios (0.01 for 1%), `rps` in requests per second. As in
+//! k6, a latency bound without a unit is in milliseconds (`p(95) < 200` is 200 ms); a bare number
+//! on a rate is a ratio and on `rps` requests per second, as before.
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,7 +31,9 @@ const OPERATORS: &str = "<, <=, >, >=, ==";
 /// equals `p(99) < 0.05s`; this is what makes `parse(&t.to_string()) == t` hold.
 #[derive(Debug, Clone)]
 pub(crate) struct Threshold {
-    /// The expression as written (trimmed): how the user recognises it in reports.
+    /// The expression as written (trimmed): how the user recognises it in reports. A latency
+    /// bound written without its unit gets it (`p(95)<200` becomes `p(95) < 200ms`), so that no
+    /// report prints a bare number whose unit the reader must guess.
     pub expression: String,
     pub metric: Metric,
     pub op: Op,
@@ -234,8 +238,6 @@ pub(crate) enum Problem {
     Negative { text: String },
     #[error("value {text:?} is too large")]
     TooLarge { text: String },
-    #[error("the bound of a latency metric needs a unit (us, ms, s, m)")]
-    LatencyNeedsUnit,
     #[error("{metric} is a latency and takes a duration (e.g. 50ms), not a percentage")]
     PercentageOnLatency { metric: String },
     #[error("unknown unit {unit:?}; expected us, ms, s or m")]
@@ -291,9 +293,14 @@ impl Threshold {
             });
         }
         let (op, rest) = parse_op(&metric, rest).map_err(fail)?;
-        let bound = parse_bound(metric, op, rest).map_err(fail)?;
+        let (bound, unitless) = parse_bound(metric, op, rest).map_err(fail)?;
+        let expression = match unitless {
+            // The number as written, with the unit it was taken in: `p(95) < 2000ms`.
+            Some(number) if metric.unit() == Unit::Micros => format!("{metric} {op} {number}ms"),
+            _ => expression.to_owned(),
+        };
         Ok(Threshold {
-            expression: expression.to_owned(),
+            expression,
             metric,
             op,
             bound,

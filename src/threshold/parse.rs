@@ -3,6 +3,10 @@
 
 use super::{Metric, Op, Problem, Unit, VISIBLE, micros_per};
 
+/// Microseconds in the unit a latency bound written without one is in: milliseconds, as in k6
+/// (`p(95) < 200` is 200 ms).
+pub(super) const IMPLIED_MICROS: f64 = 1e3;
+
 pub(super) fn parse_metric(expression: &str) -> Result<(Metric, &str), Problem> {
     if expression.is_empty() {
         return Err(Problem::Empty);
@@ -150,7 +154,12 @@ pub(super) fn parse_op<'a>(metric: &Metric, rest: &'a str) -> Result<(Op, &'a st
     Ok((op, rest))
 }
 
-pub(super) fn parse_bound(metric: Metric, op: Op, rest: &str) -> Result<f64, Problem> {
+/// The bound in the metric's unit and, when it was written without a unit, the number as written.
+pub(super) fn parse_bound(
+    metric: Metric,
+    op: Op,
+    rest: &str,
+) -> Result<(f64, Option<f64>), Problem> {
     let unit_kind = metric.unit();
     let expected = match unit_kind {
         Unit::Micros => "a duration such as 50ms",
@@ -211,7 +220,8 @@ pub(super) fn parse_bound(metric: Metric, op: Op, rest: &str) -> Result<f64, Pro
 
     let bound = match unit_kind {
         Unit::Micros => match unit {
-            "" => return Err(Problem::LatencyNeedsUnit),
+            // As in k6: a bare number on a latency is milliseconds.
+            "" => value * IMPLIED_MICROS,
             "%" => {
                 return Err(Problem::PercentageOnLatency {
                     metric: metric_name,
@@ -265,7 +275,7 @@ pub(super) fn parse_bound(metric: Metric, op: Op, rest: &str) -> Result<f64, Pro
             rest: trailing.to_owned(),
         });
     }
-    Ok(bound)
+    Ok((bound, unit.is_empty().then_some(value)))
 }
 
 /// A latency bound in the largest unit that parses back to exactly the same microseconds.

@@ -53,13 +53,32 @@ fn good_expressions() {
         ("achieved_rate > 1", AchievedRate, Op::Gt, 1.0),
         ("rps >= 1000", Rps, Op::Ge, 1000.0),
         ("rps > 99.5", Rps, Op::Gt, 99.5),
+        // As in k6, a latency without a unit is in milliseconds.
+        ("p(95)<200", LatencyPercentile(95.0), Op::Lt, 200_000.0),
+        (
+            "service_p(99) <= 1.5",
+            ServicePercentile(99.0),
+            Op::Le,
+            1_500.0,
+        ),
+        ("avg < 0.25", Avg, Op::Lt, 250.0),
+        (
+            "traces.visible_p99 < 5000",
+            TracesVisible(99.0),
+            Op::Lt,
+            5e6,
+        ),
     ];
     for (text, metric, op, bound) in table {
         let threshold = parsed(text);
         assert_eq!(threshold.metric, *metric, "{text}");
         assert_eq!(threshold.op, *op, "{text}");
         assert_eq!(threshold.bound, *bound, "{text}");
-        assert_eq!(threshold.expression, text.trim(), "{text}");
+        if threshold.expression != text.trim() {
+            // Only an implied unit rewrites the expression: it names the unit, and means the same.
+            assert!(threshold.expression.ends_with("ms"), "{text}");
+            assert_eq!(parsed(&threshold.expression), threshold, "{text}");
+        }
         assert_eq!(text.parse::<Threshold>().as_ref(), Ok(&threshold));
     }
 }
@@ -73,10 +92,6 @@ fn bad_expressions_say_what_is_wrong() {
         (
             "",
             r#""": empty threshold; expected METRIC OP VALUE, e.g. p(99) < 50ms"#.into(),
-        ),
-        (
-            "p(99) < 50",
-            r#""p(99) < 50": the bound of a latency metric needs a unit (us, ms, s, m)"#.into(),
         ),
         (
             "p99 < 50ms",
@@ -240,9 +255,14 @@ fn bad_expressions_say_what_is_wrong() {
 
 #[test]
 fn errors_carry_the_problem_for_callers() {
-    let error = Threshold::parse(" p(99) < 50 ").unwrap_err();
-    assert_eq!(error.expression, "p(99) < 50");
-    assert_eq!(error.problem, Problem::LatencyNeedsUnit);
+    let error = Threshold::parse(" p(99) < 50h ").unwrap_err();
+    assert_eq!(error.expression, "p(99) < 50h");
+    assert_eq!(
+        error.problem,
+        Problem::UnknownDurationUnit {
+            unit: "h".to_owned()
+        }
+    );
 
     // Too large to be a float at all, and large enough to overflow once scaled to µs.
     let huge = "9".repeat(400);
@@ -478,7 +498,7 @@ fn display_round_trips() {
         let unit = match metric {
             "rps" => "",
             "error_rate" | "dropped_rate" | "achieved_rate" => random.pick(&["", "%"]),
-            _ => random.pick(&["us", "µs", "ms", "s", "m"]),
+            _ => random.pick(&["", "us", "µs", "ms", "s", "m"]),
         };
         if let Ok(threshold) = Threshold::parse(&format!("{metric} {op} {number}{unit}")) {
             round_trips(&threshold);
@@ -609,5 +629,134 @@ fn verification_metrics_parse_and_evaluate() {
             .expect_err("not a bool")
             .to_string(),
         "\"metrics.reconciled == 1\": metrics.reconciled is true or false: write it alone, or == true, or == false"
+    );
+}
+
+#[test]
+fn a_latency_without_a_unit_is_milliseconds_and_prints_with_its_unit() {
+    let bare = parsed("p(95)<200");
+    assert_eq!(bare, parsed("p(95) < 200ms"));
+    assert_eq!(bare.bound, 200_000.0);
+    // Every printer reads the expression: it names the unit the bound was taken in.
+    assert_eq!(bare.expression, "p(95) < 200ms");
+    assert_eq!(
+        bare.evaluate(Some(250_000.0)).to_string(),
+        "p(95) < 200ms: 250ms ✗"
+    );
+    assert_eq!(
+        against_bound(&bare.evaluate(Some(150_000.0))),
+        "p(95) = 150ms, bound < 200ms"
+    );
+    assert_eq!(parsed("max < 1.5").expression, "max < 1.5ms");
+    // The number as written, not rescaled.
+    assert_eq!(parsed("p(99) < 0.25").expression, "p(99) < 0.25ms");
+    assert_eq!(parsed(" p(99)<=2000 ").expression, "p(99) <= 2000ms");
+    assert_eq!(parsed("p(99) <= 2000").to_string(), "p(99) <= 2s");
+    // Whatever is written, the expression parses back to the same threshold.
+    let mut random = XorShift(0x1234_5678_9abc_def1);
+    for _ in 0..5_000 {
+        let digits: String = (0..1 + random.below(10))
+            .map(|_| char::from(b'0' + random.below(10) as u8))
+            .collect();
+        let point = random.below(digits.len() + 1);
+        let text = format!("avg < {}.{}", &digits[..point], &digits[point..]);
+        if let Ok(threshold) = Threshold::parse(&text) {
+            assert_eq!(parsed(&threshold.expression), threshold, "{text}");
+        }
+    }
+    // A bound written with its unit keeps the user's spelling.
+    assert_eq!(parsed("p(95)<200ms").expression, "p(95)<200ms");
+    assert_eq!(parsed("p(95)<0.2s").expression, "p(95)<0.2s");
+}
+
+#[test]
+fn a_bare_number_on_a_rate_or_rps_keeps_its_meaning() {
+    // Not milliseconds: a ratio, and requests per second.
+    let rate = parsed("error_rate < 0.01");
+    assert_eq!(
+        (rate.bound, rate.expression.as_str()),
+        (0.01, "error_rate < 0.01")
+    );
+    let achieved = parsed("achieved_rate >= 0.99");
+    assert_eq!(achieved.bound, 0.99);
+    let rps = parsed("rps > 200");
+    assert_eq!((rps.bound, rps.expression.as_str()), (200.0, "rps > 200"));
+    // A rate above 1 without % is still refused, not read as a count of something.
+    assert!(Threshold::parse("error_rate < 200").is_err());
+}
+
+/// A valid scenario with thresholds on lines 14 (the kind's) and 15 (the run's).
+const SCENARIO: &str = "\
+name: base
+system:
+  managed: {}
+load:
+  protocol: http
+  phases:
+    - constant: {rate: 50, duration: 2s}
+requests:
+  - name: quote
+    weight: 1
+    body: {symbols: [AAPL], source_id: yahoo_finance}
+    expect: {status: 200}
+    thresholds:
+      - KIND
+thresholds: [\"error_rate < 1%\", RUN]
+";
+
+fn scenario_errors(kind: &str, run: &str, overrides: &[&str]) -> Result<usize, String> {
+    let text = SCENARIO.replace("KIND", kind).replace("RUN", run);
+    let overrides: Vec<crate::scenario::Override> = overrides
+        .iter()
+        .map(|o| o.parse().expect("override parses"))
+        .collect();
+    let scenario = crate::scenario::parse("x.yaml", &text, &overrides).expect("scenario reads");
+    parse_all(&scenario)
+        .map(|parsed| parsed.len())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn threshold_errors_name_the_file_line_column_and_key() {
+    // No false alarm: good thresholds, including a unit-less latency, all parse.
+    assert_eq!(scenario_errors("p(99) < 50", "\"p(95)<200\"", &[]), Ok(3));
+    let message = scenario_errors("\"p(99) < 5h\"", "\"p99 < 5ms\"", &[]).expect_err("bad");
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 2, "every bad threshold is reported: {message}");
+    assert_eq!(
+        lines[0],
+        "x.yaml:15:33: thresholds[1]: \"p99 < 5ms\": unknown metric \"p99\"; expected one of \
+         p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, achieved_rate, rps, \
+         traces.complete, traces.passed, traces.visible_pN, metrics.reconciled"
+    );
+    assert_eq!(
+        lines[1],
+        "x.yaml:14:9: requests[0].thresholds[0]: \"p(99) < 5h\": unknown unit \"h\"; expected \
+         us, ms, s or m"
+    );
+    let message = scenario_errors("rps > 10", "\"rps > 1\"", &[]).expect_err("whole run");
+    assert_eq!(
+        message,
+        "x.yaml:14:9: requests[0].thresholds[0]: rps is a property of the whole run; declare it \
+         under thresholds"
+    );
+}
+
+#[test]
+fn a_threshold_from_a_set_is_reported_at_the_set() {
+    let message = scenario_errors(
+        "p(99) < 50ms",
+        "\"rps > 1\"",
+        &["thresholds.1=p(99) < fast"],
+    )
+    .expect_err("bad value from --set");
+    assert_eq!(
+        message,
+        "--set thresholds.1: thresholds[1]: \"p(99) < fast\": value \"fast\" is not a number; \
+         expected a duration such as 50ms"
+    );
+    assert_eq!(
+        scenario_errors("p(99) < 50ms", "\"rps > 1\"", &["thresholds.1=p(99) < 1s"]),
+        Ok(3)
     );
 }

@@ -33,13 +33,13 @@ const SPECTRUM_STEPS_PER_DECADE: u32 = 24;
 const MAX_SPECTRUM_DECADES: u32 = 7;
 
 /// Rows of a spectrum's data table: quantile, label, and whether it is one of the named
-/// percentiles (p50, p90, p99, p99.9) the table highlights.
+/// percentiles (p50, p90, p95, p99, p99.9) the table highlights.
 const TABLE_QUANTILES: &[(f64, &str, bool)] = &[
     (0.0, "0% (min)", false),
     (0.5, "50% (p50)", true),
     (0.75, "75%", false),
     (0.9, "90% (p90)", true),
-    (0.95, "95%", false),
+    (0.95, "95% (p95)", true),
     (0.99, "99% (p99)", true),
     (0.995, "99.5%", false),
     (0.999, "99.9% (p99.9)", true),
@@ -432,7 +432,13 @@ mod tests {
 
         let page = html(&sample("stall"));
         let figure = element(&page, "spectrum-quote");
-        for marked in ["50% (p50)", "90% (p90)", "99% (p99)", "99.9% (p99.9)"] {
+        for marked in [
+            "50% (p50)",
+            "90% (p90)",
+            "95% (p95)",
+            "99% (p99)",
+            "99.9% (p99.9)",
+        ] {
             assert!(
                 figure.contains(&format!("<tr class=\"marked\"><td>{marked}</td>")),
                 "{marked}"

@@ -176,6 +176,7 @@ struct PercentileRow {
     min: String,
     p50: String,
     p90: String,
+    p95: String,
     p99: String,
     p999: String,
     max: String,
@@ -423,6 +424,8 @@ fn percentile_row(name: &str, p: &Percentiles) -> PercentileRow {
         min: shown(p.min),
         p50: shown(p.p50),
         p90: shown(p.p90),
+        // A result written before p95 was recorded has none: a dash, not a 0.
+        p95: p.p95.map_or_else(|| "—".to_owned(), shown),
         p99: shown(p.p99),
         p999: shown(p.p999),
         max: shown(p.max),
@@ -478,6 +481,38 @@ mod tests {
     use super::*;
     use crate::result::FailingTrace;
     use crate::result::{CheckKind, Failure};
+
+    #[test]
+    fn the_latency_table_has_p95_and_a_dash_where_a_result_predates_it() {
+        let old = sample("smoke");
+        assert_eq!(old.load.latency.p95, None, "the fixture predates p95");
+        let page = html(&old);
+        let load = element(&page, "load");
+        assert!(load.contains("<th class=\"num\">p95</th>"), "{load}");
+        let row = |page: &str| {
+            let start = page
+                .find("<td>latency (from the intended send)</td>")
+                .expect("row");
+            page[start..]
+                .split("</tr>")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let cells = |row: &str| row.matches("<td class=\"num\">").count();
+        let old_row = row(load);
+        // count, min, p50, p90, p95, p99, p99.9, max, mean; p95 the fifth.
+        assert_eq!(cells(&old_row), 9, "{old_row}");
+        let fifth = |row: &str| row.split("<td class=\"num\">").nth(5).map(str::to_owned);
+        assert_eq!(fifth(&old_row).as_deref(), Some("—</td>"), "{old_row}");
+
+        let mut new = old.clone();
+        new.load.latency.p95 = Some(123_400);
+        let page = html(&new);
+        let new_row = row(element(&page, "load"));
+        let shown = duration_us(123_400.0);
+        assert_eq!(fifth(&new_row), Some(format!("{shown}</td>")), "{new_row}");
+    }
 
     #[test]
     fn every_section_is_there_for_the_sample_results() {
