@@ -53,8 +53,6 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-// Parsed once per process: the size of the largest variant costs nothing worth a box.
-#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run a scenario: load the system, measure, evaluate thresholds, write result.json
     Run(Box<RunArgs>),
