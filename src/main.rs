@@ -105,8 +105,8 @@ struct RunArgs {
     /// of the embedded OTLP receiver; switches trace checks on
     #[arg(long, value_name = "URL")]
     jaeger: Option<String>,
-    /// Which Jaeger query API to use
-    #[arg(long, value_name = "API", value_parser = ["auto", "v3", "v1"], requires = "jaeger")]
+    /// Which Jaeger query API to use (of --jaeger, or of the scenario's verify.traces.jaeger)
+    #[arg(long, value_name = "API", value_parser = ["auto", "v3", "v1"])]
     jaeger_api: Option<String>,
     /// Reconcile metrics through this Prometheus server's HTTP API too (e.g.
     /// http://127.0.0.1:9090); switches metrics checks on

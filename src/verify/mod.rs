@@ -27,6 +27,7 @@ use crate::trace::jaeger::{JaegerApi, JaegerSource};
 use crate::trace::logs::LogIndex;
 use crate::trace::receiver::{Receiver, ReceiverConfig};
 mod check;
+mod preflight;
 mod traces;
 
 use crate::result::{MetricsReport, SourceReport, TraceReport};
@@ -80,6 +81,8 @@ pub struct Verifier {
     metrics_spec: Option<MetricsChecks>,
     metrics: Vec<Reconciler>,
     protocol: Protocol,
+    /// The harness launches the services: their metrics endpoints are known once they listen.
+    managed: bool,
 }
 
 /// `--jaeger` and `--prometheus`: a real deployment's query APIs, overriding the scenario.
@@ -94,8 +97,18 @@ pub struct QueryApis {
 }
 
 impl QueryApis {
-    /// Applies the flags: each switches its checks on with the bundled system's defaults.
-    pub fn apply(&self, scenario: &mut Scenario) {
+    /// Applies the flags: each switches its checks on with the bundled system's defaults. A URL
+    /// that is not http(s), or `--jaeger-api` with no Jaeger URL in the flags or the scenario, is
+    /// bad input.
+    pub fn apply(&self, scenario: &mut Scenario) -> Result<(), RunError> {
+        for (flag, url, example) in [
+            ("--jaeger", &self.jaeger, "http://127.0.0.1:16686"),
+            ("--prometheus", &self.prometheus, "http://127.0.0.1:9090"),
+        ] {
+            if let Some(url) = url {
+                preflight::flag_url(flag, url, example)?;
+            }
+        }
         let managed = matches!(scenario.system, System::Managed(_));
         if let Some(url) = &self.jaeger {
             let traces = scenario.verify.traces.get_or_insert_with(|| {
@@ -120,6 +133,21 @@ impl QueryApis {
                 None => metrics.prometheus = Some(PrometheusSpec::bundled(url)),
             }
         }
+        if let (Some(api), None) = (&self.jaeger_api, &self.jaeger) {
+            // The scenario names the Jaeger query service; the flag only picks its API.
+            match scenario.verify.traces.as_mut().map(|t| &mut t.source) {
+                Some(TraceSourceSpec::Jaeger { api: chosen, .. }) => *chosen = api.clone(),
+                _ => {
+                    return Err(RunError::BadInput(format!(
+                        "--jaeger-api {api}: there is no Jaeger query service to use it with; \
+                         expected --jaeger URL, or verify.traces.source: jaeger with \
+                         verify.traces.jaeger.url in scenario {}",
+                        scenario.name
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -181,6 +209,7 @@ impl Verifier {
             metrics_spec: scenario.verify.metrics.clone(),
             metrics: Vec::new(),
             protocol: scenario.load.protocol,
+            managed: managed.is_some(),
         })
     }
 

@@ -5,6 +5,7 @@
 //! Jaeger has produced can be tested from captured bodies.
 
 mod json;
+mod probe;
 pub mod v1;
 pub mod v3;
 

@@ -1,0 +1,123 @@
+//! Before any load: every trace and metrics source the run will read must answer as the API it is
+//! taken for. One that is down, or is some other server, ends the run at once as incomplete
+//! (exit 3), naming the URL and what was expected, rather than failing its checks after the whole
+//! load as if the system were at fault.
+
+use std::time::Duration;
+
+use super::{Source, Traces, Verifier};
+use crate::bundled::{ENGINE_SERVICE, GATEWAY_SERVICE};
+use crate::exit::RunError;
+use crate::metrics::prometheus::{PrometheusSource, QueryData};
+use crate::metrics::scrape::ScrapeSource;
+use crate::metrics::{MetricsError, MetricsSource};
+
+/// How long each preflight request may take: an API that is there answers these at once.
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A `--jaeger` or `--prometheus` value that is not an http(s) URL with a host is bad input.
+pub(super) fn flag_url(flag: &str, url: &str, example: &str) -> Result<(), RunError> {
+    let problem = match reqwest::Url::parse(url.trim()) {
+        Err(error) => Some(error.to_string()),
+        Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => {
+            Some(format!("the scheme is {:?}", parsed.scheme()))
+        }
+        Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => {
+            Some("it names no host".to_owned())
+        }
+        Ok(_) => None,
+    };
+    match problem {
+        Some(problem) => Err(RunError::BadInput(format!(
+            "{flag} {url}: {problem}; expected an http:// or https:// URL such as {example}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl Verifier {
+    /// Asks the trace source and every metrics source known before the system starts (Jaeger,
+    /// Prometheus, an external system's metrics endpoints) whether it is there.
+    pub async fn preflight(&self) -> Result<(), RunError> {
+        if let Some(Traces {
+            source: Source::Jaeger(jaeger),
+            ..
+        }) = &self.traces
+        {
+            jaeger.probe(TIMEOUT).await.map_err(|error| {
+                incomplete(format!(
+                    "the trace source is not ready: expected Jaeger's query API at {}: {error}",
+                    jaeger.base()
+                ))
+            })?;
+        }
+        let Some(spec) = &self.metrics_spec else {
+            return Ok(());
+        };
+        if let Some(prometheus) = &spec.prometheus {
+            probe_prometheus(&prometheus.url).await?;
+        }
+        if spec.scrape
+            && !self.managed
+            && let (Some(gateway), Some(engine)) = (&spec.gateway_metrics, &spec.engine_metrics)
+        {
+            probe_scrape(gateway, engine).await?;
+        }
+        Ok(())
+    }
+
+    /// Asks the managed services' metrics endpoints, known once they listen, before any load.
+    pub async fn preflight_scrape(&self, targets: &(String, String)) -> Result<(), RunError> {
+        match &self.metrics_spec {
+            Some(spec) if spec.scrape => probe_scrape(&targets.0, &targets.1).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `GET api/v1/query?query=1` must answer the scalar 1, as every Prometheus-compatible API does.
+async fn probe_prometheus(url: &str) -> Result<(), RunError> {
+    let failed = |error: MetricsError| {
+        let message = format!(
+            "the metrics source is not ready: expected the Prometheus HTTP API at {url} \
+             (api/v1/query?query=1 answering the scalar 1): {error}"
+        );
+        match error {
+            MetricsError::BadUrl { .. } => RunError::BadInput(message),
+            _ => incomplete(message),
+        }
+    };
+    let source = PrometheusSource::new(url, Vec::new())
+        .map_err(failed)?
+        .with_timeout(TIMEOUT);
+    let answer = source.query("1").await.map_err(failed)?;
+    match answer.data {
+        QueryData::Scalar(point) if point.value == 1.0 => Ok(()),
+        other => Err(failed(MetricsError::Shape {
+            url: url.to_owned(),
+            detail: format!("the query 1 answered {other:?}"),
+        })),
+    }
+}
+
+/// Each metrics endpoint must answer a Prometheus text exposition.
+async fn probe_scrape(gateway: &str, engine: &str) -> Result<(), RunError> {
+    let failed = |error: MetricsError| {
+        incomplete(format!(
+            "the metrics source is not ready: expected a Prometheus text exposition from the \
+             services' metrics endpoints ({gateway}, {engine}): {error}"
+        ))
+    };
+    let source = ScrapeSource::new(vec![
+        (GATEWAY_SERVICE.to_owned(), gateway.to_owned()),
+        (ENGINE_SERVICE.to_owned(), engine.to_owned()),
+    ])
+    .map_err(failed)?
+    .with_timeout(TIMEOUT);
+    source.snapshot().await.map_err(failed)?;
+    Ok(())
+}
+
+fn incomplete(message: String) -> RunError {
+    RunError::Incomplete(anyhow::anyhow!(message))
+}
