@@ -142,6 +142,13 @@ fn verification(out: &mut String, result: &RunResult) {
                 .map_or_else(|| "n/a".to_owned(), |c| format!("{:.1}%", c * 100.0)),
             traces.passed,
         );
+        if traces.unanswered > 0 {
+            let _ = writeln!(
+                out,
+                "  {} sampled request(s) got no response: each failed the response check",
+                traces.unanswered
+            );
+        }
         if traces.not_judged > 0 {
             let _ = writeln!(
                 out,
@@ -194,11 +201,7 @@ fn verification(out: &mut String, result: &RunResult) {
                 let _ = writeln!(out, "    error: {error}");
             }
             for check in source.checks.iter().filter(|c| !c.passed) {
-                let _ = writeln!(
-                    out,
-                    "    {} {}: {}",
-                    check.service, check.metric, check.detail
-                );
+                let _ = writeln!(out, "    {}: {}", check.subject(), check.comparison());
             }
         }
     }
