@@ -43,8 +43,8 @@ Exit codes:
   0  every threshold and check passed (and an overhead claim held)
   1  a threshold or check failed (or an overhead claim failed or could not be decided)
   2  bad input (scenario, flags)
-  3  the run could not be completed (a service would not start or crashed, the target was
-     unreachable, the run was interrupted)
+  3  the run could not be completed (a service would not start or crashed, the target or a
+     trace or metrics source was unreachable, the run was interrupted)
   For compare: 1 means a regression beyond the noise, 3 too few requests to judge anything"
 )]
 struct Cli {

@@ -121,3 +121,105 @@ async fn probe_scrape(gateway: &str, engine: &str) -> Result<(), RunError> {
 fn incomplete(message: String) -> RunError {
     RunError::Incomplete(anyhow::anyhow!(message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
+    #[test]
+    fn flag_urls_must_be_http_or_https_with_a_host() {
+        for good in ["http://127.0.0.1:9090", "https://prometheus.example/prom/"] {
+            assert!(flag_url("--prometheus", good, "x").is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("ftp://127.0.0.1:9090", "the scheme is \"ftp\""),
+            ("127.0.0.1:9090", "relative URL without a base"),
+            ("http://", "empty host"),
+        ] {
+            let error = flag_url("--prometheus", bad, "http://127.0.0.1:9090")
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                error.starts_with(&format!("--prometheus {bad}: "))
+                    && error.contains(why)
+                    && error.ends_with(
+                        "expected an http:// or https:// URL such as http://127.0.0.1:9090"
+                    ),
+                "{error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn prometheus_must_answer_the_scalar_one() {
+        let prometheus = serve(Router::new().route(
+            "/api/v1/query",
+            get(|| async {
+                r#"{"status":"success","data":{"resultType":"scalar","result":[1733400000.1,"1"]}}"#
+            }),
+        ))
+        .await;
+        probe_prometheus(&prometheus)
+            .await
+            .expect("Prometheus answers");
+        // A path prefix, as behind a proxy, is kept.
+        let prefixed = serve(Router::new().route(
+            "/prom/api/v1/query",
+            get(|| async {
+                r#"{"status":"success","data":{"resultType":"scalar","result":[1.0,"1"]}}"#
+            }),
+        ))
+        .await;
+        probe_prometheus(&format!("{prefixed}/prom"))
+            .await
+            .expect("Prometheus under a prefix answers");
+
+        let html = serve(Router::new().fallback(|| async { "<html>welcome</html>" })).await;
+        let wrong = serve(Router::new().fallback(|| async {
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#
+        }))
+        .await;
+        for base in [html, wrong] {
+            let error = probe_prometheus(&base).await.expect_err("not Prometheus");
+            assert!(matches!(error, RunError::Incomplete(_)), "{error}");
+            let error = error.to_string();
+            assert!(
+                error.contains(&format!("expected the Prometheus HTTP API at {base}")),
+                "{error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn metrics_endpoints_must_answer_an_exposition() {
+        let exposition = serve(Router::new().route(
+            "/metrics",
+            get(|| async { "# TYPE requests_total counter\nrequests_total 3\n" }),
+        ))
+        .await;
+        let metrics = format!("{exposition}/metrics");
+        probe_scrape(&metrics, &metrics)
+            .await
+            .expect("an exposition answers");
+        let missing = format!("{exposition}/nothing-here");
+        let error = probe_scrape(&metrics, &missing)
+            .await
+            .expect_err("a 404 is no exposition")
+            .to_string();
+        assert!(
+            error.contains(&missing) && error.contains("HTTP 404"),
+            "{error}"
+        );
+    }
+}

@@ -422,6 +422,47 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_timed_out_request_fails_even_when_its_trace_is_complete() {
+        let mut timed_out = sample(1, Outcome::Timeout);
+        timed_out.finished = timed_out.sent + Duration::from_secs(2);
+        let answered = sample(2, Outcome::Code(tonic::Code::Ok));
+        let source = Fake {
+            start: tokio::time::Instant::now(),
+            traces: HashMap::from([
+                (TraceId(1), (Duration::ZERO, engine_trace(&timed_out.trace))),
+                (TraceId(2), (Duration::ZERO, engine_trace(&answered.trace))),
+            ]),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(timed_out).expect("open");
+        tx.send(answered).expect("open");
+        drop(tx);
+        let checks = bundled_trace_checks(Protocol::Grpc, false);
+        let verdicts = verify(
+            Arc::new(source),
+            Arc::new(checks),
+            rx,
+            CancellationToken::new(),
+        )
+        .await;
+        let report = TraceReport::new("fake".into(), &verdicts, &["only".to_owned()]);
+        // The system may have done its part, but the client never saw an answer.
+        assert_eq!((report.sampled, report.complete, report.passed), (2, 2, 1));
+        assert_eq!(report.unanswered, 1);
+        assert_eq!(report.failing.len(), 1);
+        let failing = &report.failing[0];
+        assert_eq!(failing.outcome, "timeout");
+        assert_eq!(
+            failing.failures,
+            [Failure {
+                check: CheckKind::Response,
+                detail: "the request got no response: none within the request timeout (2.00s)"
+                    .to_owned()
+            }]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_interrupted_run_stops_waiting() {
         let mut checks = bundled_trace_checks(Protocol::Grpc, false);
         checks.timeout = Duration::from_secs(3600);

@@ -114,3 +114,106 @@ impl JaegerSource {
         Ok((status, body))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::JaegerApi;
+    use axum::Router;
+    use axum::routing::get;
+
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
+    fn source(base: &str, api: JaegerApi) -> JaegerSource {
+        JaegerSource::new(base, api, Duration::from_secs(5)).expect("source")
+    }
+
+    const PROBE: Duration = Duration::from_secs(3);
+
+    #[tokio::test]
+    async fn jaeger_of_either_api_answers_the_probe() {
+        let v3 = serve(Router::new().route(
+            "/api/v3/services",
+            get(|| async { r#"{"services":["api-gateway","core-engine"]}"# }),
+        ))
+        .await;
+        let empty_v3 = serve(Router::new().route("/api/v3/services", get(|| async { "{}" }))).await;
+        let v1 = serve(Router::new().route(
+            "/api/services",
+            get(|| async { r#"{"data":null,"total":0,"limit":0,"offset":0,"errors":null}"# }),
+        ))
+        .await;
+        for (base, api) in [
+            (&v3, JaegerApi::Auto),
+            (&v3, JaegerApi::V3),
+            (&empty_v3, JaegerApi::V3),
+            (&v1, JaegerApi::Auto),
+            (&v1, JaegerApi::V1),
+        ] {
+            let probed = source(base, api).probe(PROBE).await;
+            assert!(probed.is_ok(), "{api} at {base}: {probed:?}");
+        }
+        // The API chosen is the one asked: a v1-only Jaeger is not a v3 one.
+        let error = source(&v1, JaegerApi::V3)
+            .probe(PROBE)
+            .await
+            .expect_err("no v3 there")
+            .to_string();
+        assert!(error.contains(&format!("{v1}/api/v3/services")), "{error}");
+        assert!(!error.contains("/api/services "), "{error}");
+    }
+
+    #[tokio::test]
+    async fn another_server_is_named_with_what_it_answered() {
+        let base = serve(Router::new().fallback(|| async { "<html>welcome</html>" })).await;
+        let error = source(&base, JaegerApi::Auto)
+            .probe(PROBE)
+            .await
+            .expect_err("not Jaeger")
+            .to_string();
+        for part in [
+            format!("{base}/api/v3/services answered HTTP 200"),
+            format!("{base}/api/services answered HTTP 200"),
+            "<html>welcome</html>".to_owned(),
+            "expected HTTP 200 with a Jaeger v1 envelope".to_owned(),
+        ] {
+            assert!(error.contains(&part), "{part:?} not in {error}");
+        }
+        // JSON of another shape is no Jaeger either.
+        let base = serve(Router::new().fallback(|| async { r#"{"status":"success"}"# })).await;
+        assert!(source(&base, JaegerApi::Auto).probe(PROBE).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_or_a_silent_server_is_unreachable() {
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            format!("http://{}", listener.local_addr().expect("address"))
+        };
+        let error = source(&closed, JaegerApi::Auto).probe(PROBE).await;
+        assert!(
+            matches!(&error, Err(SourceError::Unreachable { url, .. }) if url.ends_with("/api/v3/services")),
+            "{error:?}"
+        );
+        let silent = serve(Router::new().fallback(|| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            "{}"
+        }))
+        .await;
+        let started = std::time::Instant::now();
+        let error = source(&silent, JaegerApi::V3)
+            .probe(Duration::from_millis(300))
+            .await
+            .expect_err("no answer")
+            .to_string();
+        assert!(started.elapsed() < Duration::from_secs(2), "{error}");
+        assert!(error.contains("no answer within 300ms"), "{error}");
+    }
+}
