@@ -194,6 +194,7 @@ fn apply_flags(scenario: &mut Scenario, options: &RunOptions) -> Result<(), RunE
         scenario.system = System::External(external);
     }
     for (flag, url) in [
+        ("--target", &options.target),
         ("--gateway", &options.gateway),
         ("--engine", &options.engine),
     ] {
