@@ -277,21 +277,51 @@ pub enum ErrorRule {
 /// How the services' metrics are compared with what the harness counted.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetricsChecks {
-    /// Scrape the services' own endpoints before and after the run. For an external system the
-    /// URLs must be given.
+    /// Scrape the services' own endpoints before and after the run. The managed system's are
+    /// known; an external system's are in `targets`.
     pub scrape: bool,
-    pub gateway_metrics: Option<String>,
-    pub engine_metrics: Option<String>,
+    /// Service name → metrics URL, for scraping an external system.
+    pub targets: Vec<(String, String)>,
     pub prometheus: Option<PrometheusSpec>,
+    /// The checks declared for the system; empty for the bundled system's own rules.
+    pub rules: Vec<MetricRule>,
+}
+
+/// A metrics check the scenario declares: a series' growth over the load must equal what the
+/// harness received, or another series' growth.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricRule {
+    /// The service whose metrics hold the series (as `scrape`/`prometheus` name it).
+    pub service: String,
+    /// A counter, or a histogram's `_count`.
+    pub metric: String,
+    /// Label matchers. A value `{status}` (HTTP) or `{code}` (gRPC) makes one check per outcome
+    /// the harness received, with that outcome as the value.
+    pub labels: Vec<(String, String)>,
+    pub equals: Equals,
+    /// Where the rule was written, for reports.
+    pub at: String,
+}
+
+/// What a declared metrics check compares with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Equals {
+    /// The responses the harness received for these kinds (all when empty): answers only, not
+    /// timeouts or transport failures.
+    Responses { kinds: Vec<String> },
+    /// Another series of the same service, summed over its matchers.
+    Metric {
+        metric: String,
+        labels: Vec<(String, String)>,
+    },
 }
 
 /// Instant queries against a Prometheus server that scrapes the services.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrometheusSpec {
     pub url: String,
-    /// Series selectors for each service's metrics, e.g. `{job="api-gateway"}`.
-    pub gateway: String,
-    pub engine: String,
+    /// Service name → series selector of its metrics, e.g. `{job="api-gateway"}`.
+    pub selectors: Vec<(String, String)>,
 }
 
 impl PrometheusSpec {
@@ -302,10 +332,13 @@ impl PrometheusSpec {
 
     /// `url`, with each bundled service's metrics under a job of its name.
     pub fn bundled(url: String) -> Self {
+        let job = |service: &str| (service.to_owned(), Self::job_selector(service));
         PrometheusSpec {
             url,
-            gateway: Self::job_selector(engine::gateway::DEFAULT_SERVICE_NAME),
-            engine: Self::job_selector(engine::core_engine::DEFAULT_SERVICE_NAME),
+            selectors: vec![
+                job(engine::gateway::DEFAULT_SERVICE_NAME),
+                job(engine::core_engine::DEFAULT_SERVICE_NAME),
+            ],
         }
     }
 }

@@ -795,8 +795,13 @@ verify:
         .metrics
         .and_then(|m| m.prometheus)
         .expect("prometheus");
-    assert_eq!(prometheus.gateway, "{job=\"gw\"}");
-    assert_eq!(prometheus.engine, "{job=\"core-engine\"}");
+    assert_eq!(
+        prometheus.selectors,
+        [
+            ("api-gateway".to_owned(), "{job=\"gw\"}".to_owned()),
+            ("core-engine".to_owned(), "{job=\"core-engine\"}".to_owned())
+        ]
+    );
 }
 
 #[test]

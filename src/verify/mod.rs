@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::bundled::metrics::{Received, reconcile};
-use crate::bundled::{ENGINE_SERVICE, GATEWAY_SERVICE};
 use crate::exit::RunError;
 use crate::load::{self, Announce, RunReport, SampleSink};
+use crate::metrics::declared::{self, Outcomes};
 use crate::metrics::prometheus::PrometheusSource;
 use crate::metrics::scrape::ScrapeSource;
 use crate::metrics::{MetricsSource, Snapshot};
@@ -304,50 +304,38 @@ impl Verifier {
     /// measured load adds is the difference from here.
     pub async fn before_load(
         &mut self,
-        scrape_targets: Option<(String, String)>,
+        scrape_targets: Option<Vec<(String, String)>>,
         stop: &CancellationToken,
     ) {
         let Some(spec) = self.metrics_spec.clone() else {
             return;
         };
-        let gateway = GATEWAY_SERVICE.to_owned();
-        let engine_name = ENGINE_SERVICE.to_owned();
         let mut sources: Vec<(String, Result<Metrics, String>)> = Vec::new();
         if spec.scrape {
-            let urls = scrape_targets
-                .or_else(|| Some((spec.gateway_metrics.clone()?, spec.engine_metrics.clone()?)));
-            if let Some((gateway_url, engine_url)) = urls {
-                let description = format!("scrape of {gateway_url} and {engine_url}");
-                let source = ScrapeSource::new(vec![
-                    (gateway.clone(), gateway_url),
-                    (engine_name.clone(), engine_url),
-                ]);
-                sources.push((
-                    description,
-                    source.map(Metrics::Scrape).map_err(|e| e.to_string()),
-                ));
-            } else {
+            let targets = scrape_targets.unwrap_or_else(|| spec.targets.clone());
+            if targets.is_empty() {
                 // An external system's endpoints are not known: say so rather than check nothing.
                 sources.push((
                     "scrape".to_owned(),
                     Err(
-                        "the services' metrics URLs are not known for an external system (the \
-                         scenario's own, or one given with --gateway/--engine): set \
-                         verify.metrics.gateway_metrics and engine_metrics, or \
-                         verify.metrics.scrape=false to use only --prometheus"
+                        "the services' metrics URLs are not known for an external system: set \
+                         verify.metrics.scrape to {service: URL}, or verify.metrics.scrape=false \
+                         to use only --prometheus"
                             .to_owned(),
                     ),
+                ));
+            } else {
+                let urls: Vec<&str> = targets.iter().map(|(_, url)| url.as_str()).collect();
+                let description = format!("scrape of {}", urls.join(" and "));
+                let source = ScrapeSource::new(targets);
+                sources.push((
+                    description,
+                    source.map(Metrics::Scrape).map_err(|e| e.to_string()),
                 ));
             }
         }
         if let Some(prometheus) = &spec.prometheus {
-            let source = PrometheusSource::new(
-                &prometheus.url,
-                vec![
-                    (gateway.clone(), prometheus.gateway.clone()),
-                    (engine_name.clone(), prometheus.engine.clone()),
-                ],
-            );
+            let source = PrometheusSource::new(&prometheus.url, prometheus.selectors.clone());
             sources.push((
                 format!("prometheus {}", prometheus.url),
                 source.map(Metrics::Prometheus).map_err(|e| e.to_string()),
@@ -378,7 +366,19 @@ impl Verifier {
         stop: &CancellationToken,
     ) -> Option<MetricsReport> {
         self.metrics_spec.as_ref()?;
+        let spec = self.metrics_spec.as_ref()?;
         let received = received(report, self.protocol);
+        let outcomes: Outcomes = report
+            .recorder
+            .kinds
+            .iter()
+            .map(|kind| {
+                (
+                    kind.name.clone(),
+                    kind.outcomes.clone().into_iter().collect(),
+                )
+            })
+            .collect();
         let now = SystemTime::now();
         let mut sources = Vec::new();
         for reconciler in &self.metrics {
@@ -389,7 +389,11 @@ impl Verifier {
             };
             let report = match (&reconciler.before, after) {
                 (Ok(before), Ok(after)) => {
-                    let reconciliation = reconcile(before, &after, &received);
+                    let reconciliation = if spec.rules.is_empty() {
+                        reconcile(before, &after, &received)
+                    } else {
+                        declared::reconcile(before, &after, &spec.rules, &outcomes)
+                    };
                     SourceReport {
                         source: reconciler.description.clone(),
                         error: None,

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use super::{Source, Traces, Verifier};
-use crate::bundled::{ENGINE_SERVICE, GATEWAY_SERVICE};
 use crate::exit::RunError;
 use crate::metrics::prometheus::{PrometheusSource, QueryData};
 use crate::metrics::scrape::ScrapeSource;
@@ -57,19 +56,16 @@ impl Verifier {
         if let Some(prometheus) = &spec.prometheus {
             probe_prometheus(&prometheus.url).await?;
         }
-        if spec.scrape
-            && !self.managed
-            && let (Some(gateway), Some(engine)) = (&spec.gateway_metrics, &spec.engine_metrics)
-        {
-            probe_scrape(gateway, engine).await?;
+        if spec.scrape && !self.managed && !spec.targets.is_empty() {
+            probe_scrape(&spec.targets).await?;
         }
         Ok(())
     }
 
     /// Asks the managed services' metrics endpoints, known once they listen, before any load.
-    pub async fn preflight_scrape(&self, targets: &(String, String)) -> Result<(), RunError> {
+    pub async fn preflight_scrape(&self, targets: &[(String, String)]) -> Result<(), RunError> {
         match &self.metrics_spec {
-            Some(spec) if spec.scrape => probe_scrape(&targets.0, &targets.1).await,
+            Some(spec) if spec.scrape => probe_scrape(targets).await,
             _ => Ok(()),
         }
     }
@@ -101,19 +97,18 @@ async fn probe_prometheus(url: &str) -> Result<(), RunError> {
 }
 
 /// Each metrics endpoint must answer a Prometheus text exposition.
-async fn probe_scrape(gateway: &str, engine: &str) -> Result<(), RunError> {
+async fn probe_scrape(targets: &[(String, String)]) -> Result<(), RunError> {
+    let urls: Vec<&str> = targets.iter().map(|(_, url)| url.as_str()).collect();
     let failed = |error: MetricsError| {
         incomplete(format!(
             "the metrics source is not ready: expected a Prometheus text exposition from the \
-             services' metrics endpoints ({gateway}, {engine}): {error}"
+             services' metrics endpoints ({}): {error}",
+            urls.join(", ")
         ))
     };
-    let source = ScrapeSource::new(vec![
-        (GATEWAY_SERVICE.to_owned(), gateway.to_owned()),
-        (ENGINE_SERVICE.to_owned(), engine.to_owned()),
-    ])
-    .map_err(failed)?
-    .with_timeout(TIMEOUT);
+    let source = ScrapeSource::new(targets.to_vec())
+        .map_err(failed)?
+        .with_timeout(TIMEOUT);
     source.snapshot().await.map_err(failed)?;
     Ok(())
 }
@@ -209,11 +204,17 @@ mod tests {
         ))
         .await;
         let metrics = format!("{exposition}/metrics");
-        probe_scrape(&metrics, &metrics)
+        let target = |url: &str| {
+            vec![
+                ("a".to_owned(), metrics.clone()),
+                ("b".to_owned(), url.to_owned()),
+            ]
+        };
+        probe_scrape(&target(&metrics))
             .await
             .expect("an exposition answers");
         let missing = format!("{exposition}/nothing-here");
-        let error = probe_scrape(&metrics, &missing)
+        let error = probe_scrape(&target(&missing))
             .await
             .expect_err("a 404 is no exposition")
             .to_string();
