@@ -50,6 +50,12 @@ pub fn render(result: &RunResult) -> String {
         load.sent,
         load.dropped,
     );
+    for key in &result.scenario.insecure {
+        let _ = writeln!(
+            out,
+            "WARNING: {key}.insecure: server certificates were not verified; what came through it is unauthenticated"
+        );
+    }
     if load.sent > 1 && load.achieved_rate < 0.99 * load.target_rate {
         let _ = writeln!(
             out,

@@ -207,7 +207,7 @@ fn quotes_through_nginx_over_tls_http1_and_h2c_pass_with_their_traces() {
 }
 
 #[test]
-fn a_tls_target_the_harness_does_not_trust_is_refused() {
+fn a_tls_target_the_harness_does_not_trust_is_refused_unless_told_to_accept_it() {
     let otlp = free_addr();
     let Some(quotes) = services("any-service-untrusted", otlp, &[]) else {
         return;
@@ -231,6 +231,17 @@ fn a_tls_target_the_harness_does_not_trust_is_refused() {
     let (code, stdout, _) = harness(&run, &scenario, KEY);
     assert_ne!(code, Some(0), "{stdout}");
     assert!(stdout.to_lowercase().contains("certificate"), "{stdout}");
+
+    // The insecure switch accepts it, and the summary says so.
+    let run = Run::new("any-service-insecure");
+    let insecure = "    tls: {insecure: true}";
+    let scenario = http_scenario(&run, &target, insecure, otlp, &quotes);
+    let (code, stdout, result) = harness(&run, &scenario, KEY);
+    assert_all_traces_pass(code, &stdout, &result);
+    assert!(
+        stdout.contains("WARNING: system.external.tls.insecure"),
+        "{stdout}"
+    );
 }
 
 #[test]

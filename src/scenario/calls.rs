@@ -156,7 +156,7 @@ pub(super) fn grpc(
 }
 
 /// A mapping of header or metadata names (lower-cased, checked by `valid`) to templates.
-fn named_templates(
+pub(super) fn named_templates(
     cx: &mut Cx,
     node: &Node,
     path: &str,

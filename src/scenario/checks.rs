@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::model::{
-    ChainStep, Equals, ErrorRule, MetricRule, MetricsChecks, PrometheusSpec, Protocol, SampleShare,
-    TraceChecks, TraceSourceSpec, Verify,
+    Access, ChainStep, Equals, ErrorRule, MetricRule, MetricsChecks, PrometheusSpec, Protocol,
+    SampleShare, TraceChecks, TraceSourceSpec, Verify,
 };
 use super::read::{
     Cx, boolean, duration, http_url, join, list, mapping, string, strings, text, word,
 };
 use super::tree::{Node, Origin, Value};
+use crate::tls::TlsSpec;
 use crate::trace::SpanKind;
 
 /// How long a trace may take to arrive after the load ends, unless the scenario says.
@@ -302,10 +303,11 @@ pub(super) fn sample_share(cx: &mut Cx, node: &Node, path: &str) -> Option<Sampl
 }
 
 fn jaeger(cx: &mut Cx, node: &Node, path: &str) -> Option<TraceSourceSpec> {
-    let fields = mapping(cx, node, path, Some(&["url", "api"]))?;
+    let fields = mapping(cx, node, path, Some(&["url", "api", "tls", "headers"]))?;
     let url = fields
         .required(cx, "url")
         .and_then(|n| http_url(cx, n, &fields.path("url")));
+    let access = access(cx, &fields);
     let api = fields.get("api").map_or(Some("auto"), |n| {
         word(
             cx,
@@ -317,6 +319,7 @@ fn jaeger(cx: &mut Cx, node: &Node, path: &str) -> Option<TraceSourceSpec> {
     Some(TraceSourceSpec::Jaeger {
         url: url?,
         api: api?.to_owned(),
+        access: access?,
     })
 }
 
@@ -419,6 +422,8 @@ fn metrics(
         "engine_metrics",
         "prometheus",
         "checks",
+        "tls",
+        "headers",
     ];
     let mut checks = MetricsChecks {
         scrape: true,
@@ -461,6 +466,9 @@ fn metrics(
     }
     if let Some(n) = fields.get("prometheus") {
         checks.prometheus = prometheus(cx, n, &fields.path("prometheus"));
+    }
+    if let Some(access) = access(cx, &fields) {
+        checks.access = access;
     }
     if let Some(n) = fields.get("checks") {
         checks.rules = list(cx, Some(n), &fields.path("checks"), |cx, item, at| {
@@ -525,6 +533,36 @@ fn metrics(
         }
     }
     (cx.problems.len() == before).then_some(checks)
+}
+
+/// `tls:` and `headers:` of a query API or of the scrape.
+fn access(cx: &mut Cx, fields: &super::read::Fields<'_>) -> Option<Access> {
+    let tls = fields.read_or(cx, "tls", TlsSpec::default(), super::system::tls);
+    let headers = match fields.get("headers") {
+        None => Some(Vec::new()),
+        Some(n) => {
+            let mut placeholders = Vec::new();
+            let path = fields.path("headers");
+            let headers = super::calls::named_templates(cx, n, &path, &mut placeholders, |name| {
+                hyper::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            });
+            if let Some((var, origin, at)) = placeholders.first() {
+                cx.err(
+                    *origin,
+                    at,
+                    format!(
+                        "\"{{{{{var}}}}}\" has no values here; ${{NAME}} reads the environment"
+                    ),
+                );
+                return None;
+            }
+            headers
+        }
+    };
+    Some(Access {
+        tls: tls?,
+        headers: headers?,
+    })
 }
 
 /// What the metrics defaults depend on.
@@ -677,19 +715,22 @@ fn prometheus(cx: &mut Cx, node: &Node, path: &str) -> Option<PrometheusSpec> {
         cx,
         node,
         path,
-        Some(&["url", "gateway", "engine", "services"]),
+        Some(&["url", "gateway", "engine", "services", "tls", "headers"]),
     )?;
     let url = fields
         .required(cx, "url")
         .and_then(|n| http_url(cx, n, &fields.path("url")));
+    let access = access(cx, &fields)?;
     if let Some(n) = fields.get("services") {
         let selectors = named(cx, n, &fields.path("services"), string);
         return Some(PrometheusSpec {
             url: url?,
+            access,
             selectors,
         });
     }
     let mut spec = PrometheusSpec::bundled(url?);
+    spec.access = access;
     for ((_, selector), key) in spec.selectors.iter_mut().zip(["gateway", "engine"]) {
         if let Some(n) = fields.get(key) {
             *selector = string(cx, n, &fields.path(key))?;

@@ -27,8 +27,8 @@ use std::str::FromStr;
 pub(crate) use checks::bundled_trace_checks;
 pub(crate) use error::{At, Problem, ScenarioError};
 pub(crate) use model::{
-    Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, Equals, ErrorRule, Execution, HttpBody,
-    Instructions, Load, Located, Managed, MetricRule, MetricsChecks, Overhead, Phase,
+    Access, Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, Equals, ErrorRule, Execution,
+    HttpBody, Instructions, Load, Located, Managed, MetricRule, MetricsChecks, Overhead, Phase,
     PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario, ServiceSpec, Sweep,
     System, Template, TraceChecks, TraceSourceSpec, Vars,
 };

@@ -245,7 +245,11 @@ pub enum TraceSourceSpec {
         http: Option<std::net::SocketAddr>,
     },
     /// A Jaeger query API: `api` is `auto`, `v3` or `v1`.
-    Jaeger { url: String, api: String },
+    Jaeger {
+        url: String,
+        api: String,
+        access: Access,
+    },
 }
 
 /// One expected span of the chain.
@@ -282,6 +286,8 @@ pub struct MetricsChecks {
     pub scrape: bool,
     /// Service name → metrics URL, for scraping an external system.
     pub targets: Vec<(String, String)>,
+    /// How the scrape reaches those URLs.
+    pub access: Access,
     pub prometheus: Option<PrometheusSpec>,
     /// The checks declared for the system; empty for the bundled system's own rules.
     pub rules: Vec<MetricRule>,
@@ -316,10 +322,20 @@ pub enum Equals {
     },
 }
 
+/// How the harness reaches a query API or metrics endpoint: what TLS trusts (and presents), and
+/// the headers (e.g. `Authorization: Bearer ${TOKEN}`) it sends with every request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Access {
+    pub tls: crate::tls::TlsSpec,
+    /// Names lower case; values may read `${NAME}` from the environment.
+    pub headers: Vec<(String, Template)>,
+}
+
 /// Instant queries against a Prometheus server that scrapes the services.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrometheusSpec {
     pub url: String,
+    pub access: Access,
     /// Service name → series selector of its metrics, e.g. `{job="api-gateway"}`.
     pub selectors: Vec<(String, String)>,
 }
@@ -335,6 +351,7 @@ impl PrometheusSpec {
         let job = |service: &str| (service.to_owned(), Self::job_selector(service));
         PrometheusSpec {
             url,
+            access: Access::default(),
             selectors: vec![
                 job(engine::gateway::DEFAULT_SERVICE_NAME),
                 job(engine::core_engine::DEFAULT_SERVICE_NAME),
@@ -591,6 +608,37 @@ impl Default for Expect {
 }
 
 impl Scenario {
+    /// The keys whose `tls.insecure` is on: connections through them accept any certificate.
+    pub fn insecure(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        if let System::External(external) = &self.system
+            && external.tls.insecure
+        {
+            keys.push("system.external.tls".to_owned());
+        }
+        if let Some(TraceChecks {
+            source: TraceSourceSpec::Jaeger { access, .. },
+            ..
+        }) = &self.verify.traces
+            && access.tls.insecure
+        {
+            keys.push("verify.traces.jaeger.tls".to_owned());
+        }
+        if let Some(metrics) = &self.verify.metrics {
+            if metrics.access.tls.insecure {
+                keys.push("verify.metrics.tls".to_owned());
+            }
+            if metrics
+                .prometheus
+                .as_ref()
+                .is_some_and(|p| p.access.tls.insecure)
+            {
+                keys.push("verify.metrics.prometheus.tls".to_owned());
+            }
+        }
+        keys
+    }
+
     /// The recorded part of the run: all phases, without the warm-up.
     pub fn total_duration(&self) -> Duration {
         self.load.phases.iter().map(Phase::duration).sum()

@@ -780,7 +780,8 @@ verify:
         traces.source,
         TraceSourceSpec::Jaeger {
             url: "http://127.0.0.1:16686".into(),
-            api: "v3".into()
+            api: "v3".into(),
+            access: Access::default(),
         }
     );
     assert_eq!(traces.timeout, Duration::from_secs(4));

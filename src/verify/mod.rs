@@ -20,12 +20,13 @@ use crate::metrics::scrape::ScrapeSource;
 use crate::metrics::{MetricsSource, Snapshot};
 use crate::result::CheckKind;
 use crate::scenario::{
-    MetricsChecks, PrometheusSpec, Protocol, SampleShare, Scenario, System, TraceChecks,
+    Access, MetricsChecks, PrometheusSpec, Protocol, SampleShare, Scenario, System, TraceChecks,
     TraceSourceSpec,
 };
 use crate::trace::jaeger::{JaegerApi, JaegerSource};
 use crate::trace::logs::LogIndex;
 use crate::trace::receiver::{Receiver, ReceiverConfig};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 mod check;
 mod preflight;
 mod traces;
@@ -117,6 +118,7 @@ impl QueryApis {
             traces.source = TraceSourceSpec::Jaeger {
                 url: url.trim_end_matches('/').to_owned(),
                 api: self.jaeger_api.clone().unwrap_or_else(|| "auto".to_owned()),
+                access: Access::default(),
             };
         }
         if let Some(url) = &self.prometheus {
@@ -188,11 +190,14 @@ impl Verifier {
                         })?;
                         Source::Embedded(receiver)
                     }
-                    TraceSourceSpec::Jaeger { url, api } => {
+                    TraceSourceSpec::Jaeger { url, api, access } => {
                         let api: JaegerApi = api
                             .parse()
                             .map_err(|e| RunError::BadInput(format!("jaeger api: {e}")))?;
+                        let headers =
+                            headers(access).map_err(|e| RunError::BadInput(e.to_string()))?;
                         let source = JaegerSource::new(url, api, QUERY_TIMEOUT)
+                            .and_then(|s| s.with_access(&access.tls, headers))
                             .map_err(|e| RunError::BadInput(e.to_string()))?;
                         Source::Jaeger(Arc::new(source))
                     }
@@ -327,18 +332,28 @@ impl Verifier {
             } else {
                 let urls: Vec<&str> = targets.iter().map(|(_, url)| url.as_str()).collect();
                 let description = format!("scrape of {}", urls.join(" and "));
-                let source = ScrapeSource::new(targets);
-                sources.push((
-                    description,
-                    source.map(Metrics::Scrape).map_err(|e| e.to_string()),
-                ));
+                let source = headers(&spec.access)
+                    .map_err(|e| e.to_string())
+                    .and_then(|headers| {
+                        ScrapeSource::new(targets)
+                            .and_then(|s| s.with_access(&spec.access.tls, headers))
+                            .map_err(|e| e.to_string())
+                    });
+                sources.push((description, source.map(Metrics::Scrape)));
             }
         }
         if let Some(prometheus) = &spec.prometheus {
-            let source = PrometheusSource::new(&prometheus.url, prometheus.selectors.clone());
+            let access = &prometheus.access;
+            let source = headers(access)
+                .map_err(|e| e.to_string())
+                .and_then(|headers| {
+                    PrometheusSource::new(&prometheus.url, prometheus.selectors.clone())
+                        .and_then(|s| s.with_access(&access.tls, headers))
+                        .map_err(|e| e.to_string())
+                });
             sources.push((
                 format!("prometheus {}", prometheus.url),
-                source.map(Metrics::Prometheus).map_err(|e| e.to_string()),
+                source.map(Metrics::Prometheus),
             ));
         }
         let now = SystemTime::now();
@@ -527,3 +542,27 @@ fn received(report: &RunReport, protocol: Protocol) -> Received {
         (!service.is_empty()).then(|| Duration::from_micros(service.value_at_quantile(0.99)));
     received
 }
+
+/// The headers `access` sends, each `${NAME}` read from the environment now. An unset variable
+/// names where the header was written.
+pub(crate) fn headers(access: &Access) -> Result<HeaderMap, HeaderError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in &access.headers {
+        let text = crate::scenario::template::render(&value.text, &Default::default(), &|n| {
+            std::env::var(n).ok()
+        })
+        .map_err(|e| HeaderError(format!("{}: {e}", value.at)))?;
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| HeaderError(format!("{}: {e}", value.at)))?;
+        let mut value = HeaderValue::from_str(&text)
+            .map_err(|_| HeaderError(format!("{}: not a valid header value", value.at)))?;
+        value.set_sensitive(true);
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// A header of a query API or scrape that cannot be sent (e.g. `${NAME}` unset).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct HeaderError(String);

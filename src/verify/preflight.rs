@@ -10,6 +10,7 @@ use crate::exit::RunError;
 use crate::metrics::prometheus::{PrometheusSource, QueryData};
 use crate::metrics::scrape::ScrapeSource;
 use crate::metrics::{MetricsError, MetricsSource};
+use crate::scenario::Access;
 
 /// How long each preflight request may take: an API that is there answers these at once.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -54,10 +55,10 @@ impl Verifier {
             return Ok(());
         };
         if let Some(prometheus) = &spec.prometheus {
-            probe_prometheus(&prometheus.url).await?;
+            probe_prometheus(&prometheus.url, &prometheus.access).await?;
         }
         if spec.scrape && !self.managed && !spec.targets.is_empty() {
-            probe_scrape(&spec.targets).await?;
+            probe_scrape(&spec.targets, &spec.access).await?;
         }
         Ok(())
     }
@@ -65,14 +66,14 @@ impl Verifier {
     /// Asks the managed services' metrics endpoints, known once they listen, before any load.
     pub async fn preflight_scrape(&self, targets: &[(String, String)]) -> Result<(), RunError> {
         match &self.metrics_spec {
-            Some(spec) if spec.scrape => probe_scrape(targets).await,
+            Some(spec) if spec.scrape => probe_scrape(targets, &Access::default()).await,
             _ => Ok(()),
         }
     }
 }
 
 /// `GET api/v1/query?query=1` must answer the scalar 1, as every Prometheus-compatible API does.
-async fn probe_prometheus(url: &str) -> Result<(), RunError> {
+async fn probe_prometheus(url: &str, access: &Access) -> Result<(), RunError> {
     let failed = |error: MetricsError| {
         let message = format!(
             "the metrics source is not ready: expected the Prometheus HTTP API at {url} \
@@ -83,7 +84,9 @@ async fn probe_prometheus(url: &str) -> Result<(), RunError> {
             _ => incomplete(message),
         }
     };
+    let headers = super::headers(access).map_err(|e| RunError::BadInput(e.to_string()))?;
     let source = PrometheusSource::new(url, Vec::new())
+        .and_then(|s| s.with_access(&access.tls, headers))
         .map_err(failed)?
         .with_timeout(TIMEOUT);
     let answer = source.query("1").await.map_err(failed)?;
@@ -97,7 +100,7 @@ async fn probe_prometheus(url: &str) -> Result<(), RunError> {
 }
 
 /// Each metrics endpoint must answer a Prometheus text exposition.
-async fn probe_scrape(targets: &[(String, String)]) -> Result<(), RunError> {
+async fn probe_scrape(targets: &[(String, String)], access: &Access) -> Result<(), RunError> {
     let urls: Vec<&str> = targets.iter().map(|(_, url)| url.as_str()).collect();
     let failed = |error: MetricsError| {
         incomplete(format!(
@@ -106,7 +109,9 @@ async fn probe_scrape(targets: &[(String, String)]) -> Result<(), RunError> {
             urls.join(", ")
         ))
     };
+    let headers = super::headers(access).map_err(|e| RunError::BadInput(e.to_string()))?;
     let source = ScrapeSource::new(targets.to_vec())
+        .and_then(|s| s.with_access(&access.tls, headers))
         .map_err(failed)?
         .with_timeout(TIMEOUT);
     source.snapshot().await.map_err(failed)?;
@@ -165,7 +170,7 @@ mod tests {
             }),
         ))
         .await;
-        probe_prometheus(&prometheus)
+        probe_prometheus(&prometheus, &Access::default())
             .await
             .expect("Prometheus answers");
         // A path prefix, as behind a proxy, is kept.
@@ -176,7 +181,7 @@ mod tests {
             }),
         ))
         .await;
-        probe_prometheus(&format!("{prefixed}/prom"))
+        probe_prometheus(&format!("{prefixed}/prom"), &Access::default())
             .await
             .expect("Prometheus under a prefix answers");
 
@@ -186,7 +191,9 @@ mod tests {
         }))
         .await;
         for base in [html, wrong] {
-            let error = probe_prometheus(&base).await.expect_err("not Prometheus");
+            let error = probe_prometheus(&base, &Access::default())
+                .await
+                .expect_err("not Prometheus");
             assert!(matches!(error, RunError::Incomplete(_)), "{error}");
             let error = error.to_string();
             assert!(
@@ -210,11 +217,11 @@ mod tests {
                 ("b".to_owned(), url.to_owned()),
             ]
         };
-        probe_scrape(&target(&metrics))
+        probe_scrape(&target(&metrics), &Access::default())
             .await
             .expect("an exposition answers");
         let missing = format!("{exposition}/nothing-here");
-        let error = probe_scrape(&target(&missing))
+        let error = probe_scrape(&target(&missing), &Access::default())
             .await
             .expect_err("a 404 is no exposition")
             .to_string();
