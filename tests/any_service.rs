@@ -361,7 +361,8 @@ thresholds: [\"error_rate < 1%\"]
 {traces}",
         grpc = quotes.front.grpc,
         proto = proto.display(),
-        traces = traces(otlp, "quotes.v1.Quotes/GetQuote", "any"),
+        traces = traces(otlp, "quotes.v1.Quotes/GetQuote", "any")
+            + "    response_header: x-trace-id   # the front's response metadata\n",
     );
     let scenario = run.write_scenario("quotes.yaml", &text);
     let (code, stdout, result) = harness(&run, &scenario, KEY);

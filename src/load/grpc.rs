@@ -12,7 +12,7 @@ use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tonic::client::Grpc;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use super::driver::{Driver, Reply, TRACEPARENT};
@@ -35,6 +35,8 @@ pub struct GrpcDriver {
     clients: Vec<Grpc<Channel>>,
     next: AtomicUsize,
     timeout: Duration,
+    /// The response metadata key that carries the trace id, read for sampled calls.
+    trace_header: Option<MetadataKey<Ascii>>,
 }
 
 impl GrpcDriver {
@@ -62,7 +64,20 @@ impl GrpcDriver {
             clients,
             next: AtomicUsize::new(0),
             timeout,
+            trace_header: None,
         }
+    }
+
+    /// The response metadata key (e.g. `x-trace-id`) that carries the trace id; `None` (the
+    /// default) reads none. A name that is no metadata key reads none either.
+    pub fn with_trace_header(mut self, name: &str) -> Self {
+        self.trace_header = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()).ok();
+        self
+    }
+
+    fn trace_id(&self, metadata: &MetadataMap) -> Option<String> {
+        let value = metadata.get(self.trace_header.as_ref()?)?;
+        Some(String::from_utf8_lossy(value.as_encoded_bytes()).into_owned())
     }
 }
 
@@ -85,16 +100,24 @@ impl Driver for GrpcDriver {
             })?;
             client.unary(request, call.path.clone(), Raw).await
         };
-        let outcome = match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(Ok(_)) => Outcome::Code(tonic::Code::Ok),
+        let sampled = trace.is_some();
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(response)) => Reply {
+                outcome: Outcome::Code(tonic::Code::Ok),
+                trace_header: sampled
+                    .then(|| self.trace_id(response.metadata()))
+                    .flatten(),
+            },
             // Transport failures surface as UNAVAILABLE (or UNKNOWN) statuses with a source.
             Ok(Err(status)) if std::error::Error::source(&status).is_some() => {
-                Outcome::Transport(status.to_string())
+                Outcome::Transport(status.to_string()).into()
             }
-            Ok(Err(status)) => Outcome::Code(status.code()),
-            Err(_) => Outcome::Timeout,
-        };
-        outcome.into()
+            Ok(Err(status)) => Reply {
+                outcome: Outcome::Code(status.code()),
+                trace_header: sampled.then(|| self.trace_id(status.metadata())).flatten(),
+            },
+            Err(_) => Outcome::Timeout.into(),
+        }
     }
 }
 

@@ -28,6 +28,12 @@ pub(super) async fn drive(
         verifier,
         scrape_targets,
     };
+    // The response header (HTTP) or metadata (gRPC) that carries the trace id, if checked.
+    let trace_header = scenario
+        .verify
+        .traces
+        .as_ref()
+        .and_then(|t| t.response_header.as_deref());
     match mix {
         PreparedMix::Http(kinds) => {
             let mut driver = HttpDriver::new(
@@ -38,12 +44,8 @@ pub(super) async fn drive(
                 load.timeout,
             )
             .map_err(|e| RunError::BadInput(e.to_string()))?;
-            if let Some(name) = scenario
-                .verify
-                .traces
-                .as_ref()
-                .and_then(|t| t.response_header.as_deref())
-                .and_then(|h| hyper::header::HeaderName::from_bytes(h.as_bytes()).ok())
+            if let Some(name) =
+                trace_header.and_then(|h| hyper::header::HeaderName::from_bytes(h.as_bytes()).ok())
             {
                 driver = driver.with_trace_header(name);
             }
@@ -51,12 +53,15 @@ pub(super) async fn drive(
         }
         PreparedMix::Grpc(kinds) => {
             let endpoint = tonic::transport::Endpoint::from(target.base.clone());
-            let driver = GrpcDriver::new(
+            let mut driver = GrpcDriver::new(
                 &endpoint,
                 target.tls.clone(),
                 load.connections,
                 load.timeout,
             );
+            if let Some(name) = trace_header {
+                driver = driver.with_trace_header(name);
+            }
             warm_up_and_run(scenario, Arc::new(driver), kinds, stop, quiet, verify).await
         }
     }

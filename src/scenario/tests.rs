@@ -656,9 +656,19 @@ fn shipped_scenarios_and_the_documented_example_parse() {
     assert_eq!(s.requests.len(), 2);
     assert_eq!(s.total_duration(), Duration::from_secs(50));
 
-    let overhead = doc
+    let own = doc
         .split("```yaml\n")
         .nth(2)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the example of one's own services in docs/scenario.md");
+    let s = parse("docs/scenario.md", own, &[]).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!((s.name.as_str(), s.requests.len()), ("quotes", 1));
+    let metrics = s.verify.metrics.expect("metrics checks");
+    assert_eq!(metrics.rules.len(), 2);
+
+    let overhead = doc
+        .split("```yaml\n")
+        .nth(3)
         .and_then(|rest| rest.split("```").next())
         .expect("the overhead example in docs/scenario.md");
     let s = parse("docs/scenario.md", overhead, &[]).unwrap_or_else(|err| panic!("{err}"));

@@ -144,8 +144,10 @@ pub(super) fn check(
     failures
 }
 
+/// The response header (HTTP) or metadata (gRPC) must carry the request's trace id. A request
+/// without an answer fails its own check instead.
 fn check_header(name: &str, sampled: &Sampled, failures: &mut Vec<Failure>) {
-    if !matches!(sampled.observed, Observed::Http(_)) {
+    if matches!(sampled.observed, Observed::Unknown) {
         return;
     }
     match &sampled.trace_header {
@@ -565,6 +567,17 @@ mod tests {
         request.trace_header = Some("0".repeat(32));
         let failures = check(Some(&trace), &checks(), &request);
         assert_eq!(kinds(&failures), [CheckKind::ResponseHeader]);
+        // gRPC answers carry it in their metadata, checked alike.
+        request.observed = Observed::Grpc(Code::Ok);
+        let failures = check(Some(&trace), &checks(), &request);
+        assert!(kinds(&failures).contains(&CheckKind::ResponseHeader));
+        request.trace_header = None;
+        let failures = check(Some(&trace), &checks(), &request);
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.detail.contains("has no X-Trace-ID"))
+        );
     }
 
     #[test]
