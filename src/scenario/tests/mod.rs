@@ -108,10 +108,8 @@ struct Scratch(std::path::PathBuf);
 
 impl Scratch {
     fn new(test: &str, files: &[(&str, &[u8])]) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "harness-scenario-{test}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("harness-scenario-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for (name, bytes) in files {
             let path = dir.join(name);

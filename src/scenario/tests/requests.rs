@@ -85,7 +85,10 @@ fn http_kind_reads_method_url_headers_and_json_body() {
         [
             (
                 "x-api-key".to_owned(),
-                template("${API_KEY}", "x.yaml:13:28: requests[0].http.headers.X-Api-Key")
+                template(
+                    "${API_KEY}",
+                    "x.yaml:13:28: requests[0].http.headers.X-Api-Key"
+                )
             ),
             (
                 "accept".to_owned(),
@@ -151,7 +154,10 @@ fn http_kind_defaults_and_text_and_sequence_bodies() {
         HTTP,
         &[
             ("      body: {symbol: \"{{symbol}}\", depth: 2}\n", ""),
-            ("      headers: {X-Api-Key: \"${API_KEY}\", Accept: application/json}\n", ""),
+            (
+                "      headers: {X-Api-Key: \"${API_KEY}\", Accept: application/json}\n",
+                "",
+            ),
         ],
     );
     let s = parse("x.yaml", &text, &[]).expect("valid");
@@ -190,7 +196,10 @@ fn grpc_kind_resolves_its_method_in_the_proto() {
         call.metadata,
         [(
             "x-api-key".to_owned(),
-            template("${API_KEY}", "x.yaml:14:29: requests[0].grpc.metadata.X-Api-Key")
+            template(
+                "${API_KEY}",
+                "x.yaml:14:29: requests[0].grpc.metadata.X-Api-Key"
+            )
         )]
     );
 
@@ -297,7 +306,10 @@ fn kinds_of_both_shapes_share_the_explicit_protocol() {
     let text = format!("{HTTP}  - {{name: bundled, weight: 1, body: {{symbols: [AAPL]}}}}\n");
     let s = parse("x.yaml", &text, &[]).expect("valid");
     assert_eq!(s.load.protocol, Protocol::Http);
-    assert_eq!(s.requests[1].call, Call::Bundled(json!({"symbols": ["AAPL"]})));
+    assert_eq!(
+        s.requests[1].call,
+        Call::Bundled(json!({"symbols": ["AAPL"]}))
+    );
     // Writing the protocol the kinds imply is allowed.
     let text = edit_of(HTTP, &[("  phases:", "  protocol: http\n  phases:")]);
     assert_eq!(
@@ -442,7 +454,10 @@ fn bad_requests_say_where_and_what() {
              has: GetQuote",
         ),
         (
-            grpc(&[("message: {symbol: \"{{symbol}}\"}", "message: \"{{symbol}}\"")]),
+            grpc(&[(
+                "message: {symbol: \"{{symbol}}\"}",
+                "message: \"{{symbol}}\"",
+            )]),
             "x.yaml:13:16: requests[0].grpc.message: expected a mapping (the request message as \
              JSON), got \"{{symbol}}\"",
         ),

@@ -69,7 +69,9 @@ fn declared_trace_checks_and_the_receiver_are_read() {
     assert_eq!(traces.timeout, Duration::from_secs(30));
 
     // One receiver address alone; the other keeps its default.
-    let text = verify(&format!("{TRACES}    receiver: {{http: \"127.0.0.1:4318\"}}\n"));
+    let text = verify(&format!(
+        "{TRACES}    receiver: {{http: \"127.0.0.1:4318\"}}\n"
+    ));
     let s = parse("x.yaml", &text, &[]).expect("valid");
     assert_eq!(
         s.verify.traces.expect("traces").source,
@@ -106,12 +108,16 @@ fn bad_declared_trace_checks_say_where_and_what() {
             only_chain.as_str(),
         ),
         (
-            verify(&format!("{TRACES}    receiver: {{grpc: \"localhost:4317\"}}\n")),
+            verify(&format!(
+                "{TRACES}    receiver: {{grpc: \"localhost:4317\"}}\n"
+            )),
             "x.yaml:22:22: verify.traces.receiver.grpc: expected an address such as \
              127.0.0.1:4317, got \"localhost:4317\"",
         ),
         (
-            verify(&format!("{TRACES}    receiver: {{otlp: \"127.0.0.1:4317\"}}\n")),
+            verify(&format!(
+                "{TRACES}    receiver: {{otlp: \"127.0.0.1:4317\"}}\n"
+            )),
             "x.yaml:22:16: verify.traces.receiver.otlp: unknown key; expected one of: grpc, http",
         ),
         (
@@ -229,7 +235,10 @@ fn bad_declared_metrics_checks_say_where_and_what() {
     let managed_no_checks = "x.yaml:17:3: verify.metrics.checks: ".to_owned() + DECLARE;
     let managed = edit_of(
         &verify("  metrics:\n"),
-        &[("  external: {target: http://127.0.0.1:8000}", "  managed: {}")],
+        &[(
+            "  external: {target: http://127.0.0.1:8000}",
+            "  managed: {}",
+        )],
     );
     let cases = [
         (
@@ -285,7 +294,9 @@ fn bad_declared_metrics_checks_say_where_and_what() {
              http_requests_total, got \"2xx_total\"",
         ),
         (
-            metrics_rule("{service: quotes-back, metric: quotes_requests_total, equals: responses}"),
+            metrics_rule(
+                "{service: quotes-back, metric: quotes_requests_total, equals: responses}",
+            ),
             "x.yaml:20:9: verify.metrics.checks[0]: service \"quotes-back\" is not one the \
              metrics are read from (quotes-front)",
         ),
