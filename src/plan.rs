@@ -44,6 +44,7 @@ pub(crate) fn process_env(name: &str) -> Option<String> {
 
 /// Renders every request kind of `scenario` for its protocol.
 pub(crate) fn prepare(scenario: &Scenario, env: Env<'_>) -> Result<PreparedMix, RunError> {
+    // Checked before rendering, so an unset variable is named where it is first written.
     for kind in &scenario.requests {
         if let Some((name, at)) = kind.env.iter().find(|(name, _)| env(name).is_none()) {
             let unset = tpl::RenderError::Unset(name.clone());
@@ -363,7 +364,7 @@ requests:
         assert_eq!(
             header(ping, "content-type"),
             None,
-            "text is sent as written"
+            "no content type is guessed for text"
         );
     }
 
