@@ -10,8 +10,14 @@ use super::read::{Cx, join, mapping, string};
 use super::template;
 use super::tree::{Node, Origin, Value};
 
-/// A `{{var}}` found in a request: its name, and where it was written.
-pub(super) type Placeholder = (String, Origin, String);
+/// A `{{var}}` or `${NAME}` found in a request: its name, and where it was written.
+pub(super) struct Placeholder {
+    pub(super) name: String,
+    /// `${NAME}`, read from the environment when the run starts.
+    pub(super) env: bool,
+    pub(super) origin: Origin,
+    pub(super) at: String,
+}
 
 /// The most a `body_file:` or `.proto` file may hold.
 const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -271,12 +277,25 @@ pub(super) fn template_text(
         Value::Int(_) | Value::Float(_) | Value::Bool(_) => node.value.to_string(),
         _ => return cx.expected(node, path, "a string"),
     };
-    if let Err(problem) = template::parts(&text) {
-        cx.err(node.origin, path, problem);
-        return None;
-    }
-    for var in template::vars(&text) {
-        placeholders.push((var.to_owned(), node.origin, path.to_owned()));
+    let parts = match template::parts(&text) {
+        Ok(parts) => parts,
+        Err(problem) => {
+            cx.err(node.origin, path, problem);
+            return None;
+        }
+    };
+    for part in parts {
+        let (name, env) = match part {
+            template::Part::Var(name) => (name, false),
+            template::Part::Env(name) => (name, true),
+            template::Part::Text(_) => continue,
+        };
+        placeholders.push(Placeholder {
+            name: name.to_owned(),
+            env,
+            origin: node.origin,
+            at: path.to_owned(),
+        });
     }
     Some(text)
 }

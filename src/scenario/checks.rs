@@ -165,7 +165,9 @@ fn traces(
     let path = "verify.traces";
     let Some(node) = node else {
         if !bundled {
-            cx.err(key_origin, &join(path, "chain"), DECLARE);
+            for key in ["services", "chain"] {
+                cx.err(key_origin, &join(path, key), DECLARE);
+            }
             return None;
         }
         return Some(checks);
@@ -193,6 +195,13 @@ fn traces(
     let jaeger = fields
         .get("jaeger")
         .and_then(|n| jaeger(cx, n, &fields.path("jaeger")));
+    if let (Some("jaeger"), Some(n)) = (source, fields.get("receiver")) {
+        cx.err(
+            n.origin,
+            &fields.path("receiver"),
+            "given, but source is jaeger",
+        );
+    }
     match (source, jaeger) {
         (Some("jaeger"), Some(spec)) => checks.source = spec,
         (Some("jaeger"), None) if !fields.has("jaeger") => {
@@ -518,11 +527,16 @@ fn metrics(
         Vec::new()
     };
     if !known.is_empty() {
-        for rule in &checks.rules {
+        // Every rule was read (else this point is not reached): item `i` is rule `i`.
+        let items = match fields.get("checks").map(|n| &n.value) {
+            Some(Value::Seq(items)) => items.as_slice(),
+            _ => &[],
+        };
+        for (i, (rule, item)) in checks.rules.iter().zip(items).enumerate() {
             if !known.contains(&rule.service.as_str()) {
                 cx.err(
-                    node.origin,
-                    &rule.at,
+                    item.origin,
+                    &super::read::index(&fields.path("checks"), i),
                     format!(
                         "service {:?} is not one the metrics are read from ({})",
                         rule.service,

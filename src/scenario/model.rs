@@ -516,6 +516,9 @@ pub struct RequestKind {
     pub thresholds: Vec<Located<String>>,
     /// This kind's trace sampling, instead of `verify.traces.sample`.
     pub trace_sample: Option<SampleShare>,
+    /// Each `${NAME}` of the kind and where it is written (`file:line:col: key`), in order: an
+    /// unset one is reported there when the run starts, inside a JSON body as anywhere else.
+    pub env: Vec<(String, String)>,
 }
 
 /// What one request kind sends. Every string in it is a template (`scenario::template`).

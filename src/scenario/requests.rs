@@ -101,7 +101,13 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
     let call = call?;
     let (vars, var_nodes) = vars?;
     let mut ok = true;
-    for (var, origin, at) in &placeholders {
+    for Placeholder {
+        name: var,
+        origin,
+        at,
+        ..
+    } in placeholders.iter().filter(|p| !p.env)
+    {
         if !vars.has(var) {
             let source = if fields.has("vars_file") {
                 format!("a column {var} in {}", fields.path("vars_file"))
@@ -113,7 +119,7 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
         }
     }
     for (origin, var, at) in &var_nodes {
-        if !placeholders.iter().any(|(name, _, _)| name == var) {
+        if !placeholders.iter().any(|p| !p.env && p.name == *var) {
             cx.err(
                 *origin,
                 at,
@@ -122,6 +128,11 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
             ok = false;
         }
     }
+    let env = placeholders
+        .iter()
+        .filter(|p| p.env)
+        .map(|p| (p.name.clone(), cx.position(p.origin, &p.at)))
+        .collect();
     let kind = RequestKind {
         name: name?,
         weight: weight?,
@@ -130,6 +141,7 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
         expect: expect?,
         thresholds,
         trace_sample,
+        env,
     };
     ok.then_some((kind, name_node?))
 }

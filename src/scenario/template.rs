@@ -133,17 +133,6 @@ pub(crate) fn render_json(
     })
 }
 
-/// The `{{var}}` names in `text`, in order (empty when malformed).
-pub(crate) fn vars(text: &str) -> impl Iterator<Item = &str> {
-    parts(text)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|p| match p {
-            Part::Var(name) => Some(name),
-            _ => None,
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,10 @@ use serde_json::json;
 use super::model::{Expect, External, RequestKind, Verify};
 use super::*;
 
+mod external;
+mod requests;
+mod verify;
+
 /// The JSON body of a bundled-shorthand kind.
 fn body(kind: &RequestKind) -> &serde_json::Value {
     match &kind.call {
@@ -67,16 +71,65 @@ fn error(text: &str, overrides: &[&str]) -> String {
 
 /// `BASE` with each `from` replaced by `to` (each `from` must occur exactly once).
 fn edit(edits: &[(&str, &str)]) -> String {
-    let mut text = BASE.to_owned();
+    edit_of(BASE, edits)
+}
+
+/// `base` with each `from` replaced by `to` (each `from` must occur exactly once).
+fn edit_of(base: &str, edits: &[(&str, &str)]) -> String {
+    let mut text = base.to_owned();
     for (from, to) in edits {
         assert_eq!(
             text.matches(from).count(),
             1,
-            "{from:?} is not unique in BASE"
+            "{from:?} is not unique in {base:?}"
         );
         text = text.replace(from, to);
     }
     text
+}
+
+/// Parses each `(text, expected error)` and lists every case whose error differs.
+fn assert_errors<'a>(cases: impl IntoIterator<Item = (String, &'a str)>) {
+    let failures: Vec<String> = cases
+        .into_iter()
+        .filter_map(|(text, expected)| {
+            let got = match parse("x.yaml", &text, &[]) {
+                Ok(_) => "(parsed)".to_owned(),
+                Err(err) => err.to_string(),
+            };
+            (got != expected).then(|| format!("{text}\n  expected: {expected}\n       got: {got}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// A directory of files a scenario refers to, removed when the test ends.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(test: &str, files: &[(&str, &[u8])]) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("harness-scenario-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, bytes) in files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("scratch dir");
+            std::fs::write(&path, bytes).expect("scratch file");
+        }
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    /// The name of a scenario file in the directory, as `parse` takes it.
+    fn source(&self) -> String {
+        self.0.join("x.yaml").display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
