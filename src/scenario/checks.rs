@@ -560,12 +560,13 @@ fn access(cx: &mut Cx, fields: &super::read::Fields<'_>) -> Option<Access> {
             let headers = super::calls::named_templates(cx, n, &path, &mut placeholders, |name| {
                 hyper::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
             });
-            if let Some((var, origin, at)) = placeholders.first() {
+            if let Some(var) = placeholders.iter().find(|p| !p.env) {
                 cx.err(
-                    *origin,
-                    at,
+                    var.origin,
+                    &var.at,
                     format!(
-                        "\"{{{{{var}}}}}\" has no values here; ${{NAME}} reads the environment"
+                        "\"{{{{{}}}}}\" has no values here; ${{NAME}} reads the environment",
+                        var.name
                     ),
                 );
                 return None;

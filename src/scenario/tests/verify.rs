@@ -211,6 +211,7 @@ fn declared_metrics_checks_are_read() {
         metrics.prometheus,
         Some(PrometheusSpec {
             url: "http://127.0.0.1:9090".into(),
+            access: Access::default(),
             selectors: vec![("quotes-front".into(), "{job=\"front\"}".into())],
         })
     );
