@@ -17,7 +17,9 @@ use crate::bundled;
 use crate::exit::RunError;
 use crate::load::{self, GrpcCall, HttpRequest, LoadKind, LoadPlan, Outcome, RatePhase};
 use crate::scenario::template::{self as tpl, Draw};
-use crate::scenario::{self, Call, HttpBody, Phase, Protocol, RequestKind, Scenario, Template};
+use crate::scenario::{
+    self, Call, GrpcMethod, HttpBody, Phase, Protocol, RequestKind, Scenario, Template,
+};
 
 /// Draws rendered ahead per request kind whose values come from `vars:` lists; a `vars_file:`
 /// gets one per row, up to this many.
@@ -42,15 +44,41 @@ pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Renders every request kind of `scenario` for its protocol.
+/// What rendering does with a `grpc:` method that the target's reflection service has not yet
+/// described: its message cannot be encoded without the method's descriptors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unresolved {
+    /// An error: the run resolves every method before it renders the mix it sends.
+    Refuse,
+    /// Render its message and metadata as text (so that their templates and variables are
+    /// checked) and encode nothing: for checks before the server can be asked.
+    CheckText,
+}
+
+/// Renders every request kind of `scenario` for its protocol. Every `grpc:` method must be
+/// resolved (`GrpcMethod::Resolved`).
 pub(crate) fn prepare(scenario: &Scenario, env: Env<'_>) -> Result<PreparedMix, RunError> {
+    prepare_with(scenario, env, Unresolved::Refuse)
+}
+
+/// Everything [`prepare`] checks, except encoding the messages of methods still to be asked of
+/// the server's reflection service: what can be known before the system is reached.
+pub(crate) fn check(scenario: &Scenario, env: Env<'_>) -> Result<(), RunError> {
+    prepare_with(scenario, env, Unresolved::CheckText).map(drop)
+}
+
+fn prepare_with(
+    scenario: &Scenario,
+    env: Env<'_>,
+    unresolved: Unresolved,
+) -> Result<PreparedMix, RunError> {
     let mut rng = StdRng::seed_from_u64(scenario.load.seed);
     Ok(match scenario.load.protocol {
         Protocol::Http => PreparedMix::Http(kinds(scenario, &mut rng, |kind, draw| {
             http_request(kind, draw, env).map(Arc::new)
         })?),
         Protocol::Grpc => PreparedMix::Grpc(kinds(scenario, &mut rng, |kind, draw| {
-            grpc_call(kind, draw, env).map(Arc::new)
+            grpc_call(kind, draw, env, unresolved).map(Arc::new)
         })?),
     })
 }
@@ -156,7 +184,12 @@ fn http_request(kind: &RequestKind, draw: &Draw, env: Env<'_>) -> Result<HttpReq
     }
 }
 
-fn grpc_call(kind: &RequestKind, draw: &Draw, env: Env<'_>) -> Result<GrpcCall, RunError> {
+fn grpc_call(
+    kind: &RequestKind,
+    draw: &Draw,
+    env: Env<'_>,
+    unresolved: Unresolved,
+) -> Result<GrpcCall, RunError> {
     match &kind.call {
         Call::Bundled(body) => {
             let body = tpl::render_json(body, draw, env).map_err(|e| bad(kind, "", e))?;
@@ -172,15 +205,6 @@ fn grpc_call(kind: &RequestKind, draw: &Draw, env: Env<'_>) -> Result<GrpcCall, 
         }
         Call::Grpc(call) => {
             let json = tpl::render_json(&call.message, draw, env).map_err(|e| bad(kind, "", e))?;
-            let input = call.method.input();
-            let message =
-                prost_reflect::DynamicMessage::deserialize(input.clone(), json).map_err(|e| {
-                    bad(
-                        kind,
-                        "",
-                        format!("the message is not a {}: {e}", input.full_name()),
-                    )
-                })?;
             let mut metadata = tonic::metadata::MetadataMap::new();
             for (name, value) in &call.metadata {
                 let key = tonic::metadata::MetadataKey::from_bytes(name.as_bytes())
@@ -190,11 +214,38 @@ fn grpc_call(kind: &RequestKind, draw: &Draw, env: Env<'_>) -> Result<GrpcCall, 
                     .map_err(|e| bad(kind, &value.at, e))?;
                 metadata.append(key, value);
             }
-            let path = format!(
-                "/{}/{}",
-                call.method.parent_service().full_name(),
-                call.method.name()
-            );
+            let method = match (&call.method, unresolved) {
+                (GrpcMethod::Resolved(method), _) => method,
+                (GrpcMethod::Reflection(name), Unresolved::Refuse) => {
+                    return Err(RunError::BadInput(
+                        name.problem(
+                            "not yet described by the server: its reflection service is asked \
+                             when the run starts",
+                        )
+                        .to_string(),
+                    ));
+                }
+                // Checked as far as it can be; never sent.
+                (GrpcMethod::Reflection(name), Unresolved::CheckText) => {
+                    return Ok(GrpcCall {
+                        path: format!("/{}", name.value).parse().map_err(|e| {
+                            RunError::BadInput(name.problem(format!("{e}")).to_string())
+                        })?,
+                        metadata,
+                        message: Bytes::new(),
+                    });
+                }
+            };
+            let input = method.input();
+            let message =
+                prost_reflect::DynamicMessage::deserialize(input.clone(), json).map_err(|e| {
+                    bad(
+                        kind,
+                        "",
+                        format!("the message is not a {}: {e}", input.full_name()),
+                    )
+                })?;
+            let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
             Ok(GrpcCall {
                 path: path.parse().map_err(|e| bad(kind, "", e))?,
                 metadata,
