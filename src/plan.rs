@@ -296,3 +296,57 @@ pub(crate) fn target_rate(phases: &[Phase]) -> f64 {
         0.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One `grpc:` kind named for the server's reflection, with metadata from `${KEY}`.
+    fn reflected() -> Scenario {
+        let text = "name: r
+system:
+  external: {target: \"http://127.0.0.1:9\"}
+load:
+  phases:
+    - constant: {rate: 5, duration: 1s}
+requests:
+  - name: quote
+    weight: 1
+    grpc:
+      method: quotes.v1.Quotes/GetQuote
+      reflection: true
+      message: {symbol: \"{{symbol}}\"}
+      metadata: {x-api-key: \"${KEY}\"}
+    vars: {symbol: [ACME]}
+";
+        scenario::parse("x.yaml", text, &[]).expect("valid")
+    }
+
+    #[test]
+    fn a_method_for_reflection_is_checked_but_never_encoded_unresolved() {
+        let scenario = reflected();
+        let key = |name: &str| (name == "KEY").then(|| "k".to_owned());
+        check(&scenario, &key).expect("everything but the message's type checks");
+        let Err(error) = prepare(&scenario, &key) else {
+            panic!("an unresolved method was rendered");
+        };
+        assert_eq!(
+            error.to_string(),
+            "x.yaml:11:15: requests[0].grpc.method: not yet described by the server: its \
+             reflection service is asked when the run starts"
+        );
+    }
+
+    #[test]
+    fn the_check_before_reflection_still_renders_the_templates() {
+        let Err(error) = check(&reflected(), &|_| None) else {
+            panic!("an unset ${{KEY}} passed");
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("x.yaml:14:29: requests[0].grpc.metadata.x-api-key:"),
+            "{text}"
+        );
+        assert!(text.contains("KEY"), "{text}");
+    }
+}

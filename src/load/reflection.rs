@@ -221,7 +221,7 @@ async fn describe_on(
     service: &str,
     max_bytes: usize,
 ) -> Result<DescriptorPool, ReflectionError> {
-    let (mut session, stream) = Session::new(channel, path, max_bytes);
+    let (mut session, stream) = Session::new(channel.clone(), path, max_bytes);
     let mut opening = Some(stream);
     let known = DescriptorPool::global();
     let mut files = Files::new(max_bytes);
@@ -229,7 +229,16 @@ async fn describe_on(
     while let Some(request) = queue.pop_front() {
         let asked = describe(&request);
         let by_symbol = matches!(request, MessageRequest::FileContainingSymbol(_));
-        match session.ask(request, &mut opening).await? {
+        let answer = match session.ask(request, &mut opening).await {
+            // Some servers end the stream with the error, others answer it in the stream.
+            Err(ReflectionError::Call(status))
+                if by_symbol && status.code() == tonic::Code::NotFound =>
+            {
+                return Err(unknown(channel, path, service, max_bytes).await);
+            }
+            answer => answer?,
+        };
+        match answer {
             MessageResponse::FileDescriptorResponse(answer) => {
                 for bytes in answer.file_descriptor_proto {
                     files.add(&bytes)?;
@@ -241,19 +250,7 @@ async fn describe_on(
             MessageResponse::ErrorResponse(error)
                 if by_symbol && tonic::Code::from(error.error_code) == tonic::Code::NotFound =>
             {
-                let known = match session
-                    .ask(MessageRequest::ListServices(String::new()), &mut opening)
-                    .await?
-                {
-                    MessageResponse::ListServicesResponse(list) => {
-                        list.service.into_iter().map(|s| s.name).collect()
-                    }
-                    _ => Vec::new(),
-                };
-                return Err(ReflectionError::UnknownService {
-                    service: service.to_owned(),
-                    known,
-                });
+                return Err(unknown(channel, path, service, max_bytes).await);
             }
             MessageResponse::ErrorResponse(error) => {
                 return Err(ReflectionError::Refused {
@@ -273,6 +270,33 @@ async fn describe_on(
     pool.add_file_descriptor_protos(files.by_name.into_values())
         .map_err(ReflectionError::Descriptors)?;
     Ok(pool)
+}
+
+/// `service` is unknown: what the server lists instead, asked on a stream of its own (the
+/// first may have ended with the error). A server that lists nothing lists nothing.
+async fn unknown(
+    channel: Channel,
+    path: &'static str,
+    service: &str,
+    max_bytes: usize,
+) -> ReflectionError {
+    let (mut session, stream) = Session::new(channel, path, max_bytes);
+    let listed = session
+        .ask(
+            MessageRequest::ListServices(String::new()),
+            &mut Some(stream),
+        )
+        .await;
+    let known = match listed {
+        Ok(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        _ => Vec::new(),
+    };
+    ReflectionError::UnknownService {
+        service: service.to_owned(),
+        known,
+    }
 }
 
 /// The file descriptors received so far, and what they cost.
@@ -321,7 +345,150 @@ impl Files {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
+
+    /// `t/things.proto` (service `t.v1.Things`) importing `t/types.proto` and a well-known type,
+    /// compiled, with every import.
+    fn descriptor_set() -> prost_reflect::prost_types::FileDescriptorSet {
+        let dir = std::env::temp_dir().join(format!("harness-reflection-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("t")).expect("proto directory");
+        std::fs::write(
+            dir.join("t/types.proto"),
+            "syntax = \"proto3\";\npackage t.v1;\nmessage Ask { string what = 1; }\n",
+        )
+        .expect("types.proto");
+        std::fs::write(
+            dir.join("t/things.proto"),
+            "syntax = \"proto3\";\npackage t.v1;\nimport \"t/types.proto\";\n\
+             import \"google/protobuf/timestamp.proto\";\n\
+             message Thing { google.protobuf.Timestamp at = 1; }\n\
+             service Things {\n  rpc Get(Ask) returns (Thing);\n  \
+             rpc Watch(Ask) returns (stream Thing);\n}\n",
+        )
+        .expect("things.proto");
+        let set = protox::compile(["t/things.proto"], [&dir]).expect("compiles");
+        let _ = std::fs::remove_dir_all(&dir);
+        set
+    }
+
+    /// A gRPC server on loopback serving reflection v1, v1alpha, both or neither.
+    async fn server(v1: bool, v1alpha: bool) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("its address");
+        let builder = || {
+            tonic_reflection::server::Builder::configure()
+                .register_file_descriptor_set(descriptor_set())
+        };
+        let router = tonic::transport::Server::builder()
+            .add_optional_service(v1.then(|| builder().build_v1().expect("v1")))
+            .add_optional_service(v1alpha.then(|| builder().build_v1alpha().expect("v1alpha")));
+        tokio::spawn(
+            router.serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        addr
+    }
+
+    async fn describe(
+        addr: SocketAddr,
+        service: &str,
+        limits: ReflectionLimits,
+    ) -> Result<DescriptorPool, ReflectionError> {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("a URL");
+        let tls = crate::tls::client_config(&crate::tls::TlsSpec::default()).expect("TLS");
+        describe_service(&endpoint, tls, service, limits).await
+    }
+
+    #[tokio::test]
+    async fn either_protocol_describes_a_service_with_its_imports() {
+        for (v1, v1alpha) in [(true, false), (false, true), (true, true)] {
+            let addr = server(v1, v1alpha).await;
+            let pool = describe(addr, "t.v1.Things", ReflectionLimits::default())
+                .await
+                .unwrap_or_else(|e| panic!("v1 {v1}, v1alpha {v1alpha}: {e}"));
+            let service = pool
+                .get_service_by_name("t.v1.Things")
+                .expect("the service");
+            let get = service.methods().find(|m| m.name() == "Get").expect("Get");
+            // From the imported file, which was asked for by name.
+            assert_eq!(get.input().full_name(), "t.v1.Ask");
+            assert_eq!(
+                get.output()
+                    .get_field_by_name("at")
+                    .map(|f| f.kind())
+                    .and_then(|k| { k.as_message().map(|m| m.full_name().to_owned()) }),
+                Some("google.protobuf.Timestamp".to_owned())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_without_reflection_says_so() {
+        let addr = server(false, false).await;
+        let error = describe(addr, "t.v1.Things", ReflectionLimits::default())
+            .await
+            .expect_err("no reflection");
+        assert!(matches!(error, ReflectionError::Unsupported), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_service_is_named_with_what_the_server_lists() {
+        let addr = server(true, false).await;
+        let error = describe(addr, "t.v1.Thongs", ReflectionLimits::default())
+            .await
+            .expect_err("unknown");
+        match error {
+            ReflectionError::UnknownService { service, known } => {
+                assert_eq!(service, "t.v1.Thongs");
+                assert!(known.iter().any(|s| s == "t.v1.Things"), "{known:?}");
+            }
+            other => panic!("unknown service expected, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn descriptors_beyond_the_byte_limit_are_refused() {
+        let addr = server(true, false).await;
+        let limits = ReflectionLimits {
+            max_bytes: 64,
+            ..ReflectionLimits::default()
+        };
+        let error = describe(addr, "t.v1.Things", limits)
+            .await
+            .expect_err("too large");
+        // The first answer alone exceeds the limit: the decoder refuses it before it is counted.
+        assert!(
+            matches!(&error, ReflectionError::Call(status) if status.code() == tonic::Code::OutOfRange),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_given_up_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("its address");
+        // Accepts, then says nothing.
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let limits = ReflectionLimits {
+            timeout: Duration::from_millis(300),
+            ..ReflectionLimits::default()
+        };
+        let error = describe(addr, "t.v1.Things", limits)
+            .await
+            .expect_err("no answer");
+        assert!(matches!(error, ReflectionError::Timeout(_)), "{error:?}");
+        silent.abort();
+    }
 
     fn file(name: &str, dependencies: &[&str]) -> Vec<u8> {
         FileDescriptorProto {
