@@ -43,8 +43,8 @@ Exit codes:
   0  every threshold and check passed (and an overhead claim held)
   1  a threshold or check failed (or an overhead claim failed or could not be decided)
   2  bad input (scenario, flags)
-  3  the run could not be completed (a service would not start or crashed, the target was
-     unreachable, the run was interrupted)
+  3  the run could not be completed (a service would not start or crashed, the target or a
+     trace or metrics source was unreachable, the run was interrupted)
   For compare: 1 means a regression beyond the noise, 3 too few requests to judge anything"
 )]
 struct Cli {
@@ -105,8 +105,8 @@ struct RunArgs {
     /// of the embedded OTLP receiver; switches trace checks on
     #[arg(long, value_name = "URL")]
     jaeger: Option<String>,
-    /// Which Jaeger query API to use
-    #[arg(long, value_name = "API", value_parser = ["auto", "v3", "v1"], requires = "jaeger")]
+    /// Which Jaeger query API to use (of --jaeger, or of the scenario's verify.traces.jaeger)
+    #[arg(long, value_name = "API", value_parser = ["auto", "v3", "v1"])]
     jaeger_api: Option<String>,
     /// Reconcile metrics through this Prometheus server's HTTP API too (e.g.
     /// http://127.0.0.1:9090); switches metrics checks on

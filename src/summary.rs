@@ -50,6 +50,12 @@ pub fn render(result: &RunResult) -> String {
         load.sent,
         load.dropped,
     );
+    for key in &result.scenario.insecure {
+        let _ = writeln!(
+            out,
+            "WARNING: {key}.insecure: server certificates were not verified; what came through it is unauthenticated"
+        );
+    }
     if load.sent > 1 && load.achieved_rate < 0.99 * load.target_rate {
         let _ = writeln!(
             out,
@@ -142,6 +148,13 @@ fn verification(out: &mut String, result: &RunResult) {
                 .map_or_else(|| "n/a".to_owned(), |c| format!("{:.1}%", c * 100.0)),
             traces.passed,
         );
+        if traces.unanswered > 0 {
+            let _ = writeln!(
+                out,
+                "  {} sampled request(s) got no response: each failed the response check",
+                traces.unanswered
+            );
+        }
         if traces.not_judged > 0 {
             let _ = writeln!(
                 out,
@@ -194,11 +207,7 @@ fn verification(out: &mut String, result: &RunResult) {
                 let _ = writeln!(out, "    error: {error}");
             }
             for check in source.checks.iter().filter(|c| !c.passed) {
-                let _ = writeln!(
-                    out,
-                    "    {} {}: {}",
-                    check.service, check.metric, check.detail
-                );
+                let _ = writeln!(out, "    {}: {}", check.subject(), check.comparison());
             }
         }
     }

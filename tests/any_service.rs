@@ -55,8 +55,31 @@ fn traces(otlp: SocketAddr, front_server: &str, error: &str) -> String {
     )
 }
 
-/// An HTTP scenario for the quote route at `target`.
-fn http_scenario(run: &Run, target: &str, extra_system: &str, otlp: SocketAddr) -> String {
+/// The metrics section: the front counts each quote by status, its duration histogram counts as
+/// many, and the back answers one price per successful quote. Nothing else is checked.
+fn metrics(quotes: &QuoteServices) -> String {
+    format!(
+        "  metrics:
+    scrape: {{quote-front: \"{front}\", quote-back: \"{back}\"}}
+    checks:
+      - {{service: quote-front, metric: http_requests_total, labels: {{route: /v2/quote, status: \"{{status}}\"}}, equals: responses}}
+      - {{service: quote-front, metric: http_request_duration_seconds_count, labels: {{route: /v2/quote}},
+         equals: {{metric: http_requests_total, labels: {{route: /v2/quote}}}}}}
+      - {{service: quote-back, metric: grpc_server_handled_total, labels: {{grpc_code: OK}}, equals: responses, kinds: [quote]}}
+",
+        front = quotes.front.metrics_url(),
+        back = quotes.back.metrics_url(),
+    )
+}
+
+/// An HTTP scenario for the quote route at `target`, with the metrics checks of `quotes`.
+fn http_scenario(
+    run: &Run,
+    target: &str,
+    extra_system: &str,
+    otlp: SocketAddr,
+    quotes: &QuoteServices,
+) -> String {
     let dir = run.out.join("input");
     std::fs::create_dir_all(&dir).expect("input directory");
     std::fs::write(
@@ -85,7 +108,9 @@ requests:
     expect: {{status: 200}}
 thresholds: [\"error_rate < 1%\"]
 {traces}",
-        traces = traces(otlp, "POST /v2/quote", "server") + "    response_header: X-Trace-ID\n",
+        traces = traces(otlp, "POST /v2/quote", "server")
+            + "    response_header: X-Trace-ID\n"
+            + &metrics(quotes),
     );
     let path = dir.join("quotes.yaml");
     std::fs::write(&path, text).expect("scenario");
@@ -107,6 +132,8 @@ fn harness(run: &Run, scenario: &str, key: &str) -> (Option<i32>, String, Value)
 fn assert_all_traces_pass(code: Option<i32>, stdout: &str, result: &Value) {
     let traces = &result["verification"]["traces"];
     assert_eq!(code, Some(0), "{stdout}\n{traces:#}");
+    let metrics = &result["verification"]["metrics"];
+    assert_eq!(metrics["reconciled"], true, "{stdout}\n{metrics:#}");
     let sampled = traces["sampled"].as_u64().expect("sampled");
     assert!(sampled >= 10, "{traces:#}");
     assert_eq!(traces["passed"], sampled, "{traces:#}");
@@ -172,7 +199,7 @@ fn quotes_through_nginx_over_tls_http1_and_h2c_pass_with_their_traces() {
     ];
     for (target, extra) in cases {
         let run = Run::new("any-service-nginx");
-        let scenario = http_scenario(&run, &target, &extra, otlp);
+        let scenario = http_scenario(&run, &target, &extra, otlp, &quotes);
         let (code, stdout, result) = harness(&run, &scenario, KEY);
         assert_all_traces_pass(code, &stdout, &result);
         assert_secret_kept(&run, &stdout);
@@ -180,7 +207,7 @@ fn quotes_through_nginx_over_tls_http1_and_h2c_pass_with_their_traces() {
 }
 
 #[test]
-fn a_tls_target_the_harness_does_not_trust_is_refused() {
+fn a_tls_target_the_harness_does_not_trust_is_refused_unless_told_to_accept_it() {
     let otlp = free_addr();
     let Some(quotes) = services("any-service-untrusted", otlp, &[]) else {
         return;
@@ -200,10 +227,21 @@ fn a_tls_target_the_harness_does_not_trust_is_refused() {
     let run = Run::new("any-service-untrusted");
     let target = format!("https://127.0.0.1:{}", nginx.tls.port());
     // No CA: the system's roots do not know the test's certificate.
-    let scenario = http_scenario(&run, &target, "", otlp);
+    let scenario = http_scenario(&run, &target, "", otlp, &quotes);
     let (code, stdout, _) = harness(&run, &scenario, KEY);
     assert_ne!(code, Some(0), "{stdout}");
     assert!(stdout.to_lowercase().contains("certificate"), "{stdout}");
+
+    // The insecure switch accepts it, and the summary says so.
+    let run = Run::new("any-service-insecure");
+    let insecure = "    tls: {insecure: true}";
+    let scenario = http_scenario(&run, &target, insecure, otlp, &quotes);
+    let (code, stdout, result) = harness(&run, &scenario, KEY);
+    assert_all_traces_pass(code, &stdout, &result);
+    assert!(
+        stdout.contains("WARNING: system.external.tls.insecure"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -214,7 +252,7 @@ fn a_wrong_key_fails_the_run_on_its_error_rate() {
     };
     let run = Run::new("any-service-key");
     let target = format!("http://{}", quotes.front_http());
-    let scenario = http_scenario(&run, &target, "", otlp);
+    let scenario = http_scenario(&run, &target, "", otlp, &quotes);
     let (code, stdout, result) = harness(&run, &scenario, "not-the-key");
     assert_eq!(code, Some(1), "{stdout}");
     let kind = &result["kinds"][0];
@@ -229,13 +267,58 @@ fn a_hop_that_drops_the_context_fails_the_trace_checks() {
     };
     let run = Run::new("any-service-context");
     let target = format!("http://{}", quotes.front_http());
-    let scenario = http_scenario(&run, &target, "", otlp);
+    let scenario = http_scenario(&run, &target, "", otlp, &quotes);
     let (code, stdout, result) = harness(&run, &scenario, KEY);
     let traces = &result["verification"]["traces"];
     assert_eq!(code, Some(1), "{stdout}\n{traces:#}");
     assert_eq!(traces["passed"], 0, "{traces:#}");
     let detail = traces["failing"][0]["failures"].to_string();
     assert!(detail.contains("quote-back"), "{detail}");
+}
+
+#[test]
+fn a_counter_that_counts_twice_fails_the_metrics_checks_and_nothing_else() {
+    let otlp = free_addr();
+    let Some(quotes) = services("any-service-twice", otlp, &["count-twice"]) else {
+        return;
+    };
+    let run = Run::new("any-service-twice");
+    let target = format!("http://{}", quotes.front_http());
+    let scenario = http_scenario(&run, &target, "", otlp, &quotes);
+    let (code, stdout, result) = harness(&run, &scenario, KEY);
+    let checks = result["verification"]["metrics"]["sources"][0]["checks"]
+        .as_array()
+        .expect("checks")
+        .clone();
+    assert_eq!(code, Some(1), "{stdout}");
+    let failed: Vec<&Value> = checks.iter().filter(|c| c["passed"] == false).collect();
+    // The per-status count and the histogram-to-counter comparison: exactly the two rules that
+    // read the doubled counter.
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    assert!(
+        failed
+            .iter()
+            .all(|c| c["metric"] == "http_request_duration_seconds_count"
+                || c["observed"].as_f64() == Some(2.0 * c["expected"].as_f64().unwrap_or(0.0)))
+    );
+    assert!(stdout.contains("expected"), "{stdout}");
+}
+
+#[test]
+fn a_service_that_resets_half_its_traced_requests_fails_the_traces() {
+    let otlp = free_addr();
+    let Some(quotes) = services("any-service-reset", otlp, &["reset-traced-half"]) else {
+        return;
+    };
+    let run = Run::new("any-service-reset");
+    let target = format!("http://{}", quotes.front_http());
+    let scenario = http_scenario(&run, &target, "", otlp, &quotes);
+    let (code, stdout, result) = harness(&run, &scenario, KEY);
+    let traces = &result["verification"]["traces"];
+    assert_eq!(code, Some(1), "{stdout}\n{traces:#}");
+    let sampled = traces["sampled"].as_u64().expect("sampled");
+    let passed = traces["passed"].as_u64().expect("passed");
+    assert!(passed < sampled && passed * 3 >= sampled, "{traces:#}");
 }
 
 #[test]

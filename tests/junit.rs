@@ -85,6 +85,7 @@ fn a_clean_verified_run_lists_every_check_made_and_fails_none() {
         in_class("verify.traces"),
         [
             "completeness",
+            "response",
             "response_header",
             "exists",
             "services",

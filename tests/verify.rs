@@ -136,7 +136,8 @@ fn a_double_counting_metric_fails_reconciliation_naming_it() {
             "    gateway:\n      args: [--calibration-double-count]\n      env:",
         )],
     );
-    let output = run.run(&["run", &path]);
+    let junit = run.out.join("junit.xml");
+    let output = run.run(&["run", &path, "--junit", &junit.display().to_string()]);
     assert_eq!(output.status.code(), Some(1));
     let result = run.result("verify");
     let metrics = &result["verification"]["metrics"];
@@ -149,6 +150,39 @@ fn a_double_counting_metric_fails_reconciliation_naming_it() {
         .filter_map(|c| c["metric"].as_str())
         .collect();
     assert!(failed.contains(&"http_requests_total"), "{metrics:#}");
+    // Every printer says what was expected and what was observed: twice the responses received.
+    let doubled = metrics["sources"][0]["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| {
+            c["metric"] == "http_requests_total"
+                && c["labels"]
+                    .as_str()
+                    .is_some_and(|l| l.contains("status=\"200\""))
+        })
+        .expect("the 200s are checked");
+    let expected = doubled["expected"].as_f64().expect("expected");
+    assert!(expected > 0.0, "{doubled:#}");
+    assert_eq!(
+        doubled["observed"].as_f64(),
+        Some(2.0 * expected),
+        "{doubled:#}"
+    );
+    let line = format!(
+        "expected {expected} (fetch responses the harness received with status 200), observed {}",
+        2.0 * expected
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        summary.contains("api-gateway http_requests_total{") && summary.contains(&line),
+        "{line:?} not in\n{summary}"
+    );
+    let junit = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(junit.contains(&line), "{junit}");
+    let html = std::fs::read_to_string(run.out.join("verify").join("report.html"))
+        .expect("report written");
+    assert!(html.contains(&line), "{line:?} not in the report");
     // The traces are untouched by the fault.
     assert_eq!(traces(&result)["failing"], Value::Array(Vec::new()));
 }

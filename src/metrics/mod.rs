@@ -4,6 +4,7 @@
 //! Both sources produce the same flat [`Snapshot`]s, so the reconciliation cannot tell (and need not
 //! know) how the numbers were collected.
 
+pub mod declared;
 pub mod prometheus;
 pub mod reconcile;
 pub mod scrape;

@@ -210,6 +210,16 @@ impl PrometheusSource {
         })
     }
 
+    /// The same source over a client that trusts what `tls` says and sends `headers` (e.g. a
+    /// bearer token) with every request.
+    pub fn with_access(mut self, tls: &TlsSpec, headers: HeaderMap) -> Result<Self, MetricsError> {
+        self.client = crate::tls::api_client(tls, headers)
+            .map_err(|e| MetricsError::Client(e.to_string()))?
+            .build()
+            .map_err(|e| MetricsError::Client(e.to_string()))?;
+        Ok(self)
+    }
+
     /// How long each API call may take.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

@@ -38,6 +38,37 @@ pub struct Check {
     pub detail: String,
 }
 
+impl Check {
+    /// What was compared: `api-gateway http_requests_total{status="200"}`.
+    pub fn subject(&self) -> String {
+        let mut subject = format!("{} {}", self.service, self.metric);
+        if !self.labels.is_empty() {
+            subject.push_str(&format!("{{{}}}", self.labels));
+        }
+        subject
+    }
+
+    /// Both values, with what the expected one stands for: `expected 1200 (fetch responses the
+    /// harness received with status 200), observed 2400`. A failed check says no less.
+    pub fn comparison(&self) -> String {
+        format!(
+            "expected {} ({}), observed {}",
+            value(self.expected),
+            self.detail,
+            value(self.observed)
+        )
+    }
+}
+
+/// A metric's value as people read it: whole numbers as such, others to six significant digits.
+fn value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        crate::format::significant(v, 6)
+    }
+}
+
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = match (self.passed, self.skipped) {
@@ -45,15 +76,7 @@ impl fmt::Display for Check {
             (true, false) => "ok",
             (false, false) => "FAILED",
         };
-        write!(f, "{verdict} {} {}", self.service, self.metric)?;
-        if !self.labels.is_empty() {
-            write!(f, "{{{}}}", self.labels)?;
-        }
-        write!(
-            f,
-            ": expected {}, observed {} ({})",
-            self.expected, self.observed, self.detail
-        )
+        write!(f, "{verdict} {}: {}", self.subject(), self.comparison())
     }
 }
 

@@ -274,6 +274,13 @@ fn trace_checks(scenario: &str, traces: &TraceReport, tolerated: bool) -> Vec<Te
 
 fn completeness(classname: &str, traces: &TraceReport, tolerated: bool) -> TestCase {
     let mut detail = format!("traces looked up in {}", traces.source);
+    if traces.unanswered > 0 {
+        let _ = write!(
+            detail,
+            "; {} sampled request(s) got no response",
+            traces.unanswered
+        );
+    }
     if traces.not_judged > 0 {
         let _ = write!(
             detail,
@@ -285,7 +292,7 @@ fn completeness(classname: &str, traces: &TraceReport, tolerated: bool) -> TestC
     detail.push_str(&failing_traces(traces, |check| {
         matches!(
             check,
-            CheckKind::Exists | CheckKind::Services | CheckKind::Chain
+            CheckKind::Response | CheckKind::Exists | CheckKind::Services | CheckKind::Chain
         )
     }));
     let message = match traces.completeness {
@@ -376,7 +383,7 @@ fn metrics_checks(scenario: &str, metrics: &MetricsReport) -> Vec<TestCase> {
             } else {
                 failure(
                     "metrics check",
-                    format!("observed {}, expected {}", check.observed, check.expected),
+                    format!("{}: {}", check.subject(), check.comparison()),
                     format!("{}\nsource: {}", check.detail, source.source),
                 )
             };

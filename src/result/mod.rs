@@ -73,6 +73,10 @@ pub(crate) struct ScenarioEcho {
     /// The file as it was read; with `overrides`, what was run, so that a result explains itself.
     pub source: String,
     pub(crate) overrides: Vec<String>,
+    /// The scenario keys whose `tls.insecure` accepts any certificate: nothing the harness read
+    /// through them was authenticated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) insecure: Vec<String>,
 }
 
 /// How the run ended, the `status` of `result.json`: only a completed run is judged by its

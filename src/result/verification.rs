@@ -58,9 +58,13 @@ pub struct TraceReport {
     pub failed_checks: BTreeMap<CheckKind, u64>,
     /// The first failing traces, with every failed check.
     pub failing: Vec<FailingTrace>,
-    /// Sampled requests that failed in transport: not judged (they may never have reached the
-    /// system).
+    /// Sampled requests that got no response (transport error, reset, timeout): counted among
+    /// the sampled traces, each failing the `response` check.
     #[serde(default)]
+    pub unanswered: u64,
+    /// In results written before unanswered requests were judged: sampled requests that failed in
+    /// transport and were left out of the counts. Always 0 (and not written) since.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub not_judged: u64,
     /// Counters of the trace source, e.g. the embedded receiver's span counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,10 +85,16 @@ pub struct FailingTrace {
     pub(crate) failures: Vec<Failure>,
 }
 
+fn is_zero(count: &u64) -> bool {
+    *count == 0
+}
+
 /// Which check failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckKind {
+    /// The sampled request got a response: without one, nothing the system did can be seen.
+    Response,
     /// The source has no span of the trace.
     Exists,
     /// An expected service contributed no span.
@@ -114,6 +124,7 @@ pub struct Failure {
 impl std::fmt::Display for CheckKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            CheckKind::Response => "response",
             CheckKind::Exists => "exists",
             CheckKind::Services => "services",
             CheckKind::Chain => "chain",
@@ -123,5 +134,29 @@ impl std::fmt::Display for CheckKind {
             CheckKind::ResponseHeader => "response_header",
             CheckKind::Logs => "logs",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_from_before_unanswered_requests_were_judged_still_read() {
+        let old = r#"{"source": "embedded OTLP receiver", "sampled": 8, "complete": 8,
+            "passed": 8, "completeness": 1.0, "visible": null, "visible_histogram": null,
+            "failed_checks": {}, "failing": [], "not_judged": 2}"#;
+        let report: TraceReport = serde_json::from_str(old).expect("an old result reads");
+        assert_eq!((report.unanswered, report.not_judged), (0, 2));
+        let written = serde_json::to_value(&report).expect("serializes");
+        assert_eq!(written["not_judged"], 2, "kept while it says something");
+        let new = TraceReport {
+            not_judged: 0,
+            unanswered: 3,
+            ..report
+        };
+        let written = serde_json::to_value(&new).expect("serializes");
+        assert_eq!(written["unanswered"], 3);
+        assert!(written.get("not_judged").is_none(), "{written}");
     }
 }

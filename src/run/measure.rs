@@ -21,7 +21,7 @@ pub(super) async fn drive(
     stop: &CancellationToken,
     quiet: bool,
     verifier: &mut Verifier,
-    scrape_targets: Option<(String, String)>,
+    scrape_targets: Option<Vec<(String, String)>>,
 ) -> Result<RunReport, RunError> {
     let load = &scenario.load;
     let verify = Verify {
@@ -65,7 +65,7 @@ pub(super) async fn drive(
 /// The verifier and what it needs between the warm-up and the measured load.
 struct Verify<'a> {
     verifier: &'a mut Verifier,
-    scrape_targets: Option<(String, String)>,
+    scrape_targets: Option<Vec<(String, String)>>,
 }
 
 async fn warm_up_and_run<D: Driver>(

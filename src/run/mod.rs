@@ -102,14 +102,25 @@ pub async fn run(
         result.thresholds = threshold::evaluate(&thresholds, &measured.treatment, &result);
         return outputs.finish(result);
     }
-    let started_system = match Verifier::prepare(&scenario) {
-        Ok(verifier) => start_system(&scenario, &outputs.dir, &verifier)
-            .await
-            .map(|system| (verifier, system)),
-        Err(error) => Err(error),
+    // Every source the verification reads answers before the services start and the load begins.
+    let started_system = async {
+        let verifier = Verifier::prepare(&scenario)?;
+        verifier.preflight().await?;
+        let system = start_system(&scenario, &outputs.dir, &verifier).await?;
+        Ok((verifier, system))
     };
-    let (mut verifier, (managed, target, scrape_targets)) =
-        started_system.map_err(|error| outputs.failed(error))?;
+    let (mut verifier, (managed, target, scrape_targets)) = started_system
+        .await
+        .map_err(|error| outputs.failed(error))?;
+    if let Some(targets) = &scrape_targets
+        && let Err(error) = verifier.preflight_scrape(targets).await
+    {
+        if let Some(system) = managed {
+            system.stop().await;
+        }
+        verifier.shutdown().await;
+        return Err(outputs.failed(error));
+    }
     let mix = match mix {
         Some(mix) => Ok(mix),
         None => resolve::methods(&mut scenario, &target)
@@ -200,8 +211,20 @@ fn apply_flags(scenario: &mut Scenario, options: &RunOptions) -> Result<(), RunE
         }
         scenario.system = System::External(external);
     }
-    apis.apply(scenario);
-    Ok(())
+    for (flag, url) in [
+        ("--target", &options.target),
+        ("--gateway", &options.gateway),
+        ("--engine", &options.engine),
+    ] {
+        if let Some(url) = url
+            && !matches!(url.scheme_str(), Some("http" | "https"))
+        {
+            return Err(RunError::BadInput(format!(
+                "{flag} {url}: expected an http:// or https:// URL such as http://127.0.0.1:8080"
+            )));
+        }
+    }
+    apis.apply(scenario)
 }
 
 /// Everything `harness validate` checks of a scenario file short of running it: the file, its

@@ -46,6 +46,7 @@ impl<'a> Outputs<'a> {
                 path: path.display().to_string(),
                 source: std::fs::read_to_string(path).unwrap_or_default(),
                 overrides: options.overrides.clone(),
+                insecure: scenario.insecure(),
             },
             started: SystemTime::now(),
             target_rate: target_rate(&scenario.load.phases),

@@ -27,7 +27,7 @@ pub(super) struct Target {
 
 /// The managed system (if the harness launched one), where the load goes, and where the services'
 /// metrics can be scraped (gateway, engine) when the harness knows.
-pub(super) type Started = (Option<ManagedSystem>, Target, Option<(String, String)>);
+pub(super) type Started = (Option<ManagedSystem>, Target, Option<Vec<(String, String)>>);
 
 pub(super) async fn start_system(
     scenario: &Scenario,
@@ -94,10 +94,16 @@ pub(super) async fn start_system(
         tls: client_config(&TlsSpec::default()).map_err(|e| RunError::Incomplete(e.into()))?,
         http: HttpVersion::Auto,
     };
-    let scrape = (
-        format!("http://{gateway_http}{}", bundled::GATEWAY_METRICS_ROUTE),
-        format!("http://{}/metrics", address(&system.engine, "metrics")?),
-    );
+    let scrape = vec![
+        (
+            bundled::GATEWAY_SERVICE.to_owned(),
+            format!("http://{gateway_http}{}", bundled::GATEWAY_METRICS_ROUTE),
+        ),
+        (
+            bundled::ENGINE_SERVICE.to_owned(),
+            format!("http://{}/metrics", address(&system.engine, "metrics")?),
+        ),
+    ];
     Ok((Some(system), target, Some(scrape)))
 }
 

@@ -209,7 +209,7 @@ fn proto_method(cx: &mut Cx, node: &Node, fields: &Fields<'_>) -> Option<GrpcMet
 }
 
 /// A mapping of header or metadata names (lower-cased, checked by `valid`) to templates.
-fn named_templates(
+pub(super) fn named_templates(
     cx: &mut Cx,
     node: &Node,
     path: &str,

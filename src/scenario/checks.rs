@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::model::{
-    ChainStep, ErrorRule, MetricsChecks, PrometheusSpec, Protocol, SampleShare, TraceChecks,
-    TraceSourceSpec, Verify,
+    Access, ChainStep, Equals, ErrorRule, MetricRule, MetricsChecks, PrometheusSpec, Protocol,
+    SampleShare, TraceChecks, TraceSourceSpec, Verify,
 };
 use super::read::{
     Cx, boolean, duration, http_url, join, list, mapping, string, strings, text, word,
 };
 use super::tree::{Node, Origin, Value};
+use crate::tls::TlsSpec;
 use crate::trace::SpanKind;
 
 /// How long a trace may take to arrive after the load ends, unless the scenario says.
@@ -26,9 +27,9 @@ pub(super) fn verify(
     cx: &mut Cx,
     node: &Node,
     protocol: Protocol,
-    managed: bool,
-    bundled: bool,
+    system: Declared<'_>,
 ) -> Option<Verify> {
+    let (managed, bundled) = (system.managed, system.bundled);
     let fields = mapping(cx, node, "verify", Some(&["traces", "metrics"]))?;
     let before = cx.problems.len();
     let traces = fields
@@ -51,7 +52,7 @@ pub(super) fn verify(
         .flatten();
     let metrics = fields
         .has("metrics")
-        .then(|| metrics(cx, fields.get("metrics"), node.origin, managed))
+        .then(|| metrics(cx, fields.get("metrics"), node.origin, system))
         .flatten();
     (cx.problems.len() == before).then_some(Verify { traces, metrics })
 }
@@ -302,10 +303,11 @@ pub(super) fn sample_share(cx: &mut Cx, node: &Node, path: &str) -> Option<Sampl
 }
 
 fn jaeger(cx: &mut Cx, node: &Node, path: &str) -> Option<TraceSourceSpec> {
-    let fields = mapping(cx, node, path, Some(&["url", "api"]))?;
+    let fields = mapping(cx, node, path, Some(&["url", "api", "tls", "headers"]))?;
     let url = fields
         .required(cx, "url")
         .and_then(|n| http_url(cx, n, &fields.path("url")));
+    let access = access(cx, &fields);
     let api = fields.get("api").map_or(Some("auto"), |n| {
         word(
             cx,
@@ -317,6 +319,7 @@ fn jaeger(cx: &mut Cx, node: &Node, path: &str) -> Option<TraceSourceSpec> {
     Some(TraceSourceSpec::Jaeger {
         url: url?,
         api: api?.to_owned(),
+        access: access?,
     })
 }
 
@@ -411,75 +414,327 @@ fn metrics(
     cx: &mut Cx,
     node: Option<&Node>,
     verify: Origin,
-    managed: bool,
+    system: Declared<'_>,
 ) -> Option<MetricsChecks> {
-    const KEYS: &[&str] = &["scrape", "gateway_metrics", "engine_metrics", "prometheus"];
+    const KEYS: &[&str] = &[
+        "scrape",
+        "gateway_metrics",
+        "engine_metrics",
+        "prometheus",
+        "checks",
+        "tls",
+        "headers",
+    ];
     let mut checks = MetricsChecks {
         scrape: true,
         ..MetricsChecks::default()
     };
+    let path = "verify.metrics";
     let Some(node) = node else {
-        if !managed {
+        if !system.managed {
             cx.err(
                 verify,
-                "verify.metrics",
-                "an external system needs verify.metrics.gateway_metrics and engine_metrics URLs, or prometheus",
+                path,
+                "an external system needs verify.metrics.scrape URLs or prometheus",
             );
+            return None;
+        }
+        if !system.bundled {
+            cx.err(verify, &join(path, "checks"), DECLARE_METRICS);
             return None;
         }
         return Some(checks);
     };
-    let path = "verify.metrics";
     let fields = mapping(cx, node, path, Some(KEYS))?;
     let before = cx.problems.len();
     if let Some(n) = fields.get("scrape") {
-        checks.scrape = boolean(cx, n, &fields.path("scrape"))?;
+        match &n.value {
+            Value::Map(_) => checks.targets = named(cx, n, &fields.path("scrape"), url_text),
+            _ => checks.scrape = boolean(cx, n, &fields.path("scrape"))?,
+        }
     }
-    checks.gateway_metrics = fields
-        .get("gateway_metrics")
-        .and_then(|n| http_url(cx, n, &fields.path("gateway_metrics")));
-    checks.engine_metrics = fields
-        .get("engine_metrics")
-        .and_then(|n| http_url(cx, n, &fields.path("engine_metrics")));
+    for (key, service) in [
+        ("gateway_metrics", engine::gateway::DEFAULT_SERVICE_NAME),
+        ("engine_metrics", engine::core_engine::DEFAULT_SERVICE_NAME),
+    ] {
+        if let Some(url) = fields
+            .get(key)
+            .and_then(|n| http_url(cx, n, &fields.path(key)))
+        {
+            checks.targets.push((service.to_owned(), url));
+        }
+    }
     if let Some(n) = fields.get("prometheus") {
         checks.prometheus = prometheus(cx, n, &fields.path("prometheus"));
     }
+    if let Some(access) = access(cx, &fields) {
+        checks.access = access;
+    }
+    if let Some(n) = fields.get("checks") {
+        checks.rules = list(cx, Some(n), &fields.path("checks"), |cx, item, at| {
+            metric_rule(cx, item, at, system.kinds)
+        });
+    }
+    if cx.problems.len() != before {
+        return None;
+    }
+    let external_scrape = checks.scrape && !system.managed;
     if !checks.scrape && checks.prometheus.is_none() {
         cx.err(
             node.origin,
             path,
             "nothing to read the metrics from: scrape is false and no prometheus is given",
         );
-    } else if checks.scrape
-        && !managed
-        && (checks.gateway_metrics.is_none() || checks.engine_metrics.is_none())
+    } else if external_scrape && checks.targets.is_empty() {
+        cx.err(
+            node.origin,
+            &fields.path("scrape"),
+            "scraping an external system needs its metrics URLs ({service: URL}), or scrape: false with prometheus",
+        );
+    } else if external_scrape
+        && system.bundled
+        && checks.rules.is_empty()
+        && checks.targets.len() < 2
     {
         cx.err(
             node.origin,
             path,
-            "scraping an external system needs gateway_metrics and engine_metrics URLs (or scrape: false)",
+            "the bundled system's checks scrape both services: give gateway_metrics and engine_metrics",
         );
+    }
+    if !system.bundled && checks.rules.is_empty() {
+        cx.err(node.origin, &fields.path("checks"), DECLARE_METRICS);
+    }
+    // Every declared check's service must be one the sources read.
+    let known: Vec<&str> = if external_scrape {
+        checks.targets.iter().map(|(s, _)| s.as_str()).collect()
+    } else if let Some(prometheus) = &checks.prometheus {
+        prometheus
+            .selectors
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !known.is_empty() {
+        for rule in &checks.rules {
+            if !known.contains(&rule.service.as_str()) {
+                cx.err(
+                    node.origin,
+                    &rule.at,
+                    format!(
+                        "service {:?} is not one the metrics are read from ({})",
+                        rule.service,
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
     }
     (cx.problems.len() == before).then_some(checks)
 }
 
+/// `tls:` and `headers:` of a query API or of the scrape.
+fn access(cx: &mut Cx, fields: &super::read::Fields<'_>) -> Option<Access> {
+    let tls = fields.read_or(cx, "tls", TlsSpec::default(), super::system::tls);
+    let headers = match fields.get("headers") {
+        None => Some(Vec::new()),
+        Some(n) => {
+            let mut placeholders = Vec::new();
+            let path = fields.path("headers");
+            let headers = super::calls::named_templates(cx, n, &path, &mut placeholders, |name| {
+                hyper::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            });
+            if let Some((var, origin, at)) = placeholders.first() {
+                cx.err(
+                    *origin,
+                    at,
+                    format!(
+                        "\"{{{{{var}}}}}\" has no values here; ${{NAME}} reads the environment"
+                    ),
+                );
+                return None;
+            }
+            headers
+        }
+    };
+    Some(Access {
+        tls: tls?,
+        headers: headers?,
+    })
+}
+
+/// What the metrics defaults depend on.
+#[derive(Clone, Copy)]
+pub(super) struct Declared<'a> {
+    /// The harness launches the bundled services.
+    pub(super) managed: bool,
+    /// Every request kind is the bundled API's shorthand.
+    pub(super) bundled: bool,
+    /// The request kinds' names.
+    pub(super) kinds: &'a [String],
+}
+
+/// Why `checks` must be written for a system of one's own.
+const DECLARE_METRICS: &str = "required: the requests are not the bundled API's, so there are no \
+     default metrics checks (declare which series must grow by what the harness received)";
+
+/// A mapping of names to values read by `read`.
+fn named(
+    cx: &mut Cx,
+    node: &Node,
+    path: &str,
+    read: impl Fn(&mut Cx, &Node, &str) -> Option<String>,
+) -> Vec<(String, String)> {
+    let Some(fields) = mapping(cx, node, path, None) else {
+        return Vec::new();
+    };
+    fields
+        .entries
+        .iter()
+        .filter_map(|&(_, key, value)| {
+            read(cx, value, &join(path, key)).map(|v| (key.to_owned(), v))
+        })
+        .collect()
+}
+
+fn url_text(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
+    http_url(cx, node, path)
+}
+
+/// One declared metrics check.
+fn metric_rule(cx: &mut Cx, node: &Node, path: &str, kinds: &[String]) -> Option<MetricRule> {
+    const KEYS: &[&str] = &["service", "metric", "labels", "equals", "kinds"];
+    let fields = mapping(cx, node, path, Some(KEYS))?;
+    let before = cx.problems.len();
+    let service = fields
+        .required(cx, "service")
+        .and_then(|n| string(cx, n, &fields.path("service")));
+    let metric = fields
+        .required(cx, "metric")
+        .and_then(|n| metric_name(cx, n, &fields.path("metric")));
+    let labels = fields
+        .get("labels")
+        .map(|n| named(cx, n, &fields.path("labels"), text))
+        .unwrap_or_default();
+    let wanted = strings(cx, fields.get("kinds"), &fields.path("kinds"), false);
+    for (i, kind) in wanted.iter().enumerate() {
+        if !kinds.contains(kind) {
+            let at = super::read::index(&fields.path("kinds"), i);
+            cx.err(
+                node.origin,
+                &at,
+                format!("no request kind {kind:?} (there are: {})", kinds.join(", ")),
+            );
+        }
+    }
+    let equals = fields.required(cx, "equals").and_then(|n| {
+        let at = fields.path("equals");
+        match &n.value {
+            Value::Str(s) if s == "responses" => Some(Equals::Responses {
+                kinds: wanted.clone(),
+            }),
+            Value::Map(_) => {
+                let inner = mapping(cx, n, &at, Some(&["metric", "labels"]))?;
+                let metric = inner
+                    .required(cx, "metric")
+                    .and_then(|m| metric_name(cx, m, &inner.path("metric")))?;
+                let labels = inner
+                    .get("labels")
+                    .map(|m| named(cx, m, &inner.path("labels"), text))
+                    .unwrap_or_default();
+                Some(Equals::Metric { metric, labels })
+            }
+            _ => cx.expected(
+                n,
+                &at,
+                "responses, or a mapping {metric: NAME, labels: {...}}",
+            ),
+        }
+    });
+    if let Some(Equals::Metric { .. }) = &equals {
+        if fields.has("kinds") {
+            cx.err(
+                node.origin,
+                &fields.path("kinds"),
+                "only with equals: responses",
+            );
+        }
+        if labels
+            .iter()
+            .any(|(_, v)| PLACEHOLDERS.contains(&v.as_str()))
+        {
+            cx.err(
+                node.origin,
+                &fields.path("labels"),
+                "{status} and {code} stand for the outcomes received: only with equals: responses",
+            );
+        }
+    }
+    let placeholders = labels
+        .iter()
+        .filter(|(_, v)| PLACEHOLDERS.contains(&v.as_str()))
+        .count();
+    if placeholders > 1 {
+        cx.err(
+            node.origin,
+            &fields.path("labels"),
+            "at most one label may stand for the outcome",
+        );
+    }
+    if cx.problems.len() != before {
+        return None;
+    }
+    Some(MetricRule {
+        service: service?,
+        metric: metric?,
+        labels,
+        equals: equals?,
+        at: cx.position(node.origin, path),
+    })
+}
+
+/// A Prometheus metric name.
+fn metric_name(cx: &mut Cx, node: &Node, path: &str) -> Option<String> {
+    match &node.value {
+        Value::Str(s)
+            if !s.is_empty()
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':') =>
+        {
+            Some(s.clone())
+        }
+        _ => cx.expected(node, path, "a metric name such as http_requests_total"),
+    }
+}
+
 fn prometheus(cx: &mut Cx, node: &Node, path: &str) -> Option<PrometheusSpec> {
-    let fields = mapping(cx, node, path, Some(&["url", "gateway", "engine"]))?;
+    let fields = mapping(
+        cx,
+        node,
+        path,
+        Some(&["url", "gateway", "engine", "services", "tls", "headers"]),
+    )?;
     let url = fields
         .required(cx, "url")
         .and_then(|n| http_url(cx, n, &fields.path("url")));
-    let selector = |cx: &mut Cx, key: &str, job: &str| {
-        fields
-            .get(key)
-            .map_or(Some(PrometheusSpec::job_selector(job)), |n| {
-                string(cx, n, &fields.path(key))
-            })
-    };
-    let gateway = selector(cx, "gateway", engine::gateway::DEFAULT_SERVICE_NAME);
-    let engine = selector(cx, "engine", engine::core_engine::DEFAULT_SERVICE_NAME);
-    Some(PrometheusSpec {
-        url: url?,
-        gateway: gateway?,
-        engine: engine?,
-    })
+    let access = access(cx, &fields)?;
+    if let Some(n) = fields.get("services") {
+        let selectors = named(cx, n, &fields.path("services"), string);
+        return Some(PrometheusSpec {
+            url: url?,
+            access,
+            selectors,
+        });
+    }
+    let mut spec = PrometheusSpec::bundled(url?);
+    spec.access = access;
+    for ((_, selector), key) in spec.selectors.iter_mut().zip(["gateway", "engine"]) {
+        if let Some(n) = fields.get(key) {
+            *selector = string(cx, n, &fields.path(key))?;
+        }
+    }
+    Some(spec)
 }

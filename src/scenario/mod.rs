@@ -28,10 +28,10 @@ pub(crate) use calls::find_method;
 pub(crate) use checks::bundled_trace_checks;
 pub(crate) use error::{At, Problem, ScenarioError};
 pub(crate) use model::{
-    Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, ErrorRule, Execution, GrpcMethod, HttpBody,
-    Instructions, Load, Located, Managed, MetricsChecks, Overhead, Phase, PrometheusSpec, Protocol,
-    Relaunch, RequestKind, SampleShare, Scenario, ServiceSpec, Sweep, System, Template,
-    TraceChecks, TraceSourceSpec, Vars,
+    Access, Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, Equals, ErrorRule, Execution,
+    GrpcMethod, HttpBody, Instructions, Load, Located, Managed, MetricRule, MetricsChecks,
+    Overhead, Phase, PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario,
+    ServiceSpec, Sweep, System, Template, TraceChecks, TraceSourceSpec, Vars,
 };
 
 use read::{Cx, index, join};

@@ -245,7 +245,11 @@ pub enum TraceSourceSpec {
         http: Option<std::net::SocketAddr>,
     },
     /// A Jaeger query API: `api` is `auto`, `v3` or `v1`.
-    Jaeger { url: String, api: String },
+    Jaeger {
+        url: String,
+        api: String,
+        access: Access,
+    },
 }
 
 /// One expected span of the chain.
@@ -277,21 +281,63 @@ pub enum ErrorRule {
 /// How the services' metrics are compared with what the harness counted.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetricsChecks {
-    /// Scrape the services' own endpoints before and after the run. For an external system the
-    /// URLs must be given.
+    /// Scrape the services' own endpoints before and after the run. The managed system's are
+    /// known; an external system's are in `targets`.
     pub scrape: bool,
-    pub gateway_metrics: Option<String>,
-    pub engine_metrics: Option<String>,
+    /// Service name → metrics URL, for scraping an external system.
+    pub targets: Vec<(String, String)>,
+    /// How the scrape reaches those URLs.
+    pub access: Access,
     pub prometheus: Option<PrometheusSpec>,
+    /// The checks declared for the system; empty for the bundled system's own rules.
+    pub rules: Vec<MetricRule>,
+}
+
+/// A metrics check the scenario declares: a series' growth over the load must equal what the
+/// harness received, or another series' growth.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricRule {
+    /// The service whose metrics hold the series (as `scrape`/`prometheus` name it).
+    pub service: String,
+    /// A counter, or a histogram's `_count`.
+    pub metric: String,
+    /// Label matchers. A value `{status}` (HTTP) or `{code}` (gRPC) makes one check per outcome
+    /// the harness received, with that outcome as the value.
+    pub labels: Vec<(String, String)>,
+    pub equals: Equals,
+    /// Where the rule was written, for reports.
+    pub at: String,
+}
+
+/// What a declared metrics check compares with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Equals {
+    /// The responses the harness received for these kinds (all when empty): answers only, not
+    /// timeouts or transport failures.
+    Responses { kinds: Vec<String> },
+    /// Another series of the same service, summed over its matchers.
+    Metric {
+        metric: String,
+        labels: Vec<(String, String)>,
+    },
+}
+
+/// How the harness reaches a query API or metrics endpoint: what TLS trusts (and presents), and
+/// the headers (e.g. `Authorization: Bearer ${TOKEN}`) it sends with every request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Access {
+    pub tls: crate::tls::TlsSpec,
+    /// Names lower case; values may read `${NAME}` from the environment.
+    pub headers: Vec<(String, Template)>,
 }
 
 /// Instant queries against a Prometheus server that scrapes the services.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrometheusSpec {
     pub url: String,
-    /// Series selectors for each service's metrics, e.g. `{job="api-gateway"}`.
-    pub gateway: String,
-    pub engine: String,
+    pub access: Access,
+    /// Service name → series selector of its metrics, e.g. `{job="api-gateway"}`.
+    pub selectors: Vec<(String, String)>,
 }
 
 impl PrometheusSpec {
@@ -302,10 +348,14 @@ impl PrometheusSpec {
 
     /// `url`, with each bundled service's metrics under a job of its name.
     pub fn bundled(url: String) -> Self {
+        let job = |service: &str| (service.to_owned(), Self::job_selector(service));
         PrometheusSpec {
             url,
-            gateway: Self::job_selector(engine::gateway::DEFAULT_SERVICE_NAME),
-            engine: Self::job_selector(engine::core_engine::DEFAULT_SERVICE_NAME),
+            access: Access::default(),
+            selectors: vec![
+                job(engine::gateway::DEFAULT_SERVICE_NAME),
+                job(engine::core_engine::DEFAULT_SERVICE_NAME),
+            ],
         }
     }
 }
@@ -582,6 +632,37 @@ impl Default for Expect {
 }
 
 impl Scenario {
+    /// The keys whose `tls.insecure` is on: connections through them accept any certificate.
+    pub fn insecure(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        if let System::External(external) = &self.system
+            && external.tls.insecure
+        {
+            keys.push("system.external.tls".to_owned());
+        }
+        if let Some(TraceChecks {
+            source: TraceSourceSpec::Jaeger { access, .. },
+            ..
+        }) = &self.verify.traces
+            && access.tls.insecure
+        {
+            keys.push("verify.traces.jaeger.tls".to_owned());
+        }
+        if let Some(metrics) = &self.verify.metrics {
+            if metrics.access.tls.insecure {
+                keys.push("verify.metrics.tls".to_owned());
+            }
+            if metrics
+                .prometheus
+                .as_ref()
+                .is_some_and(|p| p.access.tls.insecure)
+            {
+                keys.push("verify.metrics.prometheus.tls".to_owned());
+            }
+        }
+        keys
+    }
+
     /// The recorded part of the run: all phases, without the warm-up.
     pub fn total_duration(&self) -> Duration {
         self.load.phases.iter().map(Phase::duration).sum()

@@ -780,7 +780,8 @@ verify:
         traces.source,
         TraceSourceSpec::Jaeger {
             url: "http://127.0.0.1:16686".into(),
-            api: "v3".into()
+            api: "v3".into(),
+            access: Access::default(),
         }
     );
     assert_eq!(traces.timeout, Duration::from_secs(4));
@@ -795,8 +796,13 @@ verify:
         .metrics
         .and_then(|m| m.prometheus)
         .expect("prometheus");
-    assert_eq!(prometheus.gateway, "{job=\"gw\"}");
-    assert_eq!(prometheus.engine, "{job=\"core-engine\"}");
+    assert_eq!(
+        prometheus.selectors,
+        [
+            ("api-gateway".to_owned(), "{job=\"gw\"}".to_owned()),
+            ("core-engine".to_owned(), "{job=\"core-engine\"}".to_owned())
+        ]
+    );
 }
 
 #[test]

@@ -50,16 +50,18 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
     let thresholds = thresholds(cx, fields.get("thresholds"), "thresholds");
     // The defaults of the checks depend on the protocol and the kind of system.
     let verify = match (fields.get("verify"), &load, &system) {
-        (Some(node), Some(load), Some(system)) => checks::verify(
-            cx,
-            node,
-            load.protocol,
-            matches!(system, System::Managed(_)),
-            requests
-                .iter()
-                .flatten()
-                .all(|kind| kind.call.protocol().is_none()),
-        ),
+        (Some(node), Some(load), Some(system)) => {
+            let kinds: Vec<String> = requests.iter().flatten().map(|k| k.name.clone()).collect();
+            let declared = checks::Declared {
+                managed: matches!(system, System::Managed(_)),
+                bundled: requests
+                    .iter()
+                    .flatten()
+                    .all(|kind| kind.call.protocol().is_none()),
+                kinds: &kinds,
+            };
+            checks::verify(cx, node, load.protocol, declared)
+        }
         (Some(_), _, _) => None,
         (None, _, _) => Some(Verify::default()),
     };

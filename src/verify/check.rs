@@ -63,6 +63,7 @@ impl CheckKind {
     pub fn made_by(expect: &TraceChecks, logs: bool) -> Vec<CheckKind> {
         let chain = !expect.chain.is_empty();
         [
+            (CheckKind::Response, true),
             (CheckKind::ResponseHeader, expect.response_header.is_some()),
             (CheckKind::Exists, true),
             (CheckKind::Services, !expect.services.is_empty()),
@@ -591,6 +592,7 @@ mod tests {
         assert_eq!(
             CheckKind::made_by(&http, true),
             [
+                Response,
                 ResponseHeader,
                 Exists,
                 Services,
@@ -605,7 +607,15 @@ mod tests {
         let grpc = bundled_trace_checks(Protocol::Grpc, false);
         assert_eq!(
             CheckKind::made_by(&grpc, false),
-            [Exists, Services, Chain, Orphans, Attributes, ErrorStatus]
+            [
+                Response,
+                Exists,
+                Services,
+                Chain,
+                Orphans,
+                Attributes,
+                ErrorStatus
+            ]
         );
         let bare = TraceChecks {
             services: Vec::new(),
@@ -613,6 +623,9 @@ mod tests {
             response_header: None,
             ..grpc
         };
-        assert_eq!(CheckKind::made_by(&bare, false), [Exists, Orphans]);
+        assert_eq!(
+            CheckKind::made_by(&bare, false),
+            [Response, Exists, Orphans]
+        );
     }
 }

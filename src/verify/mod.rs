@@ -12,21 +12,23 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::bundled::metrics::{Received, reconcile};
-use crate::bundled::{ENGINE_SERVICE, GATEWAY_SERVICE};
 use crate::exit::RunError;
 use crate::load::{self, Announce, RunReport, SampleSink};
+use crate::metrics::declared::{self, Outcomes};
 use crate::metrics::prometheus::PrometheusSource;
 use crate::metrics::scrape::ScrapeSource;
 use crate::metrics::{MetricsSource, Snapshot};
 use crate::result::CheckKind;
 use crate::scenario::{
-    MetricsChecks, PrometheusSpec, Protocol, SampleShare, Scenario, System, TraceChecks,
+    Access, MetricsChecks, PrometheusSpec, Protocol, SampleShare, Scenario, System, TraceChecks,
     TraceSourceSpec,
 };
 use crate::trace::jaeger::{JaegerApi, JaegerSource};
 use crate::trace::logs::LogIndex;
 use crate::trace::receiver::{Receiver, ReceiverConfig};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 mod check;
+mod preflight;
 mod traces;
 
 use crate::result::{MetricsReport, SourceReport, TraceReport};
@@ -80,6 +82,8 @@ pub struct Verifier {
     metrics_spec: Option<MetricsChecks>,
     metrics: Vec<Reconciler>,
     protocol: Protocol,
+    /// The harness launches the services: their metrics endpoints are known once they listen.
+    managed: bool,
 }
 
 /// `--jaeger` and `--prometheus`: a real deployment's query APIs, overriding the scenario.
@@ -94,8 +98,18 @@ pub struct QueryApis {
 }
 
 impl QueryApis {
-    /// Applies the flags: each switches its checks on with the bundled system's defaults.
-    pub fn apply(&self, scenario: &mut Scenario) {
+    /// Applies the flags: each switches its checks on with the bundled system's defaults. A URL
+    /// that is not http(s), or `--jaeger-api` with no Jaeger URL in the flags or the scenario, is
+    /// bad input.
+    pub fn apply(&self, scenario: &mut Scenario) -> Result<(), RunError> {
+        for (flag, url, example) in [
+            ("--jaeger", &self.jaeger, "http://127.0.0.1:16686"),
+            ("--prometheus", &self.prometheus, "http://127.0.0.1:9090"),
+        ] {
+            if let Some(url) = url {
+                preflight::flag_url(flag, url, example)?;
+            }
+        }
         let managed = matches!(scenario.system, System::Managed(_));
         if let Some(url) = &self.jaeger {
             let traces = scenario.verify.traces.get_or_insert_with(|| {
@@ -104,6 +118,7 @@ impl QueryApis {
             traces.source = TraceSourceSpec::Jaeger {
                 url: url.trim_end_matches('/').to_owned(),
                 api: self.jaeger_api.clone().unwrap_or_else(|| "auto".to_owned()),
+                access: Access::default(),
             };
         }
         if let Some(url) = &self.prometheus {
@@ -120,6 +135,21 @@ impl QueryApis {
                 None => metrics.prometheus = Some(PrometheusSpec::bundled(url)),
             }
         }
+        if let (Some(api), None) = (&self.jaeger_api, &self.jaeger) {
+            // The scenario names the Jaeger query service; the flag only picks its API.
+            match scenario.verify.traces.as_mut().map(|t| &mut t.source) {
+                Some(TraceSourceSpec::Jaeger { api: chosen, .. }) => *chosen = api.clone(),
+                _ => {
+                    return Err(RunError::BadInput(format!(
+                        "--jaeger-api {api}: there is no Jaeger query service to use it with; \
+                         expected --jaeger URL, or verify.traces.source: jaeger with \
+                         verify.traces.jaeger.url in scenario {}",
+                        scenario.name
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -160,11 +190,14 @@ impl Verifier {
                         })?;
                         Source::Embedded(receiver)
                     }
-                    TraceSourceSpec::Jaeger { url, api } => {
+                    TraceSourceSpec::Jaeger { url, api, access } => {
                         let api: JaegerApi = api
                             .parse()
                             .map_err(|e| RunError::BadInput(format!("jaeger api: {e}")))?;
+                        let headers =
+                            headers(access).map_err(|e| RunError::BadInput(e.to_string()))?;
                         let source = JaegerSource::new(url, api, QUERY_TIMEOUT)
+                            .and_then(|s| s.with_access(&access.tls, headers))
                             .map_err(|e| RunError::BadInput(e.to_string()))?;
                         Source::Jaeger(Arc::new(source))
                     }
@@ -181,6 +214,7 @@ impl Verifier {
             metrics_spec: scenario.verify.metrics.clone(),
             metrics: Vec::new(),
             protocol: scenario.load.protocol,
+            managed: managed.is_some(),
         })
     }
 
@@ -275,53 +309,51 @@ impl Verifier {
     /// measured load adds is the difference from here.
     pub async fn before_load(
         &mut self,
-        scrape_targets: Option<(String, String)>,
+        scrape_targets: Option<Vec<(String, String)>>,
         stop: &CancellationToken,
     ) {
         let Some(spec) = self.metrics_spec.clone() else {
             return;
         };
-        let gateway = GATEWAY_SERVICE.to_owned();
-        let engine_name = ENGINE_SERVICE.to_owned();
         let mut sources: Vec<(String, Result<Metrics, String>)> = Vec::new();
         if spec.scrape {
-            let urls = scrape_targets
-                .or_else(|| Some((spec.gateway_metrics.clone()?, spec.engine_metrics.clone()?)));
-            if let Some((gateway_url, engine_url)) = urls {
-                let description = format!("scrape of {gateway_url} and {engine_url}");
-                let source = ScrapeSource::new(vec![
-                    (gateway.clone(), gateway_url),
-                    (engine_name.clone(), engine_url),
-                ]);
-                sources.push((
-                    description,
-                    source.map(Metrics::Scrape).map_err(|e| e.to_string()),
-                ));
-            } else {
+            let targets = scrape_targets.unwrap_or_else(|| spec.targets.clone());
+            if targets.is_empty() {
                 // An external system's endpoints are not known: say so rather than check nothing.
                 sources.push((
                     "scrape".to_owned(),
                     Err(
-                        "the services' metrics URLs are not known for an external system (the \
-                         scenario's own, or one given with --gateway/--engine): set \
-                         verify.metrics.gateway_metrics and engine_metrics, or \
-                         verify.metrics.scrape=false to use only --prometheus"
+                        "the services' metrics URLs are not known for an external system: set \
+                         verify.metrics.scrape to {service: URL}, or verify.metrics.scrape=false \
+                         to use only --prometheus"
                             .to_owned(),
                     ),
                 ));
+            } else {
+                let urls: Vec<&str> = targets.iter().map(|(_, url)| url.as_str()).collect();
+                let description = format!("scrape of {}", urls.join(" and "));
+                let source = headers(&spec.access)
+                    .map_err(|e| e.to_string())
+                    .and_then(|headers| {
+                        ScrapeSource::new(targets)
+                            .and_then(|s| s.with_access(&spec.access.tls, headers))
+                            .map_err(|e| e.to_string())
+                    });
+                sources.push((description, source.map(Metrics::Scrape)));
             }
         }
         if let Some(prometheus) = &spec.prometheus {
-            let source = PrometheusSource::new(
-                &prometheus.url,
-                vec![
-                    (gateway.clone(), prometheus.gateway.clone()),
-                    (engine_name.clone(), prometheus.engine.clone()),
-                ],
-            );
+            let access = &prometheus.access;
+            let source = headers(access)
+                .map_err(|e| e.to_string())
+                .and_then(|headers| {
+                    PrometheusSource::new(&prometheus.url, prometheus.selectors.clone())
+                        .and_then(|s| s.with_access(&access.tls, headers))
+                        .map_err(|e| e.to_string())
+                });
             sources.push((
                 format!("prometheus {}", prometheus.url),
-                source.map(Metrics::Prometheus).map_err(|e| e.to_string()),
+                source.map(Metrics::Prometheus),
             ));
         }
         let now = SystemTime::now();
@@ -349,7 +381,19 @@ impl Verifier {
         stop: &CancellationToken,
     ) -> Option<MetricsReport> {
         self.metrics_spec.as_ref()?;
+        let spec = self.metrics_spec.as_ref()?;
         let received = received(report, self.protocol);
+        let outcomes: Outcomes = report
+            .recorder
+            .kinds
+            .iter()
+            .map(|kind| {
+                (
+                    kind.name.clone(),
+                    kind.outcomes.clone().into_iter().collect(),
+                )
+            })
+            .collect();
         let now = SystemTime::now();
         let mut sources = Vec::new();
         for reconciler in &self.metrics {
@@ -360,7 +404,11 @@ impl Verifier {
             };
             let report = match (&reconciler.before, after) {
                 (Ok(before), Ok(after)) => {
-                    let reconciliation = reconcile(before, &after, &received);
+                    let reconciliation = if spec.rules.is_empty() {
+                        reconcile(before, &after, &received)
+                    } else {
+                        declared::reconcile(before, &after, &spec.rules, &outcomes)
+                    };
                     SourceReport {
                         source: reconciler.description.clone(),
                         error: None,
@@ -494,3 +542,27 @@ fn received(report: &RunReport, protocol: Protocol) -> Received {
         (!service.is_empty()).then(|| Duration::from_micros(service.value_at_quantile(0.99)));
     received
 }
+
+/// The headers `access` sends, each `${NAME}` read from the environment now. An unset variable
+/// names where the header was written.
+pub(crate) fn headers(access: &Access) -> Result<HeaderMap, HeaderError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in &access.headers {
+        let text = crate::scenario::template::render(&value.text, &Default::default(), &|n| {
+            std::env::var(n).ok()
+        })
+        .map_err(|e| HeaderError(format!("{}: {e}", value.at)))?;
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| HeaderError(format!("{}: {e}", value.at)))?;
+        let mut value = HeaderValue::from_str(&text)
+            .map_err(|_| HeaderError(format!("{}: not a valid header value", value.at)))?;
+        value.set_sensitive(true);
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// A header of a query API or scrape that cannot be sent (e.g. `${NAME}` unset).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct HeaderError(String);

@@ -39,13 +39,10 @@ pub struct Judged {
     pub failures: Vec<Failure>,
 }
 
-/// What became of the sampled requests.
+/// What became of the sampled requests: every one is judged, answered or not.
 #[derive(Debug, Default)]
 pub struct Verdicts {
     pub judged: Vec<Judged>,
-    /// Sampled requests that failed in transport (they may never have reached the system): not
-    /// judged, so that tracing is not blamed for them.
-    pub not_judged: u64,
 }
 
 /// Looks up and checks the trace of every sampled request that arrives on `samples`, until the
@@ -74,8 +71,10 @@ pub(super) async fn verify<S: TraceSource + 'static>(
         tokio::select! {
             sample = samples.recv() => {
                 let Some(sample) = sample else { break };
-                if matches!(sample.outcome, Outcome::Transport(_)) {
-                    verdicts.not_judged += 1;
+                // It may never have reached the system: no trace is waited for, and its verdict
+                // says why it failed.
+                if let Outcome::Transport(error) = &sample.outcome {
+                    verdicts.judged.push(Judged::unanswered(&sample, error));
                     continue;
                 }
                 let (source, checks, stop) =
@@ -110,6 +109,27 @@ impl<S: TraceSource> TraceSource for Limited<S> {
 }
 
 impl Judged {
+    /// A sampled request that got no response at all: a failed trace check, not one left out,
+    /// since a system that drops traced requests is not a system whose tracing works.
+    fn unanswered(sample: &SampledRequest, error: &str) -> Self {
+        Judged {
+            kind: sample.kind,
+            trace_id: TraceId(sample.trace.trace_id),
+            outcome: sample.outcome.label(),
+            complete: false,
+            visible_after: None,
+            failures: vec![Failure {
+                check: CheckKind::Response,
+                detail: format!("the request got no response: {error}"),
+            }],
+        }
+    }
+
+    /// Whether the request got no response, so that the trace's verdict carries that failure.
+    fn got_no_response(&self) -> bool {
+        self.failures.iter().any(|f| f.check == CheckKind::Response)
+    }
+
     fn lost(error: &tokio::task::JoinError) -> Self {
         Judged {
             kind: usize::MAX,
@@ -156,7 +176,25 @@ async fn judge<S: TraceSource>(
         }
     };
     let complete = polled.trace.as_ref().is_some_and(is_complete);
-    let mut failures = check::check(polled.trace.as_ref(), checks, &sampled);
+    let mut failures = Vec::new();
+    if sample.outcome == Outcome::Timeout {
+        failures.push(Failure {
+            check: CheckKind::Response,
+            detail: format!(
+                "the request got no response: none within the request timeout ({})",
+                crate::format::duration_terse(
+                    u64::try_from(
+                        sample
+                            .finished
+                            .saturating_duration_since(sample.sent)
+                            .as_micros()
+                    )
+                    .unwrap_or(u64::MAX)
+                )
+            ),
+        });
+    }
+    failures.extend(check::check(polled.trace.as_ref(), checks, &sampled));
     if polled.trace.is_none()
         && let Some(error) = &polled.last_error
     {
@@ -237,7 +275,8 @@ impl TraceReport {
             checks: Vec::new(),
             failed_checks,
             failing,
-            not_judged: verdicts.not_judged,
+            unanswered: judged.iter().filter(|j| j.got_no_response()).count() as u64,
+            not_judged: 0,
             source_stats: None,
             jaeger_ui: None,
         }
@@ -358,14 +397,69 @@ mod tests {
             CancellationToken::new(),
         )
         .await;
-        assert_eq!((verdicts.judged.len(), verdicts.not_judged), (3, 1));
+        assert_eq!(verdicts.judged.len(), 4);
         let report = TraceReport::new("fake".into(), &verdicts, &["only".to_owned()]);
-        assert_eq!((report.sampled, report.complete, report.passed), (3, 1, 1));
-        assert_eq!(report.not_judged, 1);
+        // The request that got no answer is sampled and failed, not left out.
+        assert_eq!((report.sampled, report.complete, report.passed), (4, 1, 1));
+        assert_eq!(report.unanswered, 1);
         assert_eq!(report.failed_checks[&CheckKind::Exists], 2);
+        assert_eq!(report.failed_checks[&CheckKind::Response], 1);
+        let unanswered = report
+            .failing
+            .iter()
+            .find(|t| t.outcome == "transport")
+            .expect("the unanswered request is listed");
+        assert_eq!(
+            unanswered.failures,
+            [Failure {
+                check: CheckKind::Response,
+                detail: "the request got no response: refused".to_owned()
+            }]
+        );
         let visible = report.visible.expect("one visible trace");
         // First looked up at once, then after 50, 100, 200 ms: seen complete at 350 ms.
         assert!((300_000..=400_000).contains(&visible.max), "{visible:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_out_request_fails_even_when_its_trace_is_complete() {
+        let mut timed_out = sample(1, Outcome::Timeout);
+        timed_out.finished = timed_out.sent + Duration::from_secs(2);
+        let answered = sample(2, Outcome::Code(tonic::Code::Ok));
+        let source = Fake {
+            start: tokio::time::Instant::now(),
+            traces: HashMap::from([
+                (TraceId(1), (Duration::ZERO, engine_trace(&timed_out.trace))),
+                (TraceId(2), (Duration::ZERO, engine_trace(&answered.trace))),
+            ]),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(timed_out).expect("open");
+        tx.send(answered).expect("open");
+        drop(tx);
+        let checks = bundled_trace_checks(Protocol::Grpc, false);
+        let verdicts = verify(
+            Arc::new(source),
+            Arc::new(checks),
+            rx,
+            CancellationToken::new(),
+        )
+        .await;
+        let report = TraceReport::new("fake".into(), &verdicts, &["only".to_owned()]);
+        // The system may have done its part, but the client never saw an answer.
+        assert_eq!((report.sampled, report.complete, report.passed), (2, 2, 1));
+        assert_eq!(report.unanswered, 1);
+        assert_eq!(report.failing.len(), 1);
+        let failing = &report.failing[0];
+        assert_eq!(failing.outcome, "timeout");
+        assert_eq!(
+            failing.failures,
+            [Failure {
+                check: CheckKind::Response,
+                detail: "the request got no response: none within the request timeout (2.00s)"
+                    .to_owned()
+            }]
+        );
     }
 
     #[tokio::test(start_paused = true)]

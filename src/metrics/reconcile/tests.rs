@@ -26,3 +26,39 @@ fn quantile_estimates_follow_histogram_quantile() {
     let e = histogram_quantile(0.5, &b).expect("estimate");
     assert_eq!(e.value, 0.1);
 }
+
+#[test]
+fn a_check_reads_with_both_values_and_what_the_expectation_stands_for() {
+    let check = Check {
+        service: "api-gateway".into(),
+        metric: "http_requests_total".into(),
+        labels: "status=\"200\"".into(),
+        expected: 1200.0,
+        observed: 2400.0,
+        passed: false,
+        skipped: false,
+        detail: "responses received".into(),
+    };
+    assert_eq!(
+        check.subject(),
+        "api-gateway http_requests_total{status=\"200\"}"
+    );
+    assert_eq!(
+        check.comparison(),
+        "expected 1200 (responses received), observed 2400"
+    );
+    assert_eq!(
+        check.to_string(),
+        "FAILED api-gateway http_requests_total{status=\"200\"}: expected 1200 (responses received), observed 2400"
+    );
+    let latency = Check {
+        labels: String::new(),
+        expected: 0.1 + 0.2,
+        observed: f64::NAN,
+        ..check
+    };
+    assert_eq!(
+        latency.comparison(),
+        "expected 0.300000 (responses received), observed NaN"
+    );
+}

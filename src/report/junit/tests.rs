@@ -190,6 +190,47 @@ fn broken_chain(failed: u64, bound: &str) -> RunResult {
 }
 
 #[test]
+fn a_sampled_request_without_a_response_fails_the_response_check_saying_why() {
+    let mut result = fixture("verify");
+    let traces = result
+        .verification
+        .traces
+        .as_mut()
+        .expect("traces verified");
+    traces.checks = CheckKind::made_by(&bundled_trace_checks(Protocol::Http, true), true);
+    traces.complete = traces.sampled - 1;
+    traces.passed = traces.sampled - 1;
+    traces.unanswered = 1;
+    traces.completeness = Some(traces.complete as f64 / traces.sampled as f64);
+    traces.failed_checks.insert(CheckKind::Response, 1);
+    traces.failing = vec![FailingTrace {
+        trace_id: format!("{:032x}", 0xdead),
+        kind: "quote".to_owned(),
+        outcome: "transport".to_owned(),
+        failures: vec![Failure {
+            check: CheckKind::Response,
+            detail: "the request got no response: connection reset by peer".to_owned(),
+        }],
+    }];
+    let ratio = traces.passed as f64 / traces.sampled as f64;
+    set_threshold(&mut result, "traces.complete >= 100%", Some(ratio));
+    set_threshold(&mut result, "traces.passed >= 100%", Some(ratio));
+    let suite = only_suite(&result);
+    let (_, message, description) = non_success(named(&suite, "verify.traces", "response"));
+    assert!(message.starts_with("response: 1 of "), "{message}");
+    assert!(
+        description.contains("transport] response: the request got no response: connection reset"),
+        "{description}"
+    );
+    let (_, _, completeness) = non_success(named(&suite, "verify.traces", "completeness"));
+    assert!(
+        completeness.contains("1 sampled request(s) got no response"),
+        "{completeness}"
+    );
+    assert_agrees_with_the_gate(&result);
+}
+
+#[test]
 fn a_passing_run_is_one_suite_without_failures() {
     let result = fixture("smoke");
     let suite = only_suite(&result);
@@ -370,7 +411,12 @@ fn a_failed_metrics_check_names_observed_and_expected_and_skips_show_as_skipped(
         "verify.metrics",
         r#"api-gateway http_requests_total{method="POST",path="/api/v1/market-data/fetch",status="400"}"#,
     ));
-    assert_eq!(message, "observed 53, expected 54");
+    assert_eq!(
+        message,
+        "api-gateway http_requests_total{method=\"POST\",path=\"/api/v1/market-data/fetch\",\
+         status=\"400\"}: expected 54 (fetch responses the harness received with status 400), \
+         observed 53"
+    );
     assert!(description.contains("status 400"), "{description}");
     assert!(
         description.contains("source: direct scrape"),

@@ -42,6 +42,8 @@ struct SourceView {
     error: Option<String>,
     passed: bool,
     summary: String,
+    /// Each failed check in one line, with the expected and the observed value.
+    failures: Vec<String>,
     checks: Vec<CheckRow>,
 }
 
@@ -66,21 +68,29 @@ pub(super) fn traces(report: &TraceReport) -> TracesView {
         .as_deref()
         .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
         .map(|url| url.trim_end_matches('/'));
+    let mut facts = vec![
+        fact("sampled", count(report.sampled)),
+        fact("complete", count(report.complete)),
+        fact(
+            "completeness",
+            report
+                .completeness
+                .map_or_else(|| "n/a (nothing sampled)".to_owned(), percent),
+        ),
+        fact("passed every check", count(report.passed)),
+        fact("failed a check", count(failed)),
+        fact("got no response (failed)", count(report.unanswered)),
+    ];
+    // Only results written before unanswered requests were judged have these.
+    if report.not_judged > 0 {
+        facts.push(fact(
+            "not judged (failed in transport)",
+            count(report.not_judged),
+        ));
+    }
     TracesView {
         source: report.source.clone(),
-        facts: vec![
-            fact("sampled", count(report.sampled)),
-            fact("complete", count(report.complete)),
-            fact(
-                "completeness",
-                report
-                    .completeness
-                    .map_or_else(|| "n/a (nothing sampled)".to_owned(), percent),
-            ),
-            fact("passed every check", count(report.passed)),
-            fact("failed a check", count(failed)),
-            fact("not judged (failed in transport)", count(report.not_judged)),
-        ],
+        facts,
         visible: report
             .visible
             .as_ref()
@@ -148,6 +158,12 @@ pub(super) fn metrics(report: &MetricsReport) -> MetricsView {
                     error: source.error.clone(),
                     passed: source.passed,
                     summary: format!("{passed} of {} checks passed", source.checks.len()),
+                    failures: source
+                        .checks
+                        .iter()
+                        .filter(|c| !c.passed)
+                        .map(|c| format!("{}: {}", c.subject(), c.comparison()))
+                        .collect(),
                     checks: source
                         .checks
                         .iter()
@@ -183,6 +199,64 @@ mod tests {
         assert_eq!(observed(-3.0), "-3");
         assert_eq!(observed(0.006_832_7), "0.006833");
         assert_eq!(observed(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn a_failed_metrics_check_is_listed_with_expected_and_observed() {
+        let mut report = sample("verify")
+            .verification
+            .metrics
+            .expect("the verify sample checks metrics");
+        assert!(
+            metrics(&report)
+                .sources
+                .iter()
+                .all(|s| s.failures.is_empty()),
+            "nothing failed, nothing listed"
+        );
+        let check = report.sources[0]
+            .checks
+            .iter_mut()
+            .find(|c| c.metric == "requests_total" && c.detail.starts_with("the sum"))
+            .expect("the sample reconciles requests_total");
+        check.observed = check.expected * 2.0;
+        check.passed = false;
+        let expected = check.expected;
+        let view = metrics(&report);
+        assert_eq!(
+            view.sources[0].failures,
+            [format!(
+                "api-gateway requests_total: expected {expected} (the sum of the \
+                 http_requests_total deltas over all routes and statuses), observed {}",
+                expected * 2.0
+            )]
+        );
+    }
+
+    #[test]
+    fn unanswered_requests_are_a_fact_and_old_results_keep_theirs() {
+        let mut report = sample("verify")
+            .verification
+            .traces
+            .expect("the verify sample checks traces");
+        report.unanswered = 2;
+        let shown = |report: &TraceReport, label: &str| {
+            traces(report)
+                .facts
+                .iter()
+                .find(|f| f.label == label)
+                .map(|f| f.value.clone())
+        };
+        assert_eq!(
+            shown(&report, "got no response (failed)").as_deref(),
+            Some("2")
+        );
+        assert_eq!(shown(&report, "not judged (failed in transport)"), None);
+        report.not_judged = 3;
+        assert_eq!(
+            shown(&report, "not judged (failed in transport)").as_deref(),
+            Some("3")
+        );
     }
 
     #[test]

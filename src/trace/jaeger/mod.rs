@@ -5,6 +5,7 @@
 //! Jaeger has produced can be tested from captured bodies.
 
 mod json;
+mod probe;
 pub mod v1;
 pub mod v3;
 
@@ -68,7 +69,7 @@ impl fmt::Display for JaegerApi {
 #[derive(Debug, thiserror::Error)]
 pub enum JaegerError {
     /// The Jaeger URL (`--jaeger` or the scenario's) is not an `http://` base URL (exit 2).
-    #[error("Jaeger query URL {url:?}: {problem}; expected http://HOST[:PORT][/BASE-PATH]")]
+    #[error("Jaeger query URL {url:?}: {problem}; expected http(s)://HOST[:PORT][/BASE-PATH]")]
     BadUrl {
         /// The URL as given.
         url: String,
@@ -218,6 +219,17 @@ impl JaegerSource {
         })
     }
 
+    /// The same source over a client that trusts what `tls` says and sends `headers` (e.g. a
+    /// bearer token) with every query.
+    pub fn with_access(mut self, tls: &TlsSpec, headers: HeaderMap) -> Result<Self, JaegerError> {
+        self.client = crate::tls::api_client(tls, headers)
+            .map_err(JaegerError::Tls)?
+            .timeout(self.request_timeout)
+            .build()
+            .map_err(JaegerError::Client)?;
+        Ok(self)
+    }
+
     async fn get(&self, version: Version, id: TraceId) -> Result<Reply, SourceError> {
         let url = version.trace_url(&self.base, id);
         let unreachable = |error: reqwest::Error| {
@@ -346,10 +358,8 @@ fn checked_base(text: &str) -> Result<String, JaegerError> {
     };
     let url = Url::parse(text.trim()).map_err(|error| bad(&error.to_string()))?;
     match url.scheme() {
-        "http" => {}
-        // The workspace builds reqwest without a TLS backend: refuse here, not on every fetch.
-        "https" => return Err(bad("https is not supported by this build, only plain http")),
-        other => return Err(bad(&format!("the scheme is {other:?}, not http"))),
+        "http" | "https" => {}
+        other => return Err(bad(&format!("the scheme is {other:?}, not http or https"))),
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("it names no host"));

@@ -127,11 +127,11 @@ fn base_urls_are_checked() {
         source.describe(),
         "jaeger auto http://jaeger.internal/jaeger"
     );
+    JaegerSource::new("https://jaeger:16686", JaegerApi::Auto, timeout).expect("https is valid");
     for (url, problem) in [
         ("127.0.0.1:16686", "relative URL without a base"),
         ("localhost:16686", "the scheme is \"localhost\", not http"),
         ("ftp://jaeger:16686", "the scheme is \"ftp\", not http"),
-        ("https://jaeger:16686", "https is not supported"),
         ("http://", "empty host"),
         ("not a url", "relative URL without a base"),
         ("http://jaeger:16686/?x=1", "a query or fragment"),
@@ -141,7 +141,7 @@ fn base_urls_are_checked() {
             .to_string();
         assert!(error.contains(&format!("{url:?}")), "{error}");
         assert!(error.contains(problem), "{error}");
-        assert!(error.contains("expected http://HOST[:PORT]"), "{error}");
+        assert!(error.contains("expected http(s)://HOST[:PORT]"), "{error}");
     }
 }
 
