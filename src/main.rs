@@ -317,7 +317,23 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
                 .map_err(|e| e.to_string())
         } else {
             harness::run::check(path)
-                .map(|scenario| scenario.name)
+                .map(|scenario| {
+                    let reflected: Vec<String> = scenario
+                        .reflected_methods()
+                        .iter()
+                        .map(|name| name.value.clone())
+                        .collect();
+                    if reflected.is_empty() {
+                        scenario.name
+                    } else {
+                        format!(
+                            "{}; {} to be described by the server's reflection when the run \
+                             starts",
+                            scenario.name,
+                            reflected.join(", ")
+                        )
+                    }
+                })
                 .map_err(|e| e.to_string())
         };
         match checked {

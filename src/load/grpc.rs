@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{Buf as _, BufMut as _, Bytes};
 use hyper::http::uri::PathAndQuery;
-use hyper_rustls::HttpsConnectorBuilder;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tonic::client::Grpc;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -48,17 +48,7 @@ impl GrpcDriver {
         timeout: Duration,
     ) -> Self {
         let clients = (0..connections.max(1))
-            .map(|_| {
-                let mut http = HttpConnector::new();
-                http.set_nodelay(true);
-                http.enforce_http(false);
-                let connector = HttpsConnectorBuilder::new()
-                    .with_tls_config(tls.clone())
-                    .https_or_http()
-                    .enable_http2()
-                    .wrap_connector(http);
-                Grpc::new(endpoint.connect_with_connector_lazy(connector))
-            })
+            .map(|_| Grpc::new(endpoint.connect_with_connector_lazy(connector(tls.clone()))))
             .collect();
         GrpcDriver {
             clients,
@@ -79,6 +69,19 @@ impl GrpcDriver {
         let value = metadata.get(self.trace_header.as_ref()?)?;
         Some(String::from_utf8_lossy(value.as_encoded_bytes()).into_owned())
     }
+}
+
+/// How every gRPC connection to the target is made: plain HTTP/2 for `http://`, TLS with ALPN h2
+/// for `https://`, trusting what `tls` says.
+pub(crate) fn connector(tls: rustls::ClientConfig) -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(http)
 }
 
 impl Driver for GrpcDriver {

@@ -7,6 +7,7 @@ pub mod grpc;
 pub mod http;
 pub mod outcome;
 pub mod recorder;
+pub mod reflection;
 pub mod runner;
 pub mod sample;
 pub mod schedule;

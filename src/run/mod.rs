@@ -15,6 +15,7 @@ use crate::threshold;
 
 mod measure;
 mod outputs;
+mod resolve;
 mod target;
 
 use crate::bundled;
@@ -82,7 +83,13 @@ pub async fn run(
     apply_flags(&mut scenario, options)?;
     let mut thresholds = threshold::parse_all(&scenario)?;
     thresholds.extend(threshold::implicit(&scenario, &thresholds));
-    let mix = plan::prepare(&scenario, &plan::process_env)?;
+    // A method named for the server's reflection is encoded once the target has described it.
+    let mix = if !scenario.reflected_methods().is_empty() {
+        plan::check(&scenario, &plan::process_env)?;
+        None
+    } else {
+        Some(plan::prepare(&scenario, &plan::process_env)?)
+    };
     let outputs = Outputs::create(path, &scenario, options)?;
     if scenario.overhead.is_some() {
         let points = crate::overhead::points(path, &overrides, &scenario)?;
@@ -114,16 +121,27 @@ pub async fn run(
         verifier.shutdown().await;
         return Err(outputs.failed(error));
     }
-    let outcome = drive(
-        &scenario,
-        mix,
-        &target,
-        &stop,
-        options.quiet,
-        &mut verifier,
-        scrape_targets,
-    )
-    .await;
+    let mix = match mix {
+        Some(mix) => Ok(mix),
+        None => resolve::methods(&mut scenario, &target)
+            .await
+            .and_then(|()| plan::prepare(&scenario, &plan::process_env)),
+    };
+    let outcome = match mix {
+        Ok(mix) => {
+            drive(
+                &scenario,
+                mix,
+                &target,
+                &stop,
+                options.quiet,
+                &mut verifier,
+                scrape_targets,
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
     let metrics = match &outcome {
         Ok(report) => verifier.after_load(report, &stop).await,
         Err(_) => None,
@@ -210,14 +228,15 @@ fn apply_flags(scenario: &mut Scenario, options: &RunOptions) -> Result<(), RunE
 }
 
 /// Everything `harness validate` checks of a scenario file short of running it: the file, its
-/// thresholds, its overhead sweep, and every request body for its protocol.
+/// thresholds, its overhead sweep, and every request body for its protocol (a method named for
+/// the server's reflection only as far as it can be without the server).
 pub fn check(path: &Path) -> Result<Scenario, RunError> {
     let scenario = scenario::load(path, &[]).map_err(|e| RunError::BadInput(e.to_string()))?;
     threshold::parse_all(&scenario)?;
     // Environment variables are read when the run starts; here any value will do.
     let any = |_: &str| Some(String::new());
     for point in crate::overhead::points(path, &[], &scenario)? {
-        plan::prepare(&point.scenario, &any)?;
+        plan::check(&point.scenario, &any)?;
     }
     Ok(scenario)
 }

@@ -1,12 +1,12 @@
 //! What a request kind sends: the general `http:` (any method, URL, headers and body) and `grpc:`
-//! (any unary method of a `.proto` compiled when the scenario is read, its message as JSON)
-//! calls, and the JSON and template fields they and the bundled `body:` are made of.
+//! (any unary method of a `.proto` compiled when the scenario is read, or of the server's
+//! reflection service, its message as JSON) calls, and the JSON and template fields they and the bundled `body:` are made of.
 
 use std::path::PathBuf;
 
-use super::model::{GrpcCall, HttpBody, HttpCall, Template};
+use super::model::{GrpcCall, GrpcMethod, HttpBody, HttpCall, Template};
 use super::read::index;
-use super::read::{Cx, join, mapping, string};
+use super::read::{Cx, Fields, boolean, join, mapping, string};
 use super::template;
 use super::tree::{Node, Origin, Value};
 
@@ -104,39 +104,48 @@ pub(super) fn grpc(
     path: &str,
     placeholders: &mut Vec<Placeholder>,
 ) -> Option<GrpcCall> {
-    const KEYS: &[&str] = &["method", "proto", "import_paths", "message", "metadata"];
+    const KEYS: &[&str] = &[
+        "method",
+        "proto",
+        "import_paths",
+        "reflection",
+        "message",
+        "metadata",
+    ];
     let fields = mapping(cx, node, path, Some(KEYS))?;
-    let imports: Vec<PathBuf> = super::read::strings(
-        cx,
-        fields.get("import_paths"),
-        &fields.path("import_paths"),
-        false,
-    )
-    .iter()
-    .map(|dir| cx.relative(dir))
-    .collect();
-    let pool = fields.required(cx, "proto").and_then(|n| {
-        let at = fields.path("proto");
-        let name = string(cx, n, &at)?;
-        let file = cx.relative(&name);
-        compile(&file, &imports)
-            .map_err(|problem| {
-                cx.err(n.origin, &at, problem);
-            })
-            .ok()
-    });
-    let method = fields.required(cx, "method").and_then(|n| {
-        let at = fields.path("method");
-        let name = string(cx, n, &at)?;
-        let pool = pool.as_ref()?;
-        match method(pool, &name) {
-            Ok(method) => Some(method),
-            Err(problem) => {
-                cx.err(n.origin, &at, problem);
-                None
-            }
+    let reflection = fields.read_or(cx, "reflection", false, boolean);
+    let method = match (reflection, fields.get("proto")) {
+        (Some(true), Some(n)) => {
+            cx.err(
+                n.origin,
+                &fields.path("proto"),
+                "give proto or reflection: true, not both",
+            );
+            None
         }
-    });
+        (Some(true), None) => {
+            if let Some(n) = fields.get("import_paths") {
+                cx.err(
+                    n.origin,
+                    &fields.path("import_paths"),
+                    "applies to proto only; with reflection: true the server describes the method",
+                );
+            }
+            fields.required(cx, "method").and_then(|n| {
+                let at = fields.path("method");
+                let name = string(cx, n, &at)?;
+                match split_method(&name) {
+                    Ok(_) => Some(GrpcMethod::Reflection(cx.located(n, &at, name))),
+                    Err(problem) => {
+                        cx.err(n.origin, &at, problem);
+                        None
+                    }
+                }
+            })
+        }
+        (Some(false), _) => proto_method(cx, node, &fields),
+        (None, _) => None,
+    };
     let message = match fields.get("message") {
         Some(n) if matches!(n.value, Value::Map(_)) => {
             json(cx, n, &fields.path("message"), placeholders)
@@ -158,6 +167,50 @@ pub(super) fn grpc(
         method: method?,
         message: message?,
         metadata: metadata?,
+    })
+}
+
+/// The method of a `grpc:` kind with `proto:`, compiled and looked up now.
+fn proto_method(cx: &mut Cx, node: &Node, fields: &Fields<'_>) -> Option<GrpcMethod> {
+    let imports: Vec<PathBuf> = super::read::strings(
+        cx,
+        fields.get("import_paths"),
+        &fields.path("import_paths"),
+        false,
+    )
+    .iter()
+    .map(|dir| cx.relative(dir))
+    .collect();
+    let Some(proto) = fields.get("proto") else {
+        cx.err(
+            node.origin,
+            &fields.path("proto"),
+            "required key is missing; give the .proto file that declares the method, or \
+             reflection: true to ask the server",
+        );
+        return None;
+    };
+    let pool = {
+        let at = fields.path("proto");
+        let name = string(cx, proto, &at)?;
+        let file = cx.relative(&name);
+        compile(&file, &imports)
+            .map_err(|problem| {
+                cx.err(proto.origin, &at, problem);
+            })
+            .ok()
+    };
+    fields.required(cx, "method").and_then(|n| {
+        let at = fields.path("method");
+        let name = string(cx, n, &at)?;
+        let pool = pool.as_ref()?;
+        match find_method(pool, &name, "in the .proto") {
+            Ok(method) => Some(GrpcMethod::Resolved(method)),
+            Err(problem) => {
+                cx.err(n.origin, &at, problem);
+                None
+            }
+        }
     })
 }
 
@@ -218,18 +271,33 @@ fn compile(
     Ok(compiler.descriptor_pool())
 }
 
-/// `package.Service/Method`, unary, in `pool`.
-fn method(
+/// `package.Service/Method` split into the service's full name and the method's.
+pub(crate) fn split_method(name: &str) -> Result<(&str, &str), String> {
+    match name.split_once('/') {
+        Some((service, method))
+            if !service.is_empty()
+                && !method.is_empty()
+                && !method.contains('/')
+                && !service.starts_with('.') =>
+        {
+            Ok((service, method))
+        }
+        _ => Err(format!("expected package.Service/Method, got {name:?}")),
+    }
+}
+
+/// `package.Service/Method`, unary, in `pool`; `source` says where the pool came from in
+/// errors (`in the .proto`, `on the server`).
+pub(crate) fn find_method(
     pool: &prost_reflect::DescriptorPool,
     name: &str,
+    source: &str,
 ) -> Result<prost_reflect::MethodDescriptor, String> {
-    let Some((service_name, method_name)) = name.split_once('/') else {
-        return Err(format!("expected package.Service/Method, got {name:?}"));
-    };
+    let (service_name, method_name) = split_method(name)?;
     let service = pool.get_service_by_name(service_name).ok_or_else(|| {
         let known: Vec<String> = pool.services().map(|s| s.full_name().to_owned()).collect();
         format!(
-            "no service {service_name:?} in the .proto; it has: {}",
+            "no service {service_name:?} {source}; it has: {}",
             known.join(", ")
         )
     })?;
@@ -357,4 +425,176 @@ pub(super) fn json(
             J::Object(out)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::{Call, GrpcMethod, Scenario};
+    use super::super::parse;
+
+    /// A scenario whose one kind has these `grpc:` lines (indented under it).
+    fn scenario(grpc: &str, extra: &str) -> String {
+        format!(
+            "name: r
+system:
+  external: {{target: \"http://127.0.0.1:9\"}}
+load:
+  phases:
+    - constant: {{rate: 5, duration: 1s}}
+requests:
+  - name: quote
+    weight: 1
+    grpc:
+{grpc}
+{extra}"
+        )
+    }
+
+    fn errors(grpc: &str, extra: &str) -> String {
+        match parse("x.yaml", &scenario(grpc, extra), &[]) {
+            Ok(s) => panic!("accepted: {s:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn method(s: &Scenario) -> &GrpcMethod {
+        match &s.requests[0].call {
+            Call::Grpc(call) => &call.method,
+            other => panic!("a grpc: kind expected, got {other:?}"),
+        }
+    }
+
+    fn quotes_proto() -> String {
+        format!(
+            "{}/tests/external/python/quotes.proto",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    #[test]
+    fn reflection_names_the_method_for_the_server_with_its_place() {
+        let s = parse(
+            "x.yaml",
+            &scenario(
+                "      method: quotes.v1.Quotes/GetQuote\n      reflection: true\n      message: {symbol: ACME}",
+                "",
+            ),
+            &[],
+        )
+        .expect("valid");
+        let GrpcMethod::Reflection(name) = method(&s) else {
+            panic!("a method to be described expected, got {:?}", method(&s));
+        };
+        assert_eq!(name.value, "quotes.v1.Quotes/GetQuote");
+        assert_eq!(name.key, "requests[0].grpc.method");
+        assert_eq!(name.at.to_string(), "x.yaml:11:15");
+        let reflected: Vec<&str> = s
+            .reflected_methods()
+            .iter()
+            .map(|n| n.value.as_str())
+            .collect();
+        assert_eq!(reflected, ["quotes.v1.Quotes/GetQuote"]);
+    }
+
+    #[test]
+    fn a_proto_resolves_the_method_when_the_scenario_is_read() {
+        let grpc = format!(
+            "      method: quotes.v1.Quotes/GetQuote\n      reflection: false\n      proto: {}",
+            quotes_proto()
+        );
+        let s = parse("x.yaml", &scenario(&grpc, ""), &[]).expect("valid");
+        let GrpcMethod::Resolved(resolved) = method(&s) else {
+            panic!("a resolved method expected, got {:?}", method(&s));
+        };
+        assert_eq!(resolved.input().full_name(), "quotes.v1.QuoteRequest");
+        assert!(s.reflected_methods().is_empty());
+    }
+
+    #[test]
+    fn proto_and_reflection_are_one_or_the_other() {
+        let cases: Vec<(String, &str)> = vec![
+            (
+                format!(
+                    "      method: quotes.v1.Quotes/GetQuote\n      reflection: true\n      proto: {}",
+                    quotes_proto()
+                ),
+                "x.yaml:13:14: requests[0].grpc.proto: give proto or reflection: true, not both",
+            ),
+            (
+                "      method: quotes.v1.Quotes/GetQuote".to_owned(),
+                "x.yaml:11:7: requests[0].grpc.proto: required key is missing; give the .proto \
+                 file that declares the method, or reflection: true to ask the server",
+            ),
+            (
+                "      method: quotes.v1.Quotes/GetQuote\n      reflection: false".to_owned(),
+                "x.yaml:11:7: requests[0].grpc.proto: required key is missing; give the .proto \
+                 file that declares the method, or reflection: true to ask the server",
+            ),
+            (
+                "      method: quotes.v1.Quotes/GetQuote\n      reflection: yes".to_owned(),
+                "x.yaml:12:19: requests[0].grpc.reflection: expected true or false, got \"yes\"",
+            ),
+            (
+                "      method: quotes.v1.Quotes.GetQuote\n      reflection: true".to_owned(),
+                "x.yaml:11:15: requests[0].grpc.method: expected package.Service/Method, got \
+                 \"quotes.v1.Quotes.GetQuote\"",
+            ),
+            (
+                "      method: /GetQuote\n      reflection: true".to_owned(),
+                "x.yaml:11:15: requests[0].grpc.method: expected package.Service/Method, got \
+                 \"/GetQuote\"",
+            ),
+            (
+                "      reflection: true".to_owned(),
+                "x.yaml:11:7: requests[0].grpc.method: required key is missing",
+            ),
+            (
+                "      method: quotes.v1.Quotes/GetQuote\n      reflection: true\n      import_paths: [protos]"
+                    .to_owned(),
+                "x.yaml:13:21: requests[0].grpc.import_paths: applies to proto only; with \
+                 reflection: true the server describes the method",
+            ),
+        ];
+        for (grpc, expected) in cases {
+            assert_eq!(errors(&grpc, ""), expected, "{grpc}");
+        }
+    }
+
+    #[test]
+    fn a_method_the_proto_lacks_is_named_with_what_it_has() {
+        let grpc = format!(
+            "      method: quotes.v1.Quotes/GetQuot\n      proto: {}",
+            quotes_proto()
+        );
+        let error = errors(&grpc, "");
+        assert!(
+            error.starts_with(
+                "x.yaml:11:15: requests[0].grpc.method: quotes.v1.Quotes has no method \
+                 \"GetQuot\"; it has: GetQuote"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn reflection_is_refused_in_the_overhead_experiment() {
+        let text = scenario(
+            "      method: quotes.v1.Quotes/GetQuote\n      reflection: true",
+            "overhead: {trials: 6}\n",
+        )
+        .replace(
+            "  external: {target: \"http://127.0.0.1:9\"}",
+            "  managed: {}",
+        );
+        let error = parse("x.yaml", &text, &[])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains(
+                "x.yaml:11:15: requests[0].grpc.method: reflection: true does not apply to the \
+                 overhead experiment: give the method's proto"
+            ),
+            "{error}"
+        );
+    }
 }

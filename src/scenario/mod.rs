@@ -24,13 +24,14 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+pub(crate) use calls::find_method;
 pub(crate) use checks::bundled_trace_checks;
 pub(crate) use error::{At, Problem, ScenarioError};
 pub(crate) use model::{
     Access, Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, Equals, ErrorRule, Execution,
-    HttpBody, Instructions, Load, Located, Managed, MetricRule, MetricsChecks, Overhead, Phase,
-    PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario, ServiceSpec, Sweep,
-    System, Template, TraceChecks, TraceSourceSpec, Vars,
+    GrpcMethod, HttpBody, Instructions, Load, Located, Managed, MetricRule, MetricsChecks,
+    Overhead, Phase, PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario,
+    ServiceSpec, Sweep, System, Template, TraceChecks, TraceSourceSpec, Vars,
 };
 
 use read::{Cx, index, join};

@@ -561,12 +561,44 @@ pub enum HttpBody {
 /// A `grpc:` call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GrpcCall {
-    /// The method, resolved in the compiled `.proto` files.
-    pub method: prost_reflect::MethodDescriptor,
+    /// The method: described by a `.proto`, or still to be asked of the server.
+    pub method: GrpcMethod,
     /// The request message as JSON (proto3 JSON mapping); its strings are templates.
     pub message: Value,
     /// Request metadata, names lower case.
     pub metadata: Vec<(String, Template)>,
+}
+
+/// Where a `grpc:` method's descriptors come from. Its request message can only be encoded once
+/// they are known, so every stage that renders a call must say what it does with each case.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GrpcMethod {
+    /// Found in the `.proto` files compiled when the scenario was read (`proto:`), or fetched from
+    /// the server's reflection service when the run started.
+    Resolved(prost_reflect::MethodDescriptor),
+    /// `package.Service/Method` (`reflection: true`), with where it was written: the run asks
+    /// the target's reflection service for it once the system is reachable.
+    Reflection(Located<String>),
+}
+
+impl GrpcMethod {
+    /// `package.Service/Method`, however it is known.
+    pub fn full_name(&self) -> String {
+        match self {
+            GrpcMethod::Resolved(method) => {
+                format!("{}/{}", method.parent_service().full_name(), method.name())
+            }
+            GrpcMethod::Reflection(name) => name.value.clone(),
+        }
+    }
+
+    /// The method's descriptors, once resolved.
+    pub fn descriptor(&self) -> Option<&prost_reflect::MethodDescriptor> {
+        match self {
+            GrpcMethod::Resolved(method) => Some(method),
+            GrpcMethod::Reflection(_) => None,
+        }
+    }
 }
 
 /// A string with `{{var}}` and `${NAME}` parts, and where it was written, for errors found when
@@ -645,6 +677,21 @@ impl Scenario {
     /// The recorded part of the run: all phases, without the warm-up.
     pub fn total_duration(&self) -> Duration {
         self.load.phases.iter().map(Phase::duration).sum()
+    }
+
+    /// The `grpc:` methods that the target's reflection service is to describe when the run
+    /// starts, each with where it was named.
+    pub fn reflected_methods(&self) -> Vec<&Located<String>> {
+        self.requests
+            .iter()
+            .filter_map(|kind| match &kind.call {
+                Call::Grpc(GrpcCall {
+                    method: GrpcMethod::Reflection(name),
+                    ..
+                }) => Some(name),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The sum of the kinds' weights, to turn a weight into a share.

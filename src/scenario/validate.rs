@@ -5,7 +5,7 @@
 //! This module reads the top level and the rules that span sections; each section has a module of
 //! its own, and all of them read values through [`super::read`].
 
-use super::model::{Scenario, System, Verify};
+use super::model::{Call, GrpcMethod, Scenario, System, Verify};
 use super::read::{Cx, mapping, name, string, thresholds};
 use super::tree::{Node, Value};
 use super::{checks, load, overhead, requests, system};
@@ -118,6 +118,23 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
                 "cannot be combined with verify: sampled requests would add work to one arm \
                      only; verify tracing in a scenario of its own",
             );
+        }
+        // Its arms are launched after the requests are rendered, and describe no methods.
+        for name in requests
+            .iter()
+            .flatten()
+            .filter_map(|kind| match &kind.call {
+                Call::Grpc(call) => match &call.method {
+                    GrpcMethod::Reflection(name) => Some(name),
+                    GrpcMethod::Resolved(_) => None,
+                },
+                _ => None,
+            })
+        {
+            cx.problems.push(name.problem(
+                "reflection: true does not apply to the overhead experiment: give the \
+                 method's proto",
+            ));
         }
         overhead::overhead(cx, node)
     });

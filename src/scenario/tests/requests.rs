@@ -189,8 +189,15 @@ fn grpc_kind_resolves_its_method_in_the_proto() {
     let s = parse("x.yaml", GRPC, &[]).expect("valid");
     assert_eq!(s.load.protocol, Protocol::Grpc, "implied by the grpc: kind");
     let call = grpc_call(&s.requests[0]);
-    assert_eq!(call.method.full_name(), "quotes.v1.Quotes.GetQuote");
-    assert_eq!(call.method.input().full_name(), "quotes.v1.QuoteRequest");
+    assert_eq!(call.method.full_name(), "quotes.v1.Quotes/GetQuote");
+    assert_eq!(
+        call.method
+            .descriptor()
+            .expect("resolved")
+            .input()
+            .full_name(),
+        "quotes.v1.QuoteRequest"
+    );
     assert_eq!(call.message, json!({"symbol": "{{symbol}}"}));
     assert_eq!(
         call.metadata,
@@ -240,7 +247,14 @@ fn grpc_imports_are_found_under_import_paths_relative_to_the_scenario() {
     );
     let s = parse(&scratch.source(), &text, &[]).expect("valid");
     let call = grpc_call(&s.requests[0]);
-    assert_eq!(call.method.input().full_name(), "shared.v1.Ask");
+    assert_eq!(
+        call.method
+            .descriptor()
+            .expect("resolved")
+            .input()
+            .full_name(),
+        "shared.v1.Ask"
+    );
 
     // Without the import path the import is not found.
     let text = text.replace("\n      import_paths: [include]", "");
@@ -437,7 +451,7 @@ fn bad_requests_say_where_and_what() {
         ),
         (
             grpc(&[(&format!("      proto: {PROTO}\n"), "")]),
-            "x.yaml:11:7: requests[0].grpc.proto: required key is missing",
+            "x.yaml:11:7: requests[0].grpc.proto: required key is missing; give the .proto file that declares the method, or reflection: true to ask the server",
         ),
         (
             grpc(&[("quotes.v1.Quotes/GetQuote", "GetQuote")]),
