@@ -482,7 +482,7 @@ fn bad_requests_say_where_and_what() {
         (
             grpc(&[("      message:", "      service: x\n      message:")]),
             "x.yaml:13:7: requests[0].grpc.service: unknown key; expected one of: method, proto, \
-             import_paths, message, metadata",
+             import_paths, reflection, message, metadata",
         ),
         (
             grpc(&[("[AAPL, MSFT]}", "[AAPL, MSFT], n: [\"1\"]}")]),
