@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 
 use super::model::{GrpcCall, GrpcMethod, HttpBody, HttpCall, Template};
-use super::read::index;
-use super::read::{Cx, Fields, boolean, join, mapping, string};
+use super::read::{Cx, Fields, boolean, file_bounded, index, join, mapping, string};
 use super::template;
 use super::tree::{Node, Origin, Value};
 
@@ -80,7 +79,7 @@ pub(super) fn http(
             let at = fields.path("body_file");
             let name = string(cx, n, &at)?;
             let file = cx.relative(&name);
-            match read_bounded(&file) {
+            match file_bounded(&file, MAX_FILE_BYTES) {
                 Ok(bytes) => Some(HttpBody::File(bytes.into())),
                 Err(problem) => {
                     cx.err(n.origin, &at, format!("{}: {problem}", file.display()));
@@ -317,20 +316,6 @@ pub(crate) fn find_method(
         ));
     }
     Ok(method)
-}
-
-fn read_bounded(file: &std::path::Path) -> Result<Vec<u8>, String> {
-    use std::io::Read as _;
-    let handle = std::fs::File::open(file).map_err(|e| format!("cannot read: {e}"))?;
-    let mut bytes = Vec::new();
-    handle
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
-    }
-    Ok(bytes)
 }
 
 /// A template string: checked now, rendered when the run starts. Collects its placeholders.

@@ -356,3 +356,19 @@ pub(super) fn thresholds(cx: &mut Cx, node: Option<&Node>, path: &str) -> Vec<Lo
         _ => cx.expected(item, at, "a threshold such as \"p(99) < 50ms\""),
     })
 }
+
+/// A file a scenario names (a body, a table of values), whole, or what is wrong: at most `max`
+/// bytes, so that a wrong path cannot fill memory.
+pub(super) fn file_bounded(file: &std::path::Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let handle = std::fs::File::open(file).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    handle
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(bytes)
+}

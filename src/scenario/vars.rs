@@ -2,11 +2,10 @@
 //! `vars_file:` table (CSV with a header row, or JSON lines) read with the scenario, bounded.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
-use std::path::PathBuf;
+use std::path::Path;
 
 use super::model::{Vars, is_var_byte};
-use super::read::{Cx, index, join, mapping, string, text};
+use super::read::{Cx, file_bounded, index, join, mapping, string, text};
 use super::tree::{Node, Origin, Value};
 
 /// The most a data file may hold.
@@ -73,16 +72,8 @@ pub(super) fn vars_file(cx: &mut Cx, node: &Node, path: &str) -> Option<(Vars, D
 }
 
 /// Header and rows of a CSV or JSON-lines file, or what is wrong with it (with its line).
-fn read_table(file: &PathBuf) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
-    let handle = std::fs::File::open(file).map_err(|e| format!("cannot read: {e}"))?;
-    let mut bytes = Vec::new();
-    handle
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
-    }
+fn read_table(file: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let bytes = file_bounded(file, MAX_FILE_BYTES)?;
     let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("");
     let (columns, rows) = match extension {
         "csv" => csv_table(&bytes)?,
