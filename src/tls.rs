@@ -113,6 +113,56 @@ pub fn api_client(
         .default_headers(headers))
 }
 
+/// The most the harness reads of one answer from an API (Jaeger, Prometheus, a metrics endpoint):
+/// far above any trace or exposition it asks for, far below what would threaten its memory.
+pub const MAX_API_BODY: usize = 16 * 1024 * 1024;
+
+/// Why the body of an API answer was not read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The answer is larger than the limit; `start` is what came first, for the error message.
+    #[error("the answer is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit that was passed.
+        limit: usize,
+        /// The first bytes of the body (at most 1 KiB).
+        start: Vec<u8>,
+    },
+    /// The connection failed or timed out while the body was read.
+    #[error("reading the body: {0}")]
+    Read(#[source] reqwest::Error),
+}
+
+/// The body of `response`, read chunk by chunk and given up on as soon as it passes `limit`
+/// bytes (or announces more), so that an oversized answer costs no more than the limit. The
+/// request's own timeout still covers the read.
+pub async fn read_body(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<bytes::Bytes, BodyError> {
+    const START: usize = 1024;
+    let too_large = |body: &[u8]| BodyError::TooLarge {
+        limit,
+        start: body[..body.len().min(START)].to_vec(),
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if u64::try_from(limit).is_ok_and(|limit| announced > limit) {
+        // Announced too large: only the start is read, for the message.
+        let first = response.chunk().await.ok().flatten().unwrap_or_default();
+        return Err(too_large(&first));
+    }
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if body.len() + chunk.len() > limit {
+            let room = START.saturating_sub(body.len()).min(chunk.len());
+            body.extend_from_slice(&chunk[..room]);
+            return Err(too_large(&body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
+}
+
 fn roots(ca: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     match ca {

@@ -135,6 +135,15 @@ pub enum MetricsError {
         detail: String,
         excerpt: String,
     },
+    #[error(
+        "GET {url} answered HTTP {status} with more than {limit} bytes, the most read of one answer; the body starts {excerpt:?}"
+    )]
+    TooLarge {
+        url: String,
+        status: u16,
+        limit: usize,
+        excerpt: String,
+    },
     #[error("{url} answered something other than expected: {detail}")]
     Shape { url: String, detail: String },
     #[error(
@@ -176,6 +185,29 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
     }
 }
 
+/// The body of an answer to `GET url`, at most [`crate::tls::MAX_API_BODY`] bytes.
+pub(crate) async fn read_body(
+    url: &str,
+    response: reqwest::Response,
+    timeout: Duration,
+) -> Result<bytes::Bytes, MetricsError> {
+    let status = response.status().as_u16();
+    crate::tls::read_body(response, crate::tls::MAX_API_BODY)
+        .await
+        .map_err(|error| match error {
+            crate::tls::BodyError::TooLarge { limit, start } => MetricsError::TooLarge {
+                url: url.to_owned(),
+                status,
+                limit,
+                excerpt: excerpt(&start),
+            },
+            crate::tls::BodyError::Read(error) => MetricsError::Request {
+                url: url.to_owned(),
+                detail: describe_request_error(&error, timeout),
+            },
+        })
+}
+
 /// A reqwest error with its causes, which its own message leaves out (e.g. "connection refused").
 pub(crate) fn describe_request_error(error: &reqwest::Error, timeout: Duration) -> String {
     if error.is_timeout() {
@@ -211,6 +243,9 @@ pub(crate) fn format_labels(labels: &BTreeMap<String, String>) -> String {
     let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     format!("{{{}}}", pairs.join(","))
 }
+
+#[cfg(test)]
+mod http_tests;
 
 #[cfg(test)]
 mod tests {

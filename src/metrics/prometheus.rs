@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::{MetricsError, MetricsSource, Sample, Snapshot, describe_request_error, excerpt};
+use super::{
+    MetricsError, MetricsSource, Sample, Snapshot, describe_request_error, excerpt, read_body,
+};
 use crate::tls::TlsSpec;
 
 /// Series Prometheus writes for each scrape itself; they describe the scrape, not the service.
@@ -246,7 +248,7 @@ impl PrometheusSource {
             .await
             .map_err(failed)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(failed)?;
+        let body = read_body(url.as_str(), response, self.timeout).await?;
         Ok((status, body))
     }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 use prometheus_parse::LineInfo;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
-use super::{MetricsError, MetricsSource, Sample, Snapshot, describe_request_error, excerpt};
+use super::{
+    MetricsError, MetricsSource, Sample, Snapshot, describe_request_error, excerpt, read_body,
+};
 use crate::tls::TlsSpec;
 
 /// What a scrape must answer with.
@@ -88,7 +90,7 @@ impl ScrapeSource {
             .headers()
             .get(CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let body = response.bytes().await.map_err(failed)?;
+        let body = read_body(url.as_str(), response, self.timeout).await?;
         if status != 200 {
             return Err(MetricsError::Status {
                 url: url.to_string(),

@@ -600,3 +600,105 @@ async fn a_slow_answer_is_unreachable_after_the_request_timeout() {
         "{error}"
     );
 }
+
+/// A server whose every answer is `status` with `body`, streamed in 64 KiB chunks without a
+/// length when `chunked`, each chunk after `pause`.
+async fn streaming(status: StatusCode, body: Vec<u8>, chunked: bool, pause: Duration) -> String {
+    let app = Router::new().fallback(move || {
+        let body = body.clone();
+        async move {
+            if !chunked {
+                return (status, [(header::CONTENT_TYPE, "application/json")], body)
+                    .into_response();
+            }
+            let (send, chunks) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+            tokio::spawn(async move {
+                for chunk in body.chunks(64 * 1024) {
+                    tokio::time::sleep(pause).await;
+                    if send.send(Ok(chunk.to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let stream = tokio_stream::wrappers::ReceiverStream::new(chunks);
+            (status, axum::body::Body::from_stream(stream)).into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
+/// A v3 answer padded past the limit with a huge attribute value: valid JSON, just too much.
+fn oversized_answer() -> Vec<u8> {
+    let mut body = br#"{"result":{"resourceSpans":[{"resource":{"attributes":[{"key":"pad","value":{"stringValue":""#.to_vec();
+    body.resize(body.len() + crate::tls::MAX_API_BODY, b'x');
+    body.extend_from_slice(br#""}}]},"scopeSpans":[]}]}}"#);
+    body
+}
+
+#[tokio::test]
+async fn an_answer_over_the_size_limit_is_refused_naming_url_and_limit() {
+    for chunked in [false, true] {
+        let base = streaming(StatusCode::OK, oversized_answer(), chunked, Duration::ZERO).await;
+        for api in [JaegerApi::V3, JaegerApi::V1] {
+            let error = jaeger_at(&base, api)
+                .fetch(TraceId(1))
+                .await
+                .expect_err("too large");
+            let text = error.to_string();
+            assert!(
+                matches!(&error, SourceError::Malformed { url, .. } if url.starts_with(&format!("{base}/api/"))),
+                "chunked {chunked}, {api}: {text}"
+            );
+            for part in [
+                "HTTP 200".to_owned(),
+                format!(
+                    "larger than the limit of {} bytes",
+                    crate::tls::MAX_API_BODY
+                ),
+                "resourceSpans".to_owned(),
+            ] {
+                assert!(text.contains(&part), "{part:?} not in {text}");
+            }
+            assert!(
+                text.len() < 1000,
+                "the message quotes only the start: {text}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_answer_within_the_limit_is_read_whole_when_streamed() {
+    let body =
+        serde_json::to_vec(&json!({"error": {"httpCode": 404, "message": "trace not found"}}))
+            .expect("json");
+    let base = streaming(StatusCode::NOT_FOUND, body, true, Duration::from_millis(5)).await;
+    let fetched = jaeger_at(&base, JaegerApi::V3).fetch(TraceId(1)).await;
+    assert!(matches!(fetched, Ok(None)), "{fetched:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_past_the_timeout_is_unreachable() {
+    // The headers come at once; the body takes 20 × 100 ms.
+    let base = streaming(
+        StatusCode::OK,
+        vec![b' '; 20 * 64 * 1024],
+        true,
+        Duration::from_millis(100),
+    )
+    .await;
+    let source =
+        JaegerSource::new(&base, JaegerApi::V3, Duration::from_millis(300)).expect("source");
+    let started = std::time::Instant::now();
+    let error = source.fetch(TraceId(1)).await.expect_err("timeout");
+    assert!(started.elapsed() < Duration::from_secs(2), "{error}");
+    assert!(
+        matches!(&error, SourceError::Unreachable { url, reason } if reason == "no answer within 300ms" && url.starts_with(&base)),
+        "{error}"
+    );
+}
