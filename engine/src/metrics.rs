@@ -22,6 +22,8 @@ use prometheus_client::registry::Registry;
 use tonic::Code;
 
 use crate::status::code_name;
+use crate::telemetry::SpanCounts;
+use crate::telemetry::counting::SpanCountsCollector;
 
 /// Bucket bounds in seconds: fine below 10 ms, where these services live, up to 10 s for stalls.
 pub const LATENCY_BUCKETS: [f64; 18] = [
@@ -137,6 +139,12 @@ impl Default for EngineMetrics {
 }
 
 impl EngineMetrics {
+    /// Adds the `otel_spans_*` metrics of the engine's span exporter.
+    pub fn expose_span_counts(&mut self, counts: Arc<SpanCounts>) {
+        self.registry
+            .register_collector(Box::new(SpanCountsCollector(counts)));
+    }
+
     /// Handles for one RPC method, so that the request path touches atomics only.
     pub fn rpc(self: &Arc<Self>, method: &'static str) -> RpcMetrics {
         RpcMetrics {
@@ -314,6 +322,12 @@ impl Default for GatewayMetrics {
 }
 
 impl GatewayMetrics {
+    /// Adds the `otel_spans_*` metrics of the gateway's span exporter.
+    pub fn expose_span_counts(&mut self, counts: Arc<SpanCounts>) {
+        self.registry
+            .register_collector(Box::new(SpanCountsCollector(counts)));
+    }
+
     /// Calibration only: metrics that count every request to `route` twice in
     /// `http_requests_total` (and nowhere else), a known fault for the harness's metrics
     /// reconciliation to catch.

@@ -59,7 +59,11 @@ pub(crate) const SPAN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     let faults = Faults::new(&args.faults).map_err(anyhow::Error::msg)?;
     let telemetry = Arc::new(Telemetry::from_env(DEFAULT_SERVICE_NAME)?);
-    let metrics = Arc::new(EngineMetrics::default());
+    let mut metrics = EngineMetrics::default();
+    if let Some(counts) = telemetry.span_counts() {
+        metrics.expose_span_counts(counts);
+    }
+    let metrics = Arc::new(metrics);
 
     let grpc_listener = TcpListener::bind(args.grpc_listen)
         .await

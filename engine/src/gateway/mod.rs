@@ -125,12 +125,16 @@ fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
 /// Serves until SIGTERM or SIGINT, then drains and flushes within the shutdown timeout.
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let telemetry = Arc::new(Telemetry::from_env(DEFAULT_SERVICE_NAME)?);
-    let metrics = Arc::new(if args.calibration_double_count {
+    let mut metrics = if args.calibration_double_count {
         tracing::warn!("calibration: every fetch request counts twice in http_requests_total");
         GatewayMetrics::double_counting(FETCH_ROUTE)
     } else {
         GatewayMetrics::default()
-    });
+    };
+    if let Some(counts) = telemetry.span_counts() {
+        metrics.expose_span_counts(counts);
+    }
+    let metrics = Arc::new(metrics);
     let channel = Endpoint::from(args.engine_url.clone())
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)

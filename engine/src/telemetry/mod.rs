@@ -4,11 +4,13 @@
 //! OTel API and `tracing` is used for logs only. With `OTEL_SDK_DISABLED=true` no provider exists and
 //! every entry point here returns before doing any span or propagation work.
 
+pub mod counting;
 mod ids;
 mod logging;
 mod propagation;
 pub mod semconv;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::propagation::Extractor;
@@ -17,6 +19,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, TracerProviderBuilder};
 
+pub use counting::{SpanCounts, SpanTally};
 pub use ids::Ascii;
 pub use logging::init_logging;
 pub use propagation::MetadataExtractor;
@@ -58,6 +61,8 @@ pub struct Telemetry {
 struct Tracing {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
+    /// Where the spans went, when they are exported.
+    counts: Option<Arc<SpanCounts>>,
 }
 
 impl Telemetry {
@@ -85,16 +90,22 @@ impl Telemetry {
     }
 
     /// Tracing as [`Self::from_env`] sets it up for OTLP (the batch processor, configured by the
-    /// `OTEL_BSP_*` variables), with spans going to `exporter`: benchmarks measure the services'
-    /// tracing with an exporter that discards, or one aimed at a sink of their own.
+    /// `OTEL_BSP_*` variables, every span counted), with spans going to `exporter`: benchmarks
+    /// measure the services' tracing with an exporter that discards, or one aimed at a sink of
+    /// their own.
     pub fn exporting(
         default_service_name: &str,
         exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
     ) -> Self {
-        Telemetry::with_provider(
+        let (processor, counts) = counting::counting_batch(exporter);
+        let mut telemetry = Telemetry::with_provider(
             default_service_name,
-            SdkTracerProvider::builder().with_batch_exporter(exporter),
-        )
+            SdkTracerProvider::builder().with_span_processor(processor),
+        );
+        if let Some(tracing) = &mut telemetry.tracing {
+            tracing.counts = Some(counts);
+        }
+        telemetry
     }
 
     fn with_provider(default_service_name: &str, builder: TracerProviderBuilder) -> Self {
@@ -103,8 +114,18 @@ impl Telemetry {
             .build();
         let tracer = provider.tracer(default_service_name.to_owned());
         Telemetry {
-            tracing: Some(Tracing { provider, tracer }),
+            tracing: Some(Tracing {
+                provider,
+                tracer,
+                counts: None,
+            }),
         }
+    }
+
+    /// The counts of spans ended, exported and dropped, when spans are exported; the services
+    /// expose them as metrics (see [`crate::metrics`]).
+    pub fn span_counts(&self) -> Option<Arc<SpanCounts>> {
+        self.tracing.as_ref()?.counts.clone()
     }
 
     pub fn disabled() -> Self {
