@@ -108,6 +108,10 @@ struct RunArgs {
     /// Which Jaeger query API to use (of --jaeger, or of the scenario's verify.traces.jaeger)
     #[arg(long, value_name = "API", value_parser = ["auto", "v3", "v1"])]
     jaeger_api: Option<String>,
+    /// Reconcile the services' span counts with the spans this Jaeger v2 accepted, read from its
+    /// own metrics endpoint (e.g. http://127.0.0.1:8888/metrics)
+    #[arg(long, value_name = "URL")]
+    jaeger_metrics: Option<String>,
     /// Reconcile metrics through this Prometheus server's HTTP API too (e.g.
     /// http://127.0.0.1:9090); switches metrics checks on
     #[arg(long, value_name = "URL")]
@@ -216,6 +220,7 @@ async fn run(args: RunArgs) -> ExitCode {
             jaeger: args.jaeger,
             jaeger_api: args.jaeger_api,
             prometheus: args.prometheus,
+            jaeger_metrics: args.jaeger_metrics,
         },
         junit: args.junit,
         summary_json: args.summary_json,

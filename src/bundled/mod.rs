@@ -3,6 +3,7 @@
 //! system.
 
 pub mod metrics;
+pub mod spans;
 
 use hyper::Uri;
 

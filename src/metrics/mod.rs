@@ -8,6 +8,7 @@ pub mod declared;
 pub mod prometheus;
 pub mod reconcile;
 pub mod scrape;
+pub mod spans;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -239,7 +239,7 @@ impl Out<'_> {
 }
 
 /// Counter values are integers carried as floats; allow only for float rounding.
-fn same(expected: f64, observed: f64) -> bool {
+pub(crate) fn same(expected: f64, observed: f64) -> bool {
     (expected - observed).abs() <= 1e-9 * expected.abs().max(observed.abs()).max(1.0)
 }
 

@@ -104,7 +104,12 @@ pub async fn run(
     }
     // Every source the verification reads answers before the services start and the load begins.
     let started_system = async {
-        let verifier = Verifier::prepare(&scenario)?;
+        let mut verifier = Verifier::prepare(&scenario)?;
+        if let Some(url) = &options.apis.jaeger_metrics {
+            verifier
+                .set_collector_metrics(url)
+                .map_err(|e| RunError::BadInput(format!("--jaeger-metrics {url}: {e}")))?;
+        }
         verifier.preflight().await?;
         let system = start_system(&scenario, &outputs.dir, &verifier).await?;
         Ok((verifier, system))
@@ -162,6 +167,13 @@ pub async fn run(
     let traces = verifier
         .finish_traces(&outputs.kind_names, managed.is_some().then_some(&logs))
         .await;
+    let mut metrics = metrics;
+    if let (Ok(report), Some(metrics)) = (&outcome, &mut metrics)
+        && let Some(spans) = verifier.span_counts(report).await
+    {
+        metrics.reconciled &= spans.passed;
+        metrics.sources.push(spans);
+    }
     let mut managed = managed;
     let crashed = managed.as_mut().and_then(ManagedSystem::exited);
     if let Some(system) = managed {

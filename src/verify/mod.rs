@@ -29,6 +29,7 @@ use crate::trace::receiver::{Receiver, ReceiverConfig};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 mod check;
 mod preflight;
+mod spans;
 mod traces;
 
 use crate::result::{MetricsReport, SourceReport, TraceReport};
@@ -84,6 +85,10 @@ pub struct Verifier {
     protocol: Protocol,
     /// The harness launches the services: their metrics endpoints are known once they listen.
     managed: bool,
+    /// A collector's own metrics endpoint (Jaeger v2's), counting the spans it accepted.
+    collector: Option<(ScrapeSource, String)>,
+    /// The span counters before the load.
+    span_baseline: Option<spans::Baseline>,
 }
 
 /// `--jaeger` and `--prometheus`: a real deployment's query APIs, overriding the scenario.
@@ -95,6 +100,9 @@ pub struct QueryApis {
     pub jaeger_api: Option<String>,
     /// `--prometheus URL`: the Prometheus HTTP API.
     pub prometheus: Option<String>,
+    /// `--jaeger-metrics URL`: Jaeger v2's own metrics (an OpenTelemetry Collector's), whose
+    /// span counters the services' exports are reconciled with.
+    pub jaeger_metrics: Option<String>,
 }
 
 impl QueryApis {
@@ -105,6 +113,11 @@ impl QueryApis {
         for (flag, url, example) in [
             ("--jaeger", &self.jaeger, "http://127.0.0.1:16686"),
             ("--prometheus", &self.prometheus, "http://127.0.0.1:9090"),
+            (
+                "--jaeger-metrics",
+                &self.jaeger_metrics,
+                "http://127.0.0.1:8888/metrics",
+            ),
         ] {
             if let Some(url) = url {
                 preflight::flag_url(flag, url, example)?;
@@ -215,6 +228,8 @@ impl Verifier {
             metrics: Vec::new(),
             protocol: scenario.load.protocol,
             managed: managed.is_some(),
+            collector: None,
+            span_baseline: None,
         })
     }
 
@@ -372,6 +387,7 @@ impl Verifier {
             };
             self.metrics.push(reconciler);
         }
+        self.span_baseline().await;
     }
 
     /// Takes the second snapshots and reconciles them with what the harness received.

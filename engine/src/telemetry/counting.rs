@@ -36,6 +36,8 @@ pub struct SpanCounts {
     export_failed: AtomicU64,
     /// Admitted to the queue and not yet handed to the exporter.
     queued: AtomicUsize,
+    /// Inside an export call.
+    exporting: AtomicU64,
     capacity: usize,
 }
 
@@ -52,6 +54,8 @@ pub struct SpanTally {
     pub export_failed: u64,
     /// Ended but neither exported, dropped nor failed yet: queued or being exported.
     pub pending: u64,
+    /// Inside an export call: while it is 0, a collector has counted every span exported.
+    pub exporting: u64,
     /// The batch queue's capacity (`OTEL_BSP_MAX_QUEUE_SIZE`).
     pub capacity: u64,
 }
@@ -73,6 +77,7 @@ impl SpanCounts {
         let export_failed = read(&self.export_failed);
         let ended = read(&self.ended);
         SpanTally {
+            exporting: read(&self.exporting),
             ended,
             dropped_queue_full,
             exported,
@@ -185,12 +190,14 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
         let n = batch.len();
         // Out of the queue: room for as many new spans.
         self.counts.queued.fetch_sub(n, Ordering::AcqRel);
+        self.counts.exporting.fetch_add(n as u64, Ordering::Relaxed);
         let result = self.inner.export(batch).await;
         let outcome = match result {
             Ok(()) => &self.counts.exported,
             Err(_) => &self.counts.export_failed,
         };
         outcome.fetch_add(n as u64, Ordering::Relaxed);
+        self.counts.exporting.fetch_sub(n as u64, Ordering::Relaxed);
         result
     }
 
@@ -219,6 +226,8 @@ pub mod names {
     pub const EXPORT_FAILED: &str = "otel_spans_export_failed";
     /// Gauge: spans ended but not yet exported, failed or dropped.
     pub const PENDING: &str = "otel_spans_pending";
+    /// Gauge: spans inside an export call right now.
+    pub const EXPORTING: &str = "otel_spans_exporting";
     /// Gauge: the batch queue's capacity.
     pub const QUEUE_CAPACITY: &str = "otel_spans_queue_capacity";
 }
@@ -268,6 +277,11 @@ impl Collector for SpanCountsCollector {
                 names::PENDING,
                 "Spans ended but not yet exported, failed or dropped: queued or being exported",
                 tally.pending,
+            ),
+            (
+                names::EXPORTING,
+                "Spans inside an export call now: while it is 0, the collector has counted every span exported",
+                tally.exporting,
             ),
             (
                 names::QUEUE_CAPACITY,

@@ -108,6 +108,7 @@ fn a_queue_with_room_drops_nothing() {
             exported: 300,
             export_failed: 0,
             pending: 0,
+            exporting: 0,
             capacity: 2048,
         }
     );
@@ -169,6 +170,7 @@ fn the_counts_are_exposed_as_prometheus_metrics() {
         "otel_spans_export_failed_total 0",
         "otel_spans_dropped_total{reason=\"queue_full\"} 0",
         "otel_spans_pending 0",
+        "otel_spans_exporting 0",
         "otel_spans_queue_capacity 4",
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
