@@ -102,12 +102,18 @@ impl Verifier {
         }
     }
 
-    /// The metrics source the services' counters are read from: the first that could be built.
+    /// The metrics source the services' counters are read from: a direct scrape when there is
+    /// one (it reads the moment itself), else Prometheus (as of its latest scrape).
     fn span_source(&self) -> Option<&Metrics> {
-        self.metrics
-            .iter()
-            .find(|r| r.before.is_ok())
-            .and_then(|r| r.source.as_ref())
+        let usable = || {
+            self.metrics
+                .iter()
+                .filter(|r| r.before.is_ok())
+                .filter_map(|r| r.source.as_ref())
+        };
+        usable()
+            .find(|source| matches!(source, Metrics::Scrape(_)))
+            .or_else(|| usable().next())
     }
 
     /// Reads the counters before the load, at a moment with no export in flight.
