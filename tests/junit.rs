@@ -97,10 +97,15 @@ fn a_clean_verified_run_lists_every_check_made_and_fails_none() {
         ]
     );
     let result = run.result("verify");
-    let checked = result["verification"]["metrics"]["sources"][0]["checks"]
-        .as_array()
-        .expect("metrics checks")
-        .len();
-    assert_eq!(in_class("verify.metrics").len(), checked);
+    let checks = |source: usize| {
+        result["verification"]["metrics"]["sources"][source]["checks"]
+            .as_array()
+            .expect("metrics checks")
+            .len()
+    };
+    assert_eq!(in_class("verify.metrics").len(), checks(0));
+    // The span accounting, a class of its own.
+    assert_eq!(in_class("verify.spans").len(), checks(1));
+    assert!(checks(1) >= 10, "{:#}", result["verification"]["metrics"]);
     run.assert_no_leftovers();
 }

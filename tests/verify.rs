@@ -256,8 +256,10 @@ async fn metrics_reconcile_through_a_real_prometheus() {
         .iter()
         .filter_map(|s| s["source"].as_str())
         .collect();
-    assert_eq!(sources.len(), 2, "{metrics:#}");
+    // The direct scrape, Prometheus, and the span accounting (read through the direct scrape).
+    assert_eq!(sources.len(), 3, "{metrics:#}");
     assert!(sources[1].starts_with("Prometheus at"), "{sources:?}");
+    assert!(sources[2].starts_with("span counts"), "{sources:?}");
     assert_eq!(metrics["sources"][1]["passed"], true, "{metrics:#}");
 }
 

@@ -21,10 +21,10 @@ mod verification;
 
 pub use threshold::Evaluation;
 pub(crate) use threshold::Unit;
-pub(crate) use verification::SourceReport;
 pub use verification::{
     CheckKind, FailingTrace, Failure, MetricsReport, TraceReport, VerificationResult,
 };
+pub(crate) use verification::{SPAN_COUNTS, SourceReport};
 
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;

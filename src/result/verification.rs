@@ -24,6 +24,10 @@ pub struct MetricsReport {
     pub(crate) sources: Vec<SourceReport>,
 }
 
+/// How the span accounting's source description starts: it is one more metrics source, which
+/// printers may set apart.
+pub(crate) const SPAN_COUNTS: &str = "span counts";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SourceReport {
     pub(crate) source: String,
