@@ -13,6 +13,8 @@ use super::sample::TraceParent;
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 const SIGNIFICANT_DIGITS: u8 = 3;
 
+/// A latency histogram in microseconds, from 1 µs to an hour at three significant digits: the
+/// one shape every latency of a run is kept in, so that histograms merge.
 pub fn new_histogram() -> Histogram<u64> {
     // Bounds and precision are constants known to be valid.
     Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_DIGITS)
@@ -22,10 +24,15 @@ pub fn new_histogram() -> Histogram<u64> {
 /// One finished request, as the driver task reports it.
 #[derive(Debug, Clone)]
 pub struct Completion {
+    /// Index of the request kind in the plan.
     pub kind: usize,
+    /// When the schedule wanted it sent: latency is measured from here (no coordinated omission).
     pub intended: Instant,
+    /// When it actually left.
     pub sent: Instant,
+    /// When its answer (or failure) was complete.
     pub finished: Instant,
+    /// How it ended.
     pub outcome: Outcome,
     /// Whether the outcome is what the kind expects.
     pub expected: bool,
@@ -36,14 +43,21 @@ pub struct Completion {
 /// Counts and histograms of one request kind.
 #[derive(Debug, Clone)]
 pub struct KindStats {
+    /// The kind's name, as the scenario gives it.
     pub name: String,
+    /// From the intended send time to the answer, µs.
     pub latency: Histogram<u64>,
+    /// From the actual send to the answer, µs.
     pub service_time: Histogram<u64>,
+    /// Requests sent.
     pub sent: u64,
+    /// Sends due while `max_in_flight` requests were in flight, so never sent.
     pub dropped: u64,
+    /// Requests that ended (answered, timed out or failed in transport).
     pub completed: u64,
     /// Completed with an outcome other than the expected one, including timeouts and transport errors.
     pub unexpected: u64,
+    /// Completed requests by outcome label (`200`, `OK`, `timeout`, `transport`, ...).
     pub outcomes: BTreeMap<String, u64>,
     /// The first few transport errors, verbatim, for diagnosis.
     pub transport_errors: Vec<String>,
@@ -68,10 +82,15 @@ impl KindStats {
 /// One second of the run, by completion time (sends and drops by their own time).
 #[derive(Debug, Clone)]
 pub struct Second {
+    /// Requests sent in this second.
     pub sent: u64,
+    /// Requests that ended in this second.
     pub completed: u64,
+    /// Of those, the ones with an outcome their kind does not expect.
     pub unexpected: u64,
+    /// Sends due in this second that were dropped.
     pub dropped: u64,
+    /// Latencies of the requests that ended in this second, µs.
     pub latency: Histogram<u64>,
 }
 
@@ -92,10 +111,12 @@ impl Second {
 #[derive(Debug)]
 pub struct Recorder {
     t0: Instant,
+    /// Per request kind, in the plan's order.
     pub kinds: Vec<KindStats>,
     /// How late requests left against their intended time: the harness's own scheduling error,
     /// included in every latency (which is measured from the intended time).
     pub send_lag: Histogram<u64>,
+    /// The run second by second from its start.
     pub timeline: Vec<Second>,
 }
 
@@ -111,6 +132,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 impl Recorder {
+    /// An empty record of a run started at `t0`, with one entry per kind.
     pub fn new(t0: Instant, kind_names: impl IntoIterator<Item = String>) -> Self {
         Recorder {
             t0,
@@ -128,16 +150,19 @@ impl Recorder {
         &mut self.timeline[index]
     }
 
+    /// Counts a request of `kind` sent at `at`.
     pub fn sent(&mut self, kind: usize, at: Instant) {
         self.kinds[kind].sent += 1;
         self.second(at).sent += 1;
     }
 
+    /// Counts a send of `kind` due at `due` that was dropped.
     pub fn dropped(&mut self, kind: usize, due: Instant) {
         self.kinds[kind].dropped += 1;
         self.second(due).dropped += 1;
     }
 
+    /// Records how a request ended: its latency, service time, outcome and second.
     pub fn completed(&mut self, c: Completion) {
         let latency = micros(c.finished.saturating_duration_since(c.intended)).max(1);
         let service = micros(c.finished.saturating_duration_since(c.sent)).max(1);
@@ -191,6 +216,7 @@ impl Recorder {
         self.merged(|k| &k.latency)
     }
 
+    /// Every kind's service time in one histogram, µs.
     pub fn merged_service_time(&self) -> Histogram<u64> {
         self.merged(|k| &k.service_time)
     }

@@ -24,7 +24,9 @@ const TIMER_RESOLUTION: Duration = Duration::from_millis(2);
 /// One kind of request in the mix.
 #[derive(Clone)]
 pub struct LoadKind<P> {
+    /// Its name, in results.
     pub name: String,
+    /// Its share of the mix is `weight / sum of weights`.
     pub weight: u32,
     /// Prepared variants (e.g. one per symbol drawn); each send picks one uniformly.
     pub payloads: Vec<P>,
@@ -36,8 +38,11 @@ pub struct LoadKind<P> {
 
 /// Everything the load core needs; nothing about where it came from.
 pub struct LoadPlan<P> {
+    /// The weighted mix.
     pub kinds: Vec<LoadKind<P>>,
+    /// The target rate over time, run in order.
     pub phases: Vec<RatePhase>,
+    /// How sends are spread within the rate.
     pub arrivals: Arrivals,
     /// Seeds the request mix and the choice of payload variants.
     pub seed: u64,
@@ -51,12 +56,16 @@ pub struct LoadPlan<P> {
     pub samples: Option<SampleSink>,
 }
 
+/// A plan the load core cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// Nothing to send.
     #[error("the plan has no request kinds")]
     NoKinds,
+    /// A kind with nothing prepared to send (its name).
     #[error("request kind {0:?} has no payloads")]
     NoPayloads(String),
+    /// No kind has a positive weight.
     #[error("request weights must be positive and sum to more than zero")]
     Weights,
 }
@@ -64,18 +73,22 @@ pub enum PlanError {
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
+    /// Every phase ran to its end.
     Completed,
+    /// Cancelled (SIGINT or SIGTERM) before the end.
     Interrupted,
 }
 
 /// A finished (or interrupted) run.
 #[derive(Debug)]
 pub struct RunReport {
+    /// What came back.
     pub recorder: Recorder,
     /// From the first request dispatched to the last.
     pub send_duration: Duration,
     /// Requests the schedule asked for in that time.
     pub scheduled: u64,
+    /// Whether it ran to the end.
     pub stop: Stop,
     /// Requests that never completed, even after the drain timeout.
     pub abandoned: u64,

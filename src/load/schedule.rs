@@ -16,10 +16,12 @@ pub struct RatePhase {
     pub from: f64,
     /// Requests per second at the end of the phase.
     pub to: f64,
+    /// How long the phase lasts.
     pub duration: Duration,
 }
 
 impl RatePhase {
+    /// `rate` requests per second for `duration`.
     pub fn constant(rate: f64, duration: Duration) -> Self {
         RatePhase {
             from: rate,
@@ -58,7 +60,10 @@ pub enum Arrivals {
     /// Evenly spaced, as wrk2 does: the cleanest signal for latency percentiles.
     Uniform,
     /// Exponential gaps (a Poisson process following the rate), as independent users arrive.
-    Poisson { seed: u64 },
+    Poisson {
+        /// Seeds the gaps, so that runs repeat.
+        seed: u64,
+    },
 }
 
 /// One scheduled request.
@@ -97,6 +102,7 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The send times of `phases`, spread as `arrivals` says.
     pub fn new(phases: Vec<RatePhase>, arrivals: Arrivals) -> Self {
         let seed = match arrivals {
             Arrivals::Poisson { seed } => seed,
