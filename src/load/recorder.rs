@@ -79,6 +79,10 @@ impl KindStats {
     }
 }
 
+/// Seconds of the timeline whose latencies are still kept whole: completions reach the recorder
+/// in about the order they finish, so a second this far behind the newest is complete.
+const OPEN_SECONDS: usize = 4;
+
 /// One second of the run, by completion time (sends and drops by their own time).
 #[derive(Debug, Clone)]
 pub struct Second {
@@ -90,8 +94,30 @@ pub struct Second {
     pub unexpected: u64,
     /// Sends due in this second that were dropped.
     pub dropped: u64,
-    /// Latencies of the requests that ended in this second, µs.
-    pub latency: Histogram<u64>,
+    /// Latencies of the requests that ended in this second: whole while the second is recent,
+    /// then only its percentiles, so that memory stays flat however long the run.
+    latency: SecondLatency,
+}
+
+/// The latency percentiles of one second, µs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondPercentiles {
+    /// Median.
+    pub p50: u64,
+    /// 95th percentile.
+    pub p95: u64,
+    /// 99th percentile.
+    pub p99: u64,
+}
+
+#[derive(Debug, Clone)]
+enum SecondLatency {
+    /// Nothing completed (yet).
+    Empty,
+    /// Still recent: every latency, boxed (a histogram is about 180 KB).
+    Open(Box<Histogram<u64>>),
+    /// Past: its percentiles.
+    Sealed(SecondPercentiles),
 }
 
 impl Second {
@@ -101,8 +127,44 @@ impl Second {
             completed: 0,
             unexpected: 0,
             dropped: 0,
-            latency: new_histogram(),
+            latency: SecondLatency::Empty,
         }
+    }
+
+    /// Its latency percentiles; `None` when nothing completed in it (a stall, not a zero).
+    pub fn percentiles(&self) -> Option<SecondPercentiles> {
+        match &self.latency {
+            SecondLatency::Empty => None,
+            SecondLatency::Open(histogram) => Some(percentiles_of(histogram)),
+            SecondLatency::Sealed(percentiles) => Some(*percentiles),
+        }
+    }
+
+    fn record(&mut self, latency: u64) {
+        match &mut self.latency {
+            SecondLatency::Empty => {
+                let mut histogram = Box::new(new_histogram());
+                histogram.saturating_record(latency);
+                self.latency = SecondLatency::Open(histogram);
+            }
+            SecondLatency::Open(histogram) => histogram.saturating_record(latency),
+            // A completion this late is counted, but cannot move the stored percentiles.
+            SecondLatency::Sealed(_) => {}
+        }
+    }
+
+    fn seal(&mut self) {
+        if let SecondLatency::Open(histogram) = &self.latency {
+            self.latency = SecondLatency::Sealed(percentiles_of(histogram));
+        }
+    }
+}
+
+fn percentiles_of(histogram: &Histogram<u64>) -> SecondPercentiles {
+    SecondPercentiles {
+        p50: histogram.value_at_quantile(0.5),
+        p95: histogram.value_at_quantile(0.95),
+        p99: histogram.value_at_quantile(0.99),
     }
 }
 
@@ -145,7 +207,12 @@ impl Recorder {
     fn second(&mut self, at: Instant) -> &mut Second {
         let index = at.saturating_duration_since(self.t0).as_secs() as usize;
         if self.timeline.len() <= index {
+            let sealed = self.timeline.len().saturating_sub(OPEN_SECONDS);
             self.timeline.resize_with(index + 1, Second::new);
+            let recent = (index + 1).saturating_sub(OPEN_SECONDS);
+            for second in &mut self.timeline[sealed..recent] {
+                second.seal();
+            }
         }
         &mut self.timeline[index]
     }
@@ -183,7 +250,7 @@ impl Recorder {
         }
         let second = self.second(c.finished);
         second.completed += 1;
-        second.latency.saturating_record(latency);
+        second.record(latency);
         if !c.expected {
             second.unexpected += 1;
         }
@@ -339,5 +406,73 @@ mod tests {
         assert_eq!(bad.transport_errors, ["refused"]);
         assert_eq!(recorder.merged_latency().len(), 5);
         assert_eq!(recorder.timeline[0].unexpected, 3);
+    }
+
+    #[test]
+    fn past_seconds_keep_their_percentiles_not_their_histograms() {
+        let t0 = Instant::now();
+        let mut recorder = Recorder::new(t0, ["quote".to_owned()]);
+        // Second s: latencies 1..=100 ms plus s ms, so each second's percentiles differ.
+        for s in 0..60u64 {
+            for ms in 1..=100 {
+                let finished = s * 1000 + 500;
+                let c = completion(
+                    0,
+                    t0,
+                    finished - ms - s,
+                    finished - ms - s,
+                    finished,
+                    Outcome::Status(200),
+                    true,
+                );
+                recorder.completed(c);
+            }
+        }
+        let open = recorder
+            .timeline
+            .iter()
+            .filter(|s| matches!(s.latency, SecondLatency::Open(_)))
+            .count();
+        assert!(
+            open <= OPEN_SECONDS,
+            "{open} seconds hold a whole histogram"
+        );
+        for (s, second) in recorder.timeline.iter().enumerate() {
+            let p = second
+                .percentiles()
+                .expect("every second completed requests");
+            let s = s as u64;
+            // Histogram precision: three significant digits.
+            let near = |got: u64, ms: u64| got.abs_diff((ms + s) * 1000) <= (ms + s) * 1000 / 500;
+            assert!(
+                near(p.p50, 50) && near(p.p95, 95) && near(p.p99, 99),
+                "second {s}: {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_completion_for_a_sealed_second_is_counted_but_leaves_its_percentiles() {
+        let t0 = Instant::now();
+        let mut recorder = Recorder::new(t0, ["quote".to_owned()]);
+        recorder.completed(completion(0, t0, 0, 0, 10, Outcome::Status(200), true));
+        recorder.completed(completion(
+            0,
+            t0,
+            10_000,
+            10_000,
+            10_010,
+            Outcome::Status(200),
+            true,
+        ));
+        let before = recorder.timeline[0].percentiles();
+        recorder.completed(completion(0, t0, 0, 0, 900, Outcome::Status(200), true));
+        assert_eq!(recorder.timeline[0].completed, 2);
+        assert_eq!(recorder.timeline[0].percentiles(), before);
+        assert_eq!(
+            recorder.timeline[5].percentiles(),
+            None,
+            "a second without completions"
+        );
     }
 }

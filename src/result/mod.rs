@@ -470,15 +470,18 @@ impl RunResult {
                 .timeline
                 .iter()
                 .enumerate()
-                .map(|(i, s)| SecondResult {
-                    second: i as u64,
-                    sent: s.sent,
-                    completed: s.completed,
-                    unexpected: s.unexpected,
-                    dropped: s.dropped,
-                    p50_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.5)),
-                    p95_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.95)),
-                    p99_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.99)),
+                .map(|(i, s)| {
+                    let percentiles = s.percentiles();
+                    SecondResult {
+                        second: i as u64,
+                        sent: s.sent,
+                        completed: s.completed,
+                        unexpected: s.unexpected,
+                        dropped: s.dropped,
+                        p50_us: percentiles.map(|p| p.p50),
+                        p95_us: percentiles.map(|p| p.p95),
+                        p99_us: percentiles.map(|p| p.p99),
+                    }
                 })
                 .collect(),
             phases: Vec::new(),
