@@ -161,6 +161,63 @@ fn sigint_stops_the_run_keeps_the_measurements_and_leaves_nothing_behind() {
     run.assert_no_leftovers();
 }
 
+/// The highest rate a scenario may ask for, the gateway's tracing off: far more than one harness
+/// sends.
+const FLOOD: [&str; 6] = [
+    "--set",
+    "load.warmup=0s",
+    "--set",
+    "load.phases.0.constant.rate=1000000",
+    "--set",
+    "system.managed.tracing=false",
+];
+
+#[test]
+fn a_rate_beyond_the_harness_ends_with_its_schedule() {
+    let run = Run::new("flood");
+    let mut args = vec![
+        "run",
+        "scenarios/smoke.yaml",
+        "--set",
+        "load.phases.0.constant.duration=1s",
+    ];
+    args.extend(FLOOD);
+    let output = run.run(&args);
+    // The error rate threshold may fail under such a flood; the run must end either way.
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        stderr(&output)
+    );
+    let result = run.result("smoke");
+    assert_eq!(result["status"]["state"], "completed");
+    let sending = result["load"]["send_duration_s"].as_f64().expect("seconds");
+    assert!(sending < 1.5, "sent for {sending} s in a 1 s phase");
+    run.assert_no_leftovers();
+}
+
+#[test]
+fn sigterm_at_a_rate_beyond_the_harness_is_honoured_within_a_second() {
+    let run = Run::new("flood-sigterm");
+    let mut args = vec![
+        "run",
+        "scenarios/smoke.yaml",
+        "--set",
+        "load.phases.0.constant.duration=60s",
+    ];
+    args.extend(FLOOD);
+    let (code, took) = run.signal_after(&args, "[phase 1", 1, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(code, Some(3));
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "exited {took:?} after SIGTERM"
+    );
+    let result = run.result("smoke");
+    assert_eq!(result["status"]["state"], "interrupted");
+    assert!(result["load"]["sent"].as_u64().expect("sent") > 0);
+    run.assert_no_leftovers();
+}
+
 /// Latency percentile from result.json, in µs.
 fn percentile(result: &Value, series: &str, p: &str) -> u64 {
     result["load"][series][p]

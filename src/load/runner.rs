@@ -217,10 +217,9 @@ async fn drive<D: Driver>(
     let mut next_tick = t0 + Duration::from_secs(1);
     let mut scheduled = 0u64;
     let mut stopped = Stop::Completed;
-    let length = plan
-        .phases
-        .iter()
-        .fold(Duration::ZERO, |sum, phase| sum.saturating_add(phase.duration));
+    let length = plan.phases.iter().fold(Duration::ZERO, |sum, phase| {
+        sum.saturating_add(phase.duration)
+    });
     let give_up = length
         .checked_add(LATE_END)
         .and_then(|late| t0.checked_add(late));
@@ -548,9 +547,14 @@ mod tests {
             sends: Mutex::new(Vec::new()),
         });
         let started = std::time::Instant::now();
-        let report = run(driver, plan(1e8, 1, 100), CancellationToken::new(), |_, _| {})
-            .await
-            .expect("valid plan");
+        let report = run(
+            driver,
+            plan(1e8, 1, 100),
+            CancellationToken::new(),
+            |_, _| {},
+        )
+        .await
+        .expect("valid plan");
         let took = started.elapsed();
         assert!(took < Duration::from_secs(2), "{took:?}");
         assert_eq!(report.stop, Stop::Completed);

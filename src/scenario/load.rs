@@ -85,21 +85,17 @@ pub(super) fn load(
     let seed = fields.get("seed").map_or(Some(1), |n| {
         integer(cx, n, "load.seed", 0, u64::MAX.into()).and_then(|i| u64::try_from(i).ok())
     });
-    let max_in_flight = fields
-        .get("max_in_flight")
-        .map_or(Some(1000), |n| {
-            count(cx, n, "load.max_in_flight", MAX_IN_FLIGHT)
-        });
+    let max_in_flight = fields.get("max_in_flight").map_or(Some(1000), |n| {
+        count(cx, n, "load.max_in_flight", MAX_IN_FLIGHT)
+    });
     let timeout = fields
         .get("timeout")
         .map_or(Some(Duration::from_secs(5)), |n| {
             duration_at_most(cx, n, "load.timeout", true, MAX_DURATION)
         });
-    let connections = fields
-        .get("connections")
-        .map_or(Some(2), |n| {
-            count(cx, n, "load.connections", MAX_CONNECTIONS)
-        });
+    let connections = fields.get("connections").map_or(Some(2), |n| {
+        count(cx, n, "load.connections", MAX_CONNECTIONS)
+    });
     Some(Load {
         protocol: protocol?,
         warmup: warmup?,
