@@ -40,12 +40,19 @@ use tree::{Node, Origin, Value};
 
 /// Reads and validates a scenario file, applying `overrides` first.
 pub(crate) fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+    let fail = |source| ScenarioError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let bytes = read::read_regular(path, MAX_SCENARIO_BYTES).map_err(fail)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     parse(&path.display().to_string(), &text, overrides)
 }
+
+/// The largest scenario file read: hundreds of times any real one, so that a wrong path (a log,
+/// a device) fails at once instead of filling memory.
+const MAX_SCENARIO_BYTES: u64 = 4 << 20;
 
 /// Validates scenario `text`; `source_name` is the file name used in error positions.
 pub(crate) fn parse(

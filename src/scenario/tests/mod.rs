@@ -788,6 +788,38 @@ fn shipped_scenarios_and_the_documented_example_parse() {
 }
 
 #[test]
+fn only_a_regular_file_of_bounded_size_is_read() {
+    let err = load(Path::new("/dev/zero"), &[]).expect_err("a device");
+    assert_eq!(
+        err.to_string(),
+        "/dev/zero: not a regular file (a directory, device or FIFO)"
+    );
+    let scratch = Scratch::new("regular", &[]);
+    let fifo = scratch.0.join("fifo.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    // No writer: reading would block forever.
+    let err = load(&fifo, &[]).expect_err("a FIFO");
+    assert!(
+        err.to_string()
+            .ends_with(": not a regular file (a directory, device or FIFO)")
+    );
+    let big = scratch.0.join("big.yaml");
+    std::fs::write(&big, format!("{BASE}#{}\n", "x".repeat(4 << 20))).expect("written");
+    let err = load(&big, &[]).expect_err("too big");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: larger than 4194304 bytes", big.display())
+    );
+    let fine = scratch.0.join("fine.yaml");
+    std::fs::write(&fine, BASE).expect("written");
+    load(&fine, &[]).expect("a regular file parses");
+}
+
+#[test]
 fn missing_file_names_the_path() {
     let err = load(Path::new("/nonexistent/x.yaml"), &[]).expect_err("no such file");
     assert!(
