@@ -218,6 +218,33 @@ fn sigterm_at_a_rate_beyond_the_harness_is_honoured_within_a_second() {
     run.assert_no_leftovers();
 }
 
+#[test]
+fn an_unwritable_output_is_found_before_the_load() {
+    let run = Run::new("unwritable");
+    std::fs::create_dir_all(&run.out).expect("output directory");
+    // A path under a regular file: not writable whoever runs the test.
+    let blocker = run.out.join("plain-file");
+    std::fs::write(&blocker, "").expect("written");
+    let junit = blocker.join("junit.xml");
+    let output = run.run(&[
+        "run",
+        "scenarios/smoke.yaml",
+        "--junit",
+        &junit.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains(&format!("--junit {} cannot be written", junit.display())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+    // Nothing was started or measured.
+    assert!(!run.out.join("smoke").join("engine.log").exists());
+    assert!(!run.out.join("smoke").join("result.json").exists());
+    run.assert_no_leftovers();
+}
+
 /// Latency percentile from result.json, in µs.
 fn percentile(result: &Value, series: &str, p: &str) -> u64 {
     result["load"][series][p]
