@@ -140,7 +140,14 @@ fn writable_file(file: &Path) -> std::io::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
+    std::fs::create_dir_all(parent).map_err(|e| match e.kind() {
+        // What create_dir_all says when a file stands where a directory must be.
+        std::io::ErrorKind::AlreadyExists => std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", parent.display()),
+        ),
+        _ => e,
+    })?;
     writable_dir(parent)?;
     match std::fs::metadata(file) {
         Ok(meta) if meta.is_dir() => Err(std::io::Error::new(
