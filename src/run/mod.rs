@@ -7,7 +7,7 @@ use hyper::Uri;
 use tokio_util::sync::CancellationToken;
 
 use crate::exit::RunError;
-use crate::load::RunReport;
+use crate::load::{RunReport, Stop};
 use crate::result::{PhaseResult, RunResult};
 use crate::scenario::{self, Scenario, System};
 use crate::system::ManagedSystem;
@@ -168,7 +168,12 @@ pub async fn run(
         system.stop().await;
     }
     verifier.shutdown().await;
-    let report = outcome.map_err(|error| outputs.failed(error))?;
+    let mut report = outcome.map_err(|error| outputs.failed(error))?;
+    // A signal while the traces and metrics were still being checked interrupts the run as one
+    // during the load does: what was verified by then is kept, but no verdict is given.
+    if stop.is_cancelled() {
+        report.stop = Stop::Interrupted;
+    }
     let crashed = crashed.or_else(|| unanswered(&report));
     let mut result = outputs.result(&report, crashed);
     result.phases = PhaseResult::of(&scenario.load.phases);
