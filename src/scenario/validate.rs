@@ -54,6 +54,7 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
             let kinds: Vec<String> = requests.iter().flatten().map(|k| k.name.clone()).collect();
             let declared = checks::Declared {
                 managed: matches!(system, System::Managed(_)),
+                jaeger: matches!(system, System::Managed(m) if m.jaeger.is_some()),
                 bundled: requests
                     .iter()
                     .flatten()

@@ -143,6 +143,7 @@ fn base_parses_with_defaults() {
             tracing: true,
             engine: ServiceSpec::default(),
             gateway: ServiceSpec::default(),
+            jaeger: None,
         })
     );
     assert_eq!(
