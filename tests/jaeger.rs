@@ -470,3 +470,22 @@ async fn a_big_trace_comes_back_whole_through_both_apis() {
     }
     assert_eq!(by_api[0], by_api[1], "v3 and v1 read differently");
 }
+
+#[test]
+fn flags_that_would_bypass_the_launched_jaeger_are_refused() {
+    let run = Run::new("jaeger-flags");
+    for (flag, url, expected) in [
+        (
+            "--jaeger",
+            "http://127.0.0.1:16686",
+            "launches its own Jaeger",
+        ),
+        ("--gateway", "http://127.0.0.1:8080", "give --jaeger URL"),
+    ] {
+        let output = run.run(&["run", "scenarios/jaeger.yaml", flag, url]);
+        assert_eq!(output.status.code(), Some(2), "{flag}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{flag}: {stderr}");
+    }
+    run.assert_no_leftovers();
+}

@@ -8,6 +8,7 @@ use super::model::{Expect, External, RequestKind, Verify};
 use super::*;
 
 mod external;
+mod jaeger;
 mod requests;
 mod verify;
 
