@@ -97,12 +97,8 @@ fn one_command_runs_the_whole_path_through_jaeger_v3() {
     assert_eq!(config, include_str!("../observability/jaeger.yaml"));
     let log = std::fs::read_to_string(dir.join("jaeger.log")).expect("jaeger.log");
     assert!(log.contains("Everything is ready"), "{log}");
-    assert!(
-        result["verification"]["traces"]["jaeger_ui"]
-            .as_str()
-            .is_some_and(|url| url.starts_with("http://127.0.0.1:")),
-        "{result:#}"
-    );
+    // It is gone once the run ends: the report links to no UI.
+    assert_eq!(result["verification"]["traces"]["jaeger_ui"], Value::Null);
     // Jaeger was stopped with the services.
     run.assert_no_leftovers();
 }
@@ -392,30 +388,33 @@ async fn jaeger_answers_read_back_as_the_spans_that_were_exported() {
     };
     let jaeger = JaegerServer::start(&binary).await;
     let receiver = Receiver::start(ReceiverConfig::default()).expect("receiver");
-    let id: TraceId = "4bf92f3577b34da6a3ce929d0e0e4736".parse().expect("id");
-    receiver.want(id);
-    let body = export(&id.to_string(), now_micros_in_ns());
     let client = reqwest::Client::new();
-    post(&client, &jaeger.otlp_http_traces(), &body).await;
-    post(
-        &client,
-        &format!("{}/v1/traces", receiver.http_endpoint()),
-        &body,
-    )
-    .await;
+    // A W3C id, and one with its upper half zero, as 64-bit tracers make (v1 answers it in 16
+    // digits).
+    for id in [
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "00000000000000000000000000000abc",
+    ] {
+        let id: TraceId = id.parse().expect("id");
+        receiver.want(id);
+        let body = export(&id.to_string(), now_micros_in_ns());
+        post(&client, &jaeger.otlp_http_traces(), &body).await;
+        let receiver_url = format!("{}/v1/traces", receiver.http_endpoint());
+        post(&client, &receiver_url, &body).await;
 
-    let expected = spans_of(&receiver.handle(), id, 7).await;
-    for api in [JaegerApi::V3, JaegerApi::V1] {
-        let source =
-            JaegerSource::new(&jaeger.query_url(), api, Duration::from_secs(5)).expect("source");
-        let spans = spans_of(&source, id, 7).await;
-        for (read, sent) in spans.iter().zip(&expected) {
-            if api == JaegerApi::V1 && read.name == "work" {
-                let public = |s: &Span| (s.span_id, s.parent, s.service.clone(), s.kind);
-                assert_eq!(public(read), public(sent), "through {api}");
-                continue;
+        let expected = spans_of(&receiver.handle(), id, 7).await;
+        for api in [JaegerApi::V3, JaegerApi::V1] {
+            let source = JaegerSource::new(&jaeger.query_url(), api, Duration::from_secs(5))
+                .expect("source");
+            let spans = spans_of(&source, id, 7).await;
+            for (read, sent) in spans.iter().zip(&expected) {
+                if api == JaegerApi::V1 && read.name == "work" {
+                    let public = |s: &Span| (s.span_id, s.parent, s.service.clone(), s.kind);
+                    assert_eq!(public(read), public(sent), "through {api}");
+                    continue;
+                }
+                assert_eq!(read, sent, "{id} through {api}:\n{}", jaeger.log());
             }
-            assert_eq!(read, sent, "through {api}:\n{}", jaeger.log());
         }
     }
 }

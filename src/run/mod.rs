@@ -168,9 +168,13 @@ pub async fn run(
     let logs = LogFiles {
         services: &log_refs,
     };
-    let traces = verifier
+    let mut traces = verifier
         .finish_traces(&outputs.kind_names, managed.is_some().then_some(&logs))
         .await;
+    // A launched Jaeger stops with the run: the report links to no UI that will be gone.
+    if let (Some(report), Some(_)) = (&mut traces, &jaeger) {
+        report.jaeger_ui = None;
+    }
     let mut managed = managed;
     let crashed = managed
         .as_mut()
