@@ -108,6 +108,10 @@ struct RunArgs {
     /// Which Jaeger query API to use (of --jaeger, or of the scenario's verify.traces.jaeger)
     #[arg(long, value_name = "API", value_parser = ["auto", "v3", "v1"])]
     jaeger_api: Option<String>,
+    /// The Jaeger v2 binary a scenario with system.managed.jaeger launches [default:
+    /// $HARNESS_JAEGER_BIN, else `jaeger` on PATH, else the one scripts/jaeger builds]
+    #[arg(long, value_name = "PATH")]
+    jaeger_bin: Option<PathBuf>,
     /// Reconcile metrics through this Prometheus server's HTTP API too (e.g.
     /// http://127.0.0.1:9090); switches metrics checks on
     #[arg(long, value_name = "URL")]
@@ -219,6 +223,7 @@ async fn run(args: RunArgs) -> ExitCode {
         },
         junit: args.junit,
         summary_json: args.summary_json,
+        jaeger_bin: args.jaeger_bin,
     };
     match harness::run::run(&args.scenario, &options, stop_on_signals()).await {
         Ok(finished) => {

@@ -248,6 +248,35 @@ fn an_unwritable_output_is_found_before_the_load() {
     run.assert_no_leftovers();
 }
 
+#[test]
+fn sigint_while_traces_are_awaited_interrupts_and_keeps_what_was_verified() {
+    let run = Run::new("sigint-verify");
+    // The gateway drops the trace context: no sampled trace completes, so the verifier would wait
+    // its whole timeout for each.
+    let code = run.interrupt_after(
+        &[
+            "run",
+            "scenarios/verify.yaml",
+            "--set",
+            "system.managed.gateway.args.0=--calibration-drop-trace-context",
+            "--set",
+            "verify.traces.timeout=60s",
+        ],
+        "verifying:",
+        1,
+    );
+    assert_eq!(code, Some(3), "interrupted, not failed");
+    let result = run.result("verify");
+    assert_eq!(
+        result["status"]["state"], "interrupted",
+        "{:#}",
+        result["status"]
+    );
+    let traces = &result["verification"]["traces"];
+    assert!(traces["sampled"].as_u64() > Some(0), "{traces:#}");
+    run.assert_no_leftovers();
+}
+
 /// Latency percentile from result.json, in µs.
 fn percentile(result: &Value, series: &str, p: &str) -> u64 {
     result["load"][series][p]

@@ -8,6 +8,7 @@ use super::model::{Expect, External, RequestKind, Verify};
 use super::*;
 
 mod external;
+mod jaeger;
 mod properties;
 mod requests;
 mod verify;
@@ -144,6 +145,7 @@ fn base_parses_with_defaults() {
             tracing: true,
             engine: ServiceSpec::default(),
             gateway: ServiceSpec::default(),
+            jaeger: None,
         })
     );
     assert_eq!(
