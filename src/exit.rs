@@ -18,8 +18,29 @@ pub enum RunError {
     #[error("{0}")]
     BadInput(String),
     /// Exit 3: the run could not be completed.
-    #[error("{0:#}")]
+    #[error("{}", Chain(.0))]
     Incomplete(anyhow::Error),
+}
+
+/// An error and its causes, `: `-separated as anyhow's `{:#}` prints them, but without a cause
+/// that the text before it already ends with: many errors repeat their source in their own
+/// message, and the reason would otherwise be printed twice.
+struct Chain<'a>(&'a anyhow::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = String::new();
+        for cause in self.0.chain() {
+            let cause = cause.to_string();
+            if text.is_empty() {
+                text = cause;
+            } else if !text.ends_with(&cause) {
+                text.push_str(": ");
+                text.push_str(&cause);
+            }
+        }
+        f.write_str(&text)
+    }
 }
 
 impl RunError {
@@ -29,5 +50,34 @@ impl RunError {
             RunError::BadInput(_) => EXIT_BAD_INPUT,
             RunError::Incomplete(_) => EXIT_INCOMPLETE,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As the harness's write errors are: the source in the message and as `#[source]`.
+    #[derive(Debug, thiserror::Error)]
+    #[error("writing out.json: {source}")]
+    struct Repeats {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        let io = std::io::Error::from_raw_os_error(28);
+        let error = anyhow::Error::from(Repeats { source: io }).context("the result");
+        assert_eq!(
+            RunError::Incomplete(error).to_string(),
+            "the result: writing out.json: No space left on device (os error 28)"
+        );
+        // A cause not yet said is still printed.
+        let error = anyhow::Error::from(std::io::Error::from_raw_os_error(2)).context("reading x");
+        assert_eq!(
+            RunError::Incomplete(error).to_string(),
+            "reading x: No such file or directory (os error 2)"
+        );
     }
 }

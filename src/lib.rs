@@ -9,7 +9,6 @@ pub mod bundled;
 pub mod compare;
 pub mod exit;
 pub(crate) mod format;
-#[allow(missing_docs)] // Items still to be documented.
 pub mod load;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod metrics;

@@ -112,6 +112,10 @@ struct RunArgs {
     /// own metrics endpoint (e.g. http://127.0.0.1:8888/metrics)
     #[arg(long, value_name = "URL")]
     jaeger_metrics: Option<String>,
+    /// The Jaeger v2 binary a scenario with system.managed.jaeger launches [default:
+    /// $HARNESS_JAEGER_BIN, else `jaeger` on PATH, else the one scripts/jaeger builds]
+    #[arg(long, value_name = "PATH")]
+    jaeger_bin: Option<PathBuf>,
     /// Reconcile metrics through this Prometheus server's HTTP API too (e.g.
     /// http://127.0.0.1:9090); switches metrics checks on
     #[arg(long, value_name = "URL")]
@@ -224,6 +228,7 @@ async fn run(args: RunArgs) -> ExitCode {
         },
         junit: args.junit,
         summary_json: args.summary_json,
+        jaeger_bin: args.jaeger_bin,
     };
     match harness::run::run(&args.scenario, &options, stop_on_signals()).await {
         Ok(finished) => {

@@ -161,6 +161,122 @@ fn sigint_stops_the_run_keeps_the_measurements_and_leaves_nothing_behind() {
     run.assert_no_leftovers();
 }
 
+/// The highest rate a scenario may ask for, the gateway's tracing off: far more than one harness
+/// sends.
+const FLOOD: [&str; 6] = [
+    "--set",
+    "load.warmup=0s",
+    "--set",
+    "load.phases.0.constant.rate=1000000",
+    "--set",
+    "system.managed.tracing=false",
+];
+
+#[test]
+fn a_rate_beyond_the_harness_ends_with_its_schedule() {
+    let run = Run::new("flood");
+    let mut args = vec![
+        "run",
+        "scenarios/smoke.yaml",
+        "--set",
+        "load.phases.0.constant.duration=1s",
+    ];
+    args.extend(FLOOD);
+    let output = run.run(&args);
+    // The error rate threshold may fail under such a flood; the run must end either way.
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        stderr(&output)
+    );
+    let result = run.result("smoke");
+    assert_eq!(result["status"]["state"], "completed");
+    let sending = result["load"]["send_duration_s"].as_f64().expect("seconds");
+    assert!(sending < 1.5, "sent for {sending} s in a 1 s phase");
+    run.assert_no_leftovers();
+}
+
+#[test]
+fn sigterm_at_a_rate_beyond_the_harness_is_honoured_within_a_second() {
+    let run = Run::new("flood-sigterm");
+    let mut args = vec![
+        "run",
+        "scenarios/smoke.yaml",
+        "--set",
+        "load.phases.0.constant.duration=60s",
+    ];
+    args.extend(FLOOD);
+    let (code, took) = run.signal_after(&args, "[phase 1", 1, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(code, Some(3));
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "exited {took:?} after SIGTERM"
+    );
+    let result = run.result("smoke");
+    assert_eq!(result["status"]["state"], "interrupted");
+    assert!(result["load"]["sent"].as_u64().expect("sent") > 0);
+    run.assert_no_leftovers();
+}
+
+#[test]
+fn an_unwritable_output_is_found_before_the_load() {
+    let run = Run::new("unwritable");
+    std::fs::create_dir_all(&run.out).expect("output directory");
+    // A path under a regular file: not writable whoever runs the test.
+    let blocker = run.out.join("plain-file");
+    std::fs::write(&blocker, "").expect("written");
+    let junit = blocker.join("junit.xml");
+    let output = run.run(&[
+        "run",
+        "scenarios/smoke.yaml",
+        "--junit",
+        &junit.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains(&format!("--junit {} cannot be written", junit.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{} is not a directory", blocker.display())),
+        "{stderr}"
+    );
+    // Nothing was started or measured.
+    assert!(!run.out.join("smoke").join("engine.log").exists());
+    assert!(!run.out.join("smoke").join("result.json").exists());
+    run.assert_no_leftovers();
+}
+
+#[test]
+fn sigint_while_traces_are_awaited_interrupts_and_keeps_what_was_verified() {
+    let run = Run::new("sigint-verify");
+    // The gateway drops the trace context: no sampled trace completes, so the verifier would wait
+    // its whole timeout for each.
+    let code = run.interrupt_after(
+        &[
+            "run",
+            "scenarios/verify.yaml",
+            "--set",
+            "system.managed.gateway.args.0=--calibration-drop-trace-context",
+            "--set",
+            "verify.traces.timeout=60s",
+        ],
+        "verifying:",
+        1,
+    );
+    assert_eq!(code, Some(3), "interrupted, not failed");
+    let result = run.result("verify");
+    assert_eq!(
+        result["status"]["state"], "interrupted",
+        "{:#}",
+        result["status"]
+    );
+    let traces = &result["verification"]["traces"];
+    assert!(traces["sampled"].as_u64() > Some(0), "{traces:#}");
+    run.assert_no_leftovers();
+}
+
 /// Latency percentile from result.json, in µs.
 fn percentile(result: &Value, series: &str, p: &str) -> u64 {
     result["load"][series][p]

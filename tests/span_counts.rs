@@ -126,3 +126,55 @@ fn a_batch_queue_too_small_for_the_rate_is_caught_as_dropped_spans() {
     );
     run.assert_no_leftovers();
 }
+
+#[test]
+fn through_a_launched_jaeger_its_own_count_agrees_and_queue_drops_are_named() {
+    let Some(jaeger) = support::jaeger::binary(
+        "through_a_launched_jaeger_its_own_count_agrees_and_queue_drops_are_named",
+    ) else {
+        return;
+    };
+    let run = Run::new("spans-jaeger");
+    let output = run.run(&[
+        "run",
+        "scenarios/jaeger.yaml",
+        "--jaeger-bin",
+        &jaeger.display().to_string(),
+        "--set",
+        "system.managed.engine.env.OTEL_BSP_MAX_QUEUE_SIZE=1",
+        "--set",
+        "load.phases.0.constant.rate=300",
+        "--set",
+        "verify.traces.timeout=2s",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let result = run.result("jaeger");
+    let counts = span_counts(&result);
+    assert!(
+        counts["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("against collector http://127.0.0.1:")),
+        "{counts:#}"
+    );
+    let dropped = check(counts, "core-engine", "otel_spans_dropped_total");
+    assert!(number(&dropped["observed"]) > 0.0, "{dropped}");
+    assert_eq!(
+        number(&check(counts, "api-gateway", "otel_spans_dropped_total")["observed"]),
+        0.0
+    );
+    // Jaeger's own otelcol counters: it accepted and stored exactly what the services exported.
+    let backend = counts["source"]
+        .as_str()
+        .and_then(|s| s.split(" against ").nth(1))
+        .expect("backend");
+    for metric in ["spans accepted", "spans stored"] {
+        let agreed = check(counts, backend, metric);
+        assert_eq!(agreed["passed"], true, "{agreed}");
+        assert!(number(&agreed["observed"]) > 0.0, "{agreed}");
+    }
+    assert_eq!(
+        number(&check(counts, backend, "spans refused")["observed"]),
+        0.0
+    );
+    run.assert_no_leftovers();
+}

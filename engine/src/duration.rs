@@ -26,6 +26,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{text:?} is out of range"))
 }
 
+/// A [`parse_duration`] that must be more than zero, for deadlines: a zero one expires at once,
+/// or not, depending on how the clock ticks.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{text:?} must be longer than zero")),
+        d => Ok(d),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +63,10 @@ mod tests {
             Err("\"ms\" does not start with a number".into())
         );
         assert!(parse_duration("-1s").is_err());
+        assert_eq!(
+            parse_positive_duration("0s"),
+            Err("\"0s\" must be longer than zero".into())
+        );
+        assert_eq!(parse_positive_duration("1us"), Ok(Duration::from_micros(1)));
     }
 }

@@ -28,10 +28,19 @@ pub struct FaultArgs {
     #[arg(long, env = "ENGINE_FAULT_ERROR_CODE", value_parser = parse_error_code, default_value = "UNAVAILABLE")]
     pub fault_error_code: Code,
     /// Calibration only: CPU microseconds burnt per request whose span is sampled, to emulate a
-    /// known tracing cost
-    #[arg(long, env = "ENGINE_CALIBRATION_TRACED_CPU_US", default_value_t = 0)]
+    /// known tracing cost (at most 100000: each burns a worker thread, which would otherwise
+    /// starve /metrics and shutdown)
+    #[arg(
+        long,
+        env = "ENGINE_CALIBRATION_TRACED_CPU_US",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_CALIBRATION_CPU_US)
+    )]
     pub calibration_traced_cpu_us: u64,
 }
+
+/// The most CPU a traced request may be made to burn: 100 ms, far beyond any tracing cost.
+const MAX_CALIBRATION_CPU_US: u64 = 100_000;
 
 fn parse_ratio(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
@@ -227,6 +236,14 @@ mod tests {
         assert!(err.contains("must be shorter"), "{err}");
         let err = faults(&["--fault-stall-every", "1s"]).expect_err("refused");
         assert!(err.contains("--fault-stall-for"), "{err}");
+        let err =
+            faults(&["--calibration-traced-cpu-us", "18446744073709551615"]).expect_err("refused");
+        assert!(
+            err.contains("--calibration-traced-cpu-us") && err.contains("0..=100000"),
+            "{err}"
+        );
+        let f = faults(&["--calibration-traced-cpu-us", "100000"]).expect("the bound itself");
+        assert_eq!(f.traced_cpu, Duration::from_millis(100));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub trait Driver: Send + Sync + 'static {
 /// What came back for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// How the request ended.
     pub outcome: Outcome,
     /// The trace id response header, read only for sampled requests.
     pub trace_header: Option<String>,

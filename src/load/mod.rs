@@ -16,7 +16,7 @@ pub use driver::{Driver, Reply};
 pub use grpc::{GrpcCall, GrpcDriver};
 pub use http::{HttpDriver, HttpRequest, HttpVersion};
 pub use outcome::Outcome;
-pub use recorder::{Completion, KindStats, Recorder};
+pub use recorder::{Completion, KindStats, Recorder, Second, SecondPercentiles};
 pub use runner::{LoadKind, LoadPlan, PlanError, RunReport, Stop, run, run_together};
 pub use sample::{Announce, SampleSink, SampledRequest, Sampling, TraceParent};
 pub use schedule::{Arrival, Arrivals, RatePhase, Schedule};

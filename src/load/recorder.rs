@@ -13,6 +13,8 @@ use super::sample::TraceParent;
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 const SIGNIFICANT_DIGITS: u8 = 3;
 
+/// A latency histogram in microseconds, from 1 µs to an hour at three significant digits: the
+/// one shape every latency of a run is kept in, so that histograms merge.
 pub fn new_histogram() -> Histogram<u64> {
     // Bounds and precision are constants known to be valid.
     Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_DIGITS)
@@ -22,10 +24,15 @@ pub fn new_histogram() -> Histogram<u64> {
 /// One finished request, as the driver task reports it.
 #[derive(Debug, Clone)]
 pub struct Completion {
+    /// Index of the request kind in the plan.
     pub kind: usize,
+    /// When the schedule wanted it sent: latency is measured from here (no coordinated omission).
     pub intended: Instant,
+    /// When it actually left.
     pub sent: Instant,
+    /// When its answer (or failure) was complete.
     pub finished: Instant,
+    /// How it ended.
     pub outcome: Outcome,
     /// Whether the outcome is what the kind expects.
     pub expected: bool,
@@ -36,14 +43,21 @@ pub struct Completion {
 /// Counts and histograms of one request kind.
 #[derive(Debug, Clone)]
 pub struct KindStats {
+    /// The kind's name, as the scenario gives it.
     pub name: String,
+    /// From the intended send time to the answer, µs.
     pub latency: Histogram<u64>,
+    /// From the actual send to the answer, µs.
     pub service_time: Histogram<u64>,
+    /// Requests sent.
     pub sent: u64,
+    /// Sends due while `max_in_flight` requests were in flight, so never sent.
     pub dropped: u64,
+    /// Requests that ended (answered, timed out or failed in transport).
     pub completed: u64,
     /// Completed with an outcome other than the expected one, including timeouts and transport errors.
     pub unexpected: u64,
+    /// Completed requests by outcome label (`200`, `OK`, `timeout`, `transport`, ...).
     pub outcomes: BTreeMap<String, u64>,
     /// The first few transport errors, verbatim, for diagnosis.
     pub transport_errors: Vec<String>,
@@ -65,14 +79,45 @@ impl KindStats {
     }
 }
 
+/// Seconds of the timeline whose latencies are still kept whole: completions reach the recorder
+/// in about the order they finish, so a second this far behind the newest is complete.
+const OPEN_SECONDS: usize = 4;
+
 /// One second of the run, by completion time (sends and drops by their own time).
 #[derive(Debug, Clone)]
 pub struct Second {
+    /// Requests sent in this second.
     pub sent: u64,
+    /// Requests that ended in this second.
     pub completed: u64,
+    /// Of those, the ones with an outcome their kind does not expect.
     pub unexpected: u64,
+    /// Sends due in this second that were dropped.
     pub dropped: u64,
-    pub latency: Histogram<u64>,
+    /// Latencies of the requests that ended in this second: whole while the second is recent,
+    /// then only its percentiles, so that memory stays flat however long the run.
+    latency: SecondLatency,
+}
+
+/// The latency percentiles of one second, µs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondPercentiles {
+    /// Median.
+    pub p50: u64,
+    /// 95th percentile.
+    pub p95: u64,
+    /// 99th percentile.
+    pub p99: u64,
+}
+
+#[derive(Debug, Clone)]
+enum SecondLatency {
+    /// Nothing completed (yet).
+    Empty,
+    /// Still recent: every latency, boxed (a histogram is about 180 KB).
+    Open(Box<Histogram<u64>>),
+    /// Past: its percentiles.
+    Sealed(SecondPercentiles),
 }
 
 impl Second {
@@ -82,8 +127,44 @@ impl Second {
             completed: 0,
             unexpected: 0,
             dropped: 0,
-            latency: new_histogram(),
+            latency: SecondLatency::Empty,
         }
+    }
+
+    /// Its latency percentiles; `None` when nothing completed in it (a stall, not a zero).
+    pub fn percentiles(&self) -> Option<SecondPercentiles> {
+        match &self.latency {
+            SecondLatency::Empty => None,
+            SecondLatency::Open(histogram) => Some(percentiles_of(histogram)),
+            SecondLatency::Sealed(percentiles) => Some(*percentiles),
+        }
+    }
+
+    fn record(&mut self, latency: u64) {
+        match &mut self.latency {
+            SecondLatency::Empty => {
+                let mut histogram = Box::new(new_histogram());
+                histogram.saturating_record(latency);
+                self.latency = SecondLatency::Open(histogram);
+            }
+            SecondLatency::Open(histogram) => histogram.saturating_record(latency),
+            // A completion this late is counted, but cannot move the stored percentiles.
+            SecondLatency::Sealed(_) => {}
+        }
+    }
+
+    fn seal(&mut self) {
+        if let SecondLatency::Open(histogram) = &self.latency {
+            self.latency = SecondLatency::Sealed(percentiles_of(histogram));
+        }
+    }
+}
+
+fn percentiles_of(histogram: &Histogram<u64>) -> SecondPercentiles {
+    SecondPercentiles {
+        p50: histogram.value_at_quantile(0.5),
+        p95: histogram.value_at_quantile(0.95),
+        p99: histogram.value_at_quantile(0.99),
     }
 }
 
@@ -92,10 +173,12 @@ impl Second {
 #[derive(Debug)]
 pub struct Recorder {
     t0: Instant,
+    /// Per request kind, in the plan's order.
     pub kinds: Vec<KindStats>,
     /// How late requests left against their intended time: the harness's own scheduling error,
     /// included in every latency (which is measured from the intended time).
     pub send_lag: Histogram<u64>,
+    /// The run second by second from its start.
     pub timeline: Vec<Second>,
 }
 
@@ -111,6 +194,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 impl Recorder {
+    /// An empty record of a run started at `t0`, with one entry per kind.
     pub fn new(t0: Instant, kind_names: impl IntoIterator<Item = String>) -> Self {
         Recorder {
             t0,
@@ -123,21 +207,29 @@ impl Recorder {
     fn second(&mut self, at: Instant) -> &mut Second {
         let index = at.saturating_duration_since(self.t0).as_secs() as usize;
         if self.timeline.len() <= index {
+            let sealed = self.timeline.len().saturating_sub(OPEN_SECONDS);
             self.timeline.resize_with(index + 1, Second::new);
+            let recent = (index + 1).saturating_sub(OPEN_SECONDS);
+            for second in &mut self.timeline[sealed..recent] {
+                second.seal();
+            }
         }
         &mut self.timeline[index]
     }
 
+    /// Counts a request of `kind` sent at `at`.
     pub fn sent(&mut self, kind: usize, at: Instant) {
         self.kinds[kind].sent += 1;
         self.second(at).sent += 1;
     }
 
+    /// Counts a send of `kind` due at `due` that was dropped.
     pub fn dropped(&mut self, kind: usize, due: Instant) {
         self.kinds[kind].dropped += 1;
         self.second(due).dropped += 1;
     }
 
+    /// Records how a request ended: its latency, service time, outcome and second.
     pub fn completed(&mut self, c: Completion) {
         let latency = micros(c.finished.saturating_duration_since(c.intended)).max(1);
         let service = micros(c.finished.saturating_duration_since(c.sent)).max(1);
@@ -158,7 +250,7 @@ impl Recorder {
         }
         let second = self.second(c.finished);
         second.completed += 1;
-        second.latency.saturating_record(latency);
+        second.record(latency);
         if !c.expected {
             second.unexpected += 1;
         }
@@ -191,6 +283,7 @@ impl Recorder {
         self.merged(|k| &k.latency)
     }
 
+    /// Every kind's service time in one histogram, µs.
     pub fn merged_service_time(&self) -> Histogram<u64> {
         self.merged(|k| &k.service_time)
     }
@@ -313,5 +406,73 @@ mod tests {
         assert_eq!(bad.transport_errors, ["refused"]);
         assert_eq!(recorder.merged_latency().len(), 5);
         assert_eq!(recorder.timeline[0].unexpected, 3);
+    }
+
+    #[test]
+    fn past_seconds_keep_their_percentiles_not_their_histograms() {
+        let t0 = Instant::now();
+        let mut recorder = Recorder::new(t0, ["quote".to_owned()]);
+        // Second s: latencies 1..=100 ms plus s ms, so each second's percentiles differ.
+        for s in 0..60u64 {
+            for ms in 1..=100 {
+                let finished = s * 1000 + 500;
+                let c = completion(
+                    0,
+                    t0,
+                    finished - ms - s,
+                    finished - ms - s,
+                    finished,
+                    Outcome::Status(200),
+                    true,
+                );
+                recorder.completed(c);
+            }
+        }
+        let open = recorder
+            .timeline
+            .iter()
+            .filter(|s| matches!(s.latency, SecondLatency::Open(_)))
+            .count();
+        assert!(
+            open <= OPEN_SECONDS,
+            "{open} seconds hold a whole histogram"
+        );
+        for (s, second) in recorder.timeline.iter().enumerate() {
+            let p = second
+                .percentiles()
+                .expect("every second completed requests");
+            let s = s as u64;
+            // Histogram precision: three significant digits.
+            let near = |got: u64, ms: u64| got.abs_diff((ms + s) * 1000) <= (ms + s) * 1000 / 500;
+            assert!(
+                near(p.p50, 50) && near(p.p95, 95) && near(p.p99, 99),
+                "second {s}: {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_completion_for_a_sealed_second_is_counted_but_leaves_its_percentiles() {
+        let t0 = Instant::now();
+        let mut recorder = Recorder::new(t0, ["quote".to_owned()]);
+        recorder.completed(completion(0, t0, 0, 0, 10, Outcome::Status(200), true));
+        recorder.completed(completion(
+            0,
+            t0,
+            10_000,
+            10_000,
+            10_010,
+            Outcome::Status(200),
+            true,
+        ));
+        let before = recorder.timeline[0].percentiles();
+        recorder.completed(completion(0, t0, 0, 0, 900, Outcome::Status(200), true));
+        assert_eq!(recorder.timeline[0].completed, 2);
+        assert_eq!(recorder.timeline[0].percentiles(), before);
+        assert_eq!(
+            recorder.timeline[5].percentiles(),
+            None,
+            "a second without completions"
+        );
     }
 }

@@ -21,10 +21,21 @@ use super::schedule::{Arrivals, RatePhase, Schedule};
 /// Granularity of the runtime's timers: waits shorter than this are done with a thread sleep.
 const TIMER_RESOLUTION: Duration = Duration::from_millis(2);
 
+/// How far past the schedule's end the harness may still be sending what fell due before it. A
+/// harness that cannot keep up with the rate stops there instead of working through every late
+/// arrival (which, at a rate far beyond it, would take longer than the run itself, or forever).
+const LATE_END: Duration = Duration::from_millis(250);
+
+/// How long requests still in flight are waited for once the run is interrupted: long enough
+/// for any healthy answer, short enough that a signal is honoured within a second.
+const INTERRUPTED_DRAIN: Duration = Duration::from_millis(250);
+
 /// One kind of request in the mix.
 #[derive(Clone)]
 pub struct LoadKind<P> {
+    /// Its name, in results.
     pub name: String,
+    /// Its share of the mix is `weight / sum of weights`.
     pub weight: u32,
     /// Prepared variants (e.g. one per symbol drawn); each send picks one uniformly.
     pub payloads: Vec<P>,
@@ -36,8 +47,11 @@ pub struct LoadKind<P> {
 
 /// Everything the load core needs; nothing about where it came from.
 pub struct LoadPlan<P> {
+    /// The weighted mix.
     pub kinds: Vec<LoadKind<P>>,
+    /// The target rate over time, run in order.
     pub phases: Vec<RatePhase>,
+    /// How sends are spread within the rate.
     pub arrivals: Arrivals,
     /// Seeds the request mix and the choice of payload variants.
     pub seed: u64,
@@ -51,12 +65,16 @@ pub struct LoadPlan<P> {
     pub samples: Option<SampleSink>,
 }
 
+/// A plan the load core cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// Nothing to send.
     #[error("the plan has no request kinds")]
     NoKinds,
+    /// A kind with nothing prepared to send (its name).
     #[error("request kind {0:?} has no payloads")]
     NoPayloads(String),
+    /// No kind has a positive weight.
     #[error("request weights must be positive and sum to more than zero")]
     Weights,
 }
@@ -64,18 +82,22 @@ pub enum PlanError {
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
+    /// Every phase ran to its end.
     Completed,
+    /// Cancelled (SIGINT or SIGTERM) before the end.
     Interrupted,
 }
 
 /// A finished (or interrupted) run.
 #[derive(Debug)]
 pub struct RunReport {
+    /// What came back.
     pub recorder: Recorder,
     /// From the first request dispatched to the last.
     pub send_duration: Duration,
     /// Requests the schedule asked for in that time.
     pub scheduled: u64,
+    /// Whether it ran to the end.
     pub stop: Stop,
     /// Requests that never completed, even after the drain timeout.
     pub abandoned: u64,
@@ -195,9 +217,17 @@ async fn drive<D: Driver>(
     let mut next_tick = t0 + Duration::from_secs(1);
     let mut scheduled = 0u64;
     let mut stopped = Stop::Completed;
+    let length = plan.phases.iter().fold(Duration::ZERO, |sum, phase| {
+        sum.saturating_add(phase.duration)
+    });
+    let give_up = length
+        .checked_add(LATE_END)
+        .and_then(|late| t0.checked_add(late));
 
     'schedule: for arrival in Schedule::new(plan.phases, plan.arrivals) {
-        let due = t0 + arrival.offset;
+        let Some(due) = t0.checked_add(arrival.offset) else {
+            break;
+        };
         // Wait for the due time, taking in completions meanwhile. A due time already past is not
         // waited for: everything due is sent at once.
         loop {
@@ -233,6 +263,11 @@ async fn drive<D: Driver>(
             break;
         }
         let now = Instant::now();
+        if give_up.is_some_and(|give_up| now >= give_up) {
+            // The schedule's time is over: what is still due was never sent nor dropped, and the
+            // achieved rate shows the shortfall.
+            break;
+        }
         if now >= next_tick {
             if let Some(first) = targets.first() {
                 on_tick(&first.recorder, now.duration_since(t0));
@@ -296,8 +331,12 @@ async fn drive<D: Driver>(
     // Let what is in flight finish: its latency belongs to the run. The channel closes when the
     // last task has sent its completion and dropped its sender.
     drop(done_tx);
+    let drain = match stopped {
+        Stop::Completed => plan.drain_timeout,
+        Stop::Interrupted => plan.drain_timeout.min(INTERRUPTED_DRAIN),
+    };
     let drain_deadline = Instant::now()
-        .checked_add(plan.drain_timeout)
+        .checked_add(drain)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
     while let Ok(Some(completion)) = tokio::time::timeout_at(drain_deadline, done_rx.recv()).await {
         receive(&mut targets, completion);
@@ -497,6 +536,58 @@ mod tests {
             stats.completed, stats.sent,
             "in-flight requests were drained"
         );
+    }
+
+    /// A run at a rate far beyond what the harness can send ends when its schedule's time is
+    /// over (real time: the point is the harness falling behind).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rate_beyond_the_harness_still_ends_on_time() {
+        let driver = Arc::new(SlowDriver {
+            delay: Duration::from_millis(1),
+            sends: Mutex::new(Vec::new()),
+        });
+        let started = std::time::Instant::now();
+        let report = run(
+            driver,
+            plan(1e8, 1, 100),
+            CancellationToken::new(),
+            |_, _| {},
+        )
+        .await
+        .expect("valid plan");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert_eq!(report.stop, Stop::Completed);
+        let stats = &report.recorder.kinds[0];
+        assert!(stats.sent > 0);
+        assert!(
+            report.scheduled < 100_000_000,
+            "{} of 10^8 arrivals were worked through",
+            report.scheduled
+        );
+        assert_eq!(stats.sent + stats.dropped, report.scheduled);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_interrupted_run_waits_only_briefly_for_what_is_in_flight() {
+        let driver = Arc::new(SlowDriver {
+            delay: Duration::from_secs(10),
+            sends: Mutex::new(Vec::new()),
+        });
+        let stop = CancellationToken::new();
+        let canceller = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(505)).await;
+            canceller.cancel();
+        });
+        let start = Instant::now();
+        let report = run(driver, plan(100.0, 10, 1_000), stop, |_, _| {})
+            .await
+            .expect("valid plan");
+        assert_eq!(report.stop, Stop::Interrupted);
+        assert!(start.elapsed() <= Duration::from_millis(505) + INTERRUPTED_DRAIN);
+        let stats = &report.recorder.kinds[0];
+        assert_eq!(report.abandoned, stats.sent);
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,7 +13,9 @@ use super::outcome::Outcome;
 /// parent of whatever the system creates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceParent {
+    /// The fresh trace's id.
     pub trace_id: u128,
+    /// The harness's own span, which the system's first span names as its parent.
     pub parent_span_id: u64,
 }
 
@@ -37,10 +39,12 @@ impl TraceParent {
 pub struct Sampling {
     /// In `[0, 1]`.
     pub ratio: f64,
+    /// At most this many of the kind's requests are sampled.
     pub max: u64,
 }
 
 impl Sampling {
+    /// No request sampled.
     pub const NONE: Sampling = Sampling { ratio: 0.0, max: 0 };
 }
 
@@ -101,13 +105,19 @@ impl Sampler {
 /// A sampled request and how it ended: what the verifier needs to find and judge its trace.
 #[derive(Clone, Debug)]
 pub struct SampledRequest {
+    /// Index of the request kind in the plan.
     pub kind: usize,
+    /// The trace context it was sent with.
     pub trace: TraceParent,
+    /// When the schedule wanted it sent.
     pub intended: Instant,
+    /// When it left.
     pub sent: Instant,
+    /// When it ended.
     pub finished: Instant,
+    /// How it ended.
     pub outcome: Outcome,
-    /// The trace id response header, as received (HTTP only).
+    /// The trace id response header (HTTP) or metadata (gRPC), as received.
     pub trace_header: Option<String>,
 }
 

@@ -16,10 +16,12 @@ pub struct RatePhase {
     pub from: f64,
     /// Requests per second at the end of the phase.
     pub to: f64,
+    /// How long the phase lasts.
     pub duration: Duration,
 }
 
 impl RatePhase {
+    /// `rate` requests per second for `duration`.
     pub fn constant(rate: f64, duration: Duration) -> Self {
         RatePhase {
             from: rate,
@@ -31,6 +33,9 @@ impl RatePhase {
     /// Requests due in the first `t` seconds of the phase: the integral of the rate.
     fn arrivals_by(&self, t: f64) -> f64 {
         let total = self.duration.as_secs_f64();
+        if total <= 0.0 {
+            return 0.0;
+        }
         self.from * t + (self.to - self.from) * t * t / (2.0 * total)
     }
 
@@ -40,6 +45,8 @@ impl RatePhase {
     }
 
     /// The time within the phase at which `n` requests have become due (inverse of `arrivals_by`).
+    /// Rounding can take it a hair below zero, and rates beyond what floats square can make it
+    /// infinite or NaN: callers keep only finite times within the phase.
     fn time_of(&self, n: f64) -> f64 {
         let total = self.duration.as_secs_f64();
         let slope = (self.to - self.from) / total;
@@ -52,13 +59,19 @@ impl RatePhase {
     }
 }
 
+/// The largest count of arrivals a float still counts one by one (2^53).
+const MAX_EXACT_COUNT: f64 = 9_007_199_254_740_992.0;
+
 /// How arrivals are spread within the rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrivals {
     /// Evenly spaced, as wrk2 does: the cleanest signal for latency percentiles.
     Uniform,
     /// Exponential gaps (a Poisson process following the rate), as independent users arrive.
-    Poisson { seed: u64 },
+    Poisson {
+        /// Seeds the gaps, so that runs repeat.
+        seed: u64,
+    },
 }
 
 /// One scheduled request.
@@ -78,7 +91,7 @@ pub fn phase_starts(phases: &[RatePhase]) -> Vec<Duration> {
         .iter()
         .scan(Duration::ZERO, |start, p| {
             let this = *start;
-            *start += p.duration;
+            *start = start.saturating_add(p.duration);
             Some(this)
         })
         .collect()
@@ -97,6 +110,7 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The send times of `phases`, spread as `arrivals` says.
     pub fn new(phases: Vec<RatePhase>, arrivals: Arrivals) -> Self {
         let seed = match arrivals {
             Arrivals::Poisson { seed } => seed,
@@ -115,15 +129,19 @@ impl Schedule {
 
     fn next_in_phase(&mut self, phase: &RatePhase) -> Option<f64> {
         let length = phase.duration.as_secs_f64();
+        // Past 2^53 adding one arrival no longer changes the count, and the phase would never
+        // end; no valid scenario comes near (a day at the highest rate is under 2^37).
+        if self.within >= MAX_EXACT_COUNT {
+            return None;
+        }
+        let within_phase = |t: f64| (t.is_finite() && t < length).then_some(t.max(0.0));
         match self.arrivals {
             Arrivals::Uniform => {
                 // The k-th arrival of a phase is due when k requests' worth of rate has passed,
                 // so a phase of N expected requests sends requests 0..N at 0, 1/r, 2/r, ...
-                let t = phase.time_of(self.within);
-                (t < length && t.is_finite()).then(|| {
-                    self.within += 1.0;
-                    t
-                })
+                let t = within_phase(phase.time_of(self.within))?;
+                self.within += 1.0;
+                Some(t)
             }
             Arrivals::Poisson { .. } => {
                 // A Poisson process with a varying rate is a unit-rate one in "expected arrivals"
@@ -131,8 +149,7 @@ impl Schedule {
                 // uniform schedule uses, exact for ramps of any steepness.
                 let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
                 self.within += -u.ln();
-                let t = phase.time_of(self.within);
-                (t < length && t.is_finite()).then_some(t)
+                within_phase(phase.time_of(self.within))
             }
         }
     }
@@ -144,9 +161,15 @@ impl Iterator for Schedule {
     fn next(&mut self) -> Option<Arrival> {
         while let Some(&phase) = self.phases.get(self.phase) {
             if let Some(t) = self.next_in_phase(&phase) {
+                // Only phases of absurd lengths end up beyond what a duration holds: the
+                // schedule ends there.
+                let Ok(offset) = Duration::try_from_secs_f64(self.phase_start + t) else {
+                    self.phase = self.phases.len();
+                    return None;
+                };
                 let arrival = Arrival {
                     index: self.index,
-                    offset: Duration::from_secs_f64(self.phase_start + t),
+                    offset,
                     phase: self.phase,
                 };
                 self.index += 1;
@@ -251,6 +274,47 @@ mod tests {
         );
         let second_half = offsets.iter().filter(|&&t| t >= 5.0).count() as f64;
         assert!((second_half / offsets.len() as f64 - 0.75).abs() < 0.03);
+    }
+
+    #[test]
+    fn extreme_phases_neither_panic_nor_leave_their_phase() {
+        let rates = [1e-300, 1e-9, 1.0, 1e6, 1e150, 1e300, 1e308, f64::MAX];
+        let durations = [
+            Duration::from_nanos(1),
+            Duration::from_millis(1),
+            secs(0.5),
+            secs(1.0),
+            Duration::from_secs(u64::MAX / 2),
+            Duration::MAX,
+        ];
+        for from in rates {
+            for to in rates {
+                for duration in durations {
+                    let phases = vec![RatePhase { from, to, duration }; 3];
+                    let end = phase_starts(&phases)[2].saturating_add(duration);
+                    for arrivals in [Arrivals::Uniform, Arrivals::Poisson { seed: 1 }] {
+                        let schedule = Schedule::new(phases.clone(), arrivals);
+                        for arrival in schedule.take(50) {
+                            assert!(
+                                arrival.offset <= end,
+                                "{from} -> {to} over {duration:?}: {arrival:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_phase_too_dense_to_count_ends() {
+        let mut schedule = Schedule::new(
+            vec![RatePhase::constant(1e300, secs(1.0))],
+            Arrivals::Uniform,
+        );
+        // Where the count stops growing, the phase ends instead of repeating its last arrival.
+        schedule.within = MAX_EXACT_COUNT;
+        assert_eq!(schedule.next(), None);
     }
 
     #[test]

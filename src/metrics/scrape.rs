@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use prometheus_parse::LineInfo;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::{
@@ -142,9 +141,9 @@ impl MetricsSource for ScrapeSource {
 /// Parses a text-format exposition into flat samples, in the order of the page.
 ///
 /// The text format is already flat (histograms as `_bucket`/`_sum`/`_count` lines), so each sample
-/// line becomes one [`Sample`] as written, `le` and `quantile` labels included. Lines are split by
-/// `prometheus_parse`; label sets are read here, because its own label reader cuts values at commas
-/// and does not unescape. A line that is neither a comment nor a readable sample is an error rather
+/// line becomes one [`Sample`] as written, `le` and `quantile` labels included. Lines are split
+/// here rather than by `prometheus_parse`, whose reader cuts label values at commas, does not
+/// unescape, and refuses a `}` inside a value. A line that is neither a comment nor a readable sample is an error rather
 /// than something to skip: a silently lost series would turn into a false verdict later.
 pub fn parse_exposition(service: &str, url: &str, text: &str) -> Result<Snapshot, MetricsError> {
     let mut samples = Vec::new();
@@ -155,33 +154,71 @@ pub fn parse_exposition(service: &str, url: &str, text: &str) -> Result<Snapshot
             detail,
             text: line.to_owned(),
         };
-        match LineInfo::parse(line) {
-            LineInfo::Sample {
-                metric_name,
-                labels,
-                value,
-                timestamp: _,
-            } => {
-                let value = super::parse_value(value).ok_or_else(|| error("unreadable value"))?;
-                let labels = match labels {
-                    Some(text) => parse_labels(text).map_err(error)?,
-                    None => BTreeMap::new(),
-                };
-                samples.push(Sample {
-                    name: metric_name.to_owned(),
-                    labels,
-                    value,
-                });
-            }
-            LineInfo::Doc { .. } | LineInfo::Type { .. } | LineInfo::Empty => {}
-            LineInfo::Ignored if line.trim_start().starts_with('#') => {}
-            LineInfo::Ignored => return Err(error("not a sample line")),
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
         }
+        let (metric_name, labels, value) =
+            split_sample(trimmed).ok_or_else(|| error("not a sample line"))?;
+        let value = super::parse_value(value).ok_or_else(|| error("unreadable value"))?;
+        let labels = match labels {
+            Some(text) => parse_labels(text).map_err(error)?,
+            None => BTreeMap::new(),
+        };
+        samples.push(Sample {
+            name: metric_name.to_owned(),
+            labels,
+            value,
+        });
     }
     Ok(Snapshot {
         service: service.to_owned(),
         samples,
     })
+}
+
+/// A sample line as `(name, inside of the braces, value)`, the timestamp left out. The label
+/// set ends at the first `}` outside a quoted value, so values may hold braces (Jaeger labels a
+/// route `/api/v3/traces/{trace_id}`).
+fn split_sample(line: &str) -> Option<(&str, Option<&str>, &str)> {
+    let name_end = line
+        .find(|c: char| c == '{' || c.is_whitespace())
+        .unwrap_or(line.len());
+    let name = &line[..name_end];
+    let valid = |(i, c): (usize, char)| {
+        c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
+    };
+    if name.is_empty() || !name.chars().enumerate().all(valid) {
+        return None;
+    }
+    let mut rest = &line[name_end..];
+    let mut labels = None;
+    if let Some(inside) = rest.strip_prefix('{') {
+        let (mut quoted, mut escaped, mut close) = (false, false, None);
+        for (i, c) in inside.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                '}' if !quoted => {
+                    close = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let close = close?;
+        labels = Some(&inside[..close]);
+        rest = &inside[close + 1..];
+    }
+    let mut fields = rest.split_whitespace();
+    let value = fields.next()?;
+    // At most a timestamp may follow.
+    match (fields.next(), fields.next()) {
+        (None, _) => Some((name, labels, value)),
+        (Some(timestamp), None) if timestamp.parse::<i64>().is_ok() => Some((name, labels, value)),
+        _ => None,
+    }
 }
 
 /// Reads `a="1",b="x\"y"` (the inside of the braces), undoing the format's three escapes.
@@ -328,6 +365,35 @@ mod tests {
                     "{count}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn label_values_may_hold_braces_and_a_timestamp_may_follow() {
+        // As Jaeger v2 exposes its query API's routes.
+        let text = concat!(
+            "http_server_request_body_size_bytes_bucket{http_route=\"/api/v3/traces/{trace_id}\",le=\"0\"} 73\n",
+            "odd{a=\"x\\\"}\",b=\"}{\"} 2 1700000000000\n",
+            "bare 3\n",
+        );
+        let snapshot = parse_exposition("jaeger", "u", text).expect("parses");
+        assert_eq!(snapshot.samples.len(), 3, "{snapshot:?}");
+        assert_eq!(
+            snapshot.samples[0].labels["http_route"],
+            "/api/v3/traces/{trace_id}"
+        );
+        assert_eq!(snapshot.samples[0].value, 73.0);
+        assert_eq!(snapshot.samples[1].labels["a"], "x\"}");
+        assert_eq!(snapshot.samples[1].labels["b"], "}{");
+        assert_eq!(snapshot.samples[1].value, 2.0);
+        for bad in [
+            "x{a=\"1\" 2",
+            "x{a=\"1\"} 2 3 4",
+            "x{a=\"1\"} 2 later",
+            "{a=\"1\"} 2",
+            "x",
+        ] {
+            assert!(parse_exposition("s", "u", bad).is_err(), "{bad:?}");
         }
     }
 

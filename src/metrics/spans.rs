@@ -152,6 +152,15 @@ impl BackendSpans {
         })
     }
 
+    /// Every span accepted has left the pipeline (stored or failed), so that what it stored
+    /// can be compared with what it accepted. Always true of a backend that does not say.
+    pub fn pipeline_empty(&self) -> bool {
+        match self.stored {
+            None => true,
+            Some(stored) => self.accepted == stored + self.store_failed.unwrap_or(0.0),
+        }
+    }
+
     fn minus(&self, before: &BackendSpans) -> BackendSpans {
         let both = |a: Option<f64>, b: Option<f64>| Some(a? - b.unwrap_or(0.0));
         BackendSpans {

@@ -264,6 +264,10 @@ pub enum HistogramError {
     /// The bytes are not an HdrHistogram V2 serialization.
     #[error("histogram is not a valid HdrHistogram V2 serialization: {0}")]
     Decode(#[from] hdrhistogram::serialization::DeserializeError),
+    /// The header asks for more memory than any histogram the harness writes: refused before
+    /// anything is allocated.
+    #[error("histogram header is not one the harness writes: {0}")]
+    Header(&'static str),
 }
 
 /// A histogram as `result.json` stores it: HdrHistogram V2, base64, whole, so that runs can be
@@ -279,7 +283,75 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
 /// The histogram `encode_histogram` stored.
 pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramError> {
     let bytes = BASE64.decode(text)?;
+    check_header(&bytes)?;
     Ok(Deserializer::new().deserialize(&mut bytes.as_slice())?)
+}
+
+/// The most counts a stored histogram may have: the harness's own (1 µs to an hour, three
+/// significant digits) have under 30,000; a header claiming more is refused.
+const MAX_HISTOGRAM_COUNTS: u64 = 1 << 20;
+
+/// Checks an uncompressed V2 header before the decoder sizes its buffers from it: the payload
+/// must be as long as it says, and the bounds and precision must make a counts array of at most
+/// `MAX_HISTOGRAM_COUNTS`, so that a forged header cannot make the decoder allocate gigabytes.
+fn check_header(bytes: &[u8]) -> Result<(), HistogramError> {
+    const V2_COOKIE: u32 = 0x1c84_9313;
+    const HEADER: usize = 40;
+    let u32_at = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|b| Some(u32::from_be_bytes(b.try_into().ok()?)))
+    };
+    let u64_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|b| Some(u64::from_be_bytes(b.try_into().ok()?)))
+    };
+    let (Some(cookie), Some(payload), Some(digits), Some(low), Some(high)) =
+        (u32_at(0), u32_at(4), u32_at(12), u64_at(16), u64_at(24))
+    else {
+        return Err(HistogramError::Header("shorter than a V2 header"));
+    };
+    if cookie != V2_COOKIE {
+        return Err(HistogramError::Header("not an uncompressed V2 histogram"));
+    }
+    if u64::from(payload) > (bytes.len().saturating_sub(HEADER)) as u64 {
+        return Err(HistogramError::Header(
+            "its payload is longer than the data",
+        ));
+    }
+    match counts_len(low, high, digits) {
+        Some(len) if len <= MAX_HISTOGRAM_COUNTS => Ok(()),
+        _ => Err(HistogramError::Header(
+            "its bounds and precision need more than 2^20 counts",
+        )),
+    }
+}
+
+/// How many counts HdrHistogram allocates for `low..=high` at `digits` significant digits (its
+/// own sizing), or `None` for bounds it refuses.
+fn counts_len(low: u64, high: u64, digits: u32) -> Option<u64> {
+    if low == 0 || digits > 5 || high < low.checked_mul(2)? {
+        return None;
+    }
+    let largest_single_unit = 2 * 10u64.pow(digits);
+    let sub_bucket_magnitude = u64::BITS - (largest_single_unit - 1).leading_zeros();
+    let sub_bucket_count = 1u64 << sub_bucket_magnitude;
+    let unit_magnitude = u64::BITS - 1 - low.leading_zeros();
+    if unit_magnitude + sub_bucket_magnitude > 63 {
+        return None;
+    }
+    let mut smallest_untrackable = sub_bucket_count << unit_magnitude;
+    let mut buckets = 1u64;
+    while smallest_untrackable <= high {
+        if smallest_untrackable > u64::MAX / 2 {
+            buckets += 1;
+            break;
+        }
+        smallest_untrackable <<= 1;
+        buckets += 1;
+    }
+    Some((buckets + 1) * (sub_bucket_count / 2))
 }
 
 /// The file a run writes its result to, in its output directory.
@@ -470,15 +542,18 @@ impl RunResult {
                 .timeline
                 .iter()
                 .enumerate()
-                .map(|(i, s)| SecondResult {
-                    second: i as u64,
-                    sent: s.sent,
-                    completed: s.completed,
-                    unexpected: s.unexpected,
-                    dropped: s.dropped,
-                    p50_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.5)),
-                    p95_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.95)),
-                    p99_us: (!s.latency.is_empty()).then(|| s.latency.value_at_quantile(0.99)),
+                .map(|(i, s)| {
+                    let percentiles = s.percentiles();
+                    SecondResult {
+                        second: i as u64,
+                        sent: s.sent,
+                        completed: s.completed,
+                        unexpected: s.unexpected,
+                        dropped: s.dropped,
+                        p50_us: percentiles.map(|p| p.p50),
+                        p95_us: percentiles.map(|p| p.p95),
+                        p99_us: percentiles.map(|p| p.p99),
+                    }
                 })
                 .collect(),
             phases: Vec::new(),
@@ -493,6 +568,45 @@ impl RunResult {
 mod tests {
     use super::*;
     use crate::load::recorder::new_histogram;
+
+    #[test]
+    fn a_histogram_header_claiming_too_much_is_refused_before_allocating() {
+        let mut h = new_histogram();
+        h.record(1_500).expect("in range");
+        let bytes = BASE64
+            .decode(encode_histogram(&h))
+            .expect("base64 of our own");
+        // Our own sizing agrees with the crate's for the harness's histograms.
+        assert_eq!(
+            counts_len(1, h.high(), u32::from(h.sigfig())),
+            Some(h.distinct_values() as u64)
+        );
+        let forged = |edits: &[(usize, &[u8])]| {
+            let mut bytes = bytes.clone();
+            for (at, value) in edits {
+                bytes[*at..*at + value.len()].copy_from_slice(value);
+            }
+            BASE64.encode(bytes)
+        };
+        let cases = [
+            // The widest bounds at five digits: millions of counts.
+            forged(&[(12, &5u32.to_be_bytes()), (24, &u64::MAX.to_be_bytes())]),
+            // A payload of 4 GiB in a few bytes.
+            forged(&[(4, &u32::MAX.to_be_bytes())]),
+            // No V2 header at all.
+            BASE64.encode(&bytes[..20]),
+        ];
+        for text in cases {
+            assert!(
+                matches!(decode_histogram(&text), Err(HistogramError::Header(_))),
+                "{:?}",
+                decode_histogram(&text).map(|h| h.distinct_values())
+            );
+        }
+        // Wide bounds at the usual precision stay small, and are read.
+        let wide = forged(&[(24, &u64::MAX.to_be_bytes())]);
+        assert_eq!(decode_histogram(&wide).expect("decodes").len(), 1);
+    }
 
     #[test]
     fn histograms_round_trip_through_base64() {

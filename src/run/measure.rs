@@ -132,5 +132,11 @@ where
     .await
     .map_err(|e| RunError::BadInput(e.to_string()))?;
     progress.finish();
+    if let Some(traces) = &scenario.verify.traces {
+        progress.note(&format!(
+            "verifying: each sampled trace has up to {:?} to arrive complete",
+            traces.timeout
+        ));
+    }
     Ok(report)
 }

@@ -7,7 +7,7 @@ use hyper::Uri;
 use tokio_util::sync::CancellationToken;
 
 use crate::exit::RunError;
-use crate::load::RunReport;
+use crate::load::{RunReport, Stop};
 use crate::result::{PhaseResult, RunResult};
 use crate::scenario::{self, Scenario, System};
 use crate::system::ManagedSystem;
@@ -23,7 +23,7 @@ use crate::plan;
 use crate::verify::{LogFiles, QueryApis, Verifier};
 use measure::drive;
 use outputs::Outputs;
-use target::start_system;
+use target::{start_jaeger, start_system};
 
 /// The flags of `harness run` besides the scenario path.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +47,9 @@ pub struct RunOptions {
     /// `--summary-json FILE`: the outcome as a small JSON document (`-`: standard output),
     /// written last, from every result the run writes.
     pub summary_json: Option<PathBuf>,
+    /// `--jaeger-bin PATH`: the Jaeger v2 binary for `system.managed.jaeger` (else found as
+    /// [`crate::system::jaeger::find_binary`] says).
+    pub jaeger_bin: Option<PathBuf>,
 }
 
 /// What became of a run.
@@ -102,16 +105,28 @@ pub async fn run(
         result.thresholds = threshold::evaluate(&thresholds, &measured.treatment, &result);
         return outputs.finish(result);
     }
+    // A launched Jaeger is ready before anything asks it or exports to it; dropped (killed) on
+    // every early return below.
+    let jaeger = start_jaeger(&mut scenario, &outputs.dir, options.jaeger_bin.as_deref())
+        .await
+        .map_err(|error| outputs.failed(error))?;
     // Every source the verification reads answers before the services start and the load begins.
     let started_system = async {
         let mut verifier = Verifier::prepare(&scenario)?;
+        // A launched Jaeger's own metrics count the spans it accepted; a flag names another's.
+        if let Some(jaeger) = &jaeger {
+            let url = jaeger.ports.metrics_url();
+            verifier.set_collector_metrics(&url).map_err(|e| {
+                RunError::Incomplete(anyhow::anyhow!("Jaeger's metrics {url}: {e}"))
+            })?;
+        }
         if let Some(url) = &options.apis.jaeger_metrics {
             verifier
                 .set_collector_metrics(url)
                 .map_err(|e| RunError::BadInput(format!("--jaeger-metrics {url}: {e}")))?;
         }
         verifier.preflight().await?;
-        let system = start_system(&scenario, &outputs.dir, &verifier).await?;
+        let system = start_system(&scenario, &outputs.dir, &verifier, jaeger.as_ref()).await?;
         Ok((verifier, system))
     };
     let (mut verifier, (managed, target, scrape_targets)) = started_system
@@ -126,6 +141,7 @@ pub async fn run(
         verifier.shutdown().await;
         return Err(outputs.failed(error));
     }
+    let mut jaeger = jaeger;
     let mix = match mix {
         Some(mix) => Ok(mix),
         None => resolve::methods(&mut scenario, &target)
@@ -164,9 +180,13 @@ pub async fn run(
     let logs = LogFiles {
         services: &log_refs,
     };
-    let traces = verifier
+    let mut traces = verifier
         .finish_traces(&outputs.kind_names, managed.is_some().then_some(&logs))
         .await;
+    // A launched Jaeger stops with the run: the report links to no UI that will be gone.
+    if let (Some(report), Some(_)) = (&mut traces, &jaeger) {
+        report.jaeger_ui = None;
+    }
     let mut metrics = metrics;
     if let (Ok(report), Some(metrics)) = (&outcome, &mut metrics)
         && let Some(spans) = verifier.span_counts(report).await
@@ -175,12 +195,30 @@ pub async fn run(
         metrics.sources.push(spans);
     }
     let mut managed = managed;
-    let crashed = managed.as_mut().and_then(ManagedSystem::exited);
+    let crashed = managed
+        .as_mut()
+        .and_then(ManagedSystem::exited)
+        .or_else(|| {
+            let status = jaeger.as_mut()?.try_exited()?;
+            let log = jaeger.as_ref()?.log.display().to_string();
+            Some(format!(
+                "Jaeger exited during the run ({status}); see {log}"
+            ))
+        });
     if let Some(system) = managed {
         system.stop().await;
     }
+    // After the services, which send it their last spans as they stop.
+    if let Some(jaeger) = jaeger {
+        jaeger.stop().await;
+    }
     verifier.shutdown().await;
-    let report = outcome.map_err(|error| outputs.failed(error))?;
+    let mut report = outcome.map_err(|error| outputs.failed(error))?;
+    // A signal while the traces and metrics were still being checked interrupts the run as one
+    // during the load does: what was verified by then is kept, but no verdict is given.
+    if stop.is_cancelled() {
+        report.stop = Stop::Interrupted;
+    }
     let crashed = crashed.or_else(|| unanswered(&report));
     let mut result = outputs.result(&report, crashed);
     result.phases = PhaseResult::of(&scenario.load.phases);
@@ -236,7 +274,21 @@ fn apply_flags(scenario: &mut Scenario, options: &RunOptions) -> Result<(), RunE
             )));
         }
     }
-    apis.apply(scenario)
+    apis.apply(scenario)?;
+    if elsewhere
+        && let Some(crate::scenario::TraceChecks {
+            source: crate::scenario::TraceSourceSpec::ManagedJaeger { .. },
+            ..
+        }) = &scenario.verify.traces
+    {
+        return Err(RunError::BadInput(format!(
+            "{}: the trace checks read the Jaeger the harness launches beside its own services \
+             (system.managed.jaeger), and --target, --gateway or --engine loads another system; \
+             give --jaeger URL, that system's Jaeger",
+            scenario.name
+        )));
+    }
+    Ok(())
 }
 
 /// Everything `harness validate` checks of a scenario file short of running it: the file, its

@@ -36,6 +36,22 @@ impl<'a> Outputs<'a> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the output directory {}", dir.display()))
             .map_err(RunError::Incomplete)?;
+        // Every output is known to be writable before any load: a run is not spent only to find
+        // out at its end that its results cannot be kept.
+        writable_dir(&dir)
+            .with_context(|| format!("the output directory {} is not writable", dir.display()))
+            .map_err(RunError::Incomplete)?;
+        let files = [
+            ("--junit", options.junit.as_deref()),
+            ("--summary-json", options.summary_json.as_deref()),
+        ];
+        for (flag, file) in files {
+            if let Some(file) = file.filter(|f| *f != Path::new("-")) {
+                writable_file(file)
+                    .with_context(|| format!("{flag} {} cannot be written", file.display()))
+                    .map_err(RunError::Incomplete)?;
+            }
+        }
         Ok(Outputs {
             dir,
             kind_names: scenario.requests.iter().map(|k| k.name.clone()).collect(),
@@ -103,5 +119,46 @@ impl<'a> Outputs<'a> {
                 .map_err(|e| RunError::Incomplete(e.into()))?;
         }
         Ok(path)
+    }
+}
+
+/// Creates and removes a file in `dir`, the one sure test that files can be written there.
+fn writable_dir(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".harness-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+/// A file an output will be written to: its directory (created, as the writers do) takes new
+/// files, and the file, if it is there already, is a file that opens for writing. Nothing is
+/// changed.
+fn writable_file(file: &Path) -> std::io::Result<()> {
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| match e.kind() {
+        // What create_dir_all says when a file stands where a directory must be.
+        std::io::ErrorKind::AlreadyExists => std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", parent.display()),
+        ),
+        _ => e,
+    })?;
+    writable_dir(parent)?;
+    match std::fs::metadata(file) {
+        Ok(meta) if meta.is_dir() => Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "it is a directory",
+        )),
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(file)
+            .map(drop),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }

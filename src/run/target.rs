@@ -10,7 +10,8 @@ use hyper::Uri;
 use crate::bundled;
 use crate::exit::RunError;
 use crate::load::HttpVersion;
-use crate::scenario::{self, Protocol, Scenario, System};
+use crate::scenario::{self, Protocol, Scenario, System, TraceSourceSpec};
+use crate::system::jaeger::{JaegerProcess, find_binary};
 use crate::system::{ManagedSystem, ServiceLaunch, http_uri};
 use crate::tls::{TlsSpec, client_config};
 use crate::verify::Verifier;
@@ -29,10 +30,43 @@ pub(super) struct Target {
 /// metrics can be scraped (gateway, engine) when the harness knows.
 pub(super) type Started = (Option<ManagedSystem>, Target, Option<Vec<(String, String)>>);
 
+/// Launches the Jaeger of `system.managed.jaeger`, if the scenario has one, and points the trace
+/// checks at its query API: it must be ready before the verification asks it anything and before
+/// the services export to it.
+pub(super) async fn start_jaeger(
+    scenario: &mut Scenario,
+    out_dir: &Path,
+    binary: Option<&Path>,
+) -> Result<Option<JaegerProcess>, RunError> {
+    let System::Managed(scenario::Managed {
+        jaeger: Some(spec), ..
+    }) = &scenario.system
+    else {
+        return Ok(None);
+    };
+    let binary = find_binary(binary).map_err(|e| RunError::Incomplete(e.into()))?;
+    let jaeger = JaegerProcess::start(&binary, spec.config.as_deref(), out_dir)
+        .await
+        .map_err(|e| RunError::Incomplete(e.into()))?;
+    if let Some(checks) = &mut scenario.verify.traces
+        && let TraceSourceSpec::ManagedJaeger { api } = &checks.source
+    {
+        checks.source = TraceSourceSpec::Jaeger {
+            url: jaeger.ports.query_url(),
+            api: api.clone(),
+            access: scenario::Access::default(),
+        };
+    }
+    Ok(Some(jaeger))
+}
+
+/// Starts the managed services (exporting to the embedded receiver or to `jaeger`) or checks that
+/// the external system answers.
 pub(super) async fn start_system(
     scenario: &Scenario,
     out_dir: &Path,
     verifier: &Verifier,
+    jaeger: Option<&JaegerProcess>,
 ) -> Result<Started, RunError> {
     let protocol = scenario.load.protocol;
     let managed = match &scenario.system {
@@ -61,7 +95,10 @@ pub(super) async fn start_system(
     let mut env = std::collections::BTreeMap::new();
     if !managed.tracing {
         env.insert("OTEL_SDK_DISABLED".to_owned(), "true".to_owned());
-    } else if let Some(endpoint) = verifier.otlp_endpoint() {
+    } else if let Some(endpoint) = verifier
+        .otlp_endpoint()
+        .or_else(|| jaeger.map(|j| j.ports.otlp_grpc_endpoint()))
+    {
         env.insert("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint);
     }
     let launch = |spec: &scenario::ServiceSpec| ServiceLaunch {

@@ -4,8 +4,16 @@
 use std::time::Duration;
 
 use super::model::{Arrivals, Load, Phase, Protocol};
-use super::read::{Cx, count, duration, index, integer, mapping, rate, sequence, word};
+use super::read::{Cx, count, duration_at_most, index, integer, mapping, rate, sequence, word};
 use super::tree::{Node, Value};
+
+/// The longest a phase, the warm-up or a request's timeout may be: a day, so that any sum of them
+/// stays far inside what durations and their float forms hold.
+const MAX_DURATION: (Duration, &str) = (Duration::from_secs(24 * 3600), "1440m (a day)");
+/// Connections (or gRPC channels) the load may open: each costs memory and a file descriptor.
+const MAX_CONNECTIONS: usize = 10_000;
+/// Requests in flight at once: each holds a task and its buffers.
+const MAX_IN_FLIGHT: usize = 1_000_000;
 
 /// `implied` is the protocol the explicit request kinds speak, if any; `load.protocol` may then
 /// be left out. `known` says whether the requests were read (else a missing protocol is not
@@ -60,7 +68,7 @@ pub(super) fn load(
         }
     };
     let warmup = fields.get("warmup").map_or(Some(Duration::ZERO), |n| {
-        duration(cx, n, "load.warmup", false)
+        duration_at_most(cx, n, "load.warmup", false, MAX_DURATION)
     });
     let phases = fields.required(cx, "phases").and_then(|n| phases(cx, n));
     let arrivals = fields.get("arrivals").map_or(Some(Arrivals::Uniform), |n| {
@@ -77,17 +85,17 @@ pub(super) fn load(
     let seed = fields.get("seed").map_or(Some(1), |n| {
         integer(cx, n, "load.seed", 0, u64::MAX.into()).and_then(|i| u64::try_from(i).ok())
     });
-    let max_in_flight = fields
-        .get("max_in_flight")
-        .map_or(Some(1000), |n| count(cx, n, "load.max_in_flight"));
+    let max_in_flight = fields.get("max_in_flight").map_or(Some(1000), |n| {
+        count(cx, n, "load.max_in_flight", MAX_IN_FLIGHT)
+    });
     let timeout = fields
         .get("timeout")
         .map_or(Some(Duration::from_secs(5)), |n| {
-            duration(cx, n, "load.timeout", true)
+            duration_at_most(cx, n, "load.timeout", true, MAX_DURATION)
         });
-    let connections = fields
-        .get("connections")
-        .map_or(Some(2), |n| count(cx, n, "load.connections"));
+    let connections = fields.get("connections").map_or(Some(2), |n| {
+        count(cx, n, "load.connections", MAX_CONNECTIONS)
+    });
     Some(Load {
         protocol: protocol?,
         warmup: warmup?,
@@ -127,7 +135,7 @@ fn phase(cx: &mut Cx, node: &Node, path: &str) -> Option<Phase> {
                 .and_then(|n| rate(cx, n, &f.path("rate")));
             let duration = f
                 .required(cx, "duration")
-                .and_then(|n| duration(cx, n, &f.path("duration"), true));
+                .and_then(|n| duration_at_most(cx, n, &f.path("duration"), true, MAX_DURATION));
             Some(Phase::Constant {
                 rate: rate?,
                 duration: duration?,
@@ -145,7 +153,7 @@ fn phase(cx: &mut Cx, node: &Node, path: &str) -> Option<Phase> {
                 .and_then(|n| rate(cx, n, &f.path("to")));
             let duration = f
                 .required(cx, "duration")
-                .and_then(|n| duration(cx, n, &f.path("duration"), true));
+                .and_then(|n| duration_at_most(cx, n, &f.path("duration"), true, MAX_DURATION));
             Some(Phase::Ramp {
                 from: from?,
                 to: to?,

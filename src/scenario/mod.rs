@@ -40,12 +40,23 @@ use tree::{Node, Origin, Value};
 
 /// Reads and validates a scenario file, applying `overrides` first.
 pub(crate) fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = read_file(path)?;
     parse(&path.display().to_string(), &text, overrides)
 }
+
+fn read_file(path: &Path) -> Result<String, ScenarioError> {
+    let fail = |source| ScenarioError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let bytes = read::read_regular(path, MAX_SCENARIO_BYTES).map_err(fail)?;
+    String::from_utf8(bytes)
+        .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+/// The largest scenario file read: hundreds of times any real one, so that a wrong path (a log,
+/// a device) fails at once instead of filling memory.
+const MAX_SCENARIO_BYTES: u64 = 4 << 20;
 
 /// Validates scenario `text`; `source_name` is the file name used in error positions.
 pub(crate) fn parse(
@@ -53,22 +64,40 @@ pub(crate) fn parse(
     text: &str,
     overrides: &[Override],
 ) -> Result<Scenario, ScenarioError> {
-    let mut root: Node =
-        serde_saphyr::from_str_with_options(text, tree::options()).map_err(|err| {
-            ScenarioError::Invalid(vec![yaml_problem(&err, |line, column| At::File {
-                name: source_name.to_owned(),
-                line,
-                column,
-            })])
-        })?;
-    let override_paths: Vec<String> = overrides.iter().map(|o| o.path.join(".")).collect();
+    let root = tree_of(source_name, text)?;
+    validate_tree(source_name, root, overrides, 0, &override_paths(overrides))
+}
+
+fn tree_of(source_name: &str, text: &str) -> Result<Node, ScenarioError> {
+    serde_saphyr::from_str_with_options(text, tree::options()).map_err(|err| {
+        ScenarioError::Invalid(vec![yaml_problem(&err, |line, column| At::File {
+            name: source_name.to_owned(),
+            line,
+            column,
+        })])
+    })
+}
+
+fn override_paths<'a>(overrides: impl IntoIterator<Item = &'a Override>) -> Vec<String> {
+    overrides.into_iter().map(|o| o.path.join(".")).collect()
+}
+
+/// Applies `overrides` (the `first`-th onwards of those `override_paths` names) to `root` and
+/// validates it.
+fn validate_tree(
+    source_name: &str,
+    mut root: Node,
+    overrides: &[Override],
+    first: usize,
+    override_paths: &[String],
+) -> Result<Scenario, ScenarioError> {
     let mut cx = Cx {
         source_name,
-        override_paths: &override_paths,
+        override_paths,
         problems: Vec::new(),
     };
     for (i, o) in overrides.iter().enumerate() {
-        o.apply(&mut cx, i, &mut root);
+        o.apply(&mut cx, first + i, &mut root);
     }
     if !cx.problems.is_empty() {
         return Err(ScenarioError::Invalid(cx.problems));
@@ -76,6 +105,80 @@ pub(crate) fn parse(
     match validate::scenario(&mut cx, &root) {
         Some(scenario) if cx.problems.is_empty() => Ok(scenario),
         _ => Err(ScenarioError::Invalid(cx.problems)),
+    }
+}
+
+/// A scenario file read once, with the user's overrides applied, for validating again at each
+/// point of its sweep. The sweep's values are cut to the first: each point then costs the size of
+/// the rest of the file, not that times the number of values (which made long sweeps quadratic).
+pub(crate) struct Sweeping {
+    source_name: String,
+    overrides: Vec<String>,
+    root: Node,
+}
+
+impl Sweeping {
+    /// Reads `path` and applies `overrides`, which must have validated already.
+    pub(crate) fn read(path: &Path, overrides: &[Override]) -> Result<Self, ScenarioError> {
+        let source_name = path.display().to_string();
+        let text = read_file(path)?;
+        let mut root = tree_of(&source_name, &text)?;
+        let paths = override_paths(overrides);
+        let mut cx = Cx {
+            source_name: &source_name,
+            override_paths: &paths,
+            problems: Vec::new(),
+        };
+        for (i, o) in overrides.iter().enumerate() {
+            o.apply(&mut cx, i, &mut root);
+        }
+        if !cx.problems.is_empty() {
+            return Err(ScenarioError::Invalid(cx.problems));
+        }
+        cut_sweep_values(&mut root);
+        Ok(Sweeping {
+            source_name,
+            overrides: paths,
+            root,
+        })
+    }
+
+    /// The scenario with `setting` applied after the user's overrides, as `load` with all of
+    /// them would read it.
+    pub(crate) fn at(&self, setting: &Override) -> Result<Scenario, ScenarioError> {
+        let paths: Vec<String> = self
+            .overrides
+            .iter()
+            .cloned()
+            .chain(override_paths([setting]))
+            .collect();
+        validate_tree(
+            &self.source_name,
+            self.root.clone(),
+            std::slice::from_ref(setting),
+            self.overrides.len(),
+            &paths,
+        )
+    }
+}
+
+/// Keeps only the first of `overhead.sweep.values`, when they are a sequence.
+fn cut_sweep_values(root: &mut Node) {
+    let mut node = root;
+    for key in ["overhead", "sweep", "values"] {
+        let Value::Map(entries) = &mut node.value else {
+            return;
+        };
+        let Some((_, value)) = entries
+            .iter_mut()
+            .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
+        else {
+            return;
+        };
+        node = value;
+    }
+    if let Value::Seq(items) = &mut node.value {
+        items.truncate(1);
     }
 }
 

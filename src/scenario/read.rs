@@ -227,16 +227,23 @@ pub(super) fn boolean(cx: &mut Cx, node: &Node, path: &str) -> Option<bool> {
     }
 }
 
+/// The highest rate a scenario may ask for, in requests per second: far above what one harness
+/// process sends, yet low enough that a schedule's arithmetic stays exact and a run that falls
+/// behind still ends on time.
+pub(super) const MAX_RATE: f64 = 1_000_000.0;
+
 pub(super) fn rate(cx: &mut Cx, node: &Node, path: &str) -> Option<f64> {
     let value = match node.value {
         Value::Int(i) => i as f64,
         Value::Float(x) => x,
         _ => f64::NAN,
     };
-    if value.is_finite() && value > 0.0 {
-        Some(value)
-    } else {
+    if !(value.is_finite() && value > 0.0) {
         cx.expected(node, path, "a number > 0")
+    } else if value > MAX_RATE {
+        cx.expected(node, path, "at most 1000000 requests per second")
+    } else {
+        Some(value)
     }
 }
 
@@ -254,9 +261,25 @@ pub(super) fn integer(cx: &mut Cx, node: &Node, path: &str, min: i128, max: i128
     }
 }
 
-pub(super) fn count(cx: &mut Cx, node: &Node, path: &str) -> Option<usize> {
+/// An integer in `1..=max`, as a count.
+pub(super) fn count(cx: &mut Cx, node: &Node, path: &str, max: usize) -> Option<usize> {
     // usize::MAX fits i128 on every supported target.
-    integer(cx, node, path, 1, usize::MAX as i128).and_then(|i| usize::try_from(i).ok())
+    integer(cx, node, path, 1, max as i128).and_then(|i| usize::try_from(i).ok())
+}
+
+/// A [`duration`] of at most `max`; the message says the bound as written (e.g. `24h`).
+pub(super) fn duration_at_most(
+    cx: &mut Cx,
+    node: &Node,
+    path: &str,
+    positive: bool,
+    (max, written): (Duration, &str),
+) -> Option<Duration> {
+    let d = duration(cx, node, path, positive)?;
+    if d > max {
+        return cx.expected(node, path, &format!("a duration <= {written}"));
+    }
+    Some(d)
 }
 
 pub(super) fn duration(cx: &mut Cx, node: &Node, path: &str, positive: bool) -> Option<Duration> {
@@ -360,15 +383,30 @@ pub(super) fn thresholds(cx: &mut Cx, node: Option<&Node>, path: &str) -> Vec<Lo
 /// A file a scenario names (a body, a table of values), whole, or what is wrong: at most `max`
 /// bytes, so that a wrong path cannot fill memory.
 pub(super) fn file_bounded(file: &std::path::Path, max: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read as _;
-    let handle = std::fs::File::open(file).map_err(|e| format!("cannot read: {e}"))?;
+    read_regular(file, max).map_err(|e| match e.kind() {
+        std::io::ErrorKind::FileTooLarge => format!("larger than {max} bytes"),
+        _ => format!("cannot read: {e}"),
+    })
+}
+
+/// At most `max` bytes of a regular file. Anything else is refused before it is opened: a
+/// device such as `/dev/zero` would never end, and opening a FIFO blocks until someone writes it.
+pub(super) fn read_regular(file: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read as _};
+    if !std::fs::metadata(file)?.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "not a regular file (a directory, device or FIFO)",
+        ));
+    }
+    let handle = std::fs::File::open(file)?;
     let mut bytes = Vec::new();
-    handle
-        .take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
+    handle.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
-        return Err(format!("larger than {max} bytes"));
+        return Err(Error::new(
+            ErrorKind::FileTooLarge,
+            format!("larger than {max} bytes"),
+        ));
     }
     Ok(bytes)
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use hyper::Uri;
 
-use super::model::{External, Managed, Protocol, ServiceSpec, System};
+use super::model::{External, Managed, ManagedJaeger, Protocol, ServiceSpec, System};
 use super::read::{Cx, boolean, join, mapping, string, strings, text};
 use super::tree::{Node, Value};
 use crate::load::HttpVersion;
@@ -39,7 +39,7 @@ fn managed(cx: &mut Cx, node: &Node) -> Option<Managed> {
         cx,
         node,
         "system.managed",
-        Some(&["tracing", "engine", "gateway"]),
+        Some(&["tracing", "engine", "gateway", "jaeger"]),
     )?;
     let tracing = match fields.get("tracing") {
         Some(node) => boolean(cx, node, &fields.path("tracing")),
@@ -47,11 +47,42 @@ fn managed(cx: &mut Cx, node: &Node) -> Option<Managed> {
     };
     let engine = service(cx, fields.get("engine"), &fields.path("engine"));
     let gateway = service(cx, fields.get("gateway"), &fields.path("gateway"));
+    let jaeger = match fields.get("jaeger") {
+        Some(node) => jaeger(cx, node, &fields.path("jaeger")).map(Some),
+        // `jaeger:` with nothing after it, as `jaeger: {}`.
+        None if fields.has("jaeger") => Some(Some(ManagedJaeger::default())),
+        None => Some(None),
+    };
+    if let (Some(false), Some(Some(_)), Some(entry)) = (
+        tracing,
+        &jaeger,
+        fields.entries.iter().find(|e| e.1 == "jaeger"),
+    ) {
+        cx.err(
+            entry.0.origin,
+            &fields.path("jaeger"),
+            "needs tracing: the services would send it nothing",
+        );
+    }
     Some(Managed {
         tracing: tracing?,
         engine: engine?,
         gateway: gateway?,
+        jaeger: jaeger?,
     })
+}
+
+/// `jaeger: {config: FILE}`: a Jaeger v2 launched beside the services.
+fn jaeger(cx: &mut Cx, node: &Node, path: &str) -> Option<ManagedJaeger> {
+    let fields = mapping(cx, node, path, Some(&["config"]))?;
+    let config = match fields.get("config") {
+        Some(n) => {
+            let name = string(cx, n, &fields.path("config"))?;
+            Some(cx.relative(&name))
+        }
+        None => None,
+    };
+    Some(ManagedJaeger { config })
 }
 
 pub(super) fn service(cx: &mut Cx, node: Option<&Node>, path: &str) -> Option<ServiceSpec> {

@@ -54,6 +54,7 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
             let kinds: Vec<String> = requests.iter().flatten().map(|k| k.name.clone()).collect();
             let declared = checks::Declared {
                 managed: matches!(system, System::Managed(_)),
+                jaeger: matches!(system, System::Managed(m) if m.jaeger.is_some()),
                 bundled: requests
                     .iter()
                     .flatten()
@@ -93,6 +94,15 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
             );
         }
         // Tracing, its sampler and its destination are what the arms decide.
+        if let Some(System::Managed(m)) = &system
+            && m.jaeger.is_some()
+        {
+            cx.err(
+                node.origin,
+                "system.managed.jaeger",
+                "does not apply to the overhead experiment: its arms decide where spans go",
+            );
+        }
         if let Some(System::Managed(m)) = &system {
             for (service, spec) in [("engine", &m.engine), ("gateway", &m.gateway)] {
                 let decided = |key: &&String| {

@@ -1,5 +1,6 @@
 //! The system under test: the bundled services launched by the harness, or an external one.
 
+pub mod jaeger;
 pub mod managed;
 
 use crate::exit::RunError;

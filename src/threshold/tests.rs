@@ -760,3 +760,87 @@ fn a_threshold_from_a_set_is_reported_at_the_set() {
         Ok(3)
     );
 }
+
+mod properties {
+    //! Arbitrary expressions: a threshold or an error naming the expression, never a panic; and
+    //! whatever parses round-trips through its canonical form.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Pieces an expression is made of, so that most cases reach past the metric's name.
+    const PIECES: &[&str] = &[
+        "p(",
+        "service_p(",
+        ")",
+        "avg",
+        "med",
+        "min",
+        "max",
+        "error_rate",
+        "dropped_rate",
+        "achieved_rate",
+        "rps",
+        "traces_complete",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "==",
+        "!=",
+        "=",
+        "%",
+        "ms",
+        "us",
+        "µs",
+        "s",
+        "m",
+        "e",
+        "E",
+        "-",
+        "+",
+        ".",
+        " ",
+        "true",
+        "false",
+        "nan",
+        "inf",
+        "0",
+        "1",
+        "99",
+        "99.9",
+        "1e308",
+        "1e-320",
+        "18446744073709551616",
+    ];
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 2_000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_text_parses_or_is_refused(text in "\\PC{0,40}") {
+            match Threshold::parse(&text) {
+                Ok(threshold) => round_trips(&threshold),
+                Err(error) => prop_assert!(error.to_string().starts_with('"')),
+            }
+        }
+
+        #[test]
+        fn any_sequence_of_pieces_parses_or_is_refused(
+            pieces in prop::collection::vec(prop::sample::select(PIECES), 0..8)
+        ) {
+            if let Ok(threshold) = Threshold::parse(&pieces.concat()) {
+                round_trips(&threshold);
+            }
+        }
+    }
+}

@@ -124,6 +124,15 @@ impl QueryApis {
             }
         }
         let managed = matches!(scenario.system, System::Managed(_));
+        if let (Some(url), System::Managed(m)) = (&self.jaeger, &scenario.system)
+            && m.jaeger.is_some()
+        {
+            return Err(RunError::BadInput(format!(
+                "--jaeger {url}: scenario {} launches its own Jaeger (system.managed.jaeger), to \
+                 which the services export; --jaeger-api chooses its query API",
+                scenario.name
+            )));
+        }
         if let Some(url) = &self.jaeger {
             let traces = scenario.verify.traces.get_or_insert_with(|| {
                 crate::scenario::bundled_trace_checks(scenario.load.protocol, managed)
@@ -151,7 +160,10 @@ impl QueryApis {
         if let (Some(api), None) = (&self.jaeger_api, &self.jaeger) {
             // The scenario names the Jaeger query service; the flag only picks its API.
             match scenario.verify.traces.as_mut().map(|t| &mut t.source) {
-                Some(TraceSourceSpec::Jaeger { api: chosen, .. }) => *chosen = api.clone(),
+                Some(
+                    TraceSourceSpec::Jaeger { api: chosen, .. }
+                    | TraceSourceSpec::ManagedJaeger { api: chosen },
+                ) => *chosen = api.clone(),
                 _ => {
                     return Err(RunError::BadInput(format!(
                         "--jaeger-api {api}: there is no Jaeger query service to use it with; \
@@ -213,6 +225,12 @@ impl Verifier {
                             .and_then(|s| s.with_access(&access.tls, headers))
                             .map_err(|e| RunError::BadInput(e.to_string()))?;
                         Source::Jaeger(Arc::new(source))
+                    }
+                    TraceSourceSpec::ManagedJaeger { .. } => {
+                        return Err(RunError::Incomplete(anyhow::anyhow!(
+                            "{}: the managed Jaeger was not started before the verification",
+                            scenario.name
+                        )));
                     }
                 };
                 Some(Traces {

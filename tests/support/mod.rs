@@ -3,6 +3,7 @@
 
 pub(crate) mod browser;
 pub(crate) mod client;
+pub(crate) mod jaeger;
 pub(crate) mod nginx;
 pub(crate) mod prometheus;
 pub(crate) mod python;

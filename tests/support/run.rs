@@ -88,6 +88,19 @@ impl Run {
     /// Starts `harness ARGS` with progress on, sends SIGINT once `count` progress lines starting
     /// with `prefix` have appeared, and returns its exit code (it must exit within 30 s).
     pub(crate) fn interrupt_after(&self, args: &[&str], prefix: &str, count: usize) -> Option<i32> {
+        self.signal_after(args, prefix, count, nix::sys::signal::Signal::SIGINT)
+            .0
+    }
+
+    /// As [`Run::interrupt_after`], with any signal; also returns how long the harness took to
+    /// exit after it.
+    pub(crate) fn signal_after(
+        &self,
+        args: &[&str],
+        prefix: &str,
+        count: usize,
+        signal: nix::sys::signal::Signal,
+    ) -> (Option<i32>, Duration) {
         use std::io::BufRead;
 
         let mut child = Command::new(HARNESS)
@@ -116,17 +129,18 @@ impl Run {
         // Keep draining stderr so that the harness never blocks on it.
         std::thread::spawn(move || lines.for_each(drop));
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        nix::sys::signal::kill(pid, signal).expect("signal");
+        let signalled = Instant::now();
+        let deadline = signalled + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
-                return status.code();
+                return (status.code(), signalled.elapsed());
             }
             assert!(
                 Instant::now() < deadline,
-                "harness still running 30 s after SIGINT"
+                "harness still running 30 s after {signal}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

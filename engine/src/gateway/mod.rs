@@ -21,7 +21,7 @@ pub use api::FetchRequest;
 pub use observe::X_TRACE_ID;
 
 use crate::core_engine::SPAN_FLUSH_TIMEOUT;
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_positive_duration};
 use crate::metrics::GatewayMetrics;
 use crate::proto::core_engine_service_client::CoreEngineServiceClient;
 use crate::ready::Ready;
@@ -61,7 +61,7 @@ pub struct GatewayArgs {
     #[arg(long, env = "GATEWAY_ENGINE_URL", default_value = DEFAULT_ENGINE_URL)]
     pub engine_url: Uri,
     /// Deadline for each engine call; past it the gateway gives up and answers 504
-    #[arg(long, env = "GATEWAY_ENGINE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, env = "GATEWAY_ENGINE_TIMEOUT", value_parser = parse_positive_duration, default_value = "5s")]
     pub engine_timeout: Duration,
     /// Largest request body accepted, in bytes; larger ones get 413
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
@@ -181,4 +181,33 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     drain(args.shutdown_timeout, [server]).await;
     telemetry.shutdown(SPAN_FLUSH_TIMEOUT).await;
     outcome
+}
+
+#[cfg(test)]
+mod args_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<GatewayArgs, String> {
+        Cli::try_parse_from(std::iter::once("api-gateway").chain(args.iter().copied()))
+            .map(|cli| cli.gateway)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_zero_engine_timeout_is_refused_with_the_flag_named() {
+        let err = parse(&["--engine-timeout", "0s"]).expect_err("refused");
+        assert!(
+            err.contains("--engine-timeout") && err.contains("must be longer than zero"),
+            "{err}"
+        );
+        let args = parse(&["--engine-timeout", "1ms"]).expect("a short one is fine");
+        assert_eq!(args.engine_timeout, Duration::from_millis(1));
+    }
 }

@@ -40,6 +40,11 @@ fn a_collectors_own_metrics_are_read_summed_over_transports() {
             store_failed: Some(5.0),
         })
     );
+    // Every accepted span was stored or failed: the pipeline is empty.
+    assert_eq!(collector(COLLECTOR).map(|b| b.pipeline_empty()), Some(true));
+    // 5 accepted spans still in its batch processor, neither stored nor failed yet.
+    let busy = COLLECTOR.replace("} 1225", "} 1220");
+    assert_eq!(collector(&busy).map(|b| b.pipeline_empty()), Some(false));
     // Before v0.123 the same counters had no `_total`.
     let old = COLLECTOR.replace("_spans_total", "_spans");
     assert_eq!(collector(&old), collector(COLLECTOR));

@@ -40,6 +40,7 @@ pub(super) fn verify(
                 protocol,
                 managed,
                 bundled,
+                system.jaeger,
             )
         })
         .flatten();
@@ -55,6 +56,8 @@ pub(super) fn verify(
 pub(super) struct Declared<'a> {
     /// The harness launches the bundled services.
     pub(super) managed: bool,
+    /// It launches a Jaeger too (`system.managed.jaeger`), the trace source by default.
+    pub(super) jaeger: bool,
     /// Every request kind is the bundled API's shorthand.
     pub(super) bundled: bool,
     /// The request kinds' names.

@@ -9,7 +9,7 @@ use super::super::model::{
     ChainStep, ErrorRule, Protocol, SampleShare, TraceChecks, TraceSourceSpec,
 };
 use super::super::read::{
-    Cx, boolean, duration, http_url, join, list, mapping, string, strings, text, word,
+    Cx, Fields, boolean, duration, http_url, join, list, mapping, string, strings, text, word,
 };
 use super::super::tree::{Node, Origin, Value};
 use super::PLACEHOLDERS;
@@ -106,6 +106,7 @@ pub(super) fn traces(
     protocol: Protocol,
     managed: bool,
     bundled: bool,
+    launched_jaeger: bool,
 ) -> Option<TraceChecks> {
     const KEYS: &[&str] = &[
         "sample",
@@ -119,6 +120,11 @@ pub(super) fn traces(
         "chain",
     ];
     let mut checks = bundled_trace_checks(protocol, managed);
+    if launched_jaeger {
+        checks.source = TraceSourceSpec::ManagedJaeger {
+            api: "auto".to_owned(),
+        };
+    }
     if !bundled {
         // Declared requests: the services and chain are the scenario's to say.
         checks.services.clear();
@@ -147,7 +153,12 @@ pub(super) fn traces(
     if let Some(n) = fields.get("sample") {
         checks.sample = sample_share(cx, n, &fields.path("sample"))?;
     }
-    let source = fields.get("source").map_or(Some("embedded"), |n| {
+    let default_source = if launched_jaeger {
+        "jaeger"
+    } else {
+        "embedded"
+    };
+    let source = fields.get("source").map_or(Some(default_source), |n| {
         word(
             cx,
             n,
@@ -155,9 +166,6 @@ pub(super) fn traces(
             &[("embedded", "embedded"), ("jaeger", "jaeger")],
         )
     });
-    let jaeger = fields
-        .get("jaeger")
-        .and_then(|n| jaeger(cx, n, &fields.path("jaeger")));
     if let (Some("jaeger"), Some(n)) = (source, fields.get("receiver")) {
         cx.err(
             n.origin,
@@ -165,30 +173,37 @@ pub(super) fn traces(
             "given, but source is jaeger",
         );
     }
-    match (source, jaeger) {
-        (Some("jaeger"), Some(spec)) => checks.source = spec,
-        (Some("jaeger"), None) if !fields.has("jaeger") => {
-            cx.err(
-                node.origin,
-                &fields.path("jaeger"),
-                "required when source is jaeger (or pass --jaeger URL)",
-            );
-        }
-        (Some("embedded"), None) => {
-            if let Some(n) = fields.get("receiver") {
-                checks.source = receiver(cx, n, &fields.path("receiver"))?;
-            }
-        }
-        (Some("embedded"), Some(_)) => {
-            if let Some(n) = fields.get("jaeger") {
+    if launched_jaeger {
+        launched(cx, &fields, source, &mut checks);
+    } else {
+        let jaeger = fields
+            .get("jaeger")
+            .and_then(|n| jaeger(cx, n, &fields.path("jaeger")));
+        match (source, jaeger) {
+            (Some("jaeger"), Some(spec)) => checks.source = spec,
+            (Some("jaeger"), None) if !fields.has("jaeger") => {
                 cx.err(
-                    n.origin,
+                    node.origin,
                     &fields.path("jaeger"),
-                    "given, but source is embedded",
+                    "required when source is jaeger (or pass --jaeger URL)",
                 );
             }
+            (Some("embedded"), None) => {
+                if let Some(n) = fields.get("receiver") {
+                    checks.source = receiver(cx, n, &fields.path("receiver"))?;
+                }
+            }
+            (Some("embedded"), Some(_)) => {
+                if let Some(n) = fields.get("jaeger") {
+                    cx.err(
+                        n.origin,
+                        &fields.path("jaeger"),
+                        "given, but source is embedded",
+                    );
+                }
+            }
+            _ => {}
         }
-        _ => {}
     }
     if let Some(n) = fields.get("timeout") {
         checks.timeout = duration(cx, n, &fields.path("timeout"), true)?;
@@ -275,6 +290,51 @@ pub(in crate::scenario) fn sample_share(
             _ => cx.expected(node, path, WHAT),
         },
         _ => cx.expected(node, path, WHAT),
+    }
+}
+
+/// The source when the harness launches Jaeger: its query API, of which only `jaeger.api` may be
+/// chosen; the services export nowhere else, so the embedded receiver would receive nothing.
+fn launched(cx: &mut Cx, fields: &Fields<'_>, source: Option<&str>, checks: &mut TraceChecks) {
+    if let (Some("embedded"), Some(entry)) =
+        (source, fields.entries.iter().find(|e| e.1 == "source"))
+    {
+        cx.err(
+            entry.2.origin,
+            &fields.path("source"),
+            "the services export to the Jaeger the harness launches (system.managed.jaeger); \
+             expected jaeger, or no source",
+        );
+        return;
+    }
+    let Some(node) = fields.get("jaeger") else {
+        return;
+    };
+    let path = fields.path("jaeger");
+    let Some(jaeger) = mapping(cx, node, &path, Some(&["url", "api", "tls", "headers"])) else {
+        return;
+    };
+    for key in ["url", "tls", "headers"] {
+        if let Some(entry) = jaeger.entries.iter().find(|e| e.1 == key) {
+            cx.err(
+                entry.0.origin,
+                &jaeger.path(key),
+                "given, but the harness launches Jaeger (system.managed.jaeger) and knows its \
+                 loopback URL",
+            );
+        }
+    }
+    if let Some(n) = jaeger.get("api")
+        && let Some(api) = word(
+            cx,
+            n,
+            &jaeger.path("api"),
+            &[("auto", "auto"), ("v3", "v3"), ("v1", "v1")],
+        )
+    {
+        checks.source = TraceSourceSpec::ManagedJaeger {
+            api: api.to_owned(),
+        };
     }
 }
 

@@ -108,6 +108,17 @@ pub struct Managed {
     pub tracing: bool,
     pub engine: ServiceSpec,
     pub gateway: ServiceSpec,
+    /// `jaeger:`: a Jaeger v2 launched beside the services, which export to it and whose query
+    /// API the trace checks read.
+    pub jaeger: Option<ManagedJaeger>,
+}
+
+/// The Jaeger the harness launches (`system.managed.jaeger`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManagedJaeger {
+    /// `config:` (relative to the scenario): its configuration; `None` runs the compose stack's
+    /// `observability/jaeger.yaml`. Its listeners are moved to free loopback ports either way.
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// Extra command-line flags and environment for one managed service.

@@ -53,6 +53,12 @@ pub enum TraceSourceSpec {
         api: String,
         access: Access,
     },
+    /// The query API of the Jaeger the harness launches (`system.managed.jaeger`): its URL is
+    /// known once it listens, when it becomes [`TraceSourceSpec::Jaeger`].
+    ManagedJaeger {
+        /// `auto`, `v3` or `v1`.
+        api: String,
+    },
 }
 
 /// One expected span of the chain.

@@ -8,6 +8,8 @@ use super::model::{Expect, External, RequestKind, Verify};
 use super::*;
 
 mod external;
+mod jaeger;
+mod properties;
 mod requests;
 mod verify;
 
@@ -143,6 +145,7 @@ fn base_parses_with_defaults() {
             tracing: true,
             engine: ServiceSpec::default(),
             gateway: ServiceSpec::default(),
+            jaeger: None,
         })
     );
     assert_eq!(
@@ -582,6 +585,64 @@ fn set_overrides_values_and_errors_name_the_set() {
 }
 
 #[test]
+fn load_limits_refuse_what_no_run_could_honour() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["load.connections=9223372036854775807"],
+            "--set load.connections: load.connections: expected an integer <= 10000, got 9223372036854775807",
+        ),
+        (
+            &["load.max_in_flight=1000001"],
+            "--set load.max_in_flight: load.max_in_flight: expected an integer <= 1000000, got 1000001",
+        ),
+        (
+            &["load.phases.0.constant.rate=1000001"],
+            "--set load.phases.0.constant.rate: load.phases[0].constant.rate: expected at most 1000000 requests per second, got 1000001",
+        ),
+        (
+            &["load.phases.0.constant.duration=1441m"],
+            "--set load.phases.0.constant.duration: load.phases[0].constant.duration: expected a duration <= 1440m (a day), got \"1441m\"",
+        ),
+        (
+            &["load.warmup=100000000000s"],
+            "--set load.warmup: load.warmup: expected a duration <= 1440m (a day), got \"100000000000s\"",
+        ),
+        (
+            &["load.timeout=86401s"],
+            "--set load.timeout: load.timeout: expected a duration <= 1440m (a day), got \"86401s\"",
+        ),
+    ];
+    for (overrides, expected) in cases {
+        assert_eq!(error(BASE, overrides), *expected, "{overrides:?}");
+    }
+    assert_errors([(
+        edit(&[(
+            "constant: {rate: 50, duration: 2s}",
+            "ramp: {from: 2e6, to: 3e6, duration: 1s}",
+        )]),
+        "x.yaml:7:20: load.phases[0].ramp.from: expected at most 1000000 requests per second, got 2000000\n\
+         x.yaml:7:29: load.phases[0].ramp.to: expected at most 1000000 requests per second, got 3000000",
+    )]);
+    // Every limit itself is allowed.
+    let s = parse(
+        "x.yaml",
+        BASE,
+        &sets(&[
+            "load.connections=10000",
+            "load.max_in_flight=1000000",
+            "load.phases.0.constant.rate=1000000",
+            "load.phases.0.constant.duration=1440m",
+            "load.warmup=1440m",
+            "load.timeout=1440m",
+        ]),
+    )
+    .expect("the limits themselves parse");
+    assert_eq!(s.load.connections, 10_000);
+    assert_eq!(s.load.max_in_flight, 1_000_000);
+    assert_eq!(s.load.timeout, Duration::from_secs(24 * 3600));
+}
+
+#[test]
 fn bad_set_syntax() {
     let err = |text: &str| match text.parse::<Override>() {
         Ok(o) => panic!("expected an error, got {o}"),
@@ -727,6 +788,38 @@ fn shipped_scenarios_and_the_documented_example_parse() {
     let s = parse("docs/scenario.md", overhead, &[]).unwrap_or_else(|err| panic!("{err}"));
     let overhead = s.overhead.expect("an experiment");
     assert_eq!(overhead.sweep.expect("a sweep").values.len(), 4);
+}
+
+#[test]
+fn only_a_regular_file_of_bounded_size_is_read() {
+    let err = load(Path::new("/dev/zero"), &[]).expect_err("a device");
+    assert_eq!(
+        err.to_string(),
+        "/dev/zero: not a regular file (a directory, device or FIFO)"
+    );
+    let scratch = Scratch::new("regular", &[]);
+    let fifo = scratch.0.join("fifo.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    // No writer: reading would block forever.
+    let err = load(&fifo, &[]).expect_err("a FIFO");
+    assert!(
+        err.to_string()
+            .ends_with(": not a regular file (a directory, device or FIFO)")
+    );
+    let big = scratch.0.join("big.yaml");
+    std::fs::write(&big, format!("{BASE}#{}\n", "x".repeat(4 << 20))).expect("written");
+    let err = load(&big, &[]).expect_err("too big");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: larger than 4194304 bytes", big.display())
+    );
+    let fine = scratch.0.join("fine.yaml");
+    std::fs::write(&fine, BASE).expect("written");
+    load(&fine, &[]).expect("a regular file parses");
 }
 
 #[test]

@@ -152,10 +152,14 @@ impl Version {
         }
     }
 
+    /// The trace as stored ("raw"): without it, Jaeger's query service adjusts a trace before
+    /// answering (drops duplicate spans, may shift clock-skewed ones, adds `@jaeger@warnings`
+    /// attributes), which would hide from the checks what the services sent. Versions that do
+    /// not know the parameter ignore it.
     fn trace_url(self, base: &str, id: TraceId) -> String {
         match self {
-            Version::V3 => format!("{base}/api/v3/traces/{id}"),
-            Version::V1 => format!("{base}/api/traces/{id}"),
+            Version::V3 => format!("{base}/api/v3/traces/{id}?raw_traces=true"),
+            Version::V1 => format!("{base}/api/traces/{id}?raw=true"),
         }
     }
 

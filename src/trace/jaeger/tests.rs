@@ -233,7 +233,10 @@ impl Script {
 
 async fn answer(State(script): State<Script>, uri: Uri) -> Response {
     let path = uri.path().to_owned();
-    script.requests.lock().expect("lock").push(path.clone());
+    let asked = uri
+        .path_and_query()
+        .map_or(path.clone(), |p| p.as_str().to_owned());
+    script.requests.lock().expect("lock").push(asked);
     let api = if path.starts_with("/api/v3/traces/") {
         "v3"
     } else if path.starts_with("/api/traces/") {
@@ -325,7 +328,7 @@ async fn v3_polling_sees_not_found_then_partial_then_complete() {
     assert!(trace.spans.iter().all(|span| span.trace_id == hotrod_id()));
     assert_eq!(
         script.requests(),
-        vec![format!("/api/v3/traces/{HOTROD}"); 4]
+        vec![format!("/api/v3/traces/{HOTROD}?raw_traces=true"); 4]
     );
 }
 
@@ -354,7 +357,10 @@ async fn v1_polling_sees_not_found_then_partial_then_complete() {
     let child = &trace.spans[4];
     assert_eq!(child.parent, Some(SpanId(4)));
     assert_eq!(child.service, "service-y");
-    assert_eq!(script.requests(), vec![format!("/api/traces/{id}"); 3]);
+    assert_eq!(
+        script.requests(),
+        vec![format!("/api/traces/{id}?raw=true"); 3]
+    );
 }
 
 #[tokio::test]
@@ -414,7 +420,7 @@ async fn auto_keeps_v3_when_it_answers_as_jaeger() {
     assert_eq!(source.fetch(TraceId(1)).await.expect("answer"), None);
     assert_eq!(source.describe(), format!("jaeger v3 {base}"));
     assert_eq!(source.fetch(TraceId(1)).await.expect("answer"), None);
-    let v3_path = "/api/v3/traces/00000000000000000000000000000001";
+    let v3_path = "/api/v3/traces/00000000000000000000000000000001?raw_traces=true";
     assert_eq!(script.requests(), [v3_path, v3_path]);
 }
 
@@ -438,8 +444,9 @@ async fn auto_falls_back_to_v1_when_v3_is_not_there() {
             .fetch(id.parse().expect("hex"))
             .await
             .expect("answer");
-        let v3_path = format!("/api/v3/traces/{id}");
-        let v1_path = format!("/api/traces/{id}");
+        // The stored trace, not the one Jaeger's adjusters rewrite.
+        let v3_path = format!("/api/v3/traces/{id}?raw_traces=true");
+        let v1_path = format!("/api/traces/{id}?raw=true");
         assert_eq!(script.requests(), [v3_path, v1_path.clone(), v1_path]);
     }
 }
@@ -456,11 +463,13 @@ async fn auto_without_jaeger_says_so_and_asks_again_next_time() {
     let message = error.to_string();
     assert!(matches!(error, SourceError::Malformed { .. }), "{message}");
     assert!(
-        message.contains(&format!("{base}/api/traces/{id}")),
+        message.contains(&format!("{base}/api/traces/{id}?raw=true")),
         "{message}"
     );
     assert!(
-        message.contains(&format!("{base}/api/v3/traces/{id} (HTTP 200)")),
+        message.contains(&format!(
+            "{base}/api/v3/traces/{id}?raw_traces=true (HTTP 200)"
+        )),
         "{message}"
     );
     assert!(message.contains("<!doctype html>"), "{message}");
@@ -475,7 +484,7 @@ async fn auto_without_jaeger_says_so_and_asks_again_next_time() {
         .await
         .expect_err("404s");
     assert!(
-        matches!(&error, SourceError::Status { status: 404, url, .. } if *url == format!("{base}/api/traces/{id}")),
+        matches!(&error, SourceError::Status { status: 404, url, .. } if *url == format!("{base}/api/traces/{id}?raw=true")),
         "{error}"
     );
     assert!(error.to_string().ends_with(
@@ -496,7 +505,7 @@ async fn errors_name_the_url_what_was_expected_and_what_came() {
             )],
         );
     let base = script.serve().await;
-    let url = format!("{base}/api/v3/traces/{HOTROD}");
+    let url = format!("{base}/api/v3/traces/{HOTROD}?raw_traces=true");
     let error = jaeger_at(&base, JaegerApi::V3)
         .fetch(hotrod_id())
         .await
@@ -518,7 +527,9 @@ async fn errors_name_the_url_what_was_expected_and_what_came() {
         .expect_err("503");
     let message = error.to_string();
     assert!(
-        message.starts_with(&format!("{base}/api/traces/{HOTROD} answered HTTP 503")),
+        message.starts_with(&format!(
+            "{base}/api/traces/{HOTROD}?raw=true answered HTTP 503"
+        )),
         "{message}"
     );
     assert!(
@@ -538,7 +549,7 @@ async fn a_body_that_is_not_the_api_json_is_malformed() {
     );
     let base = script.serve().await;
     let source = jaeger_at(&base, JaegerApi::V3);
-    let url = format!("{base}/api/v3/traces/00000000000000000000000000000001");
+    let url = format!("{base}/api/v3/traces/00000000000000000000000000000001?raw_traces=true");
     let error = source.fetch(TraceId(1)).await.expect_err("HTML");
     assert_eq!(
         error.to_string(),

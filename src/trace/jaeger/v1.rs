@@ -181,7 +181,9 @@ struct Tags {
 /// Span kind and status out of their tags; every other tag is an attribute. The tags the model
 /// carries as fields (`span.kind`, `otel.status_code`, a boolean `error`) are not kept twice. A
 /// string `error` = `"true"` (from spans ingested through v1) counts as an error as in Jaeger's UI,
-/// and stays an attribute as in the v3 API.
+/// and stays an attribute as in the v3 API. The tags v1 makes of what OTLP keeps outside the
+/// attributes (the status message, the instrumentation scope) are dropped, so that a span reads
+/// the same through v1 as through v3 and the embedded receiver.
 fn tags(node: &Node) -> Result<Tags, ParseError> {
     let mut kind = SpanKind::Unspecified;
     let mut error = false;
@@ -210,6 +212,7 @@ fn tags(node: &Node) -> Result<Tags, ParseError> {
                 ok = true;
                 continue;
             }
+            ("otel.status_description" | "otel.scope.name" | "otel.scope.version", _) => continue,
             _ => {}
         }
         attributes.insert(key.to_owned(), value);
@@ -311,8 +314,8 @@ mod tests {
         );
         assert_eq!(
             span.attributes.keys().collect::<Vec<_>>(),
-            ["net.peer.ip", "otel.scope.name", "peer.service"],
-            "span.kind is the kind, not an attribute"
+            ["net.peer.ip", "peer.service"],
+            "span.kind is the kind and otel.scope.name the scope, not attributes"
         );
     }
 
@@ -401,9 +404,10 @@ mod tests {
         );
         assert!(spans[2].attributes.is_empty());
         assert_eq!(spans[3].status, SpanStatus::Error);
-        assert_eq!(
-            spans[3].attributes.get("otel.status_description"),
-            Some(&AttrValue::String("boom".to_owned()))
+        assert!(
+            spans[3].attributes.is_empty(),
+            "the status message is the status's, as in v3: {:?}",
+            spans[3].attributes
         );
     }
 

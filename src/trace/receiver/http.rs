@@ -1,9 +1,11 @@
 //! The OTLP/HTTP listener: `POST /v1/traces` in protobuf or JSON, optionally gzipped, answered in
 //! the request's encoding, with the `google.rpc.Status` bodies OTLP prescribes for errors. Every
-//! refused request is counted, since the exporter's log is not part of the report.
+//! refused request is counted, since the exporter's log is not part of the report. Bodies held at
+//! once are bounded (twice the largest request); past that an export is told to retry (429).
 
 use std::io::Read as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -17,6 +19,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message as _;
+use tokio::sync::Semaphore;
 
 use super::store::{Store, export_response};
 
@@ -25,6 +28,9 @@ const JSON: &str = "application/json";
 /// `google.rpc.Code` values used in OTLP/HTTP error bodies.
 pub(super) const RPC_INVALID_ARGUMENT: i32 = 3;
 const RPC_RESOURCE_EXHAUSTED: i32 = 8;
+/// How long a request waits for room among the bodies being read before it is refused with 429
+/// (an exporter retries it later).
+const BUDGET_WAIT: Duration = Duration::from_secs(1);
 
 /// The `/v1/traces` route; anything else is refused, and counted.
 pub(super) fn router(store: Arc<Store>, max_message_bytes: usize) -> Router {
@@ -34,6 +40,9 @@ pub(super) fn router(store: Arc<Store>, max_message_bytes: usize) -> Router {
         .with_state(HttpState {
             store,
             max_message_bytes,
+            // Two of the largest bodies at once: many exports may arrive together, but the
+            // memory their bodies take is bounded whatever their number.
+            body_budget: Arc::new(Semaphore::new(budget_units(max_message_bytes) as usize * 2)),
         })
 }
 
@@ -41,6 +50,15 @@ pub(super) fn router(store: Arc<Store>, max_message_bytes: usize) -> Router {
 struct HttpState {
     store: Arc<Store>,
     max_message_bytes: usize,
+    /// Bytes of request bodies that may be held at once, as permits.
+    body_budget: Arc<Semaphore>,
+}
+
+/// A body's share of the budget: its size, at most what one permit count holds.
+fn budget_units(bytes: usize) -> u32 {
+    u32::try_from(bytes)
+        .unwrap_or(u32::MAX / 2)
+        .clamp(1, u32::MAX / 2)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +114,12 @@ impl Encoding {
     }
 
     fn error(self, status: StatusCode, message: String) -> Response {
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            RPC_RESOURCE_EXHAUSTED
-        } else {
-            RPC_INVALID_ARGUMENT
-        };
+        let code =
+            if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::TOO_MANY_REQUESTS {
+                RPC_RESOURCE_EXHAUSTED
+            } else {
+                RPC_INVALID_ARGUMENT
+            };
         let body = match self {
             Encoding::Protobuf => RpcStatus { code, message }.encode_to_vec(),
             Encoding::Json => serde_json::json!({ "code": code, "message": message })
@@ -146,6 +165,30 @@ async fn http_export(State(state): State<HttpState>, headers: HeaderMap, body: B
     };
 
     let limit = state.max_message_bytes;
+    // A plain body is held at its declared length; a gzipped or unannounced one may grow to the
+    // limit. Held until the request is answered.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let holds = match declared {
+        Some(length) if !gzip => length.min(limit),
+        _ => limit,
+    };
+    let reserve = state
+        .body_budget
+        .clone()
+        .acquire_many_owned(budget_units(holds));
+    let Ok(Ok(_held)) = tokio::time::timeout(BUDGET_WAIT, reserve).await else {
+        reject();
+        let mut response = encoding.error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many large exports at once; retry later".to_owned(),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
     let body = match read_body(body, limit, gzip).await {
         Ok(body) => body,
         Err((status, message)) => {

@@ -415,6 +415,56 @@ async fn http_gzip_bodies_are_inflated_within_the_size_limit() {
 }
 
 #[tokio::test]
+async fn http_bodies_held_at_once_are_bounded_and_the_rest_told_to_retry() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let limit = 64 * 1024;
+    let receiver = start(ReceiverConfig {
+        max_message_bytes: limit,
+        ..ReceiverConfig::default()
+    });
+    receiver.want(WANTED);
+    let addr = receiver
+        .http_endpoint()
+        .trim_start_matches("http://")
+        .to_owned();
+    // Two bodies of the largest size, announced and half sent: the budget is taken.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connects");
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\n\
+             content-length: {limit}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        stream
+            .write_all(&vec![0; limit / 2])
+            .await
+            .expect("half a body");
+        slow.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let body = request("core-engine", vec![otlp_span(WANTED, 1, None, "root")]).encode_to_vec();
+    let headers = [("content-type", "application/x-protobuf")];
+    let response = post(&receiver, &headers, body.clone()).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        response.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let status = RpcStatus::decode(response.bytes().await.expect("body")).expect("rpc status");
+    assert_eq!(status.code, 8, "RESOURCE_EXHAUSTED");
+    // Once they are gone, the same export is taken.
+    drop(slow);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let response = post(&receiver, &headers, body).await;
+    assert_eq!(response.status(), 200);
+    assert!(fetch(&receiver, WANTED).await.is_some());
+}
+
+#[tokio::test]
 async fn spans_beyond_the_trace_limit_and_malformed_ids_are_counted_not_kept() {
     let receiver = start(ReceiverConfig {
         max_spans_per_trace: 3,
