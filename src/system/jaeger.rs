@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::process::{Child, Command};
 
 /// The release `scripts/jaeger` builds: its `cmd/jaeger` is Jaeger v2.
@@ -358,19 +357,7 @@ impl JaegerProcess {
 
     /// SIGTERM (the collector drains its pipeline), then SIGKILL after the stop timeout.
     pub async fn stop(mut self) -> Option<ExitStatus> {
-        if let Some(pid) = self.child.id() {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        }
-        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
-            Ok(Ok(status)) => Some(status),
-            _ => {
-                eprintln!(
-                    "harness: Jaeger did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it"
-                );
-                let _ = self.child.kill().await;
-                None
-            }
-        }
+        super::managed::terminate(&mut self.child, "Jaeger", STOP_TIMEOUT).await
     }
 }
 

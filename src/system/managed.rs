@@ -209,19 +209,26 @@ impl ServiceProcess {
 
     /// SIGTERM, then SIGKILL if it has not exited within the stop timeout.
     pub async fn stop(mut self) -> Option<ExitStatus> {
-        if let Some(pid) = self.child.id() {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        }
-        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
-            Ok(Ok(status)) => Some(status),
-            _ => {
-                eprintln!(
-                    "harness: the {} did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it",
-                    self.name
-                );
-                let _ = self.child.kill().await;
-                None
-            }
+        terminate(&mut self.child, &format!("the {}", self.name), STOP_TIMEOUT).await
+    }
+}
+
+/// SIGTERM, then SIGKILL if `child` has not exited within `grace`: a process is given the time to
+/// flush what it holds (spans, logs) but never to hang the run. `what` names it in the notice.
+pub(super) async fn terminate(
+    child: &mut Child,
+    what: &str,
+    grace: Duration,
+) -> Option<ExitStatus> {
+    if let Some(pid) = child.id() {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+    }
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(Ok(status)) => Some(status),
+        _ => {
+            eprintln!("harness: {what} did not exit within {grace:?} of SIGTERM; killed it");
+            let _ = child.kill().await;
+            None
         }
     }
 }
