@@ -22,7 +22,6 @@ pub(crate) mod scenario;
 pub mod signoff;
 pub mod summary;
 pub(crate) mod summary_json;
-#[allow(missing_docs)] // Items still to be documented.
 pub mod system;
 pub(crate) mod threshold;
 pub mod tls;

@@ -24,7 +24,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How to launch one service: extra flags and environment on top of the harness's own.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceLaunch {
+    /// Flags after the subcommand.
     pub args: Vec<String>,
+    /// Environment variables, over the harness's own.
     pub env: BTreeMap<String, String>,
     /// A program, with its flags, that runs the service (`valgrind --tool=callgrind ...`): the
     /// service is then its last argument. Empty to run the service directly.
@@ -48,36 +50,57 @@ impl ServiceLaunch {
     }
 }
 
+/// Why the managed system did not come up; each is exit 3, naming the service and its log.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {
+    /// The process could not be started.
     #[error("starting the {service}: {source}")]
     Spawn {
+        /// Which service.
         service: &'static str,
+        /// Why.
+        #[source]
         source: std::io::Error,
     },
+    /// It exited before printing its ready line.
     #[error(
         "the {service} exited before it was ready ({status}); its log, {log}, ends with:\n{tail}"
     )]
     Exited {
+        /// Which service.
         service: &'static str,
+        /// Its exit status, as the OS reports it.
         status: String,
+        /// Its log file.
         log: PathBuf,
+        /// The last lines of that log.
         tail: String,
     },
+    /// It printed no ready line in time.
     #[error("the {service} printed no ready line within {timeout:?}; see {log}")]
     NotReady {
+        /// Which service.
         service: &'static str,
+        /// How long it was given.
         timeout: Duration,
+        /// Its log file.
         log: PathBuf,
     },
+    /// Its ready line lacks a listener the harness needs.
     #[error("the {service}'s ready line names no {listener:?} listener")]
     MissingListener {
+        /// Which service.
         service: &'static str,
+        /// The listener's name (`http`, `grpc`, `metrics`).
         listener: &'static str,
     },
+    /// Its log file could not be created.
     #[error("creating the log file {path}: {source}")]
     Log {
+        /// The log file.
         path: PathBuf,
+        /// Why.
+        #[source]
         source: std::io::Error,
     },
 }
@@ -86,7 +109,9 @@ pub enum SystemError {
 pub struct ServiceProcess {
     name: &'static str,
     child: Child,
+    /// Its ready line: its listeners' addresses and whether it traces.
     pub ready: Ready,
+    /// Its log file (stdout and stderr).
     pub log: PathBuf,
 }
 
@@ -194,10 +219,12 @@ impl ServiceProcess {
             })
     }
 
+    /// `core engine` or `API gateway`, for messages.
     pub fn name(&self) -> &'static str {
         self.name
     }
 
+    /// Its process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
@@ -242,7 +269,9 @@ fn tail(path: &Path, lines: usize) -> String {
 
 /// The engine and gateway, started and wired together.
 pub struct ManagedSystem {
+    /// The core engine (gRPC).
     pub engine: ServiceProcess,
+    /// The API gateway (HTTP), pointed at the engine.
     pub gateway: ServiceProcess,
 }
 
