@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use tokio::process::{Child, Command};
 
 /// The release `scripts/jaeger` builds: its `cmd/jaeger` is Jaeger v2.
@@ -382,18 +381,7 @@ fn spawn(binary: &Path, args: &[OsString], log: &Path) -> Result<Child, JaegerLa
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: as for the services (`managed.rs`): only async-signal-safe calls between fork and
-    // exec; Jaeger dies with the harness.
-    unsafe {
-        let parent = nix::unistd::getpid();
-        command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            if nix::unistd::getppid() != parent {
-                return Err(std::io::Error::other("the harness exited during launch"));
-            }
-            Ok(())
-        });
-    }
+    super::managed::die_with_harness(&mut command);
     command.spawn().map_err(|source| JaegerLaunchError::Spawn {
         binary: binary.to_owned(),
         source,

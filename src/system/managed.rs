@@ -147,21 +147,7 @@ impl ServiceProcess {
             .stderr(log_file)
             .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: the closure runs in the child between fork and exec and only makes
-        // async-signal-safe system calls (prctl, getppid), allocating nothing. The parent-death
-        // signal fires when the forking thread exits: the harness forks from the thread that runs
-        // the whole command (block_on on the main thread), so that is when the harness exits.
-        unsafe {
-            let parent = nix::unistd::getpid();
-            command.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-                // The harness may have died before the signal was armed.
-                if nix::unistd::getppid() != parent {
-                    return Err(std::io::Error::other("the harness exited during launch"));
-                }
-                Ok(())
-            });
-        }
+        die_with_harness(&mut command);
         let mut child = command.spawn().map_err(|source| SystemError::Spawn {
             service: name,
             source,
@@ -237,6 +223,26 @@ impl ServiceProcess {
     /// SIGTERM, then SIGKILL if it has not exited within the stop timeout.
     pub async fn stop(mut self) -> Option<ExitStatus> {
         terminate(&mut self.child, &format!("the {}", self.name), STOP_TIMEOUT).await
+    }
+}
+
+/// Makes the child of `command` die with the harness (a parent-death SIGKILL), so that no launched
+/// process outlives a harness that was killed.
+pub(super) fn die_with_harness(command: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and only makes
+    // async-signal-safe system calls (prctl, getppid), allocating nothing. The parent-death
+    // signal fires when the forking thread exits: the harness forks from the thread that runs
+    // the whole command (block_on on the main thread), so that is when the harness exits.
+    unsafe {
+        let parent = nix::unistd::getpid();
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The harness may have died before the signal was armed.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("the harness exited during launch"));
+            }
+            Ok(())
+        });
     }
 }
 
