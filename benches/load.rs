@@ -139,6 +139,7 @@ fn runner(c: &mut Criterion) {
                 arrivals: Arrivals::Uniform,
                 seed: 1,
                 max_in_flight: usize::MAX,
+                timeout: Duration::from_secs(60),
                 drain_timeout: Duration::from_secs(60),
                 announce: None,
                 samples: None,

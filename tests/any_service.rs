@@ -165,24 +165,30 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-#[test]
-fn quotes_through_nginx_over_tls_http1_and_h2c_pass_with_their_traces() {
-    let otlp = free_addr();
-    let Some(quotes) = services("any-service-nginx", otlp, &[]) else {
-        return;
-    };
-    let Some(nginx_binary) = support::nginx::binary("any-service-nginx") else {
-        return;
-    };
+/// The quote services behind nginx (HTTP at `/v2/`, gRPC calls to the front's gRPC port) and
+/// the certificate of nginx's TLS listener; `None` where either is not installed.
+fn behind_nginx(test: &str, otlp: SocketAddr) -> Option<(QuoteServices, TestCert, NginxServer)> {
+    let quotes = services(test, otlp, &[])?;
+    let nginx_binary = support::nginx::binary(test)?;
     let cert = TestCert::new();
     let nginx = NginxServer::start(
         &nginx_binary,
         &NginxConfig {
             upstream: quotes.front_http(),
+            grpc_upstream: Some(quotes.front.grpc),
             cert_pem: &cert.cert(),
             key_pem: &cert.key(),
         },
     );
+    Some((quotes, cert, nginx))
+}
+
+#[test]
+fn quotes_through_nginx_over_tls_http1_and_h2c_pass_with_their_traces() {
+    let otlp = free_addr();
+    let Some((quotes, cert, nginx)) = behind_nginx("any-service-nginx", otlp) else {
+        return;
+    };
     let cases = [
         (
             format!("https://127.0.0.1:{}", nginx.tls.port()),
@@ -209,21 +215,9 @@ fn quotes_through_nginx_over_tls_http1_and_h2c_pass_with_their_traces() {
 #[test]
 fn a_tls_target_the_harness_does_not_trust_is_refused_unless_told_to_accept_it() {
     let otlp = free_addr();
-    let Some(quotes) = services("any-service-untrusted", otlp, &[]) else {
+    let Some((quotes, _cert, nginx)) = behind_nginx("any-service-untrusted", otlp) else {
         return;
     };
-    let Some(nginx_binary) = support::nginx::binary("any-service-untrusted") else {
-        return;
-    };
-    let cert = TestCert::new();
-    let nginx = NginxServer::start(
-        &nginx_binary,
-        &NginxConfig {
-            upstream: quotes.front_http(),
-            cert_pem: &cert.cert(),
-            key_pem: &cert.key(),
-        },
-    );
     let run = Run::new("any-service-untrusted");
     let target = format!("https://127.0.0.1:{}", nginx.tls.port());
     // No CA: the system's roots do not know the test's certificate.
@@ -321,20 +315,17 @@ fn a_service_that_resets_half_its_traced_requests_fails_the_traces() {
     assert!(passed < sampled && passed * 3 >= sampled, "{traces:#}");
 }
 
-#[test]
-fn a_grpc_method_from_its_proto_passes_with_its_traces() {
-    let otlp = free_addr();
-    let Some(quotes) = services("any-service-grpc", otlp, &[]) else {
-        return;
-    };
-    let run = Run::new("any-service-grpc");
+/// Two kinds of the quote service's `GetQuote`, called from its `.proto`: a good one and one the
+/// service refuses.
+fn grpc_scenario(run: &Run, target: &str, extra_system: &str, otlp: SocketAddr) -> String {
     let proto =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/external/python/quotes.proto");
     let text = format!(
         "name: quotes
 system:
   external:
-    target: http://{grpc}
+    target: {target}
+{extra_system}
 load:
   phases:
     - constant: {{rate: 20, duration: 2s}}
@@ -359,16 +350,49 @@ requests:
     trace_sample: 0                 # refused before the call to back: a shorter trace
 thresholds: [\"error_rate < 1%\"]
 {traces}",
-        grpc = quotes.front.grpc,
         proto = proto.display(),
         traces = traces(otlp, "quotes.v1.Quotes/GetQuote", "any")
             + "    response_header: x-trace-id   # the front's response metadata\n",
     );
-    let scenario = run.write_scenario("quotes.yaml", &text);
-    let (code, stdout, result) = harness(&run, &scenario, KEY);
+    run.write_scenario("quotes.yaml", &text)
+}
+
+fn assert_grpc_run_passes(run: &Run, scenario: &str) {
+    let (code, stdout, result) = harness(run, scenario, KEY);
     let traces = &result["verification"]["traces"];
     assert_eq!(code, Some(0), "{stdout}\n{traces:#}");
     assert!(traces["sampled"].as_u64() >= Some(10), "{traces:#}");
     assert_eq!(traces["passed"], traces["sampled"], "{traces:#}");
-    assert_secret_kept(&run, &stdout);
+    let kinds = &result["kinds"];
+    assert_eq!(kinds[0]["outcomes"]["OK"], kinds[0]["sent"], "{kinds:#}");
+    assert_eq!(
+        kinds[1]["outcomes"]["INVALID_ARGUMENT"], kinds[1]["sent"],
+        "{kinds:#}"
+    );
+    assert_secret_kept(run, &stdout);
+}
+
+#[test]
+fn a_grpc_method_from_its_proto_passes_with_its_traces() {
+    let otlp = free_addr();
+    let Some(quotes) = services("any-service-grpc", otlp, &[]) else {
+        return;
+    };
+    let run = Run::new("any-service-grpc");
+    let target = format!("http://{}", quotes.front.grpc);
+    let scenario = grpc_scenario(&run, &target, "", otlp);
+    assert_grpc_run_passes(&run, &scenario);
+}
+
+#[test]
+fn grpc_through_nginx_over_tls_passes_with_its_statuses_and_traces() {
+    let otlp = free_addr();
+    let Some((_quotes, cert, nginx)) = behind_nginx("any-service-grpc-tls", otlp) else {
+        return;
+    };
+    let run = Run::new("any-service-grpc-tls");
+    let target = format!("https://127.0.0.1:{}", nginx.tls.port());
+    let tls = format!("    tls: {{ca: {}}}", cert.cert().display());
+    let scenario = grpc_scenario(&run, &target, &tls, otlp);
+    assert_grpc_run_passes(&run, &scenario);
 }

@@ -76,6 +76,7 @@ async fn nginx_proxies_quotes_over_http1_h2c_and_tls() {
         &nginx_binary,
         &NginxConfig {
             upstream: services.front_http(),
+            grpc_upstream: None,
             cert_pem: &cert.cert(),
             key_pem: &cert.key(),
         },

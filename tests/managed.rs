@@ -80,14 +80,8 @@ async fn open_loop_load_through_the_managed_gateway() {
     let pids = [system.engine.pid(), system.gateway.pid()].map(|p| p.expect("running"));
     let base = format!("http://{}", system.gateway.address("http").expect("http"));
     let driver = Arc::new(
-        HttpDriver::new(
-            &base.parse().expect("url"),
-            tls(),
-            HttpVersion::Auto,
-            2,
-            Duration::from_secs(5),
-        )
-        .expect("an absolute base"),
+        HttpDriver::new(&base.parse().expect("url"), tls(), HttpVersion::Auto, 2)
+            .expect("an absolute base"),
     );
     let body = |json: &str| {
         Arc::new(HttpRequest::json(
@@ -120,6 +114,7 @@ async fn open_loop_load_through_the_managed_gateway() {
         arrivals: Arrivals::Uniform,
         seed: 3,
         max_in_flight: 1_000,
+        timeout: Duration::from_secs(5),
         drain_timeout: Duration::from_secs(10),
         announce: None,
         samples: None,

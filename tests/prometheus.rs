@@ -57,8 +57,7 @@ impl Client {
         let gateway = system.gateway.address("http").expect("gateway address");
         let engine = system.engine.address("grpc").expect("engine address");
         let base = format!("http://{gateway}");
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{engine}"))
-            .expect("engine endpoint");
+        let engine_url = format!("http://{engine}").parse().expect("engine url");
         let tls = harness::tls::client_config(&harness::tls::TlsSpec::default()).expect("TLS");
         Client {
             http: HttpDriver::new(
@@ -66,10 +65,9 @@ impl Client {
                 tls.clone(),
                 HttpVersion::Auto,
                 2,
-                Duration::from_secs(5),
             )
             .expect("an absolute base"),
-            grpc: GrpcDriver::new(&endpoint, tls, 1, Duration::from_secs(5)),
+            grpc: GrpcDriver::new(&engine_url, tls, 1).expect("an absolute base"),
             received: Received::default(),
             service_times: Vec::new(),
         }

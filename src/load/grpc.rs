@@ -1,21 +1,25 @@
 //! The gRPC driver: any unary method, its request message already encoded, over several HTTP/2
-//! connections (plain or TLS) used round robin. The response message is not decoded: only the
-//! status counts.
+//! connections (plain or TLS) used round robin. It speaks gRPC over `h2` itself: a call is one
+//! HEADERS and one DATA frame out, and the status read from the trailers (or a trailers-only
+//! answer, or the HTTP status), with no middleware queue, codec or task of its own between the
+//! schedule and the connection. The response message is not decoded: only the status counts.
 
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use bytes::{Buf as _, BufMut as _, Bytes};
-use hyper::http::uri::PathAndQuery;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use tonic::client::Grpc;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use bytes::{BufMut as _, Bytes, BytesMut};
+use h2::client::SendRequest;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::{Method, Request, Uri};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tonic::Code;
+use tonic::metadata::MetadataMap;
 
 use super::driver::{Driver, Reply, TRACEPARENT};
+use super::http::{BadBase, MAX_RESPONSE_BYTES};
 use super::outcome::Outcome;
 use super::sample::TraceParent;
 
@@ -30,135 +34,281 @@ pub struct GrpcCall {
     pub message: Bytes,
 }
 
-/// Calls unary methods over `connections` HTTP/2 connections, round robin.
+/// Calls unary methods over `connections` HTTP/2 connections, round robin. A connection that
+/// fails is made again by the next call that needs it.
 pub struct GrpcDriver {
-    clients: Vec<Grpc<Channel>>,
+    scheme: Scheme,
+    authority: Authority,
+    /// Set for `https://` targets.
+    tls: Option<TlsConnector>,
+    connections: Vec<Connection>,
     next: AtomicUsize,
-    timeout: Duration,
     /// The response metadata key that carries the trace id, read for sampled calls.
-    trace_header: Option<MetadataKey<Ascii>>,
+    trace_header: Option<HeaderName>,
+}
+
+/// One HTTP/2 connection: its sender once made, and a lock that lets one call at a time make it.
+#[derive(Default)]
+struct Connection {
+    sender: Mutex<Option<SendRequest<Bytes>>>,
+    connecting: tokio::sync::Mutex<()>,
 }
 
 impl GrpcDriver {
-    /// `tls` is used when `endpoint` is `https://` (ALPN h2).
-    pub fn new(
-        endpoint: &Endpoint,
-        tls: rustls::ClientConfig,
-        connections: usize,
-        timeout: Duration,
-    ) -> Self {
-        let clients = (0..connections.max(1))
-            .map(|_| Grpc::new(endpoint.connect_with_connector_lazy(connector(tls.clone()))))
-            .collect();
-        GrpcDriver {
-            clients,
+    /// Calls go to `base` (`http://host:port` or `https://host:port`, any path ignored); `tls`
+    /// is used for `https://` (ALPN is set to h2 here). Connections are made on first use. No
+    /// timeout: the load core gives up on a call itself.
+    pub fn new(base: &Uri, tls: rustls::ClientConfig, connections: usize) -> Result<Self, BadBase> {
+        let (Some(scheme), Some(authority)) = (base.scheme(), base.authority()) else {
+            return Err(BadBase(base.to_string()));
+        };
+        let tls = (*scheme == Scheme::HTTPS).then(|| {
+            let mut config = tls;
+            config.alpn_protocols = vec![b"h2".to_vec()];
+            TlsConnector::from(std::sync::Arc::new(config))
+        });
+        Ok(GrpcDriver {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            tls,
+            connections: (0..connections.max(1))
+                .map(|_| Connection::default())
+                .collect(),
             next: AtomicUsize::new(0),
-            timeout,
             trace_header: None,
-        }
+        })
     }
 
     /// The response metadata key (e.g. `x-trace-id`) that carries the trace id; `None` (the
     /// default) reads none. A name that is no metadata key reads none either.
     pub fn with_trace_header(mut self, name: &str) -> Self {
-        self.trace_header = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()).ok();
+        self.trace_header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok();
         self
     }
 
-    fn trace_id(&self, metadata: &MetadataMap) -> Option<String> {
-        let value = metadata.get(self.trace_header.as_ref()?)?;
-        Some(String::from_utf8_lossy(value.as_encoded_bytes()).into_owned())
+    /// A ready sender on `connection`, connecting it first if it has none or its last one failed.
+    async fn sender(&self, connection: &Connection) -> Result<SendRequest<Bytes>, String> {
+        let current = lock(&connection.sender).clone();
+        if let Some(sender) = current {
+            match sender.ready().await {
+                Ok(sender) => return Ok(sender),
+                Err(_) => *lock(&connection.sender) = None,
+            }
+        }
+        let _connecting = connection.connecting.lock().await;
+        // Another call may have connected while this one waited.
+        let current = lock(&connection.sender).clone();
+        if let Some(sender) = current {
+            return sender.ready().await.map_err(|e| e.to_string());
+        }
+        let sender = self.connect().await?;
+        *lock(&connection.sender) = Some(sender.clone());
+        sender.ready().await.map_err(|e| e.to_string())
     }
-}
 
-/// How every gRPC connection to the target is made: plain HTTP/2 for `http://`, TLS with ALPN h2
-/// for `https://`, trusting what `tls` says.
-pub(crate) fn connector(tls: rustls::ClientConfig) -> HttpsConnector<HttpConnector> {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http2()
-        .wrap_connector(http)
+    async fn connect(&self) -> Result<SendRequest<Bytes>, String> {
+        let host = self.authority.host();
+        let default_port = if self.tls.is_some() { 443 } else { 80 };
+        let address = format!(
+            "{host}:{}",
+            self.authority.port_u16().unwrap_or(default_port)
+        );
+        let tcp = TcpStream::connect(&address)
+            .await
+            .map_err(|e| format!("connecting to {address}: {e}"))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| format!("connecting to {address}: {e}"))?;
+        let Some(tls) = &self.tls else {
+            return handshake(tcp).await;
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(bare.to_owned())
+            .map_err(|e| format!("{host}: not a TLS server name: {e}"))?;
+        let stream = tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS with {address}: {e}"))?;
+        handshake(stream).await
+    }
+
+    fn request(&self, call: &GrpcCall, trace: Option<&TraceParent>) -> Option<Request<()>> {
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(call.path.clone())
+            .build()
+            .ok()?;
+        let mut request = Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        *headers = call.metadata.clone().into_headers();
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(hyper::header::TE, HeaderValue::from_static("trailers"));
+        if let Some(value) = trace.and_then(|t| HeaderValue::try_from(t.header()).ok()) {
+            headers.insert(TRACEPARENT, value);
+        }
+        Some(request)
+    }
+
+    /// One call, start to end. No `grpc-timeout` is sent: the server would enforce it and answer
+    /// CANCELLED, racing this side's timeout and turning timeouts into answers.
+    async fn call(&self, call: &GrpcCall, trace: Option<&TraceParent>) -> Result<Reply, String> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        let connection = &self.connections[i];
+        let mut sender = self.sender(connection).await?;
+        let request = self
+            .request(call, trace)
+            .ok_or_else(|| format!("{}{}: not a URL", self.authority, call.path))?;
+        let failed = |e: h2::Error| {
+            if !e.is_reset() {
+                // The connection itself failed: the next call makes a new one.
+                *lock(&connection.sender) = None;
+            }
+            e.to_string()
+        };
+        let (response, mut stream) = sender.send_request(request, false).map_err(failed)?;
+        stream
+            .send_data(frame(&call.message), true)
+            .map_err(failed)?;
+        let (head, mut body) = response.await.map_err(failed)?.into_parts();
+        let trace_id = |headers: &HeaderMap| {
+            let name = self.trace_header.as_ref().filter(|_| trace.is_some())?;
+            let value = headers.get(name)?;
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        };
+        if head.status != hyper::StatusCode::OK {
+            return Ok(Reply {
+                outcome: Outcome::Code(code_of_http_status(head.status)),
+                trace_header: trace_id(&head.headers),
+            });
+        }
+        // A trailers-only answer (an error, typically) carries its status in the headers.
+        if let Some(code) = grpc_status(&head.headers) {
+            return Ok(Reply {
+                outcome: Outcome::Code(code),
+                trace_header: trace_id(&head.headers),
+            });
+        }
+        let mut received = 0usize;
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.map_err(failed)?;
+            received += chunk.len();
+            if received > MAX_RESPONSE_BYTES {
+                return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
+            }
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        let trailers = body.trailers().await.map_err(failed)?.unwrap_or_default();
+        let code = grpc_status(&trailers).unwrap_or(Code::Internal);
+        Ok(Reply {
+            outcome: Outcome::Code(code),
+            trace_header: trace_id(&head.headers).or_else(|| trace_id(&trailers)),
+        })
+    }
 }
 
 impl Driver for GrpcDriver {
-    type Payload = Arc<GrpcCall>;
+    type Payload = std::sync::Arc<GrpcCall>;
 
-    async fn send(&self, call: &Arc<GrpcCall>, trace: Option<&TraceParent>) -> Reply {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        let mut client = self.clients[i].clone();
-        // No grpc-timeout header: the server would enforce it and answer CANCELLED, racing this
-        // side's timeout and turning timeouts into answers.
-        let mut request = tonic::Request::new(call.message.clone());
-        *request.metadata_mut() = call.metadata.clone();
-        if let Some(value) = trace.and_then(|t| MetadataValue::try_from(t.header()).ok()) {
-            request.metadata_mut().insert(TRACEPARENT, value);
-        }
-        let exchange = async {
-            client.ready().await.map_err(|e| {
-                tonic::Status::from_error(Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-            })?;
-            client.unary(request, call.path.clone(), Raw).await
-        };
-        let sampled = trace.is_some();
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(Ok(response)) => Reply {
-                outcome: Outcome::Code(tonic::Code::Ok),
-                trace_header: sampled
-                    .then(|| self.trace_id(response.metadata()))
-                    .flatten(),
-            },
-            // Transport failures surface as UNAVAILABLE (or UNKNOWN) statuses with a source.
-            Ok(Err(status)) if std::error::Error::source(&status).is_some() => {
-                Outcome::Transport(status.to_string()).into()
-            }
-            Ok(Err(status)) => Reply {
-                outcome: Outcome::Code(status.code()),
-                trace_header: sampled.then(|| self.trace_id(status.metadata())).flatten(),
-            },
-            Err(_) => Outcome::Timeout.into(),
+    async fn send(&self, call: &Self::Payload, trace: Option<&TraceParent>) -> Reply {
+        match self.call(call, trace).await {
+            Ok(reply) => reply,
+            Err(error) => Outcome::Transport(error).into(),
         }
     }
 }
 
-/// Passes encoded messages through: requests are encoded before the run, and responses only
-/// need their status.
-#[derive(Clone, Copy, Debug, Default)]
-struct Raw;
+/// An HTTP/2 client handshake on `io`, its connection then driven by a task of its own.
+async fn handshake<T>(io: T) -> Result<SendRequest<Bytes>, String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = h2::client::Builder::new()
+        .initial_window_size(1 << 20)
+        .initial_connection_window_size(1 << 24)
+        .handshake(io)
+        .await
+        .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+    tokio::spawn(async move {
+        // Ends when the connection does; its calls see the failure themselves.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
 
-impl Codec for Raw {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = Raw;
-    type Decoder = Raw;
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock cannot leave the option half written.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
+/// The gRPC length-prefixed message: uncompressed flag, big-endian length, then the message.
+fn frame(message: &Bytes) -> Bytes {
+    let mut framed = BytesMut::with_capacity(5 + message.len());
+    framed.put_u8(0);
+    framed.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
+    framed.put_slice(message);
+    framed.freeze()
+}
 
-    fn decoder(&mut self) -> Raw {
-        Raw
+fn grpc_status(headers: &HeaderMap) -> Option<Code> {
+    let value = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse::<i32>()
+        .ok()?;
+    Some(Code::from_i32(value))
+}
+
+/// The gRPC code for an answer that is not HTTP 200, as gRPC's HTTP-to-gRPC status mapping says.
+fn code_of_http_status(status: hyper::StatusCode) -> Code {
+    match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
     }
 }
 
-impl Encoder for Raw {
-    type Item = Bytes;
-    type Error = tonic::Status;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
+    #[test]
+    fn a_message_is_framed_with_its_length() {
+        let framed = frame(&Bytes::from_static(b"abc"));
+        assert_eq!(&framed[..], b"\x00\x00\x00\x00\x03abc");
     }
-}
 
-impl Decoder for Raw {
-    type Item = Bytes;
-    type Error = tonic::Status;
+    #[test]
+    fn http_statuses_map_as_grpc_says() {
+        assert_eq!(
+            code_of_http_status(hyper::StatusCode::NOT_FOUND),
+            Code::Unimplemented
+        );
+        assert_eq!(
+            code_of_http_status(hyper::StatusCode::SERVICE_UNAVAILABLE),
+            Code::Unavailable
+        );
+        assert_eq!(
+            code_of_http_status(hyper::StatusCode::IM_A_TEAPOT),
+            Code::Unknown
+        );
+    }
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
+    #[test]
+    fn the_status_is_read_from_grpc_status() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(grpc_status(&headers), None);
+        headers.insert("grpc-status", HeaderValue::from_static("5"));
+        assert_eq!(grpc_status(&headers), Some(Code::NotFound));
     }
 }

@@ -53,7 +53,7 @@ impl HttpRequest {
 /// A base URL without a scheme or host.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}: expected an absolute http:// or https:// URL")]
-pub struct BadBase(String);
+pub struct BadBase(pub(super) String);
 
 /// Which HTTP versions a connection may speak.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,7 +76,6 @@ pub struct HttpDriver {
         hyper::http::uri::Authority,
         String,
     ),
-    timeout: Duration,
     trace_header: HeaderName,
 }
 
@@ -84,13 +83,13 @@ impl HttpDriver {
     /// Relative request URLs go to `base` (`http(s)://host[:port][/prefix]`). `tls` is used for
     /// `https://` URLs (ALPN is set here, by `version`). `connections` is how many idle
     /// keep-alive connections are kept between requests; HTTP/1.1 needs one connection per
-    /// request in flight, so more open while more are in flight.
+    /// request in flight, so more open while more are in flight. No timeout: the load core
+    /// gives up on a request itself.
     pub fn new(
         base: &Uri,
         tls: rustls::ClientConfig,
         version: HttpVersion,
         connections: usize,
-        timeout: Duration,
     ) -> Result<Self, BadBase> {
         let (Some(scheme), Some(authority)) = (base.scheme(), base.authority()) else {
             return Err(BadBase(base.to_string()));
@@ -115,7 +114,6 @@ impl HttpDriver {
         Ok(HttpDriver {
             client,
             base: (scheme.clone(), authority.clone(), prefix),
-            timeout,
             trace_header: HeaderName::from_static("x-trace-id"),
         })
     }
@@ -169,13 +167,12 @@ impl Driver for HttpDriver {
                 .await?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, trace_header))
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(Ok((status, trace_header))) => Reply {
+        match exchange.await {
+            Ok((status, trace_header)) => Reply {
                 outcome: Outcome::Status(status),
                 trace_header,
             },
-            Ok(Err(error)) => Outcome::Transport(chain(&*error)).into(),
-            Err(_) => Outcome::Timeout.into(),
+            Err(error) => Outcome::Transport(chain(&*error)).into(),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! It knows nothing of trace checks or scenario files (it only stamps sampled requests with a
 //! `traceparent`): it takes a [`LoadPlan`] and returns a [`RunReport`].
 
+mod alarm;
+mod deadline;
 pub mod driver;
 pub mod grpc;
 pub mod http;
@@ -11,6 +13,7 @@ pub mod reflection;
 pub mod runner;
 pub mod sample;
 pub mod schedule;
+mod thread;
 
 pub use driver::{Driver, Reply};
 pub use grpc::{GrpcCall, GrpcDriver};

@@ -1,13 +1,15 @@
 //! The client side of gRPC server reflection: a service's descriptors asked of the server itself,
 //! so that its methods can be called without their `.proto` (as ghz and grpcurl do). Protocol v1
 //! first, v1alpha when a server answers v1 with UNIMPLEMENTED: the two exchange the same messages
-//! under different service names. One connection, made as the load makes its own, and bounded in
-//! time and in descriptor bytes.
+//! under different service names. One connection (plain or TLS, as the target's), bounded in time
+//! and in descriptor bytes.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use hyper::http::uri::PathAndQuery;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 use prost::Message as _;
 use prost_reflect::DescriptorPool;
 use prost_reflect::prost_types::FileDescriptorProto;
@@ -18,8 +20,6 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
-
-use super::grpc::connector;
 
 /// The reflection services, newest first.
 const PROTOCOLS: [&str; 2] = [
@@ -97,8 +97,21 @@ pub enum ReflectionError {
     Descriptors(#[source] prost_reflect::DescriptorError),
 }
 
+/// How the reflection connection is made: plain HTTP/2 for `http://`, TLS with ALPN h2 for
+/// `https://`, trusting what `tls` says.
+fn connector(tls: rustls::ClientConfig) -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(http)
+}
+
 /// The descriptors of `service` (`package.Service`) and of every file its file imports, asked of
-/// the server at `endpoint` over a connection made as the load's are (`tls` for `https://`).
+/// the server at `endpoint` (`tls` for `https://`).
 /// The well-known types (`google.protobuf.*`) are known without asking.
 pub async fn describe_service(
     endpoint: &Endpoint,

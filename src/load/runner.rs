@@ -1,25 +1,30 @@
 //! The open-loop run: send each request when it is due, whatever became of the earlier ones.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use rand::SeedableRng;
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;
-use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::alarm::{Alarm, Timing};
+use super::deadline::Deadlines;
 use super::driver::Driver;
 use super::outcome::Outcome;
 use super::recorder::{Completion, Recorder};
 use super::sample::{Announce, SampleSink, SampledRequest, Sampler, Sampling, TraceParent};
 use super::schedule::{Arrivals, RatePhase, Schedule};
+use super::thread::on_load_thread;
 
-/// Granularity of the runtime's timers: waits shorter than this are done with a thread sleep.
-const TIMER_RESOLUTION: Duration = Duration::from_millis(2);
+/// The shortest time between two wake-ups of the schedule. Above 20,000 requests a second, what
+/// falls due within it is sent together, each request at most this late (its send lag shows it),
+/// rather than with a timer of its own.
+const BATCH_WINDOW: Duration = Duration::from_micros(50);
 
 /// How far past the schedule's end the harness may still be sending what fell due before it. A
 /// harness that cannot keep up with the rate stops there instead of working through every late
@@ -57,6 +62,8 @@ pub struct LoadPlan<P> {
     pub seed: u64,
     /// A request due while this many are in flight is dropped, never delayed.
     pub max_in_flight: usize,
+    /// A request unanswered this long after it was sent ends as a timeout.
+    pub timeout: Duration,
     /// How long to wait for requests still in flight after the last send.
     pub drain_timeout: Duration,
     /// Told each sampled trace id before its request is sent.
@@ -130,14 +137,18 @@ impl RunReport {
 }
 
 /// Runs `plan` against `driver` until the schedule ends or `stop` is cancelled. `on_tick` is
-/// called about once a second with the recorder, for progress output.
+/// called about once a second with the recorder, for progress output. Called on a multi-threaded
+/// runtime, the load runs on the process's load thread ([`super::thread`]), timed to microseconds;
+/// on a single-threaded one, in place on the runtime's timers (and so on paused time in tests).
 pub async fn run<D: Driver>(
     driver: Arc<D>,
     plan: LoadPlan<D::Payload>,
     stop: CancellationToken,
-    on_tick: impl FnMut(&Recorder, Duration),
+    on_tick: impl FnMut(&Recorder, Duration) + Send + 'static,
 ) -> Result<RunReport, PlanError> {
-    let mut reports = drive(vec![driver], plan, stop, on_tick).await?;
+    let mut reports =
+        on_load_thread(move |precise| drive(vec![driver], plan, stop, on_tick, timing(precise)))
+            .await?;
     Ok(reports.remove(0))
 }
 
@@ -152,24 +163,34 @@ pub async fn run_together<D: Driver>(
     plan: LoadPlan<D::Payload>,
     stop: CancellationToken,
 ) -> Result<Vec<RunReport>, PlanError> {
-    drive(drivers, plan, stop, |_, _| {}).await
+    on_load_thread(move |precise| drive(drivers, plan, stop, |_, _| {}, timing(precise))).await
+}
+
+fn timing(on_load_thread: bool) -> Timing {
+    if on_load_thread {
+        Timing::Precise
+    } else {
+        Timing::Runtime
+    }
 }
 
 /// What the schedule loop keeps for one target.
-struct Target<D> {
-    driver: Arc<D>,
+struct Target {
     recorder: Recorder,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: usize,
     /// When the first and the last request were dispatched: the achieved rate is measured over
     /// what really happened, so a harness that falls behind shows it.
     dispatched: Option<(Instant, Instant)>,
 }
 
+/// The schedule loop. Requests in flight are futures polled by this one task (no task, channel or
+/// thread hand-over per request); their completions are recorded as they come, between sends.
 async fn drive<D: Driver>(
     drivers: Vec<Arc<D>>,
     plan: LoadPlan<D::Payload>,
     stop: CancellationToken,
     mut on_tick: impl FnMut(&Recorder, Duration),
+    timing: Timing,
 ) -> Result<Vec<RunReport>, PlanError> {
     if plan.kinds.is_empty() {
         return Err(PlanError::NoKinds);
@@ -187,34 +208,29 @@ async fn drive<D: Driver>(
     // drawing them must not disturb the seeded request sequence.
     let mut trace_rng = StdRng::from_os_rng();
     let mut sampler = Sampler::new(plan.kinds.iter().map(|k| k.sampling));
-    let kinds = Arc::new(plan.kinds);
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(usize, Completion)>();
-
-    // Precise waits block the thread driving this future: fine where that thread is not one of the
-    // runtime's workers (a multi-threaded runtime's block_on), never in a single-threaded runtime
-    // (where the tests run on paused time).
-    let precise = tokio::runtime::Handle::current().runtime_flavor()
-        == tokio::runtime::RuntimeFlavor::MultiThread;
-    if precise {
-        // Linux's default 50 µs of timer slack would be most of the remaining error.
-        let _ = nix::sys::prctl::set_timerslack(1);
-    }
+    let kinds = plan.kinds;
+    let mut alarm = Alarm::new(timing);
     let t0 = Instant::now();
-    let mut targets: Vec<Target<D>> = drivers
-        .into_iter()
-        .map(|driver| Target {
-            driver,
+    // Stands for "never" where a time would not fit in an `Instant`.
+    let far_future = t0 + Duration::from_secs(100 * 365 * 24 * 3600);
+    let mut targets: Vec<Target> = drivers
+        .iter()
+        .map(|_| Target {
             recorder: Recorder::new(t0.into_std(), kinds.iter().map(|k| k.name.clone())),
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            in_flight: 0,
             dispatched: None,
         })
         .collect();
-    let receive = |targets: &mut [Target<D>], (target, completion): (usize, Completion)| {
+    let receive = |targets: &mut [Target], (target, completion): (usize, Completion)| {
         if let Some(target) = targets.get_mut(target) {
+            target.in_flight -= 1;
             take_in(&mut target.recorder, plan.samples.as_ref(), completion);
         }
     };
+    let mut in_flight = FuturesUnordered::new();
+    let mut deadlines = Deadlines::default();
     let mut next_tick = t0 + Duration::from_secs(1);
+    let mut last_wake = t0;
     let mut scheduled = 0u64;
     let mut stopped = Stop::Completed;
     let length = plan.phases.iter().fold(Duration::ZERO, |sum, phase| {
@@ -230,32 +246,29 @@ async fn drive<D: Driver>(
         };
         // Wait for the due time, taking in completions meanwhile. A due time already past is not
         // waited for: everything due is sent at once.
-        loop {
-            let now = Instant::now();
-            if now >= due {
-                break;
-            }
-            if precise && due - now <= TIMER_RESOLUTION {
-                // The runtime's timers wake up to a millisecond late; the last stretch is slept
-                // on this thread, which in a multi-threaded runtime's block_on is not a worker.
-                while let Ok(completion) = done_rx.try_recv() {
-                    receive(&mut targets, completion);
+        if Instant::now() < due {
+            let wake = due.max(last_wake + BATCH_WINDOW);
+            while Instant::now() < wake {
+                let alarm_at = deadlines
+                    .expire(Instant::now())
+                    .map_or(wake, |deadline| deadline.min(wake));
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => {
+                        stopped = Stop::Interrupted;
+                        break 'schedule;
+                    }
+                    Some(completion) = in_flight.next(), if !in_flight.is_empty() => {
+                        receive(&mut targets, completion);
+                    }
+                    () = alarm.until(alarm_at) => {}
                 }
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                break;
             }
-            let wake = if precise { due - TIMER_RESOLUTION } else { due };
-            tokio::select! {
-                biased;
-                () = stop.cancelled() => {
-                    stopped = Stop::Interrupted;
-                    break 'schedule;
-                }
-                Some(completion) = done_rx.recv() => receive(&mut targets, completion),
-                () = sleep_until(wake) => {}
-            }
+            last_wake = Instant::now();
         }
-        while let Ok(completion) = done_rx.try_recv() {
+        deadlines.expire(Instant::now());
+        // Answers already in: counted before the in-flight cap is looked at.
+        while let Some(Some(completion)) = in_flight.next().now_or_never() {
             receive(&mut targets, completion);
         }
         if stop.is_cancelled() {
@@ -286,7 +299,7 @@ async fn drive<D: Driver>(
         for k in 0..n {
             let index = (arrival.index as usize).wrapping_add(k) % n;
             let target = &mut targets[index];
-            if target.in_flight.load(Ordering::Acquire) >= plan.max_in_flight {
+            if target.in_flight >= plan.max_in_flight {
                 target.recorder.dropped(kind, due.into_std());
                 continue;
             }
@@ -295,21 +308,20 @@ async fn drive<D: Driver>(
             if let (Some(trace), Some(announce)) = (&trace, &plan.announce) {
                 announce(trace.trace_id);
             }
-            target.in_flight.fetch_add(1, Ordering::AcqRel);
+            target.in_flight += 1;
             target.dispatched = Some((target.dispatched.map_or(now, |(first, _)| first), now));
             target.recorder.sent(kind, now.into_std());
-            let (driver, kinds, in_flight, done_tx) = (
-                Arc::clone(&target.driver),
-                Arc::clone(&kinds),
-                Arc::clone(&target.in_flight),
-                done_tx.clone(),
-            );
-            tokio::spawn(async move {
-                let spec = &kinds[kind];
-                // Stamped here, not at dispatch: a task that waits for a worker is the harness
-                // being late (send lag), not the system being slow (service time).
+            let (driver, spec) = (&*drivers[index], &kinds[kind]);
+            let expired = deadlines.start(now.checked_add(plan.timeout).unwrap_or(far_future));
+            in_flight.push(async move {
+                // Stamped when first polled, not at dispatch: a request that waits for the
+                // harness is the harness being late (send lag), not the system being slow.
                 let sent = Instant::now();
-                let reply = driver.send(&spec.payloads[variant], trace.as_ref()).await;
+                let reply = tokio::select! {
+                    biased;
+                    reply = driver.send(&spec.payloads[variant], trace.as_ref()) => reply,
+                    () = expired => Outcome::Timeout.into(),
+                };
                 let finished = Instant::now();
                 let completion = Completion {
                     kind,
@@ -320,27 +332,33 @@ async fn drive<D: Driver>(
                     outcome: reply.outcome,
                     trace: trace.map(|trace| (trace, reply.trace_header)),
                 };
-                let _ = done_tx.send((index, completion));
-                // After the completion is queued, so that nobody sees zero in flight and an empty
-                // queue while a result is on its way.
-                in_flight.fetch_sub(1, Ordering::AcqRel);
+                (index, completion)
             });
         }
     }
 
-    // Let what is in flight finish: its latency belongs to the run. The channel closes when the
-    // last task has sent its completion and dropped its sender.
-    drop(done_tx);
+    // Let what is in flight finish: its latency belongs to the run.
     let drain = match stopped {
         Stop::Completed => plan.drain_timeout,
         Stop::Interrupted => plan.drain_timeout.min(INTERRUPTED_DRAIN),
     };
-    let drain_deadline = Instant::now()
-        .checked_add(drain)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
-    while let Ok(Some(completion)) = tokio::time::timeout_at(drain_deadline, done_rx.recv()).await {
-        receive(&mut targets, completion);
+    let drain_deadline = Instant::now().checked_add(drain).unwrap_or(far_future);
+    while !in_flight.is_empty() {
+        let now = Instant::now();
+        if now >= drain_deadline {
+            break;
+        }
+        let wake = deadlines
+            .expire(now)
+            .map_or(drain_deadline, |deadline| deadline.min(drain_deadline));
+        tokio::select! {
+            biased;
+            Some(completion) = in_flight.next() => receive(&mut targets, completion),
+            () = alarm.until(wake) => {}
+        }
     }
+    // What is left is abandoned: dropping it cancels the requests.
+    drop(in_flight);
     if let Some(first) = targets.first() {
         on_tick(&first.recorder, t0.elapsed());
     }
@@ -417,6 +435,7 @@ mod tests {
             arrivals: Arrivals::Uniform,
             seed: 1,
             max_in_flight,
+            timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             announce: None,
             samples: None,
@@ -464,6 +483,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_unanswered_request_ends_as_a_timeout_at_its_deadline() {
+        // Answers take 30 s, the timeout is 10 s: every request times out 10 s after it was sent.
+        let driver = Arc::new(SlowDriver {
+            delay: Duration::from_secs(30),
+            sends: Mutex::new(Vec::new()),
+        });
+        let report = run(
+            driver,
+            plan(10.0, 1, 1_000),
+            CancellationToken::new(),
+            |_, _| {},
+        )
+        .await
+        .expect("valid plan");
+        let stats = &report.recorder.kinds[0];
+        assert_eq!(
+            (stats.sent, stats.completed, stats.unexpected),
+            (10, 10, 10)
+        );
+        assert_eq!(stats.outcomes.get("timeout"), Some(&10));
+        assert_eq!(report.abandoned, 0);
+        let (shortest, longest) = (stats.latency.min(), stats.latency.max());
+        assert!(
+            shortest >= stats.latency.lowest_equivalent(10_000_000)
+                && longest <= stats.latency.highest_equivalent(10_002_000),
+            "latencies {shortest}..{longest} µs"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_full_in_flight_cap_drops_instead_of_delaying() {
         // 100/s for 1 s, each answer takes 1 s, at most 30 in flight: 30 sent, 70 dropped.
         let driver = Arc::new(SlowDriver {
@@ -485,14 +534,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_server_shows_in_latency_not_in_the_send_rate() {
-        // The first answer takes 2 s, the rest 1 ms; with a cap of 1 in flight the run drops what
-        // falls due during the stall rather than queueing it behind.
+        // The first answer takes 2.05 s, the rest 1 ms; with a cap of 1 in flight the run drops
+        // what falls due during the stall (the 20 due from 0.1 s to 2 s) rather than queueing it.
         struct StallOnce(Mutex<bool>);
         impl Driver for StallOnce {
             type Payload = u16;
             async fn send(&self, _: &u16, _: Option<&TraceParent>) -> Reply {
                 let first = std::mem::replace(&mut *self.0.lock().expect("lock"), false);
-                let delay = if first { 2_000 } else { 1 };
+                let delay = if first { 2_050 } else { 1 };
                 tokio::time::sleep(Duration::from_millis(delay)).await;
                 Outcome::Status(200).into()
             }
@@ -641,7 +690,7 @@ mod tests {
         };
         let sink = Arc::clone(&announced);
         plan.announce = Some(Arc::new(move |id| sink.lock().expect("lock").push(id)));
-        let (samples_tx, mut samples_rx) = mpsc::unbounded_channel();
+        let (samples_tx, mut samples_rx) = tokio::sync::mpsc::unbounded_channel();
         plan.samples = Some(samples_tx);
         let driver = Arc::new(Tracing(Mutex::new(Vec::new())));
         run(

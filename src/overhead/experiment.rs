@@ -100,26 +100,15 @@ pub(crate) async fn run(
         let measured = match mix {
             PreparedMix::Http(kinds) => {
                 let driver = |arm: &ArmProcess| {
-                    HttpDriver::new(
-                        &arm.http,
-                        tls.clone(),
-                        HttpVersion::Auto,
-                        load.connections,
-                        load.timeout,
-                    )
-                    .map_err(|e| e.to_string())
+                    HttpDriver::new(&arm.http, tls.clone(), HttpVersion::Auto, load.connections)
+                        .map_err(|e| e.to_string())
                 };
                 trial_run.run(driver, kinds, &mut arms).await
             }
             PreparedMix::Grpc(kinds) => {
                 let driver = |arm: &ArmProcess| {
-                    let endpoint = tonic::transport::Endpoint::from(arm.grpc.clone());
-                    Ok(GrpcDriver::new(
-                        &endpoint,
-                        tls.clone(),
-                        load.connections,
-                        load.timeout,
-                    ))
+                    GrpcDriver::new(&arm.grpc, tls.clone(), load.connections)
+                        .map_err(|e| e.to_string())
                 };
                 trial_run.run(driver, kinds, &mut arms).await
             }

@@ -278,6 +278,7 @@ pub(crate) fn load_plan<P>(
         },
         seed: load.seed,
         max_in_flight: load.max_in_flight,
+        timeout: load.timeout,
         drain_timeout: load.timeout + DRAIN_GRACE,
         announce: None,
         samples: None,

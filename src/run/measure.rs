@@ -41,7 +41,6 @@ pub(super) async fn drive(
                 target.tls.clone(),
                 target.http,
                 load.connections,
-                load.timeout,
             )
             .map_err(|e| RunError::BadInput(e.to_string()))?;
             if let Some(name) =
@@ -52,13 +51,8 @@ pub(super) async fn drive(
             warm_up_and_run(scenario, Arc::new(driver), kinds, stop, quiet, verify).await
         }
         PreparedMix::Grpc(kinds) => {
-            let endpoint = tonic::transport::Endpoint::from(target.base.clone());
-            let mut driver = GrpcDriver::new(
-                &endpoint,
-                target.tls.clone(),
-                load.connections,
-                load.timeout,
-            );
+            let mut driver = GrpcDriver::new(&target.base, target.tls.clone(), load.connections)
+                .map_err(|e| RunError::BadInput(e.to_string()))?;
             if let Some(name) = trace_header {
                 driver = driver.with_trace_header(name);
             }
@@ -96,7 +90,10 @@ where
             Phase::Constant { rate, .. } => format!("[phase {} constant {rate}/s]", i + 1),
             Phase::Ramp { from, to, .. } => format!("[phase {} ramp {from}->{to}/s]", i + 1),
         });
-    let progress = Progress::new(quiet, phase_starts.into_iter().zip(labels).collect());
+    let progress = Arc::new(Progress::new(
+        quiet,
+        phase_starts.into_iter().zip(labels).collect(),
+    ));
     if !load.warmup.is_zero() {
         let rate = load.phases.first().map_or(1.0, Phase::start_rate);
         let warm_kinds = kinds.iter().map(LoadKind::clone).collect();
@@ -126,8 +123,9 @@ where
     let mut measured = plan(phases, kinds);
     measured.announce = announce;
     measured.samples = samples;
-    let report = load::run(driver, measured, stop.clone(), |recorder, elapsed| {
-        progress.tick(recorder, elapsed)
+    let ticks = Arc::clone(&progress);
+    let report = load::run(driver, measured, stop.clone(), move |recorder, elapsed| {
+        ticks.tick(recorder, elapsed)
     })
     .await
     .map_err(|e| RunError::BadInput(e.to_string()))?;

@@ -8,8 +8,9 @@
 //!   there, later ones both),
 //! - TLS with ALPN offering h2 and http/1.1, with the certificate and key given as files.
 //!
-//! Each proxies `/v2/` to the upstream with every request header (underscores too) and serves
-//! `GET /static.json` itself (`{"ok":true}`, `application/json`). Stopped (SIGTERM, then SIGKILL
+//! Each proxies `/v2/` to the upstream with every request header (underscores too), gRPC calls
+//! (`/package.Service/Method`) to the gRPC upstream if one is given, and serves `GET /static.json`
+//! itself (`{"ok":true}`, `application/json`). Stopped (SIGTERM, then SIGKILL
 //! after a grace period), and its directory removed, when dropped.
 //!
 //! Where `nginx` is not installed, [`binary`] returns `None` and the caller skips, unless
@@ -44,6 +45,8 @@ pub(crate) fn binary(test: &str) -> Option<PathBuf> {
 pub(crate) struct NginxConfig<'a> {
     /// The service `/v2/` is proxied to (plain HTTP/1.1 with keep-alive).
     pub upstream: SocketAddr,
+    /// The gRPC service (plain HTTP/2) that gRPC calls are proxied to, if any.
+    pub grpc_upstream: Option<SocketAddr>,
     /// PEM certificate chain and private key for the TLS listener.
     pub cert_pem: &'a Path,
     pub key_pem: &'a Path,
@@ -235,6 +238,7 @@ const LOCATIONS: &str = r#"        location /v2/ {
             proxy_set_header Connection "";
             proxy_set_header Host $host;
         }
+@GRPC@
         location = /static.json {
             default_type application/json;
             return 200 '{"ok":true}';
@@ -254,8 +258,15 @@ fn config_text(
     } else {
         (" http2", "")
     };
+    let grpc = config.grpc_upstream.map_or(String::new(), |upstream| {
+        format!(
+            "        location ~ ^/[A-Za-z0-9_.]+\\.[A-Za-z0-9_]+/[A-Za-z0-9_]+$ {{\n            \
+             grpc_pass grpc://{upstream};\n        }}"
+        )
+    });
     TEMPLATE
         .replace("@LOCATIONS@", LOCATIONS)
+        .replace("@GRPC@", &grpc)
         .replace("@LISTEN_H2@", listen_h2)
         .replace("@SERVER_H2@", server_h2)
         .replace("@DIR@", &dir.display().to_string())
