@@ -140,6 +140,7 @@ fn runner(c: &mut Criterion) {
                 seed: 1,
                 max_in_flight: usize::MAX,
                 timeout: Duration::from_secs(60),
+                batch_window: Duration::ZERO,
                 drain_timeout: Duration::from_secs(60),
                 announce: None,
                 samples: None,

@@ -115,6 +115,7 @@ async fn open_loop_load_through_the_managed_gateway() {
         seed: 3,
         max_in_flight: 1_000,
         timeout: Duration::from_secs(5),
+        batch_window: Duration::from_micros(50),
         drain_timeout: Duration::from_secs(10),
         announce: None,
         samples: None,

@@ -12,12 +12,11 @@ use h2::client::SendRequest;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Method, Request, Uri};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::Code;
 use tonic::metadata::MetadataMap;
 
+use super::connect::{Io, open, tls_connector};
 use super::driver::{Driver, Reply, TRACEPARENT};
 use super::http::{BadBase, MAX_RESPONSE_BYTES};
 use super::outcome::Outcome;
@@ -62,11 +61,7 @@ impl GrpcDriver {
         let (Some(scheme), Some(authority)) = (base.scheme(), base.authority()) else {
             return Err(BadBase(base.to_string()));
         };
-        let tls = (*scheme == Scheme::HTTPS).then(|| {
-            let mut config = tls;
-            config.alpn_protocols = vec![b"h2".to_vec()];
-            TlsConnector::from(std::sync::Arc::new(config))
-        });
+        let tls = (*scheme == Scheme::HTTPS).then(|| tls_connector(tls, &[b"h2"]));
         Ok(GrpcDriver {
             scheme: scheme.clone(),
             authority: authority.clone(),
@@ -107,28 +102,7 @@ impl GrpcDriver {
     }
 
     async fn connect(&self) -> Result<SendRequest<Bytes>, String> {
-        let host = self.authority.host();
-        let default_port = if self.tls.is_some() { 443 } else { 80 };
-        let address = format!(
-            "{host}:{}",
-            self.authority.port_u16().unwrap_or(default_port)
-        );
-        let tcp = TcpStream::connect(&address)
-            .await
-            .map_err(|e| format!("connecting to {address}: {e}"))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| format!("connecting to {address}: {e}"))?;
-        let Some(tls) = &self.tls else {
-            return handshake(tcp).await;
-        };
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let name = rustls::pki_types::ServerName::try_from(bare.to_owned())
-            .map_err(|e| format!("{host}: not a TLS server name: {e}"))?;
-        let stream = tls
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS with {address}: {e}"))?;
-        handshake(stream).await
+        handshake(open(&self.authority, self.tls.as_ref()).await?.io).await
     }
 
     fn request(&self, call: &GrpcCall, trace: Option<&TraceParent>) -> Option<Request<()>> {
@@ -223,10 +197,7 @@ impl Driver for GrpcDriver {
 }
 
 /// An HTTP/2 client handshake on `io`, its connection then driven by a task of its own.
-async fn handshake<T>(io: T) -> Result<SendRequest<Bytes>, String>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+async fn handshake(io: Box<dyn Io>) -> Result<SendRequest<Bytes>, String> {
     let (sender, connection) = h2::client::Builder::new()
         .initial_window_size(1 << 20)
         .initial_connection_window_size(1 << 24)

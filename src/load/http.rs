@@ -1,17 +1,21 @@
 //! The HTTP driver: any method, URL, headers and body, over HTTP/1.1 or HTTP/2 (h2c by prior
-//! knowledge, h2 over TLS by ALPN), plain or TLS, on one keep-alive pool.
+//! knowledge, h2 over TLS by ALPN), plain or TLS. Its own keep-alive pool over hyper's connection
+//! API: an HTTP/1.1 connection is taken for one exchange and put back, an HTTP/2 one is shared by
+//! every request, and nothing runs per request beside the request itself (no pool task, no
+//! connector service, no per-request timer).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{HeaderMap, HeaderName};
-use hyper::{Method, Uri};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::{http1, http2};
+use hyper::header::{HOST, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::{Method, Request, Response, Uri};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio_rustls::TlsConnector;
 
+use super::connect::{open, tls_connector};
 use super::driver::{Driver, Reply, TRACEPARENT};
 use super::outcome::Outcome;
 use super::sample::TraceParent;
@@ -67,17 +71,46 @@ pub enum HttpVersion {
     Http2,
 }
 
-/// Sends prepared requests over a keep-alive pool, reading each response whole.
+/// Sends prepared requests over keep-alive connections, reading each response whole.
 pub struct HttpDriver {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// Where relative request URLs go: scheme, authority and a path prefix (no trailing `/`).
-    base: (
-        hyper::http::uri::Scheme,
-        hyper::http::uri::Authority,
-        String,
-    ),
+    /// Where relative request URLs go, and the path prefix they go under (no trailing `/`).
+    base: Origin,
+    prefix: String,
+    version: HttpVersion,
+    /// For `https://` origins, ALPN set by `version`.
+    tls: TlsConnector,
+    /// Idle HTTP/1.1 connections kept per origin.
+    connections: usize,
+    /// One pool per origin requests went to: the base's, and any absolute URL's.
+    pools: Mutex<Vec<Arc<Pool>>>,
     trace_header: HeaderName,
 }
+
+/// Scheme and authority: what a connection is made to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: Scheme,
+    authority: Authority,
+}
+
+/// The connections to one origin.
+struct Pool {
+    origin: Origin,
+    /// HTTP/1.1 connections between exchanges, the most recently used last.
+    idle: Mutex<Vec<http1::SendRequest<Full<Bytes>>>>,
+    /// The HTTP/2 connection every request shares, once there is one.
+    shared: Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
+    /// Lets one request at a time open a connection that may turn out HTTP/2, so that a burst
+    /// of first requests opens one shared connection, not one each.
+    opening_h2: tokio::sync::Mutex<()>,
+}
+
+enum Connection {
+    Http1(http1::SendRequest<Full<Bytes>>),
+    Http2(http2::SendRequest<Full<Bytes>>),
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
 
 impl HttpDriver {
     /// Relative request URLs go to `base` (`http(s)://host[:port][/prefix]`). `tls` is used for
@@ -94,45 +127,23 @@ impl HttpDriver {
         let (Some(scheme), Some(authority)) = (base.scheme(), base.authority()) else {
             return Err(BadBase(base.to_string()));
         };
-        let prefix = base.path().trim_end_matches('/').to_owned();
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let https = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        let connector = match version {
-            HttpVersion::Auto => https.enable_all_versions().wrap_connector(http),
-            HttpVersion::Http1 => https.enable_http1().wrap_connector(http),
-            HttpVersion::Http2 => https.enable_http2().wrap_connector(http),
+        let alpn: &[&[u8]] = match version {
+            HttpVersion::Auto => &[b"h2", b"http/1.1"],
+            HttpVersion::Http1 => &[b"http/1.1"],
+            HttpVersion::Http2 => &[b"h2"],
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(connections)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .http2_only(version == HttpVersion::Http2)
-            .build(connector);
         Ok(HttpDriver {
-            client,
-            base: (scheme.clone(), authority.clone(), prefix),
+            base: Origin {
+                scheme: scheme.clone(),
+                authority: authority.clone(),
+            },
+            prefix: base.path().trim_end_matches('/').to_owned(),
+            version,
+            tls: tls_connector(tls, alpn),
+            connections,
+            pools: Mutex::new(Vec::new()),
             trace_header: HeaderName::from_static("x-trace-id"),
         })
-    }
-
-    /// `uri` itself if absolute, else under the base.
-    fn resolve(&self, uri: &Uri) -> Uri {
-        if uri.scheme().is_some() {
-            return uri.clone();
-        }
-        let (scheme, authority, prefix) = &self.base;
-        let mut parts = hyper::http::uri::Parts::default();
-        parts.scheme = Some(scheme.clone());
-        parts.authority = Some(authority.clone());
-        parts.path_and_query = match uri.path_and_query() {
-            Some(pq) if prefix.is_empty() => Some(pq.clone()),
-            Some(pq) => format!("{prefix}{pq}").parse().ok(),
-            None => prefix.parse().ok(),
-        };
-        Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
     }
 
     /// The response header that carries the trace id (default `X-Trace-ID`).
@@ -140,34 +151,212 @@ impl HttpDriver {
         self.trace_header = name;
         self
     }
-}
 
-impl Driver for HttpDriver {
-    type Payload = std::sync::Arc<HttpRequest>;
+    /// Where `uri` goes: its own origin if absolute, else the base's, with the path under the
+    /// base's prefix.
+    fn target(&self, uri: &Uri) -> Result<(Origin, PathAndQuery), Error> {
+        let path = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        if let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) {
+            let origin = Origin {
+                scheme: scheme.clone(),
+                authority: authority.clone(),
+            };
+            return Ok((origin, path));
+        }
+        if self.prefix.is_empty() {
+            return Ok((self.base.clone(), path));
+        }
+        let prefixed = format!("{}{path}", self.prefix).parse()?;
+        Ok((self.base.clone(), prefixed))
+    }
 
-    async fn send(&self, payload: &Self::Payload, trace: Option<&TraceParent>) -> Reply {
-        let mut request = hyper::Request::new(Full::new(payload.body.clone()));
+    fn pool(&self, origin: &Origin) -> Arc<Pool> {
+        let mut pools = lock(&self.pools);
+        if let Some(pool) = pools.iter().find(|p| p.origin == *origin) {
+            return Arc::clone(pool);
+        }
+        let pool = Arc::new(Pool {
+            origin: origin.clone(),
+            idle: Mutex::new(Vec::new()),
+            shared: Mutex::new(None),
+            opening_h2: tokio::sync::Mutex::new(()),
+        });
+        pools.push(Arc::clone(&pool));
+        pool
+    }
+
+    /// A connection for one exchange: the shared HTTP/2 one, an idle HTTP/1.1 one, or a new one.
+    async fn checkout(&self, pool: &Pool) -> Result<Connection, Error> {
+        if let Some(shared) = reusable_shared(pool) {
+            return Ok(Connection::Http2(shared));
+        }
+        while let Some(idle) = lock(&pool.idle).pop() {
+            if !idle.is_closed() {
+                return Ok(Connection::Http1(idle));
+            }
+        }
+        let may_be_h2 = match self.version {
+            HttpVersion::Http1 => false,
+            HttpVersion::Http2 => true,
+            HttpVersion::Auto => pool.origin.scheme == Scheme::HTTPS,
+        };
+        if !may_be_h2 {
+            return self.open(&pool.origin).await;
+        }
+        let _opening = pool.opening_h2.lock().await;
+        if let Some(shared) = reusable_shared(pool) {
+            return Ok(Connection::Http2(shared));
+        }
+        let connection = self.open(&pool.origin).await?;
+        if let Connection::Http2(sender) = &connection {
+            *lock(&pool.shared) = Some(sender.clone());
+        }
+        Ok(connection)
+    }
+
+    async fn open(&self, origin: &Origin) -> Result<Connection, Error> {
+        let tls = (origin.scheme == Scheme::HTTPS).then_some(&self.tls);
+        let connected = open(&origin.authority, tls).await?;
+        let io = TokioIo::new(connected.io);
+        let h2 = connected.h2 || (tls.is_none() && self.version == HttpVersion::Http2);
+        if h2 {
+            let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(connection);
+            Ok(Connection::Http2(sender))
+        } else {
+            let (sender, connection) = http1::handshake(io).await?;
+            tokio::spawn(connection);
+            Ok(Connection::Http1(sender))
+        }
+    }
+
+    fn request(
+        &self,
+        payload: &HttpRequest,
+        trace: Option<&TraceParent>,
+        origin: &Origin,
+        path: PathAndQuery,
+        h2: bool,
+    ) -> Result<Request<Full<Bytes>>, Error> {
+        let mut request = Request::new(Full::new(payload.body.clone()));
         *request.method_mut() = payload.method.clone();
-        *request.uri_mut() = self.resolve(&payload.uri);
         *request.headers_mut() = payload.headers.clone();
+        // HTTP/2 carries the origin in pseudo-headers; HTTP/1.1 in `Host`, with the path alone
+        // on the request line.
+        *request.uri_mut() = if h2 {
+            Uri::builder()
+                .scheme(origin.scheme.clone())
+                .authority(origin.authority.clone())
+                .path_and_query(path)
+                .build()?
+        } else {
+            if !request.headers().contains_key(HOST) {
+                let host = HeaderValue::from_str(origin.authority.as_str())?;
+                request.headers_mut().insert(HOST, host);
+            }
+            Uri::from(path)
+        };
         if let Some(trace) = trace
-            && let Ok(value) = trace.header().parse()
+            && let Ok(value) = HeaderValue::try_from(trace.header())
         {
             request.headers_mut().insert(TRACEPARENT, value);
         }
-        let exchange = async {
-            let response = self.client.request(request).await?;
-            let status = response.status().as_u16();
-            let trace_header = trace
-                .and_then(|_| response.headers().get(&self.trace_header))
-                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-            // Read the whole body: the exchange is not over (nor the connection reusable) before.
-            Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, trace_header))
+        Ok(request)
+    }
+
+    /// One exchange, start to end: the status and, for a sampled request, the trace id header.
+    async fn exchange(
+        &self,
+        payload: &HttpRequest,
+        trace: Option<&TraceParent>,
+    ) -> Result<(u16, Option<String>), Error> {
+        let (origin, path) = self.target(&payload.uri)?;
+        let pool = self.pool(&origin);
+        let response = match self.checkout(&pool).await? {
+            Connection::Http2(mut sender) => {
+                let request = self.request(payload, trace, &origin, path, true)?;
+                sender.send_request(request).await?
+            }
+            Connection::Http1(mut sender) => {
+                let request = self.request(payload, trace, &origin, path, false)?;
+                sender.ready().await?;
+                let response = match sender.try_send_request(request).await {
+                    Ok(response) => response,
+                    // The kept connection was closed by the server before the request left it:
+                    // the request goes once more, on a new connection.
+                    Err(mut failed) => match failed.take_message() {
+                        Some(request) => match self.open(&origin).await? {
+                            Connection::Http1(mut fresh) => {
+                                let response = fresh.send_request(request).await?;
+                                sender = fresh;
+                                response
+                            }
+                            Connection::Http2(_) => return Err(failed.into_error().into()),
+                        },
+                        None => return Err(failed.into_error().into()),
+                    },
+                };
+                let answer = read(response, trace, &self.trace_header).await?;
+                let mut idle = lock(&pool.idle);
+                if idle.len() < self.connections {
+                    idle.push(sender);
+                }
+                return Ok(answer);
+            }
         };
-        match exchange.await {
+        read(response, trace, &self.trace_header).await
+    }
+}
+
+/// Reads a response through: its status, the trace id header if the request was sampled, and the
+/// whole body, counted (not kept) and bounded.
+async fn read(
+    response: Response<hyper::body::Incoming>,
+    trace: Option<&TraceParent>,
+    trace_header: &HeaderName,
+) -> Result<(u16, Option<String>), Error> {
+    let status = response.status().as_u16();
+    let trace_id = trace
+        .and_then(|_| response.headers().get(trace_header))
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    // Read the whole body: the exchange is not over (nor the connection reusable) before.
+    let mut body = response.into_body();
+    let mut received = 0usize;
+    while let Some(frame) = body.frame().await {
+        if let Some(data) = frame?.data_ref() {
+            received += data.len();
+            if received > MAX_RESPONSE_BYTES {
+                return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes").into());
+            }
+        }
+    }
+    Ok((status, trace_id))
+}
+
+/// The pool's shared HTTP/2 connection, if it is still open.
+fn reusable_shared(pool: &Pool) -> Option<http2::SendRequest<Full<Bytes>>> {
+    let mut shared = lock(&pool.shared);
+    if shared.as_ref().is_some_and(http2::SendRequest::is_closed) {
+        *shared = None;
+    }
+    shared.clone()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section here is a push, a pop or a swap: never left half done.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Driver for HttpDriver {
+    type Payload = Arc<HttpRequest>;
+
+    async fn send(&self, payload: &Self::Payload, trace: Option<&TraceParent>) -> Reply {
+        match self.exchange(payload, trace).await {
             Ok((status, trace_header)) => Reply {
                 outcome: Outcome::Status(status),
                 trace_header,

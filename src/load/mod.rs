@@ -3,6 +3,7 @@
 //! `traceparent`): it takes a [`LoadPlan`] and returns a [`RunReport`].
 
 mod alarm;
+mod connect;
 mod deadline;
 pub mod driver;
 pub mod grpc;

@@ -21,11 +21,6 @@ use super::sample::{Announce, SampleSink, SampledRequest, Sampler, Sampling, Tra
 use super::schedule::{Arrivals, RatePhase, Schedule};
 use super::thread::on_load_thread;
 
-/// The shortest time between two wake-ups of the schedule. Above 20,000 requests a second, what
-/// falls due within it is sent together, each request at most this late (its send lag shows it),
-/// rather than with a timer of its own.
-const BATCH_WINDOW: Duration = Duration::from_micros(50);
-
 /// How far past the schedule's end the harness may still be sending what fell due before it. A
 /// harness that cannot keep up with the rate stops there instead of working through every late
 /// arrival (which, at a rate far beyond it, would take longer than the run itself, or forever).
@@ -64,6 +59,11 @@ pub struct LoadPlan<P> {
     pub max_in_flight: usize,
     /// A request unanswered this long after it was sent ends as a timeout.
     pub timeout: Duration,
+    /// The shortest time between two wake-ups of the schedule: what falls due within it is sent
+    /// together, each request at most this late (its send lag shows it), rather than with a
+    /// wake-up of its own. On a shared machine a wake-up costs more CPU than a request's own
+    /// work; at 1/window requests a second and above, batching saves it.
+    pub batch_window: Duration,
     /// How long to wait for requests still in flight after the last send.
     pub drain_timeout: Duration,
     /// Told each sampled trace id before its request is sent.
@@ -247,7 +247,11 @@ async fn drive<D: Driver>(
         // Wait for the due time, taking in completions meanwhile. A due time already past is not
         // waited for: everything due is sent at once.
         if Instant::now() < due {
-            let wake = due.max(last_wake + BATCH_WINDOW);
+            let wake = due.max(
+                last_wake
+                    .checked_add(plan.batch_window)
+                    .unwrap_or(far_future),
+            );
             while Instant::now() < wake {
                 let alarm_at = deadlines
                     .expire(Instant::now())
@@ -436,6 +440,7 @@ mod tests {
             seed: 1,
             max_in_flight,
             timeout: Duration::from_secs(10),
+            batch_window: Duration::ZERO,
             drain_timeout: Duration::from_secs(30),
             announce: None,
             samples: None,
@@ -510,6 +515,44 @@ mod tests {
                 && longest <= stats.latency.highest_equivalent(10_002_000),
             "latencies {shortest}..{longest} µs"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_window_sends_what_falls_due_within_it_together() {
+        // 1,000/s with a 10 ms window: the schedule wakes every 10 ms and sends the ten due by
+        // then at once, none more than 10 ms late.
+        let driver = Arc::new(SlowDriver {
+            delay: Duration::from_millis(1),
+            sends: Mutex::new(Vec::new()),
+        });
+        let mut plan = plan(1000.0, 1, 10_000);
+        plan.batch_window = Duration::from_millis(10);
+        let start = Instant::now();
+        let report = run(
+            Arc::clone(&driver),
+            plan,
+            CancellationToken::new(),
+            |_, _| {},
+        )
+        .await
+        .expect("valid plan");
+        let sends = driver.sends.lock().expect("lock").clone();
+        assert_eq!(sends.len(), 1000);
+        let mut moments = sends.clone();
+        moments.dedup();
+        assert!(
+            (95..=105).contains(&moments.len()),
+            "{} distinct send times",
+            moments.len()
+        );
+        for (i, sent) in sends.iter().enumerate() {
+            let late = sent.saturating_duration_since(start + Duration::from_millis(i as u64));
+            assert!(
+                late <= Duration::from_millis(10),
+                "request {i} {late:?} late"
+            );
+        }
+        assert!(report.recorder.send_lag.max() <= 10_000);
     }
 
     #[tokio::test(start_paused = true)]

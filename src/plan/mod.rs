@@ -279,6 +279,7 @@ pub(crate) fn load_plan<P>(
         seed: load.seed,
         max_in_flight: load.max_in_flight,
         timeout: load.timeout,
+        batch_window: load.batch_window,
         drain_timeout: load.timeout + DRAIN_GRACE,
         announce: None,
         samples: None,

@@ -14,6 +14,11 @@ const MAX_DURATION: (Duration, &str) = (Duration::from_secs(24 * 3600), "1440m (
 const MAX_CONNECTIONS: usize = 10_000;
 /// Requests in flight at once: each holds a task and its buffers.
 const MAX_IN_FLIGHT: usize = 1_000_000;
+/// The longest batch window: beyond it, batching is a different load shape, not a cheaper send.
+const MAX_BATCH_WINDOW: (Duration, &str) = (Duration::from_millis(10), "10ms");
+/// 50 µs: a request at most 50 µs late (send lag p99 under 100 µs), and batches only above
+/// 20,000 requests a second.
+const DEFAULT_BATCH_WINDOW: Duration = Duration::from_micros(50);
 
 /// `implied` is the protocol the explicit request kinds speak, if any; `load.protocol` may then
 /// be left out. `known` says whether the requests were read (else a missing protocol is not
@@ -33,6 +38,7 @@ pub(super) fn load(
         "max_in_flight",
         "timeout",
         "connections",
+        "batch_window",
     ];
     let fields = mapping(cx, node, "load", Some(KEYS))?;
     let written = fields.get("protocol").map(|n| {
@@ -96,6 +102,11 @@ pub(super) fn load(
     let connections = fields.get("connections").map_or(Some(2), |n| {
         count(cx, n, "load.connections", MAX_CONNECTIONS)
     });
+    let batch_window = fields
+        .get("batch_window")
+        .map_or(Some(DEFAULT_BATCH_WINDOW), |n| {
+            duration_at_most(cx, n, "load.batch_window", false, MAX_BATCH_WINDOW)
+        });
     Some(Load {
         protocol: protocol?,
         warmup: warmup?,
@@ -105,6 +116,7 @@ pub(super) fn load(
         max_in_flight: max_in_flight?,
         timeout: timeout?,
         connections: connections?,
+        batch_window: batch_window?,
     })
 }
 

@@ -171,6 +171,9 @@ pub struct Load {
     pub timeout: Duration,
     /// HTTP keep-alive connections or gRPC channels, at least 1.
     pub connections: usize,
+    /// The shortest time between two wake-ups of the load: what falls due within it leaves
+    /// together, each request at most this late. Zero wakes for every request.
+    pub batch_window: Duration,
 }
 
 /// A stretch of the load profile. Rates are requests per second, finite and > 0; durations > 0.

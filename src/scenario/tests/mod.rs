@@ -162,6 +162,7 @@ fn base_parses_with_defaults() {
             max_in_flight: 1000,
             timeout: Duration::from_secs(5),
             connections: 2,
+            batch_window: Duration::from_micros(50),
         }
     );
     let kind = &s.requests[0];
@@ -449,6 +450,10 @@ fn bad_files_say_where_and_what() {
             "x.yaml:6:18: load.max_in_flight: expected an integer > 0, got 0",
         ),
         (
+            &[("  protocol: http", "  protocol: http\n  batch_window: 20ms")],
+            "x.yaml:6:17: load.batch_window: expected a duration <= 10ms, got \"20ms\"",
+        ),
+        (
             &[("  protocol: http", "  protocol: http\n  connections: -1")],
             "x.yaml:6:16: load.connections: expected an integer > 0, got -1",
         ),
@@ -552,7 +557,7 @@ fn set_overrides_values_and_errors_name_the_set() {
         ),
         (
             &["load.rate=5"],
-            "--set load.rate: load.rate: unknown key; expected one of: protocol, warmup, phases, arrivals, seed, max_in_flight, timeout, connections",
+            "--set load.rate: load.rate: unknown key; expected one of: protocol, warmup, phases, arrivals, seed, max_in_flight, timeout, connections, batch_window",
         ),
         (
             &["load.phases.3.constant.rate=5"],
