@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub(crate) mod bounded;
 pub mod bundled;
 pub mod compare;
 pub mod exit;

@@ -1,7 +1,6 @@
 //! TLS for every connection the harness opens (the load target, Jaeger, Prometheus, scrape URLs):
 //! one rustls configuration built from what the scenario says to trust. No OpenSSL is needed.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -211,17 +210,15 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_PEM_BYTES {
-        return Err(TlsError::TooLarge {
-            path: path.to_owned(),
-        });
-    }
-    Ok(bytes)
+    crate::bounded::read_regular(path, MAX_PEM_BYTES).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::FileTooLarge {
+            TlsError::TooLarge {
+                path: path.to_owned(),
+            }
+        } else {
+            read_error(source)
+        }
+    })
 }
 
 /// Accepts every server certificate, still checking that the handshake is signed by its key.

@@ -42,6 +42,27 @@ fn the_smoke_scenario_passes_and_writes_its_result() {
 }
 
 #[test]
+fn stored_results_and_suites_that_are_devices_are_refused_at_once() {
+    // Read unbounded, /dev/zero would fill memory; a FIFO would block forever.
+    for args in [
+        &["report", "/dev/zero"][..],
+        &["compare", "/dev/zero", "/dev/zero"],
+        &["signoff", "/dev/zero"],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(args)
+            .output()
+            .expect("harness runs");
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {text}");
+        assert!(
+            text.contains("/dev/zero") && text.contains("not a regular file"),
+            "{args:?}: {text}"
+        );
+    }
+}
+
+#[test]
 fn a_failed_threshold_exits_1() {
     let run = Run::new("threshold");
     let output = run.run(&[

@@ -102,10 +102,13 @@ pub enum LoadError {
 /// Reads and checks a `result.json`.
 pub fn load(path: &Path) -> Result<StoredRun, LoadError> {
     let name = || path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: name(),
-        source,
-    })?;
+    let text =
+        crate::bounded::read_text(path, crate::result::MAX_RESULT_BYTES).map_err(|source| {
+            LoadError::Read {
+                path: name(),
+                source,
+            }
+        })?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|source| LoadError::Syntax {
             path: name(),

@@ -29,6 +29,9 @@ pub(crate) use verification::{SPAN_COUNTS, SourceReport};
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The largest `result.json` read back: a day-long run's timeline and histograms take a few MB.
+pub(crate) const MAX_RESULT_BYTES: u64 = 64 << 20;
+
 /// One run, as `result.json` holds it: what was run, on what machine, what the load did, and
 /// every verdict on it. Every printer reads this and nothing else.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -422,10 +425,11 @@ pub fn read(path: &Path) -> Result<RunResult, ReadError> {
         schema_version: u32,
     }
     let shown = || path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
-        path: shown(),
-        source,
-    })?;
+    let text =
+        crate::bounded::read_text(path, MAX_RESULT_BYTES).map_err(|source| ReadError::Io {
+            path: shown(),
+            source,
+        })?;
     let json = |source| ReadError::Json {
         path: shown(),
         source,

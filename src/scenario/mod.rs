@@ -49,7 +49,7 @@ fn read_file(path: &Path) -> Result<String, ScenarioError> {
         path: path.to_owned(),
         source,
     };
-    let bytes = read::read_regular(path, MAX_SCENARIO_BYTES).map_err(fail)?;
+    let bytes = crate::bounded::read_regular(path, MAX_SCENARIO_BYTES).map_err(fail)?;
     String::from_utf8(bytes)
         .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }

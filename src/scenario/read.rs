@@ -383,30 +383,8 @@ pub(super) fn thresholds(cx: &mut Cx, node: Option<&Node>, path: &str) -> Vec<Lo
 /// A file a scenario names (a body, a table of values), whole, or what is wrong: at most `max`
 /// bytes, so that a wrong path cannot fill memory.
 pub(super) fn file_bounded(file: &std::path::Path, max: u64) -> Result<Vec<u8>, String> {
-    read_regular(file, max).map_err(|e| match e.kind() {
+    crate::bounded::read_regular(file, max).map_err(|e| match e.kind() {
         std::io::ErrorKind::FileTooLarge => format!("larger than {max} bytes"),
         _ => format!("cannot read: {e}"),
     })
-}
-
-/// At most `max` bytes of a regular file. Anything else is refused before it is opened: a
-/// device such as `/dev/zero` would never end, and opening a FIFO blocks until someone writes it.
-pub(super) fn read_regular(file: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::{Error, ErrorKind, Read as _};
-    if !std::fs::metadata(file)?.is_file() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "not a regular file (a directory, device or FIFO)",
-        ));
-    }
-    let handle = std::fs::File::open(file)?;
-    let mut bytes = Vec::new();
-    handle.take(max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(Error::new(
-            ErrorKind::FileTooLarge,
-            format!("larger than {max} bytes"),
-        ));
-    }
-    Ok(bytes)
 }

@@ -102,17 +102,21 @@ pub fn is_suite(text: &str) -> bool {
     }
 }
 
+/// The most of a suite file that is read: a list of scenario paths and their settings.
+const MAX_SUITE_BYTES: u64 = 4 << 20;
+
 /// [`is_suite`] of the file's contents; false when it cannot be read.
 pub fn is_suite_file(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|text| is_suite(&text))
+    crate::bounded::read_text(path, MAX_SUITE_BYTES).is_ok_and(|text| is_suite(&text))
 }
 
 /// Reads and validates a suite file.
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text =
+        crate::bounded::read_text(path, MAX_SUITE_BYTES).map_err(|source| SuiteError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
     parse(path, &text)
 }
 
