@@ -275,40 +275,64 @@ impl HttpDriver {
     ) -> Result<(u16, Option<String>), Error> {
         let (origin, path) = self.target(&payload.uri)?;
         let pool = self.pool(&origin);
-        let response = match self.checkout(&pool).await? {
+        let mut connection = self.checkout(&pool).await?;
+        if let Connection::Http1(kept) = &mut connection
+            && kept.ready().await.is_err()
+        {
+            // Closed since it was put back (the server's `Connection: close` or idle timeout).
+            connection = self.open(&origin).await?;
+        }
+        let mut sender = match connection {
             Connection::Http2(mut sender) => {
                 let request = self.request(payload, trace, &origin, path, true)?;
-                sender.send_request(request).await?
+                let response = sender.send_request(request).await?;
+                return read(response, trace, &self.trace_header).await;
             }
-            Connection::Http1(mut sender) => {
-                let request = self.request(payload, trace, &origin, path, false)?;
-                sender.ready().await?;
-                let response = match sender.try_send_request(request).await {
-                    Ok(response) => response,
-                    // The kept connection was closed by the server before the request left it:
-                    // the request goes once more, on a new connection.
-                    Err(mut failed) => match failed.take_message() {
-                        Some(request) => match self.open(&origin).await? {
-                            Connection::Http1(mut fresh) => {
-                                let response = fresh.send_request(request).await?;
-                                sender = fresh;
-                                response
-                            }
-                            Connection::Http2(_) => return Err(failed.into_error().into()),
-                        },
-                        None => return Err(failed.into_error().into()),
-                    },
+            Connection::Http1(sender) => sender,
+        };
+        let request = self.request(payload, trace, &origin, path, false)?;
+        let response = match sender.try_send_request(request).await {
+            Ok(response) => response,
+            // The kept connection was closed by the server before the request left it: the
+            // request goes once more, on a new connection.
+            Err(mut failed) => {
+                let Some(request) = failed.take_message() else {
+                    return Err(failed.into_error().into());
                 };
-                let answer = read(response, trace, &self.trace_header).await?;
-                let mut idle = lock(&pool.idle);
-                if idle.len() < self.connections {
-                    idle.push(sender);
+                match self.open(&origin).await? {
+                    Connection::Http1(mut fresh) => {
+                        let response = fresh.send_request(request).await?;
+                        sender = fresh;
+                        response
+                    }
+                    // The server now speaks HTTP/2 (ALPN): the next request will use it.
+                    Connection::Http2(_) => return Err(failed.into_error().into()),
                 }
-                return Ok(answer);
             }
         };
-        read(response, trace, &self.trace_header).await
+        let reusable = !closes(&response);
+        let answer = read(response, trace, &self.trace_header).await?;
+        let mut idle = lock(&pool.idle);
+        if reusable && idle.len() < self.connections {
+            idle.push(sender);
+        }
+        Ok(answer)
     }
+}
+
+/// Whether the server ends the connection after this response (HTTP/1.0, or `Connection: close`).
+fn closes(response: &Response<hyper::body::Incoming>) -> bool {
+    response.version() < hyper::Version::HTTP_11
+        || response
+            .headers()
+            .get_all(hyper::header::CONNECTION)
+            .iter()
+            .any(|value| {
+                value
+                    .as_bytes()
+                    .split(|b| *b == b',')
+                    .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+            })
 }
 
 /// Reads a response through: its status, the trace id header if the request was sampled, and the

@@ -3,7 +3,7 @@
 //! configuration, temporary files and logs in a scratch directory, listening on three free
 //! loopback ports:
 //!
-//! - plain HTTP/1.1,
+//! - plain HTTP/1.1, closing each connection after its third request,
 //! - h2c (HTTP/2 with prior knowledge on a plain listener; nginx before 1.25.1 speaks only HTTP/2
 //!   there, later ones both),
 //! - TLS with ALPN offering h2 and http/1.1, with the certificate and key given as files.
@@ -214,6 +214,9 @@ http {
     }
     server {
         listen 127.0.0.1:@HTTP@;
+        # Every third request on a connection is answered with `Connection: close`: a client's
+        # keep-alive pool must notice and not reuse it.
+        keepalive_requests 3;
 @LOCATIONS@
     }
     server {
