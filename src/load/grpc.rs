@@ -133,10 +133,10 @@ impl GrpcDriver {
     async fn call(&self, call: &GrpcCall, trace: Option<&TraceParent>) -> Result<Reply, String> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         let connection = &self.connections[i];
-        let mut sender = self.sender(connection).await?;
-        let request = self
-            .request(call, trace)
-            .ok_or_else(|| format!("{}{}: not a URL", self.authority, call.path))?;
+        let request = || {
+            self.request(call, trace)
+                .ok_or_else(|| format!("{}{}: not a URL", self.authority, call.path))
+        };
         let failed = |e: h2::Error| {
             if !e.is_reset() {
                 // The connection itself failed: the next call makes a new one.
@@ -144,7 +144,19 @@ impl GrpcDriver {
             }
             e.to_string()
         };
-        let (response, mut stream) = sender.send_request(request, false).map_err(failed)?;
+        let mut sender = self.sender(connection).await?;
+        let (response, mut stream) = match sender.send_request(request()?, false) {
+            Ok(sent) => sent,
+            // The connection went away (GOAWAY, or closed) before the call left: it goes on the
+            // connection that replaces it.
+            Err(error) => {
+                failed(error);
+                self.sender(connection)
+                    .await?
+                    .send_request(request()?, false)
+                    .map_err(failed)?
+            }
+        };
         stream
             .send_data(frame(&call.message), true)
             .map_err(failed)?;

@@ -99,15 +99,24 @@ struct Pool {
     /// HTTP/1.1 connections between exchanges, the most recently used last.
     idle: Mutex<Vec<http1::SendRequest<Full<Bytes>>>>,
     /// The HTTP/2 connection every request shares, once there is one.
-    shared: Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
+    shared: Mutex<Shared>,
     /// Lets one request at a time open a connection that may turn out HTTP/2, so that a burst
     /// of first requests opens one shared connection, not one each.
     opening_h2: tokio::sync::Mutex<()>,
 }
 
+/// The shared HTTP/2 connection, numbered so that a request that saw it fail replaces that one
+/// and not a newer one another request already opened.
+#[derive(Default)]
+struct Shared {
+    generation: u64,
+    sender: Option<http2::SendRequest<Full<Bytes>>>,
+}
+
 enum Connection {
     Http1(http1::SendRequest<Full<Bytes>>),
-    Http2(http2::SendRequest<Full<Bytes>>),
+    /// The shared connection and its generation.
+    Http2(u64, http2::SendRequest<Full<Bytes>>),
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -181,7 +190,7 @@ impl HttpDriver {
         let pool = Arc::new(Pool {
             origin: origin.clone(),
             idle: Mutex::new(Vec::new()),
-            shared: Mutex::new(None),
+            shared: Mutex::new(Shared::default()),
             opening_h2: tokio::sync::Mutex::new(()),
         });
         pools.push(Arc::clone(&pool));
@@ -190,8 +199,8 @@ impl HttpDriver {
 
     /// A connection for one exchange: the shared HTTP/2 one, an idle HTTP/1.1 one, or a new one.
     async fn checkout(&self, pool: &Pool) -> Result<Connection, Error> {
-        if let Some(shared) = reusable_shared(pool) {
-            return Ok(Connection::Http2(shared));
+        if let Some((generation, shared)) = reusable_shared(pool) {
+            return Ok(Connection::Http2(generation, shared));
         }
         while let Some(idle) = lock(&pool.idle).pop() {
             if !idle.is_closed() {
@@ -207,14 +216,18 @@ impl HttpDriver {
             return self.open(&pool.origin).await;
         }
         let _opening = pool.opening_h2.lock().await;
-        if let Some(shared) = reusable_shared(pool) {
-            return Ok(Connection::Http2(shared));
+        if let Some((generation, shared)) = reusable_shared(pool) {
+            return Ok(Connection::Http2(generation, shared));
         }
-        let connection = self.open(&pool.origin).await?;
-        if let Connection::Http2(sender) = &connection {
-            *lock(&pool.shared) = Some(sender.clone());
-        }
-        Ok(connection)
+        Ok(match self.open(&pool.origin).await? {
+            Connection::Http2(_, sender) => {
+                let mut shared = lock(&pool.shared);
+                shared.generation += 1;
+                shared.sender = Some(sender.clone());
+                Connection::Http2(shared.generation, sender)
+            }
+            http1 => http1,
+        })
     }
 
     async fn open(&self, origin: &Origin) -> Result<Connection, Error> {
@@ -225,7 +238,8 @@ impl HttpDriver {
         if h2 {
             let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await?;
             tokio::spawn(connection);
-            Ok(Connection::Http2(sender))
+            // Numbered when it becomes the pool's shared connection.
+            Ok(Connection::Http2(0, sender))
         } else {
             let (sender, connection) = http1::handshake(io).await?;
             tokio::spawn(connection);
@@ -283,9 +297,23 @@ impl HttpDriver {
             connection = self.open(&origin).await?;
         }
         let mut sender = match connection {
-            Connection::Http2(mut sender) => {
+            Connection::Http2(generation, mut sender) => {
                 let request = self.request(payload, trace, &origin, path, true)?;
-                let response = sender.send_request(request).await?;
+                let response = match sender.try_send_request(request).await {
+                    Ok(response) => response,
+                    // The shared connection is going away (GOAWAY, or closed) and the request
+                    // never left: it goes on the connection that replaces it.
+                    Err(mut failed) => {
+                        let Some(request) = failed.take_message() else {
+                            return Err(failed.into_error().into());
+                        };
+                        forget_shared(&pool, generation);
+                        match self.checkout(&pool).await? {
+                            Connection::Http2(_, mut fresh) => fresh.send_request(request).await?,
+                            Connection::Http1(_) => return Err(failed.into_error().into()),
+                        }
+                    }
+                };
                 return read(response, trace, &self.trace_header).await;
             }
             Connection::Http1(sender) => sender,
@@ -306,7 +334,7 @@ impl HttpDriver {
                         response
                     }
                     // The server now speaks HTTP/2 (ALPN): the next request will use it.
-                    Connection::Http2(_) => return Err(failed.into_error().into()),
+                    Connection::Http2(..) => return Err(failed.into_error().into()),
                 }
             }
         };
@@ -360,13 +388,27 @@ async fn read(
     Ok((status, trace_id))
 }
 
-/// The pool's shared HTTP/2 connection, if it is still open.
-fn reusable_shared(pool: &Pool) -> Option<http2::SendRequest<Full<Bytes>>> {
+/// Drops the pool's shared HTTP/2 connection if it is still the one of `generation`, which
+/// failed, so that the next request opens a new one.
+fn forget_shared(pool: &Pool, generation: u64) {
     let mut shared = lock(&pool.shared);
-    if shared.as_ref().is_some_and(http2::SendRequest::is_closed) {
-        *shared = None;
+    if shared.generation == generation {
+        shared.sender = None;
     }
-    shared.clone()
+}
+
+/// The pool's shared HTTP/2 connection and its generation, if it is still open.
+fn reusable_shared(pool: &Pool) -> Option<(u64, http2::SendRequest<Full<Bytes>>)> {
+    let mut shared = lock(&pool.shared);
+    if shared
+        .sender
+        .as_ref()
+        .is_some_and(http2::SendRequest::is_closed)
+    {
+        shared.sender = None;
+    }
+    let generation = shared.generation;
+    shared.sender.clone().map(|sender| (generation, sender))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -3,10 +3,13 @@
 //! configuration, temporary files and logs in a scratch directory, listening on three free
 //! loopback ports:
 //!
-//! - plain HTTP/1.1, closing each connection after its third request,
+//! - plain HTTP/1.1,
 //! - h2c (HTTP/2 with prior knowledge on a plain listener; nginx before 1.25.1 speaks only HTTP/2
 //!   there, later ones both),
 //! - TLS with ALPN offering h2 and http/1.1, with the certificate and key given as files.
+//!
+//! Each ends a connection after its third request, as servers limiting requests per connection
+//! do (`Connection: close` on HTTP/1.1, GOAWAY on HTTP/2).
 //!
 //! Each proxies `/v2/` to the upstream with every request header (underscores too), gRPC calls
 //! (`/package.Service/Method`) to the gRPC upstream if one is given, and serves `GET /static.json`
@@ -212,11 +215,11 @@ http {
         server @UPSTREAM@;
         keepalive 16;
     }
+    # Every third request on a connection ends it (`Connection: close` on HTTP/1.1, GOAWAY on
+    # HTTP/2): a client's pool must notice, and not lose the requests sent meanwhile.
+    keepalive_requests 3;
     server {
         listen 127.0.0.1:@HTTP@;
-        # Every third request on a connection is answered with `Connection: close`: a client's
-        # keep-alive pool must notice and not reuse it.
-        keepalive_requests 3;
 @LOCATIONS@
     }
     server {
