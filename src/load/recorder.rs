@@ -168,8 +168,8 @@ fn percentiles_of(histogram: &Histogram<u64>) -> SecondPercentiles {
     }
 }
 
-/// Accumulates a run. Owned by one task: the drivers' completions reach it over a channel, so no
-/// histogram is ever shared or locked.
+/// Accumulates a run. Owned by the schedule task, which takes each completion in as it polls the
+/// requests in flight, so no histogram is ever shared or locked.
 #[derive(Debug)]
 pub struct Recorder {
     t0: Instant,

@@ -803,7 +803,7 @@ mod tests {
             assert_eq!((stats.sent, stats.completed, stats.dropped), (100, 100, 0));
             assert_eq!(report.scheduled, 100);
         }
-        // Sends run in the order they were spawned: two per arrival, the first alternating.
+        // Sends leave in the order they were dispatched: two per arrival, the first alternating.
         let log = log.lock().expect("lock").clone();
         assert_eq!(log.len(), 200);
         let firsts: Vec<usize> = log.chunks(2).map(|pair| pair[0]).collect();
