@@ -24,6 +24,8 @@ pub mod signoff;
 pub mod summary;
 pub(crate) mod summary_json;
 pub mod system;
+#[cfg(test)]
+mod testing;
 pub(crate) mod threshold;
 pub mod tls;
 pub mod trace;

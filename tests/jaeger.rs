@@ -43,6 +43,26 @@ fn scenario(run: &Run, edits: &[(&str, &str)]) -> String {
     run.write_scenario("jaeger.yaml", &text)
 }
 
+/// Runs `path` with the launched Jaeger, giving each trace 2 s, expecting the checks to fail
+/// (exit 1); its result.json.
+fn failing_run(run: &Run, path: &str, jaeger: &std::path::Path) -> Value {
+    let output = run.run(&[
+        "run",
+        path,
+        "--jaeger-bin",
+        &jaeger.display().to_string(),
+        "--set",
+        "verify.traces.timeout=2s",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    run.result("jaeger")
+}
+
 /// Every sampled trace complete and passing, looked up through `api`, with its visibility
 /// percentiles measured through Jaeger.
 fn assert_clean(run: &Run, output: &std::process::Output, api: &str) -> Value {
@@ -144,16 +164,7 @@ fn a_hop_that_drops_the_trace_context_is_named_through_jaeger() {
             "    gateway:\n      args: [--calibration-drop-trace-context]\n      env:",
         )],
     );
-    let output = run.run(&[
-        "run",
-        &path,
-        "--jaeger-bin",
-        &jaeger.display().to_string(),
-        "--set",
-        "verify.traces.timeout=2s",
-    ]);
-    assert_eq!(output.status.code(), Some(1));
-    let result = run.result("jaeger");
+    let result = failing_run(&run, &path, &jaeger);
     let traces = traces(&result);
     assert_eq!(traces["complete"], 0, "{traces:#}");
     assert_eq!(
@@ -190,16 +201,7 @@ fn an_engine_exporting_nowhere_fails_services_through_jaeger() {
              OTEL_EXPORTER_OTLP_ENDPOINT: \"http://127.0.0.1:9\"}\n    gateway:",
         )],
     );
-    let output = run.run(&[
-        "run",
-        &path,
-        "--jaeger-bin",
-        &jaeger.display().to_string(),
-        "--set",
-        "verify.traces.timeout=2s",
-    ]);
-    assert_eq!(output.status.code(), Some(1));
-    let result = run.result("jaeger");
+    let result = failing_run(&run, &path, &jaeger);
     let traces = traces(&result);
     assert_eq!(traces["complete"], 0, "{traces:#}");
     let failures = failed_checks(&result);

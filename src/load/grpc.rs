@@ -239,9 +239,12 @@ fn frame(message: &Bytes) -> Bytes {
     framed.freeze()
 }
 
+/// Named once: looking a header up by `&str` parses the name on every call.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
 fn grpc_status(headers: &HeaderMap) -> Option<Code> {
     let value = headers
-        .get("grpc-status")?
+        .get(GRPC_STATUS)?
         .to_str()
         .ok()?
         .parse::<i32>()

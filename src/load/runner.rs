@@ -426,6 +426,22 @@ mod tests {
         }
     }
 
+    impl SlowDriver {
+        fn new(delay: Duration) -> Arc<Self> {
+            Arc::new(SlowDriver {
+                delay,
+                sends: Mutex::new(Vec::new()),
+            })
+        }
+    }
+
+    /// Runs `plan` to its end, with no interruption and no progress output.
+    async fn run_alone<D: Driver<Payload = u16>>(driver: Arc<D>, plan: LoadPlan<u16>) -> RunReport {
+        run(driver, plan, CancellationToken::new(), |_, _| {})
+            .await
+            .expect("valid plan")
+    }
+
     fn plan(rate: f64, seconds: u64, max_in_flight: usize) -> LoadPlan<u16> {
         LoadPlan {
             kinds: vec![LoadKind {
@@ -451,19 +467,9 @@ mod tests {
     async fn sends_on_schedule_however_slow_the_answers() {
         // 100/s for 2 s against a server that takes 1 s to answer: a closed loop of 10 workers
         // would send 20; an open loop sends all 200, each on time.
-        let driver = Arc::new(SlowDriver {
-            delay: Duration::from_secs(1),
-            sends: Mutex::new(Vec::new()),
-        });
+        let driver = SlowDriver::new(Duration::from_secs(1));
         let start = Instant::now();
-        let report = run(
-            Arc::clone(&driver),
-            plan(100.0, 2, 10_000),
-            CancellationToken::new(),
-            |_, _| {},
-        )
-        .await
-        .expect("valid plan");
+        let report = run_alone(Arc::clone(&driver), plan(100.0, 2, 10_000)).await;
         let sends = driver.sends.lock().expect("lock").clone();
         assert_eq!(sends.len(), 200);
         for (i, sent) in sends.iter().enumerate() {
@@ -490,18 +496,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_unanswered_request_ends_as_a_timeout_at_its_deadline() {
         // Answers take 30 s, the timeout is 10 s: every request times out 10 s after it was sent.
-        let driver = Arc::new(SlowDriver {
-            delay: Duration::from_secs(30),
-            sends: Mutex::new(Vec::new()),
-        });
-        let report = run(
-            driver,
-            plan(10.0, 1, 1_000),
-            CancellationToken::new(),
-            |_, _| {},
-        )
-        .await
-        .expect("valid plan");
+        let driver = SlowDriver::new(Duration::from_secs(30));
+        let report = run_alone(driver, plan(10.0, 1, 1_000)).await;
         let stats = &report.recorder.kinds[0];
         assert_eq!(
             (stats.sent, stats.completed, stats.unexpected),
@@ -521,10 +517,7 @@ mod tests {
     async fn a_batch_window_sends_what_falls_due_within_it_together() {
         // 1,000/s with a 10 ms window: the schedule wakes every 10 ms and sends the ten due by
         // then at once, none more than 10 ms late.
-        let driver = Arc::new(SlowDriver {
-            delay: Duration::from_millis(1),
-            sends: Mutex::new(Vec::new()),
-        });
+        let driver = SlowDriver::new(Duration::from_millis(1));
         let mut plan = plan(1000.0, 1, 10_000);
         plan.batch_window = Duration::from_millis(10);
         let start = Instant::now();
@@ -558,18 +551,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_in_flight_cap_drops_instead_of_delaying() {
         // 100/s for 1 s, each answer takes 1 s, at most 30 in flight: 30 sent, 70 dropped.
-        let driver = Arc::new(SlowDriver {
-            delay: Duration::from_secs(1),
-            sends: Mutex::new(Vec::new()),
-        });
-        let report = run(
-            driver,
-            plan(100.0, 1, 30),
-            CancellationToken::new(),
-            |_, _| {},
-        )
-        .await
-        .expect("valid plan");
+        let driver = SlowDriver::new(Duration::from_secs(1));
+        let report = run_alone(driver, plan(100.0, 1, 30)).await;
         let stats = &report.recorder.kinds[0];
         assert_eq!((stats.sent, stats.dropped, stats.completed), (30, 70, 30));
         assert_eq!(report.recorder.timeline[0].dropped, 70);
@@ -589,14 +572,7 @@ mod tests {
                 Outcome::Status(200).into()
             }
         }
-        let report = run(
-            Arc::new(StallOnce(Mutex::new(true))),
-            plan(10.0, 3, 1),
-            CancellationToken::new(),
-            |_, _| {},
-        )
-        .await
-        .expect("valid plan");
+        let report = run_alone(Arc::new(StallOnce(Mutex::new(true))), plan(10.0, 3, 1)).await;
         let stats = &report.recorder.kinds[0];
         assert_eq!(stats.sent + stats.dropped, 30);
         assert_eq!(
@@ -608,10 +584,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn cancelling_stops_sending_and_keeps_what_was_measured() {
-        let driver = Arc::new(SlowDriver {
-            delay: Duration::from_millis(5),
-            sends: Mutex::new(Vec::new()),
-        });
+        let driver = SlowDriver::new(Duration::from_millis(5));
         let stop = CancellationToken::new();
         let canceller = stop.clone();
         tokio::spawn(async move {
@@ -634,19 +607,9 @@ mod tests {
     /// over (real time: the point is the harness falling behind).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rate_beyond_the_harness_still_ends_on_time() {
-        let driver = Arc::new(SlowDriver {
-            delay: Duration::from_millis(1),
-            sends: Mutex::new(Vec::new()),
-        });
+        let driver = SlowDriver::new(Duration::from_millis(1));
         let started = std::time::Instant::now();
-        let report = run(
-            driver,
-            plan(1e8, 1, 100),
-            CancellationToken::new(),
-            |_, _| {},
-        )
-        .await
-        .expect("valid plan");
+        let report = run_alone(driver, plan(1e8, 1, 100)).await;
         let took = started.elapsed();
         assert!(took < Duration::from_secs(2), "{took:?}");
         assert_eq!(report.stop, Stop::Completed);
@@ -662,10 +625,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_interrupted_run_waits_only_briefly_for_what_is_in_flight() {
-        let driver = Arc::new(SlowDriver {
-            delay: Duration::from_secs(10),
-            sends: Mutex::new(Vec::new()),
-        });
+        let driver = SlowDriver::new(Duration::from_secs(10));
         let stop = CancellationToken::new();
         let canceller = stop.clone();
         tokio::spawn(async move {
@@ -700,9 +660,7 @@ mod tests {
             sampling: Sampling::NONE,
         });
         plan.kinds[0].weight = 7;
-        let report = run(Arc::new(Echo), plan, CancellationToken::new(), |_, _| {})
-            .await
-            .expect("valid plan");
+        let report = run_alone(Arc::new(Echo), plan).await;
         let [common, rare] = &report.recorder.kinds[..] else {
             panic!("two kinds")
         };

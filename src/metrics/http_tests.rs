@@ -8,11 +8,12 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::{MetricsError, MetricsSource, PrometheusSource, ScrapeSource};
+use crate::testing::{dribble, serve};
 use crate::tls::MAX_API_BODY;
 
 /// A server answering every path with `status`, `content_type` and `body`, the body streamed in
 /// 64 KiB chunks (no length announced) each after `pause`.
-async fn serve(
+async fn answering(
     status: StatusCode,
     content_type: &'static str,
     body: Vec<u8>,
@@ -21,30 +22,15 @@ async fn serve(
     let app = Router::new().fallback(move || {
         let body = body.clone();
         async move {
-            let (send, chunks) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-            tokio::spawn(async move {
-                for chunk in body.chunks(64 * 1024) {
-                    tokio::time::sleep(pause).await;
-                    if send.send(Ok(chunk.to_vec())).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            let stream = tokio_stream::wrappers::ReceiverStream::new(chunks);
             (
                 status,
                 [(header::CONTENT_TYPE, content_type)],
-                axum::body::Body::from_stream(stream),
+                dribble(body, pause),
             )
                 .into_response()
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}")
+    serve(app).await
 }
 
 const TEXT: &str = "text/plain; version=0.0.4";
@@ -69,7 +55,7 @@ fn scrape(url: &str, timeout: Duration) -> ScrapeSource {
 
 #[tokio::test]
 async fn an_exposition_over_the_limit_is_refused_naming_url_and_limit() {
-    let base = serve(StatusCode::OK, TEXT, huge_exposition(), Duration::ZERO).await;
+    let base = answering(StatusCode::OK, TEXT, huge_exposition(), Duration::ZERO).await;
     let url = format!("{base}/metrics");
     let error = scrape(&url, Duration::from_secs(10))
         .snapshot()
@@ -86,7 +72,7 @@ async fn an_exposition_over_the_limit_is_refused_naming_url_and_limit() {
     }
     assert!(text.len() < 600, "only the start is quoted: {text}");
     // Within the limit, the same server's answer is read whole.
-    let base = serve(
+    let base = answering(
         StatusCode::OK,
         TEXT,
         b"series_0 1\n".to_vec(),
@@ -107,7 +93,7 @@ async fn a_prometheus_answer_over_the_limit_is_refused() {
             .to_vec();
     body.resize(body.len() + MAX_API_BODY, b'x');
     body.extend_from_slice(br#""},"value":[1,"1"]}]}}"#);
-    let base = serve(StatusCode::OK, JSON, body, Duration::ZERO).await;
+    let base = answering(StatusCode::OK, JSON, body, Duration::ZERO).await;
     let error = PrometheusSource::new(&base, Vec::new())
         .expect("source")
         .query("up")
@@ -128,7 +114,7 @@ async fn a_prometheus_answer_over_the_limit_is_refused() {
 #[tokio::test]
 async fn a_body_that_trickles_past_the_timeout_fails_in_time() {
     let body = vec![b'#'; 20 * 64 * 1024];
-    let base = serve(
+    let base = answering(
         StatusCode::OK,
         TEXT,
         body.clone(),
@@ -145,7 +131,7 @@ async fn a_body_that_trickles_past_the_timeout_fails_in_time() {
         error.to_string().contains("no answer within 300ms") && error.to_string().contains(&base),
         "{error}"
     );
-    let base = serve(StatusCode::OK, JSON, body, Duration::from_millis(100)).await;
+    let base = answering(StatusCode::OK, JSON, body, Duration::from_millis(100)).await;
     let started = Instant::now();
     let error = PrometheusSource::new(&base, Vec::new())
         .expect("source")
@@ -162,7 +148,7 @@ async fn a_body_that_trickles_past_the_timeout_fails_in_time() {
 
 #[tokio::test]
 async fn a_wrong_answer_names_the_url_status_and_start() {
-    let base = serve(
+    let base = answering(
         StatusCode::BAD_GATEWAY,
         "text/html",
         b"<html>upstream down</html>".to_vec(),

@@ -125,17 +125,9 @@ fn incomplete(message: String) -> RunError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::serve;
     use axum::Router;
     use axum::routing::get;
-
-    async fn serve(app: Router) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{address}")
-    }
 
     #[test]
     fn flag_urls_must_be_http_or_https_with_a_host() {

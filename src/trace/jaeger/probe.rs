@@ -118,18 +118,10 @@ impl JaegerSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::serve;
     use crate::trace::JaegerApi;
     use axum::Router;
     use axum::routing::get;
-
-    async fn serve(app: Router) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{address}")
-    }
 
     fn source(base: &str, api: JaegerApi) -> JaegerSource {
         JaegerSource::new(base, api, Duration::from_secs(5)).expect("source")

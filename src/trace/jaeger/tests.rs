@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::testing::dribble;
 use crate::trace::poll::wait_for;
 use crate::trace::{AttrValue, SpanId, SpanKind, SpanStatus};
 
@@ -221,13 +222,7 @@ impl Script {
 
     /// Serves on an ephemeral loopback port; returns the base URL.
     async fn serve(&self) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let app = Router::new().fallback(answer).with_state(self.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{address}")
+        crate::testing::serve(Router::new().fallback(answer).with_state(self.clone())).await
     }
 }
 
@@ -622,25 +617,10 @@ async fn streaming(status: StatusCode, body: Vec<u8>, chunked: bool, pause: Dura
                 return (status, [(header::CONTENT_TYPE, "application/json")], body)
                     .into_response();
             }
-            let (send, chunks) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-            tokio::spawn(async move {
-                for chunk in body.chunks(64 * 1024) {
-                    tokio::time::sleep(pause).await;
-                    if send.send(Ok(chunk.to_vec())).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            let stream = tokio_stream::wrappers::ReceiverStream::new(chunks);
-            (status, axum::body::Body::from_stream(stream)).into_response()
+            (status, dribble(body, pause)).into_response()
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}")
+    crate::testing::serve(app).await
 }
 
 /// A v3 answer padded past the limit with a huge attribute value: valid JSON, just too much.
