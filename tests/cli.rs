@@ -270,6 +270,44 @@ fn an_unwritable_output_is_found_before_the_load() {
 }
 
 #[test]
+fn a_service_that_crashes_mid_run_ends_the_load_and_the_trace_wait_at_once() {
+    let run = Run::new("crash");
+    let started = std::time::Instant::now();
+    // Without noticing the crash, the load would go on for a minute and the trace checks would
+    // wait another minute for traces the engine can no longer send.
+    let output = run.run(&[
+        "run",
+        "scenarios/verify.yaml",
+        "--set",
+        "system.managed.engine.args.0=--fault-crash-after=3s",
+        "--set",
+        "load.phases.0.constant.duration=60s",
+        "--set",
+        "verify.traces.timeout=60s",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let result = run.result("verify");
+    assert_eq!(
+        result["status"]["state"], "failed",
+        "{:#}",
+        result["status"]
+    );
+    let reason = result["status"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("the core engine exited during the run"),
+        "{reason}"
+    );
+    let sending = result["load"]["send_duration_s"].as_f64().expect("seconds");
+    assert!(sending < 4.0, "sent for {sending} s after a crash at 3 s");
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "the run took {took:?}"
+    );
+    run.assert_no_leftovers();
+}
+
+#[test]
 fn sigint_while_traces_are_awaited_interrupts_and_keeps_what_was_verified() {
     let run = Run::new("sigint-verify");
     // The gateway drops the trace context: no sampled trace completes, so the verifier would wait

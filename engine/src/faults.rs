@@ -27,6 +27,10 @@ pub struct FaultArgs {
     /// gRPC code of injected errors, by name (e.g. UNAVAILABLE, INTERNAL)
     #[arg(long, env = "ENGINE_FAULT_ERROR_CODE", value_parser = parse_error_code, default_value = "UNAVAILABLE")]
     pub fault_error_code: Code,
+    /// Crash this long after the engine is ready: it aborts, with no shutdown and no span flush,
+    /// as a service that dies during a run does
+    #[arg(long, env = "ENGINE_FAULT_CRASH_AFTER", value_parser = parse_duration)]
+    pub fault_crash_after: Option<Duration>,
     /// Calibration only: CPU microseconds burnt per request whose span is sampled, to emulate a
     /// known tracing cost (at most 100000: each burns a worker thread, which would otherwise
     /// starve /metrics and shutdown)

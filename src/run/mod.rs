@@ -11,12 +11,14 @@ use crate::load::{RunReport, Stop};
 use crate::result::{PhaseResult, RunResult};
 use crate::scenario::{self, Scenario, System};
 use crate::system::ManagedSystem;
+use crate::system::jaeger::JaegerProcess;
 use crate::threshold;
 
 mod measure;
 mod outputs;
 mod resolve;
 mod target;
+mod watch;
 
 use crate::bundled;
 use crate::plan;
@@ -142,31 +144,6 @@ pub async fn run(
         return Err(outputs.failed(error));
     }
     let mut jaeger = jaeger;
-    let mix = match mix {
-        Some(mix) => Ok(mix),
-        None => resolve::methods(&mut scenario, &target)
-            .await
-            .and_then(|()| plan::prepare(&scenario, &plan::process_env)),
-    };
-    let outcome = match mix {
-        Ok(mix) => {
-            drive(
-                &scenario,
-                mix,
-                &target,
-                &stop,
-                options.quiet,
-                &mut verifier,
-                scrape_targets,
-            )
-            .await
-        }
-        Err(error) => Err(error),
-    };
-    let metrics = match &outcome {
-        Ok(report) => verifier.after_load(report, &stop).await,
-        Err(_) => None,
-    };
     let log_files: Vec<(&str, PathBuf)> = managed
         .iter()
         .flat_map(|system| {
@@ -177,34 +154,56 @@ pub async fn run(
         })
         .collect();
     let log_refs: Vec<(&str, &Path)> = log_files.iter().map(|(s, p)| (*s, p.as_path())).collect();
-    let logs = LogFiles {
+    let logs = managed.is_some().then_some(LogFiles {
         services: &log_refs,
+    });
+    // A signal stops everything below; so does a launched process that exits on its own, which
+    // must not read as an interruption.
+    let halt = stop.child_token();
+    let measured = async {
+        let mix = match mix {
+            Some(mix) => Ok(mix),
+            None => resolve::methods(&mut scenario, &target)
+                .await
+                .and_then(|()| plan::prepare(&scenario, &plan::process_env)),
+        };
+        let outcome = match mix {
+            Ok(mix) => {
+                drive(
+                    &scenario,
+                    mix,
+                    &target,
+                    &halt,
+                    options.quiet,
+                    &mut verifier,
+                    scrape_targets,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        let mut metrics = match &outcome {
+            Ok(report) => verifier.after_load(report, &halt).await,
+            Err(_) => None,
+        };
+        let traces = verifier
+            .finish_traces(&outputs.kind_names, logs.as_ref())
+            .await;
+        if let (Ok(report), Some(metrics)) = (&outcome, &mut metrics)
+            && let Some(spans) = verifier.span_counts(report).await
+        {
+            metrics.reconciled &= spans.passed;
+            metrics.sources.push(spans);
+        }
+        (outcome, metrics, traces)
     };
-    let mut traces = verifier
-        .finish_traces(&outputs.kind_names, managed.is_some().then_some(&logs))
-        .await;
+    let mut managed = managed;
+    let ((outcome, metrics, mut traces), crashed) =
+        watch::while_running(measured, &halt, || exited(&mut managed, &mut jaeger)).await;
     // A launched Jaeger stops with the run: the report links to no UI that will be gone.
     if let (Some(report), Some(_)) = (&mut traces, &jaeger) {
         report.jaeger_ui = None;
     }
-    let mut metrics = metrics;
-    if let (Ok(report), Some(metrics)) = (&outcome, &mut metrics)
-        && let Some(spans) = verifier.span_counts(report).await
-    {
-        metrics.reconciled &= spans.passed;
-        metrics.sources.push(spans);
-    }
-    let mut managed = managed;
-    let crashed = managed
-        .as_mut()
-        .and_then(ManagedSystem::exited)
-        .or_else(|| {
-            let status = jaeger.as_mut()?.try_exited()?;
-            let log = jaeger.as_ref()?.log.display().to_string();
-            Some(format!(
-                "Jaeger exited during the run ({status}); see {log}"
-            ))
-        });
     if let Some(system) = managed {
         system.stop().await;
     }
@@ -303,6 +302,24 @@ pub fn check(path: &Path) -> Result<Scenario, RunError> {
         plan::check(&point.scenario, &any)?;
     }
     Ok(scenario)
+}
+
+/// Why a launched service or Jaeger can no longer serve the run, if one has exited on its own.
+fn exited(
+    managed: &mut Option<ManagedSystem>,
+    jaeger: &mut Option<JaegerProcess>,
+) -> Option<String> {
+    managed
+        .as_mut()
+        .and_then(ManagedSystem::exited)
+        .or_else(|| {
+            let jaeger = jaeger.as_mut()?;
+            let status = jaeger.try_exited()?;
+            Some(format!(
+                "Jaeger exited during the run ({status}); see {}",
+                jaeger.log.display()
+            ))
+        })
 }
 
 /// A run in which no request got any answer did not measure the system: it failed.

@@ -111,6 +111,13 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     .announce()
     .context("writing the ready line to stdout")?;
     tracing::info!(%grpc_addr, %metrics_addr, tracing = telemetry.is_enabled(), "core engine ready");
+    if let Some(after) = args.faults.fault_crash_after {
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            tracing::error!(?after, "crashing, as --fault-crash-after asks");
+            std::process::abort();
+        });
+    }
 
     let outcome = tokio::select! {
         signal = signals.recv() => {
