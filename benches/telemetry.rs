@@ -41,11 +41,10 @@ use engine::market::Limits;
 use engine::metrics::EngineMetrics;
 use engine::proto::FetchMarketDataRequest;
 use engine::proto::core_engine_service_server::CoreEngineService;
-use engine::telemetry::{self, MetadataExtractor, Telemetry};
+use engine::telemetry::{self, Telemetry};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_http::HeaderExtractor;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -364,10 +363,10 @@ fn propagation(c: &mut Criterion, telemetry: &Telemetry) {
     let cx = remote_parent();
     let mut group = c.benchmark_group("propagation");
     group.bench_function("extract/http_headers", |b| {
-        b.iter(|| telemetry.extract(&HeaderExtractor(black_box(&headers))));
+        b.iter(|| telemetry.extract(black_box(&headers)));
     });
     group.bench_function("extract/grpc_metadata", |b| {
-        b.iter(|| telemetry.extract(&MetadataExtractor(black_box(&metadata))));
+        b.iter(|| telemetry.extract(black_box(&metadata)));
     });
     // A fresh map each time, as each outgoing request has; its drop is not timed.
     group.bench_function("inject/grpc_metadata", |b| {

@@ -15,7 +15,7 @@ use crate::metrics::{EngineMetrics, RpcMetrics};
 use crate::proto::core_engine_service_server::CoreEngineService;
 use crate::proto::{self, FetchMarketDataRequest, FetchMarketDataResponse};
 use crate::status::{code_name, is_server_error};
-use crate::telemetry::{self, MetadataExtractor, Telemetry, semconv};
+use crate::telemetry::{self, Telemetry, semconv};
 
 pub const SERVICE_NAME: &str = "core_engine.v1.CoreEngineService";
 pub const FETCH_METHOD: &str = "FetchMarketData";
@@ -50,9 +50,7 @@ impl CoreEngine {
     }
 
     fn start_server_span(&self, request: &Request<FetchMarketDataRequest>) -> Option<Context> {
-        let parent = self
-            .telemetry
-            .extract(&MetadataExtractor(request.metadata()))?;
+        let parent = self.telemetry.extract(request.metadata())?;
         self.telemetry.start_span(
             &parent,
             FETCH_SPAN_NAME,

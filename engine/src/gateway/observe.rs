@@ -10,7 +10,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use opentelemetry::trace::{FutureExt, SpanKind, Status as SpanStatus};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_http::HeaderExtractor;
 
 use super::{Gateway, ROUTES, Route};
 use crate::metrics::http_method_label;
@@ -118,9 +117,7 @@ fn start_server_span(
     method: &'static str,
     route: Option<&'static Route>,
 ) -> Option<Context> {
-    let parent = gateway
-        .telemetry
-        .extract(&HeaderExtractor(request.headers()))?;
+    let parent = gateway.telemetry.extract(request.headers())?;
     let path = request.uri().path();
     let mut attributes = vec![
         KeyValue::new(semconv::HTTP_REQUEST_METHOD, method),

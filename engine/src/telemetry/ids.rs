@@ -222,6 +222,14 @@ mod tests {
         for lax in [
             "00-1-2-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            // A trace id of `1`, of 31 digits, or signed; a span id of `1`; flags and version of
+            // one digit.
+            "00-1-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-+4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-1-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ] {
             assert!(sdk_reads(lax).is_some(), "the SDK takes {lax:?}");
             assert_eq!(

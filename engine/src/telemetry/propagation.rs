@@ -1,8 +1,10 @@
 //! W3C trace context: read from any carrier (the gateway's HTTP headers, the engine's gRPC
 //! metadata), written into gRPC metadata.
 
-use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::SpanContext;
+use std::borrow::Cow;
+
+use axum::http::{HeaderMap, HeaderValue};
+use opentelemetry::trace::{SpanContext, TraceState};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
 use super::ids;
@@ -10,34 +12,58 @@ use super::ids;
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
 
-/// The remote span context in `carrier`'s `traceparent`, with its `tracestate` (an unreadable
-/// state is dropped and the parent kept, as the SDK's propagator does).
-pub fn extract(carrier: &dyn Extractor) -> Option<SpanContext> {
-    let traceparent = carrier.get(TRACEPARENT)?;
-    let state = carrier
-        .get(TRACESTATE)
-        .and_then(|state| state.parse().ok())
-        .unwrap_or_default();
-    ids::parse_traceparent(traceparent, state)
+/// A request's fields as W3C Trace Context reads them: the gateway's HTTP headers, the engine's
+/// gRPC metadata. Every value of a repeated field is kept, which the specification needs to tell
+/// one `traceparent` from two.
+pub trait Carrier {
+    /// The values of the field `name` (lowercase), in the order they were received.
+    fn values<'a>(&'a self, name: &'static str) -> impl Iterator<Item = &'a [u8]>;
 }
 
-/// Incoming gRPC metadata as a carrier to read the context from.
-pub struct MetadataExtractor<'a>(pub &'a MetadataMap);
-
-impl Extractor for MetadataExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
+impl Carrier for HeaderMap {
+    fn values<'a>(&'a self, name: &'static str) -> impl Iterator<Item = &'a [u8]> {
+        self.get_all(name).iter().map(HeaderValue::as_bytes)
     }
+}
 
-    fn keys(&self) -> Vec<&str> {
-        self.0
-            .keys()
-            .filter_map(|key| match key {
-                tonic::metadata::KeyRef::Ascii(key) => Some(key.as_str()),
-                tonic::metadata::KeyRef::Binary(_) => None,
-            })
-            .collect()
+impl Carrier for MetadataMap {
+    fn values<'a>(&'a self, name: &'static str) -> impl Iterator<Item = &'a [u8]> {
+        self.get_all(name)
+            .iter()
+            .map(|value| value.as_encoded_bytes())
     }
+}
+
+/// The remote span context in `carrier`'s `traceparent`, with its `tracestate`, or `None` when
+/// there is none to continue: no `traceparent`, one the specification refuses, or more than one
+/// (which is ambiguous: the specification's test suite expects it ignored and a new trace).
+pub fn extract(carrier: &impl Carrier) -> Option<SpanContext> {
+    let mut traceparents = carrier.values(TRACEPARENT);
+    let traceparent = traceparents.next()?;
+    if traceparents.next().is_some() {
+        return None;
+    }
+    let traceparent = std::str::from_utf8(traceparent).ok()?;
+    ids::parse_traceparent(traceparent, trace_state(carrier))
+}
+
+/// The `tracestate` of one field or several, joined with commas as HTTP joins a repeated field.
+/// A state that does not parse is dropped and the parent kept, as the SDK's propagator does.
+fn trace_state(carrier: &impl Carrier) -> TraceState {
+    let mut values = carrier.values(TRACESTATE);
+    let Some(first) = values.next() else {
+        return TraceState::default();
+    };
+    let mut joined = Cow::Borrowed(first);
+    for more in values {
+        let joined = joined.to_mut();
+        joined.push(b',');
+        joined.extend_from_slice(more);
+    }
+    std::str::from_utf8(&joined)
+        .ok()
+        .and_then(|state| state.parse().ok())
+        .unwrap_or_default()
 }
 
 /// Writes the W3C context of `sc` into outgoing gRPC metadata: `traceparent`, and `tracestate`
@@ -75,7 +101,7 @@ mod tests {
         let mut incoming = MetadataMap::new();
         incoming.insert("traceparent", traceparent.parse().expect("ascii"));
         incoming.insert("tracestate", "vendor=abc,other=1".parse().expect("ascii"));
-        let sc = extract(&MetadataExtractor(&incoming)).expect("a valid parent");
+        let sc = extract(&incoming).expect("a valid parent");
         assert_eq!(
             sc.trace_id().to_string(),
             "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -95,10 +121,46 @@ mod tests {
 
         // A state that does not parse is dropped; the parent stays.
         incoming.insert("tracestate", "not a state".parse().expect("ascii"));
-        let sc = extract(&MetadataExtractor(&incoming)).expect("a valid parent");
+        let sc = extract(&incoming).expect("a valid parent");
         assert_eq!(sc.trace_state().header(), "");
         incoming.remove("traceparent");
-        assert_eq!(extract(&MetadataExtractor(&incoming)), None);
+        assert_eq!(extract(&incoming), None);
+    }
+
+    #[test]
+    fn a_repeated_traceparent_starts_a_new_trace_and_repeated_states_are_joined() {
+        let one = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let other = "00-4bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b7-01";
+        let mut headers = HeaderMap::new();
+        headers.append(TRACEPARENT, HeaderValue::from_static(one));
+        headers.append(TRACESTATE, HeaderValue::from_static("a=1"));
+        headers.append(TRACESTATE, HeaderValue::from_static("b=2,c=3"));
+        let sc = extract(&headers).expect("one traceparent");
+        assert_eq!(sc.trace_state().header(), "a=1,b=2,c=3");
+
+        // The same value twice is as ambiguous as two values: neither is continued.
+        for second in [one, other] {
+            let mut twice = headers.clone();
+            twice.append(TRACEPARENT, HeaderValue::from_static(second));
+            assert_eq!(extract(&twice), None, "{second}");
+        }
+        let mut metadata = MetadataMap::new();
+        metadata.append(TRACEPARENT, MetadataValue::from_static(one));
+        assert!(extract(&metadata).is_some());
+        metadata.append(TRACEPARENT, MetadataValue::from_static(other));
+        assert_eq!(extract(&metadata), None);
+
+        // A value that is not text is refused as a whole, not skipped.
+        let mut binary = HeaderMap::new();
+        let not_text =
+            HeaderValue::from_bytes(b"00-4bf92f3577b34da6a3ce929d0e0e4736-\xff").expect("obs-text");
+        binary.append(TRACEPARENT, not_text.clone());
+        assert_eq!(extract(&binary), None);
+        let mut state_not_text = HeaderMap::new();
+        state_not_text.append(TRACEPARENT, HeaderValue::from_static(one));
+        state_not_text.append(TRACESTATE, not_text);
+        let sc = extract(&state_not_text).expect("the parent is kept");
+        assert_eq!(sc.trace_state().header(), "");
     }
 
     #[test]

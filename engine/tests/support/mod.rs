@@ -1,4 +1,6 @@
 //! Real service processes on ephemeral ports, and what the tests need around them.
+// Each test crate uses a part of it.
+#![allow(dead_code)]
 
 pub mod otlp;
 
