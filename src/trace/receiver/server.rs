@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
+use tower::limit::GlobalConcurrencyLimitLayer;
 
 use super::ReceiverError;
 use super::store::Store;
@@ -24,6 +25,9 @@ pub(super) async fn serve(
     token: CancellationToken,
 ) -> Result<(), ReceiverError> {
     let grpc = tonic::transport::Server::builder()
+        .initial_stream_window_size(grpc::WINDOW_BYTES)
+        .initial_connection_window_size(grpc::WINDOW_BYTES)
+        .layer(GlobalConcurrencyLimitLayer::new(grpc::EXPORTS_AT_ONCE))
         .add_service(grpc::service(Arc::clone(&store), max_message_bytes))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
