@@ -35,6 +35,18 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// The longest timeout [`parse_timeout`] takes: a day is "never" for a read, and a far enough
+/// deadline would overflow the clock when added to it.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A [`parse_positive_duration`] of at most [`MAX_TIMEOUT`], for timeouts turned into deadlines.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_positive_duration(text)? {
+        d if d > MAX_TIMEOUT => Err(format!("{text:?} is longer than a day")),
+        d => Ok(d),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +80,11 @@ mod tests {
             Err("\"0s\" must be longer than zero".into())
         );
         assert_eq!(parse_positive_duration("1us"), Ok(Duration::from_micros(1)));
+        assert_eq!(parse_timeout("1440m"), Ok(MAX_TIMEOUT));
+        assert_eq!(
+            parse_timeout("300000000000000000m"),
+            Err("\"300000000000000000m\" is longer than a day".into())
+        );
+        assert!(parse_timeout("0s").is_err());
     }
 }

@@ -251,6 +251,43 @@ struct RouteLabels {
     path: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    reason: &'static str,
+}
+
+/// Why the gateway refused a connection or a request before a handler could answer it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A request's headers did not arrive within the header read timeout.
+    HeaderTimeout,
+    /// A request's body did not arrive within the body read timeout (answered 408).
+    BodyTimeout,
+    /// A body over the limit, declared or read (answered 413).
+    TooLarge,
+    /// A connection past the connection limit, closed at once.
+    ConnectionLimit,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 4] = [
+        Refusal::HeaderTimeout,
+        Refusal::BodyTimeout,
+        Refusal::TooLarge,
+        Refusal::ConnectionLimit,
+    ];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::HeaderTimeout => "header_timeout",
+            Refusal::BodyTimeout => "body_timeout",
+            Refusal::TooLarge => "too_large",
+            Refusal::ConnectionLimit => "connection_limit",
+        }
+    }
+}
+
 /// The API gateway's metrics.
 pub struct GatewayMetrics {
     registry: Registry,
@@ -261,6 +298,9 @@ pub struct GatewayMetrics {
     http_duration: HistogramFamily<RouteLabels>,
     http_errors: Family<HttpLabels, Counter>,
     connections_active: Gauge<i64, AtomicI64>,
+    /// `http_requests_refused_total`, one series per [`Refusal`] in [`Refusal::ALL`]'s order,
+    /// created at zero so that a rate over them starts with the first refusal.
+    refused: [Counter; 4],
     /// Calibration only: the route whose requests `http_requests_total` counts twice.
     double_counted_route: Option<&'static str>,
 }
@@ -307,6 +347,19 @@ impl Default for GatewayMetrics {
             "Open client connections to the API port",
             connections_active.clone(),
         );
+        let refused_family = Family::<RefusalLabels, Counter>::default();
+        let refused = Refusal::ALL.map(|reason| {
+            refused_family
+                .get_or_create(&RefusalLabels {
+                    reason: reason.label(),
+                })
+                .clone()
+        });
+        registry.register(
+            "http_requests_refused",
+            "Connections and requests refused before a handler answered, by reason",
+            refused_family,
+        );
         GatewayMetrics {
             registry,
             requests,
@@ -316,6 +369,7 @@ impl Default for GatewayMetrics {
             http_duration,
             http_errors,
             connections_active,
+            refused,
             double_counted_route: None,
         }
     }
@@ -374,6 +428,11 @@ impl GatewayMetrics {
     pub fn connection_opened(&self) -> ConnectionGuard {
         self.connections_active.inc();
         ConnectionGuard(self.connections_active.clone())
+    }
+
+    /// Counts one refusal in `http_requests_refused_total`.
+    pub fn refused(&self, reason: Refusal) {
+        self.refused[reason as usize].inc();
     }
 
     pub fn response(&self) -> Response {
@@ -464,6 +523,9 @@ mod tests {
         metrics.observe("POST", path, 200, Duration::from_millis(3));
         metrics.observe("POST", path, 503, Duration::from_millis(1));
         let guard = metrics.connection_opened();
+        metrics.refused(Refusal::TooLarge);
+        metrics.refused(Refusal::TooLarge);
+        metrics.refused(Refusal::ConnectionLimit);
         let text = body(metrics.response()).await;
         for line in [
             "requests_total 2",
@@ -473,6 +535,10 @@ mod tests {
             "http_errors_total{method=\"POST\",path=\"/api/v1/market-data/fetch\",status=\"503\"} 1",
             "http_request_duration_seconds_count{method=\"POST\",path=\"/api/v1/market-data/fetch\"} 2",
             "http_connections_active 1",
+            "http_requests_refused_total{reason=\"header_timeout\"} 0",
+            "http_requests_refused_total{reason=\"body_timeout\"} 0",
+            "http_requests_refused_total{reason=\"too_large\"} 2",
+            "http_requests_refused_total{reason=\"connection_limit\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -509,6 +575,13 @@ mod tests {
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
             );
+        }
+    }
+
+    #[test]
+    fn refusals_index_their_own_series() {
+        for (i, reason) in Refusal::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i, "{reason:?}");
         }
     }
 

@@ -304,6 +304,7 @@ async fn metrics_move_by_exactly_the_requests_sent() {
         "http_request_duration_seconds_bucket",
         "http_errors_total",
         "http_connections_active",
+        "http_requests_refused_total",
     ] {
         assert!(gateway_after.has_family(name), "gateway lacks {name}");
     }

@@ -1,8 +1,10 @@
 //! The API gateway: JSON over HTTP in front of the core engine's gRPC.
 
 mod api;
+mod limits;
 mod listener;
 mod observe;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ pub use api::FetchRequest;
 pub use observe::X_TRACE_ID;
 
 use crate::core_engine::SPAN_FLUSH_TIMEOUT;
-use crate::duration::{parse_duration, parse_positive_duration};
+use crate::duration::{parse_duration, parse_positive_duration, parse_timeout};
 use crate::metrics::GatewayMetrics;
 use crate::proto::core_engine_service_client::CoreEngineServiceClient;
 use crate::ready::Ready;
@@ -63,9 +65,22 @@ pub struct GatewayArgs {
     /// Deadline for each engine call; past it the gateway gives up and answers 504
     #[arg(long, env = "GATEWAY_ENGINE_TIMEOUT", value_parser = parse_positive_duration, default_value = "5s")]
     pub engine_timeout: Duration,
-    /// Largest request body accepted, in bytes; larger ones get 413
+    /// Largest request body accepted, in bytes; larger ones get 413, before any of the body is
+    /// read when its Content-Length says so
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Longest wait for a request's headers; past it the connection is closed. It also closes a
+    /// keep-alive connection left idle that long
+    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT", value_parser = parse_timeout, default_value = "10s")]
+    pub header_read_timeout: Duration,
+    /// Longest time a request body may take to arrive whole, from the end of its headers; past it
+    /// the gateway answers 408 and closes the connection
+    #[arg(long, env = "GATEWAY_BODY_READ_TIMEOUT", value_parser = parse_timeout, default_value = "30s")]
+    pub body_read_timeout: Duration,
+    /// Most client connections open at once; past it a new connection is closed at once (and
+    /// counted in http_requests_refused_total)
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 10_000)]
+    pub max_connections: u32,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish
     #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub shutdown_timeout: Duration,
@@ -94,16 +109,22 @@ pub struct Gateway {
     /// `server.address` and `server.port` of the engine, for every CLIENT span.
     engine_peer: Vec<opentelemetry::KeyValue>,
     engine_timeout: Duration,
+    body_limits: limits::BodyLimits,
     drop_trace_context: bool,
 }
 
-fn router(gateway: Arc<Gateway>, max_body_bytes: usize) -> Router {
+fn router(gateway: Arc<Gateway>) -> Router {
+    let max_body_bytes = gateway.body_limits.max_bytes;
     let api = Router::new()
         .route(
             FETCH_ROUTE,
             post(api::fetch_market_data).fallback(api::method_not_allowed),
         )
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            limits::enforce,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&gateway),
             observe::observe,
@@ -145,6 +166,10 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         engine: CoreEngineServiceClient::new(channel),
         engine_peer: api::peer_attributes(&args.engine_url),
         engine_timeout: args.engine_timeout,
+        body_limits: limits::BodyLimits {
+            max_bytes: args.max_body_bytes,
+            read_timeout: args.body_read_timeout,
+        },
         drop_trace_context: args.calibration_drop_trace_context,
     });
 
@@ -154,12 +179,17 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let mut signals = Signals::install().context("installing the SIGTERM and SIGINT handlers")?;
     let stop = CancellationToken::new();
-    let http = axum::serve(
-        listener::CountingListener::new(listener, metrics),
-        router(gateway, args.max_body_bytes),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned());
-    let mut server = tokio::spawn(async move { http.await.context("HTTP server") });
+    let http = serve::serve(
+        listener::LimitedListener::new(listener, args.max_connections, Arc::clone(&metrics)),
+        router(gateway),
+        args.header_read_timeout,
+        metrics,
+        stop.clone(),
+    );
+    let mut server = tokio::spawn(async move {
+        http.await;
+        Ok(())
+    });
 
     Ready::new(
         DEFAULT_SERVICE_NAME,
@@ -209,5 +239,45 @@ mod args_tests {
         );
         let args = parse(&["--engine-timeout", "1ms"]).expect("a short one is fine");
         assert_eq!(args.engine_timeout, Duration::from_millis(1));
+    }
+
+    #[test]
+    fn bad_read_timeouts_and_connection_limits_are_refused_with_the_flag_named() {
+        for (flag, bad) in [
+            ("--header-read-timeout", "0s"),
+            ("--body-read-timeout", "0ms"),
+            ("--header-read-timeout", "1441m"),
+            ("--body-read-timeout", "1441m"),
+            ("--max-connections", "0"),
+        ] {
+            let err = parse(&[flag, bad]).expect_err("refused");
+            assert!(err.contains(flag), "{err}");
+        }
+        let args = parse(&[
+            "--header-read-timeout",
+            "300ms",
+            "--body-read-timeout",
+            "1s",
+            "--max-connections",
+            "3",
+        ])
+        .expect("parses");
+        assert_eq!(
+            (
+                args.header_read_timeout,
+                args.body_read_timeout,
+                args.max_connections
+            ),
+            (Duration::from_millis(300), Duration::from_secs(1), 3)
+        );
+        let defaults = parse(&[]).expect("defaults");
+        assert_eq!(
+            (
+                defaults.header_read_timeout,
+                defaults.body_read_timeout,
+                defaults.max_connections
+            ),
+            (Duration::from_secs(10), Duration::from_secs(30), 10_000)
+        );
     }
 }

@@ -257,6 +257,19 @@ pub fn strings(items: &[&str]) -> Vec<String> {
 pub struct Metrics(pub HashMap<String, f64>);
 
 impl Metrics {
+    /// The samples of a Prometheus text exposition.
+    pub fn parse(text: &str) -> Metrics {
+        Metrics(
+            text.lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .filter_map(|l| {
+                    let (series, value) = l.rsplit_once(' ')?;
+                    Some((series.to_owned(), value.parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
     pub fn get(&self, series: &str) -> f64 {
         self.0.get(series).copied().unwrap_or(0.0)
     }
@@ -306,13 +319,5 @@ async fn scrape(http: &reqwest::Client, url: &str) -> Metrics {
         "{content_type}"
     );
     let text = response.text().await.expect("metrics body");
-    Metrics(
-        text.lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|l| {
-                let (series, value) = l.rsplit_once(' ')?;
-                Some((series.to_owned(), value.parse().ok()?))
-            })
-            .collect(),
-    )
+    Metrics::parse(&text)
 }
