@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use engine::core_engine::EngineArgs;
 use engine::gateway::GatewayArgs;
 use harness::exit::RunError;
+use harness::report::ReportError;
 use harness::report::page::PageError;
 use harness::result::RunResult;
 use harness::run::RunOptions;
@@ -411,24 +412,21 @@ fn report(result_path: &Path, out: Option<PathBuf>) -> ExitCode {
         }
     };
     let out = out.unwrap_or_else(|| result_path.with_file_name(harness::report::page::FILE_NAME));
-    let html = match harness::report::page::render(&result, &result_path.display().to_string()) {
-        Ok(html) => html,
-        Err(error @ PageError::Histogram { .. }) => {
-            eprintln!("harness: {}: {error}", result_path.display());
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
-        Err(error) => {
-            eprintln!("harness: {}: {error}", result_path.display());
-            return ExitCode::from(EXIT_INCOMPLETE);
-        }
-    };
-    match harness::report::write(&out, &html) {
+    match harness::report::page::write(&result, &result_path.display().to_string(), &out) {
         Ok(()) => {
             println!("report: {}", out.display());
             ExitCode::SUCCESS
         }
-        Err(error) => {
+        Err(error @ PageError::Histogram { .. }) => {
+            eprintln!("harness: {}: {error}", result_path.display());
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(error @ PageError::Report(ReportError::Write { .. })) => {
             eprintln!("harness: {error}");
+            ExitCode::from(EXIT_INCOMPLETE)
+        }
+        Err(error) => {
+            eprintln!("harness: {}: {error}", result_path.display());
             ExitCode::from(EXIT_INCOMPLETE)
         }
     }

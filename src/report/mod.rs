@@ -66,6 +66,29 @@ pub fn render(template: &'static str, context: impl Serialize) -> Result<String,
         .map_err(|source| ReportError::Render { template, source })
 }
 
+/// Renders a bundled template with `context` straight into the file at `path`: a page is never
+/// held whole in memory, only the parts the template is putting together.
+pub fn render_to_file(
+    template: &'static str,
+    context: impl Serialize,
+    path: &Path,
+) -> Result<(), ReportError> {
+    use std::io::Write as _;
+    let write_error = |source| ReportError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(write_error)?);
+    templates()
+        .get_template(template)
+        .and_then(|t| t.render_captured_to(minijinja::value::Serde(context), &mut out))
+        .map_err(|source| match source.kind() {
+            minijinja::ErrorKind::WriteFailure => write_error(std::io::Error::other(source)),
+            _ => ReportError::Render { template, source },
+        })?;
+    out.flush().map_err(write_error)
+}
+
 /// Writes a rendered report, naming the file on failure.
 pub fn write(path: &Path, contents: &str) -> Result<(), ReportError> {
     std::fs::write(path, contents).map_err(|source| ReportError::Write {
@@ -94,5 +117,22 @@ mod tests {
         .expect("renders");
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn a_page_rendered_to_a_file_is_the_page_rendered_to_a_string() {
+        let dir = std::env::temp_dir().join(format!("harness-render-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let context = serde_json::json!({ "title": "<b>run</b>" });
+        let path = dir.join("page.html");
+        render_to_file("base.html", &context, &path).expect("written");
+        let written = std::fs::read_to_string(&path).expect("read back");
+        assert_eq!(written, render("base.html", &context).expect("renders"));
+        // A file that cannot be created is a write error naming it, not a template error.
+        let absent = dir.join("absent").join("page.html");
+        let error = render_to_file("base.html", &context, &absent).expect_err("no directory");
+        assert!(matches!(error, ReportError::Write { .. }), "{error}");
+        assert!(error.to_string().contains("absent"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -370,18 +370,22 @@ pub struct WriteError {
 }
 
 /// Writes `result` to `path` atomically (a sibling temporary file, then a rename), so that a
-/// reader never sees half a result and an interrupted write leaves the previous one whole.
+/// reader never sees half a result and an interrupted write leaves the previous one whole. The
+/// JSON goes to the file as it is made: no string of the whole result, whose size would follow
+/// the run's length, is built first.
 pub fn write(path: &Path, result: &RunResult) -> Result<(), WriteError> {
+    use std::io::Write as _;
     let fail = |source| WriteError {
         path: path.display().to_string(),
         source,
     };
-    let json = serde_json::to_string_pretty(result)
-        .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".partial");
     let temporary = std::path::PathBuf::from(temporary);
-    std::fs::write(&temporary, json).map_err(fail)?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary).map_err(fail)?);
+    serde_json::to_writer_pretty(&mut file, result).map_err(|e| fail(e.into()))?;
+    file.flush().map_err(fail)?;
+    drop(file);
     std::fs::rename(&temporary, path).map_err(fail)
 }
 
@@ -638,6 +642,33 @@ mod tests {
         assert_eq!(json["p95"], p95);
         assert!(decode_histogram("not base64!").is_err());
         assert!(decode_histogram("AAAA").is_err());
+    }
+
+    #[test]
+    fn a_written_result_reads_back_whole_and_replaces_the_old_one() {
+        let dir = std::env::temp_dir().join(format!("harness-write-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let path = dir.join(FILE_NAME);
+        std::fs::write(&path, "an older result").expect("write");
+        let mut result: RunResult =
+            serde_json::from_str(include_str!("../../tests/fixtures/results/smoke.json"))
+                .expect("fixture");
+        let second = result.timeline[0].clone();
+        result.timeline = (0..3_600)
+            .map(|i| SecondResult {
+                second: i,
+                ..second.clone()
+            })
+            .collect();
+        write(&path, &result).expect("writes");
+        let back = read(&path).expect("reads back");
+        assert_eq!(back.timeline.len(), 3_600);
+        assert_eq!(back.timeline[3_599].second, 3_599);
+        assert!(!dir.join("result.json.partial").exists());
+        // Into a directory that is not there: the error names the file, and nothing is left.
+        let error = write(&dir.join("absent").join(FILE_NAME), &result).expect_err("no dir");
+        assert!(error.to_string().contains("absent"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -224,6 +224,9 @@ pub async fn run(
     result.verification.traces = traces;
     result.verification.metrics = metrics;
     result.thresholds = threshold::evaluate(&thresholds, &report, &result);
+    // The recorder's histograms and timeline are in `result` now: freed before the outputs are
+    // written, they leave room for them rather than add to the end-of-run peak.
+    drop(report);
     outputs.finish(result)
 }
 

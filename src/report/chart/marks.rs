@@ -69,37 +69,25 @@ impl Chart {
         self.add_legend(label, color, mark);
     }
 
-    /// One value per interval of `width` from `start` (per-second counts): each drawn as a level
-    /// across its interval. `None` leaves its interval empty.
-    pub(crate) fn steps(
-        &mut self,
-        label: &str,
-        color: Color,
-        start: f64,
-        width: f64,
-        values: &[Option<f64>],
-    ) {
+    /// Values each held over an interval of the x axis, `(from, to, value)` in order (per-second
+    /// counts, or buckets of seconds): each drawn as a level across its interval, joined to the
+    /// next where they meet. `None` leaves its interval empty.
+    pub(crate) fn steps(&mut self, label: &str, color: Color, levels: &[(f64, f64, Option<f64>)]) {
         let mut d = String::new();
-        let mut open = false;
-        for (i, value) in values.iter().enumerate() {
-            let from = start + i as f64 * width;
-            let placed = value.and_then(|v| {
-                Some((
-                    self.plot_x(from)?,
-                    self.plot_x(from + width)?,
-                    self.plot_y(v)?,
-                ))
-            });
+        let mut open_to: Option<f64> = None;
+        for &(from, to, value) in levels {
+            let placed =
+                value.and_then(|v| Some((self.plot_x(from)?, self.plot_x(to)?, self.plot_y(v)?)));
             match placed {
                 Some((x0, x1, y)) => {
-                    if open {
+                    if open_to == Some(from) {
                         let _ = write!(d, "V{y:.1} H{x1:.1} ");
                     } else {
                         let _ = write!(d, "M{x0:.1} {y:.1} H{x1:.1} ");
                     }
-                    open = true;
+                    open_to = Some(to);
                 }
-                None => open = false,
+                None => open_to = None,
             }
         }
         if d.is_empty() {
@@ -259,12 +247,11 @@ impl Chart {
         self.add_legend(label, Color::Muted, Mark::Stall);
     }
 
-    /// Invisible full-height columns of `width` from `start`, one per title: hovering anywhere
-    /// over an interval shows its values, with no script.
-    pub(crate) fn hover_columns(&mut self, start: f64, width: f64, titles: &[String]) {
-        for (i, title) in titles.iter().enumerate() {
-            let from = start + i as f64 * width;
-            let (Some(a), Some(b)) = (self.plot_x(from), self.plot_x(from + width)) else {
+    /// Invisible full-height columns over the intervals `(from, to, title)`: hovering anywhere
+    /// over one shows its values, with no script.
+    pub(crate) fn hover_columns(&mut self, columns: &[(f64, f64, String)]) {
+        for (from, to, title) in columns {
+            let (Some(a), Some(b)) = (self.plot_x(*from), self.plot_x(*to)) else {
                 continue;
             };
             let _ = writeln!(

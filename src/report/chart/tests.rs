@@ -135,9 +135,12 @@ fn a_missing_value_breaks_the_line_instead_of_falling_to_zero() {
     chart.steps(
         "p50",
         Color::S1,
-        0.0,
-        1.0,
-        &[Some(2.0), Some(3.0), None, Some(4.0)],
+        &[
+            (0.0, 1.0, Some(2.0)),
+            (1.0, 2.0, Some(3.0)),
+            (2.0, 3.0, None),
+            (3.0, 4.0, Some(4.0)),
+        ],
     );
     let svg = chart.render();
     let paths = series_paths(&svg);
@@ -198,13 +201,53 @@ fn text_is_escaped_and_nothing_links_out() {
 }
 
 #[test]
+fn levels_of_unequal_widths_join_where_they_meet() {
+    let mut chart = Chart::new(
+        "sent",
+        Axis::linear("s", 0.0, 5.0),
+        Axis::linear("/s", 0.0, 10.0),
+    );
+    // Two buckets of two seconds and a last one of one; then a level that does not meet the one
+    // before it starts a new run.
+    chart.steps(
+        "sent",
+        Color::S1,
+        &[
+            (0.0, 2.0, Some(2.0)),
+            (2.0, 4.0, Some(3.0)),
+            (4.0, 5.0, Some(4.0)),
+        ],
+    );
+    chart.steps(
+        "gap",
+        Color::S2,
+        &[(0.0, 1.0, Some(2.0)), (3.0, 4.0, Some(3.0))],
+    );
+    let svg = chart.render();
+    let paths = series_paths(&svg);
+    assert_eq!(paths.len(), 2, "{svg}");
+    assert_eq!(paths[0].matches('M').count(), 1, "{}", paths[0]);
+    assert_eq!(paths[0].matches('H').count(), 3, "{}", paths[0]);
+    assert!(
+        paths[0].ends_with(&format!("H{:.1}", WIDTH - RIGHT)),
+        "{}",
+        paths[0]
+    );
+    assert_eq!(paths[1].matches('M').count(), 2, "{}", paths[1]);
+}
+
+#[test]
 fn every_chart_has_a_title_an_accessible_name_and_a_legend() {
     let mut chart = Chart::new(
         "Latency",
         Axis::linear("time (s)", 0.0, 2.0),
         Axis::linear("latency (ms)", 0.0, 5.0),
     );
-    chart.steps("p99", Color::S2, 0.0, 1.0, &[Some(4.0), Some(4.5)]);
+    chart.steps(
+        "p99",
+        Color::S2,
+        &[(0.0, 1.0, Some(4.0)), (1.0, 2.0, Some(4.5))],
+    );
     let svg = chart.render();
     assert!(svg.starts_with(r#"<svg class="chart""#));
     assert!(svg.contains(r#"aria-label="Latency""#));

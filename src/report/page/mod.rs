@@ -3,14 +3,16 @@
 //! has their data; the charts come from `report::chart`.
 //!
 //! This module holds the page and its general sections (verdict, scenario, load, thresholds,
-//! outcomes); `latency` draws the percentile spectra and the timeline, `verification` the trace
-//! and metrics checks, `overhead` the tracing-overhead experiment.
+//! outcomes); `latency` draws the percentile spectra, `timeline` the run over time (in buckets of
+//! seconds when it is long), `verification` the trace and metrics checks, `overhead` the
+//! tracing-overhead experiment.
 
 pub(crate) mod latency;
 mod overhead;
 mod profile;
 #[cfg(test)]
 mod samples;
+mod timeline;
 mod verification;
 
 use std::path::Path;
@@ -24,8 +26,9 @@ use crate::result::{
     HistogramError, KindResult, Percentiles, RunResult, RunStatus, ThresholdResult,
 };
 use crate::threshold::Unit;
-use latency::{SpectrumView, TimelineView, spectrum, timeline};
+use latency::{SpectrumView, spectrum};
 use overhead::{OverheadView, claim_text, overhead};
+use timeline::{TimelineView, timeline};
 use verification::{MetricsView, TracesView, metrics, traces};
 
 /// The file `harness run` writes beside `result.json`.
@@ -61,10 +64,11 @@ pub fn render(result: &RunResult, result_file: &str) -> Result<String, PageError
     Ok(super::render(TEMPLATE, &page)?)
 }
 
-/// Renders the page for `result` and writes it to `path`.
+/// Renders the page for `result` into the file at `path`, without holding the page whole: a
+/// bad histogram is found before the file is created.
 pub fn write(result: &RunResult, result_file: &str, path: &Path) -> Result<(), PageError> {
-    let html = render(result, result_file)?;
-    Ok(super::write(path, &html)?)
+    let page = Page::of(result, result_file)?;
+    Ok(super::render_to_file(TEMPLATE, &page, path)?)
 }
 
 #[derive(Debug, Serialize)]
