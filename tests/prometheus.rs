@@ -14,8 +14,10 @@ use engine::proto::FetchMarketDataRequest;
 use harness::bundled::metrics::{Received, reconcile};
 use harness::load::{Driver, GrpcCall, GrpcDriver, HttpDriver, HttpRequest, HttpVersion, Outcome};
 use harness::metrics::{MetricsSource, PrometheusSource, Reconciliation, ScrapeSource, Snapshot};
-use harness::system::{ManagedSystem, ServiceLaunch};
+use harness::system::{ManagedSystem, MetricsTokenFile, ServiceLaunch};
+use harness::tls::TlsSpec;
 use hyper::http::uri::PathAndQuery;
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use support::prometheus::{PrometheusServer, ScrapeTarget};
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
@@ -141,59 +143,94 @@ struct Outcomes {
     prometheus: Option<Reconciliation>,
 }
 
-async fn run_known_mix(test: &str, gateway_args: &[&str]) -> Outcomes {
-    let logs = Scratch::new(test);
-    let system = ManagedSystem::start(
+/// The engine and gateway, both requiring `token` on their metrics endpoints when there is one.
+async fn start_system(
+    logs: &Scratch,
+    gateway_args: &[&str],
+    token: Option<&MetricsTokenFile>,
+) -> ManagedSystem {
+    let launch = |variable: &str, args: &[&str]| ServiceLaunch {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: token
+            .map(|t| (variable.to_owned(), t.path().display().to_string()))
+            .into_iter()
+            .collect(),
+        ..ServiceLaunch::default()
+    };
+    ManagedSystem::start(
         Path::new(HARNESS),
         &BTreeMap::from([("OTEL_SDK_DISABLED".to_owned(), "true".to_owned())]),
-        &ServiceLaunch::default(),
-        &ServiceLaunch {
-            args: gateway_args.iter().map(|a| a.to_string()).collect(),
-            ..ServiceLaunch::default()
-        },
+        &launch("ENGINE_METRICS_TOKEN_FILE", &[]),
+        &launch("GATEWAY_METRICS_TOKEN_FILE", gateway_args),
         &logs.0,
     )
     .await
-    .expect("system starts");
+    .expect("system starts")
+}
+
+/// Prometheus's jobs for the two services, sending the token in `credentials_file` if given.
+fn scrape_targets<'a>(
+    system: &ManagedSystem,
+    credentials_file: Option<&'a Path>,
+) -> [ScrapeTarget<'a>; 2] {
+    [
+        ScrapeTarget {
+            job: GATEWAY,
+            address: system.gateway.address("http").expect("gateway address"),
+            metrics_path: "/api/v1/metrics",
+            credentials_file,
+        },
+        ScrapeTarget {
+            job: ENGINE,
+            address: system.engine.address("metrics").expect("metrics address"),
+            metrics_path: "/metrics",
+            credentials_file,
+        },
+    ]
+}
+
+fn prometheus_source(server: &PrometheusServer) -> PrometheusSource {
+    PrometheusSource::new(
+        &server.url,
+        vec![
+            (GATEWAY.into(), format!("{{job=\"{GATEWAY}\"}}")),
+            (ENGINE.into(), format!("{{job=\"{ENGINE}\"}}")),
+        ],
+    )
+    .expect("Prometheus source")
+}
+
+/// The known mix against the services, read by a direct scrape and by Prometheus; with
+/// `metrics_auth`, the services require a token that both send.
+async fn run_known_mix(test: &str, gateway_args: &[&str], metrics_auth: bool) -> Outcomes {
+    let logs = Scratch::new(test);
+    let token = metrics_auth.then(|| MetricsTokenFile::create(&logs.0).expect("token file"));
+    let system = start_system(&logs, gateway_args, token.as_ref()).await;
     let gateway = system.gateway.address("http").expect("gateway address");
     let engine_metrics = system.engine.address("metrics").expect("metrics address");
 
-    let scrape = ScrapeSource::new(vec![
+    let mut scrape = ScrapeSource::new(vec![
         (GATEWAY.into(), format!("http://{gateway}/api/v1/metrics")),
         (ENGINE.into(), format!("http://{engine_metrics}/metrics")),
     ])
     .expect("scrape source");
+    if let Some(token) = &token {
+        let headers = HeaderMap::from_iter([(AUTHORIZATION, token.authorization())]);
+        scrape = scrape
+            .with_access(&TlsSpec::default(), headers)
+            .expect("scrape source with the token");
+    }
     let server = match support::prometheus::binary(test) {
         Some(binary) => Some(
             PrometheusServer::start(
                 &binary,
-                &[
-                    ScrapeTarget {
-                        job: GATEWAY,
-                        address: gateway,
-                        metrics_path: "/api/v1/metrics",
-                    },
-                    ScrapeTarget {
-                        job: ENGINE,
-                        address: engine_metrics,
-                        metrics_path: "/metrics",
-                    },
-                ],
+                &scrape_targets(&system, token.as_ref().map(|t| t.path())),
             )
             .await,
         ),
         None => None,
     };
-    let prometheus = server.as_ref().map(|server| {
-        PrometheusSource::new(
-            &server.url,
-            vec![
-                (GATEWAY.into(), format!("{{job=\"{GATEWAY}\"}}")),
-                (ENGINE.into(), format!("{{job=\"{ENGINE}\"}}")),
-            ],
-        )
-        .expect("Prometheus source")
-    });
+    let prometheus = server.as_ref().map(prometheus_source);
 
     // Warm-up, so that the series exist before the first snapshot and the deltas are real ones.
     let mut client = Client::new(&system);
@@ -281,7 +318,7 @@ fn assert_counted_the_load(r: &Reconciliation, source: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_known_request_mix_reconciles_through_both_sources() {
     let started = Instant::now();
-    let outcomes = run_known_mix("metrics-reconcile", &[]).await;
+    let outcomes = run_known_mix("metrics-reconcile", &[], false).await;
     assert!(
         outcomes.scrape.passed,
         "direct scrape:\n{}",
@@ -298,7 +335,12 @@ async fn a_known_request_mix_reconciles_through_both_sources() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_double_counting_gateway_fails_naming_http_requests_total() {
     let started = Instant::now();
-    let outcomes = run_known_mix("metrics-calibration", &["--calibration-double-count"]).await;
+    let outcomes = run_known_mix(
+        "metrics-calibration",
+        &["--calibration-double-count"],
+        false,
+    )
+    .await;
     let sources = [
         ("direct scrape", Some(&outcomes.scrape)),
         ("Prometheus", outcomes.prometheus.as_ref()),
@@ -323,4 +365,63 @@ async fn a_double_counting_gateway_fails_naming_http_requests_total() {
         );
     }
     eprintln!("calibration end to end took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_metrics_token_the_mix_reconciles_through_both_sources() {
+    let outcomes = run_known_mix("metrics-reconcile-token", &[], true).await;
+    assert!(
+        outcomes.scrape.passed,
+        "direct scrape:\n{}",
+        failures(&outcomes.scrape)
+    );
+    assert_counted_the_load(&outcomes.scrape, "direct scrape");
+    if let Some(prometheus) = &outcomes.prometheus {
+        assert!(prometheus.passed, "Prometheus:\n{}", failures(prometheus));
+        assert_counted_the_load(prometheus, "Prometheus");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_without_the_token_finds_the_targets_down_and_nothing_reconciles() {
+    let test = "prometheus_without_the_token_finds_the_targets_down_and_nothing_reconciles";
+    let Some(binary) = support::prometheus::binary(test) else {
+        return;
+    };
+    let logs = Scratch::new("metrics-token-missing");
+    let token = MetricsTokenFile::create(&logs.0).expect("token file");
+    let system = start_system(&logs, &[], Some(&token)).await;
+    // Prometheus is not given the token.
+    let (server, errors) =
+        PrometheusServer::start_refused(&binary, &scrape_targets(&system, None)).await;
+    for error in &errors {
+        assert!(error.contains("401"), "{errors:?}");
+    }
+    let prometheus = prometheus_source(&server);
+    let before = prometheus.snapshot().await.expect("Prometheus answers");
+    let mut client = Client::new(&system);
+    let mark = SystemTime::now();
+    client.fetch(VALID, 10).await;
+    // No scrape after the load ever succeeds: the wait says so instead of reading stale data.
+    let waited = prometheus
+        .wait_for_scrape_after(mark, Duration::from_secs(4))
+        .await
+        .expect_err("no successful scrape");
+    eprintln!("the wait for a scrape failed as it must: {waited}");
+    let after = prometheus.snapshot().await.expect("Prometheus answers");
+    system.stop().await;
+    let reconciliation = reconcile(&before, &after, &client.received());
+    assert!(
+        !reconciliation.passed,
+        "an unauthorized scrape reconciled: {:#?}",
+        reconciliation.checks
+    );
+    let failed = reconciliation.failures();
+    for service in [GATEWAY, ENGINE] {
+        assert!(
+            failed.iter().any(|c| c.service == service),
+            "no failed check of {service}:\n{}",
+            failures(&reconciliation)
+        );
+    }
 }

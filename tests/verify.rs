@@ -209,11 +209,13 @@ async fn metrics_reconcile_through_a_real_prometheus() {
             job: "api-gateway",
             address: localhost(gateway_port),
             metrics_path: engine::gateway::METRICS_ROUTE,
+            credentials_file: None,
         },
         support::prometheus::ScrapeTarget {
             job: "core-engine",
             address: localhost(engine_metrics_port),
             metrics_path: "/metrics",
+            credentials_file: None,
         },
     ];
     let prometheus = support::prometheus::PrometheusServer::launch(&binary, &targets).await;

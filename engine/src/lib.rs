@@ -11,6 +11,7 @@ pub mod faults;
 pub mod gateway;
 pub mod market;
 pub mod metrics;
+pub mod metrics_token;
 pub mod ready;
 pub mod shutdown;
 pub mod status;

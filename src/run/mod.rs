@@ -10,8 +10,8 @@ use crate::exit::RunError;
 use crate::load::{RunReport, Stop};
 use crate::result::{PhaseResult, RunResult};
 use crate::scenario::{self, Scenario, System};
-use crate::system::ManagedSystem;
 use crate::system::jaeger::JaegerProcess;
+use crate::system::{ManagedSystem, MetricsTokenFile};
 use crate::threshold;
 
 mod measure;
@@ -112,9 +112,27 @@ pub async fn run(
     let jaeger = start_jaeger(&mut scenario, &outputs.dir, options.jaeger_bin.as_deref())
         .await
         .map_err(|error| outputs.failed(error))?;
+    // A fresh token for the managed services' metrics, outside the output directory, removed
+    // when the run ends however it ends (dropped with this scope).
+    let metrics_token = match &scenario.system {
+        System::Managed(managed) if managed.metrics_auth => {
+            let parent = std::env::temp_dir();
+            let token = MetricsTokenFile::create(&parent).map_err(|e| {
+                outputs.failed(RunError::Incomplete(anyhow::anyhow!(
+                    "creating the metrics token file in {}: {e}",
+                    parent.display()
+                )))
+            })?;
+            Some(token)
+        }
+        _ => None,
+    };
     // Every source the verification reads answers before the services start and the load begins.
     let started_system = async {
         let mut verifier = Verifier::prepare(&scenario)?;
+        if let Some(token) = &metrics_token {
+            verifier.set_scrape_authorization(token.authorization());
+        }
         // A launched Jaeger's own metrics count the spans it accepted; a flag names another's.
         if let Some(jaeger) = &jaeger {
             let url = jaeger.ports.metrics_url();
@@ -128,7 +146,14 @@ pub async fn run(
                 .map_err(|e| RunError::BadInput(format!("--jaeger-metrics {url}: {e}")))?;
         }
         verifier.preflight().await?;
-        let system = start_system(&scenario, &outputs.dir, &verifier, jaeger.as_ref()).await?;
+        let system = start_system(
+            &scenario,
+            &outputs.dir,
+            &verifier,
+            jaeger.as_ref(),
+            metrics_token.as_ref(),
+        )
+        .await?;
         Ok((verifier, system))
     };
     let (mut verifier, (managed, target, scrape_targets)) = started_system

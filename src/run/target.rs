@@ -12,7 +12,7 @@ use crate::exit::RunError;
 use crate::load::HttpVersion;
 use crate::scenario::{self, Protocol, Scenario, System, TraceSourceSpec};
 use crate::system::jaeger::{JaegerProcess, find_binary};
-use crate::system::{ManagedSystem, ServiceLaunch, http_uri};
+use crate::system::{ManagedSystem, MetricsTokenFile, ServiceLaunch, http_uri};
 use crate::tls::{TlsSpec, client_config};
 use crate::verify::Verifier;
 
@@ -62,11 +62,13 @@ pub(super) async fn start_jaeger(
 
 /// Starts the managed services (exporting to the embedded receiver or to `jaeger`) or checks that
 /// the external system answers.
+/// With `metrics_token`, both services require it on their metrics endpoints.
 pub(super) async fn start_system(
     scenario: &Scenario,
     out_dir: &Path,
     verifier: &Verifier,
     jaeger: Option<&JaegerProcess>,
+    metrics_token: Option<&MetricsTokenFile>,
 ) -> Result<Started, RunError> {
     let protocol = scenario.load.protocol;
     let managed = match &scenario.system {
@@ -101,16 +103,25 @@ pub(super) async fn start_system(
     {
         env.insert("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint);
     }
-    let launch = |spec: &scenario::ServiceSpec| ServiceLaunch {
-        args: spec.args.clone(),
-        env: spec.env.clone(),
-        wrapper: Vec::new(),
+    let launch = |spec: &scenario::ServiceSpec, token_variable: &str| {
+        let mut env = spec.env.clone();
+        if let Some(token) = metrics_token {
+            env.insert(
+                token_variable.to_owned(),
+                token.path().display().to_string(),
+            );
+        }
+        ServiceLaunch {
+            args: spec.args.clone(),
+            env,
+            wrapper: Vec::new(),
+        }
     };
     let system = ManagedSystem::start(
         &exe,
         &env,
-        &launch(&managed.engine),
-        &launch(&managed.gateway),
+        &launch(&managed.engine, "ENGINE_METRICS_TOKEN_FILE"),
+        &launch(&managed.gateway, "GATEWAY_METRICS_TOKEN_FILE"),
         out_dir,
     )
     .await

@@ -39,7 +39,7 @@ fn managed(cx: &mut Cx, node: &Node) -> Option<Managed> {
         cx,
         node,
         "system.managed",
-        Some(&["tracing", "engine", "gateway", "jaeger"]),
+        Some(&["tracing", "engine", "gateway", "jaeger", "metrics_auth"]),
     )?;
     let tracing = match fields.get("tracing") {
         Some(node) => boolean(cx, node, &fields.path("tracing")),
@@ -47,6 +47,26 @@ fn managed(cx: &mut Cx, node: &Node) -> Option<Managed> {
     };
     let engine = service(cx, fields.get("engine"), &fields.path("engine"));
     let gateway = service(cx, fields.get("gateway"), &fields.path("gateway"));
+    let metrics_auth = fields.read_or(cx, "metrics_auth", false, boolean);
+    if let (Some(true), Some(entry)) = (
+        metrics_auth,
+        fields.entries.iter().find(|e| e.1 == "metrics_auth"),
+    ) {
+        token_file_unset(
+            cx,
+            entry.0.origin,
+            &fields.path("engine"),
+            &engine,
+            "ENGINE",
+        );
+        token_file_unset(
+            cx,
+            entry.0.origin,
+            &fields.path("gateway"),
+            &gateway,
+            "GATEWAY",
+        );
+    }
     let jaeger = match fields.get("jaeger") {
         Some(node) => jaeger(cx, node, &fields.path("jaeger")).map(Some),
         // `jaeger:` with nothing after it, as `jaeger: {}`.
@@ -69,7 +89,35 @@ fn managed(cx: &mut Cx, node: &Node) -> Option<Managed> {
         engine: engine?,
         gateway: gateway?,
         jaeger: jaeger?,
+        metrics_auth: metrics_auth?,
     })
+}
+
+/// With `metrics_auth`, the harness names the token file: a scenario's own would make the
+/// services expect a token the harness does not send.
+fn token_file_unset(
+    cx: &mut Cx,
+    origin: super::tree::Origin,
+    path: &str,
+    spec: &Option<ServiceSpec>,
+    prefix: &str,
+) {
+    let Some(spec) = spec else { return };
+    let variable = format!("{prefix}_METRICS_TOKEN_FILE");
+    let flag = spec
+        .args
+        .iter()
+        .any(|a| a == "--metrics-token-file" || a.starts_with("--metrics-token-file="));
+    if flag || spec.env.contains_key(&variable) {
+        cx.err(
+            origin,
+            path,
+            format!(
+                "sets --metrics-token-file or {variable}, which metrics_auth: true leaves to \
+                 the harness (it makes a token for each run)"
+            ),
+        );
+    }
 }
 
 /// `jaeger: {config: FILE}`: a Jaeger v2 launched beside the services.

@@ -103,6 +103,15 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
                 "does not apply to the overhead experiment: its arms decide where spans go",
             );
         }
+        if let Some(System::Managed(m)) = &system
+            && m.metrics_auth
+        {
+            cx.err(
+                node.origin,
+                "system.managed.metrics_auth",
+                "does not apply to the overhead experiment: it reads no metrics endpoint",
+            );
+        }
         if let Some(System::Managed(m)) = &system {
             for (service, spec) in [("engine", &m.engine), ("gateway", &m.gateway)] {
                 let decided = |key: &&String| {

@@ -2,10 +2,12 @@
 
 pub mod jaeger;
 pub mod managed;
+pub mod token;
 
 use crate::exit::RunError;
 
 pub use managed::{ManagedSystem, ServiceLaunch, ServiceProcess, SystemError};
+pub use token::MetricsTokenFile;
 
 /// The `http://` URI of a service's listener, as the load and the probes address it.
 pub fn http_uri(addr: std::net::SocketAddr) -> Result<hyper::Uri, RunError> {

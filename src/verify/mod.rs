@@ -91,6 +91,8 @@ pub struct Verifier {
     collector: Option<(ScrapeSource, String)>,
     /// The span counters before the load.
     span_baseline: Option<spans::Baseline>,
+    /// `Authorization` for the managed services' metrics endpoints (`metrics_auth`).
+    scrape_authorization: Option<reqwest::header::HeaderValue>,
 }
 
 impl Verifier {
@@ -163,7 +165,14 @@ impl Verifier {
             managed: managed.is_some(),
             collector: None,
             span_baseline: None,
+            scrape_authorization: None,
         })
+    }
+
+    /// Sends `value` as `Authorization` whenever the managed services' metrics are scraped, over
+    /// any header of `verify.metrics.headers` of that name.
+    pub fn set_scrape_authorization(&mut self, value: reqwest::header::HeaderValue) {
+        self.scrape_authorization = Some(value);
     }
 
     /// Where managed services should export spans, when the harness receives them itself.
@@ -281,6 +290,12 @@ impl Verifier {
                 let urls: Vec<&str> = targets.iter().map(|(_, url)| url.as_str()).collect();
                 let description = format!("scrape of {}", urls.join(" and "));
                 let source = headers(&spec.access)
+                    .map(|mut headers| {
+                        if let (true, Some(value)) = (self.managed, &self.scrape_authorization) {
+                            headers.insert(reqwest::header::AUTHORIZATION, value.clone());
+                        }
+                        headers
+                    })
                     .map_err(|e| e.to_string())
                     .and_then(|headers| {
                         ScrapeSource::new(targets)

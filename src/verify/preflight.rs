@@ -58,7 +58,7 @@ impl Verifier {
             probe_prometheus(&prometheus.url, &prometheus.access).await?;
         }
         if spec.scrape && !self.managed && !spec.targets.is_empty() {
-            probe_scrape(&spec.targets, &spec.access).await?;
+            probe_scrape(&spec.targets, &spec.access, None).await?;
         }
         Ok(())
     }
@@ -66,7 +66,9 @@ impl Verifier {
     /// Asks the managed services' metrics endpoints, known once they listen, before any load.
     pub async fn preflight_scrape(&self, targets: &[(String, String)]) -> Result<(), RunError> {
         match &self.metrics_spec {
-            Some(spec) if spec.scrape => probe_scrape(targets, &Access::default()).await,
+            Some(spec) if spec.scrape => {
+                probe_scrape(targets, &spec.access, self.scrape_authorization.as_ref()).await
+            }
             _ => Ok(()),
         }
     }
@@ -99,8 +101,13 @@ async fn probe_prometheus(url: &str, access: &Access) -> Result<(), RunError> {
     }
 }
 
-/// Each metrics endpoint must answer a Prometheus text exposition.
-async fn probe_scrape(targets: &[(String, String)], access: &Access) -> Result<(), RunError> {
+/// Each metrics endpoint must answer a Prometheus text exposition; `authorization` goes over any
+/// header of that name in `access`.
+async fn probe_scrape(
+    targets: &[(String, String)],
+    access: &Access,
+    authorization: Option<&reqwest::header::HeaderValue>,
+) -> Result<(), RunError> {
     let urls: Vec<&str> = targets.iter().map(|(_, url)| url.as_str()).collect();
     let failed = |error: MetricsError| {
         incomplete(format!(
@@ -109,7 +116,10 @@ async fn probe_scrape(targets: &[(String, String)], access: &Access) -> Result<(
             urls.join(", ")
         ))
     };
-    let headers = super::headers(access).map_err(|e| RunError::BadInput(e.to_string()))?;
+    let mut headers = super::headers(access).map_err(|e| RunError::BadInput(e.to_string()))?;
+    if let Some(value) = authorization {
+        headers.insert(reqwest::header::AUTHORIZATION, value.clone());
+    }
     let source = ScrapeSource::new(targets.to_vec())
         .and_then(|s| s.with_access(&access.tls, headers))
         .map_err(failed)?
@@ -196,6 +206,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_managed_services_token_is_sent_over_any_header_of_that_name() {
+        use axum::http::{HeaderMap, StatusCode};
+        let guarded = serve(Router::new().route(
+            "/metrics",
+            get(|headers: HeaderMap| async move {
+                match headers.get("authorization").map(|v| v.as_bytes()) {
+                    Some(b"Bearer right") => (StatusCode::OK, "requests_total 3\n"),
+                    _ => (StatusCode::UNAUTHORIZED, "no\n"),
+                }
+            }),
+        ))
+        .await;
+        let targets = vec![("a".to_owned(), format!("{guarded}/metrics"))];
+        let right = reqwest::header::HeaderValue::from_static("Bearer right");
+        probe_scrape(&targets, &Access::default(), Some(&right))
+            .await
+            .expect("the token is sent");
+        let error = probe_scrape(&targets, &Access::default(), None)
+            .await
+            .expect_err("no token, no exposition")
+            .to_string();
+        assert!(error.contains("HTTP 401"), "{error}");
+        // A scenario's own authorization header gives way to the harness's token.
+        let mut access = Access::default();
+        access.headers.push((
+            "authorization".to_owned(),
+            crate::scenario::Template {
+                text: "Bearer wrong".to_owned(),
+                at: "x.yaml:1:1: verify.metrics.headers.authorization".to_owned(),
+            },
+        ));
+        probe_scrape(&targets, &access, Some(&right))
+            .await
+            .expect("the token wins");
+        assert!(probe_scrape(&targets, &access, None).await.is_err());
+    }
+
+    #[tokio::test]
     async fn metrics_endpoints_must_answer_an_exposition() {
         let exposition = serve(Router::new().route(
             "/metrics",
@@ -209,11 +257,11 @@ mod tests {
                 ("b".to_owned(), url.to_owned()),
             ]
         };
-        probe_scrape(&target(&metrics), &Access::default())
+        probe_scrape(&target(&metrics), &Access::default(), None)
             .await
             .expect("an exposition answers");
         let missing = format!("{exposition}/nothing-here");
-        let error = probe_scrape(&target(&missing), &Access::default())
+        let error = probe_scrape(&target(&missing), &Access::default(), None)
             .await
             .expect_err("a 404 is no exposition")
             .to_string();

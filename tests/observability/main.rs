@@ -88,8 +88,40 @@ fn promtool_accepts_the_configuration_the_rules_and_the_dashboard_queries() {
     let Some(tool) = support::prometheus::promtool(test) else {
         return;
     };
-    // `check config` also checks that the rule files it names exist.
-    promtool(&tool, &["check", "config", "observability/prometheus.yml"]);
+    // `check config` also checks that the rule files and the credentials files it names exist:
+    // it reads a copy of observability/ in which the token, which whoever runs the stack makes,
+    // is the committed example, as the compose file mounts them all beside the configuration.
+    let config_dir = Scratch::new("config");
+    std::fs::create_dir_all(&config_dir.0).expect("scratch configuration directory");
+    for entry in std::fs::read_dir(root().join("observability")).expect("observability/") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let name = path.file_name().expect("a file name");
+            std::fs::copy(&path, config_dir.0.join(name)).expect("copied");
+        }
+    }
+    let token = config_dir.0.join("metrics-token");
+    if !token.exists() {
+        std::fs::copy(root().join("observability/metrics-token.example"), &token)
+            .expect("the token's example");
+    }
+    let config = config_dir.0.join("prometheus.yml").display().to_string();
+    promtool(&tool, &["check", "config", &config]);
+    // Without the token file, promtool names it: the check above did look for it.
+    std::fs::remove_file(&token).expect("removed");
+    let output = Command::new(&tool)
+        .args(["check", "config", &config])
+        .output()
+        .expect("running promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !output.status.success() && said.contains("metrics-token"),
+        "{said}"
+    );
     promtool(&tool, &["check", "rules", "observability/alerts.yml"]);
 
     // Prometheus's own parser on every dashboard query, as recording rules of a scratch file.
@@ -411,6 +443,42 @@ fn an_injected_mismatch_is_caught() {
             "ADMIN_PASSWORD=",
             "which .env.example does not document",
         ),
+        (
+            |f| &mut f.prometheus,
+            "    authorization:\n      type: Bearer\n      credentials_file: metrics-token\n    static_configs:\n      - targets: [\"core-engine:50052\"]",
+            "    static_configs:\n      - targets: [\"core-engine:50052\"]",
+            "prometheus.yml job core-engine: sends no bearer token",
+        ),
+        (
+            |f| &mut f.prometheus,
+            "credentials_file: metrics-token\n    static_configs:\n      - targets: [\"api-gateway:8080\"]",
+            "credentials_file: token\n    static_configs:\n      - targets: [\"api-gateway:8080\"]",
+            "credentials_file token is /etc/prometheus/token in prometheus, where ./observability/metrics-token is not mounted",
+        ),
+        (
+            |f| &mut f.compose,
+            "GATEWAY_METRICS_TOKEN_FILE: /run/secrets/metrics-token",
+            "GATEWAY_METRICS_TOKEN_FILE: /run/secrets/token",
+            "api-gateway: GATEWAY_METRICS_TOKEN_FILE=/run/secrets/token, where ./observability/metrics-token is not mounted",
+        ),
+        (
+            |f| &mut f.compose,
+            "      ENGINE_METRICS_TOKEN_FILE: /run/secrets/metrics-token\n",
+            "",
+            "core-engine: ENGINE_METRICS_TOKEN_FILE is not set",
+        ),
+        (
+            |f| &mut f.compose,
+            "source: ./observability/metrics-token\n        target: /etc/prometheus/metrics-token",
+            "source: ./observability/other-token\n        target: /etc/prometheus/metrics-token",
+            "prometheus.yml job api-gateway: credentials_file metrics-token is /etc/prometheus/metrics-token in prometheus, where ./observability/metrics-token is not mounted",
+        ),
+        (
+            |f| &mut f.gitignore,
+            "/observability/metrics-token\n",
+            "",
+            "./observability/metrics-token is not ignored by git",
+        ),
     ];
     for (field, from, to, expected) in cases {
         let mut files = Files::read(root());
@@ -426,4 +494,13 @@ fn an_injected_mismatch_is_caught() {
             "{from:?} -> {to:?} must be reported with {expected:?}; got {problems:#?}"
         );
     }
+    let mut files = Files::read(root());
+    files.token_example = false;
+    let problems = stack::check(&files, &defaults, root());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("observability/metrics-token.example does not exist")),
+        "{problems:#?}"
+    );
 }

@@ -10,6 +10,10 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+mod token;
+
+use token::{TOKEN_EXAMPLE, TOKEN_SOURCE};
+
 /// What the services listen on when nothing is configured, from the engine crate itself.
 pub(crate) struct Defaults {
     pub engine_job: &'static str,
@@ -57,6 +61,9 @@ pub(crate) struct Files {
     pub datasources: String,
     pub dashboard_provider: String,
     pub env_example: String,
+    pub gitignore: String,
+    /// Whether `observability/metrics-token.example` exists beside the (ignored) token file.
+    pub token_example: bool,
 }
 
 impl Files {
@@ -73,6 +80,8 @@ impl Files {
                 "observability/grafana/provisioning/dashboards/dashboards.yml",
             ),
             env_example: read(".env.example"),
+            gitignore: read(".gitignore"),
+            token_example: root.join(TOKEN_EXAMPLE).is_file(),
         }
     }
 }
@@ -90,7 +99,28 @@ struct Service {
     command: Vec<String>,
     environment: BTreeMap<String, String>,
     ports: Vec<String>,
-    volumes: Vec<String>,
+    volumes: Vec<Volume>,
+}
+
+/// A mount in the short syntax (`./a:/b:ro`) or the long one (`{type: bind, source, target}`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Volume {
+    Short(String),
+    Long { source: String, target: String },
+}
+
+impl Volume {
+    /// (host source, container target).
+    fn parts(&self) -> Option<(&str, &str)> {
+        match self {
+            Volume::Short(text) => {
+                let mut parts = text.split(':');
+                Some((parts.next()?, parts.next()?))
+            }
+            Volume::Long { source, target } => Some((source, target)),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -105,7 +135,17 @@ struct ScrapeConfig {
     job_name: String,
     #[serde(default)]
     metrics_path: Option<String>,
+    #[serde(default)]
+    authorization: Option<Authorization>,
     static_configs: Vec<StaticConfig>,
+}
+
+#[derive(Deserialize)]
+struct Authorization {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    credentials_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +239,7 @@ pub(crate) fn check(files: &Files, defaults: &Defaults, root: &Path) -> Vec<Stri
     stack.grafana(&datasources, &providers);
     stack.published_ports(defaults);
     stack.images_and_secrets(&files.env_example);
+    stack.metrics_token(&prometheus, defaults, files);
     stack.mounts(root);
     problems
 }
@@ -587,9 +628,11 @@ impl<'a> Stack<'a> {
                 (None, None) => self.problem(format!("{name}: neither an image nor a build")),
             }
             for (key, value) in &service.environment {
+                // A `_FILE` variable names where a secret is mounted, not the secret.
                 let sensitive = ["PASSWORD", "SECRET", "TOKEN", "API_KEY"]
                     .iter()
-                    .any(|word| key.contains(word));
+                    .any(|word| key.contains(word))
+                    && !key.ends_with("_FILE");
                 if sensitive && !(value.starts_with("${") && value.ends_with('}')) {
                     self.problem(format!(
                         "{name}: {key} is written into the file; take it from the environment"
@@ -609,12 +652,16 @@ impl<'a> Stack<'a> {
         }
     }
 
-    /// Bind-mounted files and directories exist in the repository.
+    /// Bind-mounted files and directories exist in the repository, but for the metrics token,
+    /// which whoever runs the stack makes (its example is checked instead).
     fn mounts(&mut self, root: &Path) {
         let compose = self.compose;
         for (name, service) in &compose.services {
             for volume in &service.volumes {
-                let source = volume.split(':').next().unwrap_or_default();
+                let source = volume.parts().map_or("", |(source, _)| source);
+                if source == TOKEN_SOURCE {
+                    continue;
+                }
                 if source.starts_with("./") && !root.join(source).exists() {
                     self.problem(format!("{name}: mounts {source}, which does not exist"));
                 }
@@ -628,11 +675,7 @@ fn mount_targets(service: &Service) -> BTreeMap<&str, &str> {
     service
         .volumes
         .iter()
-        .filter_map(|v| {
-            let mut parts = v.split(':');
-            let source = parts.next()?;
-            Some((parts.next()?, source))
-        })
+        .filter_map(|v| v.parts().map(|(source, target)| (target, source)))
         .collect()
 }
 

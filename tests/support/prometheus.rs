@@ -23,6 +23,8 @@ pub(crate) struct ScrapeTarget<'a> {
     pub job: &'a str,
     pub address: SocketAddr,
     pub metrics_path: &'a str,
+    /// A file whose content Prometheus sends as `Authorization: Bearer <content>`.
+    pub credentials_file: Option<&'a Path>,
 }
 
 /// The `prometheus` executable on `PATH`, if any; panics instead of returning `None` when the
@@ -49,6 +51,37 @@ impl PrometheusServer {
         let server = Self::launch(binary, targets).await;
         server.wait_first_scrapes(targets).await;
         server
+    }
+
+    /// Starts Prometheus and returns once it has tried every target and found each down, with
+    /// the error of its last scrape (for targets that must refuse it).
+    pub(crate) async fn start_refused(
+        binary: &Path,
+        targets: &[ScrapeTarget<'_>],
+    ) -> (PrometheusServer, Vec<String>) {
+        let server = Self::launch(binary, targets).await;
+        let api = PrometheusSource::new(&server.url, vec![]).expect("Prometheus URL");
+        let deadline = Instant::now() + FIRST_SCRAPE_TIMEOUT;
+        loop {
+            let state = api.targets().await;
+            if let Ok(found) = &state
+                && found.active.len() == targets.len()
+                && found
+                    .active
+                    .iter()
+                    .all(|t| t.health == Health::Down && !t.last_error.is_empty())
+            {
+                let errors = found.active.iter().map(|t| t.last_error.clone()).collect();
+                return (server, errors);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus had not found all {} targets down within {FIRST_SCRAPE_TIMEOUT:?}: {state:#?}\n{}",
+                targets.len(),
+                server.dir.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Starts Prometheus and returns once it is ready, whether or not its targets are up yet (for
@@ -191,6 +224,12 @@ fn config_text(targets: &[ScrapeTarget<'_>]) -> String {
             target.metrics_path,
             target.address.to_string()
         ));
+        if let Some(file) = target.credentials_file {
+            text.push_str(&format!(
+                "    authorization: {{type: Bearer, credentials_file: {:?}}}\n",
+                file.display().to_string()
+            ));
+        }
     }
     text
 }

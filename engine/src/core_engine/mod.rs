@@ -4,6 +4,7 @@
 mod service;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use crate::duration::parse_duration;
 use crate::faults::{FaultArgs, Faults};
 use crate::market::Limits;
 use crate::metrics::EngineMetrics;
+use crate::metrics_token;
 use crate::proto::core_engine_service_server::CoreEngineServiceServer;
 use crate::ready::Ready;
 use crate::shutdown::{Signals, drain, unexpected_stop};
@@ -48,6 +50,10 @@ pub struct EngineArgs {
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish
     #[arg(long, env = "ENGINE_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub shutdown_timeout: Duration,
+    /// A file holding a token that GET /metrics then requires as `Authorization: Bearer <token>`
+    /// (gRPC and its health service stay open)
+    #[arg(long, env = "ENGINE_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub faults: FaultArgs,
 }
@@ -58,6 +64,8 @@ pub(crate) const SPAN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Serves until SIGTERM or SIGINT, then drains and flushes within the shutdown timeout.
 pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     let faults = Faults::new(&args.faults).map_err(anyhow::Error::msg)?;
+    let metrics_token = metrics_token::load(args.metrics_token_file.as_deref())?;
+    let metrics_auth = metrics_token.is_some();
     let telemetry = Arc::new(Telemetry::from_env(DEFAULT_SERVICE_NAME)?);
     let mut metrics = EngineMetrics::default();
     if let Some(counts) = telemetry.span_counts() {
@@ -93,10 +101,13 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     let mut grpc = tokio::spawn(async move { grpc_server.await.context("gRPC server") });
     let metrics_app = Router::new().route(
         METRICS_ROUTE,
-        get(move || {
-            let metrics = Arc::clone(&metrics);
-            async move { metrics.response() }
-        }),
+        metrics_token::guard(
+            get(move || {
+                let metrics = Arc::clone(&metrics);
+                async move { metrics.response() }
+            }),
+            metrics_token,
+        ),
     );
     let metrics_http = axum::serve(metrics_listener, metrics_app)
         .with_graceful_shutdown(stop.clone().cancelled_owned());
@@ -110,7 +121,7 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     )
     .announce()
     .context("writing the ready line to stdout")?;
-    tracing::info!(%grpc_addr, %metrics_addr, tracing = telemetry.is_enabled(), "core engine ready");
+    tracing::info!(%grpc_addr, %metrics_addr, tracing = telemetry.is_enabled(), metrics_auth, "core engine ready");
     if let Some(after) = args.faults.fault_crash_after {
         tokio::spawn(async move {
             tokio::time::sleep(after).await;

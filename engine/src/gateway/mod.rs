@@ -7,6 +7,7 @@ mod observe;
 mod serve;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub use observe::X_TRACE_ID;
 use crate::core_engine::SPAN_FLUSH_TIMEOUT;
 use crate::duration::{parse_duration, parse_positive_duration, parse_timeout};
 use crate::metrics::GatewayMetrics;
+use crate::metrics_token::{self, MetricsToken};
 use crate::proto::core_engine_service_client::CoreEngineServiceClient;
 use crate::ready::Ready;
 use crate::shutdown::{Signals, drain, unexpected_stop};
@@ -84,6 +86,10 @@ pub struct GatewayArgs {
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish
     #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub shutdown_timeout: Duration,
+    /// A file holding a token that GET /api/v1/metrics then requires as `Authorization: Bearer
+    /// <token>` (/health and the API stay open)
+    #[arg(long, env = "GATEWAY_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Calibration only: do not pass the trace context to the engine, breaking the trace at that hop
     #[arg(
         long,
@@ -113,7 +119,7 @@ pub struct Gateway {
     drop_trace_context: bool,
 }
 
-fn router(gateway: Arc<Gateway>) -> Router {
+fn router(gateway: Arc<Gateway>, metrics_token: Option<Arc<MetricsToken>>) -> Router {
     let max_body_bytes = gateway.body_limits.max_bytes;
     let api = Router::new()
         .route(
@@ -133,7 +139,12 @@ fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route(
             METRICS_ROUTE,
-            get(|State(gateway): State<Arc<Gateway>>| async move { gateway.metrics.response() }),
+            metrics_token::guard(
+                get(
+                    |State(gateway): State<Arc<Gateway>>| async move { gateway.metrics.response() },
+                ),
+                metrics_token,
+            ),
         )
         .route(
             HEALTH_ROUTE,
@@ -145,6 +156,8 @@ fn router(gateway: Arc<Gateway>) -> Router {
 
 /// Serves until SIGTERM or SIGINT, then drains and flushes within the shutdown timeout.
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+    let metrics_token = metrics_token::load(args.metrics_token_file.as_deref())?;
+    let metrics_auth = metrics_token.is_some();
     let telemetry = Arc::new(Telemetry::from_env(DEFAULT_SERVICE_NAME)?);
     let mut metrics = if args.calibration_double_count {
         tracing::warn!("calibration: every fetch request counts twice in http_requests_total");
@@ -181,7 +194,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let http = serve::serve(
         listener::LimitedListener::new(listener, args.max_connections, Arc::clone(&metrics)),
-        router(gateway),
+        router(gateway, metrics_token),
         args.header_read_timeout,
         metrics,
         stop.clone(),
@@ -198,7 +211,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     )
     .announce()
     .context("writing the ready line to stdout")?;
-    tracing::info!(%addr, engine = %args.engine_url, tracing = telemetry.is_enabled(), "api gateway ready");
+    tracing::info!(%addr, engine = %args.engine_url, tracing = telemetry.is_enabled(), metrics_auth, "api gateway ready");
 
     let outcome = tokio::select! {
         signal = signals.recv() => {

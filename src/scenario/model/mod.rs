@@ -111,6 +111,9 @@ pub struct Managed {
     /// `jaeger:`: a Jaeger v2 launched beside the services, which export to it and whose query
     /// API the trace checks read.
     pub jaeger: Option<ManagedJaeger>,
+    /// `metrics_auth: true`: both services' metrics endpoints need a bearer token, which the
+    /// harness makes for the run, hands them in a private file and sends when it scrapes them.
+    pub metrics_auth: bool,
 }
 
 /// The Jaeger the harness launches (`system.managed.jaeger`).

@@ -9,6 +9,7 @@ use super::*;
 
 mod external;
 mod jaeger;
+mod metrics_auth;
 mod properties;
 mod requests;
 mod verify;
@@ -146,6 +147,7 @@ fn base_parses_with_defaults() {
             engine: ServiceSpec::default(),
             gateway: ServiceSpec::default(),
             jaeger: None,
+            metrics_auth: false,
         })
     );
     assert_eq!(
