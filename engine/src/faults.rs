@@ -27,6 +27,13 @@ pub struct FaultArgs {
     /// gRPC code of injected errors, by name (e.g. UNAVAILABLE, INTERNAL)
     #[arg(long, env = "ENGINE_FAULT_ERROR_CODE", value_parser = parse_error_code, default_value = "UNAVAILABLE")]
     pub fault_error_code: Code,
+    /// Stall streams periodically: once in every period, hold every stream for
+    /// --fault-stream-stall-for; updates falling due meanwhile go out late with their event time
+    #[arg(long, env = "ENGINE_FAULT_STREAM_STALL_EVERY", value_parser = parse_duration, requires = "fault_stream_stall_for")]
+    pub fault_stream_stall_every: Option<Duration>,
+    /// Length of each stream stall (at the end of each --fault-stream-stall-every period)
+    #[arg(long, env = "ENGINE_FAULT_STREAM_STALL_FOR", value_parser = parse_duration, requires = "fault_stream_stall_every")]
+    pub fault_stream_stall_for: Option<Duration>,
     /// Crash this long after the engine is ready: it aborts, with no shutdown and no span flush,
     /// as a service that dies during a run does
     #[arg(long, env = "ENGINE_FAULT_CRASH_AFTER", value_parser = parse_duration)]
@@ -68,6 +75,7 @@ fn parse_error_code(text: &str) -> Result<Code, String> {
 pub struct Faults {
     latency: Duration,
     stall: Option<Stall>,
+    stream_stall: Option<Stall>,
     error_ratio: f64,
     error_code: Code,
     traced_cpu: Duration,
@@ -81,12 +89,43 @@ struct Stall {
     length: Duration,
 }
 
+impl Stall {
+    /// From a pair of `--…-every` and `--…-for` flags, named `flag` in the error.
+    fn new(
+        every: Option<Duration>,
+        length: Option<Duration>,
+        flag: &str,
+    ) -> Result<Option<Self>, String> {
+        match (every, length) {
+            (Some(every), Some(length)) if length >= every || every.is_zero() => Err(format!(
+                "--{flag}-for ({length:?}) must be shorter than --{flag}-every ({every:?})"
+            )),
+            (Some(every), Some(length)) => Ok(Some(Stall { every, length })),
+            _ => Ok(None),
+        }
+    }
+
+    /// What remains, at `now`, of the stall in progress (zero between stalls); periods count
+    /// from `started`.
+    fn remaining(&self, started: Instant, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(started).as_nanos();
+        let phase = Duration::from_nanos((elapsed % self.every.as_nanos()) as u64);
+        let stall_starts = self.every - self.length;
+        if phase >= stall_starts {
+            self.every - phase
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
 impl Default for Faults {
     /// No fault: how the engine runs unless a flag says otherwise.
     fn default() -> Self {
         Faults {
             latency: Duration::ZERO,
             stall: None,
+            stream_stall: None,
             error_ratio: 0.0,
             error_code: Code::Unavailable,
             traced_cpu: Duration::ZERO,
@@ -98,18 +137,14 @@ impl Default for Faults {
 
 impl Faults {
     pub fn new(args: &FaultArgs) -> Result<Self, String> {
-        let stall = match (args.fault_stall_every, args.fault_stall_for) {
-            (Some(every), Some(length)) if length >= every || every.is_zero() => {
-                return Err(format!(
-                    "--fault-stall-for ({length:?}) must be shorter than --fault-stall-every ({every:?})"
-                ));
-            }
-            (Some(every), Some(length)) => Some(Stall { every, length }),
-            _ => None,
-        };
         Ok(Faults {
             latency: args.fault_latency,
-            stall,
+            stall: Stall::new(args.fault_stall_every, args.fault_stall_for, "fault-stall")?,
+            stream_stall: Stall::new(
+                args.fault_stream_stall_every,
+                args.fault_stream_stall_for,
+                "fault-stream-stall",
+            )?,
             error_ratio: args.fault_error_ratio,
             error_code: args.fault_error_code,
             traced_cpu: Duration::from_micros(args.calibration_traced_cpu_us),
@@ -121,17 +156,16 @@ impl Faults {
     /// How long a request arriving at `now` must wait: the fixed latency, plus what remains of
     /// the stall in progress, if any.
     pub fn delay(&self, now: Instant) -> Duration {
-        let stalled = self.stall.map_or(Duration::ZERO, |stall| {
-            let elapsed = now.saturating_duration_since(self.started).as_nanos();
-            let phase = Duration::from_nanos((elapsed % stall.every.as_nanos()) as u64);
-            let stall_starts = stall.every - stall.length;
-            if phase >= stall_starts {
-                stall.every - phase
-            } else {
-                Duration::ZERO
-            }
-        });
+        let stalled = self
+            .stall
+            .map_or(Duration::ZERO, |stall| stall.remaining(self.started, now));
         self.latency + stalled
+    }
+
+    /// How long every stream must hold at `now`: what remains of the stream stall in progress.
+    pub fn stream_hold(&self, now: Instant) -> Duration {
+        self.stream_stall
+            .map_or(Duration::ZERO, |stall| stall.remaining(self.started, now))
     }
 
     /// The injected error for this request, if it is one of the chosen share.
@@ -224,6 +258,44 @@ mod tests {
         assert_eq!(at(4_750), Duration::from_millis(260));
         assert_eq!(at(5_000), Duration::from_millis(10));
         assert_eq!(at(9_500), Duration::from_millis(510));
+        assert_eq!(
+            f.stream_hold(f.started + Duration::from_millis(4_500)),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn stream_stall_holds_streams_only() {
+        let f = faults(&[
+            "--fault-stream-stall-every",
+            "2s",
+            "--fault-stream-stall-for",
+            "500ms",
+        ])
+        .expect("valid");
+        let hold = |ms: u64| f.stream_hold(f.started + Duration::from_millis(ms));
+        assert_eq!(hold(0), Duration::ZERO);
+        assert_eq!(hold(1_499), Duration::ZERO);
+        assert_eq!(hold(1_500), Duration::from_millis(500));
+        assert_eq!(hold(3_900), Duration::from_millis(100));
+        assert_eq!(
+            f.delay(f.started + Duration::from_millis(1_600)),
+            Duration::ZERO
+        );
+        let err = faults(&[
+            "--fault-stream-stall-every",
+            "1s",
+            "--fault-stream-stall-for",
+            "1s",
+        ])
+        .expect_err("refused");
+        assert!(err.contains("--fault-stream-stall-for"), "{err}");
+        assert!(
+            faults(&[])
+                .expect("defaults")
+                .stream_hold(Instant::now())
+                .is_zero()
+        );
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! services also export the standard `process_*` metrics, for the resource alerts.
 
 mod process;
+mod stream;
+
+pub use stream::{
+    ActiveGuard, DropReason, EngineStreamMetrics, MAX_SYMBOL_SERIES, OTHER_SYMBOLS, WsMetrics,
+};
 
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, OnceLock};
@@ -81,6 +86,7 @@ pub struct EngineMetrics {
     grpc_requests: Family<GrpcLabels, Counter>,
     grpc_duration: HistogramFamily<MethodLabels>,
     grpc_errors: Family<GrpcErrorLabels, Counter>,
+    stream: EngineStreamMetrics,
 }
 
 impl Default for EngineMetrics {
@@ -125,7 +131,9 @@ impl Default for EngineMetrics {
             "RPCs answered with a status other than OK, by method and error type",
             grpc_errors.clone(),
         );
+        let stream = EngineStreamMetrics::register(&mut registry);
         EngineMetrics {
+            stream,
             registry,
             requests,
             errors,
@@ -159,6 +167,11 @@ impl EngineMetrics {
         }
     }
 
+    /// The streaming metrics.
+    pub fn stream(&self) -> &EngineStreamMetrics {
+        &self.stream
+    }
+
     pub fn response(&self) -> Response {
         exposition(&self.registry)
     }
@@ -183,11 +196,23 @@ impl RpcMetrics {
 
     pub fn finished(&self, code: Code, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
-        let all = &self.all;
-        all.in_flight.dec();
-        all.requests.inc();
-        all.duration.observe(seconds);
+        self.all.in_flight.dec();
+        self.all.duration.observe(seconds);
         self.duration.observe(seconds);
+        self.count(code);
+    }
+
+    /// Counts a server stream that ended with `code`, in the request and error counters only:
+    /// its lifetime is up to its caller and says nothing of the engine's speed, so it stays out
+    /// of the duration histograms (and the latency alerts over them), and it is in flight in
+    /// `grpc_streams_active` rather than `requests_in_flight` (docs/streaming.md, "Metrics").
+    pub fn stream_ended(&self, code: Code) {
+        self.count(code);
+    }
+
+    fn count(&self, code: Code) {
+        let all = &self.all;
+        all.requests.inc();
         let index = (code as usize).min(GRPC_CODES - 1);
         self.by_code[index]
             .get_or_init(|| {
@@ -303,6 +328,7 @@ pub struct GatewayMetrics {
     refused: [Counter; 4],
     /// Calibration only: the route whose requests `http_requests_total` counts twice.
     double_counted_route: Option<&'static str>,
+    ws: Arc<WsMetrics>,
 }
 
 impl Default for GatewayMetrics {
@@ -360,7 +386,9 @@ impl Default for GatewayMetrics {
             "Connections and requests refused before a handler answered, by reason",
             refused_family,
         );
+        let ws = Arc::new(WsMetrics::register(&mut registry));
         GatewayMetrics {
+            ws,
             registry,
             requests,
             errors,
@@ -428,6 +456,11 @@ impl GatewayMetrics {
     pub fn connection_opened(&self) -> ConnectionGuard {
         self.connections_active.inc();
         ConnectionGuard(self.connections_active.clone())
+    }
+
+    /// The WebSocket metrics.
+    pub fn ws(&self) -> &Arc<WsMetrics> {
+        &self.ws
     }
 
     /// Counts one refusal in `http_requests_refused_total`.

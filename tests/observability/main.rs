@@ -264,6 +264,27 @@ async fn exported_names(http: &reqwest::Client, service: &str, url: &str) -> BTr
     snapshot.samples.into_iter().map(|s| s.name).collect()
 }
 
+/// Subscribes to two updates and reads until the gateway closes the finished stream.
+async fn stream_briefly(url: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the gateway upgrades");
+    let subscribe = r#"{"type":"subscribe","symbols":["AAPL"],"source_id":"yahoo_finance","interval_ms":10,"max_updates":2}"#;
+    ws.send(Message::text(subscribe))
+        .await
+        .expect("subscribe sent");
+    while let Some(message) = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("the stream ends in time")
+    {
+        if message.expect("a frame").is_close() {
+            break;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_and_dashboards_read_only_metrics_the_services_export() {
     let logs = Scratch::new("logs");
@@ -302,6 +323,8 @@ async fn alerts_and_dashboards_read_only_metrics_the_services_export() {
             .expect("gateway reachable");
         assert_eq!(response.status(), status, "{body}");
     }
+    // A short subscription, so that the streaming families (labelled by symbol) have series.
+    stream_briefly(&format!("ws://{gateway}{}", engine::gateway::STREAM_ROUTE)).await;
     let defaults = Defaults::of_the_services();
     let exported = BTreeMap::from([
         (

@@ -2,6 +2,7 @@
 //! metrics on a separate HTTP port.
 
 mod service;
+mod stream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,10 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 pub use service::{CoreEngine, FETCH_METHOD, FETCH_SPAN_NAME, SERVICE_NAME};
+pub use stream::{
+    CONSUMER_SPAN_NAME, DEFAULT_TRACE_EVERY, MESSAGING_DESTINATION, MESSAGING_SYSTEM,
+    PRODUCER_SPAN_NAME, STREAM_METHOD, STREAM_SPAN_NAME, UpdateStream,
+};
 
 use crate::duration::parse_duration;
 use crate::faults::{FaultArgs, Faults};
@@ -54,6 +59,10 @@ pub struct EngineArgs {
     /// (gRPC and its health service stay open)
     #[arg(long, env = "ENGINE_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
+    /// Trace one streamed update in this many (1: every one), so that a fast stream does not
+    /// flood the exporter
+    #[arg(long, env = "ENGINE_STREAM_TRACE_EVERY", value_parser = clap::value_parser!(u64).range(1..), default_value_t = DEFAULT_TRACE_EVERY)]
+    pub stream_trace_every: u64,
     #[command(flatten)]
     pub faults: FaultArgs,
 }
@@ -86,9 +95,10 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     health
         .set_serving::<CoreEngineServiceServer<CoreEngine>>()
         .await;
-    let engine = CoreEngine::new(Arc::clone(&telemetry), &metrics, faults, Limits::default());
-    let mut signals = Signals::install().context("installing the SIGTERM and SIGINT handlers")?;
     let stop = CancellationToken::new();
+    let engine = CoreEngine::new(Arc::clone(&telemetry), &metrics, faults, Limits::default())
+        .with_streams(args.stream_trace_every, stop.clone());
+    let mut signals = Signals::install().context("installing the SIGTERM and SIGINT handlers")?;
     let grpc_server = Server::builder()
         .add_service(health_service)
         .add_service(

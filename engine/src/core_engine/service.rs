@@ -13,9 +13,13 @@ use crate::faults::Faults;
 use crate::market::{self, Limits, MarketDataQuery, TICK_INTERVAL_MS};
 use crate::metrics::{EngineMetrics, RpcMetrics};
 use crate::proto::core_engine_service_server::CoreEngineService;
-use crate::proto::{self, FetchMarketDataRequest, FetchMarketDataResponse};
+use crate::proto::{
+    self, FetchMarketDataRequest, FetchMarketDataResponse, StreamMarketDataRequest,
+};
 use crate::status::{code_name, is_server_error};
 use crate::telemetry::{self, Telemetry, semconv};
+
+use super::stream::{DEFAULT_TRACE_EVERY, STREAM_METHOD, Streams, UpdateStream};
 
 pub const SERVICE_NAME: &str = "core_engine.v1.CoreEngineService";
 pub const FETCH_METHOD: &str = "FetchMarketData";
@@ -30,8 +34,9 @@ const INLINE_WORK_MAX_TICKS: u64 = 100_000;
 pub struct CoreEngine {
     telemetry: Arc<Telemetry>,
     metrics: RpcMetrics,
-    faults: Faults,
+    faults: Arc<Faults>,
     limits: Limits,
+    streams: Streams,
 }
 
 impl CoreEngine {
@@ -41,12 +46,34 @@ impl CoreEngine {
         faults: Faults,
         limits: Limits,
     ) -> Self {
+        let faults = Arc::new(faults);
         CoreEngine {
+            streams: Streams {
+                telemetry: Arc::clone(&telemetry),
+                metrics: Arc::clone(metrics),
+                rpc: Arc::new(metrics.rpc(STREAM_METHOD)),
+                faults: Arc::clone(&faults),
+                limits,
+                trace_every: DEFAULT_TRACE_EVERY,
+                stop: tokio_util::sync::CancellationToken::new(),
+            },
             telemetry,
             metrics: metrics.rpc(FETCH_METHOD),
             faults,
             limits,
         }
+    }
+
+    /// Streams trace one update in `trace_every` (at least 1) and end, with UNAVAILABLE, when
+    /// `stop` is cancelled.
+    pub fn with_streams(
+        mut self,
+        trace_every: u64,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        self.streams.trace_every = trace_every.max(1);
+        self.streams.stop = stop;
+        self
     }
 
     fn start_server_span(&self, request: &Request<FetchMarketDataRequest>) -> Option<Context> {
@@ -264,6 +291,15 @@ impl CoreEngineService for CoreEngine {
         };
         rpc.finish(&result);
         result.map(Response::new)
+    }
+
+    type StreamMarketDataStream = UpdateStream;
+
+    async fn stream_market_data(
+        &self,
+        request: Request<StreamMarketDataRequest>,
+    ) -> Result<Response<UpdateStream>, Status> {
+        self.streams.open(request)
     }
 }
 

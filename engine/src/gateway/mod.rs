@@ -4,7 +4,9 @@ mod api;
 mod limits;
 mod listener;
 mod observe;
+mod relay;
 mod serve;
+mod stream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use axum::http::Uri;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::transport::{Channel, Endpoint};
 
 pub use api::FetchRequest;
@@ -38,6 +41,8 @@ pub const DEFAULT_SERVICE_NAME: &str = "api-gateway";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ENGINE_URL: &str = "http://127.0.0.1:50051";
 pub const FETCH_ROUTE: &str = "/api/v1/market-data/fetch";
+/// The WebSocket route of market-data subscriptions (docs/streaming.md).
+pub const STREAM_ROUTE: &str = "/api/v1/market-data/stream";
 pub const METRICS_ROUTE: &str = "/api/v1/metrics";
 pub const HEALTH_ROUTE: &str = "/health";
 /// A traced, measured route.
@@ -50,11 +55,18 @@ struct Route {
 }
 
 /// The only values the `path` label and `http.route` take (besides `unmatched`).
-const ROUTES: &[Route] = &[Route {
-    template: FETCH_ROUTE,
-    method: axum::http::Method::POST,
-    span_name: "POST /api/v1/market-data/fetch",
-}];
+const ROUTES: &[Route] = &[
+    Route {
+        template: FETCH_ROUTE,
+        method: axum::http::Method::POST,
+        span_name: "POST /api/v1/market-data/fetch",
+    },
+    Route {
+        template: STREAM_ROUTE,
+        method: axum::http::Method::GET,
+        span_name: "GET /api/v1/market-data/stream",
+    },
+];
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayArgs {
@@ -90,6 +102,27 @@ pub struct GatewayArgs {
     /// <token>` (/health and the API stay open)
     #[arg(long, env = "GATEWAY_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
+    /// Updates each WebSocket may hold waiting to be written; past it the newest are dropped (and
+    /// counted in ws_messages_dropped_total{reason="slow_client"})
+    #[arg(long, env = "GATEWAY_WS_SEND_QUEUE", value_parser = clap::value_parser!(u32).range(1..=65_536), default_value_t = 256)]
+    pub ws_send_queue: u32,
+    /// Calibration only: drop one streamed update in N silently (no metric), so that the
+    /// client sees gaps in sequence
+    #[arg(
+        long,
+        env = "GATEWAY_CALIBRATION_DROP_EVERY_NTH_UPDATE",
+        value_parser = clap::value_parser!(u64).range(2..),
+        help_heading = "Fault injection (for scenarios and tests)"
+    )]
+    pub calibration_drop_every_nth_update: Option<u64>,
+    /// Calibration only: start each streamed update's CONSUMER span in a trace of its own rather
+    /// than under the engine's PRODUCER span
+    #[arg(
+        long,
+        env = "GATEWAY_CALIBRATION_DROP_UPDATE_CONTEXT",
+        help_heading = "Fault injection (for scenarios and tests)"
+    )]
+    pub calibration_drop_update_context: bool,
     /// Calibration only: do not pass the trace context to the engine, breaking the trace at that hop
     #[arg(
         long,
@@ -117,6 +150,11 @@ pub struct Gateway {
     engine_timeout: Duration,
     body_limits: limits::BodyLimits,
     drop_trace_context: bool,
+    stream: stream::StreamSettings,
+    /// Open WebSocket sessions (and connections): shutdown waits for them.
+    sessions: TaskTracker,
+    /// Cancelled on shutdown: sessions then close with 1001.
+    stop: CancellationToken,
 }
 
 fn router(gateway: Arc<Gateway>, metrics_token: Option<Arc<MetricsToken>>) -> Router {
@@ -125,6 +163,10 @@ fn router(gateway: Arc<Gateway>, metrics_token: Option<Arc<MetricsToken>>) -> Ro
         .route(
             FETCH_ROUTE,
             post(api::fetch_market_data).fallback(api::method_not_allowed),
+        )
+        .route(
+            STREAM_ROUTE,
+            get(stream::subscribe).fallback(stream::method_not_allowed),
         )
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -173,6 +215,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .connect_lazy();
+    let sessions = TaskTracker::new();
+    let stop = CancellationToken::new();
     let gateway = Arc::new(Gateway {
         telemetry: Arc::clone(&telemetry),
         metrics: Arc::clone(&metrics),
@@ -184,20 +228,41 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
             read_timeout: args.body_read_timeout,
         },
         drop_trace_context: args.calibration_drop_trace_context,
+        stream: stream::StreamSettings {
+            send_queue: args.ws_send_queue as usize,
+            subscribe_timeout: args.header_read_timeout,
+            faults: relay::RelayFaults {
+                drop_every_nth: args.calibration_drop_every_nth_update,
+                drop_update_context: args.calibration_drop_update_context,
+            },
+        },
+        sessions: sessions.clone(),
+        stop: stop.clone(),
     });
+    if let Some(n) = args.calibration_drop_every_nth_update {
+        tracing::warn!(
+            n,
+            "calibration: one streamed update in n is dropped silently"
+        );
+    }
+    if args.calibration_drop_update_context {
+        tracing::warn!("calibration: streamed updates' CONSUMER spans start traces of their own");
+    }
 
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding the HTTP address {}", args.listen))?;
     let addr = listener.local_addr()?;
     let mut signals = Signals::install().context("installing the SIGTERM and SIGINT handlers")?;
-    let stop = CancellationToken::new();
     let http = serve::serve(
         listener::LimitedListener::new(listener, args.max_connections, Arc::clone(&metrics)),
         router(gateway, metrics_token),
         args.header_read_timeout,
         metrics,
-        stop.clone(),
+        serve::Stop {
+            token: stop.clone(),
+            tracker: sessions,
+        },
     );
     let mut server = tokio::spawn(async move {
         http.await;

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Version};
+use axum::http::{HeaderName, HeaderValue, Method, Version};
 use axum::middleware::Next;
 use axum::response::Response;
 use opentelemetry::trace::{FutureExt, SpanKind, Status as SpanStatus};
 use opentelemetry::{Context, KeyValue};
 
-use super::{Gateway, ROUTES, Route};
+use super::{Gateway, ROUTES, Route, STREAM_ROUTE};
 use crate::metrics::http_method_label;
 use crate::telemetry::{self, semconv};
 
@@ -33,6 +33,10 @@ pub async fn observe(
         .extensions()
         .get::<MatchedPath>()
         .and_then(|matched| ROUTES.iter().find(|r| r.template == matched.as_str()));
+    // A subscription measures and traces itself: its SERVER span outlives the response.
+    if route.is_some_and(|r| r.template == STREAM_ROUTE) && request.method() == Method::GET {
+        return next.run(request).await;
+    }
     let span = start_server_span(&gateway, &request, method, route);
     let mut exchange = Exchange {
         gateway: &gateway,
@@ -156,7 +160,7 @@ fn start_server_span(
         .start_span(&parent, name, SpanKind::Server, attributes)
 }
 
-fn protocol_version(version: Version) -> &'static str {
+pub(super) fn protocol_version(version: Version) -> &'static str {
     match version {
         Version::HTTP_09 => "0.9",
         Version::HTTP_10 => "1.0",

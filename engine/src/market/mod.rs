@@ -9,6 +9,6 @@ mod source;
 mod ticks;
 
 pub use analytics::{Analysis, MovingAverage, analyse};
-pub use query::{InvalidArgument, Limits, MarketDataQuery};
+pub use query::{InvalidArgument, Limits, MarketDataQuery, StreamQuery};
 pub use source::Source;
-pub use ticks::{TICK_INTERVAL_MS, Tick, load_ticks};
+pub use ticks::{Series, TICK_INTERVAL_MS, Tick, load_ticks};

@@ -1,11 +1,16 @@
 use super::Source;
-use crate::proto::FetchMarketDataRequest;
+use crate::proto::{FetchMarketDataRequest, StreamMarketDataRequest};
 
 /// Close of the reference session (2026-01-02 21:00 UTC), used when a request gives no `as_of`.
 pub const REFERENCE_AS_OF_UNIX_MS: i64 = 1_767_387_600_000;
 const DEFAULT_WINDOW: u32 = 1_000;
 const DEFAULT_MA_PERIODS: [u32; 2] = [5, 20];
 const MAX_SYMBOL_LEN: usize = 12;
+const DEFAULT_INTERVAL_MS: u32 = 1_000;
+/// Bounds on a stream's interval: faster would be a busy loop per stream, slower a stream that
+/// looks dead.
+const MIN_INTERVAL_MS: u32 = 10;
+const MAX_INTERVAL_MS: u32 = 60_000;
 
 /// Bounds on what one request may ask, so that no request can take unbounded CPU or memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +109,43 @@ impl MarketDataQuery {
     /// Ticks this query loads: what its CPU cost is proportional to.
     pub fn total_ticks(&self) -> u64 {
         self.symbols.len() as u64 * u64::from(self.window)
+    }
+}
+
+/// A stream request that passed validation: symbols and source as for a fetch, defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamQuery {
+    pub symbols: Vec<String>,
+    pub source: Source,
+    pub interval: std::time::Duration,
+    /// Updates per symbol before the stream ends; `None`: until the caller cancels.
+    pub max_updates: Option<u32>,
+}
+
+impl StreamQuery {
+    /// Validates as [`MarketDataQuery::from_request`] does for the fields they share.
+    pub fn from_request(
+        request: &StreamMarketDataRequest,
+        limits: &Limits,
+    ) -> Result<Self, InvalidArgument> {
+        let source = parse_source(&request.source_id)?;
+        let symbols = parse_symbols(&request.symbols, limits)?;
+        let interval_ms = match request.interval_ms {
+            0 => DEFAULT_INTERVAL_MS,
+            ms if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&ms) => {
+                return Err(invalid(
+                    "interval_ms",
+                    format!("must be between {MIN_INTERVAL_MS} and {MAX_INTERVAL_MS}, got {ms}"),
+                ));
+            }
+            ms => ms,
+        };
+        Ok(StreamQuery {
+            symbols,
+            source,
+            interval: std::time::Duration::from_millis(u64::from(interval_ms)),
+            max_updates: (request.max_updates > 0).then_some(request.max_updates),
+        })
     }
 }
 
@@ -266,6 +308,61 @@ mod tests {
                 .starts_with("source_id: unknown source \"XXXXXXXXXXXXXXXX\"… (10000 characters);"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_stream_request_is_validated_as_a_fetch_is() {
+        let stream = |symbols: &[&str], source: &str, interval_ms, max_updates| {
+            StreamQuery::from_request(
+                &StreamMarketDataRequest {
+                    symbols: symbols.iter().map(|s| s.to_string()).collect(),
+                    source_id: source.into(),
+                    interval_ms,
+                    max_updates,
+                },
+                &Limits::default(),
+            )
+        };
+        let query = stream(&["aapl", "V"], "polygon", 0, 0).expect("valid");
+        assert_eq!(query.symbols, ["AAPL", "V"]);
+        assert_eq!(query.interval, std::time::Duration::from_secs(1));
+        assert_eq!(query.max_updates, None);
+        let query = stream(&["V"], "polygon", 10, 3).expect("valid");
+        assert_eq!(
+            (query.interval, query.max_updates),
+            (std::time::Duration::from_millis(10), Some(3))
+        );
+        assert!(stream(&["V"], "polygon", 60_000, 0).is_ok());
+        for (symbols, source, interval, expected) in [
+            (
+                &["V"][..],
+                "polygon",
+                9,
+                "interval_ms: must be between 10 and 60000, got 9",
+            ),
+            (
+                &["V"],
+                "polygon",
+                60_001,
+                "interval_ms: must be between 10 and 60000, got 60001",
+            ),
+            (
+                &[],
+                "polygon",
+                100,
+                "symbols: at least one symbol is required",
+            ),
+            (
+                &["A B"],
+                "polygon",
+                100,
+                "symbols[0]: \"A B\" contains ' '; allowed are A-Z, 0-9, '.', '-', '^' and '='",
+            ),
+            (&["V"], "", 100, "source_id: is required"),
+        ] {
+            let error = stream(symbols, source, interval, 0).expect_err("refused");
+            assert_eq!(error.to_string(), expected);
+        }
     }
 
     #[test]

@@ -21,20 +21,43 @@ pub fn load_ticks(
     as_of_unix_ms: i64,
     out: &mut Vec<Tick>,
 ) {
-    let seed = fnv1a(source.id().as_bytes())
-        ^ fnv1a(symbol.as_bytes()).rotate_left(29)
-        ^ (as_of_unix_ms as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut rng = SplitMix64(seed);
-    // A price between 5 and 1000, fixed per (source, symbol) so series stay comparable over time.
-    let mut price = 5.0 + (fnv1a(symbol.as_bytes()) % 99_500) as f64 / 100.0;
-    let step = 0.002 * source.volatility();
+    let mut series = Series::new(source, symbol, as_of_unix_ms);
     out.clear();
     out.reserve(window as usize);
-    for _ in 0..window {
-        price *= 1.0 + step * (2.0 * rng.next_unit() - 1.0);
+    out.extend((0..window).map(|_| series.next_tick()));
+}
+
+/// The synthetic series of one symbol at one source, tick by tick: what [`load_ticks`] windows
+/// and what a stream sends one tick per update.
+pub struct Series {
+    rng: SplitMix64,
+    price: f64,
+    step: f64,
+}
+
+impl Series {
+    /// The series seeded by `source`, `symbol` and `as_of_unix_ms`.
+    pub fn new(source: Source, symbol: &str, as_of_unix_ms: i64) -> Self {
+        let seed = fnv1a(source.id().as_bytes())
+            ^ fnv1a(symbol.as_bytes()).rotate_left(29)
+            ^ (as_of_unix_ms as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Series {
+            rng: SplitMix64(seed),
+            // A price between 5 and 1000, fixed per (source, symbol) so series stay comparable
+            // over time.
+            price: 5.0 + (fnv1a(symbol.as_bytes()) % 99_500) as f64 / 100.0,
+            step: 0.002 * source.volatility(),
+        }
+    }
+
+    pub fn next_tick(&mut self) -> Tick {
+        self.price *= 1.0 + self.step * (2.0 * self.rng.next_unit() - 1.0);
         // Round lots of 100 shares, 1 to 50 lots.
-        let volume = 100 * (1 + (rng.next_u64() % 50) as u32);
-        out.push(Tick { price, volume });
+        let volume = 100 * (1 + (self.rng.next_u64() % 50) as u32);
+        Tick {
+            price: self.price,
+            volume,
+        }
     }
 }
 
@@ -91,6 +114,14 @@ mod tests {
         assert_eq!(fnv1a(b"AAPL"), 0x8910_6b8b_9f08_6ccb);
         let mut rng = SplitMix64(0);
         assert_eq!(rng.next_u64(), 0xe220_a839_7b1d_cdaf);
+    }
+
+    #[test]
+    fn a_series_read_tick_by_tick_is_the_window() {
+        let window = series(Source::IexCloud, "MSFT", 50, 7_000);
+        let mut one_by_one = Series::new(Source::IexCloud, "MSFT", 7_000);
+        let ticks: Vec<Tick> = (0..50).map(|_| one_by_one.next_tick()).collect();
+        assert_eq!(ticks, window);
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub mod semconv;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, TracerProvider};
+use opentelemetry::trace::{
+    Link, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt, TracerProvider,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, TracerProviderBuilder};
@@ -170,6 +172,37 @@ impl Telemetry {
         Some(parent.with_span(span))
     }
 
+    /// Starts a span under `parent`, as [`Self::start_span`] does, with links to `linked`: a
+    /// streamed update's span points at the subscription it belongs to without being its child.
+    pub fn start_linked_span(
+        &self,
+        parent: &Context,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+        linked: &[SpanContext],
+    ) -> Option<Context> {
+        let tracing = self.tracing.as_ref()?;
+        let links = linked
+            .iter()
+            .filter(|sc| sc.is_valid())
+            .map(|sc| Link::with_context(sc.clone()))
+            .collect();
+        let span = SpanBuilder::from_name(name)
+            .with_kind(kind)
+            .with_attributes(attributes)
+            .with_links(links)
+            .start_with_context(&tracing.tracer, parent);
+        Some(parent.with_span(span))
+    }
+
+    /// The remote span context in a W3C `traceparent` value carried in a message rather than a
+    /// header; `None` when tracing is off or the value is not a valid one.
+    pub fn remote_parent(&self, traceparent: &str) -> Option<SpanContext> {
+        self.tracing.as_ref()?;
+        ids::parse_traceparent(traceparent, opentelemetry::trace::TraceState::default())
+    }
+
     /// Waits until every span ended so far has been exported: for benchmarks and tests that
     /// count what arrived. Nothing to do when tracing is off.
     pub fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
@@ -209,6 +242,18 @@ pub fn trace_id(cx: &Context) -> Option<Ascii<32>> {
     let span = cx.span();
     let sc = span.span_context();
     sc.is_valid().then(|| ids::trace_id_hex(sc.trace_id()))
+}
+
+/// The W3C `traceparent` of the span in `cx`, if it has a valid context.
+pub fn traceparent(cx: &Context) -> Option<Ascii<55>> {
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| ids::traceparent(sc))
+}
+
+/// The span context of the span in `cx`, for linking to it.
+pub fn span_context(cx: &Context) -> SpanContext {
+    cx.span().span_context().clone()
 }
 
 /// Whether the span in `cx` is being recorded (sampled in), i.e. its work is real.
@@ -281,6 +326,16 @@ mod tests {
         assert!(
             telemetry
                 .start_span(&Context::new(), "x", SpanKind::Server, vec![])
+                .is_none()
+        );
+        assert!(
+            telemetry
+                .start_linked_span(&Context::new(), "x", SpanKind::Producer, vec![], &[])
+                .is_none()
+        );
+        assert!(
+            telemetry
+                .remote_parent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
                 .is_none()
         );
     }

@@ -1,4 +1,5 @@
-//! The OpenTelemetry semantic-convention attribute keys the services emit (HTTP and RPC).
+//! The OpenTelemetry semantic-convention attribute keys the services emit (HTTP, RPC and
+//! messaging).
 //!
 //! Kept here rather than pulled from `opentelemetry-semantic-conventions`, whose RPC keys are behind
 //! its experimental feature; these are the stable names the harness checks for.
@@ -16,3 +17,7 @@ pub const RPC_SYSTEM: &str = "rpc.system";
 pub const RPC_SERVICE: &str = "rpc.service";
 pub const RPC_METHOD: &str = "rpc.method";
 pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
+pub const MESSAGING_SYSTEM: &str = "messaging.system";
+pub const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
+pub const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
+pub const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";

@@ -19,6 +19,8 @@ use tonic::transport::server::TcpIncoming;
 pub const KIND_INTERNAL: i32 = 1;
 pub const KIND_SERVER: i32 = 2;
 pub const KIND_CLIENT: i32 = 3;
+pub const KIND_PRODUCER: i32 = 4;
+pub const KIND_CONSUMER: i32 = 5;
 pub const STATUS_UNSET: i32 = 0;
 pub const STATUS_ERROR: i32 = 2;
 
@@ -32,6 +34,8 @@ pub struct Span {
     pub kind: i32,
     pub status: i32,
     pub attributes: HashMap<String, Value>,
+    /// Each link as (trace id, span id).
+    pub links: Vec<(String, String)>,
 }
 
 impl Span {
@@ -67,6 +71,11 @@ impl TraceService for Collector {
                         kind: span.kind,
                         status: span.status.map_or(STATUS_UNSET, |s| s.code),
                         attributes: attributes(&span.attributes),
+                        links: span
+                            .links
+                            .iter()
+                            .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
+                            .collect(),
                     });
                 }
             }
