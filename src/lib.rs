@@ -10,6 +10,9 @@ pub mod bundled;
 pub mod compare;
 pub mod exit;
 pub(crate) mod format;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod load;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod metrics;

@@ -101,16 +101,21 @@ pub enum LoadError {
 
 /// Reads and checks a `result.json`.
 pub fn load(path: &Path) -> Result<StoredRun, LoadError> {
-    let name = || path.display().to_string();
     let text =
         crate::bounded::read_text(path, crate::result::MAX_RESULT_BYTES).map_err(|source| {
             LoadError::Read {
-                path: name(),
+                path: path.display().to_string(),
                 source,
             }
         })?;
+    from_text(path, &text)
+}
+
+/// A `result.json`'s text, read from `path` (which errors name), checked as [`load`] checks it.
+pub(crate) fn from_text(path: &Path, text: &str) -> Result<StoredRun, LoadError> {
+    let name = || path.display().to_string();
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| LoadError::Syntax {
+        serde_json::from_str(text).map_err(|source| LoadError::Syntax {
             path: name(),
             source,
         })?;
@@ -139,7 +144,7 @@ pub fn load(path: &Path) -> Result<StoredRun, LoadError> {
     }
     // Parsed again from the text so that a field that does not fit is named with its line and
     // column.
-    let result: RunResult = serde_json::from_str(&text).map_err(|e| LoadError::NotAResult {
+    let result: RunResult = serde_json::from_str(text).map_err(|e| LoadError::NotAResult {
         path: name(),
         problem: e.to_string(),
     })?;

@@ -20,6 +20,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 pub use decision::{Change, Decision, Tolerance, ToleranceError, smallest_detectable};
+#[cfg(fuzzing)]
+pub(crate) use input::from_text;
 pub use input::{LoadError, StoredRun, load};
 pub use text::render as text;
 pub use view::html;

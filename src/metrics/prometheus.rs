@@ -322,34 +322,40 @@ impl PrometheusSource {
             );
         }
         let url = format!("{}api/v1/query?query={selector}", self.base);
-        let QueryData::Vector(series) = response.data else {
+        snapshot_of(service, url, response.data)
+    }
+}
+
+/// A service's snapshot from its selector's answer (asked at `url`): every series but the
+/// scrape's own bookkeeping, sorted by name and labels.
+fn snapshot_of(service: &str, url: String, data: QueryData) -> Result<Snapshot, MetricsError> {
+    let QueryData::Vector(series) = data else {
+        return Err(MetricsError::Shape {
+            url,
+            detail: "a selector's answer is not an instant vector".into(),
+        });
+    };
+    let mut samples = Vec::with_capacity(series.len());
+    for InstantSample { mut labels, point } in series {
+        let Some(name) = labels.remove("__name__") else {
             return Err(MetricsError::Shape {
                 url,
-                detail: "a selector's answer is not an instant vector".into(),
+                detail: format!("a series without __name__: {labels:?}"),
             });
         };
-        let mut samples = Vec::with_capacity(series.len());
-        for InstantSample { mut labels, point } in series {
-            let Some(name) = labels.remove("__name__") else {
-                return Err(MetricsError::Shape {
-                    url,
-                    detail: format!("a series without __name__: {labels:?}"),
-                });
-            };
-            if !is_scrape_bookkeeping(&name) {
-                samples.push(Sample {
-                    name,
-                    labels,
-                    value: point.value,
-                });
-            }
+        if !is_scrape_bookkeeping(&name) {
+            samples.push(Sample {
+                name,
+                labels,
+                value: point.value,
+            });
         }
-        samples.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
-        Ok(Snapshot {
-            service: service.to_owned(),
-            samples,
-        })
     }
+    samples.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    Ok(Snapshot {
+        service: service.to_owned(),
+        samples,
+    })
 }
 
 impl MetricsSource for PrometheusSource {
@@ -572,6 +578,31 @@ fn parse_targets(url: &str, status: u16, body: &[u8]) -> Result<Targets, Metrics
             .map(|d| d.discovered_labels)
             .collect(),
     })
+}
+
+/// One answer body of the Prometheus HTTP API, read as the source reads it, for the fuzz targets
+/// in `fuzz/`: as a query's answer (then as the scrape-time query and as a selector's snapshot)
+/// and as the target list, under a success and an error status.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_answer(body: &[u8]) {
+    const URL: &str = "http://127.0.0.1:9090/api/v1/query";
+    for status in [200, 422] {
+        match parse_query(URL, status, body) {
+            Ok(response) => {
+                drop(scrape_state(&response.data, 1.7e9));
+                if let Ok(snapshot) = snapshot_of("engine", URL.to_owned(), response.data) {
+                    let sorted = snapshot.samples.windows(2).all(|pair| {
+                        (&pair[0].name, &pair[0].labels) <= (&pair[1].name, &pair[1].labels)
+                    });
+                    assert!(sorted, "a snapshot's samples are sorted");
+                }
+            }
+            Err(error) => drop(error.to_string()),
+        }
+        if let Err(error) = parse_targets(URL, status, body) {
+            drop(error.to_string());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -271,6 +271,9 @@ pub enum HistogramError {
     /// anything is allocated.
     #[error("histogram header is not one the harness writes: {0}")]
     Header(&'static str),
+    /// The counts hold a number the decoder cannot take without overflowing.
+    #[error("histogram counts are not ones the harness writes: {0}")]
+    Payload(&'static str),
 }
 
 /// A histogram as `result.json` stores it: HdrHistogram V2, base64, whole, so that runs can be
@@ -324,11 +327,46 @@ fn check_header(bytes: &[u8]) -> Result<(), HistogramError> {
         ));
     }
     match counts_len(low, high, digits) {
-        Some(len) if len <= MAX_HISTOGRAM_COUNTS => Ok(()),
-        _ => Err(HistogramError::Header(
-            "its bounds and precision need more than 2^20 counts",
-        )),
+        Some(len) if len <= MAX_HISTOGRAM_COUNTS => {}
+        _ => {
+            return Err(HistogramError::Header(
+                "its bounds and precision need more than 2^20 counts",
+            ));
+        }
     }
+    let counts = bytes
+        .get(HEADER..)
+        .and_then(|rest| rest.get(..payload as usize))
+        .ok_or(HistogramError::Header("shorter than a V2 header"))?;
+    check_counts(counts)
+}
+
+/// Refuses a run of 2^63 zeroes among the counts: the V2 decoder negates the number that encodes
+/// it, which overflows (a panic where overflow is checked), and no histogram has such a run.
+/// The counts are zigzag varints as the decoder reads them: up to eight bytes of seven bits
+/// each while the high bit is set, then a ninth byte taken whole.
+fn check_counts(mut counts: &[u8]) -> Result<(), HistogramError> {
+    while !counts.is_empty() {
+        let mut value = 0u64;
+        let mut used = counts.len().min(9);
+        for (i, &byte) in counts.iter().take(9).enumerate() {
+            if i == 8 {
+                value |= u64::from(byte) << 56;
+                break;
+            }
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                used = i + 1;
+                break;
+            }
+        }
+        // Zigzag: u64::MAX decodes to i64::MIN.
+        if value == u64::MAX {
+            return Err(HistogramError::Payload("a run of 2^63 zeroes"));
+        }
+        counts = &counts[used..];
+    }
+    Ok(())
 }
 
 /// How many counts HdrHistogram allocates for `low..=high` at `digits` significant digits (its
@@ -424,28 +462,33 @@ pub enum ReadError {
 /// Reads a `result.json` back, refusing one written in another schema version rather than
 /// misreading it.
 pub fn read(path: &Path) -> Result<RunResult, ReadError> {
+    let text =
+        crate::bounded::read_text(path, MAX_RESULT_BYTES).map_err(|source| ReadError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    from_text(path, &text)
+}
+
+/// A `result.json`'s text, read from `path` (which errors name), as [`read`] takes it.
+pub(crate) fn from_text(path: &Path, text: &str) -> Result<RunResult, ReadError> {
     #[derive(Deserialize)]
     struct Versioned {
         schema_version: u32,
     }
     let shown = || path.display().to_string();
-    let text =
-        crate::bounded::read_text(path, MAX_RESULT_BYTES).map_err(|source| ReadError::Io {
-            path: shown(),
-            source,
-        })?;
     let json = |source| ReadError::Json {
         path: shown(),
         source,
     };
-    let Versioned { schema_version } = serde_json::from_str(&text).map_err(json)?;
+    let Versioned { schema_version } = serde_json::from_str(text).map_err(json)?;
     if schema_version != SCHEMA_VERSION {
         return Err(ReadError::Schema {
             path: shown(),
             found: schema_version,
         });
     }
-    serde_json::from_str(&text).map_err(json)
+    serde_json::from_str(text).map_err(json)
 }
 
 impl KindResult {
@@ -616,6 +659,37 @@ mod tests {
         assert_eq!(decode_histogram(&wide).expect("decodes").len(), 1);
     }
 
+    /// Found by the `histogram` fuzz target: the zigzag number of a run of 2^63 zeroes made the
+    /// decoder negate i64::MIN.
+    #[test]
+    fn a_run_of_zeroes_that_overflows_the_decoder_is_refused() {
+        let crash = concat!(
+            "HISTEwAAAJEAAAAAAAAAAwAAAAAAAAABAAAAANaTpAA/8AAAAAAAANciAukDAlsCCQIHBBUCAwID",
+            "AgcCBwIf/vD9/wIAAgIJAgUCAwIC4wsEAAIDBAcCAgMCAAIAAgINAgMCAwICCQIRAgUCAgACAgUC",
+            "AwIFAgIDAv//////////////////////////////////////////////AgACBwYABA8CAgMECwID",
+            "AiMCNAIJAgsClAJnAq8BAg==",
+        );
+        let error = decode_histogram(crash).expect_err("refused");
+        assert!(matches!(error, HistogramError::Payload(_)), "{error}");
+        // Also found there: the header's fields end at byte 32 but it is 40 long, so the counts
+        // of 32 bytes start past the end.
+        let short = "HISTEwAAAAAAkwAAAAAAAAAEFwIAAgD1BQIJAg8CAQI=";
+        assert!(matches!(
+            decode_histogram(short),
+            Err(HistogramError::Header("shorter than a V2 header"))
+        ));
+        // The same counts without the overflowing run decode as before.
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+        h.record(1).expect("in range");
+        h.record(3_600_000_000).expect("in range");
+        assert_eq!(
+            decode_histogram(&encode_histogram(&h))
+                .expect("decodes")
+                .len(),
+            2
+        );
+    }
+
     #[test]
     fn histograms_round_trip_through_base64() {
         let mut h = new_histogram();
@@ -642,6 +716,23 @@ mod tests {
         assert_eq!(json["p95"], p95);
         assert!(decode_histogram("not base64!").is_err());
         assert!(decode_histogram("AAAA").is_err());
+    }
+
+    /// Found by the `result_json` fuzz target: serde_json's default float parsing may miss the
+    /// nearest double, so a mean read back and written again changed its last digits (here
+    /// 3293.1419540229884 read, 3293.141954022989 written, 3293.1419540229886 after a second
+    /// round); `float_roundtrip` parses exactly.
+    #[test]
+    fn a_stored_result_writes_back_what_it_read() {
+        let text = include_str!("../../tests/fixtures/fuzz/result-float-digits.json");
+        let path = Path::new("result.json");
+        let written = serde_json::to_string_pretty(&from_text(path, text).expect("reads"))
+            .expect("serializes");
+        let again = from_text(path, &written).expect("reads again");
+        assert_eq!(
+            serde_json::to_string_pretty(&again).expect("serializes"),
+            written
+        );
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! every entry point here returns before doing any span or propagation work.
 
 pub mod counting;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 mod logging;
 mod propagation;

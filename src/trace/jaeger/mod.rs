@@ -408,3 +408,35 @@ fn snippet(body: &[u8]) -> String {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     json::shorten(&text, 200)
 }
+
+/// One answer body of the v1 or v3 query API, read as a source reads it, for the fuzz targets in
+/// `fuzz/`: parsed, taken as a trace lookup's answer (HTTP 200 and 404) and as a service list.
+/// Panics only when the outcome contradicts the parse.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_answer(v3: bool, body: &[u8]) {
+    let version = if v3 { Version::V3 } else { Version::V1 };
+    let parsed = version.parse(body);
+    if let Err(refusal) = &parsed {
+        drop(refusal.to_string());
+    }
+    let id = match &parsed {
+        Ok(Answer::Spans(spans)) => spans.first().map_or(TraceId(1), |span| span.trace_id),
+        _ => TraceId(1),
+    };
+    for status in [200, 404] {
+        let reply = Reply {
+            url: "http://127.0.0.1:16686/api/traces".to_owned(),
+            status,
+            body: bytes::Bytes::copy_from_slice(body),
+        };
+        match conclude(version, &reply, parsed.clone(), id) {
+            Ok(Some(trace)) => {
+                assert!(!trace.spans.is_empty());
+                assert!(trace.spans.iter().all(|span| span.trace_id == id));
+            }
+            Ok(None) => {}
+            Err(error) => drop(error.to_string()),
+        }
+    }
+    std::hint::black_box(version.is_services(body));
+}

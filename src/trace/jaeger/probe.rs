@@ -28,7 +28,7 @@ impl Version {
     }
 
     /// Whether `body` is this API's answer to the service list.
-    fn is_services(self, body: &[u8]) -> bool {
+    pub(super) fn is_services(self, body: &[u8]) -> bool {
         let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
             return false;
         };

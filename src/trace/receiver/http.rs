@@ -273,6 +273,76 @@ async fn not_found(State(state): State<HttpState>) -> Response {
     )
 }
 
+/// One OTLP/HTTP export body taken in as the listener takes it (`json` picks the encoding, `gzip`
+/// the content encoding), for the fuzz targets in `fuzz/`. Every trace the request names is wanted
+/// first, so that its spans go through conversion and the store's limits too. Panics only when a
+/// bound or a count does not hold.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_export(body: &[u8], json: bool, gzip: bool) {
+    use super::super::TraceId;
+    use std::sync::OnceLock;
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    const LIMIT: usize = 1 << 20;
+    const MAX_SPANS: usize = 4;
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime")
+    });
+    let encoding = if json {
+        Encoding::Json
+    } else {
+        Encoding::Protobuf
+    };
+    let body = match runtime.block_on(read_body(Body::from(body.to_vec()), LIMIT, gzip)) {
+        Ok(body) => body,
+        Err((status, message)) => {
+            drop(encoding.error(status, message));
+            return;
+        }
+    };
+    assert!(body.len() <= LIMIT, "a body past the limit was taken in");
+    let request = match encoding.decode(&body) {
+        Ok(request) => request,
+        Err(message) => {
+            drop(encoding.error(StatusCode::BAD_REQUEST, message));
+            return;
+        }
+    };
+    let config = super::ReceiverConfig {
+        max_spans_per_trace: MAX_SPANS,
+        max_traces: 8,
+        ..super::ReceiverConfig::default()
+    };
+    let store = Store::new(&config, config.grpc_addr, config.http_addr);
+    let ids: Vec<TraceId> = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .filter_map(|span| TraceId::from_bytes(&span.trace_id))
+        .collect();
+    for &id in &ids {
+        store.want(id);
+    }
+    drop(encoding.success(&export_response(store.ingest(request))));
+    let stats = store.stats();
+    assert_eq!(
+        stats.spans_received,
+        stats.spans_kept + stats.spans_unwanted + stats.spans_over_limit + stats.spans_rejected,
+        "every span received is accounted for once"
+    );
+    for id in ids {
+        if let Some(trace) = store.lookup(id) {
+            assert!(
+                trace.spans.len() <= MAX_SPANS,
+                "a trace grew past its limit"
+            );
+            assert!(trace.spans.iter().all(|span| span.trace_id == id));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::{SourceError, Trace, TraceId, TraceSource};
 use store::Store;
 
+#[cfg(fuzzing)]
+pub(crate) use http::fuzz_export;
+
 /// Default cap on spans stored per wanted trace; the traces checked here have a handful.
 pub const DEFAULT_MAX_SPANS_PER_TRACE: usize = 256;
 /// Default cap on traces registered at once.
