@@ -76,20 +76,6 @@ impl CoreEngine {
         self
     }
 
-    fn start_server_span(&self, request: &Request<FetchMarketDataRequest>) -> Option<Context> {
-        let parent = self.telemetry.extract(request.metadata())?;
-        self.telemetry.start_span(
-            &parent,
-            FETCH_SPAN_NAME,
-            SpanKind::Server,
-            vec![
-                KeyValue::new(semconv::RPC_SYSTEM, "grpc"),
-                KeyValue::new(semconv::RPC_SERVICE, SERVICE_NAME),
-                KeyValue::new(semconv::RPC_METHOD, FETCH_METHOD),
-            ],
-        )
-    }
-
     /// Everything after span creation; runs with the server span as the current context.
     async fn serve(
         &self,
@@ -278,8 +264,16 @@ impl CoreEngineService for CoreEngine {
         request: Request<FetchMarketDataRequest>,
     ) -> Result<Response<FetchMarketDataResponse>, Status> {
         let received = Instant::now();
-        let mut rpc =
-            RpcObservation::start(&self.metrics, self.start_server_span(&request), received);
+        let mut rpc = RpcObservation::start(
+            &self.metrics,
+            start_server_span(
+                &self.telemetry,
+                request.metadata(),
+                FETCH_SPAN_NAME,
+                FETCH_METHOD,
+            ),
+            received,
+        );
         let request = request.into_inner();
         let result = match &rpc.span {
             Some(cx) => {
@@ -356,6 +350,27 @@ impl Drop for RpcObservation<'_> {
             self.record(Code::Cancelled, Some("abandoned before completion"));
         }
     }
+}
+
+/// The SERVER span of a call to `method`, under the caller's context carried in `metadata`, with
+/// the RPC attributes every method of the service shares. `None` when tracing is off.
+pub(super) fn start_server_span(
+    telemetry: &Telemetry,
+    metadata: &tonic::metadata::MetadataMap,
+    span_name: &'static str,
+    method: &'static str,
+) -> Option<Context> {
+    let parent = telemetry.extract(metadata)?;
+    telemetry.start_span(
+        &parent,
+        span_name,
+        SpanKind::Server,
+        vec![
+            KeyValue::new(semconv::RPC_SYSTEM, "grpc"),
+            KeyValue::new(semconv::RPC_SERVICE, SERVICE_NAME),
+            KeyValue::new(semconv::RPC_METHOD, method),
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 
-use super::service::SERVICE_NAME;
+use super::service::start_server_span;
 use crate::faults::Faults;
 use crate::market::{Limits, Series, StreamQuery};
 use crate::metrics::{ActiveGuard, EngineMetrics, RpcMetrics};
@@ -58,7 +58,12 @@ impl Streams {
         &self,
         request: Request<StreamMarketDataRequest>,
     ) -> Result<Response<UpdateStream>, Status> {
-        let span = self.start_server_span(&request);
+        let span = start_server_span(
+            &self.telemetry,
+            request.metadata(),
+            STREAM_SPAN_NAME,
+            STREAM_METHOD,
+        );
         let query = match StreamQuery::from_request(request.get_ref(), &self.limits) {
             Ok(query) => query,
             Err(invalid) => {
@@ -97,20 +102,6 @@ impl Streams {
         };
         tokio::spawn(producer.run());
         Ok(Response::new(ReceiverStream::new(rx)))
-    }
-
-    fn start_server_span(&self, request: &Request<StreamMarketDataRequest>) -> Option<Context> {
-        let parent = self.telemetry.extract(request.metadata())?;
-        self.telemetry.start_span(
-            &parent,
-            STREAM_SPAN_NAME,
-            SpanKind::Server,
-            vec![
-                KeyValue::new(semconv::RPC_SYSTEM, "grpc"),
-                KeyValue::new(semconv::RPC_SERVICE, SERVICE_NAME),
-                KeyValue::new(semconv::RPC_METHOD, STREAM_METHOD),
-            ],
-        )
     }
 }
 
