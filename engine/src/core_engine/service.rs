@@ -327,17 +327,7 @@ impl<'a> RpcObservation<'a> {
 
     fn record(&mut self, code: Code, message: Option<&str>) {
         self.finished = true;
-        if let Some(cx) = &self.span {
-            let status = match message {
-                Some(message) if is_server_error(code) => SpanStatus::error(message.to_owned()),
-                _ => SpanStatus::Unset,
-            };
-            telemetry::end_span(
-                cx,
-                [KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, code as i64)],
-                status,
-            );
-        }
+        end_server_span(self.span.as_ref(), code, message);
         self.metrics.finished(code, self.received.elapsed());
     }
 }
@@ -349,6 +339,22 @@ impl Drop for RpcObservation<'_> {
             tracing::warn!(rpc.method = FETCH_METHOD, "rpc abandoned before completion");
             self.record(Code::Cancelled, Some("abandoned before completion"));
         }
+    }
+}
+
+/// Ends a call's SERVER span with its gRPC status: ERROR, with the message, for a server error
+/// only, as the RPC conventions say.
+pub(super) fn end_server_span(span: Option<&Context>, code: Code, message: Option<&str>) {
+    if let Some(cx) = span {
+        let status = match message {
+            Some(message) if is_server_error(code) => SpanStatus::error(message.to_owned()),
+            _ => SpanStatus::Unset,
+        };
+        telemetry::end_span(
+            cx,
+            [KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, code as i64)],
+            status,
+        );
     }
 }
 

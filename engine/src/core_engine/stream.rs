@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 
-use super::service::start_server_span;
+use super::service::{end_server_span, start_server_span};
 use crate::faults::Faults;
 use crate::market::{Limits, Series, StreamQuery};
 use crate::metrics::{ActiveGuard, EngineMetrics, RpcMetrics};
 use crate::proto::{MarketDataUpdate, StreamMarketDataRequest};
-use crate::status::{code_name, is_server_error};
+use crate::status::code_name;
 use crate::telemetry::{self, Telemetry, semconv};
 
 pub const STREAM_METHOD: &str = "StreamMarketData";
@@ -102,20 +102,6 @@ impl Streams {
         };
         tokio::spawn(producer.run());
         Ok(Response::new(ReceiverStream::new(rx)))
-    }
-}
-
-fn end_server_span(span: Option<&Context>, code: Code, message: Option<&str>) {
-    if let Some(cx) = span {
-        let status = match message {
-            Some(message) if is_server_error(code) => SpanStatus::error(message.to_owned()),
-            _ => SpanStatus::Unset,
-        };
-        telemetry::end_span(
-            cx,
-            [KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, code as i64)],
-            status,
-        );
     }
 }
 
