@@ -28,3 +28,28 @@ pub(crate) fn dribble(body: Vec<u8>, pause: Duration) -> Body {
     });
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(chunks))
 }
+
+/// A scratch directory of its own for one test, removed with everything in it when dropped, so
+/// that test runs leave nothing behind in the temporary directory. Unique within the process too:
+/// tests run on parallel threads.
+pub(crate) struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    pub(crate) fn new(name: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("harness-{name}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("scratch directory");
+        Scratch(path)
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -272,8 +272,9 @@ mod tests {
 
     #[test]
     fn a_ca_file_without_certificates_is_named_in_the_error() {
-        let dir = tempdir();
-        let ca = write(&dir, "ca.pem", "not a certificate\n");
+        let scratch = crate::testing::Scratch::new("tls");
+        let dir = scratch.path();
+        let ca = write(dir, "ca.pem", "not a certificate\n");
         let spec = TlsSpec {
             ca: Some(ca.clone()),
             ..TlsSpec::default()
@@ -287,7 +288,8 @@ mod tests {
 
     #[test]
     fn a_missing_key_file_is_named_in_the_error() {
-        let dir = tempdir();
+        let scratch = crate::testing::Scratch::new("tls");
+        let dir = scratch.path();
         let spec = TlsSpec {
             ca: None,
             identity: Some(Identity {
@@ -302,9 +304,10 @@ mod tests {
 
     #[test]
     fn an_oversized_file_is_refused_before_parsing() {
-        let dir = tempdir();
+        let scratch = crate::testing::Scratch::new("tls");
+        let dir = scratch.path();
         let big = "x".repeat(usize::try_from(MAX_PEM_BYTES).expect("fits") + 1);
-        let ca = write(&dir, "big.pem", &big);
+        let ca = write(dir, "big.pem", &big);
         let spec = TlsSpec {
             ca: Some(ca),
             ..TlsSpec::default()
@@ -320,15 +323,5 @@ mod tests {
             ..TlsSpec::default()
         };
         assert!(client_config(&spec).is_ok());
-    }
-
-    fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "harness-tls-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).expect("creating a temp dir");
-        dir
     }
 }

@@ -12,6 +12,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::run::Run;
+use support::scratch::Scratch;
 
 /// `scenarios/verify.yaml` with `edits` applied (each `from` must occur exactly once).
 fn scenario(run: &Run, edits: &[(&str, &str)]) -> String {
@@ -21,24 +22,6 @@ fn scenario(run: &Run, edits: &[(&str, &str)]) -> String {
         text = text.replace(from, to);
     }
     run.write_scenario("verify.yaml", &text)
-}
-
-/// A directory removed at the end of the test.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let path = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("scratch directory");
-        Scratch(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Every file below `dir`, recursively.
@@ -107,7 +90,7 @@ fn a_managed_run_with_metrics_auth_reconciles_and_its_token_leaks_nowhere() {
     // The harness's temporary directory, so that the token file can be found (and its removal
     // seen); the outputs go to the run's own directory, elsewhere.
     let tmp_dir = Scratch::new(&format!("{}-tmp", run.marker));
-    let tmp = tmp_dir.0.as_path();
+    let tmp = tmp_dir.path();
     let results = run.out.clone();
     let junit = results.join("junit.xml");
     let summary = results.join("summary.json");

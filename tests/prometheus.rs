@@ -19,6 +19,7 @@ use harness::tls::TlsSpec;
 use hyper::http::uri::PathAndQuery;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use support::prometheus::{PrometheusServer, ScrapeTarget};
+use support::scratch::Scratch;
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
 const GATEWAY: &str = "api-gateway";
@@ -28,23 +29,6 @@ const SCRAPE_WAIT: Duration = Duration::from_secs(20);
 
 const VALID: &str = r#"{"symbols":["AAPL"],"source_id":"yahoo_finance","window":100}"#;
 const INVALID_SYMBOL: &str = r#"{"symbols":[""],"source_id":"yahoo_finance"}"#;
-
-/// A scratch directory for the services' logs, removed at the end of the test.
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("harness-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("scratch directory");
-        Scratch(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The drivers the harness itself uses, and the counts it keeps.
 struct Client {
@@ -162,7 +146,7 @@ async fn start_system(
         &BTreeMap::from([("OTEL_SDK_DISABLED".to_owned(), "true".to_owned())]),
         &launch("ENGINE_METRICS_TOKEN_FILE", &[]),
         &launch("GATEWAY_METRICS_TOKEN_FILE", gateway_args),
-        &logs.0,
+        logs.path(),
     )
     .await
     .expect("system starts")
@@ -204,7 +188,7 @@ fn prometheus_source(server: &PrometheusServer) -> PrometheusSource {
 /// `metrics_auth`, the services require a token that both send.
 async fn run_known_mix(test: &str, gateway_args: &[&str], metrics_auth: bool) -> Outcomes {
     let logs = Scratch::new(test);
-    let token = metrics_auth.then(|| MetricsTokenFile::create(&logs.0).expect("token file"));
+    let token = metrics_auth.then(|| MetricsTokenFile::create(logs.path()).expect("token file"));
     let system = start_system(&logs, gateway_args, token.as_ref()).await;
     let gateway = system.gateway.address("http").expect("gateway address");
     let engine_metrics = system.engine.address("metrics").expect("metrics address");
@@ -386,7 +370,7 @@ async fn prometheus_without_the_token_finds_the_targets_down_and_nothing_reconci
         return;
     };
     let logs = Scratch::new("metrics-token-missing");
-    let token = MetricsTokenFile::create(&logs.0).expect("token file");
+    let token = MetricsTokenFile::create(logs.path()).expect("token file");
     let system = start_system(&logs, &[], Some(&token)).await;
     // Prometheus is not given the token.
     let (server, errors) =

@@ -10,6 +10,7 @@ use serde_json::Value;
 mod support;
 
 use support::run::{HARNESS, Run};
+use support::scratch::Scratch;
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -19,14 +20,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/results")
         .join(format!("{name}.json"))
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("harness-report-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    dir
 }
 
 fn report(args: &[&Path]) -> Output {
@@ -51,7 +44,8 @@ fn edited_result(dir: &Path, edit: impl FnOnce(&mut Value)) -> PathBuf {
 
 #[test]
 fn harness_report_renders_a_stored_result_beside_it() {
-    let dir = scratch("beside");
+    let scratch = Scratch::new("report-beside");
+    let dir = scratch.path();
     let result = dir.join("result.json");
     std::fs::copy(fixture("stall"), &result).expect("copy fixture");
     let output = report(&[&result]);
@@ -78,7 +72,8 @@ fn harness_report_renders_a_stored_result_beside_it() {
 
 #[test]
 fn bad_input_exits_2_naming_the_file_and_the_problem() {
-    let dir = scratch("bad-input");
+    let scratch = Scratch::new("report-bad-input");
+    let dir = scratch.path();
     let missing = dir.join("missing.json");
     let not_json = dir.join("not-json.json");
     std::fs::write(&not_json, "{\n  \"schema_version\": 1,\n  oops\n}\n").expect("write");
@@ -98,7 +93,7 @@ fn bad_input_exits_2_naming_the_file_and_the_problem() {
         }
     }
 
-    let newer = edited_result(&dir, |r| r["schema_version"] = 99.into());
+    let newer = edited_result(dir, |r| r["schema_version"] = 99.into());
     let output = report(&[&newer]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(
@@ -110,7 +105,7 @@ fn bad_input_exits_2_naming_the_file_and_the_problem() {
         stderr(&output)
     );
 
-    let wrong_type = edited_result(&dir, |r| r["load"]["sent"] = "many".into());
+    let wrong_type = edited_result(dir, |r| r["load"]["sent"] = "many".into());
     let output = report(&[&wrong_type]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(
@@ -120,7 +115,7 @@ fn bad_input_exits_2_naming_the_file_and_the_problem() {
         stderr(&output)
     );
 
-    let bad_histogram = edited_result(&dir, |r| r["kinds"][0]["latency_histogram"] = "%%%".into());
+    let bad_histogram = edited_result(dir, |r| r["kinds"][0]["latency_histogram"] = "%%%".into());
     let output = report(&[&bad_histogram]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(
@@ -139,7 +134,8 @@ fn bad_input_exits_2_naming_the_file_and_the_problem() {
 
 #[test]
 fn a_report_that_cannot_be_written_exits_3() {
-    let dir = scratch("unwritable");
+    let scratch = Scratch::new("report-unwritable");
+    let dir = scratch.path();
     let out = dir.join("no-such-directory").join("report.html");
     let output = report(&[&fixture("smoke"), Path::new("--out"), &out]);
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));

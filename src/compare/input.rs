@@ -231,14 +231,10 @@ mod tests {
     const SAMPLE: &str = include_str!("../../tests/fixtures/results/smoke.json");
 
     fn load_text(name: &str, text: &str) -> Result<StoredRun, LoadError> {
-        let dir =
-            std::env::temp_dir().join(format!("harness-compare-input-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        let path = dir.join(name);
+        let scratch = crate::testing::Scratch::new("compare-input");
+        let path = scratch.path().join(name);
         std::fs::write(&path, text).expect("written");
-        let loaded = load(&path);
-        let _ = std::fs::remove_file(&path);
-        loaded
+        load(&path)
     }
 
     fn message(name: &str, text: &str) -> String {

@@ -102,9 +102,8 @@ overhead:
 ";
 
     fn points_of(values: &str, sets: &[&str]) -> Result<Vec<Option<String>>, String> {
-        let dir = std::env::temp_dir().join(format!("harness-sweep-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        let path = dir.join(format!("x{}.yaml", values.len() + 10 * sets.len()));
+        let scratch = crate::testing::Scratch::new("sweep");
+        let path = scratch.path().join("x.yaml");
         std::fs::write(&path, SCENARIO.replace("VALUES", values)).expect("write");
         let overrides: Vec<crate::scenario::Override> = sets
             .iter()
@@ -112,11 +111,9 @@ overhead:
             .collect();
         let scenario = crate::scenario::load(&path, &overrides).expect("the base reads");
         let shown = path.display().to_string();
-        let outcome = points(&path, &overrides, &scenario)
+        points(&path, &overrides, &scenario)
             .map(|points| points.into_iter().map(|p| p.setting).collect())
-            .map_err(|e| e.to_string().replace(&shown, "x.yaml"));
-        let _ = std::fs::remove_file(&path);
-        outcome
+            .map_err(|e| e.to_string().replace(&shown, "x.yaml"))
     }
 
     #[test]
@@ -167,9 +164,8 @@ overhead:
     #[test]
     fn a_problem_the_value_causes_elsewhere_keeps_its_place_and_names_the_value() {
         let text = SCENARIO.replace("requests.0.weight", "requests.0.trace_sample");
-        let dir = std::env::temp_dir().join(format!("harness-sweep-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        let path = dir.join("elsewhere.yaml");
+        let scratch = crate::testing::Scratch::new("sweep");
+        let path = scratch.path().join("elsewhere.yaml");
         std::fs::write(&path, text.replace("VALUES", "[10%]")).expect("write");
         let scenario = crate::scenario::load(&path, &[]).expect("the base reads");
         let error = points(&path, &[], &scenario)
@@ -181,6 +177,5 @@ overhead:
             "x.yaml:1:1: requests[0].trace_sample: given, but there is no verify.traces section \
              (with requests.0.trace_sample=10%, overhead.sweep.values[0] at x.yaml:14:50)"
         );
-        let _ = std::fs::remove_file(&path);
     }
 }

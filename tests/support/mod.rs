@@ -8,6 +8,7 @@ pub(crate) mod nginx;
 pub(crate) mod prometheus;
 pub(crate) mod python;
 pub(crate) mod run;
+pub(crate) mod scratch;
 
 use std::path::PathBuf;
 
