@@ -1,7 +1,8 @@
 //! The stream load: open-loop WebSocket subscriptions. The phases' rate is the rate of connects,
 //! each due at its intended time whatever became of the others (one that cannot start on time is
 //! counted late, never silently delayed; one due while the most connections are open is dropped
-//! and counted). Each connection subscribes, is held until the phases end (or its `hold`), then
+//! and counted). Each connection subscribes, is held until the phases end (or for its `hold`,
+//! which may outlast them: connects at 10/s for 5 s, each held 20 s), then
 //! unsubscribes and closes, and every message it reads is measured ([`stats`]). A subscription is
 //! no request and answer, so this is no [`super::Driver`]; it runs on the load thread all the same.
 
@@ -163,6 +164,8 @@ async fn drive(
     let mut scheduled = 0u64;
     let (mut first_send, mut last_send) = (None, None);
     let mut next_tick = t0 + Duration::from_secs(1);
+    // The load lasts until the phases end and every `hold` has passed.
+    let mut last_until = end;
     let mut tick = |shared: &Shared, now: Instant, next_tick: &mut Instant| {
         if now >= *next_tick {
             on_tick(&shared.recorder(), now - t0);
@@ -205,7 +208,8 @@ async fn drive(
         }
         shared.recorder().sent(k, now.into_std());
         shared.open.fetch_add(1, Ordering::Relaxed);
-        let until = kind.hold.map_or(end, |hold| (due + hold).min(end));
+        let until = kind.hold.map_or(end, |hold| due + hold);
+        last_until = last_until.max(until);
         tasks.spawn(conn::connection(conn::Connection {
             shared: Arc::clone(&shared),
             target: Arc::clone(&target),
@@ -219,7 +223,8 @@ async fn drive(
             closing: closing.clone(),
         }));
     }
-    // Held until the phases end (or a stop), ticking as before.
+    // Held until the phases end and every hold has passed (or a stop), ticking as before.
+    let end = last_until;
     loop {
         let now = Instant::now();
         tick(&shared, now, &mut next_tick);
