@@ -43,7 +43,11 @@ fn one(out: &mut String, kind: &StreamKindResult) {
         count(kind.other_messages),
         count(kind.unreadable),
     );
-    let closes: Vec<String> = kind.closes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+    let closes: Vec<String> = kind
+        .closes
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
     let _ = writeln!(
         out,
         "    connects {}, connected {}, late {}, dropped {}; closes {}",

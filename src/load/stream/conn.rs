@@ -87,6 +87,7 @@ pub(super) async fn connection(c: Connection) {
         sequence: Sequence::default(),
         subscribed: Instant::now(),
         first: true,
+        closing: false,
     };
     if let Some(subscribe) = &c.subscription.subscribe
         && let Err(error) = ws.send(Message::text(subscribe.as_str())).await
@@ -117,6 +118,7 @@ pub(super) async fn connection(c: Connection) {
 /// Sends the unsubscribe (or a close), then reads, still measuring, until the server closes.
 async fn close(ws: &mut Ws, reader: &mut Reader<'_>) -> End {
     let c = reader.c;
+    reader.closing = true;
     let sent = match &c.subscription.unsubscribe {
         Some(text) => ws.send(Message::text(text.as_str())).await,
         None => {
@@ -154,6 +156,9 @@ struct Reader<'a> {
     sequence: Sequence,
     subscribed: Instant,
     first: bool,
+    /// Closing: messages are read at once, so that a slow consumer's backlog (in the kernel's
+    /// buffers) is read through and the gaps behind it show.
+    closing: bool,
 }
 
 impl Reader<'_> {
@@ -178,7 +183,7 @@ impl Reader<'_> {
             Some(Err(error)) => return Some(End::Error(error.to_string())),
         };
         self.measure(&bytes);
-        if !self.c.options.read_delay.is_zero() {
+        if !self.closing && !self.c.options.read_delay.is_zero() {
             tokio::time::sleep(self.c.options.read_delay).await;
         }
         None
