@@ -109,7 +109,7 @@ pub struct RunReport {
     /// Requests that never completed, even after the drain timeout.
     pub abandoned: u64,
     /// What a stream load measured of its messages; `None` for a request load.
-    pub stream: Option<Box<super::stream::StreamStats>>,
+    pub stream: Option<Box<super::stream::stats::StreamStats>>,
 }
 
 impl RunReport {

@@ -151,7 +151,9 @@ pub(crate) fn evaluate(
         .collect()
 }
 
-/// What `metric` measured, in its unit; `None` when nothing was.
+/// What `metric` measured, in its unit; `None` when nothing was. `scope` is the kind, for the
+/// `stream.*` metrics, which read the result's stream section.
+#[allow(clippy::too_many_arguments)]
 fn measure(
     metric: &Metric,
     latency: &Histogram<u64>,
