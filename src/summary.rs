@@ -119,6 +119,9 @@ pub fn render(result: &RunResult) -> String {
             let _ = writeln!(out, "  transport error: {error}");
         }
     }
+    if let Some(stream) = &result.stream {
+        stream::lines(&mut out, stream);
+    }
     verification(&mut out, result);
     if let Some(experiment) = &result.overhead {
         overhead(&mut out, experiment);
@@ -131,6 +134,8 @@ pub fn render(result: &RunResult) -> String {
     }
     out
 }
+
+mod stream;
 
 /// Examples of failures printed; the rest are in result.json.
 const SHOWN_FAILURES: usize = 5;

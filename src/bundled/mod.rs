@@ -17,6 +17,13 @@ pub const ENGINE_SERVICE: &str = engine::core_engine::DEFAULT_SERVICE_NAME;
 pub const GATEWAY_METRICS_ROUTE: &str = engine::gateway::METRICS_ROUTE;
 /// The gateway's fetch route, the one the load drives.
 pub(crate) const FETCH_ROUTE: &str = engine::gateway::FETCH_ROUTE;
+/// The JSON fields of the gateway's stream updates (docs/streaming.md): a `websocket:` kind reads
+/// these unless its `fields:` say otherwise.
+pub(crate) const STREAM_EVENT_TIME_FIELD: &str = "event_time_unix_nanos";
+/// The update's sequence, one more for each update of the connection's stream.
+pub(crate) const STREAM_SEQUENCE_FIELD: &str = "sequence";
+/// The update's CONSUMER span at the gateway, empty when the update is not traced.
+pub(crate) const STREAM_TRACEPARENT_FIELD: &str = "traceparent";
 
 /// The engine's fetch method, as a gRPC request path.
 pub(crate) const FETCH_METHOD_PATH: &str = "/core_engine.v1.CoreEngineService/FetchMarketData";

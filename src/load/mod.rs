@@ -14,6 +14,7 @@ pub mod reflection;
 pub mod runner;
 pub mod sample;
 pub mod schedule;
+pub mod stream;
 mod thread;
 
 pub use driver::{Driver, Reply};

@@ -108,6 +108,8 @@ pub struct RunReport {
     pub stop: Stop,
     /// Requests that never completed, even after the drain timeout.
     pub abandoned: u64,
+    /// What a stream load measured of its messages; `None` for a request load.
+    pub stream: Option<Box<super::stream::stats::StreamStats>>,
 }
 
 impl RunReport {
@@ -119,6 +121,7 @@ impl RunReport {
             scheduled: 0,
             stop: Stop::Completed,
             abandoned: 0,
+            stream: None,
         }
     }
 }
@@ -382,6 +385,7 @@ async fn drive<D: Driver>(
                 scheduled,
                 stop: stopped.clone(),
                 abandoned: sent - completed,
+                stream: None,
             }
         })
         .collect())

@@ -112,6 +112,10 @@ pub(crate) async fn run(
                 };
                 trial_run.run(driver, kinds, &mut arms).await
             }
+            // Refused when the scenario is read: the trials are request loads.
+            PreparedMix::WebSocket(_) => {
+                Err("the overhead experiment does not apply to websocket: kinds".to_owned())
+            }
         };
         let mut analysis = analyse(&trials, overhead.claim);
         analysis.steps = attribute(&trials, overhead.steps.len());

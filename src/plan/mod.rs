@@ -34,6 +34,8 @@ pub(crate) enum PreparedMix {
     Http(Vec<LoadKind<Arc<HttpRequest>>>),
     /// Unary gRPC calls.
     Grpc(Vec<LoadKind<Arc<GrpcCall>>>),
+    /// WebSocket subscriptions.
+    WebSocket(Vec<load::stream::StreamKind>),
 }
 
 /// Where environment variables come from: the process, or a test's map.
@@ -87,6 +89,12 @@ fn prepare_with(
         Protocol::Grpc => PreparedMix::Grpc(kinds(scenario, &mut rng, |kind, draw| {
             grpc_call(kind, draw, env, unresolved).map(Arc::new)
         })?),
+        Protocol::WebSocket => PreparedMix::WebSocket(stream::kinds(
+            kinds(scenario, &mut rng, |kind, draw| {
+                stream::subscription(kind, draw, env).map(Arc::new)
+            })?,
+            scenario,
+        )?),
     })
 }
 
@@ -113,6 +121,7 @@ fn kinds<P>(
                 payloads,
                 expect: match scenario.load.protocol {
                     Protocol::Http => Outcome::Status(kind.expect.status),
+                    Protocol::WebSocket => Outcome::Status(101),
                     Protocol::Grpc => Outcome::Code(kind.expect.code),
                 },
                 sampling: load::Sampling::NONE,
@@ -188,6 +197,7 @@ fn http_request(kind: &RequestKind, draw: &Draw, env: Env<'_>) -> Result<HttpReq
             })
         }
         Call::Grpc(_) => Err(bad(kind, "", "a grpc: request in an http scenario")),
+        Call::WebSocket(_) => Err(bad(kind, "", "a websocket: kind in an http scenario")),
     }
 }
 
@@ -260,6 +270,7 @@ fn grpc_call(
             })
         }
         Call::Http(_) => Err(bad(kind, "", "an http: request in a grpc scenario")),
+        Call::WebSocket(_) => Err(bad(kind, "", "a websocket: kind in a grpc scenario")),
     }
 }
 
@@ -272,10 +283,7 @@ pub(crate) fn load_plan<P>(
     LoadPlan {
         kinds,
         phases,
-        arrivals: match load.arrivals {
-            scenario::Arrivals::Uniform => load::Arrivals::Uniform,
-            scenario::Arrivals::Poisson => load::Arrivals::Poisson { seed: load.seed },
-        },
+        arrivals: arrivals(load),
         seed: load.seed,
         max_in_flight: load.max_in_flight,
         timeout: load.timeout,
@@ -283,6 +291,14 @@ pub(crate) fn load_plan<P>(
         drain_timeout: load.timeout + DRAIN_GRACE,
         announce: None,
         samples: None,
+    }
+}
+
+/// How the scenario spreads sends within the rate, for the load core.
+pub(crate) fn arrivals(load: &scenario::Load) -> load::Arrivals {
+    match load.arrivals {
+        scenario::Arrivals::Uniform => load::Arrivals::Uniform,
+        scenario::Arrivals::Poisson => load::Arrivals::Poisson { seed: load.seed },
     }
 }
 
@@ -306,5 +322,6 @@ pub(crate) fn target_rate(phases: &[Phase]) -> f64 {
     }
 }
 
+mod stream;
 #[cfg(test)]
 mod tests;

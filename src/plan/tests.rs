@@ -21,7 +21,7 @@ mod rendering {
     fn http(s: &Scenario) -> Vec<LoadKind<Arc<HttpRequest>>> {
         match prepare(s, &env) {
             Ok(PreparedMix::Http(kinds)) => kinds,
-            Ok(PreparedMix::Grpc(_)) => panic!("an http mix expected"),
+            Ok(PreparedMix::Grpc(_) | PreparedMix::WebSocket(_)) => panic!("an http mix expected"),
             Err(err) => panic!("{err}"),
         }
     }
@@ -29,7 +29,7 @@ mod rendering {
     fn grpc(s: &Scenario) -> Vec<LoadKind<Arc<GrpcCall>>> {
         match prepare(s, &env) {
             Ok(PreparedMix::Grpc(kinds)) => kinds,
-            Ok(PreparedMix::Http(_)) => panic!("a grpc mix expected"),
+            Ok(PreparedMix::Http(_) | PreparedMix::WebSocket(_)) => panic!("a grpc mix expected"),
             Err(err) => panic!("{err}"),
         }
     }

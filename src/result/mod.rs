@@ -16,9 +16,11 @@ use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::load::{KindStats, RunReport, Stop};
 use overhead::OverheadResult;
 pub mod overhead;
+mod stream;
 mod threshold;
 mod verification;
 
+pub use stream::{StreamKindResult, StreamResult};
 pub use threshold::Evaluation;
 pub(crate) use threshold::Unit;
 pub use verification::{
@@ -58,6 +60,10 @@ pub struct RunResult {
     /// then describe its treatment arm's trials, one after another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overhead: Option<OverheadResult>,
+    /// The messages of a stream load (`websocket:` kinds). `load`, `kinds` and `timeline` then
+    /// describe its connects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamResult>,
 }
 
 /// A threshold of the scenario with its verdict, an entry of `thresholds` in `result.json`.
@@ -581,6 +587,7 @@ impl RunResult {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or(Duration::ZERO)
                 .as_millis() as u64,
+            stream: report.stream.as_deref().map(StreamResult::of),
             load: LoadSummary::from_report(report, target_rate),
             kinds: report
                 .recorder

@@ -7,8 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::target::Target;
 use crate::exit::RunError;
+use crate::load::stream::{StreamKind, StreamPlan, StreamTarget};
 use crate::load::{self, Driver, GrpcDriver, HttpDriver, LoadKind, RatePhase, RunReport};
-use crate::plan::{PreparedMix, load_plan, rate_phase};
+use crate::plan::{PreparedMix, arrivals, load_plan, rate_phase};
 use crate::progress::Progress;
 use crate::scenario::{Phase, Scenario};
 use crate::verify::Verifier;
@@ -58,7 +59,66 @@ pub(super) async fn drive(
             }
             warm_up_and_run(scenario, Arc::new(driver), kinds, stop, quiet, verify).await
         }
+        PreparedMix::WebSocket(kinds) => {
+            let target = StreamTarget {
+                base: target.base.clone(),
+                tls: target.tls.clone(),
+            };
+            subscribe(scenario, target, kinds, stop, quiet, verify).await
+        }
     }
+}
+
+/// The stream load: subscriptions connected at the phases' rate and held to their end. Its
+/// connections are the measurement, so there is no warm-up.
+async fn subscribe(
+    scenario: &Scenario,
+    target: StreamTarget,
+    kinds: Vec<StreamKind>,
+    stop: &CancellationToken,
+    quiet: bool,
+    verify: Verify<'_>,
+) -> Result<RunReport, RunError> {
+    let load = &scenario.load;
+    let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
+    let phase_starts = load::schedule::phase_starts(&rate_phases);
+    let labels = phase_labels(load);
+    let progress = Arc::new(Progress::new(
+        quiet,
+        phase_starts.into_iter().zip(labels).collect(),
+    ));
+    verify
+        .verifier
+        .before_load(verify.scrape_targets, stop)
+        .await;
+    let plan = StreamPlan {
+        kinds,
+        phases: rate_phases,
+        arrivals: arrivals(load),
+        seed: load.seed,
+        max_connections: load.max_in_flight,
+        timeout: load.timeout,
+    };
+    let ticks = Arc::clone(&progress);
+    let report = load::stream::run(target, plan, stop.clone(), move |recorder, elapsed| {
+        ticks.tick(recorder, elapsed)
+    })
+    .await
+    .map_err(|e| RunError::BadInput(e.to_string()))?;
+    progress.finish();
+    Ok(report)
+}
+
+/// The progress line's label of each phase.
+fn phase_labels(load: &crate::scenario::Load) -> Vec<String> {
+    load.phases
+        .iter()
+        .enumerate()
+        .map(|(i, phase)| match phase {
+            Phase::Constant { rate, .. } => format!("[phase {} constant {rate}/s]", i + 1),
+            Phase::Ramp { from, to, .. } => format!("[phase {} ramp {from}->{to}/s]", i + 1),
+        })
+        .collect()
 }
 
 /// The verifier and what it needs between the warm-up and the measured load.
@@ -82,14 +142,7 @@ where
     let plan = |phases, kinds| load_plan(load, phases, kinds);
     let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
     let phase_starts = load::schedule::phase_starts(&rate_phases);
-    let labels = load
-        .phases
-        .iter()
-        .enumerate()
-        .map(|(i, phase)| match phase {
-            Phase::Constant { rate, .. } => format!("[phase {} constant {rate}/s]", i + 1),
-            Phase::Ramp { from, to, .. } => format!("[phase {} ramp {from}->{to}/s]", i + 1),
-        });
+    let labels = phase_labels(load);
     let progress = Arc::new(Progress::new(
         quiet,
         phase_starts.into_iter().zip(labels).collect(),

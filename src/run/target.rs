@@ -133,7 +133,7 @@ pub(super) async fn start_system(
     };
     let gateway_http = address(&system.gateway, "http")?;
     let base = match protocol {
-        Protocol::Http => http_uri(gateway_http)?,
+        Protocol::Http | Protocol::WebSocket => http_uri(gateway_http)?,
         Protocol::Grpc => http_uri(address(&system.engine, "grpc")?)?,
     };
     // The managed services listen on loopback without TLS.

@@ -46,7 +46,11 @@ pub(super) fn load(
             cx,
             n,
             "load.protocol",
-            &[("http", Protocol::Http), ("grpc", Protocol::Grpc)],
+            &[
+                ("http", Protocol::Http),
+                ("grpc", Protocol::Grpc),
+                ("websocket", Protocol::WebSocket),
+            ],
         )?;
         if let Some(implied) = implied
             && implied != protocol

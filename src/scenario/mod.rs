@@ -19,6 +19,7 @@ pub(crate) mod template;
 mod tree;
 mod validate;
 mod vars;
+mod websocket;
 
 use std::fmt;
 use std::path::Path;
@@ -31,7 +32,7 @@ pub(crate) use model::{
     Access, Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, Equals, ErrorRule, Execution,
     GrpcMethod, HttpBody, Instructions, Load, Located, Managed, MetricRule, MetricsChecks,
     Overhead, Phase, PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario,
-    ServiceSpec, Sweep, System, Template, TraceChecks, TraceSourceSpec, Vars,
+    ServiceSpec, Sweep, System, Template, TraceChecks, TraceSourceSpec, Vars, WsMessage,
 };
 
 use read::{Cx, index, join};

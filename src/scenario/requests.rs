@@ -1,5 +1,5 @@
-//! The `requests:` section: the request kinds, each the bundled API's shorthand (`body:`) or a
-//! general `http:` or `grpc:` call, the values their `{{var}}` placeholders draw from, and the
+//! The `requests:` section: the request kinds, each the bundled API's shorthand (`body:`), a
+//! general `http:` or `grpc:` call or a `websocket:` subscription, the values their `{{var}}` placeholders draw from, and the
 //! outcome each kind expects.
 
 use super::calls::{Placeholder, grpc, http, json};
@@ -61,6 +61,7 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
         "body",
         "http",
         "grpc",
+        "websocket",
         "vars",
         "vars_file",
         "expect",
@@ -154,7 +155,7 @@ fn call(
     path: &str,
     placeholders: &mut Vec<Placeholder>,
 ) -> Option<Call> {
-    let given: Vec<&str> = ["body", "http", "grpc"]
+    let given: Vec<&str> = ["body", "http", "grpc", "websocket"]
         .into_iter()
         .filter(|key| fields.has(key))
         .collect();
@@ -172,6 +173,13 @@ fn call(
         ["grpc"] => {
             grpc(cx, fields.get("grpc")?, &fields.path("grpc"), placeholders).map(Call::Grpc)
         }
+        ["websocket"] => super::websocket::websocket(
+            cx,
+            fields.get("websocket")?,
+            &fields.path("websocket"),
+            placeholders,
+        )
+        .map(Call::WebSocket),
         _ => {
             let got = if given.is_empty() {
                 "none".to_owned()
@@ -181,7 +189,7 @@ fn call(
             cx.err(
                 node.origin,
                 path,
-                format!("expected exactly one of body, http, grpc, got {got}"),
+                format!("expected exactly one of body, http, grpc, websocket, got {got}"),
             );
             None
         }

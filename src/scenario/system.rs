@@ -192,7 +192,7 @@ fn external(cx: &mut Cx, node: &Node, protocol: Option<Protocol>) -> Option<Syst
         && external.base(protocol).is_none()
     {
         let named = match protocol {
-            Protocol::Http => "gateway",
+            Protocol::Http | Protocol::WebSocket => "gateway",
             Protocol::Grpc => "engine",
         };
         cx.err(

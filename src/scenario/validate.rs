@@ -73,6 +73,18 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
             ..
         })
     );
+    // A subscription's updates are traces of their own, not one per request: the trace checks
+    // of request kinds do not describe them.
+    if let (true, Some(load)) = (traced, &load)
+        && load.protocol == crate::scenario::Protocol::WebSocket
+    {
+        cx.err(
+            root.origin,
+            "verify.traces",
+            "does not apply to websocket: kinds; their updates' traces are counted in the \
+             stream section",
+        );
+    }
     if let (false, Some(kinds)) = (traced, &requests) {
         for (i, kind) in kinds.iter().enumerate() {
             if kind.trace_sample.is_some() {
@@ -85,6 +97,15 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
         }
     }
     let overhead = fields.get("overhead").and_then(|node| {
+        if let Some(load) = &load
+            && load.protocol == crate::scenario::Protocol::WebSocket
+        {
+            cx.err(
+                node.origin,
+                "overhead",
+                "does not apply to websocket: kinds: its trials are request loads",
+            );
+        }
         let managed = matches!(system, Some(System::Managed(_)));
         if !managed && system.is_some() {
             cx.err(

@@ -7,8 +7,8 @@ use hdrhistogram::Histogram;
 use super::{Metric, Threshold};
 use crate::exit::RunError;
 use crate::load::RunReport;
-use crate::result::{RunResult, ThresholdResult};
-use crate::scenario::Scenario;
+use crate::result::{RunResult, StreamKindResult, ThresholdResult};
+use crate::scenario::{Protocol, Scenario};
 
 /// A threshold with its scope: one request kind (an index into the scenario's requests), or the
 /// whole run.
@@ -47,6 +47,13 @@ pub(crate) fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
                 | Metric::TracesVisible(_)
                 | Metric::MetricsReconciled
         );
+        if threshold.metric.is_stream() && scenario.load.protocol != Protocol::WebSocket {
+            problems.push(located.problem(format!(
+                "{} measures the messages of websocket: kinds, and this scenario has none",
+                threshold.metric
+            )));
+            continue;
+        }
         if scope.is_some() && whole_run {
             problems.push(located.problem(format!(
                 "{} is a property of the whole run; declare it under thresholds",
@@ -134,6 +141,7 @@ pub(crate) fn evaluate(
                 unexpected,
                 dropped,
                 result,
+                *kind,
             );
             ThresholdResult {
                 scope: name,
@@ -143,7 +151,9 @@ pub(crate) fn evaluate(
         .collect()
 }
 
-/// What `metric` measured, in its unit; `None` when nothing was.
+/// What `metric` measured, in its unit; `None` when nothing was. `scope` is the kind, for the
+/// `stream.*` metrics, which read the result's stream section.
+#[allow(clippy::too_many_arguments)]
 fn measure(
     metric: &Metric,
     latency: &Histogram<u64>,
@@ -152,6 +162,7 @@ fn measure(
     unexpected: u64,
     dropped: u64,
     result: &RunResult,
+    scope: Option<usize>,
 ) -> Option<f64> {
     let has = |h: &Histogram<u64>| (!h.is_empty()).then_some(());
     let traces = result.verification.traces.as_ref();
@@ -186,5 +197,36 @@ fn measure(
             .metrics
             .as_ref()
             .map(|m| if m.reconciled { 1.0 } else { 0.0 }),
+        Metric::StreamPercentile(_)
+        | Metric::StreamFirstMessage(_)
+        | Metric::StreamLostRate
+        | Metric::StreamSequenceErrorRate
+        | Metric::StreamConnectErrorRate => {
+            let stream = result.stream.as_ref()?;
+            let kind = match scope {
+                Some(k) => stream.kinds.get(k)?,
+                None => &stream.total,
+            };
+            stream_measure(metric, kind)
+        }
+    }
+}
+
+/// What a `stream.*` metric measured of one kind's (or all kinds') messages.
+fn stream_measure(metric: &Metric, kind: &StreamKindResult) -> Option<f64> {
+    let percentile = |encoded: &str, p: f64| {
+        crate::result::decode_histogram(encoded)
+            .ok()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(p / 100.0) as f64)
+    };
+    let ratio = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
+    match *metric {
+        Metric::StreamPercentile(p) => percentile(&kind.latency_histogram, p),
+        Metric::StreamFirstMessage(p) => percentile(&kind.first_message_histogram, p),
+        Metric::StreamLostRate => ratio(kind.lost, kind.updates + kind.lost),
+        Metric::StreamSequenceErrorRate => ratio(kind.sequence_errors, kind.updates),
+        Metric::StreamConnectErrorRate => ratio(kind.connect_errors(), kind.connects),
+        _ => None,
     }
 }

@@ -22,7 +22,9 @@ use parse::{exact_duration, exact_percentage, parse_bound, parse_metric, parse_o
 
 /// The metrics, listed in every "unknown metric" error so the fix is in the message.
 const METRICS: &str = "p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, \
-     achieved_rate, rps, traces.complete, traces.passed, traces.visible_pN, metrics.reconciled";
+     achieved_rate, rps, traces.complete, traces.passed, traces.visible_pN, metrics.reconciled, \
+     stream.p(N), stream.first_message.p(N), stream.lost_rate, stream.sequence_error_rate, \
+     stream.connect_error_rate";
 const OPERATORS: &str = "<, <=, >, >=, ==";
 
 /// One parsed threshold: `METRIC OP VALUE`.
@@ -76,6 +78,16 @@ pub(crate) enum Metric {
     TracesVisible(f64),
     /// Whether every metrics check held: `metrics.reconciled` alone, or `== true|false`.
     MetricsReconciled,
+    /// `stream.p(N)`: percentile of a stream update's latency, from its event time to its receipt.
+    StreamPercentile(f64),
+    /// `stream.first_message.p(N)`: percentile of the time from a subscribe to its first update.
+    StreamFirstMessage(f64),
+    /// Updates missing from their connection's sequence / updates received and missing.
+    StreamLostRate,
+    /// Updates repeated or out of order / updates received.
+    StreamSequenceErrorRate,
+    /// Failed connects / connects attempted.
+    StreamConnectErrorRate,
 }
 
 impl Metric {
@@ -88,15 +100,32 @@ impl Metric {
             | Metric::Min
             | Metric::Max
             | Metric::Med
-            | Metric::TracesVisible(_) => Unit::Micros,
+            | Metric::TracesVisible(_)
+            | Metric::StreamPercentile(_)
+            | Metric::StreamFirstMessage(_) => Unit::Micros,
             Metric::ErrorRate
             | Metric::DroppedRate
             | Metric::AchievedRate
             | Metric::TracesComplete
-            | Metric::TracesPassed => Unit::Ratio,
+            | Metric::TracesPassed
+            | Metric::StreamLostRate
+            | Metric::StreamSequenceErrorRate
+            | Metric::StreamConnectErrorRate => Unit::Ratio,
             Metric::Rps => Unit::PerSecond,
             Metric::MetricsReconciled => Unit::Bool,
         }
+    }
+
+    /// Whether it measures a stream load's messages.
+    pub(crate) fn is_stream(&self) -> bool {
+        matches!(
+            self,
+            Metric::StreamPercentile(_)
+                | Metric::StreamFirstMessage(_)
+                | Metric::StreamLostRate
+                | Metric::StreamSequenceErrorRate
+                | Metric::StreamConnectErrorRate
+        )
     }
 
     /// The metrics without an argument, by name.
@@ -113,6 +142,9 @@ impl Metric {
             "traces.complete" => Metric::TracesComplete,
             "traces.passed" => Metric::TracesPassed,
             "metrics.reconciled" => Metric::MetricsReconciled,
+            "stream.lost_rate" => Metric::StreamLostRate,
+            "stream.sequence_error_rate" => Metric::StreamSequenceErrorRate,
+            "stream.connect_error_rate" => Metric::StreamConnectErrorRate,
             _ => return None,
         })
     }
@@ -135,6 +167,11 @@ impl fmt::Display for Metric {
             Metric::TracesPassed => f.write_str("traces.passed"),
             Metric::TracesVisible(n) => write!(f, "{VISIBLE}{n}"),
             Metric::MetricsReconciled => f.write_str("metrics.reconciled"),
+            Metric::StreamPercentile(n) => write!(f, "stream.p({n})"),
+            Metric::StreamFirstMessage(n) => write!(f, "stream.first_message.p({n})"),
+            Metric::StreamLostRate => f.write_str("stream.lost_rate"),
+            Metric::StreamSequenceErrorRate => f.write_str("stream.sequence_error_rate"),
+            Metric::StreamConnectErrorRate => f.write_str("stream.connect_error_rate"),
         }
     }
 }

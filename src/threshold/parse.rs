@@ -46,6 +46,8 @@ pub(super) fn parse_metric(expression: &str) -> Result<(Metric, &str), Problem> 
     let percentile = match name {
         "p" => Some("p"),
         "service_p" => Some("service_p"),
+        "stream.p" => Some("stream.p"),
+        "stream.first_message.p" => Some("stream.first_message.p"),
         _ => None,
     };
     let Some(plain) = Metric::plain(name) else {
@@ -63,10 +65,11 @@ pub(super) fn parse_metric(expression: &str) -> Result<(Metric, &str), Problem> 
             return Err(Problem::UnclosedParenthesis { metric: percentile });
         };
         let n = parse_percentile(argument)?;
-        let metric = if percentile == "p" {
-            Metric::LatencyPercentile(n)
-        } else {
-            Metric::ServicePercentile(n)
+        let metric = match percentile {
+            "p" => Metric::LatencyPercentile(n),
+            "stream.p" => Metric::StreamPercentile(n),
+            "stream.first_message.p" => Metric::StreamFirstMessage(n),
+            _ => Metric::ServicePercentile(n),
         };
         return Ok((metric, rest));
     };
@@ -95,6 +98,11 @@ fn static_name(metric: Metric) -> &'static str {
         Metric::TracesPassed => "traces.passed",
         Metric::TracesVisible(_) => VISIBLE,
         Metric::MetricsReconciled => "metrics.reconciled",
+        Metric::StreamPercentile(_) => "stream.p",
+        Metric::StreamFirstMessage(_) => "stream.first_message.p",
+        Metric::StreamLostRate => "stream.lost_rate",
+        Metric::StreamSequenceErrorRate => "stream.sequence_error_rate",
+        Metric::StreamConnectErrorRate => "stream.connect_error_rate",
     }
 }
 

@@ -488,7 +488,7 @@ fn received(report: &RunReport, protocol: Protocol) -> Received {
     for kind in &report.recorder.kinds {
         for (label, count) in &kind.outcomes {
             match protocol {
-                Protocol::Http => {
+                Protocol::Http | Protocol::WebSocket => {
                     if let Ok(status) = label.parse::<u16>() {
                         *received.http.entry(status).or_default() += count;
                     }

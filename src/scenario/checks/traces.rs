@@ -63,7 +63,8 @@ pub(crate) fn bundled_trace_checks(protocol: Protocol, managed: bool) -> TraceCh
         ]
     };
     let (services, chain, response_header) = match protocol {
-        Protocol::Http => {
+        // A websocket: kind is never the shorthand, so never gets these defaults.
+        Protocol::Http | Protocol::WebSocket => {
             let server = attrs(&[
                 ("http.request.method", "POST"),
                 ("http.route", engine::gateway::FETCH_ROUTE),

@@ -16,8 +16,8 @@ pub(crate) use overhead::{
     Arm, Claim, ClaimMetric, Execution, Instructions, Overhead, Relaunch, Step, Sweep,
 };
 pub(crate) use requests::{
-    Call, Expect, GrpcCall, GrpcMethod, HttpBody, HttpCall, RequestKind, Template, Vars,
-    is_name_byte, is_var_byte,
+    Call, Expect, GrpcCall, GrpcMethod, HttpBody, HttpCall, MessageFields, RequestKind, Template,
+    Vars, WebSocketCall, WsMessage, is_name_byte, is_var_byte,
 };
 pub(crate) use verify::{
     Access, ChainStep, Equals, ErrorRule, MetricRule, MetricsChecks, PrometheusSpec, SampleShare,
@@ -95,7 +95,7 @@ impl External {
     /// The URL the load of `protocol` goes to.
     pub fn base(&self, protocol: Protocol) -> Option<&Uri> {
         let named = match protocol {
-            Protocol::Http => &self.gateway,
+            Protocol::Http | Protocol::WebSocket => &self.gateway,
             Protocol::Grpc => &self.engine,
         };
         self.target.as_ref().or(named.as_ref())
@@ -137,6 +137,8 @@ pub enum Protocol {
     Http,
     /// Unary gRPC calls (for the bundled shorthand: protobuf straight to the engine).
     Grpc,
+    /// WebSocket subscriptions (`websocket:` kinds), through the gateway's address.
+    WebSocket,
 }
 
 impl Protocol {
@@ -145,6 +147,7 @@ impl Protocol {
         match self {
             Protocol::Http => "http",
             Protocol::Grpc => "grpc",
+            Protocol::WebSocket => "websocket",
         }
     }
 }

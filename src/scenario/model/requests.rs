@@ -16,6 +16,7 @@ impl Call {
             Call::Bundled(_) => None,
             Call::Http(_) => Some(Protocol::Http),
             Call::Grpc(_) => Some(Protocol::Grpc),
+            Call::WebSocket(_) => Some(Protocol::WebSocket),
         }
     }
 }
@@ -52,6 +53,49 @@ pub enum Call {
     Http(HttpCall),
     /// Any unary gRPC method (`grpc:`).
     Grpc(GrpcCall),
+    /// A WebSocket subscription (`websocket:`), held open while its messages are measured.
+    WebSocket(WebSocketCall),
+}
+
+/// A `websocket:` subscription: connect, send `subscribe`, read messages until the phase ends (or
+/// `hold` passes), send `unsubscribe`, close.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebSocketCall {
+    /// `ws://` or `wss://`, or a path relative to the system's target.
+    pub url: Template,
+    /// Sent with the upgrade request; names lower case.
+    pub headers: Vec<(String, Template)>,
+    /// The first message sent once connected, if any.
+    pub subscribe: Option<WsMessage>,
+    /// Sent before closing, if any; the connection closes with 1000 either way.
+    pub unsubscribe: Option<WsMessage>,
+    /// The JSON fields of a message that the measurements read; `None`: the bundled gateway's.
+    pub fields: MessageFields,
+    /// How long each connection is held; `None`: until the load's phases end.
+    pub hold: Option<std::time::Duration>,
+    /// A pause after reading each message: a slow consumer, to show a server's drop policy.
+    pub read_delay: std::time::Duration,
+    /// The largest message accepted, in bytes; a larger one ends the connection.
+    pub max_message_bytes: usize,
+}
+
+/// A message a `websocket:` kind sends: a JSON value (its strings templates) or a text template.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WsMessage {
+    Json(Value),
+    Text(Template),
+}
+
+/// Which top-level JSON fields of a received message carry what the measurements read. A message
+/// without the event-time field is not counted as an update (an acknowledgement, say).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageFields {
+    /// Nanoseconds since the Unix epoch at which the update was produced.
+    pub event_time: Option<String>,
+    /// A number one higher for each update of the connection's stream.
+    pub sequence: Option<String>,
+    /// A W3C `traceparent`, empty when the update is not traced.
+    pub traceparent: Option<String>,
 }
 
 /// An `http:` request.

@@ -313,7 +313,7 @@ fn bad_files_say_where_and_what() {
         ),
         (
             &[("    weight: 1", "    weight: 1\n    wieght: 2")],
-            "x.yaml:11:5: requests[0].wieght: unknown key; expected one of: name, weight, body, http, grpc, vars, vars_file, expect, thresholds, trace_sample",
+            "x.yaml:11:5: requests[0].wieght: unknown key; expected one of: name, weight, body, http, grpc, websocket, vars, vars_file, expect, thresholds, trace_sample",
         ),
         (
             &[("  protocol: http", "  protocol: http\n  protocol: grpc")],
@@ -461,7 +461,7 @@ fn bad_files_say_where_and_what() {
         ),
         (
             &[("  protocol: http", "  protocol: tcp")],
-            "x.yaml:5:13: load.protocol: expected http or grpc, got \"tcp\"",
+            "x.yaml:5:13: load.protocol: expected http or grpc or websocket, got \"tcp\"",
         ),
         (
             &[("  protocol: http", "  protocol: http\n  arrivals: bursty")],

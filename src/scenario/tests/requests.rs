@@ -342,14 +342,14 @@ fn bad_requests_say_where_and_what() {
         // Exactly one of body, http and grpc.
         (
             http(&[("    http:\n", "    body: {a: 1}\n    http:\n")]),
-            "x.yaml:8:5: requests[0]: expected exactly one of body, http, grpc, got body and http",
+            "x.yaml:8:5: requests[0]: expected exactly one of body, http, grpc, websocket, got body and http",
         ),
         (
             http(&[(
                 "    http:\n      method: POST\n      url: \"/quote/{{symbol}}?key=${API_KEY}\"\n      headers: {X-Api-Key: \"${API_KEY}\", Accept: application/json}\n      body: {symbol: \"{{symbol}}\", depth: 2}\n    vars: {symbol: [AAPL, MSFT]}\n",
                 "",
             )]),
-            "x.yaml:8:5: requests[0]: expected exactly one of body, http, grpc, got none",
+            "x.yaml:8:5: requests[0]: expected exactly one of body, http, grpc, websocket, got none",
         ),
         // The protocol.
         (

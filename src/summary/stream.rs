@@ -1,0 +1,75 @@
+//! The stream section of the summary: per kind, the updates received and their latency, what was
+//! lost or out of order, the time to the first update, and how connections failed and closed.
+
+use std::fmt::Write as _;
+
+use crate::format::{count, decimals, duration_terse, percent};
+use crate::result::{StreamKindResult, StreamResult};
+
+pub(super) fn lines(out: &mut String, stream: &StreamResult) {
+    let seconds = stream.updates_per_second.len().max(1) as f64;
+    let _ = writeln!(
+        out,
+        "stream: {} updates ({}/s), {} traced",
+        count(stream.total.updates),
+        decimals(stream.total.updates as f64 / seconds),
+        count(stream.total.traced),
+    );
+    let many = stream.kinds.len() > 1;
+    for kind in std::iter::once(&stream.total).chain(stream.kinds.iter().filter(|_| many)) {
+        one(out, kind);
+    }
+}
+
+fn one(out: &mut String, kind: &StreamKindResult) {
+    let latency = kind.latency();
+    let first = kind.first_message();
+    let _ = writeln!(
+        out,
+        "  [{}] update latency (event time to receipt): p50 {}, p99 {}, max {}; first update p95 {}",
+        kind.name(),
+        duration_terse(latency.p50),
+        duration_terse(latency.p99),
+        duration_terse(latency.max),
+        duration_terse(first.p95.unwrap_or(first.p99)),
+    );
+    let _ = writeln!(
+        out,
+        "    updates {}, lost {} ({}), sequence errors {}, other messages {}, unreadable {}",
+        count(kind.updates),
+        count(kind.lost),
+        percent(kind.lost_rate()),
+        count(kind.sequence_errors),
+        count(kind.other_messages),
+        count(kind.unreadable),
+    );
+    let closes: Vec<String> = kind
+        .closes
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "    connects {}, connected {}, late {}, dropped {}; closes {}",
+        count(kind.connects),
+        count(kind.connected),
+        count(kind.late_connects),
+        count(kind.dropped_connects),
+        if closes.is_empty() {
+            "none yet".to_owned()
+        } else {
+            closes.join(", ")
+        },
+    );
+    if !kind.connect_failures.is_empty() {
+        let failures: Vec<String> = kind
+            .connect_failures
+            .iter()
+            .map(|(r, n)| format!("{r}: {n}"))
+            .collect();
+        let _ = writeln!(out, "    connect failures: {}", failures.join(", "));
+    }
+    for error in &kind.errors {
+        let _ = writeln!(out, "    error: {error}");
+    }
+}
