@@ -33,6 +33,32 @@ pub struct FetchRequest {
     pub as_of_unix_ms: i64,
     #[serde(default)]
     pub request_id: String,
+    /// The calling client, as real clients send it. Accepted and never recorded: it is not passed
+    /// to the engine, and its `Debug` form is redacted.
+    #[serde(default)]
+    pub client_id: Option<Identifier>,
+    /// The account the request is made for; treated like `client_id`.
+    #[serde(default)]
+    pub account_id: Option<Identifier>,
+}
+
+/// A client's or account's identifier: personal data, which must stay out of spans, logs and
+/// metric labels. It can be read on purpose, never printed by accident.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Identifier(String);
+
+impl Identifier {
+    /// The identifier itself, for code that has a reason to read it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Identifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Identifier(<redacted>)")
+    }
 }
 
 #[derive(Debug, Serialize)]
