@@ -106,6 +106,7 @@ fn read_span(
         attributes: tags.attributes,
         start_unix_nanos: start,
         end_unix_nanos: end,
+        details: Default::default(),
     })
 }
 

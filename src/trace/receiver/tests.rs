@@ -84,6 +84,7 @@ fn expected_span(trace: TraceId, id: u64, parent: Option<u64>, name: &str) -> Sp
         attributes: BTreeMap::from([("http.route".to_owned(), AttrValue::String("/q".to_owned()))]),
         start_unix_nanos: 1_700_000_000_000_000_000,
         end_unix_nanos: 1_700_000_000_001_000_000,
+        details: Default::default(),
     }
 }
 
@@ -321,6 +322,7 @@ async fn http_json_export_is_stored() {
             ]),
             start_unix_nanos: 1_544_712_660_000_000_000,
             end_unix_nanos: 1_544_712_661_000_000_000,
+            details: Default::default(),
         }]
     );
 }
