@@ -16,9 +16,11 @@ use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::load::{KindStats, RunReport, Stop};
 use overhead::OverheadResult;
 pub mod overhead;
+mod pii;
 mod threshold;
 mod verification;
 
+pub use pii::{PiiFinding, PiiReport, Searched};
 pub use threshold::Evaluation;
 pub(crate) use threshold::Unit;
 pub use verification::{

@@ -30,7 +30,7 @@ pub(crate) use error::{At, Problem, ScenarioError};
 pub(crate) use model::{
     Access, Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, Equals, ErrorRule, Execution,
     GrpcMethod, HttpBody, Instructions, Load, Located, Managed, MetricRule, MetricsChecks,
-    Overhead, Phase, PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario,
+    Overhead, PatternSeverity, Phase, PiiChecks, PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario,
     ServiceSpec, Sweep, System, Template, TraceChecks, TraceSourceSpec, Vars,
 };
 

@@ -46,6 +46,7 @@ pub(crate) fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
                 | Metric::TracesPassed
                 | Metric::TracesVisible(_)
                 | Metric::MetricsReconciled
+                | Metric::PiiClean
         );
         if scope.is_some() && whole_run {
             problems.push(located.problem(format!(
@@ -83,6 +84,9 @@ pub(crate) fn implicit(scenario: &Scenario, declared: &[Scoped]) -> Vec<Scoped> 
         && !declares(|m: &Metric| matches!(m, Metric::MetricsReconciled))
     {
         implicit.push("metrics.reconciled");
+    }
+    if scenario.verify.pii.is_some() && !declares(|m: &Metric| matches!(m, Metric::PiiClean)) {
+        implicit.push("pii.clean");
     }
     implicit
         .into_iter()
@@ -186,5 +190,10 @@ fn measure(
             .metrics
             .as_ref()
             .map(|m| if m.reconciled { 1.0 } else { 0.0 }),
+        Metric::PiiClean => result
+            .verification
+            .pii
+            .as_ref()
+            .map(|p| if p.passed { 1.0 } else { 0.0 }),
     }
 }

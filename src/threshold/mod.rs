@@ -22,7 +22,7 @@ use parse::{exact_duration, exact_percentage, parse_bound, parse_metric, parse_o
 
 /// The metrics, listed in every "unknown metric" error so the fix is in the message.
 const METRICS: &str = "p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, \
-     achieved_rate, rps, traces.complete, traces.passed, traces.visible_pN, metrics.reconciled";
+     achieved_rate, rps, traces.complete, traces.passed, traces.visible_pN, metrics.reconciled, pii.clean";
 const OPERATORS: &str = "<, <=, >, >=, ==";
 
 /// One parsed threshold: `METRIC OP VALUE`.
@@ -76,6 +76,8 @@ pub(crate) enum Metric {
     TracesVisible(f64),
     /// Whether every metrics check held: `metrics.reconciled` alone, or `== true|false`.
     MetricsReconciled,
+    /// Whether the search for personal data found nothing that fails it: `pii.clean`.
+    PiiClean,
 }
 
 impl Metric {
@@ -95,7 +97,7 @@ impl Metric {
             | Metric::TracesComplete
             | Metric::TracesPassed => Unit::Ratio,
             Metric::Rps => Unit::PerSecond,
-            Metric::MetricsReconciled => Unit::Bool,
+            Metric::MetricsReconciled | Metric::PiiClean => Unit::Bool,
         }
     }
 
@@ -113,6 +115,7 @@ impl Metric {
             "traces.complete" => Metric::TracesComplete,
             "traces.passed" => Metric::TracesPassed,
             "metrics.reconciled" => Metric::MetricsReconciled,
+            "pii.clean" => Metric::PiiClean,
             _ => return None,
         })
     }
@@ -135,6 +138,7 @@ impl fmt::Display for Metric {
             Metric::TracesPassed => f.write_str("traces.passed"),
             Metric::TracesVisible(n) => write!(f, "{VISIBLE}{n}"),
             Metric::MetricsReconciled => f.write_str("metrics.reconciled"),
+            Metric::PiiClean => f.write_str("pii.clean"),
         }
     }
 }
@@ -254,7 +258,9 @@ pub(crate) enum Problem {
     UnitOnRps { unit: String },
     #[error("unexpected {rest:?} after the value; a threshold is a single METRIC OP VALUE")]
     TrailingGarbage { rest: String },
-    #[error("metrics.reconciled is true or false: write it alone, or == true, or == false")]
+    #[error(
+        "metrics.reconciled and pii.clean are true or false: write one alone, or == true, or == false"
+    )]
     NotABool,
 }
 

@@ -95,6 +95,7 @@ fn static_name(metric: Metric) -> &'static str {
         Metric::TracesPassed => "traces.passed",
         Metric::TracesVisible(_) => VISIBLE,
         Metric::MetricsReconciled => "metrics.reconciled",
+        Metric::PiiClean => "pii.clean",
     }
 }
 

@@ -628,7 +628,7 @@ fn verification_metrics_parse_and_evaluate() {
         Threshold::parse("metrics.reconciled == 1")
             .expect_err("not a bool")
             .to_string(),
-        "\"metrics.reconciled == 1\": metrics.reconciled is true or false: write it alone, or == true, or == false"
+        "\"metrics.reconciled == 1\": metrics.reconciled and pii.clean are true or false: write one alone, or == true, or == false"
     );
 }
 
