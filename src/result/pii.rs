@@ -58,6 +58,33 @@ pub struct PiiFinding {
 }
 
 impl PiiReport {
+    /// One line for every printer: the verdict, what was searched and what was found.
+    pub fn headline(&self) -> String {
+        let s = &self.searched;
+        let canaries = if self.canary_kinds.is_empty() {
+            "no canaries sent".to_owned()
+        } else {
+            format!("canaries sent: {}", self.canary_kinds.join(", "))
+        };
+        format!(
+            "{}: searched {} spans of {} traces, {} lines of {} log files, {} series; {canaries}; \
+             {} canary find(s), {} pattern find(s) ({})",
+            if self.passed { "clean" } else { "FOUND personal data" },
+            s.spans,
+            s.traces,
+            s.log_lines,
+            s.log_files,
+            s.series,
+            self.canaries_found,
+            self.patterns_found,
+            if self.patterns == "fail" {
+                "fatal"
+            } else {
+                "warnings"
+            },
+        )
+    }
+
     /// The finds that fail the check.
     pub fn failures(&self) -> impl Iterator<Item = &PiiFinding> {
         let fatal = self.patterns == "fail";
