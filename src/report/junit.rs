@@ -108,7 +108,11 @@ fn pii_check(scenario: &str, pii: &crate::result::PiiReport) -> TestCase {
     } else {
         failure("pii", pii.headline(), places.join("\n"))
     };
-    let mut case = case(&format!("{scenario}.pii"), "no personal data in telemetry", status);
+    let mut case = case(
+        &format!("{scenario}.pii"),
+        "no personal data in telemetry",
+        status,
+    );
     let mut out = pii.headline();
     if pii.passed && !places.is_empty() {
         out.push('\n');

@@ -69,7 +69,11 @@ impl PiiReport {
         format!(
             "{}: searched {} spans of {} traces, {} lines of {} log files, {} series; {canaries}; \
              {} canary find(s), {} pattern find(s) ({})",
-            if self.passed { "clean" } else { "FOUND personal data" },
+            if self.passed {
+                "clean"
+            } else {
+                "FOUND personal data"
+            },
             s.spans,
             s.traces,
             s.log_lines,

@@ -30,8 +30,9 @@ pub(crate) use error::{At, Problem, ScenarioError};
 pub(crate) use model::{
     Access, Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, Equals, ErrorRule, Execution,
     GrpcMethod, HttpBody, Instructions, Load, Located, Managed, MetricRule, MetricsChecks,
-    Overhead, PatternSeverity, Phase, PiiChecks, PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario,
-    ServiceSpec, Sweep, System, Template, TraceChecks, TraceSourceSpec, Vars,
+    Overhead, PatternSeverity, Phase, PiiChecks, PrometheusSpec, Protocol, Relaunch, RequestKind,
+    SampleShare, Scenario, ServiceSpec, Sweep, System, Template, TraceChecks, TraceSourceSpec,
+    Vars,
 };
 
 use read::{Cx, index, join};

@@ -87,7 +87,7 @@ fn good_expressions() {
 fn bad_expressions_say_what_is_wrong() {
     let expected = "expected one of p(N), service_p(N), avg, min, max, med, error_rate, \
                     dropped_rate, achieved_rate, rps, traces.complete, traces.passed, \
-                    traces.visible_pN, metrics.reconciled";
+                    traces.visible_pN, metrics.reconciled, pii.clean";
     let table: &[(&str, String)] = &[
         (
             "",
@@ -727,7 +727,7 @@ fn threshold_errors_name_the_file_line_column_and_key() {
         lines[0],
         "x.yaml:15:33: thresholds[1]: \"p99 < 5ms\": unknown metric \"p99\"; expected one of \
          p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, achieved_rate, rps, \
-         traces.complete, traces.passed, traces.visible_pN, metrics.reconciled"
+         traces.complete, traces.passed, traces.visible_pN, metrics.reconciled, pii.clean"
     );
     assert_eq!(
         lines[1],

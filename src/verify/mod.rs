@@ -170,10 +170,13 @@ impl Verifier {
                     .iter()
                     .flat_map(|kind| crate::plan::canary::sent_by(kind, http))
                     .collect();
-                let search = pii::Search::new(checks, crate::plan::Canaries::of_this_process(), sent)
-                    .map_err(|e| {
-                        RunError::Incomplete(anyhow::anyhow!("compiling the search for personal data: {e}"))
-                    })?;
+                let search =
+                    pii::Search::new(checks, crate::plan::Canaries::of_this_process(), sent)
+                        .map_err(|e| {
+                            RunError::Incomplete(anyhow::anyhow!(
+                                "compiling the search for personal data: {e}"
+                            ))
+                        })?;
                 Some(Arc::new(search))
             }
         };
@@ -478,13 +481,16 @@ impl Verifier {
                     search.log_file(path);
                 }
             }
-            None => search.not_searched("logs: the system is external; its logs are not read".to_owned()),
+            None => search
+                .not_searched("logs: the system is external; its logs are not read".to_owned()),
         }
         if self.traces.is_none() {
             search.not_searched("spans: verify.traces is off, no trace was fetched".to_owned());
         }
         if self.metrics_spec.is_none() {
-            search.not_searched("metric labels: verify.metrics is off, nothing was scraped".to_owned());
+            search.not_searched(
+                "metric labels: verify.metrics is off, nothing was scraped".to_owned(),
+            );
         }
         Some(search.report())
     }

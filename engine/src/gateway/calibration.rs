@@ -43,5 +43,6 @@ pub(super) async fn log_request_body(
         }
     };
     tracing::info!(body = %String::from_utf8_lossy(&bytes), "calibration: request body");
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }

@@ -8,7 +8,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use std::sync::Arc;
 
-use super::super::{AttrValue, Span, SpanDetails, SpanEvent, SpanId, SpanKind, SpanStatus, TraceId};
+use super::super::{
+    AttrValue, Span, SpanDetails, SpanEvent, SpanId, SpanKind, SpanStatus, TraceId,
+};
 
 /// The ids of a span, validated as OTLP defines them: exact lengths, not all zeroes. An empty
 /// parent marks a root; some exporters send eight zero bytes for it instead.

@@ -178,20 +178,35 @@ mod tests {
     fn a_canary_fails_the_check_and_a_secret_one_is_never_shown_whole() {
         let (search, canaries) = search(PatternSeverity::Warn);
         let token = canaries.value(CanaryKind::Token, 1, 2);
-        search.text(Some("http.request.header.authorization"), &format!("Bearer {token}"), &|| {
-            "span".to_owned()
-        });
+        search.text(
+            Some("http.request.header.authorization"),
+            &format!("Bearer {token}"),
+            &|| "span".to_owned(),
+        );
         let account = canaries.value(CanaryKind::Account, 0, 0);
-        search.text(None, &format!("{{\"body\":\"{account}\"}}"), &|| "log:3".to_owned());
+        search.text(None, &format!("{{\"body\":\"{account}\"}}"), &|| {
+            "log:3".to_owned()
+        });
         let report = search.report();
         assert!(!report.passed);
-        assert_eq!((report.canaries_found, report.patterns_found), (2, 0), "{report:?}");
+        assert_eq!(
+            (report.canaries_found, report.patterns_found),
+            (2, 0),
+            "{report:?}"
+        );
         let text = serde_json::to_string(&report).expect("serializes");
         assert!(!text.contains(&token), "{text}");
-        assert!(text.contains(&account), "a fake identifier helps find the leak: {text}");
+        assert!(
+            text.contains(&account),
+            "a fake identifier helps find the leak: {text}"
+        );
         assert_eq!(report.findings[0].kind, "token");
         assert_eq!(report.findings[0].place, "span");
-        assert!(report.findings[0].value.starts_with("tok_"), "{:?}", report.findings[0]);
+        assert!(
+            report.findings[0].value.starts_with("tok_"),
+            "{:?}",
+            report.findings[0]
+        );
     }
 
     #[test]

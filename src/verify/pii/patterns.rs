@@ -42,7 +42,12 @@ pub(crate) struct Patterns {
 }
 
 /// The header names whose values are credentials, lower case.
-const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
 
 impl Patterns {
     pub(crate) fn new() -> Result<Patterns, regex::Error> {
@@ -62,7 +67,11 @@ impl Patterns {
 
     /// Every find in `text`, as (kind, byte range). `key` is the attribute, field or label the
     /// text is the value of: a credential header's value is a find whatever it looks like.
-    pub(crate) fn find(&self, key: Option<&str>, text: &str) -> Vec<(PatternKind, std::ops::Range<usize>)> {
+    pub(crate) fn find(
+        &self,
+        key: Option<&str>,
+        text: &str,
+    ) -> Vec<(PatternKind, std::ops::Range<usize>)> {
         let mut found = Vec::new();
         if let Some(key) = key
             && is_credential_key(key)
@@ -81,7 +90,10 @@ impl Patterns {
         }
         for m in self.grouped.find_iter(text) {
             let digits: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
-            if (13..=19).contains(&digits.len()) && standalone(text, m.range()) && card_like(&digits) {
+            if (13..=19).contains(&digits.len())
+                && standalone(text, m.range())
+                && card_like(&digits)
+            {
                 found.push((PatternKind::Card, m.range()));
             }
         }
@@ -94,7 +106,10 @@ impl Patterns {
         let bearer: Vec<_> = self.bearer.find_iter(text).map(|m| m.range()).collect();
         for m in self.header.find_iter(text) {
             // `Authorization: Bearer …` is one find, not two.
-            if !bearer.iter().any(|b| b.start < m.end() && m.start() < b.end) {
+            if !bearer
+                .iter()
+                .any(|b| b.start < m.end() && m.start() < b.end)
+            {
                 found.push((PatternKind::CredentialHeader, m.range()));
             }
         }
@@ -157,7 +172,13 @@ mod tests {
     fn emails_are_found_and_near_misses_are_not() {
         assert_eq!(kinds("contact jane.doe+x@mail.example.org now"), ["email"]);
         assert_eq!(kinds(r#"{"user":"A_B@corp.io"}"#), ["email"]);
-        for clean in ["user@localhost", "git@", "@scope/pkg", "a @ b.com", "x@1.2.3.4"] {
+        for clean in [
+            "user@localhost",
+            "git@",
+            "@scope/pkg",
+            "a @ b.com",
+            "x@1.2.3.4",
+        ] {
             assert!(kinds(clean).is_empty(), "{clean}");
         }
     }
@@ -166,16 +187,20 @@ mod tests {
     fn luhn_valid_card_numbers_are_found_and_other_long_numbers_are_not() {
         assert_eq!(kinds("card 4111111111111111 used"), ["card"]);
         assert_eq!(kinds("pan=5500-0055-5555-5559"), ["card"]);
-        assert_eq!(kinds("amex 3782 822463 10005"), Vec::<&str>::new(), "not groups of four");
+        assert_eq!(
+            kinds("amex 3782 822463 10005"),
+            Vec::<&str>::new(),
+            "not groups of four"
+        );
         assert_eq!(kinds("4111 1111 1111 1111"), ["card"]);
         for clean in [
-            "4111111111111112",                   // fails Luhn
-            "1733445600123456789",                // a Unix time in nanoseconds
-            "1733445600123",                      // milliseconds
-            "0.4111111111111111",                 // a fraction
+            "4111111111111112",    // fails Luhn
+            "1733445600123456789", // a Unix time in nanoseconds
+            "1733445600123",       // milliseconds
+            "0.4111111111111111",  // a fraction
             "trace_id 4bf92f3577b34da6a3ce929d0e0e4736 span_id 00f067aa0ba902b7",
-            "12345678901234567890123456789012",   // an all-digit 128-bit id
-            "9111111111111111",                   // no card network starts with 9
+            "12345678901234567890123456789012", // an all-digit 128-bit id
+            "9111111111111111",                 // no card network starts with 9
             "2026-12-06T00:40:40.123456789Z",
         ] {
             assert!(kinds(clean).is_empty(), "{clean}: {:?}", kinds(clean));
@@ -186,7 +211,13 @@ mod tests {
     fn phone_numbers_in_e164_are_found() {
         assert_eq!(kinds("call +14155552671"), ["phone"]);
         assert_eq!(kinds(r#"{"tel":"+442071838750"}"#), ["phone"]);
-        for clean in ["+0000", "+05:30", "x+14155552671", "+1234567", "offset +0100"] {
+        for clean in [
+            "+0000",
+            "+05:30",
+            "x+14155552671",
+            "+1234567",
+            "offset +0100",
+        ] {
             assert!(kinds(clean).is_empty(), "{clean}");
         }
     }
@@ -194,8 +225,14 @@ mod tests {
     #[test]
     fn bearer_tokens_and_credential_headers_are_found() {
         assert_eq!(kinds("Authorization: Bearer abcdef0123456789"), ["bearer"]);
-        assert_eq!(kinds(r#"{"cookie":"session=77ab1c"}"#), ["credential_header"]);
-        assert_eq!(kinds("authorization=Basic dXNlcjpwYXNz"), ["credential_header"]);
+        assert_eq!(
+            kinds(r#"{"cookie":"session=77ab1c"}"#),
+            ["credential_header"]
+        );
+        assert_eq!(
+            kinds("authorization=Basic dXNlcjpwYXNz"),
+            ["credential_header"]
+        );
         for clean in [
             "the bearer of news",
             "metrics_auth=true",
@@ -207,7 +244,11 @@ mod tests {
         let patterns = Patterns::new().expect("valid");
         let found = patterns.find(Some("http.request.header.authorization"), "x");
         assert_eq!(found, [(PatternKind::CredentialHeader, 0..1)]);
-        assert!(patterns.find(Some("http.request.method"), "POST").is_empty());
+        assert!(
+            patterns
+                .find(Some("http.request.method"), "POST")
+                .is_empty()
+        );
         assert!(is_credential_key("Set-Cookie") && !is_credential_key("cookie_count"));
     }
 }

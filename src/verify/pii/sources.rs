@@ -41,24 +41,33 @@ impl Search {
         };
         attributes(&mut span.attributes.iter(), "");
         let details = &span.details;
-        self.text(None, &details.status_message, &|| at("status message".to_owned()));
-        attributes(&mut details.resource.iter().map(|(k, v)| (k, v)), "resource ");
+        self.text(None, &details.status_message, &|| {
+            at("status message".to_owned())
+        });
+        attributes(
+            &mut details.resource.iter().map(|(k, v)| (k, v)),
+            "resource ",
+        );
         for (i, event) in details.events.iter().enumerate() {
             self.text(None, &event.name, &|| at(format!("event[{i}] name")));
             let scope = format!("event[{i}] {:?} ", event.name);
             attributes(&mut event.attributes.iter().map(|(k, v)| (k, v)), &scope);
         }
         for (i, link) in details.links.iter().enumerate() {
-            attributes(&mut link.iter().map(|(k, v)| (k, v)), &format!("link[{i}] "));
+            attributes(
+                &mut link.iter().map(|(k, v)| (k, v)),
+                &format!("link[{i}] "),
+            );
         }
     }
 
     /// Every line of a service's log, each up to [`MAX_LINE_BYTES`]; the place is the file's
     /// name and the line's number.
     pub(crate) fn log_file(&self, path: &Path) {
-        let name = path
-            .file_name()
-            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let file = match std::fs::File::open(path) {
             Ok(file) => file,
             Err(error) => {
@@ -196,7 +205,8 @@ mod tests {
                 AttrValue::String(format!("no user {email}")),
             )],
         });
-        span.details.resource = vec![("host.name".to_owned(), AttrValue::String("h".to_owned()))].into();
+        span.details.resource =
+            vec![("host.name".to_owned(), AttrValue::String("h".to_owned()))].into();
         search.trace(&Trace { spans: vec![span] });
         let report = search.report();
         assert_eq!((report.searched.traces, report.searched.spans), (1, 1));
@@ -235,10 +245,19 @@ mod tests {
         }]);
         let report = search.report();
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!((report.searched.log_files, report.searched.log_lines), (1, 4));
+        assert_eq!(
+            (report.searched.log_files, report.searched.log_lines),
+            (1, 4)
+        );
         assert_eq!(report.searched.series, 1);
         let places: Vec<&str> = report.findings.iter().map(|f| f.place.as_str()).collect();
-        assert_eq!(places, ["gateway.log:3", "series requests_total of api-gateway label client"]);
+        assert_eq!(
+            places,
+            [
+                "gateway.log:3",
+                "series requests_total of api-gateway label client"
+            ]
+        );
         assert_eq!(report.not_searched.len(), 2, "{:?}", report.not_searched);
     }
 }
