@@ -88,10 +88,4 @@ impl PiiReport {
             },
         )
     }
-
-    /// The finds that fail the check.
-    pub fn failures(&self) -> impl Iterator<Item = &PiiFinding> {
-        let fatal = self.patterns == "fail";
-        self.findings.iter().filter(move |f| f.canary || fatal)
-    }
 }
