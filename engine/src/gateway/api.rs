@@ -316,3 +316,27 @@ pub async fn method_not_allowed() -> ApiError {
         "this route takes POST",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_identifiers_are_accepted_never_passed_on_and_never_printed() {
+        let body = r#"{"symbols":["AAPL"],"client_id":"acct-42","account_id":"acct-43"}"#;
+        let request: FetchRequest = serde_json::from_str(body).expect("accepted");
+        assert_eq!(
+            request.client_id.as_ref().map(Identifier::expose),
+            Some("acct-42")
+        );
+        let printed = format!("{request:?}");
+        assert!(!printed.contains("acct-4"), "{printed}");
+        let message = format!("{:?}", proto::FetchMarketDataRequest::from(request));
+        assert!(
+            !message.contains("acct-4"),
+            "not passed to the engine: {message}"
+        );
+        let plain: FetchRequest = serde_json::from_str(r#"{"symbols":["AAPL"]}"#).expect("ok");
+        assert_eq!((plain.client_id, plain.account_id), (None, None));
+    }
+}
