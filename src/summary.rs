@@ -216,6 +216,20 @@ fn verification(out: &mut String, result: &RunResult) {
             }
         }
     }
+    if let Some(pii) = &result.verification.pii {
+        let _ = writeln!(out, "pii: {}", pii.headline());
+        for finding in pii.findings.iter().take(SHOWN_FAILURES) {
+            let sort = if finding.canary { "canary" } else { "pattern" };
+            let _ = writeln!(
+                out,
+                "  {sort} {} {} at {}",
+                finding.kind, finding.value, finding.place
+            );
+        }
+        for why in &pii.not_searched {
+            let _ = writeln!(out, "  not searched: {why}");
+        }
+    }
 }
 
 fn overhead(out: &mut String, experiment: &OverheadResult) {

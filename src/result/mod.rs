@@ -16,10 +16,12 @@ use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::load::{KindStats, RunReport, Stop};
 use overhead::OverheadResult;
 pub mod overhead;
+mod pii;
 mod stream;
 mod threshold;
 mod verification;
 
+pub use pii::{PiiFinding, PiiReport, Searched};
 pub use stream::{StreamKindResult, StreamResult};
 pub use threshold::Evaluation;
 pub(crate) use threshold::Unit;

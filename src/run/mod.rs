@@ -236,6 +236,7 @@ pub async fn run(
     if let Some(jaeger) = jaeger {
         jaeger.stop().await;
     }
+    let pii = verifier.finish_pii(logs.as_ref());
     verifier.shutdown().await;
     let mut report = outcome.map_err(|error| outputs.failed(error))?;
     // A signal while the traces and metrics were still being checked interrupts the run as one
@@ -248,6 +249,7 @@ pub async fn run(
     result.phases = PhaseResult::of(&scenario.load.phases);
     result.verification.traces = traces;
     result.verification.metrics = metrics;
+    result.verification.pii = pii;
     result.thresholds = threshold::evaluate(&thresholds, &report, &result);
     // The recorder's histograms and timeline are in `result` now: freed before the outputs are
     // written, they leave room for them rather than add to the end-of-run peak.

@@ -46,6 +46,7 @@ pub(crate) fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
                 | Metric::TracesPassed
                 | Metric::TracesVisible(_)
                 | Metric::MetricsReconciled
+                | Metric::PiiClean
         );
         if threshold.metric.is_stream() && scenario.load.protocol != Protocol::WebSocket {
             problems.push(located.problem(format!(
@@ -90,6 +91,9 @@ pub(crate) fn implicit(scenario: &Scenario, declared: &[Scoped]) -> Vec<Scoped> 
         && !declares(|m: &Metric| matches!(m, Metric::MetricsReconciled))
     {
         implicit.push("metrics.reconciled");
+    }
+    if scenario.verify.pii.is_some() && !declares(|m: &Metric| matches!(m, Metric::PiiClean)) {
+        implicit.push("pii.clean");
     }
     implicit
         .into_iter()
@@ -209,6 +213,11 @@ fn measure(
             };
             stream_measure(metric, kind)
         }
+        Metric::PiiClean => result
+            .verification
+            .pii
+            .as_ref()
+            .map(|p| if p.passed { 1.0 } else { 0.0 }),
     }
 }
 

@@ -24,7 +24,7 @@ use parse::{exact_duration, exact_percentage, parse_bound, parse_metric, parse_o
 const METRICS: &str = "p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, \
      achieved_rate, rps, traces.complete, traces.passed, traces.visible_pN, metrics.reconciled, \
      stream.p(N), stream.first_message.p(N), stream.lost_rate, stream.sequence_error_rate, \
-     stream.connect_error_rate";
+     stream.connect_error_rate, pii.clean";
 const OPERATORS: &str = "<, <=, >, >=, ==";
 
 /// One parsed threshold: `METRIC OP VALUE`.
@@ -88,6 +88,8 @@ pub(crate) enum Metric {
     StreamSequenceErrorRate,
     /// Failed connects / connects attempted.
     StreamConnectErrorRate,
+    /// Whether the search for personal data found nothing that fails it: `pii.clean`.
+    PiiClean,
 }
 
 impl Metric {
@@ -112,7 +114,7 @@ impl Metric {
             | Metric::StreamSequenceErrorRate
             | Metric::StreamConnectErrorRate => Unit::Ratio,
             Metric::Rps => Unit::PerSecond,
-            Metric::MetricsReconciled => Unit::Bool,
+            Metric::MetricsReconciled | Metric::PiiClean => Unit::Bool,
         }
     }
 
@@ -145,6 +147,7 @@ impl Metric {
             "stream.lost_rate" => Metric::StreamLostRate,
             "stream.sequence_error_rate" => Metric::StreamSequenceErrorRate,
             "stream.connect_error_rate" => Metric::StreamConnectErrorRate,
+            "pii.clean" => Metric::PiiClean,
             _ => return None,
         })
     }
@@ -172,6 +175,7 @@ impl fmt::Display for Metric {
             Metric::StreamLostRate => f.write_str("stream.lost_rate"),
             Metric::StreamSequenceErrorRate => f.write_str("stream.sequence_error_rate"),
             Metric::StreamConnectErrorRate => f.write_str("stream.connect_error_rate"),
+            Metric::PiiClean => f.write_str("pii.clean"),
         }
     }
 }
@@ -291,7 +295,9 @@ pub(crate) enum Problem {
     UnitOnRps { unit: String },
     #[error("unexpected {rest:?} after the value; a threshold is a single METRIC OP VALUE")]
     TrailingGarbage { rest: String },
-    #[error("metrics.reconciled is true or false: write it alone, or == true, or == false")]
+    #[error(
+        "metrics.reconciled and pii.clean are true or false: write one alone, or == true, or == false"
+    )]
     NotABool,
 }
 

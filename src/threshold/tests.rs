@@ -88,7 +88,7 @@ fn bad_expressions_say_what_is_wrong() {
     let expected = "expected one of p(N), service_p(N), avg, min, max, med, error_rate, \
                     dropped_rate, achieved_rate, rps, traces.complete, traces.passed, \
                     traces.visible_pN, metrics.reconciled, stream.p(N), stream.first_message.p(N), stream.lost_rate, \
-         stream.sequence_error_rate, stream.connect_error_rate";
+         stream.sequence_error_rate, stream.connect_error_rate, pii.clean";
     let table: &[(&str, String)] = &[
         (
             "",
@@ -629,7 +629,7 @@ fn verification_metrics_parse_and_evaluate() {
         Threshold::parse("metrics.reconciled == 1")
             .expect_err("not a bool")
             .to_string(),
-        "\"metrics.reconciled == 1\": metrics.reconciled is true or false: write it alone, or == true, or == false"
+        "\"metrics.reconciled == 1\": metrics.reconciled and pii.clean are true or false: write one alone, or == true, or == false"
     );
 }
 
@@ -729,7 +729,7 @@ fn threshold_errors_name_the_file_line_column_and_key() {
         "x.yaml:15:33: thresholds[1]: \"p99 < 5ms\": unknown metric \"p99\"; expected one of \
          p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, achieved_rate, rps, \
          traces.complete, traces.passed, traces.visible_pN, metrics.reconciled, stream.p(N), stream.first_message.p(N), stream.lost_rate, \
-         stream.sequence_error_rate, stream.connect_error_rate"
+         stream.sequence_error_rate, stream.connect_error_rate, pii.clean"
     );
     assert_eq!(
         lines[1],

@@ -9,6 +9,7 @@
 
 pub(crate) mod latency;
 mod overhead;
+mod pii;
 mod profile;
 #[cfg(test)]
 mod samples;
@@ -28,6 +29,7 @@ use crate::result::{
 use crate::threshold::Unit;
 use latency::{SpectrumView, spectrum};
 use overhead::{OverheadView, claim_text, overhead};
+use pii::{PiiView, pii};
 use timeline::{TimelineView, timeline};
 use verification::{MetricsView, TracesView, metrics, traces};
 
@@ -84,6 +86,7 @@ struct Page {
     errors: Vec<KindErrors>,
     traces: Option<TracesView>,
     metrics: Option<MetricsView>,
+    pii: Option<PiiView>,
     overhead: Option<OverheadView>,
     result_file: String,
     schema_version: u32,
@@ -236,6 +239,7 @@ impl Page {
             errors: result.kinds.iter().map(kind_errors).collect(),
             traces: result.verification.traces.as_ref().map(traces),
             metrics: result.verification.metrics.as_ref().map(metrics),
+            pii: result.verification.pii.as_ref().map(pii),
             overhead: result.overhead.as_ref().map(overhead),
             result_file: result_file.to_owned(),
             schema_version: result.schema_version,

@@ -10,6 +10,27 @@ use super::Template;
 pub struct Verify {
     pub traces: Option<TraceChecks>,
     pub metrics: Option<MetricsChecks>,
+    /// The search of the system's telemetry for personal data (`verify.pii`).
+    pub pii: Option<PiiChecks>,
+}
+
+/// `verify.pii`: the canaries the requests carried must appear in no span, log line or metric
+/// label; generic patterns of personal data are reported too, as warnings unless made fatal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PiiChecks {
+    /// What a generic pattern found does to the verdict.
+    pub patterns: PatternSeverity,
+}
+
+/// `verify.pii.patterns`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatternSeverity {
+    /// Not searched for.
+    Off,
+    /// Reported; the check still passes.
+    Warn,
+    /// Reported, and the check fails.
+    Fail,
 }
 
 /// Which sampled requests' traces to check, where to find them, and what they must look like.

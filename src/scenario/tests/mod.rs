@@ -965,6 +965,33 @@ verify:
 }
 
 #[test]
+fn pii_defaults_to_pattern_warnings_and_canaries_need_no_vars() {
+    use crate::scenario::{PatternSeverity, PiiChecks};
+    let text = format!("{BASE}verify:\n  pii:\n");
+    let scenario = parse("x.yaml", &text, &[]).expect("valid");
+    assert_eq!(
+        scenario.verify.pii,
+        Some(PiiChecks {
+            patterns: PatternSeverity::Warn
+        })
+    );
+    let text = edit(&[(
+        "source_id: yahoo_finance}",
+        "source_id: \"{{canary.card}}\"}",
+    )]);
+    parse("x.yaml", &text, &[]).expect("a canary is no variable to declare");
+    let bad = edit(&[(
+        "source_id: yahoo_finance}",
+        "source_id: \"{{canary.ssn}}\"}",
+    )]);
+    assert!(
+        error(&bad, &[]).contains("unknown canary"),
+        "{}",
+        error(&bad, &[])
+    );
+}
+
+#[test]
 fn bad_verify_sections_say_where_and_what() {
     let cases: &[(&str, &str)] = &[
         (
@@ -1005,7 +1032,15 @@ fn bad_verify_sections_say_where_and_what() {
         ),
         (
             "verify:\n  trace: {}\n",
-            "x.yaml:15:3: verify.trace: unknown key; expected one of: traces, metrics",
+            "x.yaml:15:3: verify.trace: unknown key; expected one of: traces, metrics, pii",
+        ),
+        (
+            "verify:\n  pii: {patterns: loud}\n",
+            "x.yaml:15:19: verify.pii.patterns: expected off or warn or fail, got \"loud\"",
+        ),
+        (
+            "verify:\n  pii: {canaries: false}\n",
+            "x.yaml:15:9: verify.pii.canaries: unknown key; expected one of: patterns",
         ),
     ];
     for (tail, expected) in cases {

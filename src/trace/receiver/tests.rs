@@ -84,6 +84,19 @@ fn expected_span(trace: TraceId, id: u64, parent: Option<u64>, name: &str) -> Sp
         attributes: BTreeMap::from([("http.route".to_owned(), AttrValue::String("/q".to_owned()))]),
         start_unix_nanos: 1_700_000_000_000_000_000,
         end_unix_nanos: 1_700_000_000_001_000_000,
+        details: core_engine_resource(),
+    }
+}
+
+/// The details of a span that the `core-engine` resource sent, with nothing else.
+fn core_engine_resource() -> crate::trace::SpanDetails {
+    crate::trace::SpanDetails {
+        resource: vec![(
+            "service.name".to_owned(),
+            AttrValue::String("core-engine".to_owned()),
+        )]
+        .into(),
+        ..Default::default()
     }
 }
 
@@ -321,6 +334,11 @@ async fn http_json_export_is_stored() {
             ]),
             start_unix_nanos: 1_544_712_660_000_000_000,
             end_unix_nanos: 1_544_712_661_000_000_000,
+            // The status message and the resource are kept for the search for personal data.
+            details: crate::trace::SpanDetails {
+                status_message: "boom".to_owned(),
+                ..core_engine_resource()
+            },
         }]
     );
 }
