@@ -168,7 +168,10 @@ mod tests {
             let pairs = (n * (n - 1) / 2) as f64;
             let sd = ((n * (n - 1) * (2 * n + 5)) as f64 / 72.0).sqrt();
             let approx = (pairs / 2.0 - Z_95 * sd).floor();
-            assert!((exact - approx).abs() <= 1.0, "n = {n}: {exact} vs {approx}");
+            assert!(
+                (exact - approx).abs() <= 1.0,
+                "n = {n}: {exact} vs {approx}"
+            );
         }
     }
 
@@ -184,9 +187,18 @@ mod tests {
 
     #[test]
     fn too_few_points_or_one_instant_give_no_estimate() {
-        assert_eq!(slope(&[(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]), None);
+        assert_eq!(
+            slope(&[(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]),
+            None
+        );
         assert_eq!(slope(&[(1.0, 1.0); 8]), None);
-        let with_gap = [(0.0, 0.0), (1.0, 1.0), (2.0, f64::NAN), (3.0, 3.0), (4.0, 4.0)];
+        let with_gap = [
+            (0.0, 0.0),
+            (1.0, 1.0),
+            (2.0, f64::NAN),
+            (3.0, 3.0),
+            (4.0, 4.0),
+        ];
         assert_eq!(slope(&with_gap), None);
     }
 
