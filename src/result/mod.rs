@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::load::{KindStats, RunReport, Stop};
+use memory::MemoryResult;
 use overhead::OverheadResult;
+pub mod memory;
 pub mod overhead;
 mod threshold;
 mod verification;
@@ -58,6 +60,9 @@ pub struct RunResult {
     /// then describe its treatment arm's trials, one after another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overhead: Option<OverheadResult>,
+    /// Resident memory of the processes sampled during the load, and its growth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryResult>,
 }
 
 /// A threshold of the scenario with its verdict, an entry of `thresholds` in `result.json`.
@@ -611,6 +616,7 @@ impl RunResult {
             thresholds: Vec::new(),
             verification: VerificationResult::default(),
             overhead: None,
+            memory: None,
         }
     }
 }
