@@ -131,6 +131,43 @@ impl ProcessMemory {
     }
 }
 
+/// A growth in bytes per second as people read it: per minute, in decimal units (`2.3 MB/min`,
+/// `-120 KB/min`), with three significant digits.
+pub fn growth_text(bytes_per_second: f64) -> String {
+    let per_minute = bytes_per_second * 60.0;
+    let size = per_minute.abs();
+    let (scale, unit) = if size >= 1e9 {
+        (1e9, "GB")
+    } else if size >= 1e6 {
+        (1e6, "MB")
+    } else if size >= 1e3 {
+        (1e3, "KB")
+    } else {
+        (1.0, "B")
+    };
+    let value = per_minute / scale;
+    let decimals = if value.abs() >= 100.0 {
+        0
+    } else if value.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.decimals$} {unit}/min")
+}
+
+/// Resident bytes as people read them: `24.3 MB`.
+pub fn bytes_text(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.0} KB", b / 1e3)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -199,6 +236,15 @@ mod tests {
         let memory = MemoryResult::of(vec![short], t0).expect("sampled");
         assert_eq!(memory.processes[0].growth, None);
         assert_eq!(MemoryResult::of(Vec::new(), t0), None);
+    }
+
+    #[test]
+    fn growth_reads_per_minute_in_decimal_units() {
+        assert_eq!(growth_text(1e6 / 60.0), "1.00 MB/min");
+        assert_eq!(growth_text(3_276_800.0), "197 MB/min");
+        assert_eq!(growth_text(-2000.0), "-120 KB/min");
+        assert_eq!(growth_text(0.0), "0.00 B/min");
+        assert_eq!(bytes_text(24_324_000), "24.3 MB");
     }
 
     /// `result.json` stores samples as `[second, bytes]` pairs and the growth as an estimate.

@@ -46,6 +46,7 @@ pub(crate) fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
                 | Metric::TracesPassed
                 | Metric::TracesVisible(_)
                 | Metric::MetricsReconciled
+                | Metric::MemoryGrowth(_)
         );
         if scope.is_some() && whole_run {
             problems.push(located.problem(format!(
@@ -126,15 +127,14 @@ pub(crate) fn evaluate(
                     result.load.dropped,
                 ),
             };
-            let measured = measure(
-                &threshold.metric,
-                latency,
-                service,
-                sent,
-                unexpected,
-                dropped,
-                result,
-            );
+            let measured = match &threshold.metric {
+                Metric::MemoryGrowth(process) => super::memory::measured(
+                    result.memory.as_ref(),
+                    process.as_deref(),
+                    threshold.op,
+                ),
+                metric => measure(metric, latency, service, sent, unexpected, dropped, result),
+            };
             ThresholdResult {
                 scope: name,
                 evaluation: threshold.evaluate(measured),
@@ -186,5 +186,7 @@ fn measure(
             .metrics
             .as_ref()
             .map(|m| if m.reconciled { 1.0 } else { 0.0 }),
+        // Judged on an end of its interval, which depends on the operator: see `memory`.
+        Metric::MemoryGrowth(_) => None,
     }
 }

@@ -446,6 +446,7 @@ fn unit_value(value: f64, unit: Unit) -> String {
         Unit::Micros => duration_us(value),
         Unit::Ratio => percent(value),
         Unit::PerSecond => rate(value),
+        Unit::BytesPerSecond => crate::result::memory::growth_text(value),
         Unit::Bool => (if value == 1.0 { "true" } else { "false" }).to_owned(),
     }
 }
