@@ -8,6 +8,7 @@
 //! tracing-overhead experiment.
 
 pub(crate) mod latency;
+mod memory;
 mod overhead;
 mod profile;
 #[cfg(test)]
@@ -27,6 +28,7 @@ use crate::result::{
 };
 use crate::threshold::Unit;
 use latency::{SpectrumView, spectrum};
+use memory::{MemoryView, memory};
 use overhead::{OverheadView, claim_text, overhead};
 use timeline::{TimelineView, timeline};
 use verification::{MetricsView, TracesView, metrics, traces};
@@ -85,6 +87,7 @@ struct Page {
     traces: Option<TracesView>,
     metrics: Option<MetricsView>,
     overhead: Option<OverheadView>,
+    memory: Option<MemoryView>,
     result_file: String,
     schema_version: u32,
 }
@@ -237,6 +240,7 @@ impl Page {
             traces: result.verification.traces.as_ref().map(traces),
             metrics: result.verification.metrics.as_ref().map(metrics),
             overhead: result.overhead.as_ref().map(overhead),
+            memory: result.memory.as_ref().and_then(memory),
             result_file: result_file.to_owned(),
             schema_version: result.schema_version,
         })
