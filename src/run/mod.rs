@@ -396,3 +396,18 @@ fn unanswered(report: &RunReport) -> Option<String> {
         None => "no request got an answer before its timeout".to_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against an external system the harness can see only itself.
+    #[test]
+    fn an_external_system_samples_the_harness_alone() {
+        let watched = memory_watch(None);
+        assert_eq!(watched.len(), 1);
+        assert_eq!(watched[0].name, HARNESS_PROCESS);
+        assert_eq!(watched[0].pid, std::process::id());
+        assert!(!watched[0].service);
+    }
+}
