@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::load::{KindStats, RunReport, Stop};
+use memory::MemoryResult;
 use overhead::OverheadResult;
+pub mod memory;
 pub mod overhead;
 mod pii;
 mod stream;
@@ -66,6 +68,9 @@ pub struct RunResult {
     /// describe its connects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamResult>,
+    /// Resident memory of the processes sampled during the load, and its growth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryResult>,
 }
 
 /// A threshold of the scenario with its verdict, an entry of `thresholds` in `result.json`.
@@ -620,6 +625,7 @@ impl RunResult {
             thresholds: Vec::new(),
             verification: VerificationResult::default(),
             overhead: None,
+            memory: None,
         }
     }
 }

@@ -8,9 +8,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::exit::RunError;
 use crate::load::{RunReport, Stop};
+use crate::result::memory::{HARNESS_PROCESS, MemoryResult};
 use crate::result::{PhaseResult, RunResult};
 use crate::scenario::{self, Scenario, System};
 use crate::system::jaeger::JaegerProcess;
+use crate::system::rss::{RssSampler, Watched};
 use crate::system::{ManagedSystem, MetricsTokenFile};
 use crate::threshold;
 
@@ -185,7 +187,10 @@ pub async fn run(
     // A signal stops everything below; so does a launched process that exits on its own, which
     // must not read as an interruption.
     let halt = stop.child_token();
+    let watched = memory_watch(managed.as_ref());
     let measured = async {
+        // Resident memory is sampled while the load runs, on this runtime, not the load's thread.
+        let sampler = RssSampler::start(watched);
         let mix = match mix {
             Some(mix) => Ok(mix),
             None => resolve::methods(&mut scenario, &target)
@@ -207,6 +212,7 @@ pub async fn run(
             }
             Err(error) => Err(error),
         };
+        let memory = sampler.finish().await;
         let mut metrics = match &outcome {
             Ok(report) => verifier.after_load(report, &halt).await,
             Err(_) => None,
@@ -220,10 +226,10 @@ pub async fn run(
             metrics.reconciled &= spans.passed;
             metrics.sources.push(spans);
         }
-        (outcome, metrics, traces)
+        (outcome, metrics, traces, memory)
     };
     let mut managed = managed;
-    let ((outcome, metrics, mut traces), crashed) =
+    let ((outcome, metrics, mut traces, memory), crashed) =
         watch::while_running(measured, &halt, || exited(&mut managed, &mut jaeger)).await;
     // A launched Jaeger stops with the run: the report links to no UI that will be gone.
     if let (Some(report), Some(_)) = (&mut traces, &jaeger) {
@@ -250,6 +256,7 @@ pub async fn run(
     result.verification.traces = traces;
     result.verification.metrics = metrics;
     result.verification.pii = pii;
+    result.memory = MemoryResult::of(memory, report.recorder.started());
     result.thresholds = threshold::evaluate(&thresholds, &report, &result);
     // The recorder's histograms and timeline are in `result` now: freed before the outputs are
     // written, they leave room for them rather than add to the end-of-run peak.
@@ -352,6 +359,31 @@ fn exited(
         })
 }
 
+/// The processes whose memory is sampled: the launched services (named as the bundled system
+/// names them) and the harness itself; the harness alone when the system is external.
+fn memory_watch(managed: Option<&ManagedSystem>) -> Vec<Watched> {
+    let services = managed.into_iter().flat_map(|system| {
+        [
+            (bundled::ENGINE_SERVICE, system.engine.pid()),
+            (bundled::GATEWAY_SERVICE, system.gateway.pid()),
+        ]
+    });
+    services
+        .filter_map(|(name, pid)| {
+            Some(Watched {
+                name: name.to_owned(),
+                pid: pid?,
+                service: true,
+            })
+        })
+        .chain([Watched {
+            name: HARNESS_PROCESS.to_owned(),
+            pid: std::process::id(),
+            service: false,
+        }])
+        .collect()
+}
+
 /// A run in which no request got any answer did not measure the system: it failed.
 fn unanswered(report: &RunReport) -> Option<String> {
     let kinds = &report.recorder.kinds;
@@ -365,4 +397,19 @@ fn unanswered(report: &RunReport) -> Option<String> {
         Some(error) => format!("no request got an answer; the first failed with: {error}"),
         None => "no request got an answer before its timeout".to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against an external system the harness can see only itself.
+    #[test]
+    fn an_external_system_samples_the_harness_alone() {
+        let watched = memory_watch(None);
+        assert_eq!(watched.len(), 1);
+        assert_eq!(watched[0].name, HARNESS_PROCESS);
+        assert_eq!(watched[0].pid, std::process::id());
+        assert!(!watched[0].service);
+    }
 }

@@ -47,6 +47,7 @@ pub(crate) fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
                 | Metric::TracesVisible(_)
                 | Metric::MetricsReconciled
                 | Metric::PiiClean
+                | Metric::MemoryGrowth(_)
         );
         if threshold.metric.is_stream() && scenario.load.protocol != Protocol::WebSocket {
             problems.push(located.problem(format!(
@@ -137,16 +138,16 @@ pub(crate) fn evaluate(
                     result.load.dropped,
                 ),
             };
-            let measured = measure(
-                &threshold.metric,
-                latency,
-                service,
-                sent,
-                unexpected,
-                dropped,
-                result,
-                *kind,
-            );
+            let measured = match &threshold.metric {
+                Metric::MemoryGrowth(process) => super::memory::measured(
+                    result.memory.as_ref(),
+                    process.as_deref(),
+                    threshold.op,
+                ),
+                metric => measure(
+                    metric, latency, service, sent, unexpected, dropped, result, *kind,
+                ),
+            };
             ThresholdResult {
                 scope: name,
                 evaluation: threshold.evaluate(measured),
@@ -218,6 +219,8 @@ fn measure(
             .pii
             .as_ref()
             .map(|p| if p.passed { 1.0 } else { 0.0 }),
+        // Judged on an end of its interval, which depends on the operator: see `memory`.
+        Metric::MemoryGrowth(_) => None,
     }
 }
 

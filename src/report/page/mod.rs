@@ -8,6 +8,7 @@
 //! tracing-overhead experiment.
 
 pub(crate) mod latency;
+mod memory;
 mod overhead;
 mod pii;
 mod profile;
@@ -28,6 +29,7 @@ use crate::result::{
 };
 use crate::threshold::Unit;
 use latency::{SpectrumView, spectrum};
+use memory::{MemoryView, memory};
 use overhead::{OverheadView, claim_text, overhead};
 use pii::{PiiView, pii};
 use timeline::{TimelineView, timeline};
@@ -88,6 +90,7 @@ struct Page {
     metrics: Option<MetricsView>,
     pii: Option<PiiView>,
     overhead: Option<OverheadView>,
+    memory: Option<MemoryView>,
     result_file: String,
     schema_version: u32,
 }
@@ -241,6 +244,7 @@ impl Page {
             metrics: result.verification.metrics.as_ref().map(metrics),
             pii: result.verification.pii.as_ref().map(pii),
             overhead: result.overhead.as_ref().map(overhead),
+            memory: result.memory.as_ref().and_then(memory),
             result_file: result_file.to_owned(),
             schema_version: result.schema_version,
         })
@@ -450,6 +454,7 @@ fn unit_value(value: f64, unit: Unit) -> String {
         Unit::Micros => duration_us(value),
         Unit::Ratio => percent(value),
         Unit::PerSecond => rate(value),
+        Unit::BytesPerSecond => crate::result::memory::growth_text(value),
         Unit::Bool => (if value == 1.0 { "true" } else { "false" }).to_owned(),
     }
 }
