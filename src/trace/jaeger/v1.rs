@@ -176,7 +176,7 @@ fn service(span: &Node, processes: &Node) -> Result<String, ParseError> {
 }
 
 /// What v1 gives of the rest of a span: the status message (a tag), the span's logs (its
-/// events: the name in the `event` field) and its process's tags (the resource). Links' attributes
+/// events: the name in the `event` field) and its process (the resource). Links' attributes
 /// are not in the v1 model.
 fn details(span: &Node, processes: &Node) -> Result<SpanDetails, ParseError> {
     let list = |node: &Node| -> Result<Vec<(String, AttrValue)>, ParseError> {
@@ -208,9 +208,22 @@ fn details(span: &Node, processes: &Node) -> Result<SpanDetails, ParseError> {
         Some(id) if !processes.get(id).is_absent() => processes.get(id),
         _ => span.get("process"),
     };
+    // Jaeger keeps the resource's `service.name` as the process's `serviceName`, out of its tags.
+    let mut resource = list(&process.get("tags"))?;
+    if let Some(service) = process.get("serviceName").opt_str("a service name")?
+        && !resource.iter().any(|(key, _)| key == "service.name")
+    {
+        resource.insert(
+            0,
+            (
+                "service.name".to_owned(),
+                AttrValue::String(service.to_owned()),
+            ),
+        );
+    }
     Ok(SpanDetails {
         status_message,
-        resource: list(&process.get("tags"))?.into(),
+        resource: resource.into(),
         events,
         links: Vec::new(),
     })
@@ -410,9 +423,15 @@ mod tests {
         let spans = spans_of(&document);
         let details = &spans[0].details;
         assert_eq!(details.status_message, "boom");
+        // The process's service name is the resource's `service.name`, as in OTLP.
+        let resource =
+            |key: &str, value: &str| (key.to_owned(), AttrValue::String(value.to_owned()));
         assert_eq!(
             details.resource.to_vec(),
-            [("host.name".to_owned(), AttrValue::String("h1".to_owned()))]
+            [
+                resource("service.name", "service-x"),
+                resource("host.name", "h1")
+            ]
         );
         let events: Vec<(&str, usize)> = details
             .events
