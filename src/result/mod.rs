@@ -16,6 +16,7 @@ use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::load::{KindStats, RunReport, Stop};
 use overhead::OverheadResult;
 pub mod overhead;
+mod shard;
 mod threshold;
 mod verification;
 
@@ -25,6 +26,7 @@ pub use verification::{
     CheckKind, FailingTrace, Failure, MetricsReport, TraceReport, VerificationResult,
 };
 pub(crate) use verification::{SPAN_COUNTS, SourceReport};
+pub use shard::{FleetResult, FleetShard, ShardResult, scenario_hash};
 
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -58,6 +60,12 @@ pub struct RunResult {
     /// then describe its treatment arm's trials, one after another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overhead: Option<OverheadResult>,
+    /// In a shard's result (`harness run --shard I/N`): which shard it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardResult>,
+    /// In a merged result (`harness merge`): the shards it was merged from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetResult>,
 }
 
 /// A threshold of the scenario with its verdict, an entry of `thresholds` in `result.json`.
@@ -550,8 +558,11 @@ impl RunResult {
     }
 
     /// The exit code the run calls for: 3 unless it completed, then 0 if it passed and 1 if not.
+    /// A shard's thresholds do not decide its exit code: the fleet is judged by `harness merge`,
+    /// and a shard that completed exits 0 so that only a shard that failed fails its job.
     pub fn exit_code(&self) -> u8 {
         match self.status {
+            RunStatus::Completed if self.shard.is_some() => EXIT_PASSED,
             RunStatus::Completed if self.passed() => EXIT_PASSED,
             RunStatus::Completed => EXIT_FAILED,
             RunStatus::Interrupted { .. } | RunStatus::Failed { .. } => EXIT_INCOMPLETE,
@@ -611,6 +622,8 @@ impl RunResult {
             thresholds: Vec::new(),
             verification: VerificationResult::default(),
             overhead: None,
+            shard: None,
+            fleet: None,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::shard::Sharding;
 use super::target::Target;
 use crate::exit::RunError;
 use crate::load::{self, Driver, GrpcDriver, HttpDriver, LoadKind, RatePhase, RunReport};
@@ -22,11 +23,13 @@ pub(super) async fn drive(
     quiet: bool,
     verifier: &mut Verifier,
     scrape_targets: Option<Vec<(String, String)>>,
+    sharding: Option<&Sharding>,
 ) -> Result<RunReport, RunError> {
     let load = &scenario.load;
     let verify = Verify {
         verifier,
         scrape_targets,
+        sharding,
     };
     // The response header (HTTP) or metadata (gRPC) that carries the trace id, if checked.
     let trace_header = scenario
@@ -65,6 +68,8 @@ pub(super) async fn drive(
 struct Verify<'a> {
     verifier: &'a mut Verifier,
     scrape_targets: Option<Vec<(String, String)>>,
+    /// A shard's share of the load, and the fleet's common start.
+    sharding: Option<&'a Sharding>,
 }
 
 async fn warm_up_and_run<D: Driver>(
@@ -79,7 +84,11 @@ where
     D::Payload: Clone,
 {
     let load = &scenario.load;
-    let plan = |phases, kinds| load_plan(load, phases, kinds);
+    let segment = verify.sharding.map(|s| s.shard.segment());
+    let plan = |phases, kinds| load::LoadPlan {
+        segment,
+        ..load_plan(load, phases, kinds)
+    };
     let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
     let phase_starts = load::schedule::phase_starts(&rate_phases);
     let labels = load
@@ -123,6 +132,10 @@ where
     let mut measured = plan(phases, kinds);
     measured.announce = announce;
     measured.samples = samples;
+    if let Some(sharding) = verify.sharding {
+        progress.note("waiting for the fleet's common start");
+        sharding.wait_for_start(stop).await?;
+    }
     let ticks = Arc::clone(&progress);
     let report = load::run(driver, measured, stop.clone(), move |recorder, elapsed| {
         ticks.tick(recorder, elapsed)
