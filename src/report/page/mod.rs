@@ -8,6 +8,7 @@
 //! tracing-overhead experiment.
 
 pub(crate) mod latency;
+mod fleet;
 mod overhead;
 mod profile;
 #[cfg(test)]
@@ -26,6 +27,7 @@ use crate::result::{
     HistogramError, KindResult, Percentiles, RunResult, RunStatus, ThresholdResult,
 };
 use crate::threshold::Unit;
+use fleet::{FleetView, fleet};
 use latency::{SpectrumView, spectrum};
 use overhead::{OverheadView, claim_text, overhead};
 use timeline::{TimelineView, timeline};
@@ -77,6 +79,7 @@ struct Page {
     verdict: VerdictView,
     scenario: ScenarioView,
     environment: Vec<Fact>,
+    fleet: Option<FleetView>,
     load: LoadView,
     thresholds: Vec<ThresholdRow>,
     spectra: Vec<SpectrumView>,
@@ -229,6 +232,7 @@ impl Page {
                 source: result.scenario.source.clone(),
             },
             environment: environment(result),
+            fleet: fleet(result),
             load: load(result),
             thresholds: result.thresholds.iter().map(threshold_row).collect(),
             spectra,
