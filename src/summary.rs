@@ -51,7 +51,12 @@ pub fn render(result: &RunResult) -> String {
         load.dropped,
     );
     if let Some(fleet) = &result.fleet {
-        let late = fleet.shards.iter().map(|s| s.start_lag_ms).max().unwrap_or(0);
+        let late = fleet
+            .shards
+            .iter()
+            .map(|s| s.start_lag_ms)
+            .max()
+            .unwrap_or(0);
         let _ = writeln!(
             out,
             "fleet: {} shards merged (histograms added exactly); the latest started {late} ms after the common start",

@@ -530,11 +530,18 @@ mod tests {
             assert_eq!(report.scheduled, expected.len() as u64);
             let traced: Vec<u128> = sent.iter().filter_map(|(_, trace)| *trace).collect();
             // A tenth of the shard's requests, within its share of the cap of 7 (3, 2, 2).
-            assert_eq!(traced.len() as u64, [3, 2, 2][index as usize], "shard {index}");
+            assert_eq!(
+                traced.len() as u64,
+                [3, 2, 2][index as usize],
+                "shard {index}"
+            );
             sampled += traced.len();
             trace_ids.extend(traced);
         }
-        assert_eq!(sampled, 7, "the shards' samples add up to the whole run's cap");
+        assert_eq!(
+            sampled, 7,
+            "the shards' samples add up to the whole run's cap"
+        );
         assert_eq!(trace_ids.len(), 7, "every shard's trace ids are its own");
     }
 

@@ -238,7 +238,8 @@ mod tests {
                 let mut union: Vec<Arrival> = (0..count)
                     .flat_map(|i| {
                         let segment = Segment::new(i, count).expect("in range");
-                        Schedule::new(phases.clone(), arrivals).filter(move |a| segment.owns(a.index))
+                        Schedule::new(phases.clone(), arrivals)
+                            .filter(move |a| segment.owns(a.index))
                     })
                     .collect();
                 union.sort_by_key(|a| a.index);
@@ -250,7 +251,10 @@ mod tests {
             .map(|i| Segment::new(i, 4).expect("in range").share(10))
             .collect();
         assert_eq!(shares, [3, 3, 2, 2]);
-        assert_eq!(Segment::new(1, 4).expect("in range").share(u64::MAX), u64::MAX);
+        assert_eq!(
+            Segment::new(1, 4).expect("in range").share(u64::MAX),
+            u64::MAX
+        );
     }
 
     #[test]

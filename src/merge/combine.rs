@@ -24,9 +24,8 @@ pub(super) fn fleet(shards: &[Shard]) -> Result<RunResult, RunError> {
     shards.sort_by_key(|s| s.identity.index);
     let first = &shards[0].result;
     let histogram = |shard: &Shard, what: &str, text: &str| {
-        result::decode_histogram(text).map_err(|e| {
-            RunError::BadInput(format!("{}: {what}: {e}", shard.path.display()))
-        })
+        result::decode_histogram(text)
+            .map_err(|e| RunError::BadInput(format!("{}: {what}: {e}", shard.path.display())))
     };
     let add = |into: &mut Histogram<u64>, from: &Histogram<u64>, shard: &Shard| {
         into.add(from).map_err(|e| {
@@ -142,8 +141,12 @@ pub(super) fn fleet(shards: &[Shard]) -> Result<RunResult, RunError> {
         ..first.clone()
     };
     let thresholds = thresholds(&shards)?;
-    merged.thresholds =
-        threshold::evaluate_stored(&thresholds, &histograms, (&all_latency, &all_service), &merged);
+    merged.thresholds = threshold::evaluate_stored(
+        &thresholds,
+        &histograms,
+        (&all_latency, &all_service),
+        &merged,
+    );
     Ok(merged)
 }
 
@@ -155,9 +158,7 @@ fn status(shards: &[&Shard]) -> RunStatus {
         .iter()
         .filter_map(|shard| {
             let (state, reason) = state(&shard.result.status);
-            reason.map(|reason| {
-                format!("shard {}/{count} {state}: {reason}", shard.identity.index)
-            })
+            reason.map(|reason| format!("shard {}/{count} {state}: {reason}", shard.identity.index))
         })
         .collect();
     if unfinished.is_empty() {
@@ -229,7 +230,9 @@ fn timeline(shards: &[&Shard]) -> Vec<SecondResult> {
         for second in &shard.result.timeline {
             let at = (offset_us + second.second.saturating_mul(1_000_000)) / 1_000_000;
             // A timeline is as long as its run: a forged second far away is not followed.
-            let Ok(at) = usize::try_from(at) else { continue };
+            let Ok(at) = usize::try_from(at) else {
+                continue;
+            };
             if at > 10 * 24 * 3600 {
                 continue;
             }

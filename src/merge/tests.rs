@@ -90,7 +90,10 @@ fn the_fleets_percentiles_are_those_of_every_request_bit_for_bit() {
             .add(result::decode_histogram(&kind.latency_histogram).expect("decodes"))
             .expect("adds");
     }
-    assert_eq!(from_kinds, union, "the stored histograms are the union, count for count");
+    assert_eq!(
+        from_kinds, union,
+        "the stored histograms are the union, count for count"
+    );
     // Judged on the fleet: the 250 ms request is beyond p(99) of 13 requests.
     assert_eq!(merged.thresholds.len(), 1);
     assert_eq!(merged.thresholds[0].evaluation.passed, Some(false));
@@ -130,12 +133,18 @@ fn mixed_missing_duplicate_and_unsharded_results_are_refused_by_name() {
         shard(1, 2, &[1], &[]),
         shard(2, 2, &[1], &[]),
     ]);
-    assert!(message.contains("shard 1/2 given more than once"), "{message}");
+    assert!(
+        message.contains("shard 1/2 given more than once"),
+        "{message}"
+    );
 
     let mut edited = shard(2, 2, &[1], &[]);
     edited.result.scenario.source.push_str("# edited\n");
     let message = refused(&[shard(1, 2, &[1], &[]), edited]);
-    assert!(message.contains("not the hash of the scenario it holds"), "{message}");
+    assert!(
+        message.contains("not the hash of the scenario it holds"),
+        "{message}"
+    );
 
     let dir = std::env::temp_dir().join(format!("harness-merge-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch");
@@ -169,7 +178,10 @@ fn a_shard_that_failed_makes_the_fleet_incomplete() {
         panic!("{:?}", merged.status)
     };
     assert!(reason.contains("incomplete fleet"), "{reason}");
-    assert!(reason.contains("shard 2/2 failed: the gateway was unreachable"), "{reason}");
+    assert!(
+        reason.contains("shard 2/2 failed: the gateway was unreachable"),
+        "{reason}"
+    );
     assert_eq!(merged.load.sent, 2);
 }
 

@@ -20,13 +20,13 @@ mod shard;
 mod threshold;
 mod verification;
 
+pub use shard::{FleetResult, FleetShard, ShardResult, scenario_hash};
 pub use threshold::Evaluation;
 pub(crate) use threshold::Unit;
 pub use verification::{
     CheckKind, FailingTrace, Failure, MetricsReport, TraceReport, VerificationResult,
 };
 pub(crate) use verification::{SPAN_COUNTS, SourceReport};
-pub use shard::{FleetResult, FleetShard, ShardResult, scenario_hash};
 
 /// Bumped on any change that an older reader would misread.
 pub const SCHEMA_VERSION: u32 = 1;

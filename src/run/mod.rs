@@ -265,9 +265,8 @@ pub async fn run(
                 .duration_since(planned)
                 .map_or(0, |late| late.as_millis() as u64);
         }
-        identity.send_lag_histogram = Some(crate::result::encode_histogram(
-            &report.recorder.send_lag,
-        ));
+        identity.send_lag_histogram =
+            Some(crate::result::encode_histogram(&report.recorder.send_lag));
     }
     // The recorder's histograms and timeline are in `result` now: freed before the outputs are
     // written, they leave room for them rather than add to the end-of-run peak.

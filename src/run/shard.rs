@@ -73,10 +73,12 @@ impl FromStr for StartAt {
                 .ok_or_else(|| format!("{text}: beyond any clock"));
         }
         let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
-            format!("{text:?}: expected an RFC 3339 time (2026-12-06T10:00:00Z) or Unix seconds: {e}")
+            format!(
+                "{text:?}: expected an RFC 3339 time (2026-12-06T10:00:00Z) or Unix seconds: {e}"
+            )
         })?;
-        let ms = u64::try_from(time.timestamp_millis())
-            .map_err(|_| format!("{text}: before 1970"))?;
+        let ms =
+            u64::try_from(time.timestamp_millis()).map_err(|_| format!("{text}: before 1970"))?;
         Ok(StartAt(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)))
     }
 }

@@ -33,7 +33,14 @@ pub(super) fn fleet(result: &RunResult) -> Option<FleetView> {
         });
     }
     let fleet = result.fleet.as_ref()?;
-    let mut table = Table::new(&["shard", "state", "sent", "achieved rate", "start lag", "file"]);
+    let mut table = Table::new(&[
+        "shard",
+        "state",
+        "sent",
+        "achieved rate",
+        "start lag",
+        "file",
+    ]);
     for shard in &fleet.shards {
         let state = match &shard.reason {
             Some(reason) => format!("{}: {reason}", shard.state),

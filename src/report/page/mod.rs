@@ -7,8 +7,8 @@
 //! seconds when it is long), `verification` the trace and metrics checks, `overhead` the
 //! tracing-overhead experiment.
 
-pub(crate) mod latency;
 mod fleet;
+pub(crate) mod latency;
 mod overhead;
 mod profile;
 #[cfg(test)]
