@@ -21,16 +21,9 @@ pub(super) async fn drive(
     target: &Target,
     stop: &CancellationToken,
     quiet: bool,
-    verifier: &mut Verifier,
-    scrape_targets: Option<Vec<(String, String)>>,
-    sharding: Option<&Sharding>,
+    verify: Verify<'_>,
 ) -> Result<RunReport, RunError> {
     let load = &scenario.load;
-    let verify = Verify {
-        verifier,
-        scrape_targets,
-        sharding,
-    };
     // The response header (HTTP) or metadata (gRPC) that carries the trace id, if checked.
     let trace_header = scenario
         .verify
@@ -65,11 +58,11 @@ pub(super) async fn drive(
 }
 
 /// The verifier and what it needs between the warm-up and the measured load.
-struct Verify<'a> {
-    verifier: &'a mut Verifier,
-    scrape_targets: Option<Vec<(String, String)>>,
+pub(super) struct Verify<'a> {
+    pub(super) verifier: &'a mut Verifier,
+    pub(super) scrape_targets: Option<Vec<(String, String)>>,
     /// A shard's share of the load, and the fleet's common start.
-    sharding: Option<&'a Sharding>,
+    pub(super) sharding: Option<&'a Sharding>,
 }
 
 async fn warm_up_and_run<D: Driver>(

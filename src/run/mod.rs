@@ -207,9 +207,11 @@ pub async fn run(
                     &target,
                     &halt,
                     options.quiet,
-                    &mut verifier,
-                    scrape_targets,
-                    sharding.as_ref(),
+                    measure::Verify {
+                        verifier: &mut verifier,
+                        scrape_targets,
+                        sharding: sharding.as_ref(),
+                    },
                 )
                 .await
             }
