@@ -68,8 +68,8 @@ fn the_manifests_are_valid_for_the_pinned_kubernetes_and_a_broken_one_is_caught(
     );
     // What the validator cannot know: the fleet's size is said once for the Job and once for
     // the harness, and the merge reads the directory the scenario's name gives.
-    let shards = std::fs::read_to_string(root().join("deploy/kubernetes/shards.yaml"))
-        .expect("shards.yaml");
+    let shards =
+        std::fs::read_to_string(root().join("deploy/kubernetes/shards.yaml")).expect("shards.yaml");
     for wanted in [
         "completionMode: Indexed",
         "completions: 10",
@@ -79,8 +79,8 @@ fn the_manifests_are_valid_for_the_pinned_kubernetes_and_a_broken_one_is_caught(
     ] {
         assert!(shards.contains(wanted), "shards.yaml lacks {wanted}");
     }
-    let merge = std::fs::read_to_string(root().join("deploy/kubernetes/merge.yaml"))
-        .expect("merge.yaml");
+    let merge =
+        std::fs::read_to_string(root().join("deploy/kubernetes/merge.yaml")).expect("merge.yaml");
     let scenario = std::fs::read_to_string(root().join("deploy/kubernetes/scenario.yaml"))
         .expect("scenario.yaml");
     assert!(scenario.contains("\n    name: fleet\n"));
@@ -101,7 +101,11 @@ fn the_manifests_are_valid_for_the_pinned_kubernetes_and_a_broken_one_is_caught(
     let dir = std::env::temp_dir().join(format!("harness-kubeval-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch");
     for (name, from, to) in [
-        ("misspelt.yaml", "completionMode: Indexed", "completionMod: Indexed"),
+        (
+            "misspelt.yaml",
+            "completionMode: Indexed",
+            "completionMod: Indexed",
+        ),
         ("wrong-type.yaml", "completions: 10", "completions: ten"),
     ] {
         let broken = dir.join(name);
