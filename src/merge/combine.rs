@@ -228,7 +228,7 @@ fn timeline(shards: &[&Shard]) -> Vec<SecondResult> {
         };
         let offset_us = began - start;
         for second in &shard.result.timeline {
-            let at = (offset_us + second.second.saturating_mul(1_000_000)) / 1_000_000;
+            let at = offset_us.saturating_add(second.second.saturating_mul(1_000_000)) / 1_000_000;
             // A timeline is as long as its run: a forged second far away is not followed.
             let Ok(at) = usize::try_from(at) else {
                 continue;

@@ -90,6 +90,18 @@ fn check_fleet(shards: &[Shard]) -> Result<(), RunError> {
             ));
         }
     }
+    for shard in shards {
+        let ShardResult { index, count, .. } = shard.identity;
+        if index == 0 || index > count {
+            problems.push(format!(
+                "{}: shard {index}/{count} is not a shard of a fleet (1 <= I <= N)",
+                shard.path.display()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(RunError::BadInput(problems.join("\n")));
+    }
     let mut scenarios: BTreeMap<(&str, u64), Vec<String>> = BTreeMap::new();
     for shard in shards {
         scenarios
@@ -109,7 +121,7 @@ fn check_fleet(shards: &[Shard]) -> Result<(), RunError> {
             .map(|((hash, count), files)| {
                 format!(
                     "  scenario sha256 {} of {count} shards: {}",
-                    &hash[..hash.len().min(12)],
+                    hash.chars().take(12).collect::<String>(),
                     files.join(", ")
                 )
             })

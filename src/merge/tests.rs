@@ -138,6 +138,12 @@ fn mixed_missing_duplicate_and_unsharded_results_are_refused_by_name() {
         "{message}"
     );
 
+    let message = refused(&[shard(1, 2, &[1], &[]), shard(3, 2, &[1], &[])]);
+    assert!(
+        message.contains("shard 3/2 is not a shard of a fleet"),
+        "{message}"
+    );
+
     let mut edited = shard(2, 2, &[1], &[]);
     edited.result.scenario.source.push_str("# edited\n");
     let message = refused(&[shard(1, 2, &[1], &[]), edited]);
