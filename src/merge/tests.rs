@@ -247,3 +247,32 @@ impl TraceReportFixture {
         }
     }
 }
+
+#[test]
+fn the_merged_report_and_summary_show_the_fleet() {
+    let mut failed = shard(2, 2, &[], &[]);
+    failed.result.status = RunStatus::Failed {
+        reason: "<the gateway> was unreachable".to_owned(),
+    };
+    failed.identity.metrics_checks = true;
+    let merged = combine::fleet(&[shard(1, 2, &[1_000], &[]), failed]).expect("merges");
+    let page = crate::report::page::render(&merged, "result.json").expect("renders");
+    assert!(page.contains("<section id=\"fleet\">"), "no fleet section");
+    assert!(
+        page.contains("shard-2&#x2f;result.json"),
+        "the shard's file, escaped"
+    );
+    assert!(page.contains("failed: &lt;the gateway&gt; was unreachable"));
+    assert!(page.contains("not reconciled fleet-wide"));
+    let summary = crate::summary::render(&merged);
+    assert!(summary.contains("fleet: 2 shards merged"), "{summary}");
+    assert!(summary.contains("incomplete fleet"), "{summary}");
+    // A shard's own page says which shard it is; an unsharded run's has no such section.
+    let one = shard(1, 2, &[1_000], &[]);
+    let page = crate::report::page::render(&one.result, "result.json").expect("renders");
+    assert!(page.contains("1 of 2"));
+    let mut plain = one.result;
+    plain.shard = None;
+    let page = crate::report::page::render(&plain, "result.json").expect("renders");
+    assert!(!page.contains("<section id=\"fleet\">"));
+}
