@@ -51,6 +51,22 @@ pub fn render(result: &RunResult) -> String {
         load.sent,
         load.dropped,
     );
+    if let Some(fleet) = &result.fleet {
+        let late = fleet
+            .shards
+            .iter()
+            .map(|s| s.start_lag_ms)
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "fleet: {} shards merged (histograms added exactly); the latest started {late} ms after the common start",
+            fleet.count
+        );
+        if let Some(note) = &fleet.metrics_not_reconciled {
+            let _ = writeln!(out, "metrics: {note}");
+        }
+    }
     for key in &result.scenario.insecure {
         let _ = writeln!(
             out,

@@ -307,6 +307,7 @@ pub(crate) fn load_plan<P>(
         drain_timeout: load.timeout + DRAIN_GRACE,
         announce: None,
         samples: None,
+        segment: None,
     }
 }
 

@@ -19,6 +19,7 @@ use crate::threshold;
 mod measure;
 mod outputs;
 mod resolve;
+pub mod shard;
 mod target;
 mod watch;
 
@@ -54,6 +55,10 @@ pub struct RunOptions {
     /// `--jaeger-bin PATH`: the Jaeger v2 binary for `system.managed.jaeger` (else found as
     /// [`crate::system::jaeger::find_binary`] says).
     pub jaeger_bin: Option<PathBuf>,
+    /// `--shard I/N`: run one shard of a fleet, into `OUT/<scenario>/shard-I/`.
+    pub shard: Option<shard::Shard>,
+    /// `--start-at`: the fleet's common start (else the first shard's, see [`shard`]).
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// What became of a run.
@@ -88,6 +93,8 @@ pub async fn run(
     let mut scenario =
         scenario::load(path, &overrides).map_err(|e| RunError::BadInput(e.to_string()))?;
     apply_flags(&mut scenario, options)?;
+    let metrics_checks = scenario.verify.metrics.is_some();
+    let sharding = sharded(&mut scenario, options)?;
     let mut thresholds = threshold::parse_all(&scenario)?;
     thresholds.extend(threshold::implicit(&scenario, &thresholds));
     // A method named for the server's reflection is encoded once the target has described it.
@@ -97,7 +104,7 @@ pub async fn run(
     } else {
         Some(plan::prepare(&scenario, &plan::process_env)?)
     };
-    let outputs = Outputs::create(path, &scenario, options)?;
+    let outputs = Outputs::create(path, &scenario, options)?.with_fleet_metrics(metrics_checks);
     if scenario.overhead.is_some() {
         let points = crate::overhead::points(path, &overrides, &scenario)?;
         drop(mix);
@@ -205,8 +212,11 @@ pub async fn run(
                     &target,
                     &halt,
                     options.quiet,
-                    &mut verifier,
-                    scrape_targets,
+                    measure::Verify {
+                        verifier: &mut verifier,
+                        scrape_targets,
+                        sharding: sharding.as_ref(),
+                    },
                 )
                 .await
             }
@@ -258,10 +268,59 @@ pub async fn run(
     result.verification.pii = pii;
     result.memory = MemoryResult::of(memory, report.recorder.started());
     result.thresholds = threshold::evaluate(&thresholds, &report, &result);
+    if let (Some(identity), Some(sharding)) = (&mut result.shard, &sharding) {
+        if let Some((planned, started)) = sharding.times() {
+            identity.planned_start_unix_ms = Some(shard::unix_ms(planned));
+            identity.load_started_at_unix_us = Some(shard::unix_us(started));
+            identity.start_lag_ms = started
+                .duration_since(planned)
+                .map_or(0, |late| late.as_millis() as u64);
+        }
+        identity.send_lag_histogram =
+            Some(crate::result::encode_histogram(&report.recorder.send_lag));
+    }
     // The recorder's histograms and timeline are in `result` now: freed before the outputs are
     // written, they leave room for them rather than add to the end-of-run peak.
     drop(report);
     outputs.finish(result)
+}
+
+/// A shard's part of the run, when `--shard` asks for one. A shard leaves the services' metrics
+/// alone: the services count every shard's requests, which no single shard can match, so the
+/// fleet's metrics are the merge's business (see `crate::merge`).
+fn sharded(
+    scenario: &mut Scenario,
+    options: &RunOptions,
+) -> Result<Option<shard::Sharding>, RunError> {
+    let Some(shard) = options.shard else {
+        if options.start_at.is_some() {
+            return Err(RunError::BadInput(
+                "--start-at is the common start of a fleet of shards; give --shard I/N too"
+                    .to_owned(),
+            ));
+        }
+        return Ok(None);
+    };
+    if scenario.overhead.is_some() {
+        return Err(RunError::BadInput(format!(
+            "{}: an overhead experiment cannot be sharded: its two arms must share one machine",
+            scenario.name
+        )));
+    }
+    scenario.verify.metrics = None;
+    let length = scenario
+        .load
+        .phases
+        .iter()
+        .fold(std::time::Duration::ZERO, |sum, p| {
+            sum.saturating_add(p.duration())
+        });
+    Ok(Some(shard::Sharding::new(
+        shard,
+        options.start_at,
+        &options.out_dir.join(&scenario.name),
+        length,
+    )))
 }
 
 /// `--gateway`, `--engine`, `--jaeger` and `--prometheus` applied to the scenario, or refused

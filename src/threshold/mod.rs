@@ -18,7 +18,7 @@ mod evaluate;
 mod memory;
 mod parse;
 
-pub(crate) use evaluate::{evaluate, implicit, parse_all};
+pub(crate) use evaluate::{Scoped, evaluate, evaluate_stored, implicit, parse_all};
 use parse::{exact_duration, exact_percentage, parse_bound, parse_metric, parse_op, parse_truth};
 
 /// The metrics, listed in every "unknown metric" error so the fix is in the message.

@@ -7,6 +7,7 @@
 //! seconds when it is long), `verification` the trace and metrics checks, `overhead` the
 //! tracing-overhead experiment.
 
+mod fleet;
 pub(crate) mod latency;
 mod memory;
 mod overhead;
@@ -28,6 +29,7 @@ use crate::result::{
     HistogramError, KindResult, Percentiles, RunResult, RunStatus, ThresholdResult,
 };
 use crate::threshold::Unit;
+use fleet::{FleetView, fleet};
 use latency::{SpectrumView, spectrum};
 use memory::{MemoryView, memory};
 use overhead::{OverheadView, claim_text, overhead};
@@ -81,6 +83,7 @@ struct Page {
     verdict: VerdictView,
     scenario: ScenarioView,
     environment: Vec<Fact>,
+    fleet: Option<FleetView>,
     load: LoadView,
     thresholds: Vec<ThresholdRow>,
     spectra: Vec<SpectrumView>,
@@ -235,6 +238,7 @@ impl Page {
                 source: result.scenario.source.clone(),
             },
             environment: environment(result),
+            fleet: fleet(result),
             load: load(result),
             thresholds: result.thresholds.iter().map(threshold_row).collect(),
             spectra,
