@@ -8,8 +8,8 @@ use super::{Shard, state};
 use crate::exit::RunError;
 use crate::load::recorder::new_histogram;
 use crate::result::{
-    self, FleetResult, FleetShard, KindResult, LoadSummary, Percentiles, RunResult, RunStatus,
-    SecondResult, TraceReport, VerificationResult,
+    self, FleetResult, FleetShard, KindResult, LoadSummary, Percentiles, PiiReport, RunResult,
+    RunStatus, SecondResult, TraceReport, VerificationResult,
 };
 use crate::threshold::{self, Scoped, Threshold};
 
@@ -135,7 +135,10 @@ pub(super) fn fleet(shards: &[Shard]) -> Result<RunResult, RunError> {
         verification: VerificationResult {
             traces: traces(&shards)?,
             metrics: None,
+            pii: pii(&shards),
         },
+        // Each process's memory is its own: a shard's is not the fleet's.
+        memory: None,
         shard: None,
         fleet: Some(fleet),
         ..first.clone()
@@ -259,6 +262,41 @@ fn timeline(shards: &[&Shard]) -> Vec<SecondResult> {
         }
     }
     seconds
+}
+
+/// The shards' searches for personal data added up: the fleet is clean only when every shard
+/// searched and found nothing that fails it; the finds are listed up to the usual number.
+fn pii(shards: &[&Shard]) -> Option<PiiReport> {
+    let mut merged: Option<PiiReport> = None;
+    for report in shards
+        .iter()
+        .filter_map(|s| s.result.verification.pii.as_ref())
+    {
+        let Some(into) = &mut merged else {
+            merged = Some(report.clone());
+            continue;
+        };
+        into.passed &= report.passed;
+        for kind in &report.canary_kinds {
+            if !into.canary_kinds.contains(kind) {
+                into.canary_kinds.push(kind.clone());
+            }
+        }
+        let (to, from) = (&mut into.searched, &report.searched);
+        to.traces += from.traces;
+        to.spans += from.spans;
+        to.log_files += from.log_files;
+        to.log_lines += from.log_lines;
+        to.series += from.series;
+        into.canaries_found += report.canaries_found;
+        into.patterns_found += report.patterns_found;
+        let room = LISTED_FAILURES.saturating_sub(into.findings.len());
+        into.findings
+            .extend(report.findings.iter().take(room).cloned());
+        into.not_searched
+            .extend(report.not_searched.iter().cloned());
+    }
+    merged
 }
 
 /// The shards' trace verification added up: counts summed, the time-to-visible histograms

@@ -307,6 +307,13 @@ fn sharded(
             scenario.name
         )));
     }
+    if scenario.load.protocol == crate::scenario::Protocol::WebSocket {
+        return Err(RunError::BadInput(format!(
+            "{}: a websocket scenario cannot be sharded yet: its subscriptions and their \
+             messages are not split between shards nor merged",
+            scenario.name
+        )));
+    }
     scenario.verify.metrics = None;
     let length = scenario
         .load
