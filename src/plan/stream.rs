@@ -91,6 +91,7 @@ pub(super) fn kinds(
                 hold: call.hold,
                 read_delay: call.read_delay,
                 max_message_bytes: call.max_message_bytes,
+                receive_buffer: call.receive_buffer_bytes,
             })
         })
         .collect()

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
-use super::super::connect::{Io, open, tls_connector};
+use super::super::connect::{Io, open_sized, tls_connector};
 use super::super::outcome::Outcome;
 use super::super::recorder::Completion;
 use super::stats::{KEPT_TRACED, Sequence, Step};
@@ -301,7 +301,7 @@ async fn connect(c: &Connection) -> Result<Ws, Failure> {
     let authority = url
         .authority()
         .ok_or_else(|| Failure::transport("url", format!("{url}: no host")))?;
-    let connected = open(authority, tls.as_ref())
+    let connected = open_sized(authority, tls.as_ref(), c.options.receive_buffer)
         .await
         .map_err(|e| Failure::transport("connect", e))?;
     let mut request = url

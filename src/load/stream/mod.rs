@@ -75,6 +75,8 @@ pub struct StreamKind {
     pub read_delay: Duration,
     /// The largest message accepted; a larger one ends the connection.
     pub max_message_bytes: usize,
+    /// The socket's receive buffer, bytes; `None`: the kernel's default (which grows to MBs).
+    pub receive_buffer: Option<u32>,
 }
 
 /// Everything the stream load needs.
@@ -279,6 +281,7 @@ struct Options {
     fields: Fields,
     read_delay: Duration,
     max_message_bytes: usize,
+    receive_buffer: Option<u32>,
 }
 
 impl StreamKind {
@@ -287,6 +290,7 @@ impl StreamKind {
             fields: self.fields.clone(),
             read_delay: self.read_delay,
             max_message_bytes: self.max_message_bytes,
+            receive_buffer: self.receive_buffer,
         })
     }
 }
