@@ -14,8 +14,8 @@ const SCENARIO: &str = "name: stream-check
 system:
   managed:
     tracing: true
-    engine: {args: [ENGINE]}
-    gateway: {args: [GATEWAY]}
+    engine: {args: [ENGINE], env: {OTEL_BSP_SCHEDULE_DELAY: \"200\"}}
+    gateway: {args: [GATEWAY], env: {OTEL_BSP_SCHEDULE_DELAY: \"200\"}}
 load:
   phases:
     - constant: {rate: 2, duration: 3s}
@@ -30,7 +30,7 @@ requests:
       unsubscribe: {type: unsubscribe}
       hold: 3s
 thresholds: [THRESHOLDS]
-";
+VERIFY";
 
 /// The scenario with the services' flags and the thresholds filled in.
 fn scenario(engine: &str, gateway: &str, thresholds: &str) -> String {
@@ -38,6 +38,16 @@ fn scenario(engine: &str, gateway: &str, thresholds: &str) -> String {
         .replace("ENGINE", engine)
         .replace("GATEWAY", gateway)
         .replace("THRESHOLDS", thresholds)
+        .replace("VERIFY", "")
+}
+
+/// As [`scenario`], with the trace checks of the updates on.
+fn verified(gateway: &str) -> String {
+    SCENARIO
+        .replace("ENGINE", "")
+        .replace("GATEWAY", gateway)
+        .replace("THRESHOLDS", CLEAN)
+        .replace("VERIFY", "verify: {streams: {sample: 50, timeout: 10s}}\n")
 }
 
 /// The thresholds of a clean run: nothing lost, in order, every connect upgraded, and a latency
@@ -161,4 +171,36 @@ fn slow_consumers_lose_updates_and_fast_ones_do_not() {
     assert!(slow["lost"].as_u64() > slow["updates"].as_u64(), "{slow:#}");
     assert_eq!(result["stream"]["total"]["sequence_errors"], 0);
     r.assert_no_leftovers();
+}
+
+#[test]
+fn traced_updates_are_traced_end_to_end() {
+    let r = Run::new("stream-traced");
+    let (code, result, stdout) = run(&r, &verified(""));
+    assert_eq!(code, Some(0), "{stdout}");
+    let streams = &result["verification"]["streams"];
+    assert_eq!(streams["sampled"], 50, "{streams:#}");
+    assert_eq!(streams["found"], 50, "{streams:#}");
+    assert_eq!(streams["passed"], 50, "{streams:#}");
+    assert!(stdout.contains("50 traced end to end"), "{stdout}");
+    r.assert_no_leftovers();
+}
+
+#[test]
+fn an_update_span_that_starts_its_own_trace_fails_the_check() {
+    let r = Run::new("stream-context");
+    let (code, result, stdout) = run(&r, &verified("--calibration-drop-update-context"));
+    assert_eq!(code, Some(1), "{stdout}");
+    assert_eq!(
+        failed(&result),
+        ["overall: \"stream.traces.passed >= 100%\""]
+    );
+    let streams = &result["verification"]["streams"];
+    assert_eq!(streams["passed"], 0, "{streams:#}");
+    // Every sampled update's CONSUMER span is a root: no PRODUCER parent.
+    assert_eq!(streams["failed_checks"]["producer"], 50, "{streams:#}");
+    let detail = streams["failing"][0]["failures"][0][1]
+        .as_str()
+        .unwrap_or("");
+    assert!(detail.contains("is a root"), "{streams:#}");
 }

@@ -4,6 +4,7 @@
 
 pub mod metrics;
 pub mod spans;
+pub mod stream;
 
 use hyper::Uri;
 
@@ -24,6 +25,9 @@ pub(crate) const STREAM_EVENT_TIME_FIELD: &str = "event_time_unix_nanos";
 pub(crate) const STREAM_SEQUENCE_FIELD: &str = "sequence";
 /// The update's CONSUMER span at the gateway, empty when the update is not traced.
 pub(crate) const STREAM_TRACEPARENT_FIELD: &str = "traceparent";
+
+/// The subscription's trace id, in the gateway's `subscribed` message.
+pub(crate) const STREAM_SUBSCRIPTION_TRACE_FIELD: &str = "trace_id";
 
 /// The engine's fetch method, as a gRPC request path.
 pub(crate) const FETCH_METHOD_PATH: &str = "/core_engine.v1.CoreEngineService/FetchMarketData";

@@ -17,10 +17,13 @@ use crate::load::{KindStats, RunReport, Stop};
 use overhead::OverheadResult;
 pub mod overhead;
 mod stream;
+mod stream_traces;
 mod threshold;
 mod verification;
 
 pub use stream::{StreamKindResult, StreamResult};
+pub(crate) use stream_traces::KEPT_FAILING;
+pub use stream_traces::{FailingUpdate, StreamTraceReport};
 pub use threshold::Evaluation;
 pub(crate) use threshold::Unit;
 pub use verification::{

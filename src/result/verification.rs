@@ -14,6 +14,9 @@ pub struct VerificationResult {
     pub(crate) traces: Option<TraceReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) metrics: Option<MetricsReport>,
+    /// The trace checks of a stream load's updates (`verify.streams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) streams: Option<super::StreamTraceReport>,
 }
 
 /// Metrics reconciliation, per source.

@@ -81,8 +81,8 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
         cx.err(
             root.origin,
             "verify.traces",
-            "does not apply to websocket: kinds; their updates' traces are counted in the \
-             stream section",
+            "does not apply to websocket: kinds; their updates are traces of their own, \
+             checked by verify.streams",
         );
     }
     if let (false, Some(kinds)) = (traced, &requests) {

@@ -260,6 +260,48 @@ requests:
     }
 
     #[test]
+    fn stream_trace_checks_are_verify_streams() {
+        let base = scenario("      url: /s\n      subscribe: \"{{symbol}}\"");
+        let s = parse(
+            "x.yaml",
+            &(base.clone() + "verify: {streams: {sample: 20, timeout: 3s}}\n"),
+            &[],
+        )
+        .expect("valid");
+        let streams = s.verify.streams.expect("streams");
+        assert_eq!(
+            (streams.sample, streams.timeout),
+            (20, Duration::from_secs(3))
+        );
+        let s = parse("x.yaml", &(base.clone() + "verify: {streams: }\n"), &[]).expect("valid");
+        assert_eq!(s.verify.streams, Some(Default::default()));
+        for (verify, expected) in [
+            (
+                "verify: {traces: {services: [a], chain: [{service: a, kind: server}]}}",
+                "checked by verify.streams",
+            ),
+            ("verify: {streams: {sample: 0}}", "verify.streams.sample"),
+            ("verify: {streams: {every: 2}}", "verify.streams.every"),
+        ] {
+            let error = parse("x.yaml", &(base.clone() + verify + "\n"), &[])
+                .expect_err("refused")
+                .to_string();
+            assert!(error.contains(expected), "{verify}\n{error}");
+        }
+        let http = base.replace(
+            "    websocket:\n      url: /s\n      subscribe: \"{{symbol}}\"",
+            "    http: {url: \"/q/{{symbol}}\"}",
+        ) + "verify: {streams: {}}\n";
+        let error = parse("x.yaml", &http, &[])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("applies to websocket: kinds only"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn websocket_kinds_do_not_mix_with_http_kinds() {
         let text = scenario("      url: /s\n      subscribe: \"{{symbol}}\"")
             + "  - name: q\n    weight: 1\n    http: {url: /q}\n";

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::format::{count, decimals, duration_terse, percent};
-use crate::result::{StreamKindResult, StreamResult};
+use crate::result::{StreamKindResult, StreamResult, StreamTraceReport};
 
 pub(super) fn lines(out: &mut String, stream: &StreamResult) {
     let seconds = stream.updates_per_second.len().max(1) as f64;
@@ -71,5 +71,34 @@ fn one(out: &mut String, kind: &StreamKindResult) {
     }
     for error in &kind.errors {
         let _ = writeln!(out, "    error: {error}");
+    }
+}
+
+/// `verify.streams`: how many sampled updates were traced end to end, and the first failures.
+pub(super) fn traces(out: &mut String, report: &StreamTraceReport) {
+    let _ = writeln!(
+        out,
+        "stream traces ({}): {} of {} kept updates sampled, {} found, {} traced end to end",
+        report.source,
+        count(report.sampled),
+        count(report.kept),
+        count(report.found),
+        count(report.passed),
+    );
+    for (check, n) in &report.failed_checks {
+        let _ = writeln!(out, "  failed {check}: {n} update(s)");
+    }
+    for failing in report.failing.iter().take(super::SHOWN_FAILURES) {
+        for (check, detail) in &failing.failures {
+            let _ = writeln!(
+                out,
+                "  {} [{} sequence {}] {check}: {detail}",
+                failing.traceparent,
+                failing.kind,
+                failing
+                    .sequence
+                    .map_or_else(|| "?".to_owned(), |s| s.to_string()),
+            );
+        }
     }
 }

@@ -24,7 +24,7 @@ use parse::{exact_duration, exact_percentage, parse_bound, parse_metric, parse_o
 const METRICS: &str = "p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, \
      achieved_rate, rps, traces.complete, traces.passed, traces.visible_pN, metrics.reconciled, \
      stream.p(N), stream.first_message.p(N), stream.lost_rate, stream.sequence_error_rate, \
-     stream.connect_error_rate";
+     stream.connect_error_rate, stream.traces.passed";
 const OPERATORS: &str = "<, <=, >, >=, ==";
 
 /// One parsed threshold: `METRIC OP VALUE`.
@@ -88,6 +88,8 @@ pub(crate) enum Metric {
     StreamSequenceErrorRate,
     /// Failed connects / connects attempted.
     StreamConnectErrorRate,
+    /// Sampled traced updates traced end to end (`verify.streams`) / sampled traced updates.
+    StreamTracesPassed,
 }
 
 impl Metric {
@@ -110,7 +112,8 @@ impl Metric {
             | Metric::TracesPassed
             | Metric::StreamLostRate
             | Metric::StreamSequenceErrorRate
-            | Metric::StreamConnectErrorRate => Unit::Ratio,
+            | Metric::StreamConnectErrorRate
+            | Metric::StreamTracesPassed => Unit::Ratio,
             Metric::Rps => Unit::PerSecond,
             Metric::MetricsReconciled => Unit::Bool,
         }
@@ -125,6 +128,7 @@ impl Metric {
                 | Metric::StreamLostRate
                 | Metric::StreamSequenceErrorRate
                 | Metric::StreamConnectErrorRate
+                | Metric::StreamTracesPassed
         )
     }
 
@@ -145,6 +149,7 @@ impl Metric {
             "stream.lost_rate" => Metric::StreamLostRate,
             "stream.sequence_error_rate" => Metric::StreamSequenceErrorRate,
             "stream.connect_error_rate" => Metric::StreamConnectErrorRate,
+            "stream.traces.passed" => Metric::StreamTracesPassed,
             _ => return None,
         })
     }
@@ -172,6 +177,7 @@ impl fmt::Display for Metric {
             Metric::StreamLostRate => f.write_str("stream.lost_rate"),
             Metric::StreamSequenceErrorRate => f.write_str("stream.sequence_error_rate"),
             Metric::StreamConnectErrorRate => f.write_str("stream.connect_error_rate"),
+            Metric::StreamTracesPassed => f.write_str("stream.traces.passed"),
         }
     }
 }

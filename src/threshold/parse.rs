@@ -103,6 +103,7 @@ fn static_name(metric: Metric) -> &'static str {
         Metric::StreamLostRate => "stream.lost_rate",
         Metric::StreamSequenceErrorRate => "stream.sequence_error_rate",
         Metric::StreamConnectErrorRate => "stream.connect_error_rate",
+        Metric::StreamTracesPassed => "stream.traces.passed",
     }
 }
 

@@ -29,18 +29,22 @@ mod apis;
 mod check;
 mod preflight;
 mod spans;
+mod streams;
 mod traces;
 
 pub use apis::QueryApis;
 pub(crate) use apis::headers;
 
-use crate::result::{MetricsReport, SourceReport, TraceReport};
+use crate::result::{MetricsReport, SourceReport, StreamTraceReport, TraceReport};
 use crate::trace::{TraceId, TraceSource};
 use traces::Verdicts;
 
 /// The standard OTLP ports, where an external system's exporters look for a collector.
 const OTLP_GRPC_PORT: u16 = 4317;
 const OTLP_HTTP_PORT: u16 = 4318;
+/// Unwanted spans the receiver holds for a stream load: an update's spans may be exported
+/// before the load has read the update and learnt its trace id. About 10 MB at most.
+const HELD_STREAM_SPANS: usize = 20_000;
 /// How long one query API request may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for Prometheus to scrape past a moment, in scrape intervals... at most this.
@@ -93,6 +97,8 @@ pub struct Verifier {
     span_baseline: Option<spans::Baseline>,
     /// `Authorization` for the managed services' metrics endpoints (`metrics_auth`).
     scrape_authorization: Option<reqwest::header::HeaderValue>,
+    /// The trace checks of a stream load's updates, with the receiver their spans go to.
+    streams: Option<(crate::scenario::StreamChecks, Receiver)>,
 }
 
 impl Verifier {
@@ -157,7 +163,33 @@ impl Verifier {
                 })
             }
         };
+        let streams = match &scenario.verify.streams {
+            None => None,
+            Some(checks) => {
+                if managed.is_some_and(|m| !m.tracing) {
+                    return Err(RunError::BadInput(format!(
+                        "{}: verify.streams needs system.managed.tracing: true",
+                        scenario.name
+                    )));
+                }
+                let mut config = ReceiverConfig {
+                    held_unwanted_spans: HELD_STREAM_SPANS,
+                    ..ReceiverConfig::default()
+                };
+                if managed.is_none() {
+                    config.grpc_addr.set_port(OTLP_GRPC_PORT);
+                    config.http_addr.set_port(OTLP_HTTP_PORT);
+                }
+                let receiver = Receiver::start(config).map_err(|e| {
+                    RunError::Incomplete(anyhow::anyhow!(
+                        "starting the embedded OTLP receiver: {e}"
+                    ))
+                })?;
+                Some((checks.clone(), receiver))
+            }
+        };
         Ok(Verifier {
+            streams,
             traces,
             metrics_spec: scenario.verify.metrics.clone(),
             metrics: Vec::new(),
@@ -177,10 +209,43 @@ impl Verifier {
 
     /// Where managed services should export spans, when the harness receives them itself.
     pub fn otlp_endpoint(&self) -> Option<String> {
+        if let Some((_, receiver)) = &self.streams {
+            return Some(receiver.grpc_endpoint());
+        }
         match &self.traces.as_ref()?.source {
             Source::Embedded(receiver) => Some(receiver.grpc_endpoint()),
             Source::Jaeger(_) => None,
         }
+    }
+
+    /// What a stream load tells of the trace ids it sees (traced updates and subscriptions), so
+    /// that the receiver keeps their spans; `None` without `verify.streams`.
+    pub fn stream_announce(&self) -> Option<Announce> {
+        let handle = self.streams.as_ref()?.1.handle();
+        Some(Arc::new(move |id| {
+            handle.want(TraceId(id));
+        }))
+    }
+
+    /// Checks a sample of the stream load's traced updates (`verify.streams`).
+    pub async fn check_streams(
+        &self,
+        report: &RunReport,
+        kind_names: &[String],
+        stop: &CancellationToken,
+    ) -> Option<StreamTraceReport> {
+        let (checks, receiver) = self.streams.as_ref()?;
+        let empty;
+        let stats = match &report.stream {
+            Some(stats) => stats.as_ref(),
+            None => {
+                empty = load::stream::StreamStats::new(kind_names.iter().cloned());
+                &empty
+            }
+        };
+        let chain = crate::bundled::stream::chain();
+        let handle = receiver.handle();
+        Some(streams::check(&handle, checks, &chain, stats, kind_names, stop).await)
     }
 
     /// The sampling share of each kind, as the load core takes it.
@@ -443,6 +508,9 @@ impl Verifier {
 
     /// Stops the embedded receiver, if any.
     pub async fn shutdown(self) {
+        if let Some((_, receiver)) = self.streams {
+            let _ = receiver.shutdown().await;
+        }
         if let Some(Traces {
             source: Source::Embedded(receiver),
             ..

@@ -2,6 +2,7 @@
 //! engine and gateway: a scenario that writes `verify: {traces: {}}` checks the full chain.
 
 mod metrics;
+mod streams;
 mod traces;
 
 use super::model::{Protocol, Verify};
@@ -23,7 +24,7 @@ pub(super) fn verify(
     system: Declared<'_>,
 ) -> Option<Verify> {
     let (managed, bundled) = (system.managed, system.bundled);
-    let fields = mapping(cx, node, "verify", Some(&["traces", "metrics"]))?;
+    let fields = mapping(cx, node, "verify", Some(&["traces", "metrics", "streams"]))?;
     let before = cx.problems.len();
     let traces = fields
         .has("traces")
@@ -48,7 +49,22 @@ pub(super) fn verify(
         .has("metrics")
         .then(|| metrics::metrics(cx, fields.get("metrics"), node.origin, system))
         .flatten();
-    (cx.problems.len() == before).then_some(Verify { traces, metrics })
+    let streams = fields
+        .has("streams")
+        .then(|| {
+            let at = fields
+                .entries
+                .iter()
+                .find(|e| e.1 == "streams")
+                .map_or(node.origin, |e| e.0.origin);
+            streams::streams(cx, fields.get("streams"), at, protocol)
+        })
+        .flatten();
+    (cx.problems.len() == before).then_some(Verify {
+        traces,
+        metrics,
+        streams,
+    })
 }
 
 /// What the metrics defaults depend on.

@@ -21,7 +21,7 @@ pub(crate) use requests::{
 };
 pub(crate) use verify::{
     Access, ChainStep, Equals, ErrorRule, MetricRule, MetricsChecks, PrometheusSpec, SampleShare,
-    TraceChecks, TraceSourceSpec, Verify,
+    StreamChecks, TraceChecks, TraceSourceSpec, Verify,
 };
 
 /// One scenario file, validated.

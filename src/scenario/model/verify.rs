@@ -10,6 +10,27 @@ use super::Template;
 pub struct Verify {
     pub traces: Option<TraceChecks>,
     pub metrics: Option<MetricsChecks>,
+    /// Trace checks of a stream load's traced updates (`websocket:` kinds only).
+    pub streams: Option<StreamChecks>,
+}
+
+/// `verify.streams`: how many of the traced updates the load kept are looked up, and how long
+/// their spans may take to arrive. The spans go to the embedded OTLP receiver.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamChecks {
+    /// Updates checked, spread over those kept.
+    pub sample: usize,
+    /// How long after the load the sampled updates' spans may take to arrive.
+    pub timeout: Duration,
+}
+
+impl Default for StreamChecks {
+    fn default() -> Self {
+        StreamChecks {
+            sample: 100,
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Which sampled requests' traces to check, where to find them, and what they must look like.

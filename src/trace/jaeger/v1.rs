@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::json::{Node, ParseError};
 use super::{Answer, Refusal};
-use crate::trace::model::{AttrValue, Span, SpanId, SpanKind, SpanStatus, TraceId};
+use crate::trace::model::{AttrValue, MAX_LINKS, Span, SpanId, SpanKind, SpanStatus, TraceId};
 
 const SHAPE: &str = r#"a Jaeger v1 envelope ({"data": …, "errors": …})"#;
 const TRACE_ID: &str = "a trace id: 1 to 32 hex digits";
@@ -106,6 +106,7 @@ fn read_span(
         attributes: tags.attributes,
         start_unix_nanos: start,
         end_unix_nanos: end,
+        links: links(&span.get("references"), trace_id)?,
     })
 }
 
@@ -148,6 +149,18 @@ fn parent(references: &Node, trace_id: TraceId) -> Result<Option<SpanId>, ParseE
         follows_from = follows_from.or(Some(span_id));
     }
     Ok(follows_from)
+}
+
+/// References into other traces: OTLP links, as Jaeger v1 shows them.
+fn links(references: &Node, trace_id: TraceId) -> Result<Vec<(TraceId, SpanId)>, ParseError> {
+    let mut links = Vec::new();
+    for reference in references.items("an array of references")? {
+        let other = hex_trace_id(&reference.get("traceID"))?;
+        if other != trace_id && links.len() < MAX_LINKS {
+            links.push((other, hex_span_id(&reference.get("spanID"))?));
+        }
+    }
+    Ok(links)
 }
 
 /// From the trace's `processes` map by `processID`, or from a `process` embedded in the span (as

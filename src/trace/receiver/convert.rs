@@ -6,6 +6,7 @@ use base64::Engine as _;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use super::super::model::MAX_LINKS;
 use super::super::{AttrValue, Span, SpanId, SpanKind, SpanStatus, TraceId};
 
 /// The ids of a span, validated as OTLP defines them: exact lengths, not all zeroes. An empty
@@ -67,6 +68,17 @@ pub(super) fn convert(
             .collect(),
         start_unix_nanos: span.start_time_unix_nano,
         end_unix_nanos: span.end_time_unix_nano,
+        links: span
+            .links
+            .iter()
+            .filter_map(|link| {
+                Some((
+                    TraceId::from_bytes(&link.trace_id)?,
+                    SpanId::from_bytes(&link.span_id)?,
+                ))
+            })
+            .take(MAX_LINKS)
+            .collect(),
     }
 }
 
