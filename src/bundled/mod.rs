@@ -16,6 +16,8 @@ pub const GATEWAY_SERVICE: &str = engine::gateway::DEFAULT_SERVICE_NAME;
 pub const ENGINE_SERVICE: &str = engine::core_engine::DEFAULT_SERVICE_NAME;
 /// Where the gateway serves its Prometheus metrics.
 pub const GATEWAY_METRICS_ROUTE: &str = engine::gateway::METRICS_ROUTE;
+/// The gateway's stream route (WebSocket upgrades).
+pub(crate) const STREAM_ROUTE: &str = engine::gateway::STREAM_ROUTE;
 /// The gateway's fetch route, the one the load drives.
 pub(crate) const FETCH_ROUTE: &str = engine::gateway::FETCH_ROUTE;
 /// The JSON fields of the gateway's stream updates (docs/streaming.md): a `websocket:` kind reads

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::bundled::metrics::{Received, reconcile};
+use crate::bundled::metrics::{Received, StreamReceived, reconcile};
 use crate::exit::RunError;
 use crate::load::{self, Announce, RunReport, SampleSink};
 use crate::metrics::declared::{self, Outcomes};
@@ -553,6 +553,18 @@ async fn snapshot_after(
 /// What the harness received in the measured run, by HTTP status and gRPC code.
 fn received(report: &RunReport, protocol: Protocol) -> Received {
     let mut received = Received::default();
+    if protocol == Protocol::WebSocket {
+        // Upgrades, not fetches: the stream rules take them with the updates.
+        let total = report.stream.as_ref().map(|s| s.total());
+        received.stream = Some(
+            total.map_or_else(StreamReceived::default, |t| StreamReceived {
+                connected: t.connected,
+                updates: t.updates,
+                lost: t.lost,
+            }),
+        );
+        return received;
+    }
     for kind in &report.recorder.kinds {
         for (label, count) in &kind.outcomes {
             match protocol {
