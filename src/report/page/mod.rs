@@ -12,6 +12,7 @@ mod overhead;
 mod profile;
 #[cfg(test)]
 mod samples;
+mod stream;
 mod timeline;
 mod verification;
 
@@ -84,6 +85,8 @@ struct Page {
     errors: Vec<KindErrors>,
     traces: Option<TracesView>,
     metrics: Option<MetricsView>,
+    /// A stream load's messages, and the trace checks of its updates.
+    stream: Option<stream::StreamView>,
     overhead: Option<OverheadView>,
     result_file: String,
     schema_version: u32,
@@ -236,6 +239,11 @@ impl Page {
             errors: result.kinds.iter().map(kind_errors).collect(),
             traces: result.verification.traces.as_ref().map(traces),
             metrics: result.verification.metrics.as_ref().map(metrics),
+            stream: result
+                .stream
+                .as_ref()
+                .map(|s| stream::stream(s, result.verification.streams.as_ref()))
+                .transpose()?,
             overhead: result.overhead.as_ref().map(overhead),
             result_file: result_file.to_owned(),
             schema_version: result.schema_version,
