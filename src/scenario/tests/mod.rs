@@ -1009,7 +1009,7 @@ fn bad_verify_sections_say_where_and_what() {
         ),
         (
             "verify:\n  trace: {}\n",
-            "x.yaml:15:3: verify.trace: unknown key; expected one of: traces, metrics",
+            "x.yaml:15:3: verify.trace: unknown key; expected one of: traces, metrics, streams",
         ),
     ];
     for (tail, expected) in cases {
