@@ -144,6 +144,7 @@ fn runner(c: &mut Criterion) {
                 drain_timeout: Duration::from_secs(60),
                 announce: None,
                 samples: None,
+                segment: None,
             };
             let start = process_cpu();
             let report = runtime

@@ -14,6 +14,7 @@ pub(crate) mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod load;
+pub mod merge;
 #[allow(missing_docs)] // Items still to be documented.
 pub mod metrics;
 pub(crate) mod overhead;

@@ -68,6 +68,10 @@ enum Command {
     /// Compare a result with a stored baseline's: exit 1 when a latency percentile or error rate
     /// of a request kind regressed beyond the noise
     Compare(CompareArgs),
+    /// Merge the results of a fleet's shards (`run --shard I/N`) into one: histograms added
+    /// exactly, timelines by wall-clock second, thresholds judged on the fleet; exits as a run
+    /// would (2 for shards that are not one whole fleet, 3 when a shard did not complete)
+    Merge(MergeArgs),
     /// Render the HTML report of a stored result.json again
     Report {
         /// The result.json a run wrote
@@ -131,6 +135,31 @@ struct RunArgs {
     /// No progress lines
     #[arg(long)]
     quiet: bool,
+    /// Run shard I of N (1 <= I <= N): every N-th request of the schedule and its share of the
+    /// traced sample, into OUT/<scenario>/shard-I/; `harness merge` judges the fleet. Exits 0
+    /// when the shard completed, whatever its own thresholds say
+    #[arg(long, value_name = "I/N")]
+    shard: Option<harness::run::shard::Shard>,
+    /// With --shard: the fleet's common start, RFC 3339 (2026-12-06T10:00:00Z) or Unix seconds
+    /// [default: the first shard to start writes one, 3 s ahead, to OUT/<scenario>/start-at]
+    #[arg(long, value_name = "TIME")]
+    start_at: Option<harness::run::shard::StartAt>,
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// The shards' result.json files, one per shard
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
+    /// Directory for the merged result; it is written into OUT/<scenario name>/
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// Also write the outcome as JUnit XML to this file
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write the JSON summary to this file (`-`: stdout)
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -183,6 +212,7 @@ fn main() -> ExitCode {
         Command::Signoff(args) => runtime.block_on(signoff(args)),
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Compare(args) => compare(args),
+        Command::Merge(args) => merge(args),
         Command::Report { result, out } => report(&result, out),
         Command::Engine(args) => serve(
             "core engine",
@@ -230,10 +260,19 @@ async fn run(args: RunArgs) -> ExitCode {
         junit: args.junit,
         summary_json: args.summary_json,
         jaeger_bin: args.jaeger_bin,
+        shard: args.shard,
+        start_at: args.start_at.map(|at| at.0),
     };
     match harness::run::run(&args.scenario, &options, stop_on_signals()).await {
         Ok(finished) => {
             let mut human = harness::summary::render(&finished.result);
+            if let Some(shard) = &finished.result.shard {
+                human.push_str(&format!(
+                    "shard {}/{}: its thresholds are its own share's; `harness merge` judges the \
+                     fleet\n",
+                    shard.index, shard.count
+                ));
+            }
             human.push_str(&format!("result: {}\n", finished.result_path.display()));
             if let Some(junit) = &options.junit {
                 human.push_str(&format!("junit: {}\n", junit.display()));
@@ -375,6 +414,33 @@ fn compare(args: CompareArgs) -> ExitCode {
         Err(error) => {
             eprintln!("harness: {error}");
             ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// `harness merge`: the fleet's outcome, with a run's exit codes.
+fn merge(args: MergeArgs) -> ExitCode {
+    let options = harness::merge::MergeOptions {
+        out_dir: args.out,
+        junit: args.junit,
+        summary_json: args.summary_json,
+    };
+    match harness::merge::merge(&args.results, &options) {
+        Ok(finished) => {
+            let mut human = harness::summary::render(&finished.result);
+            human.push_str(&format!("result: {}\n", finished.result_path.display()));
+            match options.summary_json.as_deref() {
+                Some(path) if path == Path::new("-") => eprint!("{human}"),
+                _ => print!("{human}"),
+            }
+            ExitCode::from(finished.result.exit_code())
+        }
+        Err(error) => {
+            match &error {
+                RunError::BadInput(message) => eprintln!("harness: {message}"),
+                RunError::Incomplete(_) => eprintln!("harness: the merge failed: {error}"),
+            }
+            ExitCode::from(error.exit_code())
         }
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::format::{self, cpu_time, duration_terse, percent_fixed};
+use crate::result::memory::{MemoryResult, bytes_text, growth_text};
 use crate::result::overhead::{
     ArmResult, Effect, FaultCounts, InstructionCounts, OverheadResult, ServiceEffect, Spread,
     StepEffect,
@@ -50,6 +51,22 @@ pub fn render(result: &RunResult) -> String {
         load.sent,
         load.dropped,
     );
+    if let Some(fleet) = &result.fleet {
+        let late = fleet
+            .shards
+            .iter()
+            .map(|s| s.start_lag_ms)
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "fleet: {} shards merged (histograms added exactly); the latest started {late} ms after the common start",
+            fleet.count
+        );
+        if let Some(note) = &fleet.metrics_not_reconciled {
+            let _ = writeln!(out, "metrics: {note}");
+        }
+    }
     for key in &result.scenario.insecure {
         let _ = writeln!(
             out,
@@ -126,6 +143,9 @@ pub fn render(result: &RunResult) -> String {
     if let Some(experiment) = &result.overhead {
         overhead(&mut out, experiment);
     }
+    if let Some(sampled) = &result.memory {
+        memory(&mut out, sampled);
+    }
     if !result.thresholds.is_empty() {
         let _ = writeln!(out, "thresholds:");
         for t in &result.thresholds {
@@ -136,6 +156,36 @@ pub fn render(result: &RunResult) -> String {
 }
 
 mod stream;
+/// Each process's resident memory over the load and its growth with the interval.
+fn memory(out: &mut String, memory: &MemoryResult) {
+    let _ = writeln!(
+        out,
+        "memory (resident; growth from second {:.0} of the load, 95% interval):",
+        memory.steady_from_s
+    );
+    for p in &memory.processes {
+        let growth = match p.growth {
+            Some(g) => format!(
+                "growth {} [{} to {}]",
+                growth_text(g.estimate),
+                growth_text(g.low),
+                growth_text(g.high)
+            ),
+            None => "growth not estimated (too few samples)".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<14} {} -> {} (max {}), {growth}",
+            p.name,
+            bytes_text(p.start_bytes),
+            bytes_text(p.end_bytes),
+            bytes_text(p.max_bytes),
+        );
+        if let Some(why) = &p.stopped {
+            let _ = writeln!(out, "    sampling stopped early: {why}");
+        }
+    }
+}
 
 /// Examples of failures printed; the rest are in result.json.
 const SHOWN_FAILURES: usize = 5;
@@ -217,6 +267,20 @@ fn verification(out: &mut String, result: &RunResult) {
             for check in source.checks.iter().filter(|c| !c.passed) {
                 let _ = writeln!(out, "    {}: {}", check.subject(), check.comparison());
             }
+        }
+    }
+    if let Some(pii) = &result.verification.pii {
+        let _ = writeln!(out, "pii: {}", pii.headline());
+        for finding in pii.findings.iter().take(SHOWN_FAILURES) {
+            let sort = if finding.canary { "canary" } else { "pattern" };
+            let _ = writeln!(
+                out,
+                "  {sort} {} {} at {}",
+                finding.kind, finding.value, finding.place
+            );
+        }
+        for why in &pii.not_searched {
+            let _ = writeln!(out, "  not searched: {why}");
         }
     }
 }
@@ -480,5 +544,53 @@ mod tests {
         let cells = all_row(&render(&result));
         assert_eq!(cells.len(), 6);
         assert_eq!(cells[2], "-");
+    }
+
+    #[test]
+    fn memory_lines_give_each_process_its_growth_and_interval() {
+        use crate::result::memory::ProcessMemory;
+        let mut result = stored("smoke");
+        assert!(!render(&result).contains("memory"));
+        let process = |name: &str, growth| ProcessMemory {
+            name: name.to_owned(),
+            service: true,
+            samples: vec![(0.0, 24_000_000), (30.0, 96_000_000)],
+            start_bytes: 24_000_000,
+            end_bytes: 96_000_000,
+            max_bytes: 96_000_000,
+            growth,
+            steady_samples: 24,
+            stopped: None,
+        };
+        result.memory = Some(MemoryResult {
+            sample_every_s: 1.0,
+            steady_from_s: 6.0,
+            processes: vec![
+                process(
+                    "core-engine",
+                    Some(stats::Estimate {
+                        estimate: 40_000.0,
+                        low: 39_000.0,
+                        high: 41_000.0,
+                    }),
+                ),
+                process("api-gateway", None),
+            ],
+        });
+        let text = render(&result);
+        assert!(
+            text.contains("memory (resident; growth from second 6 of the load, 95% interval):"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  core-engine    24.0 MB -> 96.0 MB (max 96.0 MB), growth 2.40 MB/min \
+                 [2.34 MB/min to 2.46 MB/min]"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("api-gateway    24.0 MB -> 96.0 MB (max 96.0 MB), growth not estimated")
+        );
     }
 }

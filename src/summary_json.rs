@@ -141,6 +141,7 @@ impl<'a> Threshold<'a> {
             Unit::Micros => ("ms", |us| Observed::Number(us / 1e3)),
             Unit::Ratio => ("ratio", Observed::Number),
             Unit::PerSecond => ("req/s", Observed::Number),
+            Unit::BytesPerSecond => ("B/s", Observed::Number),
             Unit::Bool => ("bool", |x| Observed::Bool(x == 1.0)),
         };
         Threshold {

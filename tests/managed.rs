@@ -119,6 +119,7 @@ async fn open_loop_load_through_the_managed_gateway() {
         drain_timeout: Duration::from_secs(10),
         announce: None,
         samples: None,
+        segment: None,
     };
     let report = run(driver, plan, CancellationToken::new(), |_, _| {})
         .await

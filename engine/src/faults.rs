@@ -48,7 +48,20 @@ pub struct FaultArgs {
         value_parser = clap::value_parser!(u64).range(0..=MAX_CALIBRATION_CPU_US)
     )]
     pub calibration_traced_cpu_us: u64,
+    /// Calibration only: bytes allocated, written to and never freed per request, so that the
+    /// engine's resident memory grows at a known rate (at most 16 MiB a request)
+    #[arg(
+        long,
+        env = "ENGINE_CALIBRATION_LEAK_BYTES_PER_REQUEST",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_CALIBRATION_LEAK_BYTES)
+    )]
+    pub calibration_leak_bytes_per_request: u64,
 }
+
+/// The most a request may be made to leak: 16 MiB, so that a mistyped flag exhausts memory in
+/// minutes rather than at once.
+const MAX_CALIBRATION_LEAK_BYTES: u64 = 16 << 20;
 
 /// The most CPU a traced request may be made to burn: 100 ms, far beyond any tracing cost.
 const MAX_CALIBRATION_CPU_US: u64 = 100_000;
@@ -79,6 +92,7 @@ pub struct Faults {
     error_ratio: f64,
     error_code: Code,
     traced_cpu: Duration,
+    leak_bytes: usize,
     started: Instant,
     requests: AtomicU64,
 }
@@ -129,6 +143,7 @@ impl Default for Faults {
             error_ratio: 0.0,
             error_code: Code::Unavailable,
             traced_cpu: Duration::ZERO,
+            leak_bytes: 0,
             started: Instant::now(),
             requests: AtomicU64::new(0),
         }
@@ -148,6 +163,8 @@ impl Faults {
             error_ratio: args.fault_error_ratio,
             error_code: args.fault_error_code,
             traced_cpu: Duration::from_micros(args.calibration_traced_cpu_us),
+            leak_bytes: usize::try_from(args.calibration_leak_bytes_per_request)
+                .map_err(|_| "--calibration-leak-bytes-per-request does not fit".to_owned())?,
             started: Instant::now(),
             requests: AtomicU64::new(0),
         })
@@ -186,6 +203,18 @@ impl Faults {
     pub fn burn_traced_cpu(&self) {
         if !self.traced_cpu.is_zero() {
             burn_thread_cpu(self.traced_cpu);
+        }
+    }
+}
+
+impl Faults {
+    /// Calibration only: allocates the configured bytes and never frees them. They are filled
+    /// with ones, which writes every page (an allocation never written to would only reserve
+    /// address space, and a zeroed one may come from pages the kernel has not yet provided).
+    pub fn leak(&self) {
+        if self.leak_bytes > 0 {
+            let kept: &'static mut [u8] = vec![1u8; self.leak_bytes].leak();
+            std::hint::black_box(kept);
         }
     }
 }
@@ -320,6 +349,38 @@ mod tests {
         );
         let f = faults(&["--calibration-traced-cpu-us", "100000"]).expect("the bound itself");
         assert_eq!(f.traced_cpu, Duration::from_millis(100));
+        let err =
+            faults(&["--calibration-leak-bytes-per-request", "16777217"]).expect_err("refused");
+        assert!(
+            err.contains("--calibration-leak-bytes-per-request"),
+            "{err}"
+        );
+    }
+
+    /// The leak is real: resident memory grows by about what was asked (read from the kernel, as
+    /// the harness reads it).
+    #[test]
+    fn leaks_grow_resident_memory() {
+        let rss = || {
+            let status = std::fs::read_to_string("/proc/self/status").expect("status");
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .expect("VmRSS");
+            let kb: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .expect("a number");
+            kb * 1024
+        };
+        let f = faults(&["--calibration-leak-bytes-per-request", "1048576"]).expect("valid");
+        let before = rss();
+        for _ in 0..32 {
+            f.leak();
+        }
+        let grown = rss().saturating_sub(before);
+        assert!(grown >= 30 << 20, "grew {grown} bytes for 32 MiB leaked");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod stream;
 use hyper::Uri;
 
 use crate::exit::RunError;
+use crate::scenario::template::CanaryKind;
 
 /// The gateway's service name, as its spans, logs and metrics name it.
 pub const GATEWAY_SERVICE: &str = engine::gateway::DEFAULT_SERVICE_NAME;
@@ -42,6 +43,45 @@ pub(crate) fn fetch_message(body: serde_json::Value) -> Result<bytes::Bytes, ser
     Ok(engine::proto::FetchMarketDataRequest::from(request)
         .encode_to_vec()
         .into())
+}
+
+/// The canaries every bundled HTTP request carries, as real clients of the gateway send their
+/// credentials and identity: `Authorization: Bearer <token>`, and the client's identifier in
+/// `X-Client-Id` and the body's `client_id`.
+pub(crate) const CLIENT_CANARIES: [CanaryKind; 2] = [CanaryKind::Token, CanaryKind::Account];
+
+/// The body with `client_id` set to the account canary, unless the scenario sets it.
+pub(crate) fn with_client_id(body: &serde_json::Value) -> serde_json::Value {
+    let mut body = body.clone();
+    if let Some(fields) = body.as_object_mut() {
+        fields
+            .entry("client_id")
+            .or_insert_with(|| format!("{{{{{}}}}}", CanaryKind::Account.var()).into());
+    }
+    body
+}
+
+/// `Authorization` and `X-Client-Id` from the draw's canaries, marked sensitive.
+pub(crate) fn add_client_headers(
+    headers: &mut hyper::HeaderMap,
+    draw: &crate::scenario::template::Draw,
+) -> Result<(), hyper::header::InvalidHeaderValue> {
+    let canary = |kind: CanaryKind| draw.get(&kind.var()).cloned().unwrap_or_default();
+    for (name, value) in [
+        (
+            hyper::header::AUTHORIZATION,
+            format!("Bearer {}", canary(CanaryKind::Token)),
+        ),
+        (
+            hyper::header::HeaderName::from_static("x-client-id"),
+            canary(CanaryKind::Account),
+        ),
+    ] {
+        let mut value = hyper::header::HeaderValue::from_str(&value)?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(())
 }
 
 /// The gateway's fetch endpoint under a base URL.

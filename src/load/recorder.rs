@@ -204,6 +204,12 @@ impl Recorder {
         }
     }
 
+    /// When the run started: second 0 of its timeline, from which other series of the run (the
+    /// processes' memory) are timed too.
+    pub fn started(&self) -> Instant {
+        self.t0
+    }
+
     fn second(&mut self, at: Instant) -> &mut Second {
         let index = at.saturating_duration_since(self.t0).as_secs() as usize;
         if self.timeline.len() <= index {

@@ -18,7 +18,7 @@ use super::driver::Driver;
 use super::outcome::Outcome;
 use super::recorder::{Completion, Recorder};
 use super::sample::{Announce, SampleSink, SampledRequest, Sampler, Sampling, TraceParent};
-use super::schedule::{Arrivals, RatePhase, Schedule};
+use super::schedule::{Arrivals, RatePhase, Schedule, Segment};
 use super::thread::on_load_thread;
 
 /// How far past the schedule's end the harness may still be sending what fell due before it. A
@@ -70,6 +70,10 @@ pub struct LoadPlan<P> {
     pub announce: Option<Announce>,
     /// Receives each sampled request when it completes.
     pub samples: Option<SampleSink>,
+    /// Send only this shard's arrivals of the schedule (`None`: all of them). The request mix
+    /// is drawn for every arrival all the same, so that each arrival is the same request in
+    /// every shard as in an unsharded run; sampling caps are this shard's share.
+    pub segment: Option<Segment>,
 }
 
 /// A plan the load core cannot run.
@@ -210,7 +214,14 @@ async fn drive<D: Driver>(
     // Trace ids must be fresh in every run (a store may still hold an earlier run's traces), and
     // drawing them must not disturb the seeded request sequence.
     let mut trace_rng = StdRng::from_os_rng();
-    let mut sampler = Sampler::new(plan.kinds.iter().map(|k| k.sampling));
+    let segment = plan.segment;
+    let mut sampler = Sampler::new(plan.kinds.iter().map(|k| match segment {
+        Some(segment) => Sampling {
+            max: segment.share(k.sampling.max),
+            ..k.sampling
+        },
+        None => k.sampling,
+    }));
     let kinds = plan.kinds;
     let mut alarm = Alarm::new(timing);
     let t0 = Instant::now();
@@ -244,6 +255,12 @@ async fn drive<D: Driver>(
         .and_then(|late| t0.checked_add(late));
 
     'schedule: for arrival in Schedule::new(plan.phases, plan.arrivals) {
+        if segment.is_some_and(|segment| !segment.owns(arrival.index)) {
+            // Another shard's: drawn as it draws it, so that the sequences stay in step.
+            let kind = mix.sample(&mut rng);
+            let _ = rand::Rng::random_range(&mut rng, 0..kinds[kind].payloads.len());
+            continue;
+        }
         let Some(due) = t0.checked_add(arrival.offset) else {
             break;
         };
@@ -464,7 +481,72 @@ mod tests {
             drain_timeout: Duration::from_secs(30),
             announce: None,
             samples: None,
+            segment: None,
         }
+    }
+
+    /// Sends the payload it is given as the status, remembering each payload and trace id, in
+    /// the order sent.
+    struct Payloads(Mutex<Vec<(u16, Option<u128>)>>);
+
+    impl Driver for Payloads {
+        type Payload = u16;
+
+        async fn send(&self, payload: &u16, trace: Option<&TraceParent>) -> Reply {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((*payload, trace.map(|t| t.trace_id)));
+            Outcome::Status(200).into()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shards_send_the_whole_runs_requests_between_them_and_share_its_sample() {
+        let mixed = || {
+            let mut plan = plan(100.0, 2, 1_000);
+            plan.kinds[0].payloads = (0..50).collect();
+            plan.kinds[0].sampling = Sampling { ratio: 0.1, max: 7 };
+            plan
+        };
+        let whole = Arc::new(Payloads(Mutex::new(Vec::new())));
+        run_alone(Arc::clone(&whole), mixed()).await;
+        let whole = whole.0.lock().expect("lock").clone();
+        assert_eq!(whole.len(), 200);
+        let count = 3u64;
+        let mut sampled = 0;
+        let mut trace_ids = std::collections::BTreeSet::new();
+        for index in 0..count {
+            let shard = Arc::new(Payloads(Mutex::new(Vec::new())));
+            let mut plan = mixed();
+            plan.segment = Segment::new(index, count);
+            let report = run_alone(Arc::clone(&shard), plan).await;
+            let sent = shard.0.lock().expect("lock").clone();
+            // Every count-th request of the whole run, the very same one.
+            let expected: Vec<u16> = whole
+                .iter()
+                .skip(index as usize)
+                .step_by(count as usize)
+                .map(|(payload, _)| *payload)
+                .collect();
+            let payloads: Vec<u16> = sent.iter().map(|(payload, _)| *payload).collect();
+            assert_eq!(payloads, expected, "shard {index}");
+            assert_eq!(report.scheduled, expected.len() as u64);
+            let traced: Vec<u128> = sent.iter().filter_map(|(_, trace)| *trace).collect();
+            // A tenth of the shard's requests, within its share of the cap of 7 (3, 2, 2).
+            assert_eq!(
+                traced.len() as u64,
+                [3, 2, 2][index as usize],
+                "shard {index}"
+            );
+            sampled += traced.len();
+            trace_ids.extend(traced);
+        }
+        assert_eq!(
+            sampled, 7,
+            "the shards' samples add up to the whole run's cap"
+        );
+        assert_eq!(trace_ids.len(), 7, "every shard's trace ids are its own");
     }
 
     #[tokio::test(start_paused = true)]

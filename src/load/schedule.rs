@@ -85,6 +85,37 @@ pub struct Arrival {
     pub phase: usize,
 }
 
+/// One shard's share of a schedule, as k6's execution segments share one: arrival `i` belongs to
+/// shard `i mod count`, so that the shards of a fleet send every `count`-th arrival each and,
+/// together, exactly the arrivals of the whole schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// From 0 to `count - 1`.
+    index: u64,
+    count: u64,
+}
+
+impl Segment {
+    /// Shard `index` (from 0) of `count`; `None` unless `index < count`.
+    pub fn new(index: u64, count: u64) -> Option<Self> {
+        (index < count).then_some(Segment { index, count })
+    }
+
+    /// Whether the arrival with this sequence number is this shard's.
+    pub fn owns(&self, arrival: u64) -> bool {
+        arrival % self.count == self.index
+    }
+
+    /// This shard's part of a cap of `total` shared by the fleet: the parts differ by at most
+    /// one and add up to `total` (an unbounded cap stays unbounded).
+    pub fn share(&self, total: u64) -> u64 {
+        if total == u64::MAX {
+            return total;
+        }
+        total / self.count + u64::from(self.index < total % self.count)
+    }
+}
+
 /// Start offset of each phase, for reports and progress.
 pub fn phase_starts(phases: &[RatePhase]) -> Vec<Duration> {
     phases
@@ -189,6 +220,41 @@ mod tests {
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn segments_split_a_schedule_into_disjoint_shares_whose_union_is_the_whole() {
+        let phases = vec![
+            RatePhase::constant(97.0, secs(1.0)),
+            RatePhase {
+                from: 10.0,
+                to: 300.0,
+                duration: secs(2.0),
+            },
+        ];
+        for arrivals in [Arrivals::Uniform, Arrivals::Poisson { seed: 5 }] {
+            let whole: Vec<Arrival> = Schedule::new(phases.clone(), arrivals).collect();
+            for count in 1..=7u64 {
+                let mut union: Vec<Arrival> = (0..count)
+                    .flat_map(|i| {
+                        let segment = Segment::new(i, count).expect("in range");
+                        Schedule::new(phases.clone(), arrivals)
+                            .filter(move |a| segment.owns(a.index))
+                    })
+                    .collect();
+                union.sort_by_key(|a| a.index);
+                assert_eq!(union, whole, "{count} shards of {arrivals:?}");
+            }
+        }
+        assert_eq!(Segment::new(3, 3), None);
+        let shares: Vec<u64> = (0..4)
+            .map(|i| Segment::new(i, 4).expect("in range").share(10))
+            .collect();
+        assert_eq!(shares, [3, 3, 2, 2]);
+        assert_eq!(
+            Segment::new(1, 4).expect("in range").share(u64::MAX),
+            u64::MAX
+        );
     }
 
     #[test]

@@ -21,6 +21,10 @@ use crate::scenario::{
     self, Call, GrpcMethod, HttpBody, Phase, Protocol, RequestKind, Scenario, Template,
 };
 
+pub(crate) mod canary;
+
+pub(crate) use canary::Canaries;
+
 /// Draws rendered ahead per request kind whose values come from `vars:` lists; a `vars_file:`
 /// gets one per row, up to this many.
 const VARIANTS_PER_KIND: usize = 64;
@@ -82,15 +86,16 @@ fn prepare_with(
         }
     }
     let mut rng = StdRng::seed_from_u64(scenario.load.seed);
+    let canaries = Canaries::of_this_process();
     Ok(match scenario.load.protocol {
-        Protocol::Http => PreparedMix::Http(kinds(scenario, &mut rng, |kind, draw| {
+        Protocol::Http => PreparedMix::Http(kinds(scenario, &mut rng, canaries, |kind, draw| {
             http_request(kind, draw, env).map(Arc::new)
         })?),
-        Protocol::Grpc => PreparedMix::Grpc(kinds(scenario, &mut rng, |kind, draw| {
+        Protocol::Grpc => PreparedMix::Grpc(kinds(scenario, &mut rng, canaries, |kind, draw| {
             grpc_call(kind, draw, env, unresolved).map(Arc::new)
         })?),
         Protocol::WebSocket => PreparedMix::WebSocket(stream::kinds(
-            kinds(scenario, &mut rng, |kind, draw| {
+            kinds(scenario, &mut rng, canaries, |kind, draw| {
                 stream::subscription(kind, draw, env).map(Arc::new)
             })?,
             scenario,
@@ -102,18 +107,24 @@ fn prepare_with(
 fn kinds<P>(
     scenario: &Scenario,
     rng: &mut StdRng,
+    canaries: Canaries,
     render: impl Fn(&RequestKind, &Draw) -> Result<P, RunError>,
 ) -> Result<Vec<LoadKind<P>>, RunError> {
     scenario
         .requests
         .iter()
-        .map(|kind| {
+        .enumerate()
+        .map(|(index, kind)| {
             let cap = match kind.vars {
                 scenario::Vars::Rows { .. } => MAX_ROWS_RENDERED,
                 _ => VARIANTS_PER_KIND,
             };
             let payloads = (0..kind.vars.variants(cap))
-                .map(|i| render(kind, &kind.vars.draw(i, rng)))
+                .map(|i| {
+                    let mut draw = kind.vars.draw(i, rng);
+                    canaries.add_to(&mut draw, index, i);
+                    render(kind, &draw)
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(LoadKind {
                 name: kind.name.clone(),
@@ -158,11 +169,16 @@ fn http_request(kind: &RequestKind, draw: &Draw, env: Env<'_>) -> Result<HttpReq
     let mut headers = HeaderMap::new();
     let json_type = HeaderValue::from_static("application/json");
     match &kind.call {
-        Call::Bundled(body) => Ok(HttpRequest::json(
-            hyper::Method::POST,
-            Uri::from_static(bundled::FETCH_ROUTE),
-            json(body)?,
-        )),
+        Call::Bundled(body) => {
+            let mut request = HttpRequest::json(
+                hyper::Method::POST,
+                Uri::from_static(bundled::FETCH_ROUTE),
+                json(&bundled::with_client_id(body))?,
+            );
+            bundled::add_client_headers(&mut request.headers, draw)
+                .map_err(|e| bad(kind, "", e))?;
+            Ok(request)
+        }
         Call::Http(call) => {
             for (name, value) in &call.headers {
                 let name =
@@ -291,6 +307,7 @@ pub(crate) fn load_plan<P>(
         drain_timeout: load.timeout + DRAIN_GRACE,
         announce: None,
         samples: None,
+        segment: None,
     }
 }
 

@@ -293,10 +293,26 @@ requests:
         assert_eq!(request.method, hyper::Method::POST);
         assert_eq!(request.uri.path(), bundled::FETCH_ROUTE);
         assert_eq!(header(request, "content-type"), Some("application/json"));
-        let body: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON");
+        let mut body: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON");
+        // The bundled request carries the client's identity as real clients do: canaries.
+        let client = body
+            .as_object_mut()
+            .and_then(|b| b.remove("client_id"))
+            .expect("a client_id");
         assert_eq!(
             body,
             json!({"symbols": ["AAPL"], "source_id": "yahoo_finance", "window": 30})
+        );
+        assert_eq!(header(request, "x-client-id"), client.as_str());
+        assert!(
+            client.as_str().is_some_and(|c| c.starts_with("acct-")),
+            "{client}"
+        );
+        let authorization = header(request, "authorization").expect("a bearer token");
+        assert!(authorization.starts_with("Bearer tok_"), "{authorization}");
+        assert!(
+            request.headers["authorization"].is_sensitive(),
+            "kept out of debug output"
         );
 
         let s = parse("x.yaml", &BUNDLED.replace("PROTOCOL", "grpc"));

@@ -86,10 +86,43 @@ pub fn suite(result: &RunResult) -> TestSuite {
     if let Some(metrics) = &result.verification.metrics {
         suite.add_test_cases(metrics_checks(scenario, metrics));
     }
+    if let Some(pii) = &result.verification.pii {
+        suite.add_test_case(pii_check(scenario, pii));
+    }
     if let Some(overhead) = &result.overhead {
         suite.add_test_cases(overhead_claim(scenario, overhead));
     }
     suite
+}
+
+/// The search for personal data as one testcase: a failure names every place found (redacted
+/// values only, as `result.json` holds them).
+fn pii_check(scenario: &str, pii: &crate::result::PiiReport) -> TestCase {
+    let places: Vec<String> = pii
+        .findings
+        .iter()
+        .map(|f| {
+            let sort = if f.canary { "canary" } else { "pattern" };
+            format!("{sort} {} {} at {}", f.kind, f.value, f.place)
+        })
+        .collect();
+    let status = if pii.passed {
+        TestCaseStatus::success()
+    } else {
+        failure("pii", pii.headline(), places.join("\n"))
+    };
+    let mut case = case(
+        &format!("{scenario}.pii"),
+        "no personal data in telemetry",
+        status,
+    );
+    let mut out = pii.headline();
+    if pii.passed && !places.is_empty() {
+        out.push('\n');
+        out.push_str(&places.join("\n"));
+    }
+    case.set_system_out(out);
+    case
 }
 
 /// A suite for a scenario that never ran: one `<error type="not run">` saying why. An error, not

@@ -14,13 +14,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED};
 use crate::load::{KindStats, RunReport, Stop};
+use memory::MemoryResult;
 use overhead::OverheadResult;
+pub mod memory;
 pub mod overhead;
+mod pii;
+mod shard;
 mod stream;
 mod stream_traces;
 mod threshold;
 mod verification;
 
+pub use pii::{PiiFinding, PiiReport, Searched};
+pub use shard::{FleetResult, FleetShard, ShardResult, scenario_hash};
 pub use stream::{StreamKindResult, StreamResult};
 pub(crate) use stream_traces::KEPT_FAILING;
 pub use stream_traces::{FailingUpdate, StreamTraceReport};
@@ -67,6 +73,15 @@ pub struct RunResult {
     /// describe its connects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamResult>,
+    /// Resident memory of the processes sampled during the load, and its growth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryResult>,
+    /// In a shard's result (`harness run --shard I/N`): which shard it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardResult>,
+    /// In a merged result (`harness merge`): the shards it was merged from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetResult>,
 }
 
 /// A threshold of the scenario with its verdict, an entry of `thresholds` in `result.json`.
@@ -559,8 +574,11 @@ impl RunResult {
     }
 
     /// The exit code the run calls for: 3 unless it completed, then 0 if it passed and 1 if not.
+    /// A shard's thresholds do not decide its exit code: the fleet is judged by `harness merge`,
+    /// and a shard that completed exits 0 so that only a shard that failed fails its job.
     pub fn exit_code(&self) -> u8 {
         match self.status {
+            RunStatus::Completed if self.shard.is_some() => EXIT_PASSED,
             RunStatus::Completed if self.passed() => EXIT_PASSED,
             RunStatus::Completed => EXIT_FAILED,
             RunStatus::Interrupted { .. } | RunStatus::Failed { .. } => EXIT_INCOMPLETE,
@@ -621,6 +639,9 @@ impl RunResult {
             thresholds: Vec::new(),
             verification: VerificationResult::default(),
             overhead: None,
+            memory: None,
+            shard: None,
+            fleet: None,
         }
     }
 }

@@ -19,6 +19,9 @@ pub(crate) enum Unit {
     /// 1 for true, 0 for false.
     #[serde(rename = "bool")]
     Bool,
+    /// Memory growth.
+    #[serde(rename = "B/s")]
+    BytesPerSecond,
 }
 
 /// The outcome of one threshold, as reported and written to `result.json`.
@@ -48,6 +51,7 @@ impl Evaluation {
                 Unit::Ratio => format!("{}%", format::decimals(value * 100.0)),
                 Unit::PerSecond => format::decimals(value),
                 Unit::Bool => (if value == 1.0 { "true" } else { "false" }).to_owned(),
+                Unit::BytesPerSecond => super::memory::growth_text(value),
             },
             None => "no data".to_owned(),
         }

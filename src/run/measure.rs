@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::shard::Sharding;
 use super::target::Target;
 use crate::exit::RunError;
 use crate::load::stream::{StreamKind, StreamPlan, StreamTarget};
@@ -21,14 +22,9 @@ pub(super) async fn drive(
     target: &Target,
     stop: &CancellationToken,
     quiet: bool,
-    verifier: &mut Verifier,
-    scrape_targets: Option<Vec<(String, String)>>,
+    verify: Verify<'_>,
 ) -> Result<RunReport, RunError> {
     let load = &scenario.load;
-    let verify = Verify {
-        verifier,
-        scrape_targets,
-    };
     // The response header (HTTP) or metadata (gRPC) that carries the trace id, if checked.
     let trace_header = scenario
         .verify
@@ -123,9 +119,11 @@ fn phase_labels(load: &crate::scenario::Load) -> Vec<String> {
 }
 
 /// The verifier and what it needs between the warm-up and the measured load.
-struct Verify<'a> {
-    verifier: &'a mut Verifier,
-    scrape_targets: Option<Vec<(String, String)>>,
+pub(super) struct Verify<'a> {
+    pub(super) verifier: &'a mut Verifier,
+    pub(super) scrape_targets: Option<Vec<(String, String)>>,
+    /// A shard's share of the load, and the fleet's common start.
+    pub(super) sharding: Option<&'a Sharding>,
 }
 
 async fn warm_up_and_run<D: Driver>(
@@ -140,7 +138,11 @@ where
     D::Payload: Clone,
 {
     let load = &scenario.load;
-    let plan = |phases, kinds| load_plan(load, phases, kinds);
+    let segment = verify.sharding.map(|s| s.shard.segment());
+    let plan = |phases, kinds| load::LoadPlan {
+        segment,
+        ..load_plan(load, phases, kinds)
+    };
     let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
     let phase_starts = load::schedule::phase_starts(&rate_phases);
     let labels = phase_labels(load);
@@ -177,6 +179,10 @@ where
     let mut measured = plan(phases, kinds);
     measured.announce = announce;
     measured.samples = samples;
+    if let Some(sharding) = verify.sharding {
+        progress.note("waiting for the fleet's common start");
+        sharding.wait_for_start(stop).await?;
+    }
     let ticks = Arc::clone(&progress);
     let report = load::run(driver, measured, stop.clone(), move |recorder, elapsed| {
         ticks.tick(recorder, elapsed)

@@ -8,15 +8,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::exit::RunError;
 use crate::load::{RunReport, Stop};
+use crate::result::memory::{HARNESS_PROCESS, MemoryResult};
 use crate::result::{PhaseResult, RunResult};
 use crate::scenario::{self, Scenario, System};
 use crate::system::jaeger::JaegerProcess;
+use crate::system::rss::{RssSampler, Watched};
 use crate::system::{ManagedSystem, MetricsTokenFile};
 use crate::threshold;
 
 mod measure;
 mod outputs;
 mod resolve;
+pub mod shard;
 mod target;
 mod watch;
 
@@ -52,6 +55,10 @@ pub struct RunOptions {
     /// `--jaeger-bin PATH`: the Jaeger v2 binary for `system.managed.jaeger` (else found as
     /// [`crate::system::jaeger::find_binary`] says).
     pub jaeger_bin: Option<PathBuf>,
+    /// `--shard I/N`: run one shard of a fleet, into `OUT/<scenario>/shard-I/`.
+    pub shard: Option<shard::Shard>,
+    /// `--start-at`: the fleet's common start (else the first shard's, see [`shard`]).
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// What became of a run.
@@ -86,6 +93,8 @@ pub async fn run(
     let mut scenario =
         scenario::load(path, &overrides).map_err(|e| RunError::BadInput(e.to_string()))?;
     apply_flags(&mut scenario, options)?;
+    let metrics_checks = scenario.verify.metrics.is_some();
+    let sharding = sharded(&mut scenario, options)?;
     let mut thresholds = threshold::parse_all(&scenario)?;
     thresholds.extend(threshold::implicit(&scenario, &thresholds));
     // A method named for the server's reflection is encoded once the target has described it.
@@ -95,7 +104,7 @@ pub async fn run(
     } else {
         Some(plan::prepare(&scenario, &plan::process_env)?)
     };
-    let outputs = Outputs::create(path, &scenario, options)?;
+    let outputs = Outputs::create(path, &scenario, options)?.with_fleet_metrics(metrics_checks);
     if scenario.overhead.is_some() {
         let points = crate::overhead::points(path, &overrides, &scenario)?;
         drop(mix);
@@ -185,7 +194,10 @@ pub async fn run(
     // A signal stops everything below; so does a launched process that exits on its own, which
     // must not read as an interruption.
     let halt = stop.child_token();
+    let watched = memory_watch(managed.as_ref());
     let measured = async {
+        // Resident memory is sampled while the load runs, on this runtime, not the load's thread.
+        let sampler = RssSampler::start(watched);
         let mix = match mix {
             Some(mix) => Ok(mix),
             None => resolve::methods(&mut scenario, &target)
@@ -200,13 +212,17 @@ pub async fn run(
                     &target,
                     &halt,
                     options.quiet,
-                    &mut verifier,
-                    scrape_targets,
+                    measure::Verify {
+                        verifier: &mut verifier,
+                        scrape_targets,
+                        sharding: sharding.as_ref(),
+                    },
                 )
                 .await
             }
             Err(error) => Err(error),
         };
+        let memory = sampler.finish().await;
         let mut metrics = match &outcome {
             Ok(report) => verifier.after_load(report, &halt).await,
             Err(_) => None,
@@ -228,10 +244,10 @@ pub async fn run(
             metrics.reconciled &= spans.passed;
             metrics.sources.push(spans);
         }
-        (outcome, metrics, traces, streams)
+        (outcome, metrics, traces, memory, streams)
     };
     let mut managed = managed;
-    let ((outcome, metrics, mut traces, streams), crashed) =
+    let ((outcome, metrics, mut traces, memory, streams), crashed) =
         watch::while_running(measured, &halt, || exited(&mut managed, &mut jaeger)).await;
     // A launched Jaeger stops with the run: the report links to no UI that will be gone.
     if let (Some(report), Some(_)) = (&mut traces, &jaeger) {
@@ -244,6 +260,7 @@ pub async fn run(
     if let Some(jaeger) = jaeger {
         jaeger.stop().await;
     }
+    let pii = verifier.finish_pii(logs.as_ref());
     verifier.shutdown().await;
     let mut report = outcome.map_err(|error| outputs.failed(error))?;
     // A signal while the traces and metrics were still being checked interrupts the run as one
@@ -257,11 +274,62 @@ pub async fn run(
     result.verification.traces = traces;
     result.verification.metrics = metrics;
     result.verification.streams = streams;
+    result.verification.pii = pii;
+    result.memory = MemoryResult::of(memory, report.recorder.started());
     result.thresholds = threshold::evaluate(&thresholds, &report, &result);
+    if let (Some(identity), Some(sharding)) = (&mut result.shard, &sharding) {
+        if let Some((planned, started)) = sharding.times() {
+            identity.planned_start_unix_ms = Some(shard::unix_ms(planned));
+            identity.load_started_at_unix_us = Some(shard::unix_us(started));
+            identity.start_lag_ms = started
+                .duration_since(planned)
+                .map_or(0, |late| late.as_millis() as u64);
+        }
+        identity.send_lag_histogram =
+            Some(crate::result::encode_histogram(&report.recorder.send_lag));
+    }
     // The recorder's histograms and timeline are in `result` now: freed before the outputs are
     // written, they leave room for them rather than add to the end-of-run peak.
     drop(report);
     outputs.finish(result)
+}
+
+/// A shard's part of the run, when `--shard` asks for one. A shard leaves the services' metrics
+/// alone: the services count every shard's requests, which no single shard can match, so the
+/// fleet's metrics are the merge's business (see `crate::merge`).
+fn sharded(
+    scenario: &mut Scenario,
+    options: &RunOptions,
+) -> Result<Option<shard::Sharding>, RunError> {
+    let Some(shard) = options.shard else {
+        if options.start_at.is_some() {
+            return Err(RunError::BadInput(
+                "--start-at is the common start of a fleet of shards; give --shard I/N too"
+                    .to_owned(),
+            ));
+        }
+        return Ok(None);
+    };
+    if scenario.overhead.is_some() {
+        return Err(RunError::BadInput(format!(
+            "{}: an overhead experiment cannot be sharded: its two arms must share one machine",
+            scenario.name
+        )));
+    }
+    scenario.verify.metrics = None;
+    let length = scenario
+        .load
+        .phases
+        .iter()
+        .fold(std::time::Duration::ZERO, |sum, p| {
+            sum.saturating_add(p.duration())
+        });
+    Ok(Some(shard::Sharding::new(
+        shard,
+        options.start_at,
+        &options.out_dir.join(&scenario.name),
+        length,
+    )))
 }
 
 /// `--gateway`, `--engine`, `--jaeger` and `--prometheus` applied to the scenario, or refused
@@ -359,6 +427,31 @@ fn exited(
         })
 }
 
+/// The processes whose memory is sampled: the launched services (named as the bundled system
+/// names them) and the harness itself; the harness alone when the system is external.
+fn memory_watch(managed: Option<&ManagedSystem>) -> Vec<Watched> {
+    let services = managed.into_iter().flat_map(|system| {
+        [
+            (bundled::ENGINE_SERVICE, system.engine.pid()),
+            (bundled::GATEWAY_SERVICE, system.gateway.pid()),
+        ]
+    });
+    services
+        .filter_map(|(name, pid)| {
+            Some(Watched {
+                name: name.to_owned(),
+                pid: pid?,
+                service: true,
+            })
+        })
+        .chain([Watched {
+            name: HARNESS_PROCESS.to_owned(),
+            pid: std::process::id(),
+            service: false,
+        }])
+        .collect()
+}
+
 /// A run in which no request got any answer did not measure the system: it failed.
 fn unanswered(report: &RunReport) -> Option<String> {
     let kinds = &report.recorder.kinds;
@@ -372,4 +465,19 @@ fn unanswered(report: &RunReport) -> Option<String> {
         Some(error) => format!("no request got an answer; the first failed with: {error}"),
         None => "no request got an answer before its timeout".to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against an external system the harness can see only itself.
+    #[test]
+    fn an_external_system_samples_the_harness_alone() {
+        let watched = memory_watch(None);
+        assert_eq!(watched.len(), 1);
+        assert_eq!(watched[0].name, HARNESS_PROCESS);
+        assert_eq!(watched[0].pid, std::process::id());
+        assert!(!watched[0].service);
+    }
 }

@@ -11,7 +11,7 @@ use super::{Finished, RunOptions};
 use crate::exit::RunError;
 use crate::load::RunReport;
 use crate::plan::target_rate;
-use crate::result::{self, RunResult, ScenarioEcho};
+use crate::result::{self, RunResult, ScenarioEcho, ShardResult};
 use crate::scenario::Scenario;
 
 /// The run's output directory and what every result it writes shares.
@@ -23,6 +23,8 @@ pub(super) struct Outputs<'a> {
     echo: ScenarioEcho,
     started: SystemTime,
     target_rate: f64,
+    /// A shard's identity, in every result it writes (a failed one too, for the merge to see).
+    shard: Option<ShardResult>,
 }
 
 impl<'a> Outputs<'a> {
@@ -32,7 +34,10 @@ impl<'a> Outputs<'a> {
         scenario: &Scenario,
         options: &'a RunOptions,
     ) -> Result<Self, RunError> {
-        let dir = options.out_dir.join(&scenario.name);
+        let dir = match options.shard {
+            Some(shard) => options.out_dir.join(&scenario.name).join(shard.dir_name()),
+            None => options.out_dir.join(&scenario.name),
+        };
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the output directory {}", dir.display()))
             .map_err(RunError::Incomplete)?;
@@ -52,6 +57,19 @@ impl<'a> Outputs<'a> {
                     .map_err(RunError::Incomplete)?;
             }
         }
+        let source = std::fs::read_to_string(path).unwrap_or_default();
+        let shard = options.shard.map(|shard| ShardResult {
+            index: shard.index,
+            count: shard.count,
+            scenario_sha256: result::scenario_hash(&source, &options.overrides),
+            planned_start_unix_ms: None,
+            load_started_at_unix_us: None,
+            start_lag_ms: 0,
+            send_lag_histogram: None,
+            metrics_checks: false,
+        });
+        // A shard is asked for its share of the rate.
+        let shards = options.shard.map_or(1.0, |shard| shard.count as f64);
         Ok(Outputs {
             dir,
             kind_names: scenario.requests.iter().map(|k| k.name.clone()).collect(),
@@ -60,24 +78,36 @@ impl<'a> Outputs<'a> {
             echo: ScenarioEcho {
                 name: scenario.name.clone(),
                 path: path.display().to_string(),
-                source: std::fs::read_to_string(path).unwrap_or_default(),
+                source,
                 overrides: options.overrides.clone(),
                 insecure: scenario.insecure(),
             },
             started: SystemTime::now(),
-            target_rate: target_rate(&scenario.load.phases),
+            target_rate: target_rate(&scenario.load.phases) / shards,
+            shard,
         })
+    }
+
+    /// Records in a shard's identity that its scenario asks for metrics checks, which the shard
+    /// leaves to the fleet.
+    pub(super) fn with_fleet_metrics(mut self, asked: bool) -> Self {
+        if let Some(shard) = &mut self.shard {
+            shard.metrics_checks = asked;
+        }
+        self
     }
 
     /// The result of `report`, failed with `failure` when there is one.
     pub(super) fn result(&self, report: &RunReport, failure: Option<String>) -> RunResult {
-        RunResult::new(
+        let mut result = RunResult::new(
             self.echo.clone(),
             self.started,
             self.target_rate,
             report,
             failure,
-        )
+        );
+        result.shard = self.shard.clone();
+        result
     }
 
     /// Writes a result that measured nothing and says why, then hands the error back; an error

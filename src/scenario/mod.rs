@@ -31,9 +31,9 @@ pub(crate) use error::{At, Problem, ScenarioError};
 pub(crate) use model::{
     Access, Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, Equals, ErrorRule, Execution,
     GrpcMethod, HttpBody, Instructions, Load, Located, Managed, MetricRule, MetricsChecks,
-    Overhead, Phase, PrometheusSpec, Protocol, Relaunch, RequestKind, SampleShare, Scenario,
-    ServiceSpec, StreamChecks, Sweep, System, Template, TraceChecks, TraceSourceSpec, Vars,
-    WsMessage,
+    Overhead, PatternSeverity, Phase, PiiChecks, PrometheusSpec, Protocol, Relaunch, RequestKind,
+    SampleShare, Scenario, ServiceSpec, StreamChecks, Sweep, System, Template, TraceChecks,
+    TraceSourceSpec, Vars, WsMessage,
 };
 
 use read::{Cx, index, join};

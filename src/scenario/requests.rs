@@ -107,7 +107,9 @@ fn request<'n>(cx: &mut Cx, node: &'n Node, path: &str) -> Option<(RequestKind, 
         origin,
         at,
         ..
-    } in placeholders.iter().filter(|p| !p.env)
+    } in placeholders
+        .iter()
+        .filter(|p| !p.env && !p.name.starts_with(super::template::CANARY_PREFIX))
     {
         if !vars.has(var) {
             let source = if fields.has("vars_file") {

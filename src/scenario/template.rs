@@ -1,6 +1,7 @@
-//! Templates in request fields: `{{var}}` draws from the kind's values, `${NAME}` reads the
-//! environment when the run starts (so a secret is never stored in the scenario or its results),
-//! and `$${` writes a literal `${`.
+//! Templates in request fields: `{{var}}` draws from the kind's values, `{{canary.KIND}}` is a
+//! fresh recognisable fake of personal data (searched for in the system's telemetry afterwards),
+//! `${NAME}` reads the environment when the run starts (so a secret is never stored in the
+//! scenario or its results), and `$${` writes a literal `${`.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,21 @@ pub(crate) fn parts(text: &str) -> Result<Vec<Part<'_>>, String> {
                 .split_once("}}")
                 .ok_or_else(|| format!("unclosed \"{{{{\" in {text:?}"))?;
             let name = name.trim();
+            if let Some(kind) = name.strip_prefix(CANARY_PREFIX) {
+                if CanaryKind::from_name(kind).is_none() {
+                    return Err(format!(
+                        "\"{{{{{name}}}}}\": unknown canary; expected one of {}",
+                        CanaryKind::ALL
+                            .iter()
+                            .map(|k| format!("{CANARY_PREFIX}{}", k.name()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                parts.push(Part::Var(name));
+                rest = after;
+                continue;
+            }
             if name.is_empty() || !name.bytes().all(is_var_byte) {
                 return Err(format!(
                     "\"{{{{{name}}}}}\": expected a variable name matching [A-Za-z0-9_]+"
@@ -67,6 +83,52 @@ pub(crate) fn parts(text: &str) -> Result<Vec<Part<'_>>, String> {
         }
     }
     Ok(parts)
+}
+
+/// How a canary placeholder starts: `{{canary.email}}`. The draw holds its value under the whole
+/// name, as for any variable.
+pub(crate) const CANARY_PREFIX: &str = "canary.";
+
+/// The kinds of fake personal data a request can carry as a canary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum CanaryKind {
+    /// An email address.
+    Email,
+    /// An account or client identifier.
+    Account,
+    /// A card number that passes the Luhn check.
+    Card,
+    /// A bearer token: a secret, never printed whole.
+    Token,
+}
+
+impl CanaryKind {
+    /// Every kind, in the order reports list them.
+    pub(crate) const ALL: [CanaryKind; 4] = [
+        CanaryKind::Email,
+        CanaryKind::Account,
+        CanaryKind::Card,
+        CanaryKind::Token,
+    ];
+
+    /// As templates and results spell it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            CanaryKind::Email => "email",
+            CanaryKind::Account => "account",
+            CanaryKind::Card => "card",
+            CanaryKind::Token => "token",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<CanaryKind> {
+        CanaryKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The placeholder's name in a draw: `canary.email`.
+    pub(crate) fn var(self) -> String {
+        format!("{CANARY_PREFIX}{}", self.name())
+    }
 }
 
 /// The variables one request draws: a value for each `{{var}}`.
@@ -172,6 +234,21 @@ mod tests {
         );
         assert!(parts("{{}}").expect_err("empty").contains("variable name"));
         assert!(parts("{{a").expect_err("unclosed").contains("unclosed"));
+        let unknown = parts("{{canary.ssn}}").expect_err("unknown canary");
+        assert!(unknown.contains("canary.email"), "{unknown}");
+    }
+
+    #[test]
+    fn canaries_are_variables_the_run_fills_in() {
+        assert_eq!(
+            parts("id={{ canary.account }}").expect("valid"),
+            vec![Part::Text("id="), Part::Var("canary.account")]
+        );
+        let draw = Draw::from([(CanaryKind::Token.var(), "tok".to_owned())]);
+        assert_eq!(
+            render("Bearer {{canary.token}}", &draw, &env).expect("renders"),
+            "Bearer tok"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod jaeger;
 pub mod managed;
+pub mod rss;
 pub mod token;
 
 use crate::exit::RunError;

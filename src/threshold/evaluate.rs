@@ -47,6 +47,8 @@ pub(crate) fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
                 | Metric::TracesVisible(_)
                 | Metric::MetricsReconciled
                 | Metric::StreamTracesPassed
+                | Metric::PiiClean
+                | Metric::MemoryGrowth(_)
         );
         if threshold.metric.is_stream() && scenario.load.protocol != Protocol::WebSocket {
             problems.push(located.problem(format!(
@@ -97,6 +99,9 @@ pub(crate) fn implicit(scenario: &Scenario, declared: &[Scoped]) -> Vec<Scoped> 
     {
         implicit.push("metrics.reconciled");
     }
+    if scenario.verify.pii.is_some() && !declares(|m: &Metric| matches!(m, Metric::PiiClean)) {
+        implicit.push("pii.clean");
+    }
     implicit
         .into_iter()
         .map(|text| Scoped {
@@ -112,43 +117,100 @@ pub(crate) fn evaluate(
     report: &RunReport,
     result: &RunResult,
 ) -> Vec<ThresholdResult> {
-    let overall_latency = report.recorder.merged_latency();
-    let overall_service = report.recorder.merged_service_time();
+    let kinds: Vec<Kind<'_>> = report
+        .recorder
+        .kinds
+        .iter()
+        .map(|kind| Kind {
+            name: &kind.name,
+            latency: &kind.latency,
+            service: &kind.service_time,
+            sent: kind.sent,
+            // Never answered counts as unexpected, as for the whole run.
+            unexpected: kind.unexpected + (kind.sent - kind.completed),
+            dropped: kind.dropped,
+        })
+        .collect();
+    let overall = (
+        report.recorder.merged_latency(),
+        report.recorder.merged_service_time(),
+    );
+    evaluate_on(thresholds, &kinds, (&overall.0, &overall.1), result)
+}
+
+/// Every threshold against a result that holds its histograms decoded beside it: a merged fleet,
+/// whose measurements exist only as the shards' histograms added together. `histograms` are each
+/// kind's latency and service time, in `result.kinds`' order, then the whole run's.
+pub(crate) fn evaluate_stored(
+    thresholds: &[Scoped],
+    histograms: &[(Histogram<u64>, Histogram<u64>)],
+    overall: (&Histogram<u64>, &Histogram<u64>),
+    result: &RunResult,
+) -> Vec<ThresholdResult> {
+    let kinds: Vec<Kind<'_>> = result
+        .kinds
+        .iter()
+        .zip(histograms)
+        .map(|(kind, (latency, service))| Kind {
+            name: &kind.name,
+            latency,
+            service,
+            sent: kind.sent,
+            unexpected: kind.unexpected + kind.sent.saturating_sub(kind.completed),
+            dropped: kind.dropped,
+        })
+        .collect();
+    evaluate_on(thresholds, &kinds, overall, result)
+}
+
+/// What a per-kind threshold reads of its kind.
+struct Kind<'a> {
+    name: &'a str,
+    latency: &'a Histogram<u64>,
+    service: &'a Histogram<u64>,
+    sent: u64,
+    unexpected: u64,
+    dropped: u64,
+}
+
+fn evaluate_on(
+    thresholds: &[Scoped],
+    kinds: &[Kind<'_>],
+    (overall_latency, overall_service): (&Histogram<u64>, &Histogram<u64>),
+    result: &RunResult,
+) -> Vec<ThresholdResult> {
     thresholds
         .iter()
         .map(|Scoped { kind, threshold }| {
-            let (name, latency, service, sent, unexpected, dropped) = match kind {
-                Some(k) => {
-                    let kind = &report.recorder.kinds[*k];
-                    (
-                        kind.name.clone(),
-                        &kind.latency,
-                        &kind.service_time,
+            let (name, latency, service, sent, unexpected, dropped) =
+                match kind.and_then(|k| kinds.get(k)) {
+                    Some(kind) => (
+                        kind.name.to_owned(),
+                        kind.latency,
+                        kind.service,
                         kind.sent,
-                        // Never answered counts as unexpected, as for the whole run.
-                        kind.unexpected + (kind.sent - kind.completed),
+                        kind.unexpected,
                         kind.dropped,
-                    )
-                }
-                None => (
-                    "overall".to_owned(),
-                    &overall_latency,
-                    &overall_service,
-                    result.load.sent,
-                    result.load.unexpected + result.load.abandoned,
-                    result.load.dropped,
+                    ),
+                    None => (
+                        "overall".to_owned(),
+                        overall_latency,
+                        overall_service,
+                        result.load.sent,
+                        result.load.unexpected + result.load.abandoned,
+                        result.load.dropped,
+                    ),
+                };
+            let measured = match &threshold.metric {
+                Metric::MemoryGrowth(process) => super::memory::measured(
+                    result.memory.as_ref(),
+                    process.as_deref(),
+                    threshold.op,
+                ),
+                metric => measure(
+                    metric, latency, service, sent, unexpected, dropped, result, *kind,
                 ),
             };
-            let measured = measure(
-                &threshold.metric,
-                latency,
-                service,
-                sent,
-                unexpected,
-                dropped,
-                result,
-                *kind,
-            );
             ThresholdResult {
                 scope: name,
                 evaluation: threshold.evaluate(measured),
@@ -220,6 +282,13 @@ fn measure(
             };
             stream_measure(metric, kind)
         }
+        Metric::PiiClean => result
+            .verification
+            .pii
+            .as_ref()
+            .map(|p| if p.passed { 1.0 } else { 0.0 }),
+        // Judged on an end of its interval, which depends on the operator: see `memory`.
+        Metric::MemoryGrowth(_) => None,
     }
 }
 

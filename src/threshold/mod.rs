@@ -15,16 +15,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub(crate) use crate::result::{Evaluation, Unit};
 
 mod evaluate;
+mod memory;
 mod parse;
 
-pub(crate) use evaluate::{evaluate, implicit, parse_all};
+pub(crate) use evaluate::{Scoped, evaluate, evaluate_stored, implicit, parse_all};
 use parse::{exact_duration, exact_percentage, parse_bound, parse_metric, parse_op, parse_truth};
 
 /// The metrics, listed in every "unknown metric" error so the fix is in the message.
 const METRICS: &str = "p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, \
      achieved_rate, rps, traces.complete, traces.passed, traces.visible_pN, metrics.reconciled, \
      stream.p(N), stream.first_message.p(N), stream.lost_rate, stream.sequence_error_rate, \
-     stream.connect_error_rate, stream.traces.passed";
+     stream.connect_error_rate, stream.traces.passed, pii.clean, \
+     memory.growth, memory.growth(PROCESS)";
 const OPERATORS: &str = "<, <=, >, >=, ==";
 
 /// One parsed threshold: `METRIC OP VALUE`.
@@ -50,7 +52,7 @@ impl PartialEq for Threshold {
 }
 
 /// What a threshold measures.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Metric {
     /// `p(N)`: latency percentile from the intended send time (includes queueing delay, so
     /// coordinated omission cannot hide a stall).
@@ -90,6 +92,12 @@ pub(crate) enum Metric {
     StreamConnectErrorRate,
     /// Sampled traced updates traced end to end (`verify.streams`) / sampled traced updates.
     StreamTracesPassed,
+    /// Whether the search for personal data found nothing that fails it: `pii.clean`.
+    PiiClean,
+    /// `memory.growth(PROCESS)`: resident memory growth in bytes per second over the steady part
+    /// of the load, judged on its interval ([`memory`]); without a process, the fastest-growing
+    /// service's.
+    MemoryGrowth(Option<String>),
 }
 
 impl Metric {
@@ -115,7 +123,8 @@ impl Metric {
             | Metric::StreamConnectErrorRate
             | Metric::StreamTracesPassed => Unit::Ratio,
             Metric::Rps => Unit::PerSecond,
-            Metric::MetricsReconciled => Unit::Bool,
+            Metric::MetricsReconciled | Metric::PiiClean => Unit::Bool,
+            Metric::MemoryGrowth(_) => Unit::BytesPerSecond,
         }
     }
 
@@ -150,6 +159,7 @@ impl Metric {
             "stream.sequence_error_rate" => Metric::StreamSequenceErrorRate,
             "stream.connect_error_rate" => Metric::StreamConnectErrorRate,
             "stream.traces.passed" => Metric::StreamTracesPassed,
+            "pii.clean" => Metric::PiiClean,
             _ => return None,
         })
     }
@@ -178,6 +188,9 @@ impl fmt::Display for Metric {
             Metric::StreamSequenceErrorRate => f.write_str("stream.sequence_error_rate"),
             Metric::StreamConnectErrorRate => f.write_str("stream.connect_error_rate"),
             Metric::StreamTracesPassed => f.write_str("stream.traces.passed"),
+            Metric::PiiClean => f.write_str("pii.clean"),
+            Metric::MemoryGrowth(None) => f.write_str(memory::NAME),
+            Metric::MemoryGrowth(Some(process)) => write!(f, "{}({process})", memory::NAME),
         }
     }
 }
@@ -297,8 +310,26 @@ pub(crate) enum Problem {
     UnitOnRps { unit: String },
     #[error("unexpected {rest:?} after the value; a threshold is a single METRIC OP VALUE")]
     TrailingGarbage { rest: String },
-    #[error("metrics.reconciled is true or false: write it alone, or == true, or == false")]
+    #[error(
+        "metrics.reconciled and pii.clean are true or false: write one alone, or == true, or == false"
+    )]
     NotABool,
+    #[error(
+        "process name {text:?} is not valid; expected memory.growth(NAME) with a name such as \
+         core-engine (letters, digits, -, _ and .)"
+    )]
+    BadProcessName { text: String },
+    #[error(
+        "memory.growth is measured with an interval and cannot be equal to a bound; use < or <="
+    )]
+    EqualityOnGrowth,
+    #[error("missing unit; memory.growth takes a rate of memory such as 1MB/min")]
+    MissingGrowthUnit,
+    #[error(
+        "unknown unit {unit:?}; memory.growth takes B, KB, MB, GB, KiB, MiB or GiB per s, min \
+         or h, e.g. 1MB/min"
+    )]
+    UnknownGrowthUnit { unit: String },
 }
 
 /// The prefix of the trace visibility percentiles, `traces.visible_p99`.
@@ -336,7 +367,10 @@ impl Threshold {
             });
         }
         let (op, rest) = parse_op(&metric, rest).map_err(fail)?;
-        let (bound, unitless) = parse_bound(metric, op, rest).map_err(fail)?;
+        if matches!(metric, Metric::MemoryGrowth(_)) {
+            memory::check_op(op).map_err(fail)?;
+        }
+        let (bound, unitless) = parse_bound(metric.clone(), op, rest).map_err(fail)?;
         let expression = match unitless {
             // The number as written, with the unit it was taken in: `p(95) < 2000ms`.
             Some(number) if metric.unit() == Unit::Micros => format!("{metric} {op} {number}ms"),
@@ -388,6 +422,7 @@ impl Threshold {
             Unit::Ratio => exact_percentage(self.bound),
             Unit::PerSecond => format!("{}", self.bound),
             Unit::Bool => (if self.bound == 1.0 { "true" } else { "false" }).to_owned(),
+            Unit::BytesPerSecond => memory::bound_text(self.bound),
         }
     }
 }

@@ -43,6 +43,17 @@ pub(super) fn parse_metric(expression: &str) -> Result<(Metric, &str), Problem> 
         None => (None, Some(after_name)),
     };
 
+    if name == super::memory::NAME {
+        let Some(rest) = rest else {
+            return Err(Problem::UnclosedParenthesis {
+                metric: super::memory::NAME,
+            });
+        };
+        return Ok((
+            Metric::MemoryGrowth(super::memory::process(argument)?),
+            rest,
+        ));
+    }
     let percentile = match name {
         "p" => Some("p"),
         "service_p" => Some("service_p"),
@@ -104,6 +115,8 @@ fn static_name(metric: Metric) -> &'static str {
         Metric::StreamSequenceErrorRate => "stream.sequence_error_rate",
         Metric::StreamConnectErrorRate => "stream.connect_error_rate",
         Metric::StreamTracesPassed => "stream.traces.passed",
+        Metric::PiiClean => "pii.clean",
+        Metric::MemoryGrowth(_) => super::memory::NAME,
     }
 }
 
@@ -175,6 +188,7 @@ pub(super) fn parse_bound(
         Unit::Ratio => "a percentage such as 1% or a ratio such as 0.01",
         Unit::PerSecond => "a number of requests per second such as 100",
         Unit::Bool => "true or false",
+        Unit::BytesPerSecond => "a rate of memory such as 1MB/min",
     };
     let rest = rest.trim();
     if rest.is_empty() {
@@ -223,6 +237,9 @@ pub(super) fn parse_bound(
     let unit_end = after_number
         .find(|c: char| !(c.is_alphabetic() || c == '%'))
         .unwrap_or(after_number.len());
+    if unit_kind == Unit::BytesPerSecond {
+        return super::memory::bound(value, after_number).map(|bound| (bound, None));
+    }
     let (unit, trailing) = after_number.split_at(unit_end);
     let unit_token = token(after_number);
     let metric_name = metric.to_string();
@@ -272,8 +289,9 @@ pub(super) fn parse_bound(
             "" => value,
             _ => return Err(Problem::UnitOnRps { unit: unit_token }),
         },
-        // Parsed by `parse_truth`, never here.
+        // Parsed by `parse_truth` and `memory::bound`, never here.
         Unit::Bool => return Err(Problem::NotABool),
+        Unit::BytesPerSecond => return Err(Problem::MissingGrowthUnit),
     };
     if !bound.is_finite() {
         return Err(Problem::TooLarge { text: token(rest) });

@@ -88,7 +88,8 @@ fn bad_expressions_say_what_is_wrong() {
     let expected = "expected one of p(N), service_p(N), avg, min, max, med, error_rate, \
                     dropped_rate, achieved_rate, rps, traces.complete, traces.passed, \
                     traces.visible_pN, metrics.reconciled, stream.p(N), stream.first_message.p(N), stream.lost_rate, \
-         stream.sequence_error_rate, stream.connect_error_rate, stream.traces.passed";
+         stream.sequence_error_rate, stream.connect_error_rate, stream.traces.passed, pii.clean, memory.growth, \
+         memory.growth(PROCESS)";
     let table: &[(&str, String)] = &[
         (
             "",
@@ -584,7 +585,7 @@ fn parse_never_panics() {
 fn verification_metrics_parse_and_evaluate() {
     let complete = Threshold::parse("traces.complete >= 100%").expect("parses");
     assert_eq!(
-        (complete.metric, complete.op, complete.bound),
+        (complete.metric.clone(), complete.op, complete.bound),
         (Metric::TracesComplete, Op::Ge, 1.0)
     );
     assert!(complete.evaluate(Some(1.0)).is_pass());
@@ -600,7 +601,7 @@ fn verification_metrics_parse_and_evaluate() {
     ] {
         let t = Threshold::parse(text).expect("parses");
         assert_eq!(
-            (t.metric, t.op, t.bound),
+            (t.metric.clone(), t.op, t.bound),
             (Metric::MetricsReconciled, Op::Eq, bound)
         );
         assert_eq!(Threshold::parse(&t.to_string()).expect("round trip"), t);
@@ -629,7 +630,7 @@ fn verification_metrics_parse_and_evaluate() {
         Threshold::parse("metrics.reconciled == 1")
             .expect_err("not a bool")
             .to_string(),
-        "\"metrics.reconciled == 1\": metrics.reconciled is true or false: write it alone, or == true, or == false"
+        "\"metrics.reconciled == 1\": metrics.reconciled and pii.clean are true or false: write one alone, or == true, or == false"
     );
 }
 
@@ -729,7 +730,8 @@ fn threshold_errors_name_the_file_line_column_and_key() {
         "x.yaml:15:33: thresholds[1]: \"p99 < 5ms\": unknown metric \"p99\"; expected one of \
          p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, achieved_rate, rps, \
          traces.complete, traces.passed, traces.visible_pN, metrics.reconciled, stream.p(N), stream.first_message.p(N), stream.lost_rate, \
-         stream.sequence_error_rate, stream.connect_error_rate, stream.traces.passed"
+         stream.sequence_error_rate, stream.connect_error_rate, stream.traces.passed, pii.clean, memory.growth, \
+         memory.growth(PROCESS)"
     );
     assert_eq!(
         lines[1],

@@ -8,7 +8,7 @@ pub mod poll;
 pub mod receiver;
 
 pub use jaeger::{JaegerApi, JaegerSource};
-pub(crate) use model::{AttrValue, SpanStatus};
+pub(crate) use model::{AttrValue, SpanDetails, SpanEvent, SpanStatus};
 pub use model::{Span, SpanId, SpanKind, Trace, TraceId};
 pub use poll::{Polled, wait_for};
 pub use receiver::{Receiver, ReceiverConfig, ReceiverError, ReceiverHandle, ReceiverStats};

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// A 128-bit W3C trace id. Displayed as 32 lowercase hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -170,6 +171,27 @@ pub struct Span {
     /// The spans it links to (OTLP links; Jaeger v1's references into other traces), up to
     /// [`MAX_LINKS`]: a message's span links to the subscription it came through.
     pub(crate) links: Vec<(TraceId, SpanId)>,
+    /// What no check judges but the search for personal data reads.
+    pub(crate) details: SpanDetails,
+}
+
+/// The rest of what a span carries: its status message, its resource's attributes, its events
+/// and its links' attributes. Sources that do not give them leave them empty.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct SpanDetails {
+    pub(crate) status_message: String,
+    /// Shared by every span the resource sent in one batch.
+    pub(crate) resource: Arc<[(String, AttrValue)]>,
+    pub(crate) events: Vec<SpanEvent>,
+    /// Each link's attributes.
+    pub(crate) links: Vec<Vec<(String, AttrValue)>>,
+}
+
+/// A span event: a name and attributes (an exception, a log record attached to the span).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct SpanEvent {
+    pub(crate) name: String,
+    pub(crate) attributes: Vec<(String, AttrValue)>,
 }
 
 /// The most links kept of one span; the spans checked here have one or two.

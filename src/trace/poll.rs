@@ -132,6 +132,7 @@ mod tests {
                     start_unix_nanos: 0,
                     end_unix_nanos: 1,
                     links: Vec::new(),
+                    details: Default::default(),
                 })
                 .collect(),
         }

@@ -27,6 +27,7 @@ use crate::trace::logs::LogIndex;
 use crate::trace::receiver::{Receiver, ReceiverConfig};
 mod apis;
 mod check;
+mod pii;
 mod preflight;
 mod spans;
 mod streams;
@@ -35,7 +36,7 @@ mod traces;
 pub use apis::QueryApis;
 pub(crate) use apis::headers;
 
-use crate::result::{MetricsReport, SourceReport, StreamTraceReport, TraceReport};
+use crate::result::{MetricsReport, PiiReport, SourceReport, StreamTraceReport, TraceReport};
 use crate::trace::{TraceId, TraceSource};
 use traces::Verdicts;
 
@@ -99,6 +100,9 @@ pub struct Verifier {
     scrape_authorization: Option<reqwest::header::HeaderValue>,
     /// The trace checks of a stream load's updates, with the receiver their spans go to.
     streams: Option<(crate::scenario::StreamChecks, Receiver)>,
+    /// The search for personal data (`verify.pii`), fed by the trace lookups, the scrapes after
+    /// the load and the managed services' logs.
+    pii: Option<Arc<pii::Search>>,
 }
 
 impl Verifier {
@@ -188,8 +192,28 @@ impl Verifier {
                 Some((checks.clone(), receiver))
             }
         };
+        let pii = match scenario.verify.pii {
+            None => None,
+            Some(checks) => {
+                let http = scenario.load.protocol == Protocol::Http;
+                let sent = scenario
+                    .requests
+                    .iter()
+                    .flat_map(|kind| crate::plan::canary::sent_by(kind, http))
+                    .collect();
+                let search =
+                    pii::Search::new(checks, crate::plan::Canaries::of_this_process(), sent)
+                        .map_err(|e| {
+                            RunError::Incomplete(anyhow::anyhow!(
+                                "compiling the search for personal data: {e}"
+                            ))
+                        })?;
+                Some(Arc::new(search))
+            }
+        };
         Ok(Verifier {
             streams,
+            pii,
             traces,
             metrics_spec: scenario.verify.metrics.clone(),
             metrics: Vec::new(),
@@ -296,6 +320,7 @@ impl Verifier {
         };
         let (sink, samples) = mpsc::unbounded_channel();
         let checks = Arc::clone(&traces.checks);
+        let pii = self.pii.clone();
         let (announce, task): (Option<Announce>, _) = match &traces.source {
             Source::Embedded(receiver) => {
                 let handle = receiver.handle();
@@ -310,6 +335,7 @@ impl Verifier {
                         checks,
                         samples,
                         stop.clone(),
+                        pii,
                     )),
                 )
             }
@@ -320,6 +346,7 @@ impl Verifier {
                     checks,
                     samples,
                     stop.clone(),
+                    pii,
                 )),
             ),
         };
@@ -431,6 +458,9 @@ impl Verifier {
                 (_, Err(error)) => Err(error.clone()),
                 (None, Ok(_)) => Err("no source".to_owned()),
             };
+            if let (Some(search), Ok(after)) = (&self.pii, &after) {
+                search.series(after);
+            }
             let report = match (&reconciler.before, after) {
                 (Ok(before), Ok(after)) => {
                     let reconciliation = if spec.rules.is_empty() {
@@ -504,6 +534,30 @@ impl Verifier {
         report.source_stats = stats;
         report.jaeger_ui = jaeger_ui;
         Some(report)
+    }
+
+    /// The search for personal data, finished with the managed services' logs (read once the
+    /// services have stopped and written their last lines).
+    pub fn finish_pii(&self, logs: Option<&LogFiles<'_>>) -> Option<PiiReport> {
+        let search = self.pii.as_ref()?;
+        match logs {
+            Some(files) => {
+                for (_, path) in files.services {
+                    search.log_file(path);
+                }
+            }
+            None => search
+                .not_searched("logs: the system is external; its logs are not read".to_owned()),
+        }
+        if self.traces.is_none() {
+            search.not_searched("spans: verify.traces is off, no trace was fetched".to_owned());
+        }
+        if self.metrics_spec.is_none() {
+            search.not_searched(
+                "metric labels: verify.metrics is off, nothing was scraped".to_owned(),
+            );
+        }
+        Some(search.report())
     }
 
     /// Stops the embedded receiver, if any.

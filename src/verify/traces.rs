@@ -53,6 +53,7 @@ pub(super) async fn verify<S: TraceSource + 'static>(
     checks: Arc<TraceChecks>,
     mut samples: mpsc::UnboundedReceiver<SampledRequest>,
     stop: CancellationToken,
+    pii: Option<Arc<super::pii::Search>>,
 ) -> Verdicts {
     let source = Arc::new(Limited {
         source,
@@ -77,9 +78,11 @@ pub(super) async fn verify<S: TraceSource + 'static>(
                     verdicts.judged.push(Judged::unanswered(&sample, error));
                     continue;
                 }
-                let (source, checks, stop) =
-                    (Arc::clone(&source), Arc::clone(&checks), stop.clone());
-                lookups.spawn(async move { judge(&*source, &checks, sample, &stop).await });
+                let (source, checks, stop, pii) =
+                    (Arc::clone(&source), Arc::clone(&checks), stop.clone(), pii.clone());
+                lookups.spawn(async move {
+                    judge(&*source, &checks, sample, &stop, pii.as_deref()).await
+                });
             }
             Some(joined) = lookups.join_next(), if !lookups.is_empty() => take(&mut verdicts, joined),
         }
@@ -150,6 +153,7 @@ async fn judge<S: TraceSource>(
     checks: &TraceChecks,
     sample: SampledRequest,
     stop: &CancellationToken,
+    pii: Option<&super::pii::Search>,
 ) -> Judged {
     let sampled = Sampled {
         trace_id: TraceId(sample.trace.trace_id),
@@ -176,6 +180,9 @@ async fn judge<S: TraceSource>(
         }
     };
     let complete = polled.trace.as_ref().is_some_and(is_complete);
+    if let (Some(search), Some(trace)) = (pii, &polled.trace) {
+        search.trace(trace);
+    }
     let mut failures = Vec::new();
     if sample.outcome == Outcome::Timeout {
         failures.push(Failure {
@@ -334,6 +341,7 @@ mod tests {
             start_unix_nanos: 0,
             end_unix_nanos: 1,
             links: Vec::new(),
+            details: Default::default(),
         };
         Trace {
             spans: vec![
@@ -396,6 +404,7 @@ mod tests {
             Arc::new(checks),
             rx,
             CancellationToken::new(),
+            None,
         )
         .await;
         assert_eq!(verdicts.judged.len(), 4);
@@ -444,6 +453,7 @@ mod tests {
             Arc::new(checks),
             rx,
             CancellationToken::new(),
+            None,
         )
         .await;
         let report = TraceReport::new("fake".into(), &verdicts, &["only".to_owned()]);
@@ -482,7 +492,7 @@ mod tests {
             start: started,
             traces: HashMap::new(),
         };
-        let verdicts = verify(Arc::new(source), Arc::new(checks), rx, stop).await;
+        let verdicts = verify(Arc::new(source), Arc::new(checks), rx, stop, None).await;
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(verdicts.judged.len(), 1);
         assert!(!verdicts.judged[0].complete);

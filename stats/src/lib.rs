@@ -1,13 +1,15 @@
 //! Rank-based estimates with distribution-free 95% intervals, and nothing about what is measured:
-//! the centre of paired differences ([`paired`]), the shift between two samples ([`shift`]) and a
-//! quantile of a recorded histogram ([`quantile`]) all answer with one [`Estimate`], so that the
-//! code that judges them reads every interval the same way.
+//! the centre of paired differences ([`paired`]), the shift between two samples ([`shift`]), a
+//! quantile of a recorded histogram ([`quantile`]) and the slope of a series over time
+//! ([`trend`]) all answer with one [`Estimate`], so that the code that judges them reads every
+//! interval the same way.
 
 #![warn(missing_docs)]
 
 pub mod paired;
 pub mod quantile;
 pub mod shift;
+pub mod trend;
 
 use serde::{Deserialize, Serialize};
 

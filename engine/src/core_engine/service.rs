@@ -109,6 +109,7 @@ impl CoreEngine {
         request: FetchMarketDataRequest,
         span: Option<&Context>,
     ) -> Result<FetchMarketDataResponse, Status> {
+        self.faults.leak();
         let delay = self.faults.delay(Instant::now());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;

@@ -33,6 +33,32 @@ pub struct FetchRequest {
     pub as_of_unix_ms: i64,
     #[serde(default)]
     pub request_id: String,
+    /// The calling client, as real clients send it. Accepted and never recorded: it is not passed
+    /// to the engine, and its `Debug` form is redacted.
+    #[serde(default)]
+    pub client_id: Option<Identifier>,
+    /// The account the request is made for; treated like `client_id`.
+    #[serde(default)]
+    pub account_id: Option<Identifier>,
+}
+
+/// A client's or account's identifier: personal data, which must stay out of spans, logs and
+/// metric labels. It can be read on purpose, never printed by accident.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Identifier(String);
+
+impl Identifier {
+    /// The identifier itself, for code that has a reason to read it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Identifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Identifier(<redacted>)")
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -289,4 +315,28 @@ pub async fn method_not_allowed() -> ApiError {
         "METHOD_NOT_ALLOWED",
         "this route takes POST",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_identifiers_are_accepted_never_passed_on_and_never_printed() {
+        let body = r#"{"symbols":["AAPL"],"client_id":"acct-42","account_id":"acct-43"}"#;
+        let request: FetchRequest = serde_json::from_str(body).expect("accepted");
+        assert_eq!(
+            request.client_id.as_ref().map(Identifier::expose),
+            Some("acct-42")
+        );
+        let printed = format!("{request:?}");
+        assert!(!printed.contains("acct-4"), "{printed}");
+        let message = format!("{:?}", proto::FetchMarketDataRequest::from(request));
+        assert!(
+            !message.contains("acct-4"),
+            "not passed to the engine: {message}"
+        );
+        let plain: FetchRequest = serde_json::from_str(r#"{"symbols":["AAPL"]}"#).expect("ok");
+        assert_eq!((plain.client_id, plain.account_id), (None, None));
+    }
 }

@@ -1,6 +1,7 @@
 //! The API gateway: JSON over HTTP in front of the core engine's gRPC.
 
 mod api;
+mod calibration;
 mod limits;
 mod listener;
 mod observe;
@@ -159,6 +160,22 @@ pub struct GatewayArgs {
         help_heading = "Fault injection (for scenarios and tests)"
     )]
     pub calibration_double_count: bool,
+    /// Calibration only: copy this request header's value into the SERVER span as
+    /// `http.request.header.<name>`, leaking it (a bearer token, a client id) into the traces
+    #[arg(
+        long,
+        env = "GATEWAY_CALIBRATION_COPY_HEADER_TO_SPAN",
+        value_name = "NAME",
+        help_heading = "Fault injection (for scenarios and tests)"
+    )]
+    pub calibration_copy_header_to_span: Option<axum::http::HeaderName>,
+    /// Calibration only: log every API request's body at info, leaking its fields into the logs
+    #[arg(
+        long,
+        env = "GATEWAY_CALIBRATION_LOG_REQUEST_BODY",
+        help_heading = "Fault injection (for scenarios and tests)"
+    )]
+    pub calibration_log_request_body: bool,
 }
 
 /// What every request handler shares.
@@ -171,6 +188,10 @@ pub struct Gateway {
     engine_timeout: Duration,
     body_limits: limits::BodyLimits,
     drop_trace_context: bool,
+    /// A request header copied into the SERVER span (calibration).
+    copy_header_to_span: Option<axum::http::HeaderName>,
+    /// Whether request bodies are logged (calibration).
+    log_request_body: bool,
     stream: stream::StreamSettings,
     /// Open WebSocket sessions (and connections): shutdown waits for them.
     sessions: TaskTracker,
@@ -180,7 +201,7 @@ pub struct Gateway {
 
 fn router(gateway: Arc<Gateway>, metrics_token: Option<Arc<MetricsToken>>) -> Router {
     let max_body_bytes = gateway.body_limits.max_bytes;
-    let api = Router::new()
+    let mut api = Router::new()
         .route(
             FETCH_ROUTE,
             post(api::fetch_market_data).fallback(api::method_not_allowed),
@@ -189,7 +210,14 @@ fn router(gateway: Arc<Gateway>, metrics_token: Option<Arc<MetricsToken>>) -> Ro
             STREAM_ROUTE,
             get(stream::subscribe).fallback(stream::method_not_allowed),
         )
-        .fallback(api::not_found)
+        .fallback(api::not_found);
+    if gateway.log_request_body {
+        api = api.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            calibration::log_request_body,
+        ));
+    }
+    let api = api
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&gateway),
             limits::enforce,
@@ -249,6 +277,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
             read_timeout: args.body_read_timeout,
         },
         drop_trace_context: args.calibration_drop_trace_context,
+        copy_header_to_span: args.calibration_copy_header_to_span.clone(),
+        log_request_body: args.calibration_log_request_body,
         stream: stream::StreamSettings {
             send_queue: args.ws_send_queue as usize,
             subscribe_timeout: args.header_read_timeout,
@@ -265,6 +295,12 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
             n,
             "calibration: one streamed update in n is dropped silently"
         );
+    }
+    if let Some(name) = &args.calibration_copy_header_to_span {
+        tracing::warn!(header = %name, "calibration: a request header is copied into the spans");
+    }
+    if args.calibration_log_request_body {
+        tracing::warn!("calibration: request bodies are logged");
     }
     if args.calibration_drop_update_context {
         tracing::warn!("calibration: streamed updates' CONSUMER spans start traces of their own");

@@ -149,6 +149,13 @@ fn start_server_span(
             agent.to_owned(),
         ));
     }
+    if let Some(copied) = gateway
+        .copy_header_to_span
+        .as_ref()
+        .and_then(|name| super::calibration::copied_header(name, request.headers()))
+    {
+        attributes.push(copied);
+    }
     // `{method} {route}`, or the method alone when no route matched (HTTP span-name convention).
     let name: std::borrow::Cow<'static, str> = match route {
         Some(route) if request.method() == route.method => route.span_name.into(),

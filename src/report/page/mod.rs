@@ -7,8 +7,11 @@
 //! seconds when it is long), `verification` the trace and metrics checks, `overhead` the
 //! tracing-overhead experiment.
 
+mod fleet;
 pub(crate) mod latency;
+mod memory;
 mod overhead;
+mod pii;
 mod profile;
 #[cfg(test)]
 mod samples;
@@ -27,8 +30,11 @@ use crate::result::{
     HistogramError, KindResult, Percentiles, RunResult, RunStatus, ThresholdResult,
 };
 use crate::threshold::Unit;
+use fleet::{FleetView, fleet};
 use latency::{SpectrumView, spectrum};
+use memory::{MemoryView, memory};
 use overhead::{OverheadView, claim_text, overhead};
+use pii::{PiiView, pii};
 use timeline::{TimelineView, timeline};
 use verification::{MetricsView, TracesView, metrics, traces};
 
@@ -78,6 +84,7 @@ struct Page {
     verdict: VerdictView,
     scenario: ScenarioView,
     environment: Vec<Fact>,
+    fleet: Option<FleetView>,
     load: LoadView,
     thresholds: Vec<ThresholdRow>,
     spectra: Vec<SpectrumView>,
@@ -87,7 +94,9 @@ struct Page {
     metrics: Option<MetricsView>,
     /// A stream load's messages, and the trace checks of its updates.
     stream: Option<stream::StreamView>,
+    pii: Option<PiiView>,
     overhead: Option<OverheadView>,
+    memory: Option<MemoryView>,
     result_file: String,
     schema_version: u32,
 }
@@ -232,6 +241,7 @@ impl Page {
                 source: result.scenario.source.clone(),
             },
             environment: environment(result),
+            fleet: fleet(result),
             load: load(result),
             thresholds: result.thresholds.iter().map(threshold_row).collect(),
             spectra,
@@ -244,7 +254,9 @@ impl Page {
                 .as_ref()
                 .map(|s| stream::stream(s, result.verification.streams.as_ref()))
                 .transpose()?,
+            pii: result.verification.pii.as_ref().map(pii),
             overhead: result.overhead.as_ref().map(overhead),
+            memory: result.memory.as_ref().and_then(memory),
             result_file: result_file.to_owned(),
             schema_version: result.schema_version,
         })
@@ -454,6 +466,7 @@ fn unit_value(value: f64, unit: Unit) -> String {
         Unit::Micros => duration_us(value),
         Unit::Ratio => percent(value),
         Unit::PerSecond => rate(value),
+        Unit::BytesPerSecond => crate::result::memory::growth_text(value),
         Unit::Bool => (if value == 1.0 { "true" } else { "false" }).to_owned(),
     }
 }

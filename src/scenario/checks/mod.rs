@@ -2,6 +2,7 @@
 //! engine and gateway: a scenario that writes `verify: {traces: {}}` checks the full chain.
 
 mod metrics;
+mod pii;
 mod streams;
 mod traces;
 
@@ -24,7 +25,12 @@ pub(super) fn verify(
     system: Declared<'_>,
 ) -> Option<Verify> {
     let (managed, bundled) = (system.managed, system.bundled);
-    let fields = mapping(cx, node, "verify", Some(&["traces", "metrics", "streams"]))?;
+    let fields = mapping(
+        cx,
+        node,
+        "verify",
+        Some(&["traces", "metrics", "pii", "streams"]),
+    )?;
     let before = cx.problems.len();
     let traces = fields
         .has("traces")
@@ -60,10 +66,15 @@ pub(super) fn verify(
             streams::streams(cx, fields.get("streams"), at, protocol)
         })
         .flatten();
+    let pii = fields
+        .has("pii")
+        .then(|| pii::pii(cx, fields.get("pii")))
+        .flatten();
     (cx.problems.len() == before).then_some(Verify {
         traces,
         metrics,
         streams,
+        pii,
     })
 }
 

@@ -20,8 +20,8 @@ pub(crate) use requests::{
     Vars, WebSocketCall, WsMessage, is_name_byte, is_var_byte,
 };
 pub(crate) use verify::{
-    Access, ChainStep, Equals, ErrorRule, MetricRule, MetricsChecks, PrometheusSpec, SampleShare,
-    StreamChecks, TraceChecks, TraceSourceSpec, Verify,
+    Access, ChainStep, Equals, ErrorRule, MetricRule, MetricsChecks, PatternSeverity, PiiChecks,
+    PrometheusSpec, SampleShare, StreamChecks, TraceChecks, TraceSourceSpec, Verify,
 };
 
 /// One scenario file, validated.

@@ -12,6 +12,8 @@ pub struct Verify {
     pub metrics: Option<MetricsChecks>,
     /// Trace checks of a stream load's traced updates (`websocket:` kinds only).
     pub streams: Option<StreamChecks>,
+    /// The search of the system's telemetry for personal data (`verify.pii`).
+    pub pii: Option<PiiChecks>,
 }
 
 /// `verify.streams`: how many of the traced updates the load kept are looked up, and how long
@@ -31,6 +33,25 @@ impl Default for StreamChecks {
             timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// `verify.pii`: the canaries the requests carried must appear in no span, log line or metric
+/// label; generic patterns of personal data are reported too, as warnings unless made fatal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PiiChecks {
+    /// What a generic pattern found does to the verdict.
+    pub patterns: PatternSeverity,
+}
+
+/// `verify.pii.patterns`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatternSeverity {
+    /// Not searched for.
+    Off,
+    /// Reported; the check still passes.
+    Warn,
+    /// Reported, and the check fails.
+    Fail,
 }
 
 /// Which sampled requests' traces to check, where to find them, and what they must look like.

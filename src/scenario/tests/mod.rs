@@ -767,31 +767,27 @@ fn shipped_scenarios_and_the_documented_example_parse() {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scenario.md"))
             .expect("docs/scenario.md");
-    let example = doc
-        .split("```yaml\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("a yaml block in docs/scenario.md");
+    // The complete scenarios among the page's YAML blocks, found by their names.
+    let block = |name: &str| {
+        doc.split("```yaml\n")
+            .skip(1)
+            .filter_map(|rest| rest.split("```").next())
+            .find(|block| block.starts_with(&format!("name: {name}")))
+            .unwrap_or_else(|| panic!("the example named {name} in docs/scenario.md"))
+    };
+    let example = block("baseline");
     let s = parse("docs/scenario.md", example, &[]).unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(s.name, "baseline");
     assert_eq!(s.requests.len(), 2);
     assert_eq!(s.total_duration(), Duration::from_secs(50));
 
-    let own = doc
-        .split("```yaml\n")
-        .nth(2)
-        .and_then(|rest| rest.split("```").next())
-        .expect("the example of one's own services in docs/scenario.md");
+    let own = block("quotes");
     let s = parse("docs/scenario.md", own, &[]).unwrap_or_else(|err| panic!("{err}"));
     assert_eq!((s.name.as_str(), s.requests.len()), ("quotes", 1));
     let metrics = s.verify.metrics.expect("metrics checks");
     assert_eq!(metrics.rules.len(), 2);
 
-    let overhead = doc
-        .split("```yaml\n")
-        .nth(3)
-        .and_then(|rest| rest.split("```").next())
-        .expect("the overhead example in docs/scenario.md");
+    let overhead = block("overhead-example");
     let s = parse("docs/scenario.md", overhead, &[]).unwrap_or_else(|err| panic!("{err}"));
     let overhead = s.overhead.expect("an experiment");
     assert_eq!(overhead.sweep.expect("a sweep").values.len(), 4);
@@ -969,6 +965,33 @@ verify:
 }
 
 #[test]
+fn pii_defaults_to_pattern_warnings_and_canaries_need_no_vars() {
+    use crate::scenario::{PatternSeverity, PiiChecks};
+    let text = format!("{BASE}verify:\n  pii:\n");
+    let scenario = parse("x.yaml", &text, &[]).expect("valid");
+    assert_eq!(
+        scenario.verify.pii,
+        Some(PiiChecks {
+            patterns: PatternSeverity::Warn
+        })
+    );
+    let text = edit(&[(
+        "source_id: yahoo_finance}",
+        "source_id: \"{{canary.card}}\"}",
+    )]);
+    parse("x.yaml", &text, &[]).expect("a canary is no variable to declare");
+    let bad = edit(&[(
+        "source_id: yahoo_finance}",
+        "source_id: \"{{canary.ssn}}\"}",
+    )]);
+    assert!(
+        error(&bad, &[]).contains("unknown canary"),
+        "{}",
+        error(&bad, &[])
+    );
+}
+
+#[test]
 fn bad_verify_sections_say_where_and_what() {
     let cases: &[(&str, &str)] = &[
         (
@@ -1009,7 +1032,15 @@ fn bad_verify_sections_say_where_and_what() {
         ),
         (
             "verify:\n  trace: {}\n",
-            "x.yaml:15:3: verify.trace: unknown key; expected one of: traces, metrics, streams",
+            "x.yaml:15:3: verify.trace: unknown key; expected one of: traces, metrics, pii, streams",
+        ),
+        (
+            "verify:\n  pii: {patterns: loud}\n",
+            "x.yaml:15:19: verify.pii.patterns: expected off or warn or fail, got \"loud\"",
+        ),
+        (
+            "verify:\n  pii: {canaries: false}\n",
+            "x.yaml:15:9: verify.pii.canaries: unknown key; expected one of: patterns",
         ),
     ];
     for (tail, expected) in cases {

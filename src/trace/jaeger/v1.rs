@@ -7,7 +7,9 @@ use serde_json::Value;
 
 use super::json::{Node, ParseError};
 use super::{Answer, Refusal};
-use crate::trace::model::{AttrValue, MAX_LINKS, Span, SpanId, SpanKind, SpanStatus, TraceId};
+use crate::trace::model::{
+    AttrValue, MAX_LINKS, Span, SpanDetails, SpanEvent, SpanId, SpanKind, SpanStatus, TraceId,
+};
 
 const SHAPE: &str = r#"a Jaeger v1 envelope ({"data": …, "errors": …})"#;
 const TRACE_ID: &str = "a trace id: 1 to 32 hex digits";
@@ -107,6 +109,7 @@ fn read_span(
         start_unix_nanos: start,
         end_unix_nanos: end,
         links: links(&span.get("references"), trace_id)?,
+        details: details(span, processes)?,
     })
 }
 
@@ -183,6 +186,60 @@ fn service(span: &Node, processes: &Node) -> Result<String, ParseError> {
     } else {
         Err(process_id.fail("the key of an entry of the trace's processes"))
     }
+}
+
+/// What v1 gives of the rest of a span: the status message (a tag), the span's logs (its
+/// events: the name in the `event` field) and its process (the resource). Links' attributes
+/// are not in the v1 model.
+fn details(span: &Node, processes: &Node) -> Result<SpanDetails, ParseError> {
+    let list = |node: &Node| -> Result<Vec<(String, AttrValue)>, ParseError> {
+        let mut items = Vec::new();
+        for tag in node.items("an array of tags")? {
+            items.push((
+                tag.get("key").str("a tag key")?.to_owned(),
+                tag_value(&tag)?,
+            ));
+        }
+        Ok(items)
+    };
+    let status_message = list(&span.get("tags"))?
+        .into_iter()
+        .find(|(key, _)| key == "otel.status_description")
+        .map(|(_, value)| value.to_string())
+        .unwrap_or_default();
+    let mut events = Vec::new();
+    for log in span.get("logs").items("an array of logs")? {
+        let mut attributes = list(&log.get("fields"))?;
+        let name = attributes
+            .iter()
+            .position(|(key, _)| key == "event")
+            .map(|i| attributes.remove(i).1.to_string())
+            .unwrap_or_default();
+        events.push(SpanEvent { name, attributes });
+    }
+    let process = match span.get("processID").opt_str("a process id")? {
+        Some(id) if !processes.get(id).is_absent() => processes.get(id),
+        _ => span.get("process"),
+    };
+    // Jaeger keeps the resource's `service.name` as the process's `serviceName`, out of its tags.
+    let mut resource = list(&process.get("tags"))?;
+    if let Some(service) = process.get("serviceName").opt_str("a service name")?
+        && !resource.iter().any(|(key, _)| key == "service.name")
+    {
+        resource.insert(
+            0,
+            (
+                "service.name".to_owned(),
+                AttrValue::String(service.to_owned()),
+            ),
+        );
+    }
+    Ok(SpanDetails {
+        status_message,
+        resource: resource.into(),
+        events,
+        links: Vec::new(),
+    })
 }
 
 struct Tags {
@@ -367,6 +424,34 @@ mod tests {
         assert_eq!(spans[3].parent, Some(SpanId(2)));
         assert_eq!(spans[4].parent, Some(SpanId(4)));
         assert_eq!(spans[4].end_unix_nanos - spans[4].start_unix_nanos, 4_000);
+    }
+
+    #[test]
+    fn logs_process_tags_and_the_status_message_are_kept_as_details() {
+        let mut document = ui_01();
+        document["data"][0]["processes"]["p1"]["tags"] =
+            json!([{"key": "host.name", "type": "string", "value": "h1"}]);
+        document["data"][0]["spans"][0]["tags"] =
+            json!([{"key": "otel.status_description", "type": "string", "value": "boom"}]);
+        let spans = spans_of(&document);
+        let details = &spans[0].details;
+        assert_eq!(details.status_message, "boom");
+        // The process's service name is the resource's `service.name`, as in OTLP.
+        let resource =
+            |key: &str, value: &str| (key.to_owned(), AttrValue::String(value.to_owned()));
+        assert_eq!(
+            details.resource.to_vec(),
+            [
+                resource("service.name", "service-x"),
+                resource("host.name", "h1")
+            ]
+        );
+        let events: Vec<(&str, usize)> = details
+            .events
+            .iter()
+            .map(|e| (e.name.as_str(), e.attributes.len()))
+            .collect();
+        assert_eq!(events, [("some-event", 0), ("", 1)]);
     }
 
     #[test]

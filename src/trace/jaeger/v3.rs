@@ -10,7 +10,9 @@ use serde_json::{Map, Number, Value};
 
 use super::json::{Node, ParseError};
 use super::{Answer, Refusal};
-use crate::trace::model::{AttrValue, MAX_LINKS, Span, SpanId, SpanKind, SpanStatus, TraceId};
+use crate::trace::model::{
+    AttrValue, MAX_LINKS, Span, SpanDetails, SpanEvent, SpanId, SpanKind, SpanStatus, TraceId,
+};
 
 const SHAPE: &str = r#"a Jaeger v3 body ({"result": …} or {"error": …})"#;
 
@@ -88,12 +90,18 @@ fn spans(result: &Node) -> Result<Vec<Span>, ParseError> {
         .items("an array of resource spans")?
     {
         let service = service_name(&resource_spans.get("resource").get("attributes"))?;
+        let resource: std::sync::Arc<[(String, AttrValue)]> =
+            attributes(&resource_spans.get("resource").get("attributes"))?
+                .into_iter()
+                .collect();
         for scope_spans in resource_spans
             .get("scopeSpans")
             .items("an array of scope spans")?
         {
             for span in scope_spans.get("spans").items("an array of spans")? {
-                spans.push(read_span(&span, &service)?);
+                let mut read = read_span(&span, &service)?;
+                read.details = details(&span, &resource)?;
+                spans.push(read);
             }
         }
     }
@@ -133,6 +141,7 @@ fn read_span(span: &Node, service: &str) -> Result<Span, ParseError> {
         start_unix_nanos: span.get("startTimeUnixNano").opt_u64(NANOS)?.unwrap_or(0),
         end_unix_nanos: span.get("endTimeUnixNano").opt_u64(NANOS)?.unwrap_or(0),
         links: links(&span.get("links"))?,
+        details: SpanDetails::default(),
     })
 }
 
@@ -225,6 +234,42 @@ fn status(code: &Node) -> Result<SpanStatus, ParseError> {
         Some(_) => None,
     };
     status.ok_or_else(|| code.fail("a status code: 0 to 2, or STATUS_CODE_*"))
+}
+
+/// The status message, events and links of an OTLP/JSON span, for the search for personal data.
+fn details(
+    span: &Node,
+    resource: &std::sync::Arc<[(String, AttrValue)]>,
+) -> Result<SpanDetails, ParseError> {
+    let list = |node: &Node| -> Result<Vec<(String, AttrValue)>, ParseError> {
+        Ok(attributes(node)?.into_iter().collect())
+    };
+    let mut events = Vec::new();
+    for event in span.get("events").items("an array of span events")? {
+        events.push(SpanEvent {
+            name: event
+                .get("name")
+                .opt_str("an event name")?
+                .unwrap_or_default()
+                .to_owned(),
+            attributes: list(&event.get("attributes"))?,
+        });
+    }
+    let mut links = Vec::new();
+    for link in span.get("links").items("an array of span links")? {
+        links.push(list(&link.get("attributes"))?);
+    }
+    Ok(SpanDetails {
+        status_message: span
+            .get("status")
+            .get("message")
+            .opt_str("a status message")?
+            .unwrap_or_default()
+            .to_owned(),
+        resource: std::sync::Arc::clone(resource),
+        events,
+        links,
+    })
 }
 
 fn attributes(node: &Node) -> Result<BTreeMap<String, AttrValue>, ParseError> {

@@ -6,8 +6,12 @@ use base64::Engine as _;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use std::sync::Arc;
+
 use super::super::model::MAX_LINKS;
-use super::super::{AttrValue, Span, SpanId, SpanKind, SpanStatus, TraceId};
+use super::super::{
+    AttrValue, Span, SpanDetails, SpanEvent, SpanId, SpanKind, SpanStatus, TraceId,
+};
 
 /// The ids of a span, validated as OTLP defines them: exact lengths, not all zeroes. An empty
 /// parent marks a root; some exporters send eight zero bytes for it instead.
@@ -48,11 +52,57 @@ pub(super) fn service_name(resource: Option<&Resource>) -> String {
         .unwrap_or_default()
 }
 
+/// A resource's attributes, once per batch, for every span it sent.
+pub(super) fn resource_attributes(resource: Option<&Resource>) -> Arc<[(String, AttrValue)]> {
+    resource
+        .into_iter()
+        .flat_map(|r| &r.attributes)
+        .map(|kv| key_value(kv.clone()))
+        .collect()
+}
+
+fn key_value(kv: KeyValue) -> (String, AttrValue) {
+    (kv.key, attr_value(kv.value.and_then(|v| v.value)))
+}
+
 pub(super) fn convert(
     span: opentelemetry_proto::tonic::trace::v1::Span,
     ids: SpanIds,
     service: &str,
+    resource: &Arc<[(String, AttrValue)]>,
 ) -> Span {
+    let links = span
+        .links
+        .iter()
+        .filter_map(|link| {
+            Some((
+                TraceId::from_bytes(&link.trace_id)?,
+                SpanId::from_bytes(&link.span_id)?,
+            ))
+        })
+        .take(MAX_LINKS)
+        .collect();
+    let details = SpanDetails {
+        status_message: span
+            .status
+            .as_ref()
+            .map(|s| s.message.clone())
+            .unwrap_or_default(),
+        resource: Arc::clone(resource),
+        events: span
+            .events
+            .into_iter()
+            .map(|event| SpanEvent {
+                name: event.name,
+                attributes: event.attributes.into_iter().map(key_value).collect(),
+            })
+            .collect(),
+        links: span
+            .links
+            .into_iter()
+            .map(|link| link.attributes.into_iter().map(key_value).collect())
+            .collect(),
+    };
     Span {
         trace_id: ids.trace,
         span_id: ids.span,
@@ -68,17 +118,8 @@ pub(super) fn convert(
             .collect(),
         start_unix_nanos: span.start_time_unix_nano,
         end_unix_nanos: span.end_time_unix_nano,
-        links: span
-            .links
-            .iter()
-            .filter_map(|link| {
-                Some((
-                    TraceId::from_bytes(&link.trace_id)?,
-                    SpanId::from_bytes(&link.span_id)?,
-                ))
-            })
-            .take(MAX_LINKS)
-            .collect(),
+        links,
+        details,
     }
 }
 

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 
 use super::super::{Span, Trace, TraceId};
-use super::convert::{SpanIds, convert, service_name};
+use super::convert::{SpanIds, convert, resource_attributes, service_name};
 use super::{ReceiverConfig, ReceiverStats};
 
 /// Lock shards for the trace store, so that registering traces from the load path and storing
@@ -219,10 +219,11 @@ impl Store {
         let mut tally = BatchTally::default();
         for resource_spans in request.resource_spans {
             let service = service_name(resource_spans.resource.as_ref());
+            let resource = resource_attributes(resource_spans.resource.as_ref());
             for scope_spans in resource_spans.scope_spans {
                 for span in scope_spans.spans {
                     tally.received += 1;
-                    self.ingest_span(span, &service, &mut tally);
+                    self.ingest_span(span, (&service, &resource), &mut tally);
                 }
             }
         }
@@ -240,7 +241,7 @@ impl Store {
     fn ingest_span(
         &self,
         span: opentelemetry_proto::tonic::trace::v1::Span,
-        service: &str,
+        (service, resource): (&str, &std::sync::Arc<[(String, crate::trace::AttrValue)]>),
         tally: &mut BatchTally,
     ) {
         let Some(ids) = SpanIds::of(&span) else {
@@ -252,7 +253,7 @@ impl Store {
             None => {
                 tally.unwanted += 1;
                 if let Some(held) = &self.held {
-                    let span = convert(span, ids, service);
+                    let span = convert(span, ids, service, resource);
                     held.lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .hold(span);
@@ -260,7 +261,7 @@ impl Store {
             }
             Some(spans) if spans.len() >= self.max_spans_per_trace => tally.over_limit += 1,
             Some(spans) => {
-                spans.push(convert(span, ids, service));
+                spans.push(convert(span, ids, service, resource));
                 tally.kept += 1;
             }
         }

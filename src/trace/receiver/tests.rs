@@ -85,6 +85,19 @@ fn expected_span(trace: TraceId, id: u64, parent: Option<u64>, name: &str) -> Sp
         start_unix_nanos: 1_700_000_000_000_000_000,
         end_unix_nanos: 1_700_000_000_001_000_000,
         links: Vec::new(),
+        details: core_engine_resource(),
+    }
+}
+
+/// The details of a span that the `core-engine` resource sent, with nothing else.
+fn core_engine_resource() -> crate::trace::SpanDetails {
+    crate::trace::SpanDetails {
+        resource: vec![(
+            "service.name".to_owned(),
+            AttrValue::String("core-engine".to_owned()),
+        )]
+        .into(),
+        ..Default::default()
     }
 }
 
@@ -323,6 +336,11 @@ async fn http_json_export_is_stored() {
             start_unix_nanos: 1_544_712_660_000_000_000,
             end_unix_nanos: 1_544_712_661_000_000_000,
             links: Vec::new(),
+            // The status message and the resource are kept for the search for personal data.
+            details: crate::trace::SpanDetails {
+                status_message: "boom".to_owned(),
+                ..core_engine_resource()
+            },
         }]
     );
 }
