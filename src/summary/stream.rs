@@ -102,3 +102,34 @@ pub(super) fn traces(out: &mut String, report: &StreamTraceReport) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::result::{FailingUpdate, StreamTraceReport};
+
+    #[test]
+    fn the_trace_line_counts_and_quotes_the_first_failures() {
+        let report = StreamTraceReport {
+            source: "embedded OTLP receiver".to_owned(),
+            kept: 1_200,
+            sampled: 100,
+            found: 100,
+            passed: 98,
+            failed_checks: [("links".to_owned(), 2)].into(),
+            failing: vec![FailingUpdate {
+                kind: "sub".to_owned(),
+                traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+                sequence: None,
+                failures: vec![("links".to_owned(), "no link".to_owned())],
+            }],
+        };
+        let mut out = String::new();
+        super::traces(&mut out, &report);
+        assert_eq!(
+            out,
+            "stream traces (embedded OTLP receiver): 100 of 1,200 kept updates sampled, 100 found, \
+             98 traced end to end\n  failed links: 2 update(s)\n  \
+             00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 [sub sequence ?] links: no link\n"
+        );
+    }
+}
