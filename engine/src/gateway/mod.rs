@@ -415,3 +415,49 @@ mod args_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod listener_tests {
+    use super::*;
+
+    /// The kernel's send buffer of an accepted connection, as the gateway's writes see it.
+    async fn accepted_send_buffer(send_buffer: Option<u32>) -> u32 {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), send_buffer).expect("bound");
+        let addr = listener.local_addr().expect("address");
+        let client = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let (accepted, _) = listener.accept().await.expect("accepted");
+        let std = accepted.into_std().expect("std stream");
+        let size = tokio::net::TcpSocket::from_std_stream(std)
+            .send_buffer_size()
+            .expect("SO_SNDBUF");
+        drop(client);
+        size
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_inherit_a_fixed_send_buffer() {
+        // Linux doubles what is set, for its own bookkeeping.
+        let fixed = accepted_send_buffer(Some(16_384)).await;
+        assert!((16_384..=32_768).contains(&fixed), "{fixed}");
+        assert!(
+            accepted_send_buffer(None).await > 0,
+            "the kernel's own when none is set"
+        );
+        let err = args_parse(&["--socket-send-buffer", "100"]).expect_err("below 1 KiB");
+        assert!(err.contains("--socket-send-buffer"), "{err}");
+    }
+
+    fn args_parse(args: &[&str]) -> Result<GatewayArgs, String> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            gateway: GatewayArgs,
+        }
+        Cli::try_parse_from(std::iter::once("api-gateway").chain(args.iter().copied()))
+            .map(|cli| cli.gateway)
+            .map_err(|e| e.to_string())
+    }
+}
