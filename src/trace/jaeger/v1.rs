@@ -476,6 +476,11 @@ mod tests {
             {"refType": "CHILD_OF", "traceID": "00000000000000ff", "spanID": "00000000000000ff"}
         ]);
         assert_eq!(spans_of(&document)[3].parent, None, "only another trace");
+        // References into other traces are its links.
+        assert_eq!(
+            spans_of(&document)[3].links,
+            [(crate::trace::TraceId(0xff), SpanId(0xff))]
+        );
     }
 
     #[test]

@@ -491,6 +491,15 @@ mod tests {
     fn every_kind_of_attribute_value_and_unset_defaults() {
         let spans = spans_of(&fixture("v3-jaeger-ui_v3-trace-local-2.21.0.json"));
         assert_eq!(spans.len(), 3);
+        let links: Vec<&(TraceId, SpanId)> = spans.iter().flat_map(|s| &s.links).collect();
+        assert_eq!(
+            links,
+            [&(
+                TraceId(0xfedc_ba98_7654_3210_fedc_ba98_7654_3210),
+                SpanId(0xfedc_ba98_7654_3210)
+            )],
+            "the one span link, read as trace and span id"
+        );
         let root = by_id(&spans, "0123456789abcdef");
         assert_eq!(root.parent, None);
         assert_eq!(root.service, "lfx-wire-probe");
