@@ -251,3 +251,184 @@ fn traceparent(text: &str) -> Option<(TraceId, SpanId)> {
     let span: SpanId = span.parse().ok()?;
     (trace.0 != 0 && span.0 != 0).then_some((trace, span))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use super::*;
+    use crate::trace::{AttrValue, SourceError, SpanStatus};
+
+    const UPDATE: TraceId = TraceId(0xa1);
+    const SUBSCRIPTION: TraceId = TraceId(0xb2);
+    const GATEWAY_SERVER: SpanId = SpanId(1);
+    const ENGINE_SERVER: SpanId = SpanId(2);
+    const PRODUCER: SpanId = SpanId(10);
+    const CONSUMER: SpanId = SpanId(11);
+
+    struct Fake(HashMap<TraceId, Trace>);
+
+    impl TraceSource for Fake {
+        fn describe(&self) -> String {
+            "fake".to_owned()
+        }
+
+        async fn fetch(&self, id: TraceId) -> Result<Option<Trace>, SourceError> {
+            Ok(self.0.get(&id).cloned())
+        }
+    }
+
+    fn span(
+        trace: TraceId,
+        id: SpanId,
+        parent: Option<SpanId>,
+        kind: SpanKind,
+        of: &StreamSpan,
+    ) -> Span {
+        Span {
+            trace_id: trace,
+            span_id: id,
+            parent,
+            service: of.service.clone(),
+            name: of.name.clone(),
+            kind,
+            status: SpanStatus::Unset,
+            attributes: BTreeMap::new(),
+            start_unix_nanos: 0,
+            end_unix_nanos: 1,
+            links: Vec::new(),
+            details: Default::default(),
+        }
+    }
+
+    /// The subscription and one update traced as docs/streaming.md says, message id 7.
+    fn system(chain: &StreamChain) -> HashMap<TraceId, Trace> {
+        let id = |s: &mut Span| {
+            s.attributes
+                .insert(chain.message_id.clone(), AttrValue::String("7".to_owned()));
+        };
+        let mut producer = span(UPDATE, PRODUCER, None, SpanKind::Producer, &chain.producer);
+        producer.links = vec![(SUBSCRIPTION, ENGINE_SERVER)];
+        id(&mut producer);
+        let mut consumer = span(
+            UPDATE,
+            CONSUMER,
+            Some(PRODUCER),
+            SpanKind::Consumer,
+            &chain.consumer,
+        );
+        consumer.links = vec![(SUBSCRIPTION, GATEWAY_SERVER)];
+        id(&mut consumer);
+        let subscription = vec![
+            span(
+                SUBSCRIPTION,
+                GATEWAY_SERVER,
+                None,
+                SpanKind::Server,
+                &chain.consumer_link,
+            ),
+            span(
+                SUBSCRIPTION,
+                ENGINE_SERVER,
+                Some(GATEWAY_SERVER),
+                SpanKind::Server,
+                &chain.producer_link,
+            ),
+        ];
+        HashMap::from([
+            (
+                UPDATE,
+                Trace {
+                    spans: vec![producer, consumer],
+                },
+            ),
+            (
+                SUBSCRIPTION,
+                Trace {
+                    spans: subscription,
+                },
+            ),
+        ])
+    }
+
+    async fn judged(traces: HashMap<TraceId, Trace>) -> StreamTraceReport {
+        let mut stats = StreamStats::new(["sub".to_owned()]);
+        stats.traced.push(TracedUpdate {
+            kind: 0,
+            traceparent: format!("00-{UPDATE}-{CONSUMER}-01"),
+            sequence: Some(7),
+        });
+        let checks = StreamChecks {
+            sample: 10,
+            timeout: Duration::from_millis(50),
+        };
+        let stop = CancellationToken::new();
+        let names = ["sub".to_owned()];
+        check(
+            &Fake(traces),
+            &checks,
+            &crate::bundled::stream::chain(),
+            &stats,
+            &names,
+            &stop,
+        )
+        .await
+    }
+
+    fn failed(report: &StreamTraceReport) -> Vec<&str> {
+        report.failed_checks.keys().map(String::as_str).collect()
+    }
+
+    #[tokio::test]
+    async fn the_documented_chain_passes() {
+        let chain = crate::bundled::stream::chain();
+        let report = judged(system(&chain)).await;
+        assert_eq!(
+            (report.sampled, report.found, report.passed),
+            (1, 1, 1),
+            "{report:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_broken_part_of_the_chain_is_named() {
+        let chain = crate::bundled::stream::chain();
+        // The consumer starts its own trace: a root, no producer.
+        let mut traces = system(&chain);
+        let spans = &mut traces.get_mut(&UPDATE).expect("update").spans;
+        spans.retain(|s| s.span_id == CONSUMER);
+        spans[0].parent = None;
+        let report = judged(traces).await;
+        assert_eq!(failed(&report), ["producer"], "{report:?}");
+        assert!(report.failing[0].failures[0].1.contains("is a root"));
+        // Another message id on the producer.
+        let mut traces = system(&chain);
+        let producer = traces
+            .get_mut(&UPDATE)
+            .expect("update")
+            .spans
+            .iter_mut()
+            .find(|s| s.span_id == PRODUCER)
+            .expect("producer");
+        producer
+            .attributes
+            .insert(chain.message_id.clone(), AttrValue::String("8".to_owned()));
+        assert_eq!(failed(&judged(traces).await), ["message id"]);
+        // The consumer's link goes nowhere known.
+        let mut traces = system(&chain);
+        traces
+            .get_mut(&UPDATE)
+            .expect("update")
+            .spans
+            .iter_mut()
+            .find(|s| s.span_id == CONSUMER)
+            .expect("consumer")
+            .links = vec![(TraceId(0xdead), SpanId(5))];
+        assert_eq!(failed(&judged(traces).await), ["links"]);
+        // The update's spans never arrive.
+        let mut traces = system(&chain);
+        traces.remove(&UPDATE);
+        let report = judged(traces).await;
+        assert_eq!((failed(&report), report.found), (vec!["consumer"], 0));
+    }
+}
