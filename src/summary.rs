@@ -240,6 +240,9 @@ fn verification(out: &mut String, result: &RunResult) {
             }
         }
     }
+    if let Some(streams) = &result.verification.streams {
+        stream::traces(out, streams);
+    }
     if let Some(metrics) = &result.verification.metrics {
         let _ = writeln!(
             out,

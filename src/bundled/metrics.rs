@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use engine::core_engine::{FETCH_METHOD, STREAM_METHOD};
 use engine::status::{code_from_name, code_name, http_status};
 use tonic::Code;
 
@@ -15,8 +16,17 @@ use crate::metrics::reconcile::{
     Out, Pair, Reconciliation, Required, by_service, latency, matchers, presence,
 };
 
+mod stream;
+
+pub use stream::StreamReceived;
+
 /// The gateway's fetch route, as its per-route series label it.
 const FETCH: [(&str, &str); 2] = [("method", "POST"), ("path", FETCH_ROUTE)];
+/// The engine's fetch method, as its per-method series label it: its streams
+/// (`method="StreamMarketData"`) count in the same families.
+const FETCH_RPC: (&str, &str) = ("method", FETCH_METHOD);
+/// The engine's stream method.
+const STREAM_RPC: (&str, &str) = ("method", STREAM_METHOD);
 
 /// What the harness counted between the two snapshots.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +41,8 @@ pub struct Received {
     pub gateway_service: String,
     /// The engine's service name, as its snapshots name it.
     pub engine_service: String,
+    /// What a stream load received, if the run was one.
+    pub stream: Option<StreamReceived>,
 }
 
 impl Default for Received {
@@ -41,6 +53,7 @@ impl Default for Received {
             client_p99: None,
             gateway_service: GATEWAY_SERVICE.to_owned(),
             engine_service: ENGINE_SERVICE.to_owned(),
+            stream: None,
         }
     }
 }
@@ -52,6 +65,9 @@ pub fn reconcile(before: &[Snapshot], after: &[Snapshot], received: &Received) -
     let gateway_rules = |out: &mut Out<'_>, pair: &Pair<'_>| {
         presence(out, pair, &gateway_required(received));
         gateway(out, pair, received);
+        if let Some(stream) = &received.stream {
+            stream::gateway(out, pair, stream);
+        }
         latency(
             out,
             pair,
@@ -63,6 +79,9 @@ pub fn reconcile(before: &[Snapshot], after: &[Snapshot], received: &Received) -
     let engine_rules = |out: &mut Out<'_>, pair: &Pair<'_>| {
         presence(out, pair, &engine_required(&expected));
         engine(out, pair, &expected);
+        if let Some(stream) = &received.stream {
+            stream::engine(out, pair, stream);
+        }
         latency(
             out,
             pair,
@@ -302,7 +321,7 @@ impl EngineExpectation {
 /// The engine's codes by the gateway's status groups, its totals, and its error types.
 fn engine(out: &mut Out<'_>, pair: &Pair<'_>, expected: &EngineExpectation) {
     let note = expected.note();
-    let code_delta = |code: &str| pair.delta("grpc_requests_total", &[("status", code)]);
+    let code_delta = |code: &str| pair.delta("grpc_requests_total", &[FETCH_RPC, ("status", code)]);
     for (status, group) in &expected.groups {
         let wanted = (group.http + group.grpc) as f64;
         let observed: f64 = group.codes.iter().map(|c| code_delta(c)).sum();
@@ -326,7 +345,7 @@ fn engine(out: &mut Out<'_>, pair: &Pair<'_>, expected: &EngineExpectation) {
         .collect();
     let mut strange: BTreeSet<String> = expected.unknown.keys().cloned().collect();
     strange.extend(
-        pair.label_values("grpc_requests_total", "status", &[])
+        pair.label_values("grpc_requests_total", "status", &[FETCH_RPC])
             .into_iter()
             .filter(|s| !known.contains(s.as_str())),
     );
@@ -342,34 +361,59 @@ fn engine(out: &mut Out<'_>, pair: &Pair<'_>, expected: &EngineExpectation) {
 
     let total = expected.total() as f64;
     let errors = expected.errors() as f64;
-    for (metric, wanted, what) in [
-        ("grpc_request_duration_seconds_count", total, "all RPCs"),
-        ("requests_total", total, "all RPCs"),
-        ("request_duration_seconds_count", total, "all RPCs"),
+    // Streams count in the totals (not in the durations) once they end, whatever the harness
+    // expected of them: the stream rules compare their count with the harness's.
+    let streams = pair.delta("grpc_requests_total", &[STREAM_RPC]);
+    let stream_errors =
+        streams - pair.delta("grpc_requests_total", &[STREAM_RPC, ("status", "OK")]);
+    let with_streams = if streams > 0.0 {
+        format!(", plus {streams} streams ended as the engine counted them")
+    } else {
+        String::new()
+    };
+    for (metric, wanted, what, extra) in [
+        (
+            "grpc_request_duration_seconds_count",
+            total,
+            "all RPCs",
+            0.0,
+        ),
+        ("requests_total", total, "all RPCs", streams),
+        ("request_duration_seconds_count", total, "all RPCs", 0.0),
         (
             "errors_total",
             errors,
             "RPCs answered with a code other than OK",
+            stream_errors,
         ),
         (
             "grpc_errors_total",
             errors,
             "RPCs answered with a code other than OK",
+            stream_errors,
         ),
     ] {
+        let streams_note = if extra > 0.0 {
+            with_streams.as_str()
+        } else {
+            ""
+        };
         out.compare(
             metric,
             String::new(),
-            wanted,
+            wanted + extra,
             pair.delta(metric, &[]),
-            format!("{what}: fetches forwarded by the gateway plus direct gRPC calls{note}"),
+            format!(
+                "{what}: fetches forwarded by the gateway plus direct gRPC calls{note}{streams_note}"
+            ),
         );
     }
-    // Each error type is the lower-case code name; it must move with that code's request count.
+    // Each error type is the lower-case code name; it must move with that code's request count
+    // (over every method: streams count their errors too).
     for code in (1..=16).map(Code::from_i32) {
         let name = code_name(code);
         let error_type = name.to_ascii_lowercase();
-        let requests = code_delta(name);
+        let requests = pair.delta("grpc_requests_total", &[("status", name)]);
         let errors = pair.delta("grpc_errors_total", &[("error_type", error_type.as_str())]);
         if requests != 0.0 || errors != 0.0 {
             out.compare(

@@ -4,6 +4,7 @@
 
 pub mod metrics;
 pub mod spans;
+pub mod stream;
 
 use hyper::Uri;
 
@@ -16,6 +17,8 @@ pub const GATEWAY_SERVICE: &str = engine::gateway::DEFAULT_SERVICE_NAME;
 pub const ENGINE_SERVICE: &str = engine::core_engine::DEFAULT_SERVICE_NAME;
 /// Where the gateway serves its Prometheus metrics.
 pub const GATEWAY_METRICS_ROUTE: &str = engine::gateway::METRICS_ROUTE;
+/// The gateway's stream route (WebSocket upgrades).
+pub(crate) const STREAM_ROUTE: &str = engine::gateway::STREAM_ROUTE;
 /// The gateway's fetch route, the one the load drives.
 pub(crate) const FETCH_ROUTE: &str = engine::gateway::FETCH_ROUTE;
 /// The JSON fields of the gateway's stream updates (docs/streaming.md): a `websocket:` kind reads
@@ -25,6 +28,9 @@ pub(crate) const STREAM_EVENT_TIME_FIELD: &str = "event_time_unix_nanos";
 pub(crate) const STREAM_SEQUENCE_FIELD: &str = "sequence";
 /// The update's CONSUMER span at the gateway, empty when the update is not traced.
 pub(crate) const STREAM_TRACEPARENT_FIELD: &str = "traceparent";
+
+/// The subscription's trace id, in the gateway's `subscribed` message.
+pub(crate) const STREAM_SUBSCRIPTION_TRACE_FIELD: &str = "trace_id";
 
 /// The engine's fetch method, as a gRPC request path.
 pub(crate) const FETCH_METHOD_PATH: &str = "/core_engine.v1.CoreEngineService/FetchMarketData";

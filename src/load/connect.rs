@@ -3,7 +3,7 @@
 
 use hyper::http::uri::Authority;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 
 /// A byte stream to the target, plain or TLS.
@@ -30,12 +30,25 @@ pub(super) async fn open(
     authority: &Authority,
     tls: Option<&TlsConnector>,
 ) -> Result<Connected, String> {
+    open_sized(authority, tls, None).await
+}
+
+/// As [`open`], with the socket's receive buffer set to `receive_buffer` bytes before it
+/// connects (the kernel doubles it and keeps it fixed): a small one lets a slow reader's
+/// backlog reach the server instead of waiting in the kernel's buffers.
+pub(super) async fn open_sized(
+    authority: &Authority,
+    tls: Option<&TlsConnector>,
+    receive_buffer: Option<u32>,
+) -> Result<Connected, String> {
     let host = authority.host();
     let default_port = if tls.is_some() { 443 } else { 80 };
     let address = format!("{host}:{}", authority.port_u16().unwrap_or(default_port));
-    let tcp = TcpStream::connect(&address)
-        .await
-        .map_err(|e| format!("connecting to {address}: {e}"))?;
+    let tcp = match receive_buffer {
+        None => TcpStream::connect(&address).await,
+        Some(bytes) => connect_sized(&address, bytes).await,
+    }
+    .map_err(|e| format!("connecting to {address}: {e}"))?;
     tcp.set_nodelay(true)
         .map_err(|e| format!("connecting to {address}: {e}"))?;
     let Some(tls) = tls else {
@@ -56,4 +69,28 @@ pub(super) async fn open(
         io: Box::new(stream),
         h2,
     })
+}
+
+/// Connects to the first address `address` resolves to that accepts, with the receive buffer
+/// set beforehand (it bounds the window the connection offers, so it must precede the connect).
+async fn connect_sized(address: &str, receive_buffer: u32) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_recv_buffer_size(receive_buffer)?;
+        match socket.connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the name resolves to no address",
+        )
+    }))
 }

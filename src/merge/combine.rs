@@ -136,6 +136,8 @@ pub(super) fn fleet(shards: &[Shard]) -> Result<RunResult, RunError> {
             traces: traces(&shards)?,
             metrics: None,
             pii: pii(&shards),
+            // Stream loads are not sharded (`harness run --shard` refuses them).
+            streams: None,
         },
         // Each process's memory is its own: a shard's is not the fleet's.
         memory: None,

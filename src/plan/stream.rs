@@ -87,10 +87,12 @@ pub(super) fn kinds(
                             .clone()
                             .unwrap_or_else(|| bundled::STREAM_TRACEPARENT_FIELD.to_owned()),
                     ),
+                    subscription_trace: Some(bundled::STREAM_SUBSCRIPTION_TRACE_FIELD.to_owned()),
                 },
                 hold: call.hold,
                 read_delay: call.read_delay,
                 max_message_bytes: call.max_message_bytes,
+                receive_buffer: call.receive_buffer_bytes,
             })
         })
         .collect()

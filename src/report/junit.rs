@@ -18,9 +18,9 @@ use super::ReportError;
 use crate::format::{cpu_time, percent_fixed};
 use crate::result::CheckKind;
 use crate::result::MetricsReport;
-use crate::result::TraceReport;
 use crate::result::overhead::{OverheadResult, Verdict};
 use crate::result::{RunResult, RunStatus};
+use crate::result::{StreamTraceReport, TraceReport};
 use crate::summary::effect;
 use crate::threshold::{Metric, Threshold};
 
@@ -79,6 +79,9 @@ pub fn suite(result: &RunResult) -> TestSuite {
     suite.add_test_cases(thresholds(result));
     if let Some(traces) = &result.verification.traces {
         suite.add_test_cases(trace_checks(scenario, traces, traces_tolerated(result)));
+    }
+    if let Some(streams) = &result.verification.streams {
+        suite.add_test_case(stream_traces(scenario, streams));
     }
     if let Some(metrics) = &result.verification.metrics {
         suite.add_test_cases(metrics_checks(scenario, metrics));
@@ -303,6 +306,31 @@ fn trace_checks(scenario: &str, traces: &TraceReport, tolerated: bool) -> Vec<Te
         cases.push(case);
     }
     cases
+}
+
+/// `verify.streams`: one case, failing unless every sampled update was traced end to end.
+fn stream_traces(scenario: &str, report: &StreamTraceReport) -> TestCase {
+    let classname = format!("{scenario}.streams");
+    let mut case = case(&classname, "traced end to end", TestCaseStatus::success());
+    if report.sampled > 0 && report.passed == report.sampled {
+        return case;
+    }
+    let message = format!(
+        "{} of {} sampled updates traced end to end (looked up in {}), bound 100%",
+        report.passed, report.sampled, report.source
+    );
+    let mut detail = String::new();
+    for failing in report.failing.iter().take(QUOTED_TRACES) {
+        for (check, text) in &failing.failures {
+            let _ = writeln!(
+                detail,
+                "{} [{}] {check}: {text}",
+                failing.traceparent, failing.kind
+            );
+        }
+    }
+    case.status = failure("stream trace check", message, detail);
+    case
 }
 
 fn completeness(classname: &str, traces: &TraceReport, tolerated: bool) -> TestCase {

@@ -21,12 +21,15 @@ pub mod overhead;
 mod pii;
 mod shard;
 mod stream;
+mod stream_traces;
 mod threshold;
 mod verification;
 
 pub use pii::{PiiFinding, PiiReport, Searched};
 pub use shard::{FleetResult, FleetShard, ShardResult, scenario_hash};
 pub use stream::{StreamKindResult, StreamResult};
+pub(crate) use stream_traces::KEPT_FAILING;
+pub use stream_traces::{FailingUpdate, StreamTraceReport};
 pub use threshold::Evaluation;
 pub(crate) use threshold::Unit;
 pub use verification::{

@@ -14,6 +14,9 @@ pub struct VerificationResult {
     pub(crate) traces: Option<TraceReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) metrics: Option<MetricsReport>,
+    /// The trace checks of a stream load's updates (`verify.streams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) streams: Option<super::StreamTraceReport>,
     /// The search for personal data (`verify.pii`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) pii: Option<super::PiiReport>,

@@ -94,6 +94,7 @@ async fn subscribe(
         seed: load.seed,
         max_connections: load.max_in_flight,
         timeout: load.timeout,
+        announce: verify.verifier.stream_announce(),
     };
     let ticks = Arc::clone(&progress);
     let report = load::stream::run(target, plan, stop.clone(), move |recorder, elapsed| {

@@ -230,16 +230,24 @@ pub async fn run(
         let traces = verifier
             .finish_traces(&outputs.kind_names, logs.as_ref())
             .await;
+        let streams = match &outcome {
+            Ok(report) => {
+                verifier
+                    .check_streams(report, &outputs.kind_names, &halt)
+                    .await
+            }
+            Err(_) => None,
+        };
         if let (Ok(report), Some(metrics)) = (&outcome, &mut metrics)
             && let Some(spans) = verifier.span_counts(report).await
         {
             metrics.reconciled &= spans.passed;
             metrics.sources.push(spans);
         }
-        (outcome, metrics, traces, memory)
+        (outcome, metrics, traces, memory, streams)
     };
     let mut managed = managed;
-    let ((outcome, metrics, mut traces, memory), crashed) =
+    let ((outcome, metrics, mut traces, memory, streams), crashed) =
         watch::while_running(measured, &halt, || exited(&mut managed, &mut jaeger)).await;
     // A launched Jaeger stops with the run: the report links to no UI that will be gone.
     if let (Some(report), Some(_)) = (&mut traces, &jaeger) {
@@ -265,6 +273,7 @@ pub async fn run(
     result.phases = PhaseResult::of(&scenario.load.phases);
     result.verification.traces = traces;
     result.verification.metrics = metrics;
+    result.verification.streams = streams;
     result.verification.pii = pii;
     result.memory = MemoryResult::of(memory, report.recorder.started());
     result.thresholds = threshold::evaluate(&thresholds, &report, &result);

@@ -32,8 +32,8 @@ pub(crate) use model::{
     Access, Arm, Arrivals, Call, ChainStep, Claim, ClaimMetric, Equals, ErrorRule, Execution,
     GrpcMethod, HttpBody, Instructions, Load, Located, Managed, MetricRule, MetricsChecks,
     Overhead, PatternSeverity, Phase, PiiChecks, PrometheusSpec, Protocol, Relaunch, RequestKind,
-    SampleShare, Scenario, ServiceSpec, Sweep, System, Template, TraceChecks, TraceSourceSpec,
-    Vars, WsMessage,
+    SampleShare, Scenario, ServiceSpec, StreamChecks, Sweep, System, Template, TraceChecks,
+    TraceSourceSpec, Vars, WsMessage,
 };
 
 use read::{Cx, index, join};

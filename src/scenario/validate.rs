@@ -55,10 +55,13 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
             let declared = checks::Declared {
                 managed: matches!(system, System::Managed(_)),
                 jaeger: matches!(system, System::Managed(m) if m.jaeger.is_some()),
-                bundled: requests
-                    .iter()
-                    .flatten()
-                    .all(|kind| kind.call.protocol().is_none()),
+                // The bundled API's shorthand, or its stream route (whose metrics rules the
+                // bundled system has too).
+                bundled: requests.iter().flatten().all(|kind| {
+                    kind.call.protocol().is_none()
+                        || matches!(&kind.call, crate::scenario::Call::WebSocket(call)
+                            if call.url.text == engine::gateway::STREAM_ROUTE)
+                }),
                 kinds: &kinds,
             };
             checks::verify(cx, node, load.protocol, declared)
@@ -81,8 +84,8 @@ pub(super) fn scenario(cx: &mut Cx, root: &Node) -> Option<Scenario> {
         cx.err(
             root.origin,
             "verify.traces",
-            "does not apply to websocket: kinds; their updates' traces are counted in the \
-             stream section",
+            "does not apply to websocket: kinds; their updates are traces of their own, \
+             checked by verify.streams",
         );
     }
     if let (false, Some(kinds)) = (traced, &requests) {

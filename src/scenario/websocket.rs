@@ -14,6 +14,10 @@ use super::tree::{Node, Value};
 pub(super) const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 10;
 /// The largest `max_message_bytes` accepted.
 const MAX_MESSAGE_BYTES: i128 = 16 << 20;
+/// The bounds of `receive_buffer_bytes`: below 1 KiB the kernel rounds up anyway; above 64 MiB
+/// it is no longer a small buffer.
+const MIN_RECEIVE_BUFFER: i128 = 1 << 10;
+const MAX_RECEIVE_BUFFER: i128 = 64 << 20;
 /// The longest `hold` or `read_delay`, as the other durations of a scenario: a day.
 const DAY: (Duration, &str) = (Duration::from_secs(86_400), "1440m");
 
@@ -32,6 +36,7 @@ pub(super) fn websocket(
         "hold",
         "read_delay",
         "max_message_bytes",
+        "receive_buffer_bytes",
     ];
     let fields = mapping(cx, node, path, Some(KEYS))?;
     let url = fields.required(cx, "url").and_then(|n| {
@@ -93,6 +98,18 @@ pub(super) fn websocket(
         DEFAULT_MAX_MESSAGE_BYTES,
         |cx, n, at| integer(cx, n, at, 16, MAX_MESSAGE_BYTES).and_then(|i| usize::try_from(i).ok()),
     );
+    let receive_buffer_bytes = match fields.get("receive_buffer_bytes") {
+        None => Some(None),
+        Some(n) => integer(
+            cx,
+            n,
+            &fields.path("receive_buffer_bytes"),
+            MIN_RECEIVE_BUFFER,
+            MAX_RECEIVE_BUFFER,
+        )
+        .and_then(|i| u32::try_from(i).ok())
+        .map(Some),
+    };
     Some(WebSocketCall {
         url: url?,
         headers: headers?,
@@ -102,6 +119,7 @@ pub(super) fn websocket(
         hold: hold?,
         read_delay: read_delay?,
         max_message_bytes: max_message_bytes?,
+        receive_buffer_bytes: receive_buffer_bytes?,
     })
 }
 
@@ -178,7 +196,8 @@ requests:
       fields: {event_time: ts, sequence: seq}
       hold: 2s
       read_delay: 50ms
-      max_message_bytes: 1024",
+      max_message_bytes: 1024
+      receive_buffer_bytes: 4096",
             ),
             &[],
         )
@@ -199,6 +218,7 @@ requests:
         assert_eq!(c.hold, Some(Duration::from_secs(2)));
         assert_eq!(c.read_delay, Duration::from_millis(50));
         assert_eq!(c.max_message_bytes, 1024);
+        assert_eq!(c.receive_buffer_bytes, Some(4096));
     }
 
     #[test]
@@ -219,6 +239,10 @@ requests:
                 "x.yaml:13:26: requests[0].websocket.max_message_bytes:",
             ),
             (
+                "      url: /s\n      subscribe: \"{{symbol}}\"\n      receive_buffer_bytes: 10",
+                "x.yaml:13:29: requests[0].websocket.receive_buffer_bytes:",
+            ),
+            (
                 "      url: /s\n      subscribe: \"{{symbol}}\"\n      fields: {time: t}",
                 "x.yaml:13:16: requests[0].websocket.fields.time:",
             ),
@@ -233,6 +257,48 @@ requests:
                 .to_string();
             assert!(error.contains(expected), "{websocket}\n{error}");
         }
+    }
+
+    #[test]
+    fn stream_trace_checks_are_verify_streams() {
+        let base = scenario("      url: /s\n      subscribe: \"{{symbol}}\"");
+        let s = parse(
+            "x.yaml",
+            &(base.clone() + "verify: {streams: {sample: 20, timeout: 3s}}\n"),
+            &[],
+        )
+        .expect("valid");
+        let streams = s.verify.streams.expect("streams");
+        assert_eq!(
+            (streams.sample, streams.timeout),
+            (20, Duration::from_secs(3))
+        );
+        let s = parse("x.yaml", &(base.clone() + "verify: {streams: }\n"), &[]).expect("valid");
+        assert_eq!(s.verify.streams, Some(Default::default()));
+        for (verify, expected) in [
+            (
+                "verify: {traces: {services: [a], chain: [{service: a, kind: server}]}}",
+                "checked by verify.streams",
+            ),
+            ("verify: {streams: {sample: 0}}", "verify.streams.sample"),
+            ("verify: {streams: {every: 2}}", "verify.streams.every"),
+        ] {
+            let error = parse("x.yaml", &(base.clone() + verify + "\n"), &[])
+                .expect_err("refused")
+                .to_string();
+            assert!(error.contains(expected), "{verify}\n{error}");
+        }
+        let http = base.replace(
+            "    websocket:\n      url: /s\n      subscribe: \"{{symbol}}\"",
+            "    http: {url: \"/q/{{symbol}}\"}",
+        ) + "verify: {streams: {}}\n";
+        let error = parse("x.yaml", &http, &[])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("applies to websocket: kinds only"),
+            "{error}"
+        );
     }
 
     #[test]

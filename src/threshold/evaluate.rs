@@ -46,6 +46,7 @@ pub(crate) fn parse_all(scenario: &Scenario) -> Result<Vec<Scoped>, RunError> {
                 | Metric::TracesPassed
                 | Metric::TracesVisible(_)
                 | Metric::MetricsReconciled
+                | Metric::StreamTracesPassed
                 | Metric::PiiClean
                 | Metric::MemoryGrowth(_)
         );
@@ -87,6 +88,11 @@ pub(crate) fn implicit(scenario: &Scenario, declared: &[Scoped]) -> Vec<Scoped> 
     let traces = |m: &Metric| matches!(m, Metric::TracesComplete | Metric::TracesPassed);
     if scenario.verify.traces.is_some() && !declares(traces) {
         implicit.push("traces.passed >= 100%");
+    }
+    if scenario.verify.streams.is_some()
+        && !declares(|m: &Metric| matches!(m, Metric::StreamTracesPassed))
+    {
+        implicit.push("stream.traces.passed >= 100%");
     }
     if scenario.verify.metrics.is_some()
         && !declares(|m: &Metric| matches!(m, Metric::MetricsReconciled))
@@ -259,6 +265,11 @@ fn measure(
             .metrics
             .as_ref()
             .map(|m| if m.reconciled { 1.0 } else { 0.0 }),
+        Metric::StreamTracesPassed => result
+            .verification
+            .streams
+            .as_ref()
+            .and_then(|s| s.passed_ratio()),
         Metric::StreamPercentile(_)
         | Metric::StreamFirstMessage(_)
         | Metric::StreamLostRate

@@ -25,7 +25,7 @@ use parse::{exact_duration, exact_percentage, parse_bound, parse_metric, parse_o
 const METRICS: &str = "p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, \
      achieved_rate, rps, traces.complete, traces.passed, traces.visible_pN, metrics.reconciled, \
      stream.p(N), stream.first_message.p(N), stream.lost_rate, stream.sequence_error_rate, \
-     stream.connect_error_rate, pii.clean, \
+     stream.connect_error_rate, stream.traces.passed, pii.clean, \
      memory.growth, memory.growth(PROCESS)";
 const OPERATORS: &str = "<, <=, >, >=, ==";
 
@@ -90,6 +90,8 @@ pub(crate) enum Metric {
     StreamSequenceErrorRate,
     /// Failed connects / connects attempted.
     StreamConnectErrorRate,
+    /// Sampled traced updates traced end to end (`verify.streams`) / sampled traced updates.
+    StreamTracesPassed,
     /// Whether the search for personal data found nothing that fails it: `pii.clean`.
     PiiClean,
     /// `memory.growth(PROCESS)`: resident memory growth in bytes per second over the steady part
@@ -118,7 +120,8 @@ impl Metric {
             | Metric::TracesPassed
             | Metric::StreamLostRate
             | Metric::StreamSequenceErrorRate
-            | Metric::StreamConnectErrorRate => Unit::Ratio,
+            | Metric::StreamConnectErrorRate
+            | Metric::StreamTracesPassed => Unit::Ratio,
             Metric::Rps => Unit::PerSecond,
             Metric::MetricsReconciled | Metric::PiiClean => Unit::Bool,
             Metric::MemoryGrowth(_) => Unit::BytesPerSecond,
@@ -134,6 +137,7 @@ impl Metric {
                 | Metric::StreamLostRate
                 | Metric::StreamSequenceErrorRate
                 | Metric::StreamConnectErrorRate
+                | Metric::StreamTracesPassed
         )
     }
 
@@ -154,6 +158,7 @@ impl Metric {
             "stream.lost_rate" => Metric::StreamLostRate,
             "stream.sequence_error_rate" => Metric::StreamSequenceErrorRate,
             "stream.connect_error_rate" => Metric::StreamConnectErrorRate,
+            "stream.traces.passed" => Metric::StreamTracesPassed,
             "pii.clean" => Metric::PiiClean,
             _ => return None,
         })
@@ -182,6 +187,7 @@ impl fmt::Display for Metric {
             Metric::StreamLostRate => f.write_str("stream.lost_rate"),
             Metric::StreamSequenceErrorRate => f.write_str("stream.sequence_error_rate"),
             Metric::StreamConnectErrorRate => f.write_str("stream.connect_error_rate"),
+            Metric::StreamTracesPassed => f.write_str("stream.traces.passed"),
             Metric::PiiClean => f.write_str("pii.clean"),
             Metric::MemoryGrowth(None) => f.write_str(memory::NAME),
             Metric::MemoryGrowth(Some(process)) => write!(f, "{}({process})", memory::NAME),

@@ -114,6 +114,7 @@ fn static_name(metric: Metric) -> &'static str {
         Metric::StreamLostRate => "stream.lost_rate",
         Metric::StreamSequenceErrorRate => "stream.sequence_error_rate",
         Metric::StreamConnectErrorRate => "stream.connect_error_rate",
+        Metric::StreamTracesPassed => "stream.traces.passed",
         Metric::PiiClean => "pii.clean",
         Metric::MemoryGrowth(_) => super::memory::NAME,
     }

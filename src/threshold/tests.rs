@@ -88,7 +88,7 @@ fn bad_expressions_say_what_is_wrong() {
     let expected = "expected one of p(N), service_p(N), avg, min, max, med, error_rate, \
                     dropped_rate, achieved_rate, rps, traces.complete, traces.passed, \
                     traces.visible_pN, metrics.reconciled, stream.p(N), stream.first_message.p(N), stream.lost_rate, \
-         stream.sequence_error_rate, stream.connect_error_rate, pii.clean, memory.growth, \
+         stream.sequence_error_rate, stream.connect_error_rate, stream.traces.passed, pii.clean, memory.growth, \
          memory.growth(PROCESS)";
     let table: &[(&str, String)] = &[
         (
@@ -730,7 +730,7 @@ fn threshold_errors_name_the_file_line_column_and_key() {
         "x.yaml:15:33: thresholds[1]: \"p99 < 5ms\": unknown metric \"p99\"; expected one of \
          p(N), service_p(N), avg, min, max, med, error_rate, dropped_rate, achieved_rate, rps, \
          traces.complete, traces.passed, traces.visible_pN, metrics.reconciled, stream.p(N), stream.first_message.p(N), stream.lost_rate, \
-         stream.sequence_error_rate, stream.connect_error_rate, pii.clean, memory.growth, \
+         stream.sequence_error_rate, stream.connect_error_rate, stream.traces.passed, pii.clean, memory.growth, \
          memory.growth(PROCESS)"
     );
     assert_eq!(

@@ -168,6 +168,9 @@ pub struct Span {
     pub(crate) attributes: BTreeMap<String, AttrValue>,
     pub(crate) start_unix_nanos: u64,
     pub(crate) end_unix_nanos: u64,
+    /// The spans it links to (OTLP links; Jaeger v1's references into other traces), up to
+    /// [`MAX_LINKS`]: a message's span links to the subscription it came through.
+    pub(crate) links: Vec<(TraceId, SpanId)>,
     /// What no check judges but the search for personal data reads.
     pub(crate) details: SpanDetails,
 }
@@ -190,6 +193,9 @@ pub(crate) struct SpanEvent {
     pub(crate) name: String,
     pub(crate) attributes: Vec<(String, AttrValue)>,
 }
+
+/// The most links kept of one span; the spans checked here have one or two.
+pub(crate) const MAX_LINKS: usize = 16;
 
 /// The spans of one trace, in no particular order (sources do not sort them topologically).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -131,6 +131,7 @@ mod tests {
                     attributes: BTreeMap::new(),
                     start_unix_nanos: 0,
                     end_unix_nanos: 1,
+                    links: Vec::new(),
                     details: Default::default(),
                 })
                 .collect(),

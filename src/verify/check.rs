@@ -416,6 +416,7 @@ mod tests {
                 .collect(),
             start_unix_nanos: 0,
             end_unix_nanos: 1,
+            links: Vec::new(),
             details: Default::default(),
         }
     }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::bundled::metrics::{Received, reconcile};
+use crate::bundled::metrics::{Received, StreamReceived, reconcile};
 use crate::exit::RunError;
 use crate::load::{self, Announce, RunReport, SampleSink};
 use crate::metrics::declared::{self, Outcomes};
@@ -30,18 +30,22 @@ mod check;
 mod pii;
 mod preflight;
 mod spans;
+mod streams;
 mod traces;
 
 pub use apis::QueryApis;
 pub(crate) use apis::headers;
 
-use crate::result::{MetricsReport, PiiReport, SourceReport, TraceReport};
+use crate::result::{MetricsReport, PiiReport, SourceReport, StreamTraceReport, TraceReport};
 use crate::trace::{TraceId, TraceSource};
 use traces::Verdicts;
 
 /// The standard OTLP ports, where an external system's exporters look for a collector.
 const OTLP_GRPC_PORT: u16 = 4317;
 const OTLP_HTTP_PORT: u16 = 4318;
+/// Unwanted spans the receiver holds for a stream load: an update's spans may be exported
+/// before the load has read the update and learnt its trace id. About 10 MB at most.
+const HELD_STREAM_SPANS: usize = 20_000;
 /// How long one query API request may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for Prometheus to scrape past a moment, in scrape intervals... at most this.
@@ -94,6 +98,8 @@ pub struct Verifier {
     span_baseline: Option<spans::Baseline>,
     /// `Authorization` for the managed services' metrics endpoints (`metrics_auth`).
     scrape_authorization: Option<reqwest::header::HeaderValue>,
+    /// The trace checks of a stream load's updates, with the receiver their spans go to.
+    streams: Option<(crate::scenario::StreamChecks, Receiver)>,
     /// The search for personal data (`verify.pii`), fed by the trace lookups, the scrapes after
     /// the load and the managed services' logs.
     pii: Option<Arc<pii::Search>>,
@@ -161,6 +167,31 @@ impl Verifier {
                 })
             }
         };
+        let streams = match &scenario.verify.streams {
+            None => None,
+            Some(checks) => {
+                if managed.is_some_and(|m| !m.tracing) {
+                    return Err(RunError::BadInput(format!(
+                        "{}: verify.streams needs system.managed.tracing: true",
+                        scenario.name
+                    )));
+                }
+                let mut config = ReceiverConfig {
+                    held_unwanted_spans: HELD_STREAM_SPANS,
+                    ..ReceiverConfig::default()
+                };
+                if managed.is_none() {
+                    config.grpc_addr.set_port(OTLP_GRPC_PORT);
+                    config.http_addr.set_port(OTLP_HTTP_PORT);
+                }
+                let receiver = Receiver::start(config).map_err(|e| {
+                    RunError::Incomplete(anyhow::anyhow!(
+                        "starting the embedded OTLP receiver: {e}"
+                    ))
+                })?;
+                Some((checks.clone(), receiver))
+            }
+        };
         let pii = match scenario.verify.pii {
             None => None,
             Some(checks) => {
@@ -181,6 +212,7 @@ impl Verifier {
             }
         };
         Ok(Verifier {
+            streams,
             pii,
             traces,
             metrics_spec: scenario.verify.metrics.clone(),
@@ -201,10 +233,43 @@ impl Verifier {
 
     /// Where managed services should export spans, when the harness receives them itself.
     pub fn otlp_endpoint(&self) -> Option<String> {
+        if let Some((_, receiver)) = &self.streams {
+            return Some(receiver.grpc_endpoint());
+        }
         match &self.traces.as_ref()?.source {
             Source::Embedded(receiver) => Some(receiver.grpc_endpoint()),
             Source::Jaeger(_) => None,
         }
+    }
+
+    /// What a stream load tells of the trace ids it sees (traced updates and subscriptions), so
+    /// that the receiver keeps their spans; `None` without `verify.streams`.
+    pub fn stream_announce(&self) -> Option<Announce> {
+        let handle = self.streams.as_ref()?.1.handle();
+        Some(Arc::new(move |id| {
+            handle.want(TraceId(id));
+        }))
+    }
+
+    /// Checks a sample of the stream load's traced updates (`verify.streams`).
+    pub async fn check_streams(
+        &self,
+        report: &RunReport,
+        kind_names: &[String],
+        stop: &CancellationToken,
+    ) -> Option<StreamTraceReport> {
+        let (checks, receiver) = self.streams.as_ref()?;
+        let empty;
+        let stats = match &report.stream {
+            Some(stats) => stats.as_ref(),
+            None => {
+                empty = load::stream::StreamStats::new(kind_names.iter().cloned());
+                &empty
+            }
+        };
+        let chain = crate::bundled::stream::chain();
+        let handle = receiver.handle();
+        Some(streams::check(&handle, checks, &chain, stats, kind_names, stop).await)
     }
 
     /// The sampling share of each kind, as the load core takes it.
@@ -497,6 +562,9 @@ impl Verifier {
 
     /// Stops the embedded receiver, if any.
     pub async fn shutdown(self) {
+        if let Some((_, receiver)) = self.streams {
+            let _ = receiver.shutdown().await;
+        }
         if let Some(Traces {
             source: Source::Embedded(receiver),
             ..
@@ -539,6 +607,18 @@ async fn snapshot_after(
 /// What the harness received in the measured run, by HTTP status and gRPC code.
 fn received(report: &RunReport, protocol: Protocol) -> Received {
     let mut received = Received::default();
+    if protocol == Protocol::WebSocket {
+        // Upgrades, not fetches: the stream rules take them with the updates.
+        let total = report.stream.as_ref().map(|s| s.total());
+        received.stream = Some(
+            total.map_or_else(StreamReceived::default, |t| StreamReceived {
+                connected: t.connected,
+                updates: t.updates,
+                lost: t.lost,
+            }),
+        );
+        return received;
+    }
     for kind in &report.recorder.kinds {
         for (label, count) in &kind.outcomes {
             match protocol {

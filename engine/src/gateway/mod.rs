@@ -69,6 +69,22 @@ const ROUTES: &[Route] = &[
     },
 ];
 
+/// The listening socket; with `send_buffer`, set on it before it listens, so that every accepted
+/// connection inherits it (and the kernel's autotuning of it is off).
+fn bind(addr: SocketAddr, send_buffer: Option<u32>) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if let Some(bytes) = send_buffer {
+        socket.set_send_buffer_size(bytes)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayArgs {
     /// Address for the HTTP API and its metrics; port 0 picks a free port (reported on the ready line)
@@ -107,6 +123,11 @@ pub struct GatewayArgs {
     /// counted in ws_messages_dropped_total{reason="slow_client"})
     #[arg(long, env = "GATEWAY_WS_SEND_QUEUE", value_parser = clap::value_parser!(u32).range(1..=65_536), default_value_t = 256)]
     pub ws_send_queue: u32,
+    /// The kernel send buffer of each client connection, in bytes (Linux doubles it); default:
+    /// the kernel's, which grows to MBs per connection and so holds a slow WebSocket reader's
+    /// backlog before the send queue ever fills
+    #[arg(long, env = "GATEWAY_SOCKET_SEND_BUFFER", value_parser = clap::value_parser!(u32).range(1024..=(64 << 20)))]
+    pub socket_send_buffer: Option<u32>,
     /// Calibration only: drop one streamed update in N silently (no metric), so that the
     /// client sees gaps in sequence
     #[arg(
@@ -285,8 +306,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         tracing::warn!("calibration: streamed updates' CONSUMER spans start traces of their own");
     }
 
-    let listener = TcpListener::bind(args.listen)
-        .await
+    let listener = bind(args.listen, args.socket_send_buffer)
         .with_context(|| format!("binding the HTTP address {}", args.listen))?;
     let addr = listener.local_addr()?;
     let mut signals = Signals::install().context("installing the SIGTERM and SIGINT handlers")?;
@@ -393,5 +413,51 @@ mod args_tests {
             ),
             (Duration::from_secs(10), Duration::from_secs(30), 10_000)
         );
+    }
+}
+
+#[cfg(test)]
+mod listener_tests {
+    use super::*;
+
+    /// The kernel's send buffer of an accepted connection, as the gateway's writes see it.
+    async fn accepted_send_buffer(send_buffer: Option<u32>) -> u32 {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), send_buffer).expect("bound");
+        let addr = listener.local_addr().expect("address");
+        let client = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let (accepted, _) = listener.accept().await.expect("accepted");
+        let std = accepted.into_std().expect("std stream");
+        let size = tokio::net::TcpSocket::from_std_stream(std)
+            .send_buffer_size()
+            .expect("SO_SNDBUF");
+        drop(client);
+        size
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_inherit_a_fixed_send_buffer() {
+        // Linux doubles what is set, for its own bookkeeping.
+        let fixed = accepted_send_buffer(Some(16_384)).await;
+        assert!((16_384..=32_768).contains(&fixed), "{fixed}");
+        assert!(
+            accepted_send_buffer(None).await > 0,
+            "the kernel's own when none is set"
+        );
+        let err = args_parse(&["--socket-send-buffer", "100"]).expect_err("below 1 KiB");
+        assert!(err.contains("--socket-send-buffer"), "{err}");
+    }
+
+    fn args_parse(args: &[&str]) -> Result<GatewayArgs, String> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            gateway: GatewayArgs,
+        }
+        Cli::try_parse_from(std::iter::once("api-gateway").chain(args.iter().copied()))
+            .map(|cli| cli.gateway)
+            .map_err(|e| e.to_string())
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::bundled::STREAM_ROUTE;
 use crate::metrics::{Check, Sample};
 
 /// One series for [`snapshot`]: name, labels, value.
@@ -568,4 +569,111 @@ fn p99_beyond_the_last_bucket_needs_a_slower_client() {
         .find(|c| c.labels.contains("quantile"))
         .expect("latency check");
     assert!(!check.passed && check.observed == 10.0, "{check}");
+}
+
+/// Adds to `snaps` (gateway, engine) what `streams` subscriptions did: each upgraded and ended
+/// CANCELLED, `sent` updates written and `dropped` counted as dropped, `engine_sent` sent.
+fn with_streams(snaps: &mut [Snapshot], streams: f64, sent: f64, dropped: f64, engine_sent: f64) {
+    let upgrade = [("method", "GET"), ("path", STREAM_ROUTE), ("status", "101")];
+    let gateway = &mut snaps[0];
+    gateway.samples.extend(
+        snapshot(
+            "api-gateway",
+            &[
+                ("http_requests_total", &upgrade, streams),
+                ("ws_messages_sent_total", &[("symbol", "AAPL")], sent),
+                (
+                    "ws_messages_dropped_total",
+                    &[("reason", "slow_client")],
+                    dropped,
+                ),
+            ],
+        )
+        .samples,
+    );
+    for name in ["requests_total", "request_duration_seconds_count"] {
+        let sample = gateway
+            .samples
+            .iter_mut()
+            .find(|s| s.name == name && s.labels.is_empty())
+            .expect("gateway total");
+        sample.value += streams;
+    }
+    let engine = &mut snaps[1];
+    let cancelled = [STREAM_RPC, ("status", "CANCELLED")];
+    engine.samples.extend(
+        snapshot(
+            "core-engine",
+            &[
+                ("grpc_requests_total", &cancelled, streams),
+                (
+                    "grpc_errors_total",
+                    &[STREAM_RPC, ("error_type", "cancelled")],
+                    streams,
+                ),
+                (
+                    "stream_updates_sent_total",
+                    &[("symbol", "AAPL")],
+                    engine_sent,
+                ),
+            ],
+        )
+        .samples,
+    );
+    for name in ["requests_total", "errors_total"] {
+        let sample = engine
+            .samples
+            .iter_mut()
+            .find(|s| s.name == name && s.labels.is_empty())
+            .expect("engine total");
+        sample.value += streams;
+    }
+}
+
+#[test]
+fn streams_beside_fetches_reconcile_by_method() {
+    // A mixed run: the fetches as before, and streams the harness did not drive.
+    let mut after = after();
+    with_streams(&mut after, 4.0, 100.0, 0.0, 110.0);
+    let r = reconcile(&before(), &after, &received());
+    assert!(r.passed, "{:#?}", failures_of(&r));
+}
+
+#[test]
+fn a_stream_run_reconciles_its_updates_and_drops() {
+    let mut before = before();
+    with_streams(&mut before, 0.0, 0.0, 0.0, 0.0);
+    let mut after = before.clone();
+    // Five subscriptions: 900 updates received, 40 missing, 55 counted as dropped (the last
+    // ones after the final update received are no gap), 1,000 sent by the engine.
+    with_streams(&mut after, 5.0, 900.0, 55.0, 1000.0);
+    let stream = StreamReceived {
+        connected: 5,
+        updates: 900,
+        lost: 40,
+    };
+    let received = Received {
+        stream: Some(stream.clone()),
+        ..Received::default()
+    };
+    let r = reconcile(&before, &after, &received);
+    assert!(r.passed, "{:#?}", failures_of(&r));
+    for metric in [
+        "ws_messages_sent_total",
+        "ws_messages_dropped_total",
+        "stream_updates_sent_total",
+    ] {
+        assert!(r.checks.iter().any(|c| c.metric == metric), "{metric}");
+    }
+    // Updates missing that the gateway never counted as dropped: silently lost.
+    let silent = Received {
+        stream: Some(StreamReceived { lost: 80, ..stream }),
+        ..Received::default()
+    };
+    let failed: Vec<String> = reconcile(&before, &after, &silent)
+        .failures()
+        .iter()
+        .map(|c| c.metric.clone())
+        .collect();
+    assert_eq!(failed, ["ws_messages_dropped_total"]);
 }

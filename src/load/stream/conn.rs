@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
-use super::super::connect::{Io, open, tls_connector};
+use super::super::connect::{Io, open_sized, tls_connector};
 use super::super::outcome::Outcome;
 use super::super::recorder::Completion;
 use super::stats::{KEPT_TRACED, Sequence, Step};
@@ -206,6 +206,17 @@ impl Reader<'_> {
         };
         let Some(event_time) = object.get(&fields.event_time) else {
             kind.other_messages += 1;
+            let trace = fields
+                .subscription_trace
+                .as_ref()
+                .and_then(|f| object.get(f))
+                .and_then(serde_json::Value::as_str)
+                .and_then(|id| u128::from_str_radix(id, 16).ok())
+                .filter(|id| *id != 0);
+            drop(shared);
+            if let (Some(announce), Some(id)) = (&self.c.shared.announce, trace) {
+                announce(id);
+            }
             return;
         };
         let Some(event_ns) = number(event_time) else {
@@ -240,9 +251,11 @@ impl Reader<'_> {
             .and_then(|f| object.get(f))
             .and_then(serde_json::Value::as_str)
             .filter(|t| !t.is_empty());
+        let mut kept = None;
         if let Some(traceparent) = traceparent {
             kind.traced += 1;
             if stats.traced.len() < KEPT_TRACED {
+                kept = traceparent_trace_id(traceparent);
                 stats.traced.push(super::TracedUpdate {
                     kind: self.c.kind,
                     traceparent: traceparent.chars().take(128).collect(),
@@ -251,6 +264,10 @@ impl Reader<'_> {
             }
         }
         stats.count_second(received.saturating_duration_since(self.c.shared.t0));
+        drop(shared);
+        if let (Some(announce), Some(id)) = (&self.c.shared.announce, kept) {
+            announce(id);
+        }
     }
 
     fn ended(&self, end: &End) {
@@ -266,6 +283,16 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if it is one.
+pub(super) fn traceparent_trace_id(traceparent: &str) -> Option<u128> {
+    let mut parts = traceparent.split('-');
+    let (_version, trace) = (parts.next()?, parts.next()?);
+    (trace.len() == 32)
+        .then(|| u128::from_str_radix(trace, 16).ok())
+        .flatten()
+        .filter(|id| *id != 0)
 }
 
 /// A JSON number, or a string of digits (nanosecond times exceed what some encoders write as
@@ -301,7 +328,7 @@ async fn connect(c: &Connection) -> Result<Ws, Failure> {
     let authority = url
         .authority()
         .ok_or_else(|| Failure::transport("url", format!("{url}: no host")))?;
-    let connected = open(authority, tls.as_ref())
+    let connected = open_sized(authority, tls.as_ref(), c.options.receive_buffer)
         .await
         .map_err(|e| Failure::transport("connect", e))?;
     let mut request = url
@@ -363,6 +390,21 @@ mod tests {
         assert_eq!(
             url(&base, "ws://127.0.0.1:9/x").expect("url").to_string(),
             "ws://127.0.0.1:9/x"
+        );
+    }
+
+    #[test]
+    fn a_traceparent_gives_its_trace_id() {
+        assert_eq!(
+            traceparent_trace_id("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            Some(0x0af7651916cd43dd8448eb211c80319c)
+        );
+        for bad in ["", "00", "00-xyz-b7ad6b7169203331-01", "00-0-b7-01"] {
+            assert_eq!(traceparent_trace_id(bad), None, "{bad}");
+        }
+        assert_eq!(
+            traceparent_trace_id("00-00000000000000000000000000000000-b7ad6b7169203331-01"),
+            None
         );
     }
 

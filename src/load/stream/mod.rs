@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::recorder::Recorder;
 use super::runner::{PlanError, RunReport, Stop};
+use super::sample::Announce;
 use super::schedule::{Arrivals, RatePhase, Schedule};
 use super::thread::on_load_thread;
 
@@ -56,6 +57,9 @@ pub struct Fields {
     pub sequence: Option<String>,
     /// A W3C `traceparent`, if the messages carry one.
     pub traceparent: Option<String>,
+    /// The subscription's trace id (32 hex digits) in a message that is no update, if the
+    /// server says it (the bundled gateway's `subscribed` does).
+    pub subscription_trace: Option<String>,
 }
 
 /// One kind of subscriber in the mix.
@@ -75,10 +79,12 @@ pub struct StreamKind {
     pub read_delay: Duration,
     /// The largest message accepted; a larger one ends the connection.
     pub max_message_bytes: usize,
+    /// The socket's receive buffer, bytes; `None`: the kernel's default (which grows to MBs).
+    pub receive_buffer: Option<u32>,
 }
 
 /// Everything the stream load needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StreamPlan {
     /// The mix of subscribers.
     pub kinds: Vec<StreamKind>,
@@ -92,6 +98,9 @@ pub struct StreamPlan {
     pub max_connections: usize,
     /// How long a connect and its upgrade may take; also how long a close may take.
     pub timeout: Duration,
+    /// Told the trace id of each traced update kept and of each subscription, so that a trace
+    /// source that keeps only the traces it was told of keeps theirs.
+    pub announce: Option<Announce>,
 }
 
 /// Where the connections go: the target's base URL (`http(s)://host:port[/prefix]`, its scheme
@@ -110,6 +119,7 @@ struct Shared {
     stats: Mutex<StreamStats>,
     open: AtomicUsize,
     t0: Instant,
+    announce: Option<Announce>,
 }
 
 impl Shared {
@@ -154,6 +164,7 @@ async fn drive(
         stats: Mutex::new(StreamStats::new(names())),
         open: AtomicUsize::new(0),
         t0,
+        announce: plan.announce.clone(),
     });
     let total: Duration = plan.phases.iter().map(|p| p.duration).sum();
     let end = t0 + total;
@@ -279,6 +290,7 @@ struct Options {
     fields: Fields,
     read_delay: Duration,
     max_message_bytes: usize,
+    receive_buffer: Option<u32>,
 }
 
 impl StreamKind {
@@ -287,6 +299,7 @@ impl StreamKind {
             fields: self.fields.clone(),
             read_delay: self.read_delay,
             max_message_bytes: self.max_message_bytes,
+            receive_buffer: self.receive_buffer,
         })
     }
 }

@@ -626,3 +626,43 @@ fn text_from_the_run_is_escaped() {
         "the run did not complete: gateway said <html>&\"bye\"</html>"
     );
 }
+
+#[test]
+fn stream_trace_checks_are_one_testcase_failing_with_the_first_updates() {
+    use crate::result::{FailingUpdate, StreamTraceReport};
+    let mut result = fixture("smoke");
+    let scenario = result.scenario.name.clone();
+    let mut report = StreamTraceReport {
+        source: "embedded OTLP receiver".to_owned(),
+        kept: 40,
+        sampled: 20,
+        found: 20,
+        passed: 20,
+        ..StreamTraceReport::default()
+    };
+    result.verification.streams = Some(report.clone());
+    let classname = format!("{scenario}.streams");
+    let suite = only_suite(&result);
+    assert!(passes(named(&suite, &classname, "traced end to end")));
+
+    report.passed = 0;
+    report.failed_checks.insert("producer".to_owned(), 20);
+    report.failing.push(FailingUpdate {
+        kind: "sub".to_owned(),
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+        sequence: Some(3),
+        failures: vec![("producer".to_owned(), "the span is a root".to_owned())],
+    });
+    result.verification.streams = Some(report);
+    let suite = only_suite(&result);
+    let (kind, message, description) = non_success(named(&suite, &classname, "traced end to end"));
+    assert_eq!(kind, NonSuccessKind::Failure);
+    assert!(
+        message.starts_with("0 of 20 sampled updates traced end to end"),
+        "{message}"
+    );
+    assert!(
+        description.contains("[sub] producer: the span is a root"),
+        "{description}"
+    );
+}

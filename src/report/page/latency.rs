@@ -25,7 +25,7 @@ const MAX_SPECTRUM_DECADES: u32 = 7;
 
 /// Rows of a spectrum's data table: quantile, label, and whether it is one of the named
 /// percentiles (p50, p90, p95, p99, p99.9) the table highlights.
-const TABLE_QUANTILES: &[(f64, &str, bool)] = &[
+pub(super) const TABLE_QUANTILES: &[(f64, &str, bool)] = &[
     (0.0, "0% (min)", false),
     (0.5, "50% (p50)", true),
     (0.75, "75%", false),
@@ -40,7 +40,7 @@ const TABLE_QUANTILES: &[(f64, &str, bool)] = &[
 ];
 
 /// The percentiles ringed on the spectrum, with their hover values.
-const MARKED_QUANTILES: &[(f64, &str)] =
+pub(super) const MARKED_QUANTILES: &[(f64, &str)] =
     &[(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9")];
 
 fn decode(text: &str, field: String) -> Result<Histogram<u64>, PageError> {
@@ -56,7 +56,11 @@ pub(crate) fn spectrum_decades(count: u64) -> u32 {
 
 /// The percentile spectrum of `h` in units of `unit_us` microseconds, at even steps of the
 /// percentile axis.
-fn spectrum_points(h: &Histogram<u64>, decades: u32, unit_us: f64) -> Vec<Option<(f64, f64)>> {
+pub(super) fn spectrum_points(
+    h: &Histogram<u64>,
+    decades: u32,
+    unit_us: f64,
+) -> Vec<Option<(f64, f64)>> {
     (0..=decades * SPECTRUM_STEPS_PER_DECADE)
         .map(|step| {
             let x = f64::from(step) / f64::from(SPECTRUM_STEPS_PER_DECADE);

@@ -15,6 +15,7 @@ mod pii;
 mod profile;
 #[cfg(test)]
 mod samples;
+mod stream;
 mod timeline;
 mod verification;
 
@@ -91,6 +92,8 @@ struct Page {
     errors: Vec<KindErrors>,
     traces: Option<TracesView>,
     metrics: Option<MetricsView>,
+    /// A stream load's messages, and the trace checks of its updates.
+    stream: Option<stream::StreamView>,
     pii: Option<PiiView>,
     overhead: Option<OverheadView>,
     memory: Option<MemoryView>,
@@ -246,6 +249,11 @@ impl Page {
             errors: result.kinds.iter().map(kind_errors).collect(),
             traces: result.verification.traces.as_ref().map(traces),
             metrics: result.verification.metrics.as_ref().map(metrics),
+            stream: result
+                .stream
+                .as_ref()
+                .map(|s| stream::stream(s, result.verification.streams.as_ref()))
+                .transpose()?,
             pii: result.verification.pii.as_ref().map(pii),
             overhead: result.overhead.as_ref().map(overhead),
             memory: result.memory.as_ref().and_then(memory),

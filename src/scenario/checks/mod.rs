@@ -3,6 +3,7 @@
 
 mod metrics;
 mod pii;
+mod streams;
 mod traces;
 
 use super::model::{Protocol, Verify};
@@ -24,7 +25,12 @@ pub(super) fn verify(
     system: Declared<'_>,
 ) -> Option<Verify> {
     let (managed, bundled) = (system.managed, system.bundled);
-    let fields = mapping(cx, node, "verify", Some(&["traces", "metrics", "pii"]))?;
+    let fields = mapping(
+        cx,
+        node,
+        "verify",
+        Some(&["traces", "metrics", "pii", "streams"]),
+    )?;
     let before = cx.problems.len();
     let traces = fields
         .has("traces")
@@ -49,6 +55,17 @@ pub(super) fn verify(
         .has("metrics")
         .then(|| metrics::metrics(cx, fields.get("metrics"), node.origin, system))
         .flatten();
+    let streams = fields
+        .has("streams")
+        .then(|| {
+            let at = fields
+                .entries
+                .iter()
+                .find(|e| e.1 == "streams")
+                .map_or(node.origin, |e| e.0.origin);
+            streams::streams(cx, fields.get("streams"), at, protocol)
+        })
+        .flatten();
     let pii = fields
         .has("pii")
         .then(|| pii::pii(cx, fields.get("pii")))
@@ -56,6 +73,7 @@ pub(super) fn verify(
     (cx.problems.len() == before).then_some(Verify {
         traces,
         metrics,
+        streams,
         pii,
     })
 }

@@ -21,7 +21,7 @@ pub(crate) use requests::{
 };
 pub(crate) use verify::{
     Access, ChainStep, Equals, ErrorRule, MetricRule, MetricsChecks, PatternSeverity, PiiChecks,
-    PrometheusSpec, SampleShare, TraceChecks, TraceSourceSpec, Verify,
+    PrometheusSpec, SampleShare, StreamChecks, TraceChecks, TraceSourceSpec, Verify,
 };
 
 /// One scenario file, validated.

@@ -77,6 +77,9 @@ pub struct WebSocketCall {
     pub read_delay: std::time::Duration,
     /// The largest message accepted, in bytes; a larger one ends the connection.
     pub max_message_bytes: usize,
+    /// The client socket's receive buffer, in bytes; `None`: the kernel's default. A small one
+    /// keeps a slow consumer's backlog out of the kernel, so that the server's policy shows.
+    pub receive_buffer_bytes: Option<u32>,
 }
 
 /// A message a `websocket:` kind sends: a JSON value (its strings templates) or a text template.

@@ -10,8 +10,29 @@ use super::Template;
 pub struct Verify {
     pub traces: Option<TraceChecks>,
     pub metrics: Option<MetricsChecks>,
+    /// Trace checks of a stream load's traced updates (`websocket:` kinds only).
+    pub streams: Option<StreamChecks>,
     /// The search of the system's telemetry for personal data (`verify.pii`).
     pub pii: Option<PiiChecks>,
+}
+
+/// `verify.streams`: how many of the traced updates the load kept are looked up, and how long
+/// their spans may take to arrive. The spans go to the embedded OTLP receiver.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamChecks {
+    /// Updates checked, spread over those kept.
+    pub sample: usize,
+    /// How long after the load the sampled updates' spans may take to arrive.
+    pub timeout: Duration,
+}
+
+impl Default for StreamChecks {
+    fn default() -> Self {
+        StreamChecks {
+            sample: 100,
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `verify.pii`: the canaries the requests carried must appear in no span, log line or metric

@@ -1032,7 +1032,7 @@ fn bad_verify_sections_say_where_and_what() {
         ),
         (
             "verify:\n  trace: {}\n",
-            "x.yaml:15:3: verify.trace: unknown key; expected one of: traces, metrics, pii",
+            "x.yaml:15:3: verify.trace: unknown key; expected one of: traces, metrics, pii, streams",
         ),
         (
             "verify:\n  pii: {patterns: loud}\n",

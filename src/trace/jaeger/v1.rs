@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::json::{Node, ParseError};
 use super::{Answer, Refusal};
 use crate::trace::model::{
-    AttrValue, Span, SpanDetails, SpanEvent, SpanId, SpanKind, SpanStatus, TraceId,
+    AttrValue, MAX_LINKS, Span, SpanDetails, SpanEvent, SpanId, SpanKind, SpanStatus, TraceId,
 };
 
 const SHAPE: &str = r#"a Jaeger v1 envelope ({"data": …, "errors": …})"#;
@@ -108,6 +108,7 @@ fn read_span(
         attributes: tags.attributes,
         start_unix_nanos: start,
         end_unix_nanos: end,
+        links: links(&span.get("references"), trace_id)?,
         details: details(span, processes)?,
     })
 }
@@ -151,6 +152,18 @@ fn parent(references: &Node, trace_id: TraceId) -> Result<Option<SpanId>, ParseE
         follows_from = follows_from.or(Some(span_id));
     }
     Ok(follows_from)
+}
+
+/// References into other traces: OTLP links, as Jaeger v1 shows them.
+fn links(references: &Node, trace_id: TraceId) -> Result<Vec<(TraceId, SpanId)>, ParseError> {
+    let mut links = Vec::new();
+    for reference in references.items("an array of references")? {
+        let other = hex_trace_id(&reference.get("traceID"))?;
+        if other != trace_id && links.len() < MAX_LINKS {
+            links.push((other, hex_span_id(&reference.get("spanID"))?));
+        }
+    }
+    Ok(links)
 }
 
 /// From the trace's `processes` map by `processID`, or from a `process` embedded in the span (as
@@ -463,6 +476,11 @@ mod tests {
             {"refType": "CHILD_OF", "traceID": "00000000000000ff", "spanID": "00000000000000ff"}
         ]);
         assert_eq!(spans_of(&document)[3].parent, None, "only another trace");
+        // References into other traces are its links.
+        assert_eq!(
+            spans_of(&document)[3].links,
+            [(crate::trace::TraceId(0xff), SpanId(0xff))]
+        );
     }
 
     #[test]

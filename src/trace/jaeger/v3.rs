@@ -11,7 +11,7 @@ use serde_json::{Map, Number, Value};
 use super::json::{Node, ParseError};
 use super::{Answer, Refusal};
 use crate::trace::model::{
-    AttrValue, Span, SpanDetails, SpanEvent, SpanId, SpanKind, SpanStatus, TraceId,
+    AttrValue, MAX_LINKS, Span, SpanDetails, SpanEvent, SpanId, SpanKind, SpanStatus, TraceId,
 };
 
 const SHAPE: &str = r#"a Jaeger v3 body ({"result": …} or {"error": …})"#;
@@ -140,6 +140,7 @@ fn read_span(span: &Node, service: &str) -> Result<Span, ParseError> {
         attributes: attributes(&span.get("attributes"))?,
         start_unix_nanos: span.get("startTimeUnixNano").opt_u64(NANOS)?.unwrap_or(0),
         end_unix_nanos: span.get("endTimeUnixNano").opt_u64(NANOS)?.unwrap_or(0),
+        links: links(&span.get("links"))?,
         details: SpanDetails::default(),
     })
 }
@@ -148,6 +149,20 @@ const TRACE_ID: &str = "a trace id: 32 hex digits, or base64 of 16 bytes";
 const SPAN_ID: &str = "a span id: 16 hex digits, or base64 of 8 bytes";
 
 /// Hex since v1.54, base64 before: 32 characters against 24, so the length tells them apart.
+/// A span's `links`, up to the model's bound.
+fn links(node: &Node) -> Result<Vec<(TraceId, SpanId)>, ParseError> {
+    let mut links = Vec::new();
+    for link in node.items("an array of links")? {
+        if links.len() < MAX_LINKS {
+            links.push((
+                trace_id(&link.get("traceId"))?,
+                span_id(&link.get("spanId"))?,
+            ));
+        }
+    }
+    Ok(links)
+}
+
 fn trace_id(node: &Node) -> Result<TraceId, ParseError> {
     let text = node.str(TRACE_ID)?;
     let id = if text.len() == 32 {
@@ -476,6 +491,15 @@ mod tests {
     fn every_kind_of_attribute_value_and_unset_defaults() {
         let spans = spans_of(&fixture("v3-jaeger-ui_v3-trace-local-2.21.0.json"));
         assert_eq!(spans.len(), 3);
+        let links: Vec<&(TraceId, SpanId)> = spans.iter().flat_map(|s| &s.links).collect();
+        assert_eq!(
+            links,
+            [&(
+                TraceId(0xfedc_ba98_7654_3210_fedc_ba98_7654_3210),
+                SpanId(0xfedc_ba98_7654_3210)
+            )],
+            "the one span link, read as trace and span id"
+        );
         let root = by_id(&spans, "0123456789abcdef");
         assert_eq!(root.parent, None);
         assert_eq!(root.service, "lfx-wire-probe");

@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use std::sync::Arc;
 
+use super::super::model::MAX_LINKS;
 use super::super::{
     AttrValue, Span, SpanDetails, SpanEvent, SpanId, SpanKind, SpanStatus, TraceId,
 };
@@ -70,6 +71,17 @@ pub(super) fn convert(
     service: &str,
     resource: &Arc<[(String, AttrValue)]>,
 ) -> Span {
+    let links = span
+        .links
+        .iter()
+        .filter_map(|link| {
+            Some((
+                TraceId::from_bytes(&link.trace_id)?,
+                SpanId::from_bytes(&link.span_id)?,
+            ))
+        })
+        .take(MAX_LINKS)
+        .collect();
     let details = SpanDetails {
         status_message: span
             .status
@@ -106,6 +118,7 @@ pub(super) fn convert(
             .collect(),
         start_unix_nanos: span.start_time_unix_nano,
         end_unix_nanos: span.end_time_unix_nano,
+        links,
         details,
     }
 }

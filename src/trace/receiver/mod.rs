@@ -54,6 +54,10 @@ pub struct ReceiverConfig {
     pub max_traces: usize,
     /// The largest export request accepted, decompressed, on either listener.
     pub max_message_bytes: usize,
+    /// Spans of traces not (yet) wanted held, the most recent this many, so that a trace wanted
+    /// only after its spans arrived is still kept: a stream's updates start their traces in the
+    /// services, and the harness learns their ids when they arrive. 0: none held.
+    pub held_unwanted_spans: usize,
 }
 
 impl Default for ReceiverConfig {
@@ -65,6 +69,7 @@ impl Default for ReceiverConfig {
             max_spans_per_trace: DEFAULT_MAX_SPANS_PER_TRACE,
             max_traces: DEFAULT_MAX_TRACES,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            held_unwanted_spans: 0,
         }
     }
 }
@@ -269,7 +274,8 @@ fn connectable(addr: SocketAddr) -> SocketAddr {
 
 impl ReceiverHandle {
     /// Registers a trace whose spans are to be kept. Call it before the request that starts the
-    /// trace is sent: spans that arrive earlier are counted as unwanted. Returns false (and counts
+    /// trace is sent: spans that arrive earlier are counted as unwanted (unless still held, see
+    /// [`ReceiverConfig::held_unwanted_spans`]: those are then kept, and counted so). Returns false (and counts
     /// the refusal) when `max_traces` traces are already registered; registering twice is a no-op.
     pub fn want(&self, id: TraceId) -> bool {
         self.store.want(id)

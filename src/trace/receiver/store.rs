@@ -2,7 +2,7 @@
 //! are kept up to a limit, all others counted and dropped, so memory stays bounded whatever the
 //! services send.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -72,12 +72,50 @@ pub(super) fn export_response(tally: BatchTally) -> ExportTraceServiceResponse {
 /// The spans kept so far per wanted trace; an empty list marks a trace wanted but not yet seen.
 type Shard = HashMap<TraceId, Vec<Span>>;
 
+/// The most recent unwanted spans, by trace, oldest traces dropped first.
+#[derive(Default)]
+struct Held {
+    traces: HashMap<TraceId, Vec<Span>>,
+    /// Traces in the order their first held span came; a trace taken or dropped may linger
+    /// here, and is skipped when its turn comes.
+    order: VecDeque<TraceId>,
+    count: usize,
+    max: usize,
+}
+
+impl Held {
+    fn hold(&mut self, span: Span) {
+        let id = span.trace_id;
+        let spans = self.traces.entry(id).or_default();
+        if spans.is_empty() {
+            self.order.push_back(id);
+        }
+        spans.push(span);
+        self.count += 1;
+        while self.count > self.max {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(dropped) = self.traces.remove(&oldest) {
+                self.count -= dropped.len();
+            }
+        }
+        // Ids of traces already taken would otherwise pile up in the order.
+        if self.order.len() > 2 * self.max.max(self.traces.len()) {
+            let traces = &self.traces;
+            self.order.retain(|id| traces.contains_key(id));
+        }
+    }
+}
+
 pub(super) struct Store {
     shards: Box<[Mutex<Shard>]>,
     registered: AtomicUsize,
     max_traces: usize,
     max_spans_per_trace: usize,
     counters: Counters,
+    /// Unwanted spans held for a later `want`; locked after a shard, never before.
+    held: Option<Mutex<Held>>,
     pub(super) grpc_addr: SocketAddr,
     pub(super) http_addr: SocketAddr,
 }
@@ -94,6 +132,12 @@ impl Store {
             max_traces: config.max_traces,
             max_spans_per_trace: config.max_spans_per_trace,
             counters: Counters::default(),
+            held: (config.held_unwanted_spans > 0).then(|| {
+                Mutex::new(Held {
+                    max: config.held_unwanted_spans,
+                    ..Held::default()
+                })
+            }),
             grpc_addr,
             http_addr,
         }
@@ -120,11 +164,32 @@ impl Store {
             })
             .is_ok();
         if reserved {
-            shard.insert(id, Vec::new());
+            let mut spans = self.take_held(id);
+            let over = spans.len().saturating_sub(self.max_spans_per_trace);
+            spans.truncate(self.max_spans_per_trace);
+            let add =
+                |counter: &AtomicU64, n: usize| counter.fetch_add(n as u64, Ordering::Relaxed);
+            add(&self.counters.spans_kept, spans.len());
+            add(&self.counters.spans_over_limit, over);
+            self.counters
+                .spans_unwanted
+                .fetch_sub((spans.len() + over) as u64, Ordering::Relaxed);
+            shard.insert(id, spans);
         } else {
             self.counters.wants_refused.fetch_add(1, Ordering::Relaxed);
         }
         reserved
+    }
+
+    /// The held spans of `id`, taken out of the buffer.
+    fn take_held(&self, id: TraceId) -> Vec<Span> {
+        let Some(held) = &self.held else {
+            return Vec::new();
+        };
+        let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+        let spans = held.traces.remove(&id).unwrap_or_default();
+        held.count -= spans.len();
+        spans
     }
 
     /// A snapshot of the counters; see [`ReceiverHandle::stats`](super::ReceiverHandle::stats).
@@ -185,7 +250,15 @@ impl Store {
         };
         let mut shard = self.shard(ids.trace);
         match shard.get_mut(&ids.trace) {
-            None => tally.unwanted += 1,
+            None => {
+                tally.unwanted += 1;
+                if let Some(held) = &self.held {
+                    let span = convert(span, ids, service, resource);
+                    held.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .hold(span);
+                }
+            }
             Some(spans) if spans.len() >= self.max_spans_per_trace => tally.over_limit += 1,
             Some(spans) => {
                 spans.push(convert(span, ids, service, resource));

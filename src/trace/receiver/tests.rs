@@ -84,6 +84,7 @@ fn expected_span(trace: TraceId, id: u64, parent: Option<u64>, name: &str) -> Sp
         attributes: BTreeMap::from([("http.route".to_owned(), AttrValue::String("/q".to_owned()))]),
         start_unix_nanos: 1_700_000_000_000_000_000,
         end_unix_nanos: 1_700_000_000_001_000_000,
+        links: Vec::new(),
         details: core_engine_resource(),
     }
 }
@@ -334,6 +335,7 @@ async fn http_json_export_is_stored() {
             ]),
             start_unix_nanos: 1_544_712_660_000_000_000,
             end_unix_nanos: 1_544_712_661_000_000_000,
+            links: Vec::new(),
             // The status message and the resource are kept for the search for personal data.
             details: crate::trace::SpanDetails {
                 status_message: "boom".to_owned(),
@@ -564,6 +566,56 @@ async fn wants_beyond_the_trace_limit_are_refused_and_their_spans_dropped() {
         .expect("export");
     assert_eq!(fetch(&receiver, third).await, None);
     assert_eq!(receiver.stats().spans_unwanted, 1);
+}
+
+#[tokio::test]
+async fn held_spans_are_kept_by_a_later_want_and_the_oldest_dropped() {
+    let receiver = start(ReceiverConfig {
+        held_unwanted_spans: 3,
+        ..ReceiverConfig::default()
+    });
+    let mut client = TraceServiceClient::connect(receiver.grpc_endpoint())
+        .await
+        .expect("connect");
+    let (first, second) = (TraceId(1), TraceId(2));
+    let mut linked = otlp_span(WANTED, 3, None, "consumer");
+    linked.links = vec![otlp::span::Link {
+        trace_id: OTHER.0.to_be_bytes().to_vec(),
+        span_id: 9_u64.to_be_bytes().to_vec(),
+        ..Default::default()
+    }];
+    // Five spans before any want: only the last three (two traces) are held.
+    client
+        .export(request(
+            "core-engine",
+            vec![
+                otlp_span(first, 1, None, "a"),
+                otlp_span(first, 2, Some(1), "b"),
+                otlp_span(second, 1, None, "c"),
+                otlp_span(WANTED, 2, Some(3), "producer"),
+                linked,
+            ],
+        ))
+        .await
+        .expect("export");
+    assert_eq!(receiver.stats().spans_unwanted, 5);
+    assert!(receiver.want(first));
+    assert_eq!(fetch(&receiver, first).await, None, "dropped as the oldest");
+    assert!(receiver.want(WANTED));
+    let trace = fetch(&receiver, WANTED).await.expect("held, then kept");
+    assert_eq!(trace.spans.len(), 2);
+    let consumer = trace
+        .spans
+        .iter()
+        .find(|s| s.name == "consumer")
+        .expect("consumer");
+    assert_eq!(consumer.links, [(OTHER, SpanId(9))]);
+    let stats = receiver.stats();
+    assert_eq!(
+        (stats.spans_kept, stats.spans_unwanted),
+        (2, 3),
+        "{stats:?}"
+    );
 }
 
 #[tokio::test]

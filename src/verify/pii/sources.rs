@@ -196,6 +196,7 @@ mod tests {
             )]),
             start_unix_nanos: 1_733_445_600_123_456_789,
             end_unix_nanos: 1_733_445_600_123_456_999,
+            links: Vec::new(),
             details: Default::default(),
         };
         span.details.events.push(SpanEvent {
