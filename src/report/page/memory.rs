@@ -41,7 +41,13 @@ pub(super) fn memory(memory: &MemoryResult) -> Option<MemoryView> {
     let x = Axis::linear_exact("seconds into the load", 0.0, end.max(1.0));
     let y = Axis::linear("resident memory (MB)", 0.0, top as f64 / 1e6 * HEADROOM);
     let mut chart = Chart::new("Resident memory of each process over the load", x, y);
+    // A line needs two samples; a run too short for any gets its table alone.
+    let mut charted = false;
     for (process, color) in memory.processes.iter().zip(COLORS.iter().cycle()) {
+        if process.samples.len() < 2 {
+            continue;
+        }
+        charted = true;
         let stride = process.samples.len().div_ceil(MAX_POINTS).max(1);
         let points: Vec<Option<(f64, f64)>> = process
             .samples
@@ -87,7 +93,11 @@ pub(super) fn memory(memory: &MemoryResult) -> Option<MemoryView> {
                  memory.growth thresholds are judged on its interval.",
                 memory.sample_every_s
             ),
-            svgs: vec![chart.render()],
+            svgs: if charted {
+                vec![chart.render()]
+            } else {
+                Vec::new()
+            },
             table,
         },
         growth: memory
@@ -190,5 +200,21 @@ mod tests {
             processes: Vec::new(),
         };
         assert!(memory(&empty).is_none());
+    }
+
+    #[test]
+    fn a_run_too_short_for_a_line_gets_the_table_alone() {
+        let mut result = sample("smoke");
+        let mut engine = process("core-engine", 0.0);
+        engine.samples.truncate(1);
+        result.memory = Some(MemoryResult {
+            sample_every_s: 1.0,
+            steady_from_s: 0.0,
+            processes: vec![engine],
+        });
+        let page = html(&result);
+        let section = element(&page, "memory");
+        assert!(charts(section).is_empty(), "{section}");
+        assert!(section.contains("core-engine"), "{section}");
     }
 }
