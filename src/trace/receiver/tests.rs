@@ -773,5 +773,9 @@ fn released_traces_are_dropped_so_the_store_holds_only_those_awaited() {
     assert_eq!(store.lookup(TraceId(1)), None);
     assert_eq!(store.stats().spans_unwanted, 1);
     store.forget(TraceId(1));
-    assert_eq!(store.registered(), 0, "forgetting twice frees one place once");
+    assert_eq!(
+        store.registered(),
+        0,
+        "forgetting twice frees one place once"
+    );
 }
