@@ -25,6 +25,11 @@ pub trait TraceSource: Send + Sync {
     /// still being exported comes back partial: callers poll until it is complete.
     fn fetch(&self, id: TraceId)
     -> impl Future<Output = Result<Option<Trace>, SourceError>> + Send;
+
+    /// The caller is done with `id`. A source that keeps traces on the caller's behalf (the
+    /// embedded receiver) drops its spans here, so that what it holds is bounded by the traces
+    /// still awaited rather than by the run's length; a query API keeps nothing and ignores it.
+    fn release(&self, _id: TraceId) {}
 }
 
 /// Why a source could not answer.

@@ -75,6 +75,7 @@ pub(super) async fn verify<S: TraceSource + 'static>(
                 // It may never have reached the system: no trace is waited for, and its verdict
                 // says why it failed.
                 if let Outcome::Transport(error) = &sample.outcome {
+                    source.release(TraceId(sample.trace.trace_id));
                     verdicts.judged.push(Judged::unanswered(&sample, error));
                     continue;
                 }
@@ -108,6 +109,10 @@ impl<S: TraceSource> TraceSource for Limited<S> {
     async fn fetch(&self, id: TraceId) -> Result<Option<Trace>, SourceError> {
         let _permit = self.permits.acquire().await;
         self.source.fetch(id).await
+    }
+
+    fn release(&self, id: TraceId) {
+        self.source.release(id);
     }
 }
 
@@ -179,6 +184,10 @@ async fn judge<S: TraceSource>(
             poll::Polled { trace, complete_at: None, last_error, attempts: 1 }
         }
     };
+    // The last look has been taken: what the verdict needs is in `polled`, and a source that
+    // kept the trace for this lookup may drop it, so that a long run holds only the traces still
+    // awaited.
+    source.release(sampled.trace_id);
     let complete = polled.trace.as_ref().is_some_and(is_complete);
     if let (Some(search), Some(trace)) = (pii, &polled.trace) {
         search.trace(trace);
@@ -303,6 +312,8 @@ mod tests {
     struct Fake {
         start: tokio::time::Instant,
         traces: HashMap<TraceId, (Duration, Trace)>,
+        /// The traces the verifier said it was done with, in order.
+        released: std::sync::Mutex<Vec<TraceId>>,
     }
 
     impl TraceSource for Fake {
@@ -316,6 +327,10 @@ mod tests {
                 .get(&id)
                 .filter(|(after, _)| self.start.elapsed() >= *after)
                 .map(|(_, trace)| trace.clone()))
+        }
+
+        fn release(&self, id: TraceId) {
+            self.released.lock().expect("lock").push(id);
         }
     }
 
@@ -393,14 +408,16 @@ mod tests {
                     (Duration::from_secs(5), engine_trace(&late.trace)),
                 ),
             ]),
+            released: Default::default(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         for s in [visible, late, missing, unsent] {
             tx.send(s).expect("open");
         }
         drop(tx);
+        let source = Arc::new(source);
         let verdicts = verify(
-            Arc::new(source),
+            Arc::clone(&source),
             Arc::new(checks),
             rx,
             CancellationToken::new(),
@@ -408,6 +425,11 @@ mod tests {
         )
         .await;
         assert_eq!(verdicts.judged.len(), 4);
+        // Every sampled trace is released once judged, answered or not, so that a source keeping
+        // them holds only those still awaited.
+        let mut released = source.released.lock().expect("lock").clone();
+        released.sort_by_key(|id| id.0);
+        assert_eq!(released, [1, 2, 3, 4].map(TraceId));
         let report = TraceReport::new("fake".into(), &verdicts, &["only".to_owned()]);
         // The request that got no answer is sampled and failed, not left out.
         assert_eq!((report.sampled, report.complete, report.passed), (4, 1, 1));
@@ -442,6 +464,7 @@ mod tests {
                 (TraceId(1), (Duration::ZERO, engine_trace(&timed_out.trace))),
                 (TraceId(2), (Duration::ZERO, engine_trace(&answered.trace))),
             ]),
+            released: Default::default(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         tx.send(timed_out).expect("open");
@@ -491,6 +514,7 @@ mod tests {
         let source = Fake {
             start: started,
             traces: HashMap::new(),
+            released: Default::default(),
         };
         let verdicts = verify(Arc::new(source), Arc::new(checks), rx, stop, None).await;
         assert!(started.elapsed() < Duration::from_secs(2));

@@ -3,7 +3,8 @@
 //! collector or Jaeger.
 //!
 //! Memory stays bounded because only the traces the harness registered with [`ReceiverHandle::want`]
-//! are stored, each up to a span limit; every other span is counted and dropped. The servers run on
+//! are stored, each up to a span limit, and only until the verifier releases them once judged
+//! ([`TraceSource::release`]); every other span is counted and dropped. The servers run on
 //! their own thread and runtime: decoding a large batch must not stall the load generator's
 //! workers, whose timers the latency figures depend on.
 //!
@@ -33,7 +34,7 @@ pub(crate) use http::fuzz_export;
 
 /// Default cap on spans stored per wanted trace; the traces checked here have a handful.
 pub const DEFAULT_MAX_SPANS_PER_TRACE: usize = 256;
-/// Default cap on traces registered at once.
+/// Default cap on traces registered at once (a released trace no longer counts).
 pub const DEFAULT_MAX_TRACES: usize = 100_000;
 /// Default cap on one export request, gRPC or HTTP: tonic's own 4 MiB refuses the large batches
 /// an SDK sends after a stall.
@@ -49,7 +50,7 @@ pub struct ReceiverConfig {
     /// Spans beyond this many in one wanted trace are counted in `spans_over_limit` and dropped,
     /// so that a runaway trace cannot exhaust memory.
     pub max_spans_per_trace: usize,
-    /// Registrations beyond this many traces are refused (`want` returns false and
+    /// Registrations beyond this many traces registered and not yet released are refused (`want` returns false and
     /// `wants_refused` counts them); spans of those traces are then counted as unwanted.
     pub max_traces: usize,
     /// The largest export request accepted, decompressed, on either listener.
@@ -84,7 +85,7 @@ pub struct ReceiverStats {
     /// Every span decoded, whatever became of it.
     pub spans_received: u64,
     pub(crate) spans_kept: u64,
-    /// Spans of traces nobody registered.
+    /// Spans of traces nobody registered, or that arrived after their trace was released.
     pub spans_unwanted: u64,
     /// Spans dropped because their trace already held `max_spans_per_trace`.
     pub spans_over_limit: u64,
@@ -304,6 +305,12 @@ impl TraceSource for ReceiverHandle {
     ) -> impl Future<Output = Result<Option<Trace>, SourceError>> + Send {
         std::future::ready(Ok(self.store.lookup(id)))
     }
+
+    /// Forgets the trace: its spans are dropped, and any that arrive later are counted as
+    /// unwanted.
+    fn release(&self, id: TraceId) {
+        self.store.forget(id);
+    }
 }
 
 impl TraceSource for Receiver {
@@ -316,6 +323,10 @@ impl TraceSource for Receiver {
         id: TraceId,
     ) -> impl Future<Output = Result<Option<Trace>, SourceError>> + Send {
         self.handle.fetch(id)
+    }
+
+    fn release(&self, id: TraceId) {
+        self.handle.release(id);
     }
 }
 

@@ -1,6 +1,6 @@
 //! The traces the harness asked for, and the counters of everything else: spans of wanted traces
-//! are kept up to a limit, all others counted and dropped, so memory stays bounded whatever the
-//! services send.
+//! are kept up to a limit until the verifier releases them, all others counted and dropped, so
+//! memory stays bounded whatever the services send and however long the run.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -190,6 +190,23 @@ impl Store {
         let spans = held.traces.remove(&id).unwrap_or_default();
         held.count -= spans.len();
         spans
+    }
+
+    /// Drops `id`'s spans and frees its place under `max_traces`. Spans that arrive for it later
+    /// are counted as unwanted, as for a trace never registered.
+    pub(super) fn forget(&self, id: TraceId) {
+        if self.shard(id).remove(&id).is_some() {
+            // Only a registered trace is removed, so the count is at least one here.
+            let _ = self
+                .registered
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+    }
+
+    /// How many traces are registered now: wanted and not yet forgotten.
+    #[cfg(test)]
+    pub(super) fn registered(&self) -> usize {
+        self.registered.load(Ordering::Relaxed)
     }
 
     /// A snapshot of the counters; see [`ReceiverHandle::stats`](super::ReceiverHandle::stats).

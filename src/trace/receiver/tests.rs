@@ -789,3 +789,45 @@ fn a_zero_filled_parent_marks_a_root() {
     };
     assert_eq!(SpanIds::of(&zero_span), None);
 }
+
+#[test]
+fn released_traces_are_dropped_so_the_store_holds_only_those_awaited() {
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let store = Store::new(
+        &ReceiverConfig {
+            max_traces: 4,
+            ..ReceiverConfig::default()
+        },
+        loopback,
+        loopback,
+    );
+    // Far more traces than the limit, one after another as a long run's sample arrives: each is
+    // kept while awaited and dropped once released, so none is refused and nothing accumulates.
+    let traces = 10_000_u128;
+    for n in 1..=traces {
+        let id = TraceId(n);
+        assert!(store.want(id), "trace {n} refused");
+        store.ingest(request("core-engine", vec![otlp_span(id, 1, None, "q")]));
+        assert!(store.lookup(id).is_some(), "trace {n} kept while awaited");
+        store.forget(id);
+        assert_eq!(store.lookup(id), None, "trace {n} dropped once released");
+        assert!(store.registered() <= 1);
+    }
+    assert_eq!(store.registered(), 0);
+    let stats = store.stats();
+    assert_eq!((stats.spans_kept, stats.wants_refused), (10_000, 0));
+
+    // A span arriving after its trace was released is counted, not kept.
+    store.ingest(request(
+        "core-engine",
+        vec![otlp_span(TraceId(1), 2, Some(1), "late")],
+    ));
+    assert_eq!(store.lookup(TraceId(1)), None);
+    assert_eq!(store.stats().spans_unwanted, 1);
+    store.forget(TraceId(1));
+    assert_eq!(
+        store.registered(),
+        0,
+        "forgetting twice frees one place once"
+    );
+}
