@@ -46,6 +46,8 @@ fn shard(index: u64, count: u64, values: &[u64], thresholds: &[&str]) -> Shard {
         start_lag_ms: if index == 2 { 1_500 } else { 0 },
         send_lag_histogram: None,
         metrics_checks: false,
+        warmed_up_at_unix_us: None,
+        load_ended_at_unix_us: None,
     };
     result.shard = Some(identity.clone());
     Shard {
