@@ -183,6 +183,28 @@ fn check(gateway: &str, prometheus: &str) {
         "{merged:#}"
     );
 
+    // A fleet whose last warm-up ended at its first send: no scrape can be its baseline, and
+    // the merge says so rather than count warm-up requests as the fleet's.
+    let mut late = read(&files[1]);
+    let first_send = [&read(&files[0]), &late]
+        .iter()
+        .filter_map(|s| s["shard"]["load_started_at_unix_us"].as_u64())
+        .min()
+        .expect("the shards' starts");
+    late["shard"]["warmed_up_at_unix_us"] = Value::from(first_send);
+    let late_file = run.out.join("late-shard-2.json");
+    std::fs::write(&late_file, late.to_string()).expect("late shard");
+    let late_dir = run.out.join("late");
+    let (output, merged) = merge(&[files[0].clone(), late_file], &late_dir, Some(prometheus));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let source = &merged["verification"]["metrics"]["sources"][0];
+    assert!(
+        source["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("the fleet's baseline")),
+        "{source:#}"
+    );
+
     // No Prometheus named: the merge says the metrics were not reconciled, as before.
     let plain_dir = run.out.join("plain");
     let (output, merged) = merge(&files, &plain_dir, None);

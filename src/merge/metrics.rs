@@ -194,7 +194,7 @@ async fn snapshots(
 
 /// The fleet's load window (Unix µs): the last warm-up's end, the first send and the last
 /// shard's end. A shard that did not record its own (it failed first) leaves the window unknown.
-fn window(shards: &[Shard]) -> Result<(u64, u64, u64), String> {
+pub(super) fn window(shards: &[Shard]) -> Result<(u64, u64, u64), String> {
     let mut window: Option<(u64, u64, u64)> = None;
     for shard in shards {
         let id = &shard.identity;
