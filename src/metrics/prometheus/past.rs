@@ -60,7 +60,8 @@ impl PrometheusSource {
         after: SystemTime,
         timeout: Duration,
     ) -> Result<f64, MetricsError> {
-        let deadline = after + timeout;
+        // Never past `timeout` from now, whatever `after` says (a shard result may be edited).
+        let deadline = (after + timeout).min(SystemTime::now() + timeout);
         loop {
             match self.first_scrapes(after).await? {
                 Ok(at) => return Ok(at),
@@ -112,5 +113,104 @@ impl PrometheusSource {
             }
         }
         Ok(Ok(latest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::RawQuery;
+
+    use super::*;
+    use crate::testing::serve;
+
+    /// The moment the server's series were scraped at, and the scrapes after it.
+    const T: f64 = 1_700_000_000.0;
+
+    /// A Prometheus API answering a range selector with scrapes at `T - 1` (up), `T + 0.5`
+    /// (failed) and `T + 1` (up), and anything else with one sample taken at `T`; every query
+    /// string it was sent is kept.
+    async fn prometheus() -> (String, Arc<Mutex<Vec<String>>>) {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&asked);
+        let app = Router::new().fallback(move |RawQuery(query): RawQuery| {
+            let query = query.unwrap_or_default();
+            seen.lock().expect("lock").push(query.clone());
+            async move {
+                let body = if query.contains("%5B") {
+                    format!(
+                        r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"job":"a","instance":"i"}},"values":[[{},"1"],[{},"0"],[{},"1"]]}}]}}}}"#,
+                        T - 1.0,
+                        T + 0.5,
+                        T + 1.0
+                    )
+                } else {
+                    format!(
+                        r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"__name__":"requests_total","job":"a"}},"value":[{T},"{T}"]}}]}}}}"#
+                    )
+                };
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
+            }
+        });
+        (serve(app).await, asked)
+    }
+
+    fn at(seconds: f64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds)
+    }
+
+    #[tokio::test]
+    async fn past_snapshots_ask_for_their_instant_and_check_the_scrape_before_it() {
+        let (url, asked) = prometheus().await;
+        let source =
+            PrometheusSource::new(&url, vec![("a".into(), r#"{job="a"}"#.into())]).expect("source");
+        let snapshot = source.snapshot_at(T + 0.25).await.expect("snapshot");
+        assert_eq!(snapshot[0].sum("requests_total", &[]), T);
+        assert!(
+            asked.lock().expect("lock")[0].ends_with("&time=1700000000.250"),
+            "{:?}",
+            asked.lock().expect("lock")
+        );
+        // The scrape at T follows a warm-up that ended a second before it: a baseline.
+        source
+            .scraped_between(at(T - 1.0), T + 0.25)
+            .await
+            .expect("a scrape between");
+        // A warm-up that ended after it: no scrape in between, and the error says where.
+        let error = source
+            .scraped_between(at(T + 0.1), T + 0.25)
+            .await
+            .expect_err("no scrape between");
+        assert!(
+            matches!(&error, MetricsError::NoScrapeInWindow { selector, .. } if selector == r#"{job="a"}"#),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_scrape_after_a_moment_is_the_first_that_succeeded() {
+        let (url, _) = prometheus().await;
+        let source =
+            PrometheusSource::new(&url, vec![("a".into(), r#"{job="a"}"#.into())]).expect("source");
+        let first = source
+            .first_scrape_after(at(T), Duration::from_secs(1))
+            .await
+            .expect("found");
+        assert_eq!(
+            first,
+            T + 1.0,
+            "the failed scrape at T + 0.5 does not count"
+        );
+        // Nothing after T + 1 succeeded, and the wait for it is long over.
+        let error = source
+            .first_scrape_after(at(T + 1.0), Duration::from_secs(1))
+            .await
+            .expect_err("none after");
+        assert!(
+            error.to_string().contains("no successful scrape"),
+            "{error}"
+        );
     }
 }
