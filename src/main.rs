@@ -160,6 +160,10 @@ struct MergeArgs {
     /// Also write the JSON summary to this file (`-`: stdout)
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
+    /// Reconcile the services' metrics for the whole fleet from this Prometheus, which scraped
+    /// them while the shards ran (over the scenario's verify.metrics.prometheus.url)
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -424,6 +428,7 @@ fn merge(args: MergeArgs) -> ExitCode {
         out_dir: args.out,
         junit: args.junit,
         summary_json: args.summary_json,
+        prometheus: args.prometheus,
     };
     match harness::merge::merge(&args.results, &options) {
         Ok(finished) => {

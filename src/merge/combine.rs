@@ -18,8 +18,36 @@ const LISTED_FAILURES: usize = 50;
 /// The most transport errors a merged kind keeps, as a run's does.
 const KEPT_TRANSPORT_ERRORS: usize = 5;
 
-/// The fleet's result: `shards` checked to be one whole fleet, in any order.
+/// A merged result before its thresholds are judged: what judging them needs besides.
+pub(super) struct Combined {
+    pub(super) result: RunResult,
+    /// The thresholds to judge, as the shards judged them.
+    pub(super) thresholds: Vec<Scoped>,
+    histograms: Vec<(Histogram<u64>, Histogram<u64>)>,
+    all: (Histogram<u64>, Histogram<u64>),
+}
+
+impl Combined {
+    /// The merged result with its thresholds judged on the fleet.
+    pub(super) fn judge(mut self) -> RunResult {
+        self.result.thresholds = threshold::evaluate_stored(
+            &self.thresholds,
+            &self.histograms,
+            (&self.all.0, &self.all.1),
+            &self.result,
+        );
+        self.result
+    }
+}
+
+/// The fleet's result, judged: `shards` checked to be one whole fleet, in any order.
+#[cfg(test)]
 pub(super) fn fleet(shards: &[Shard]) -> Result<RunResult, RunError> {
+    combined(shards).map(Combined::judge)
+}
+
+/// The fleet's result, its thresholds not yet judged.
+pub(super) fn combined(shards: &[Shard]) -> Result<Combined, RunError> {
     let mut shards: Vec<&Shard> = shards.iter().collect();
     shards.sort_by_key(|s| s.identity.index);
     let first = &shards[0].result;
@@ -117,11 +145,11 @@ pub(super) fn fleet(shards: &[Shard]) -> Result<RunResult, RunError> {
         metrics_not_reconciled: shards.iter().any(|s| s.identity.metrics_checks).then(|| {
             "the services' metrics were not reconciled fleet-wide: each shard sees only its \
              own share of the requests the services count, and no fleet-wide metrics source \
-             was read"
+             was read (`harness merge --prometheus URL` reads one)"
                 .to_owned()
         }),
     };
-    let mut merged = RunResult {
+    let merged = RunResult {
         status: status(&shards),
         started_at_unix_ms: shards
             .iter()
@@ -145,14 +173,12 @@ pub(super) fn fleet(shards: &[Shard]) -> Result<RunResult, RunError> {
         fleet: Some(fleet),
         ..first.clone()
     };
-    let thresholds = thresholds(&shards)?;
-    merged.thresholds = threshold::evaluate_stored(
-        &thresholds,
-        &histograms,
-        (&all_latency, &all_service),
-        &merged,
-    );
-    Ok(merged)
+    Ok(Combined {
+        result: merged,
+        thresholds: thresholds(&shards)?,
+        histograms,
+        all: (all_latency, all_service),
+    })
 }
 
 /// Completed when every shard completed; otherwise an incomplete fleet, naming each shard that

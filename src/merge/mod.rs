@@ -18,6 +18,7 @@ use crate::result::{self, RunResult, RunStatus, ShardResult};
 use crate::run::Finished;
 
 mod combine;
+mod metrics;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,9 @@ pub struct MergeOptions {
     pub junit: Option<PathBuf>,
     /// `--summary-json FILE` (`-`: standard output).
     pub summary_json: Option<PathBuf>,
+    /// `--prometheus URL`: the Prometheus that scraped the services while the fleet ran, over
+    /// the scenario's `verify.metrics.prometheus.url`; the fleet's metrics are read from it.
+    pub prometheus: Option<String>,
 }
 
 /// A shard's result with the file it came from.
@@ -43,8 +47,9 @@ pub(crate) struct Shard {
 pub fn merge(paths: &[PathBuf], options: &MergeOptions) -> Result<Finished, RunError> {
     let shards = read_all(paths)?;
     check_fleet(&shards)?;
-    let result = combine::fleet(&shards)?;
-    write(&result, options)
+    let mut combined = combine::combined(&shards)?;
+    metrics::reconcile(&shards, &mut combined, options.prometheus.as_deref())?;
+    write(&combined.judge(), options)
 }
 
 /// Every result, each a shard's; every problem with the files at once.

@@ -46,6 +46,8 @@ fn shard(index: u64, count: u64, values: &[u64], thresholds: &[&str]) -> Shard {
         start_lag_ms: if index == 2 { 1_500 } else { 0 },
         send_lag_histogram: None,
         metrics_checks: false,
+        warmed_up_at_unix_us: None,
+        load_ended_at_unix_us: None,
     };
     result.shard = Some(identity.clone());
     Shard {
@@ -275,4 +277,51 @@ fn the_merged_report_and_summary_show_the_fleet() {
     plain.shard = None;
     let page = crate::report::page::render(&plain, "result.json").expect("renders");
     assert!(!page.contains("<section id=\"fleet\">"));
+}
+
+#[test]
+fn without_a_prometheus_the_fleet_s_metrics_stay_unreconciled() {
+    let mut one = shard(1, 2, &[1_000], &["error_rate < 1%"]);
+    let two = shard(2, 2, &[1_000], &["error_rate < 1%"]);
+    one.identity.metrics_checks = true;
+    let shards = [one, two];
+    let mut combined = combine::combined(&shards).expect("merges");
+    // The fixture's scenario names no Prometheus, and no flag does.
+    metrics::reconcile(&shards, &mut combined, None).expect("nothing to read");
+    assert!(combined.result.verification.metrics.is_none());
+    assert_eq!(combined.thresholds.len(), 1, "no gate added");
+    let note = combined
+        .result
+        .fleet
+        .as_ref()
+        .and_then(|f| f.metrics_not_reconciled.clone());
+    assert!(note.is_some_and(|n| n.contains("--prometheus")));
+    // A --prometheus that is no URL is bad input, named.
+    match metrics::reconcile(&shards, &mut combined, Some("ftp://prometheus")) {
+        Err(RunError::BadInput(message)) => assert!(message.contains("--prometheus"), "{message}"),
+        other => panic!("expected bad input, got {:?}", other.map(|()| "accepted")),
+    }
+}
+
+#[test]
+fn the_fleet_s_load_window_spans_every_shard_or_is_unknown() {
+    let timed = |index: u64, window: (u64, u64, u64)| {
+        let mut shard = shard(index, 2, &[1_000], &[]);
+        shard.identity.warmed_up_at_unix_us = Some(window.0);
+        shard.identity.load_started_at_unix_us = Some(window.1);
+        shard.identity.load_ended_at_unix_us = Some(window.2);
+        shard
+    };
+    let (one, two) = ((900, 1_000, 5_000), (950, 1_100, 4_000));
+    assert_eq!(
+        metrics::window(&[timed(1, one), timed(2, two)]),
+        Ok((950, 1_000, 5_000))
+    );
+    let mut failed = timed(1, one);
+    failed.identity.load_ended_at_unix_us = None;
+    let error = metrics::window(&[failed, timed(2, two)]).expect_err("no window");
+    assert!(
+        error.contains("shard 1/2") && error.contains("no load window"),
+        "{error}"
+    );
 }

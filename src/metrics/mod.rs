@@ -148,6 +148,16 @@ pub enum MetricsError {
     #[error("{url} answered something other than expected: {detail}")]
     Shape { url: String, detail: String },
     #[error(
+        "Prometheus at {url} holds no successful scrape of {selector} between Unix time {after:.3} and {before:.3}: {detail}"
+    )]
+    NoScrapeInWindow {
+        url: String,
+        selector: String,
+        after: f64,
+        before: f64,
+        detail: String,
+    },
+    #[error(
         "Prometheus at {url} had not scraped {selector} successfully after the mark within {timeout:?}: {last}"
     )]
     ScrapeWait {

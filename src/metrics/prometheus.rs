@@ -16,6 +16,8 @@ use super::{
 };
 use crate::tls::TlsSpec;
 
+mod past;
+
 /// Series Prometheus writes for each scrape itself; they describe the scrape, not the service.
 fn is_scrape_bookkeeping(name: &str) -> bool {
     name == "up" || name.starts_with("scrape_")
@@ -254,8 +256,22 @@ impl PrometheusSource {
 
     /// An instant query evaluated at the server's current time.
     pub async fn query(&self, promql: &str) -> Result<QueryResponse, MetricsError> {
+        self.query_at(promql, None).await
+    }
+
+    /// An instant query evaluated at `time` (`time=`, Unix seconds to the millisecond, as
+    /// Prometheus stores its timestamps), or at the server's current time.
+    pub async fn query_at(
+        &self,
+        promql: &str,
+        time: Option<f64>,
+    ) -> Result<QueryResponse, MetricsError> {
         let mut url = self.endpoint("api/v1/query")?;
         url.query_pairs_mut().append_pair("query", promql);
+        if let Some(time) = time {
+            url.query_pairs_mut()
+                .append_pair("time", &format!("{time:.3}"));
+        }
         let (status, body) = self.get(url.clone()).await?;
         parse_query(url.as_str(), status, &body)
     }
@@ -311,8 +327,13 @@ impl PrometheusSource {
         Ok(())
     }
 
-    async fn series(&self, service: &str, selector: &str) -> Result<Snapshot, MetricsError> {
-        let response = self.query(selector).await?;
+    async fn series(
+        &self,
+        service: &str,
+        selector: &str,
+        time: Option<f64>,
+    ) -> Result<Snapshot, MetricsError> {
+        let response = self.query_at(selector, time).await?;
         for warning in &response.warnings {
             tracing::warn!(
                 service,
@@ -371,7 +392,7 @@ impl MetricsSource for PrometheusSource {
     async fn snapshot(&self) -> Result<Vec<Snapshot>, MetricsError> {
         let mut snapshots = Vec::with_capacity(self.targets.len());
         for (service, selector) in &self.targets {
-            snapshots.push(self.series(service, selector).await?);
+            snapshots.push(self.series(service, selector, None).await?);
         }
         Ok(snapshots)
     }

@@ -31,6 +31,14 @@ pub struct ShardResult {
     /// count every shard's requests.
     #[serde(default)]
     pub metrics_checks: bool,
+    /// When this shard's warm-up ended (Unix µs): the fleet's metrics baseline must be a scrape
+    /// after every shard's warm-up and before the first send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmed_up_at_unix_us: Option<u64>,
+    /// When this shard's measured load ended, its last answer received or given up on (Unix
+    /// µs): the fleet's second metrics snapshot is the first scrape after every shard's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_ended_at_unix_us: Option<u64>,
 }
 
 /// A merged result's fleet: what was merged, and what could not be merged exactly.

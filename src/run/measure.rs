@@ -189,6 +189,9 @@ where
     })
     .await
     .map_err(|e| RunError::BadInput(e.to_string()))?;
+    if let Some(sharding) = verify.sharding {
+        sharding.load_ended();
+    }
     progress.finish();
     if let Some(traces) = &scenario.verify.traces {
         progress.note(&format!(

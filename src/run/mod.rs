@@ -285,6 +285,9 @@ pub async fn run(
                 .duration_since(planned)
                 .map_or(0, |late| late.as_millis() as u64);
         }
+        let (warmed_up, ended) = sharding.load_window();
+        identity.warmed_up_at_unix_us = warmed_up.map(shard::unix_us);
+        identity.load_ended_at_unix_us = ended.map(shard::unix_us);
         identity.send_lag_histogram =
             Some(crate::result::encode_histogram(&report.recorder.send_lag));
     }

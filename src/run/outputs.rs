@@ -67,6 +67,8 @@ impl<'a> Outputs<'a> {
             start_lag_ms: 0,
             send_lag_histogram: None,
             metrics_checks: false,
+            warmed_up_at_unix_us: None,
+            load_ended_at_unix_us: None,
         });
         // A shard is asked for its share of the rate.
         let shards = options.shard.map_or(1.0, |shard| shard.count as f64);

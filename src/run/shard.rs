@@ -101,6 +101,9 @@ pub(crate) struct Sharding {
     length: Duration,
     /// The common start, and when this shard's schedule began.
     pub(crate) started: Mutex<Option<(SystemTime, SystemTime)>>,
+    /// When the warm-up ended and when the measured load ended: the window in which the fleet's
+    /// metrics are read (see `crate::merge`).
+    window: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
 }
 
 impl Sharding {
@@ -116,12 +119,17 @@ impl Sharding {
             rendezvous: scenario_dir.join(RENDEZVOUS_FILE),
             length,
             started: Mutex::new(None),
+            window: Mutex::new((None, None)),
         }
     }
 
     /// Waits for the fleet's common start (returned at once when it has passed: the lateness is
     /// recorded rather than the schedule bunched up), and remembers both times.
     pub(crate) async fn wait_for_start(&self, stop: &CancellationToken) -> Result<(), RunError> {
+        // The warm-up is over when the shard comes to wait for the others.
+        if let Ok(mut window) = self.window.lock() {
+            window.0 = Some(SystemTime::now());
+        }
         let planned = match self.given {
             Some(time) => time,
             None => self.rendezvous().map_err(|error| {
@@ -183,6 +191,18 @@ impl Sharding {
         drop(file);
         std::fs::rename(&temporary, &self.rendezvous)?;
         Ok(read()?.unwrap_or(planned))
+    }
+
+    /// Records that the measured load has ended: every answer received or given up on.
+    pub(crate) fn load_ended(&self) {
+        if let Ok(mut window) = self.window.lock() {
+            window.1 = Some(SystemTime::now());
+        }
+    }
+
+    /// When the warm-up ended and when the measured load ended, as far as the shard got.
+    pub(crate) fn load_window(&self) -> (Option<SystemTime>, Option<SystemTime>) {
+        self.window.lock().map_or((None, None), |w| *w)
     }
 
     /// The common start and this shard's lateness against it, once it started.
