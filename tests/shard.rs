@@ -11,24 +11,6 @@ use std::process::Output;
 use serde_json::Value;
 use support::run::Run;
 
-/// The bundled services, launched as an external system would run: the shards reach them by URL.
-async fn services(logs: &Run) -> harness::system::ManagedSystem {
-    std::fs::create_dir_all(&logs.out).expect("log directory");
-    let env = std::collections::BTreeMap::from([
-        ("OTEL_SDK_DISABLED".to_owned(), "true".to_owned()),
-        ("HARNESS_TEST_MARKER".to_owned(), logs.marker.clone()),
-    ]);
-    harness::system::ManagedSystem::start(
-        Path::new(support::run::HARNESS),
-        &env,
-        &harness::system::ServiceLaunch::default(),
-        &harness::system::ServiceLaunch::default(),
-        &logs.out,
-    )
-    .await
-    .expect("services start")
-}
-
 /// Runs shards `indices` of `count` at once against `gateway`, each with `args` besides; their
 /// outputs in shard order.
 fn fleet(run: &Run, gateway: &str, count: u64, indices: &[u64], args: &[&str]) -> Vec<Output> {
@@ -93,7 +75,7 @@ fn histogram(text: &Value) -> hdrhistogram::Histogram<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_against_one_system_merge_into_the_exact_fleet() {
     let logs = Run::new("shard-services");
-    let system = services(&logs).await;
+    let system = support::run::bundled_services(&logs).await;
     let gateway = format!(
         "http://{}",
         system.gateway.address("http").expect("gateway address")

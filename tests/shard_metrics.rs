@@ -13,23 +13,6 @@ use serde_json::Value;
 use support::prometheus::{PrometheusServer, ScrapeTarget};
 use support::run::Run;
 
-async fn services(logs: &Run) -> harness::system::ManagedSystem {
-    std::fs::create_dir_all(&logs.out).expect("log directory");
-    let env = std::collections::BTreeMap::from([
-        ("OTEL_SDK_DISABLED".to_owned(), "true".to_owned()),
-        ("HARNESS_TEST_MARKER".to_owned(), logs.marker.clone()),
-    ]);
-    harness::system::ManagedSystem::start(
-        Path::new(support::run::HARNESS),
-        &env,
-        &harness::system::ServiceLaunch::default(),
-        &harness::system::ServiceLaunch::default(),
-        &logs.out,
-    )
-    .await
-    .expect("services start")
-}
-
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -60,7 +43,7 @@ async fn the_fleet_s_metrics_are_reconciled_from_prometheus() {
         return;
     };
     let logs = Run::new("shard-metrics-services");
-    let system = services(&logs).await;
+    let system = support::run::bundled_services(&logs).await;
     let targets = [
         ScrapeTarget {
             job: engine::gateway::DEFAULT_SERVICE_NAME,

@@ -15,6 +15,7 @@ use crate::metrics::Snapshot;
 use crate::metrics::reconcile::{
     Out, Pair, Reconciliation, Required, by_service, latency, matchers, presence,
 };
+use crate::scenario::Protocol;
 
 mod stream;
 
@@ -43,6 +44,31 @@ pub struct Received {
     pub engine_service: String,
     /// What a stream load received, if the run was one.
     pub stream: Option<StreamReceived>,
+}
+
+impl Received {
+    /// Adds a load's outcomes by their labels: an HTTP status over HTTP, a gRPC code name over
+    /// gRPC. Other labels (transport errors, timeouts) reached no service's counters.
+    pub fn add_outcomes<'a>(
+        &mut self,
+        protocol: Protocol,
+        outcomes: impl IntoIterator<Item = (&'a String, &'a u64)>,
+    ) {
+        for (label, &count) in outcomes {
+            match protocol {
+                Protocol::Http | Protocol::WebSocket => {
+                    if let Ok(status) = label.parse::<u16>() {
+                        *self.http.entry(status).or_default() += count;
+                    }
+                }
+                Protocol::Grpc => {
+                    if code_from_name(label).is_some() {
+                        *self.grpc.entry(label.clone()).or_default() += count;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Default for Received {

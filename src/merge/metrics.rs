@@ -120,20 +120,7 @@ pub(super) fn reconcile(
 fn received(combined: &Combined, protocol: Protocol) -> Received {
     let mut received = Received::default();
     for kind in &combined.result.kinds {
-        for (label, count) in &kind.outcomes {
-            match protocol {
-                Protocol::Http | Protocol::WebSocket => {
-                    if let Ok(status) = label.parse::<u16>() {
-                        *received.http.entry(status).or_default() += count;
-                    }
-                }
-                Protocol::Grpc => {
-                    if engine::status::code_from_name(label).is_some() {
-                        *received.grpc.entry(label.clone()).or_default() += count;
-                    }
-                }
-            }
-        }
+        received.add_outcomes(protocol, &kind.outcomes);
     }
     let service = &combined.result.load.service_time;
     received.client_p99 = (service.count > 0).then(|| Duration::from_micros(service.p99));

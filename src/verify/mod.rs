@@ -620,20 +620,7 @@ fn received(report: &RunReport, protocol: Protocol) -> Received {
         return received;
     }
     for kind in &report.recorder.kinds {
-        for (label, count) in &kind.outcomes {
-            match protocol {
-                Protocol::Http | Protocol::WebSocket => {
-                    if let Ok(status) = label.parse::<u16>() {
-                        *received.http.entry(status).or_default() += count;
-                    }
-                }
-                Protocol::Grpc => {
-                    if engine::status::code_from_name(label).is_some() {
-                        *received.grpc.entry(label.clone()).or_default() += count;
-                    }
-                }
-            }
-        }
+        received.add_outcomes(protocol, &kind.outcomes);
     }
     let service = report.recorder.merged_service_time();
     received.client_p99 =

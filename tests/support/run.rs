@@ -1,7 +1,7 @@
 //! Runs of the `harness` binary in a scratch directory, with a marker in the environment of
 //! everything they start so that leftover processes can be found.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -149,4 +149,23 @@ impl Drop for Run {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.out);
     }
+}
+
+/// The bundled services with tracing off, launched as an external system would run (reached by
+/// URL), their logs under `logs.out`.
+pub(crate) async fn bundled_services(logs: &Run) -> harness::system::ManagedSystem {
+    std::fs::create_dir_all(&logs.out).expect("log directory");
+    let env = std::collections::BTreeMap::from([
+        ("OTEL_SDK_DISABLED".to_owned(), "true".to_owned()),
+        ("HARNESS_TEST_MARKER".to_owned(), logs.marker.clone()),
+    ]);
+    harness::system::ManagedSystem::start(
+        Path::new(HARNESS),
+        &env,
+        &harness::system::ServiceLaunch::default(),
+        &harness::system::ServiceLaunch::default(),
+        &logs.out,
+    )
+    .await
+    .expect("services start")
 }
