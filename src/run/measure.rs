@@ -77,12 +77,7 @@ async fn subscribe(
 ) -> Result<RunReport, RunError> {
     let load = &scenario.load;
     let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
-    let phase_starts = load::schedule::phase_starts(&rate_phases);
-    let labels = phase_labels(load);
-    let progress = Arc::new(Progress::new(
-        quiet,
-        phase_starts.into_iter().zip(labels).collect(),
-    ));
+    let progress = progress(load, &rate_phases, quiet);
     verify
         .verifier
         .before_load(verify.scrape_targets, stop)
@@ -106,16 +101,21 @@ async fn subscribe(
     Ok(report)
 }
 
-/// The progress line's label of each phase.
-fn phase_labels(load: &crate::scenario::Load) -> Vec<String> {
-    load.phases
+/// The progress line, which names each phase from the moment it starts.
+fn progress(load: &crate::scenario::Load, rate_phases: &[RatePhase], quiet: bool) -> Arc<Progress> {
+    let labels = load
+        .phases
         .iter()
         .enumerate()
         .map(|(i, phase)| match phase {
             Phase::Constant { rate, .. } => format!("[phase {} constant {rate}/s]", i + 1),
             Phase::Ramp { from, to, .. } => format!("[phase {} ramp {from}->{to}/s]", i + 1),
-        })
-        .collect()
+        });
+    let starts = load::schedule::phase_starts(rate_phases);
+    Arc::new(Progress::new(
+        quiet,
+        starts.into_iter().zip(labels).collect(),
+    ))
 }
 
 /// The verifier and what it needs between the warm-up and the measured load.
@@ -144,12 +144,7 @@ where
         ..load_plan(load, phases, kinds)
     };
     let rate_phases: Vec<RatePhase> = load.phases.iter().map(rate_phase).collect();
-    let phase_starts = load::schedule::phase_starts(&rate_phases);
-    let labels = phase_labels(load);
-    let progress = Arc::new(Progress::new(
-        quiet,
-        phase_starts.into_iter().zip(labels).collect(),
-    ));
+    let progress = progress(load, &rate_phases, quiet);
     if !load.warmup.is_zero() {
         let rate = load.phases.first().map_or(1.0, Phase::start_rate);
         let warm_kinds = kinds.iter().map(LoadKind::clone).collect();
