@@ -2,13 +2,16 @@
 //! one rustls configuration built from what the scenario says to trust. No OpenSSL is needed.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 /// The most a certificate or key file may hold: PEM bundles are kilobytes.
 const MAX_PEM_BYTES: u64 = 1 << 20;
@@ -77,14 +80,20 @@ pub fn client_config(spec: &TlsSpec) -> Result<ClientConfig, TlsError> {
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Config)?;
-    let builder = if spec.insecure {
-        builder
+    let check = |certificates| {
+        Arc::new(Verifier {
+            certificates,
+            algorithms: provider.signature_verification_algorithms,
+        })
+    };
+    let builder = match (&spec.ca, spec.insecure) {
+        (_, true) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(
-                provider.signature_verification_algorithms,
-            )))
-    } else {
-        builder.with_root_certificates(roots(spec.ca.as_deref())?)
+            .with_custom_certificate_verifier(check(Certificates::AcceptAny)),
+        (Some(ca), false) => builder.with_root_certificates(ca_roots(ca)?),
+        (None, false) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(check(Certificates::SystemRoots)),
     };
     match &spec.identity {
         None => Ok(builder.with_no_client_auth()),
@@ -162,22 +171,29 @@ pub async fn read_body(
     Ok(body.into())
 }
 
-fn roots(ca: Option<&Path>) -> Result<RootCertStore, TlsError> {
+fn ca_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            for cert in certificates(path)? {
-                roots.add(cert).map_err(TlsError::Config)?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            // None found is not an error here: plain-http clients need none, and an https
-            // server then fails its handshake with an unknown issuer.
-            roots.add_parsable_certificates(found.certs);
-        }
+    for cert in certificates(path)? {
+        roots.add(cert).map_err(TlsError::Config)?;
     }
     Ok(roots)
+}
+
+/// The verifier of the system's roots, made when a TLS server is first met and kept for the
+/// process: the store is a few hundred files, which a plain-http run never needs, and every
+/// client of a run (the target, Jaeger, Prometheus, scrapes) shares one copy. `None` when the
+/// system has no roots: an https server then fails its handshake with an unknown issuer.
+fn system_roots() -> Option<&'static Arc<WebPkiServerVerifier>> {
+    static VERIFIER: OnceLock<Option<Arc<WebPkiServerVerifier>>> = OnceLock::new();
+    VERIFIER
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .ok()
+        })
+        .as_ref()
 }
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -221,20 +237,40 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// Accepts every server certificate, still checking that the handshake is signed by its key.
+/// Whose certificates a server may present.
 #[derive(Debug)]
-struct AcceptAny(WebPkiSupportedAlgorithms);
+enum Certificates {
+    /// Any: for test systems only.
+    AcceptAny,
+    /// One issued under the system's roots, read on first use.
+    SystemRoots,
+}
 
-impl ServerCertVerifier for AcceptAny {
+/// Checks a server's certificate as `certificates` says, and always that the handshake is
+/// signed by the certificate's key.
+#[derive(Debug)]
+struct Verifier {
+    certificates: Certificates,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match self.certificates {
+            Certificates::AcceptAny => Ok(ServerCertVerified::assertion()),
+            Certificates::SystemRoots => system_roots()
+                .ok_or(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer,
+                ))?
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+        }
     }
 
     fn verify_tls12_signature(
@@ -243,7 +279,7 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -252,11 +288,11 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -323,5 +359,23 @@ mod tests {
             ..TlsSpec::default()
         };
         assert!(client_config(&spec).is_ok());
+    }
+
+    #[test]
+    fn the_system_roots_refuse_a_self_signed_certificate() {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        let verifier = Verifier {
+            certificates: Certificates::SystemRoots,
+            algorithms: provider().signature_verification_algorithms,
+        };
+        let name = ServerName::try_from("localhost").expect("a server name");
+        let error = verifier
+            .verify_server_cert(certified.cert.der(), &[], &name, &[], UnixTime::now())
+            .expect_err("no system root issued it");
+        assert_eq!(
+            error,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+        );
     }
 }

@@ -52,6 +52,10 @@ impl fmt::Display for Value {
             Value::Float(x) if x.is_infinite() => {
                 f.write_str(if *x > 0.0 { ".inf" } else { "-.inf" })
             }
+            // 1e300 reads better than its 301 digits, and reads back as the same number.
+            Value::Float(x) if x.abs() >= 1e16 || (*x != 0.0 && x.abs() < 1e-5) => {
+                write!(f, "{x:e}")
+            }
             Value::Float(x) => write!(f, "{x}"),
             Value::Str(s) => write!(f, "{s:?}"),
             Value::Seq(items) if items.is_empty() => f.write_str("an empty sequence"),

@@ -630,6 +630,15 @@ fn load_limits_refuse_what_no_run_could_honour() {
         "x.yaml:7:20: load.phases[0].ramp.from: expected at most 1000000 requests per second, got 2000000\n\
          x.yaml:7:29: load.phases[0].ramp.to: expected at most 1000000 requests per second, got 3000000",
     )]);
+    // A huge number is named in a form that can be read, and read back.
+    assert_errors([(
+        edit(&[(
+            "constant: {rate: 50, duration: 2s}",
+            "ramp: {from: 1e300, to: 1.5e308, duration: 1s}",
+        )]),
+        "x.yaml:7:20: load.phases[0].ramp.from: expected at most 1000000 requests per second, got 1e300\n\
+         x.yaml:7:31: load.phases[0].ramp.to: expected at most 1000000 requests per second, got 1.5e308",
+    )]);
     // Every limit itself is allowed.
     let s = parse(
         "x.yaml",
