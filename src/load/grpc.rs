@@ -5,7 +5,6 @@
 //! with no middleware queue, codec or task of its own between the schedule and the connection.
 //! The response message is not decoded: only the status counts.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -20,7 +19,7 @@ use tonic::metadata::MetadataMap;
 use super::connect::{open, tls_connector};
 use super::driver::{Driver, Reply, TRACEPARENT};
 use super::http::BadBase;
-use super::http2::{CallError, Connection, Response, hpack};
+use super::http2::{CallError, Connection, IntMap, Response, hpack};
 use super::outcome::Outcome;
 use super::sample::TraceParent;
 
@@ -47,7 +46,7 @@ pub struct GrpcDriver {
     /// The response metadata key that carries the trace id, read for sampled calls.
     trace_header: Option<HeaderName>,
     /// Each call's header block and framed message, made on its first send.
-    prepared: Mutex<HashMap<usize, Prepared>>,
+    prepared: Mutex<IntMap<usize, Prepared>>,
 }
 
 /// A connection once made, and a lock that lets one call at a time make it.
@@ -90,7 +89,7 @@ impl GrpcDriver {
             connections: (0..connections.max(1)).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
             trace_header: None,
-            prepared: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(IntMap::default()),
         })
     }
 

@@ -8,6 +8,7 @@ mod frame;
 pub(super) mod hpack;
 mod io;
 mod state;
+pub(super) use state::IntMap;
 #[cfg(test)]
 mod tests;
 
