@@ -6,6 +6,7 @@
 
 mod frame;
 pub(super) mod hpack;
+mod huffman;
 mod io;
 mod state;
 pub(super) use state::IntMap;
