@@ -384,8 +384,7 @@ mod tests {
     fn every_symbol_round_trips_and_bad_endings_are_refused() {
         // Encode all 256 symbols, padded with ones, and decode them back.
         let (mut bits, mut n, mut bytes) = (0u64, 0u32, Vec::new());
-        for symbol in 0..256 {
-            let (code, len) = CODES[symbol];
+        for &(code, len) in &CODES[..256] {
             bits = bits << len | u64::from(code);
             n += u32::from(len);
             while n >= 8 {
