@@ -1,24 +1,25 @@
 //! The gRPC driver: any unary method, its request message already encoded, over several HTTP/2
-//! connections (plain or TLS) used round robin. It speaks gRPC over `h2` itself: a call is one
-//! HEADERS and one DATA frame out, and the status read from the trailers (or a trailers-only
-//! answer, or the HTTP status), with no middleware queue, codec or task of its own between the
-//! schedule and the connection. The response message is not decoded: only the status counts.
+//! connections (plain or TLS) used round robin, over this crate's unary HTTP/2 client
+//! ([`super::http2`]): a call is one HEADERS (its block encoded once per call) and one DATA frame
+//! out, and the status read from the trailers (or a trailers-only answer, or the HTTP status),
+//! with no middleware queue, codec or task of its own between the schedule and the connection.
+//! The response message is not decoded: only the status counts.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::{BufMut as _, Bytes, BytesMut};
-use h2::client::SendRequest;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::Uri;
+use hyper::header::HeaderName;
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
-use hyper::{Method, Request, Uri};
 use tokio_rustls::TlsConnector;
 use tonic::Code;
 use tonic::metadata::MetadataMap;
 
-use super::connect::{Io, open, tls_connector};
+use super::connect::{open, tls_connector};
 use super::driver::{Driver, Reply, TRACEPARENT};
-use super::http::{BadBase, MAX_RESPONSE_BYTES};
+use super::http::BadBase;
+use super::http2::{CallError, Connection, IntMap, Response, hpack};
 use super::outcome::Outcome;
 use super::sample::TraceParent;
 
@@ -36,22 +37,40 @@ pub struct GrpcCall {
 /// Calls unary methods over `connections` HTTP/2 connections, round robin. A connection that
 /// fails is made again by the next call that needs it.
 pub struct GrpcDriver {
-    scheme: Scheme,
+    https: bool,
     authority: Authority,
     /// Set for `https://` targets.
     tls: Option<TlsConnector>,
-    connections: Vec<Connection>,
+    connections: Vec<Slot>,
     next: AtomicUsize,
     /// The response metadata key that carries the trace id, read for sampled calls.
     trace_header: Option<HeaderName>,
+    /// Each call's header block and framed message, made on its first send.
+    prepared: Mutex<IntMap<usize, Prepared>>,
 }
 
-/// One HTTP/2 connection: its sender once made, and a lock that lets one call at a time make it.
+/// A connection once made, and a lock that lets one call at a time make it.
 #[derive(Default)]
-struct Connection {
-    sender: Mutex<Option<SendRequest<Bytes>>>,
+struct Slot {
+    current: Mutex<Option<Arc<Connection>>>,
     connecting: tokio::sync::Mutex<()>,
 }
+
+/// A call's frames' contents, encoded once. Keyed by the call's address: the `Weak` keeps that
+/// allocation, so no other call can take the address while the entry lives.
+struct Prepared {
+    _call: Weak<GrpcCall>,
+    head: Bytes,
+    /// The metadata's own `traceparent`, sent only on calls not sampled.
+    traceparent: Bytes,
+    body: Bytes,
+}
+
+/// Call shapes kept prepared; past it the cache starts again (a plan has a handful).
+const MAX_PREPARED: usize = 1_024;
+
+/// How often a call the server did not process is sent again, on the replacing connection.
+const RETRIES: usize = 2;
 
 impl GrpcDriver {
     /// Calls go to `base` (`http://host:port` or `https://host:port`, any path ignored); `tls`
@@ -61,16 +80,16 @@ impl GrpcDriver {
         let (Some(scheme), Some(authority)) = (base.scheme(), base.authority()) else {
             return Err(BadBase(base.to_string()));
         };
-        let tls = (*scheme == Scheme::HTTPS).then(|| tls_connector(tls, &[b"h2"]));
+        let https = *scheme == Scheme::HTTPS;
+        let tls = https.then(|| tls_connector(tls, &[b"h2"]));
         Ok(GrpcDriver {
-            scheme: scheme.clone(),
+            https,
             authority: authority.clone(),
             tls,
-            connections: (0..connections.max(1))
-                .map(|_| Connection::default())
-                .collect(),
+            connections: (0..connections.max(1)).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
             trace_header: None,
+            prepared: Mutex::new(IntMap::default()),
         })
     }
 
@@ -81,124 +100,116 @@ impl GrpcDriver {
         self
     }
 
-    /// A ready sender on `connection`, connecting it first if it has none or its last one failed.
-    async fn sender(&self, connection: &Connection) -> Result<SendRequest<Bytes>, String> {
-        let current = lock(&connection.sender).clone();
-        if let Some(sender) = current {
-            match sender.ready().await {
-                Ok(sender) => return Ok(sender),
-                Err(_) => *lock(&connection.sender) = None,
+    /// A usable connection in `slot`, connecting it first if it has none, or its last one failed
+    /// or is going away. Calls that find it so together make one new connection.
+    async fn connection(&self, slot: &Slot) -> Result<Arc<Connection>, String> {
+        let usable = |slot: &Slot| lock(&slot.current).clone().filter(|c| c.usable());
+        if let Some(connection) = usable(slot) {
+            return Ok(connection);
+        }
+        let _connecting = slot.connecting.lock().await;
+        // Another call may have connected while this one waited.
+        if let Some(connection) = usable(slot) {
+            return Ok(connection);
+        }
+        let io = open(&self.authority, self.tls.as_ref()).await?.io;
+        let trace_name = self
+            .trace_header
+            .as_ref()
+            .map(|n| n.as_str().as_bytes().into());
+        let connection = Arc::new(Connection::handshake(io, trace_name).await?);
+        *lock(&slot.current) = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// The call's header block, metadata `traceparent` and framed message, made once per call.
+    fn prepared(&self, call: &Arc<GrpcCall>) -> (Bytes, Bytes, Bytes) {
+        let key = Arc::as_ptr(call) as usize;
+        let mut prepared = lock(&self.prepared);
+        if let Some(p) = prepared.get(&key) {
+            return (p.head.clone(), p.traceparent.clone(), p.body.clone());
+        }
+        if prepared.len() >= MAX_PREPARED {
+            prepared.clear();
+        }
+        let (head, traceparent) = self.header_block(call);
+        let entry = Prepared {
+            _call: Arc::downgrade(call),
+            head: head.clone(),
+            traceparent: traceparent.clone(),
+            body: frame(&call.message),
+        };
+        let body = entry.body.clone();
+        prepared.insert(key, entry);
+        (head, traceparent, body)
+    }
+
+    /// The request's header block (HPACK, no dynamic table), and apart from it any `traceparent`
+    /// the metadata itself carries.
+    fn header_block(&self, call: &GrpcCall) -> (Bytes, Bytes) {
+        let mut block = Vec::with_capacity(128);
+        hpack::request_start(
+            &mut block,
+            self.https,
+            self.authority.as_str().as_bytes(),
+            call.path.as_str().as_bytes(),
+        );
+        hpack::literal_indexed_name(&mut block, hpack::CONTENT_TYPE, b"application/grpc");
+        hpack::literal(&mut block, b"te", b"trailers");
+        let mut traceparent = Vec::new();
+        for (name, value) in call.metadata.clone().into_headers().iter() {
+            match name.as_str() {
+                "content-type" | "te" => {}
+                TRACEPARENT => {
+                    hpack::literal(&mut traceparent, TRACEPARENT.as_bytes(), value.as_bytes())
+                }
+                name => hpack::literal(&mut block, name.as_bytes(), value.as_bytes()),
             }
         }
-        let _connecting = connection.connecting.lock().await;
-        // Another call may have connected while this one waited.
-        let current = lock(&connection.sender).clone();
-        if let Some(sender) = current {
-            return sender.ready().await.map_err(|e| e.to_string());
-        }
-        let sender = self.connect().await?;
-        *lock(&connection.sender) = Some(sender.clone());
-        sender.ready().await.map_err(|e| e.to_string())
-    }
-
-    async fn connect(&self) -> Result<SendRequest<Bytes>, String> {
-        handshake(open(&self.authority, self.tls.as_ref()).await?.io).await
-    }
-
-    fn request(&self, call: &GrpcCall, trace: Option<&TraceParent>) -> Option<Request<()>> {
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(call.path.clone())
-            .build()
-            .ok()?;
-        let mut request = Request::new(());
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri;
-        let headers = request.headers_mut();
-        *headers = call.metadata.clone().into_headers();
-        headers.insert(
-            hyper::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert(hyper::header::TE, HeaderValue::from_static("trailers"));
-        if let Some(value) = trace.and_then(|t| HeaderValue::try_from(t.header()).ok()) {
-            headers.insert(TRACEPARENT, value);
-        }
-        Some(request)
+        (block.into(), traceparent.into())
     }
 
     /// One call, start to end. No `grpc-timeout` is sent: the server would enforce it and answer
     /// CANCELLED, racing this side's timeout and turning timeouts into answers.
-    async fn call(&self, call: &GrpcCall, trace: Option<&TraceParent>) -> Result<Reply, String> {
+    async fn call(
+        &self,
+        call: &Arc<GrpcCall>,
+        trace: Option<&TraceParent>,
+    ) -> Result<Reply, String> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        let connection = &self.connections[i];
-        let request = || {
-            self.request(call, trace)
-                .ok_or_else(|| format!("{}{}: not a URL", self.authority, call.path))
-        };
-        let failed = |e: h2::Error| {
-            if !e.is_reset() {
-                // The connection itself failed: the next call makes a new one.
-                *lock(&connection.sender) = None;
+        let slot = &self.connections[i];
+        let (head, metadata_traceparent, body) = self.prepared(call);
+        let extra = match trace {
+            Some(trace) => {
+                let mut field = Vec::with_capacity(80);
+                hpack::never_indexed(
+                    &mut field,
+                    TRACEPARENT.as_bytes(),
+                    trace.header().as_bytes(),
+                );
+                Bytes::from(field)
             }
-            e.to_string()
+            None => metadata_traceparent,
         };
-        let mut sender = self.sender(connection).await?;
-        let (response, mut stream) = match sender.send_request(request()?, false) {
-            Ok(sent) => sent,
-            // The connection went away (GOAWAY, or closed) before the call left: it goes on the
-            // connection that replaces it.
-            Err(error) => {
-                failed(error);
-                self.sender(connection)
-                    .await?
-                    .send_request(request()?, false)
-                    .map_err(failed)?
+        let mut attempt = 0;
+        let response = loop {
+            let connection = self.connection(slot).await?;
+            match connection
+                .call(head.clone(), extra.clone(), body.clone(), trace.is_some())
+                .await
+            {
+                // Never processed (GOAWAY, REFUSED_STREAM): it goes on the replacing connection.
+                Err(CallError::Refused) if attempt < RETRIES => attempt += 1,
+                Err(error) => return Err(error.to_string()),
+                Ok(response) => break response,
             }
         };
-        stream
-            .send_data(frame(&call.message), true)
-            .map_err(failed)?;
-        let (head, mut body) = response.await.map_err(failed)?.into_parts();
-        let trace_id = |headers: &HeaderMap| {
-            let name = self.trace_header.as_ref().filter(|_| trace.is_some())?;
-            let value = headers.get(name)?;
-            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
-        };
-        if head.status != hyper::StatusCode::OK {
-            return Ok(Reply {
-                outcome: Outcome::Code(code_of_http_status(head.status)),
-                trace_header: trace_id(&head.headers),
-            });
-        }
-        // A trailers-only answer (an error, typically) carries its status in the headers.
-        if let Some(code) = grpc_status(&head.headers) {
-            return Ok(Reply {
-                outcome: Outcome::Code(code),
-                trace_header: trace_id(&head.headers),
-            });
-        }
-        let mut received = 0usize;
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(failed)?;
-            received += chunk.len();
-            if received > MAX_RESPONSE_BYTES {
-                return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
-            }
-            let _ = body.flow_control().release_capacity(chunk.len());
-        }
-        let trailers = body.trailers().await.map_err(failed)?.unwrap_or_default();
-        let code = grpc_status(&trailers).unwrap_or(Code::Internal);
-        Ok(Reply {
-            outcome: Outcome::Code(code),
-            trace_header: trace_id(&head.headers).or_else(|| trace_id(&trailers)),
-        })
+        Ok(reply(response))
     }
 }
 
 impl Driver for GrpcDriver {
-    type Payload = std::sync::Arc<GrpcCall>;
+    type Payload = Arc<GrpcCall>;
 
     async fn send(&self, call: &Self::Payload, trace: Option<&TraceParent>) -> Reply {
         match self.call(call, trace).await {
@@ -208,23 +219,25 @@ impl Driver for GrpcDriver {
     }
 }
 
-/// An HTTP/2 client handshake on `io`, its connection then driven by a task of its own.
-async fn handshake(io: Box<dyn Io>) -> Result<SendRequest<Bytes>, String> {
-    let (sender, connection) = h2::client::Builder::new()
-        .initial_window_size(1 << 20)
-        .initial_connection_window_size(1 << 24)
-        .handshake(io)
-        .await
-        .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
-    tokio::spawn(async move {
-        // Ends when the connection does; its calls see the failure themselves.
-        let _ = connection.await;
-    });
-    Ok(sender)
+/// The call's gRPC code: the HTTP status mapped if not 200, else `grpc-status` of a trailers-only
+/// answer, else of the trailers (none there is INTERNAL).
+fn reply(response: Response) -> Reply {
+    let code = if response.status != 200 {
+        code_of_http_status(response.status)
+    } else {
+        match response.head_grpc_status.or(response.trailer_grpc_status) {
+            Some(code) => Code::from_i32(code),
+            None => Code::Internal,
+        }
+    };
+    Reply {
+        outcome: Outcome::Code(code),
+        trace_header: response.trace,
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding this lock cannot leave the option half written.
+    // A panic while holding this lock cannot leave the value half written.
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -239,22 +252,9 @@ fn frame(message: &Bytes) -> Bytes {
     framed.freeze()
 }
 
-/// Named once: looking a header up by `&str` parses the name on every call.
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-
-fn grpc_status(headers: &HeaderMap) -> Option<Code> {
-    let value = headers
-        .get(GRPC_STATUS)?
-        .to_str()
-        .ok()?
-        .parse::<i32>()
-        .ok()?;
-    Some(Code::from_i32(value))
-}
-
 /// The gRPC code for an answer that is not HTTP 200, as gRPC's HTTP-to-gRPC status mapping says.
-fn code_of_http_status(status: hyper::StatusCode) -> Code {
-    match status.as_u16() {
+fn code_of_http_status(status: u16) -> Code {
+    match status {
         400 => Code::Internal,
         401 => Code::Unauthenticated,
         403 => Code::PermissionDenied,
@@ -276,25 +276,26 @@ mod tests {
 
     #[test]
     fn http_statuses_map_as_grpc_says() {
-        assert_eq!(
-            code_of_http_status(hyper::StatusCode::NOT_FOUND),
-            Code::Unimplemented
-        );
-        assert_eq!(
-            code_of_http_status(hyper::StatusCode::SERVICE_UNAVAILABLE),
-            Code::Unavailable
-        );
-        assert_eq!(
-            code_of_http_status(hyper::StatusCode::IM_A_TEAPOT),
-            Code::Unknown
-        );
+        assert_eq!(code_of_http_status(404), Code::Unimplemented);
+        assert_eq!(code_of_http_status(503), Code::Unavailable);
+        assert_eq!(code_of_http_status(418), Code::Unknown);
     }
 
     #[test]
-    fn the_status_is_read_from_grpc_status() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(grpc_status(&headers), None);
-        headers.insert("grpc-status", HeaderValue::from_static("5"));
-        assert_eq!(grpc_status(&headers), Some(Code::NotFound));
+    fn the_status_comes_from_http_then_headers_then_trailers() {
+        let response = |status, head, trailer| Response {
+            status,
+            head_grpc_status: head,
+            trailer_grpc_status: trailer,
+            ..Response::default()
+        };
+        let code = |r| match reply(r).outcome {
+            Outcome::Code(code) => code,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code(response(503, Some(0), None)), Code::Unavailable);
+        assert_eq!(code(response(200, Some(5), Some(0))), Code::NotFound);
+        assert_eq!(code(response(200, None, Some(7))), Code::PermissionDenied);
+        assert_eq!(code(response(200, None, None)), Code::Internal);
     }
 }

@@ -8,6 +8,7 @@ mod deadline;
 pub mod driver;
 pub mod grpc;
 pub mod http;
+mod http2;
 pub mod outcome;
 pub mod recorder;
 pub mod reflection;
