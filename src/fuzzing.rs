@@ -80,6 +80,11 @@ pub fn jaeger(data: &[u8], v3: bool) {
     crate::trace::jaeger::fuzz_answer(v3, data);
 }
 
+/// What an HTTP/2 server sends the gRPC driver's connection: frames, header blocks, windows.
+pub fn http2_server(data: &[u8]) {
+    crate::load::fuzz_server_bytes(data);
+}
+
 /// An answer of the Prometheus HTTP API (a query or the target list).
 pub fn prometheus(data: &[u8]) {
     crate::metrics::prometheus::fuzz_answer(data);

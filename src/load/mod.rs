@@ -18,6 +18,9 @@ pub mod schedule;
 pub mod stream;
 mod thread;
 
+#[cfg(fuzzing)]
+pub(crate) use http2::fuzz_server_bytes;
+
 pub use driver::{Driver, Reply};
 pub use grpc::{GrpcCall, GrpcDriver};
 pub use http::{HttpDriver, HttpRequest, HttpVersion};

@@ -9,6 +9,8 @@ pub(super) mod hpack;
 mod huffman;
 mod io;
 mod state;
+#[cfg(fuzzing)]
+pub(crate) use io::fuzz_server_bytes;
 pub(super) use state::IntMap;
 #[cfg(test)]
 mod tests;
