@@ -96,7 +96,7 @@ pub struct HttpDriver {
     pools: Mutex<Vec<Arc<Pool>>>,
     /// Each request of the plan as sent: its pool, path and HTTP/1.1 bytes, by the address of the
     /// request (the entry holds the request, so no other takes its address while it is there).
-    prepared: Mutex<HashMap<usize, (Arc<HttpRequest>, Arc<Prepared>), AddressHash>>,
+    prepared: Mutex<PreparedByAddress>,
     trace_header: HeaderName,
 }
 
@@ -106,6 +106,9 @@ struct Prepared {
     path: PathAndQuery,
     wire: Wire,
 }
+
+/// Prepared requests by the address of the request, each with the request it was made from.
+type PreparedByAddress = HashMap<usize, (Arc<HttpRequest>, Arc<Prepared>), AddressHash>;
 
 /// The most requests kept prepared; more (a plan of that many variants) are prepared per send.
 const MAX_PREPARED: usize = 1 << 16;

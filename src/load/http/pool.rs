@@ -65,7 +65,12 @@ impl Pool {
 
     /// A connection for one exchange: the shared HTTP/2 one, an idle HTTP/1.1 one, or a new one.
     pub(super) async fn checkout(&self, opener: &Opener<'_>) -> Result<Connection, Error> {
-        if let Some((generation, shared)) = self.reusable_shared() {
+        let may_be_h2 = match opener.version {
+            HttpVersion::Http1 => false,
+            HttpVersion::Http2 => true,
+            HttpVersion::Auto => self.origin.scheme == Scheme::HTTPS,
+        };
+        if may_be_h2 && let Some((generation, shared)) = self.reusable_shared() {
             return Ok(Connection::Http2(generation, shared));
         }
         while let Some(mut idle) = lock(&self.idle).pop() {
@@ -74,11 +79,6 @@ impl Pool {
                 return Ok(Connection::Http1(idle));
             }
         }
-        let may_be_h2 = match opener.version {
-            HttpVersion::Http1 => false,
-            HttpVersion::Http2 => true,
-            HttpVersion::Auto => self.origin.scheme == Scheme::HTTPS,
-        };
         if !may_be_h2 {
             return self.open(opener).await;
         }

@@ -3,6 +3,8 @@
 //! end of the connection, counted and dropped as it comes. Every read of the server's bytes is
 //! bounded: the head, each chunk-size line, the trailers and the body.
 
+use std::mem::MaybeUninit;
+
 use httparse::Status;
 
 use super::MAX_RESPONSE_BYTES;
@@ -212,9 +214,15 @@ impl<'a> Reader<'a> {
     /// Reads a head from the start of `input`: `None` if it is not all there yet, else its length
     /// (an informational answer's head is read and passed over).
     fn head(&mut self, input: &[u8]) -> Result<Option<usize>, ResponseError> {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut fields);
-        let n = match response.parse(input) {
+        // Left uninitialised: the parser writes only the fields it finds.
+        let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            input,
+            &mut fields,
+        );
+        let n = match parsed {
             Ok(Status::Complete(n)) if n > MAX_HEAD_BYTES => {
                 return Err(ResponseError::HeadTooLarge);
             }
