@@ -27,11 +27,12 @@ pub(super) struct Http1Conn {
 /// An exchange that failed.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Failure {
-    /// The connection failed or ended before a byte of the answer came: on a kept connection,
-    /// the server closed it before the request left (an idle timeout, a limit of requests per
-    /// connection); the request may go again on a new one.
+    /// The request could not be written: the connection was dead before it left (on a kept
+    /// one, closed by the server since its last exchange), so it may go again on a new one.
     #[error("{0}")]
-    Unanswered(std::io::Error),
+    Unsent(std::io::Error),
+    /// The request left and no whole answer came back. It is not sent again: the server may
+    /// have acted on it, and an answer that never came is what the run must see.
     #[error("{0}")]
     Io(std::io::Error),
     #[error(transparent)]
@@ -81,7 +82,7 @@ impl Http1Conn {
             self.io.write_all(request).await?;
             self.io.flush().await
         };
-        sent.await.map_err(Failure::Unanswered)?;
+        sent.await.map_err(Failure::Unsent)?;
         let mut reader = Reader::new(head_request, trace_header);
         let mut answered = false;
         loop {
@@ -95,7 +96,7 @@ impl Http1Conn {
             match self.io.read_buf(&mut self.buffer).await {
                 Ok(0) => {
                     if !answered {
-                        return Err(Failure::Unanswered(std::io::Error::new(
+                        return Err(Failure::Io(std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
                             "connection closed before the response",
                         )));
@@ -104,8 +105,7 @@ impl Http1Conn {
                     break;
                 }
                 Ok(_) => answered = true,
-                Err(error) if answered => return Err(Failure::Io(error)),
-                Err(error) => return Err(Failure::Unanswered(error)),
+                Err(error) => return Err(Failure::Io(error)),
             }
         }
         let head = reader.done().cloned().ok_or(ResponseError::ClosedEarly)?;
@@ -134,11 +134,8 @@ impl Http1Conn {
 }
 
 impl Failure {
-    /// Nothing came back, and the way it failed is the way a connection the server closed
-    /// fails: the request may be sent once more on a new connection.
+    /// The request never left: it may be sent once more on a new connection.
     pub(super) fn retryable(&self) -> bool {
-        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
-        matches!(self, Failure::Unanswered(error)
-            if matches!(error.kind(), BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof))
+        matches!(self, Failure::Unsent(_))
     }
 }

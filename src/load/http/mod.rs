@@ -245,8 +245,9 @@ impl HttpDriver {
         let exchange = connection.exchange(bytes, wire.head_request, trace_header);
         let (head, reusable) = match exchange.await {
             Ok(answer) => answer,
-            // The kept connection was closed by the server before the request left it: the
-            // request goes once more, on a new connection.
+            // The kept connection was closed by the server before the request could leave
+            // (the close seen only as the request was written): it goes once more, on a new
+            // connection. One that left and got no answer is not sent again.
             Err(failure) if connection.kept() && failure.retryable() => {
                 connection = match pool.open(&opener).await? {
                     Connection::Http1(fresh) => fresh,

@@ -79,21 +79,21 @@ fn status(status: u16) -> Reply {
 }
 
 #[tokio::test]
-async fn a_kept_connection_the_server_closed_is_replaced_and_the_request_sent_once_more() {
+async fn a_kept_connection_the_server_closed_between_requests_is_replaced_and_nothing_is_lost() {
     let (listener, base) = listen().await;
     let received = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&received);
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        // The first connection answers one request, takes the next and closes unanswered (a
-        // keep-alive limit met as the request arrived); the second answers.
+        // The first connection answers one request and is closed (an idle timeout); the second
+        // answers what comes.
         let (mut first, _) = listener.accept().await.expect("accept");
         let mut pending = Vec::new();
         assert!(read_request(&mut first, &mut pending).await);
         counted.fetch_add(1, Ordering::SeqCst);
         first.write_all(OK).await.expect("answer");
-        assert!(read_request(&mut first, &mut pending).await);
-        counted.fetch_add(1, Ordering::SeqCst);
         drop(first);
+        let _ = closed_tx.send(());
         let (mut second, _) = listener.accept().await.expect("accept");
         let mut pending = Vec::new();
         while read_request(&mut second, &mut pending).await {
@@ -104,21 +104,83 @@ async fn a_kept_connection_the_server_closed_is_replaced_and_the_request_sent_on
     let driver = driver(&base, 4);
     let request = post();
     assert_eq!(send(&driver, &request).await, status(200));
+    closed_rx.await.expect("server closed its end");
+    // Time for the close to reach this end: the case of a connection idle for a while.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(send(&driver, &request).await, status(200));
-    // Sent twice: once on the closed connection, once more on the new one.
-    assert_eq!(received.load(Ordering::SeqCst), 3);
-    // A fresh connection that fails the same way is not retried: the failure is the answer.
+    assert_eq!(received.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_request_the_server_took_and_never_answered_is_not_sent_again() {
     let (listener, base) = listen().await;
+    let received = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&received);
     tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.expect("accept");
+        // One request answered; the next taken and its connection closed without an answer.
+        // Whatever comes later is answered.
         let mut pending = Vec::new();
-        read_request(&mut stream, &mut pending).await;
+        let (mut first, _) = listener.accept().await.expect("accept");
+        assert!(read_request(&mut first, &mut pending).await);
+        counted.fetch_add(1, Ordering::SeqCst);
+        first.write_all(OK).await.expect("answer");
+        assert!(read_request(&mut first, &mut pending).await);
+        counted.fetch_add(1, Ordering::SeqCst);
+        drop(first);
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut pending = Vec::new();
+            while read_request(&mut stream, &mut pending).await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(OK).await;
+            }
+        }
     });
-    let reply = send(&self::driver(&base, 4), &request).await;
+    let driver = driver(&base, 4);
+    let request = post();
+    assert_eq!(send(&driver, &request).await, status(200));
+    let reply = send(&driver, &request).await;
     assert!(
         matches!(&reply.outcome, Outcome::Transport(e) if e.contains("closed before the response")),
         "{reply:?}"
     );
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        2,
+        "the request was sent again"
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_could_not_be_written_may_go_again_and_one_that_was_may_not() {
+    let (listener, base) = listen().await;
+    tokio::spawn(async move {
+        // The first connection is reset at once; the second takes a request and closes.
+        let (reset, _) = listener.accept().await.expect("accept");
+        reset.set_zero_linger().expect("SO_LINGER");
+        drop(reset);
+        let (mut taken, _) = listener.accept().await.expect("accept");
+        let mut pending = Vec::new();
+        read_request(&mut taken, &mut pending).await;
+    });
+    let address = base.authority().expect("authority").as_str().to_owned();
+    let mut reset = Http1Conn::new(Box::new(
+        TcpStream::connect(&address).await.expect("connect"),
+    ));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let request = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+    let failure = reset
+        .exchange(request, false, None)
+        .await
+        .expect_err("reset connection");
+    assert!(failure.retryable(), "{failure:?}");
+    let mut taken = Http1Conn::new(Box::new(
+        TcpStream::connect(&address).await.expect("connect"),
+    ));
+    let failure = taken
+        .exchange(request, false, None)
+        .await
+        .expect_err("closed without an answer");
+    assert!(!failure.retryable(), "{failure:?}");
 }
 
 #[tokio::test]
