@@ -29,7 +29,7 @@ pub(super) struct Http1Conn {
 pub(super) enum Failure {
     /// The request could not be written: the connection was dead before it left (on a kept
     /// one, closed by the server since its last exchange), so it may go again on a new one.
-    #[error("{0}")]
+    #[error("sending the request: {0}")]
     Unsent(std::io::Error),
     /// The request left and no whole answer came back. It is not sent again: the server may
     /// have acted on it, and an answer that never came is what the run must see.
