@@ -80,6 +80,11 @@ pub fn jaeger(data: &[u8], v3: bool) {
     crate::trace::jaeger::fuzz_answer(v3, data);
 }
 
+/// An HTTP/1.1 answer, as the HTTP driver reads it from a connection in pieces.
+pub fn http1_answer(data: &[u8]) {
+    crate::load::http::fuzz_answer(data);
+}
+
 /// What an HTTP/2 server sends the gRPC driver's connection: frames, header blocks, windows.
 pub fn http2_server(data: &[u8]) {
     crate::load::fuzz_server_bytes(data);

@@ -14,6 +14,9 @@ mod response;
 mod tests;
 mod wire;
 
+#[cfg(fuzzing)]
+pub(crate) use response::fuzz_answer;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
