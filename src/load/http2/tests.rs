@@ -276,6 +276,14 @@ fn answer_frames(out: &mut Vec<u8>, stream: u32) {
     frame::put_headers(out, stream, &[&trailers], true, 16_384);
 }
 
+/// The server's side of the preface: the client's read, empty SETTINGS sent.
+async fn server_handshake(tcp: &mut TcpStream) {
+    let mut preface = [0; 24];
+    tcp.read_exact(&mut preface).await.unwrap();
+    let mut out = Vec::new();
+    frame::put_settings(&mut out, &[]);
+    tcp.write_all(&out).await.unwrap();
+}
 /// A server that on its first connection answers the first of `n` calls and sends GOAWAY naming
 /// that call's stream as the last, and on later ones answers every call.
 async fn goaway_server(n: usize) -> (SocketAddr, Arc<Seen>) {
@@ -287,11 +295,7 @@ async fn goaway_server(n: usize) -> (SocketAddr, Arc<Seen>) {
         while let Ok((mut tcp, _)) = listener.accept().await {
             let first = counts.connections.fetch_add(1, Ordering::SeqCst) == 0;
             tokio::spawn(async move {
-                let mut preface = [0; 24];
-                tcp.read_exact(&mut preface).await.unwrap();
-                let mut out = Vec::new();
-                frame::put_settings(&mut out, &[]);
-                tcp.write_all(&out).await.unwrap();
+                server_handshake(&mut tcp).await;
                 let mut buf = Vec::new();
                 if first {
                     let streams = read_requests(&mut tcp, &mut buf, n).await;
@@ -336,11 +340,7 @@ async fn a_connection_the_server_closed_is_made_again_by_the_next_call() {
         // The first connection closes after its settings; the second answers.
         for closes in [true, false] {
             let (mut tcp, _) = listener.accept().await.unwrap();
-            let mut preface = [0; 24];
-            tcp.read_exact(&mut preface).await.unwrap();
-            let mut out = Vec::new();
-            frame::put_settings(&mut out, &[]);
-            tcp.write_all(&out).await.unwrap();
+            server_handshake(&mut tcp).await;
             let mut buf = Vec::new();
             let streams = read_requests(&mut tcp, &mut buf, 1).await;
             if closes {
