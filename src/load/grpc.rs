@@ -6,7 +6,7 @@
 //! The response message is not decoded: only the status counts.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 use hyper::Uri;
@@ -19,8 +19,9 @@ use tonic::metadata::MetadataMap;
 use super::connect::{open, tls_connector};
 use super::driver::{Driver, Reply, TRACEPARENT};
 use super::http::BadBase;
-use super::http2::{CallError, Connection, IntMap, Response, hpack};
+use super::http2::{CallError, Connection, Response, hpack};
 use super::outcome::Outcome;
+use super::prepared::PreparedCache;
 use super::sample::TraceParent;
 
 /// One unary call, rendered before the run.
@@ -46,7 +47,7 @@ pub struct GrpcDriver {
     /// The response metadata key that carries the trace id, read for sampled calls.
     trace_header: Option<HeaderName>,
     /// Each call's header block and framed message, made on its first send.
-    prepared: Mutex<IntMap<usize, Prepared>>,
+    prepared: PreparedCache<GrpcCall, Prepared>,
 }
 
 /// A connection once made, and a lock that lets one call at a time make it.
@@ -56,18 +57,14 @@ struct Slot {
     connecting: tokio::sync::Mutex<()>,
 }
 
-/// A call's frames' contents, encoded once. Keyed by the call's address: the `Weak` keeps that
-/// allocation, so no other call can take the address while the entry lives.
+/// A call's frames' contents, encoded once.
+#[derive(Clone)]
 struct Prepared {
-    _call: Weak<GrpcCall>,
     head: Bytes,
     /// The metadata's own `traceparent`, sent only on calls not sampled.
     traceparent: Bytes,
     body: Bytes,
 }
-
-/// Call shapes kept prepared; past it the cache starts again (a plan has a handful).
-const MAX_PREPARED: usize = 1_024;
 
 /// How often a call the server did not process is sent again, on the replacing connection.
 const RETRIES: usize = 2;
@@ -89,7 +86,7 @@ impl GrpcDriver {
             connections: (0..connections.max(1)).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
             trace_header: None,
-            prepared: Mutex::new(IntMap::default()),
+            prepared: PreparedCache::new(),
         })
     }
 
@@ -123,25 +120,16 @@ impl GrpcDriver {
     }
 
     /// The call's header block, metadata `traceparent` and framed message, made once per call.
-    fn prepared(&self, call: &Arc<GrpcCall>) -> (Bytes, Bytes, Bytes) {
-        let key = Arc::as_ptr(call) as usize;
-        let mut prepared = lock(&self.prepared);
-        if let Some(p) = prepared.get(&key) {
-            return (p.head.clone(), p.traceparent.clone(), p.body.clone());
-        }
-        if prepared.len() >= MAX_PREPARED {
-            prepared.clear();
-        }
-        let (head, traceparent) = self.header_block(call);
-        let entry = Prepared {
-            _call: Arc::downgrade(call),
-            head: head.clone(),
-            traceparent: traceparent.clone(),
-            body: frame(&call.message),
-        };
-        let body = entry.body.clone();
-        prepared.insert(key, entry);
-        (head, traceparent, body)
+    fn prepared(&self, call: &Arc<GrpcCall>) -> Prepared {
+        let Ok(prepared) = self.prepared.get_or_prepare(call, |call| {
+            let (head, traceparent) = self.header_block(call);
+            Ok::<_, std::convert::Infallible>(Prepared {
+                head,
+                traceparent,
+                body: frame(&call.message),
+            })
+        });
+        prepared
     }
 
     /// The request's header block (HPACK, no dynamic table), and apart from it any `traceparent`
@@ -178,7 +166,11 @@ impl GrpcDriver {
     ) -> Result<Reply, String> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         let slot = &self.connections[i];
-        let (head, metadata_traceparent, body) = self.prepared(call);
+        let Prepared {
+            head,
+            traceparent: metadata_traceparent,
+            body,
+        } = self.prepared(call);
         let extra = match trace {
             Some(trace) => {
                 let mut field = Vec::with_capacity(80);

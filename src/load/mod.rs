@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod http;
 mod http2;
 pub mod outcome;
+mod prepared;
 pub mod recorder;
 pub mod reflection;
 pub mod runner;

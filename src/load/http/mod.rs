@@ -17,8 +17,6 @@ mod wire;
 #[cfg(fuzzing)]
 pub(crate) use response::fuzz_answer;
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -30,6 +28,7 @@ use tokio_rustls::TlsConnector;
 use super::connect::tls_connector;
 use super::driver::{Driver, Reply};
 use super::outcome::Outcome;
+use super::prepared::PreparedCache;
 use super::sample::TraceParent;
 use pool::{Connection, Opener, Origin, Pool};
 use wire::Wire;
@@ -97,9 +96,8 @@ pub struct HttpDriver {
     connections: usize,
     /// One pool per origin requests went to: the base's, and any absolute URL's.
     pools: Mutex<Vec<Arc<Pool>>>,
-    /// Each request of the plan as sent: its pool, path and HTTP/1.1 bytes, by the address of the
-    /// request (the entry holds the request, so no other takes its address while it is there).
-    prepared: Mutex<PreparedByAddress>,
+    /// Each request of the plan as sent: its pool, path and HTTP/1.1 bytes.
+    prepared: PreparedCache<HttpRequest, Arc<Prepared>>,
     trace_header: HeaderName,
 }
 
@@ -109,12 +107,6 @@ struct Prepared {
     path: PathAndQuery,
     wire: Wire,
 }
-
-/// Prepared requests by the address of the request, each with the request it was made from.
-type PreparedByAddress = HashMap<usize, (Arc<HttpRequest>, Arc<Prepared>), AddressHash>;
-
-/// The most requests kept prepared; more (a plan of that many variants) are prepared per send.
-const MAX_PREPARED: usize = 1 << 16;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -148,7 +140,7 @@ impl HttpDriver {
             tls: tls_connector(tls, alpn),
             connections,
             pools: Mutex::new(Vec::new()),
-            prepared: Mutex::new(HashMap::default()),
+            prepared: PreparedCache::new(),
             trace_header: HeaderName::from_static("x-trace-id"),
         })
     }
@@ -192,28 +184,21 @@ impl HttpDriver {
 
     /// `payload` as sent: prepared on its first send, then looked up.
     fn prepared(&self, payload: &Arc<HttpRequest>) -> Result<Arc<Prepared>, Error> {
-        let address = Arc::as_ptr(payload) as usize;
-        if let Some((_, prepared)) = lock(&self.prepared).get(&address) {
-            return Ok(Arc::clone(prepared));
-        }
-        let (origin, path) = self.target(&payload.uri)?;
-        let wire = Wire::render(
-            &payload.method,
-            &path,
-            &origin.authority,
-            &payload.headers,
-            &payload.body,
-        );
-        let prepared = Arc::new(Prepared {
-            pool: self.pool(origin),
-            path,
-            wire,
-        });
-        let mut cache = lock(&self.prepared);
-        if cache.len() < MAX_PREPARED {
-            cache.insert(address, (Arc::clone(payload), Arc::clone(&prepared)));
-        }
-        Ok(prepared)
+        self.prepared.get_or_prepare(payload, |request| {
+            let (origin, path) = self.target(&request.uri)?;
+            let wire = Wire::render(
+                &request.method,
+                &path,
+                &origin.authority,
+                &request.headers,
+                &request.body,
+            );
+            Ok(Arc::new(Prepared {
+                pool: self.pool(origin),
+                path,
+                wire,
+            }))
+        })
     }
 
     fn opener(&self) -> Opener<'_> {
@@ -266,37 +251,6 @@ impl HttpDriver {
             pool.put_back(connection, self.connections);
         }
         Ok((head.status, head.trace_id))
-    }
-}
-
-/// Hashes a request's address: already unique, it needs no mixing beyond dropping the bits
-/// alignment leaves at zero.
-#[derive(Clone, Copy, Default)]
-struct AddressHash;
-
-impl BuildHasher for AddressHash {
-    type Hasher = AddressHasher;
-
-    fn build_hasher(&self) -> AddressHasher {
-        AddressHasher(0)
-    }
-}
-
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_usize(&mut self, address: usize) {
-        self.0 = (address as u64 >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
