@@ -9,6 +9,7 @@ pub mod driver;
 pub mod grpc;
 pub mod http;
 mod http2;
+mod intmap;
 pub mod outcome;
 mod prepared;
 pub mod recorder;

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::http2::IntMap;
+use super::intmap::IntMap;
 
 /// Payloads kept prepared; a plan with more variants than this prepares the rest on every send.
 const MAX_ENTRIES: usize = 1 << 16;

@@ -11,7 +11,6 @@ mod io;
 mod state;
 #[cfg(fuzzing)]
 pub(crate) use io::fuzz_server_bytes;
-pub(super) use state::IntMap;
 #[cfg(test)]
 mod tests;
 

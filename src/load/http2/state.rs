@@ -2,51 +2,19 @@
 //! calls, their streams and windows, the peer's settings, and the frames waiting to be written.
 //! Calls append their frames here; the task writes whatever has gathered in one write.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::task::Waker;
 
 use bytes::Bytes;
 
 use super::frame::{self, ErrorCode, MAX_WINDOW};
 use super::{CallError, Response};
+use crate::load::intmap::IntMap;
 
 /// Each stream's receive window this client advertises.
 pub(super) const STREAM_WINDOW: u32 = 1 << 20;
 /// The connection's receive window this client keeps.
 pub(super) const CONNECTION_WINDOW: u32 = 1 << 24;
-
-/// A map keyed by integers that are distinct by nature (stream ids, addresses): a multiply
-/// spreads them well enough at a fraction of SipHash's cost, which showed per call.
-pub(in crate::load) type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
-
-#[derive(Default)]
-pub(in crate::load) struct IntHasher(u64);
-
-impl Hasher for IntHasher {
-    fn finish(&self) -> u64 {
-        // The product's high bits are its well-mixed ones; hashbrown indexes with the low ones.
-        self.0 ^ (self.0 >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
 
 /// One call, from its first poll to its end.
 pub(super) struct Call {
