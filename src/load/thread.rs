@@ -62,8 +62,8 @@ fn start() -> Option<Handle> {
 }
 
 /// The scheduler slice the load thread asks for. Its work per wake-up is tens of microseconds, so
-/// it gives nothing up; what it gains is the next send's time. With the default slice (3 ms), a
-/// wake-up on a CPU busy with the system under test may wait for the running thread's slice to
+/// it gives nothing up; what it gains is the next send's time. With the default slice (1.4 ms on
+/// a 2-core machine), a wake-up on a CPU busy with the system under test may wait for the running thread's slice to
 /// end, and that wait is send lag: on a 2-core machine with both cores busy, a sleeping thread's
 /// 99th-percentile lateness went from 0.07–1.6 ms to 0.045 ms with a 100 µs slice
 /// (docs/measurements.md).
