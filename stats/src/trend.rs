@@ -42,7 +42,8 @@ pub fn slope(points: &[(f64, f64)]) -> Option<Estimate> {
             }
         }
     }
-    slopes.sort_by(f64::total_cmp);
+    // In place: a stable sort would allocate scratch as large as the slopes themselves.
+    slopes.sort_unstable_by(f64::total_cmp);
     let estimate = sorted_median(&slopes)?;
     let m = slopes.len();
     let c = kendall_critical(n, TAIL).min(m.div_ceil(2)).max(1);
