@@ -9,8 +9,9 @@
 //! - sleeping until a timer fires, every PERIOD_US microseconds: the whole wake-up as a thread
 //!   paced by a timer pays it (the timer armed, the CPU idle, the interrupt, the switch back in).
 //!
-//! and how late such a thread runs after its timer's time: the least send lag any load generator
-//! that sleeps between sends can have here.
+//! and how late such a thread runs after the time it asked for (counted from just before the timer
+//! is armed, so the arming's few µs are in it): about the least send lag any load generator that
+//! sleeps between sends can have here.
 //!
 //! ```sh
 //! cargo run --release --example wake_cost [-- WAKES [PERIOD_US]]   # defaults: 5000 wakes, 200 µs
