@@ -13,8 +13,11 @@
 //! is armed, so the arming's few µs are in it): about the least send lag any load generator that
 //! sleeps between sends can have here.
 //!
+//! With SLICE_US, the thread first asks for that scheduler slice as the harness's load thread
+//! does (100 µs): run it beside busy loops to see what the slice does to the lateness.
+//!
 //! ```sh
-//! cargo run --release --example wake_cost [-- WAKES [PERIOD_US]]   # defaults: 5000 wakes, 200 µs
+//! cargo run --release --example wake_cost [-- WAKES [PERIOD_US [SLICE_US]]]   # 5000, 200, none
 //! ```
 
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let wakes: u32 = args.next().map_or(Ok(5_000), |a| a.parse())?;
     let period_us: u64 = args.next().map_or(Ok(200), |a| a.parse())?;
+    let slice_us: Option<u64> = args.next().map(|a| a.parse()).transpose()?;
     anyhow::ensure!(
         (1..=1_000_000).contains(&wakes) && (1..=1_000_000).contains(&period_us),
         "WAKES and PERIOD_US must be between 1 and 1,000,000"
@@ -34,6 +38,13 @@ fn main() -> anyhow::Result<()> {
     let period = Duration::from_micros(period_us);
     // As the harness's load thread does: no timer slack, so every wake-up is at its time.
     nix::sys::prctl::set_timerslack(1)?;
+    if let Some(slice_us) = slice_us {
+        let taken = harness::load::ask_for_slice(Duration::from_micros(slice_us));
+        println!(
+            "scheduler slice of {slice_us} µs asked for: {}",
+            if taken { "taken" } else { "refused" }
+        );
+    }
     let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC)?;
 
     let syscall = per_op(200_000, || {

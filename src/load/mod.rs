@@ -31,3 +31,4 @@ pub use recorder::{Completion, KindStats, Recorder, Second, SecondPercentiles};
 pub use runner::{LoadKind, LoadPlan, PlanError, RunReport, Stop, run, run_together};
 pub use sample::{Announce, SampleSink, SampledRequest, Sampling, TraceParent};
 pub use schedule::{Arrival, Arrivals, RatePhase, Schedule, Segment};
+pub use thread::ask_for_slice;

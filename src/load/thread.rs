@@ -54,7 +54,7 @@ fn start() -> Option<Handle> {
         .spawn(move || {
             // Linux's default 50 µs of timer slack would be most of the remaining send lag.
             let _ = nix::sys::prctl::set_timerslack(1);
-            ask_for_a_short_slice();
+            let _ = ask_for_slice(SLICE);
             runtime.block_on(std::future::pending::<()>());
         })
         .ok()?;
@@ -64,25 +64,26 @@ fn start() -> Option<Handle> {
 /// The scheduler slice the load thread asks for. Its work per wake-up is tens of microseconds, so
 /// it gives nothing up; what it gains is the next send's time. With the default slice (1.4 ms on
 /// a 2-core machine), a wake-up on a CPU busy with the system under test may wait for the running thread's slice to
-/// end, and that wait is send lag: on a 2-core machine with both cores busy, a sleeping thread's
-/// 99th-percentile lateness went from 0.07–1.6 ms to 0.045 ms with a 100 µs slice
-/// (docs/measurements.md).
+/// end, and that wait is send lag: with both cores of a 2-core machine busy, a 100 µs slice
+/// lowered a sleeping thread's lateness and the harness's send lag p99 (docs/measurements.md,
+/// "Wake-ups").
 const SLICE: Duration = Duration::from_micros(100);
 
-/// Asks for [`SLICE`] (Linux's custom slices, 6.12 on; no privilege needed), keeping the thread's
-/// policy and nice value. Best effort: an older kernel ignores the request, and a policy other
-/// than the normal one (a user's `chrt`) is left alone.
-fn ask_for_a_short_slice() {
+/// Asks the scheduler to give the calling thread `slice` (Linux's custom slices, 6.12 on; no
+/// privilege needed), keeping its policy and nice value; whether the request was taken. Best
+/// effort: an older kernel ignores it, and a policy other than the normal one (a user's `chrt`)
+/// is left alone. Public so that `examples/wake_cost.rs` measures the load thread's own request.
+pub fn ask_for_slice(slice: Duration) -> bool {
     let Some(mut attr) = scheduling() else {
-        return;
+        return false;
     };
     if attr.sched_policy != libc::SCHED_OTHER as u32 {
-        return;
+        return false;
     }
     attr.sched_flags = 0;
-    attr.sched_runtime = SLICE.as_nanos() as u64;
+    attr.sched_runtime = u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX);
     // SAFETY: `attr` is a valid `sched_attr` of the size it states; pid 0 is the calling thread.
-    let _ = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr, 0) };
+    unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr, 0) == 0 }
 }
 
 /// The calling thread's scheduling attributes, as `sched_getattr` reads them.
@@ -117,7 +118,7 @@ mod tests {
             // SAFETY: a plain system call on the calling thread.
             assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 5) }, 0);
             let before = scheduling().expect("sched_getattr");
-            ask_for_a_short_slice();
+            let _ = ask_for_slice(SLICE);
             let after = scheduling().expect("sched_getattr");
             assert_eq!(after.sched_nice, 5);
             assert_eq!(after.sched_policy, libc::SCHED_OTHER as u32);
