@@ -15,8 +15,9 @@ use crate::system::rss::Series;
 
 /// The share of the measured load left out of the growth estimate, from its start.
 pub const STEADY_AFTER: f64 = 0.2;
-/// The most points the slope is estimated from: it costs n²/2 pairwise slopes, and a longer
-/// series is thinned evenly to this many (every k-th point), which keeps its span.
+/// The most points the slope is estimated from: it takes a few passes over their n²/2 pairwise
+/// slopes (about 20 ms for a thousand), and a longer series is thinned evenly to this many
+/// (every k-th point), which keeps its span.
 pub const MAX_ESTIMATE_POINTS: usize = 1000;
 
 /// The name the harness's own process goes by in the section and in `memory.growth(harness)`.

@@ -8,7 +8,7 @@
 //! (a plateau, then a step) gets an interval narrower than it should, so that its readers should
 //! judge long series rather than short ones.
 
-use crate::{Estimate, TAIL, Z_95, sorted_median};
+use crate::{Estimate, TAIL, Z_95};
 
 /// Fewer points than this cannot give a 95% interval: with four, even the widest interval (the
 /// smallest to the largest slope) covers only 1 − 2/4! ≈ 91.7%.
@@ -21,36 +21,132 @@ const EXACT_UP_TO: usize = 100;
 /// The slope of `y` against `x` (in y's unit per x's unit), with its interval; `None` with fewer
 /// than [`MIN_POINTS`] points with finite coordinates, or when every `x` is the same.
 ///
-/// Pairs with equal `x` give no slope and are left out. Cost: n² / 2 slopes in memory and a sort
-/// of them, so callers bound `n` (a few thousand points at most).
+/// Pairs with equal `x` give no slope and are left out. The n² / 2 slopes are never held at once
+/// (a thousand points have half a million: 4 MB, at the end of a long run): each order statistic
+/// is found in passes that count them, and memory stays a few slopes per point. Time is n² / 2
+/// divisions a pass, so callers bound `n` (a few thousand points at most).
 pub fn slope(points: &[(f64, f64)]) -> Option<Estimate> {
     let p: Vec<(f64, f64)> = points
         .iter()
         .copied()
         .filter(|(x, y)| x.is_finite() && y.is_finite())
         .collect();
-    let n = p.len();
-    if n < MIN_POINTS {
+    if p.len() < MIN_POINTS {
         return None;
     }
-    let mut slopes = Vec::with_capacity(n * (n - 1) / 2);
-    for i in 0..n {
-        for j in i + 1..n {
-            let (dx, dy) = (p[j].0 - p[i].0, p[j].1 - p[i].1);
+    let slopes = Slopes::of(&p)?;
+    let m = slopes.count;
+    let estimate = if m % 2 == 1 {
+        slopes.select(m / 2)
+    } else {
+        (slopes.select(m / 2 - 1) + slopes.select(m / 2)) / 2.0
+    };
+    let c = kendall_critical(p.len(), TAIL).min(m.div_ceil(2)).max(1);
+    Some(Estimate {
+        estimate,
+        low: slopes.select(c - 1),
+        high: slopes.select(m - c),
+    })
+}
+
+/// The slopes between every pair of points with distinct `x`, walked rather than stored, in the
+/// order of [`f64::total_cmp`].
+struct Slopes<'a> {
+    points: &'a [(f64, f64)],
+    /// How many there are.
+    count: usize,
+}
+
+impl<'a> Slopes<'a> {
+    /// `None` when every `x` is the same.
+    fn of(points: &'a [(f64, f64)]) -> Option<Self> {
+        let mut count = 0;
+        each_slope(points, |_| count += 1);
+        (count > 0).then_some(Slopes { points, count })
+    }
+
+    fn each(&self, visit: impl FnMut(f64)) {
+        each_slope(self.points, visit);
+    }
+
+    /// The `k`-th smallest (from 0), by its [`order_key`] a dozen bits at a time: each pass
+    /// counts the slopes that share the key's known leading bits by their next bits, until few
+    /// enough share them to keep and select among. A pass finds the sign and exponent, a second
+    /// or third narrows a cluster to a few slopes per point.
+    fn select(&self, k: usize) -> f64 {
+        let keep = WINDOW_PER_POINT * self.points.len();
+        // The key's leading `known` bits are `prefix`; `below` slopes have smaller keys, and
+        // `inside` share the prefix.
+        let (mut prefix, mut known, mut below, mut inside) = (0u64, 0u32, 0, self.count);
+        let shares =
+            |key: u64, prefix: u64, known: u32| key.checked_shr(64 - known).unwrap_or(0) == prefix;
+        let mut counts = vec![0usize; 1 << RADIX_BITS];
+        while inside > keep && known < 64 {
+            let bits = RADIX_BITS.min(64 - known);
+            let shift = 64 - known - bits;
+            counts.fill(0);
+            self.each(|s| {
+                let key = order_key(s);
+                if shares(key, prefix, known) {
+                    counts[((key >> shift) & ((1 << bits) - 1)) as usize] += 1;
+                }
+            });
+            let mut digit = 0;
+            for (d, &count) in counts.iter().enumerate() {
+                if k < below + count {
+                    (digit, inside) = (d as u64, count);
+                    break;
+                }
+                below += count;
+            }
+            (prefix, known) = (prefix << bits | digit, known + bits);
+        }
+        if known == 64 {
+            return from_order_key(prefix);
+        }
+        let mut window = Vec::with_capacity(inside);
+        self.each(|s| {
+            if shares(order_key(s), prefix, known) {
+                window.push(s);
+            }
+        });
+        *window.select_nth_unstable_by(k - below, f64::total_cmp).1
+    }
+}
+
+fn each_slope(points: &[(f64, f64)], mut visit: impl FnMut(f64)) {
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            let dx = b.0 - a.0;
             if dx != 0.0 {
-                slopes.push(dy / dx);
+                visit((b.1 - a.1) / dx);
             }
         }
     }
-    // In place: a stable sort would allocate scratch as large as the slopes themselves.
-    slopes.sort_unstable_by(f64::total_cmp);
-    let estimate = sorted_median(&slopes)?;
-    let m = slopes.len();
-    let c = kendall_critical(n, TAIL).min(m.div_ceil(2)).max(1);
-    Some(Estimate {
-        estimate,
-        low: slopes[c - 1],
-        high: slopes[m - c],
+}
+
+/// How many slopes per point a selection keeps to select among once it has narrowed their keys.
+const WINDOW_PER_POINT: usize = 8;
+
+/// Bits of a key one counting pass resolves: 4,096 counters.
+const RADIX_BITS: u32 = 12;
+
+/// A key whose unsigned order is [`f64::total_cmp`]'s: the sign bit flipped for positives, every
+/// bit for negatives.
+fn order_key(v: f64) -> u64 {
+    let bits = v.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+fn from_order_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
     })
 }
 
@@ -236,6 +332,81 @@ mod tests {
             }
             assert!(!accepted(lo - span * 0.01 - 1e-9), "n = {n}: below {e:?}");
             assert!(!accepted(hi + span * 0.01 + 1e-9), "n = {n}: above {e:?}");
+        }
+    }
+
+    /// The slope and interval as they were computed before selection: every pairwise slope,
+    /// sorted.
+    fn sorted_slopes(points: &[(f64, f64)]) -> Option<Estimate> {
+        let mut slopes = Vec::new();
+        for i in 0..points.len() {
+            for j in i + 1..points.len() {
+                let (dx, dy) = (points[j].0 - points[i].0, points[j].1 - points[i].1);
+                if dx != 0.0 {
+                    slopes.push(dy / dx);
+                }
+            }
+        }
+        slopes.sort_by(f64::total_cmp);
+        let estimate = crate::sorted_median(&slopes)?;
+        let m = slopes.len();
+        let c = kendall_critical(points.len(), TAIL)
+            .min(m.div_ceil(2))
+            .max(1);
+        Some(Estimate {
+            estimate,
+            low: slopes[c - 1],
+            high: slopes[m - c],
+        })
+    }
+
+    #[test]
+    fn selection_finds_what_sorting_every_slope_finds() {
+        let mut rng = StdRng::seed_from_u64(17);
+        for n in [5, 6, 17, 18, 41, 120, 301] {
+            let continuous: Vec<(f64, f64)> = (0..n)
+                .map(|i| (i as f64, 0.7 * i as f64 + rng.random_range(-3.0..3.0)))
+                .collect();
+            // Whole-page readings: most slopes tie.
+            let quantised: Vec<(f64, f64)> = (0..n)
+                .map(|i| (i as f64, (4096 * rng.random_range(0..4u64)) as f64))
+                .collect();
+            // Repeated instants (pairs left out) and slopes of every sign and size.
+            let wild: Vec<(f64, f64)> = (0..n)
+                .map(|i| {
+                    let y: f64 = rng.random_range(-1.0..1.0) * 10f64.powi(rng.random_range(-6..9));
+                    ((i / 3) as f64, y)
+                })
+                .collect();
+            for (name, points) in [
+                ("continuous", continuous),
+                ("quantised", quantised),
+                ("wild", wild),
+            ] {
+                assert_eq!(slope(&points), sorted_slopes(&points), "{name}, n = {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_order_key_orders_as_total_cmp() {
+        let values = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.0,
+            -f64::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            f64::MIN_POSITIVE,
+            1.0,
+            1e300,
+            f64::INFINITY,
+        ];
+        for pair in values.windows(2) {
+            assert!(order_key(pair[0]) < order_key(pair[1]), "{pair:?}");
+        }
+        for v in values {
+            assert_eq!(from_order_key(order_key(v)).to_bits(), v.to_bits());
         }
     }
 
