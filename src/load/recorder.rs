@@ -14,10 +14,14 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// A latency histogram in microseconds, from 1 µs to an hour at three significant digits: the
-/// one shape every latency of a run is kept in, so that histograms merge.
+/// one shape of every histogram that merges (per kind, across kinds, shards and trials).
 pub fn new_histogram() -> Histogram<u64> {
+    latency_histogram(SIGNIFICANT_DIGITS)
+}
+
+fn latency_histogram(significant_digits: u8) -> Histogram<u64> {
     // Bounds and precision are constants known to be valid.
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGNIFICANT_DIGITS)
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, significant_digits)
         .expect("constant histogram bounds are valid")
 }
 
@@ -147,10 +151,7 @@ impl Second {
     fn record(&mut self, latency: u64) {
         match &mut self.latency {
             SecondLatency::Empty => {
-                let mut histogram = Box::new(
-                    Histogram::new_with_bounds(1, MAX_LATENCY_US, SECOND_SIGNIFICANT_DIGITS)
-                        .expect("constant histogram bounds are valid"),
-                );
+                let mut histogram = Box::new(latency_histogram(SECOND_SIGNIFICANT_DIGITS));
                 histogram.saturating_record(latency);
                 self.latency = SecondLatency::Open(histogram);
             }
