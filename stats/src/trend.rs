@@ -60,13 +60,22 @@ struct Slopes<'a> {
 impl<'a> Slopes<'a> {
     /// `None` when every `x` is the same.
     fn of(points: &'a [(f64, f64)]) -> Option<Self> {
+        let mut slopes = Slopes { points, count: 0 };
         let mut count = 0;
-        each_slope(points, |_| count += 1);
-        (count > 0).then_some(Slopes { points, count })
+        slopes.each(|_| count += 1);
+        slopes.count = count;
+        (count > 0).then_some(slopes)
     }
 
-    fn each(&self, visit: impl FnMut(f64)) {
-        each_slope(self.points, visit);
+    fn each(&self, mut visit: impl FnMut(f64)) {
+        for (i, a) in self.points.iter().enumerate() {
+            for b in &self.points[i + 1..] {
+                let dx = b.0 - a.0;
+                if dx != 0.0 {
+                    visit((b.1 - a.1) / dx);
+                }
+            }
+        }
     }
 
     /// The `k`-th smallest (from 0), by its [`order_key`] a dozen bits at a time: each pass
@@ -111,17 +120,6 @@ impl<'a> Slopes<'a> {
             }
         });
         *window.select_nth_unstable_by(k - below, f64::total_cmp).1
-    }
-}
-
-fn each_slope(points: &[(f64, f64)], mut visit: impl FnMut(f64)) {
-    for (i, a) in points.iter().enumerate() {
-        for b in &points[i + 1..] {
-            let dx = b.0 - a.0;
-            if dx != 0.0 {
-                visit((b.1 - a.1) / dx);
-            }
-        }
     }
 }
 
